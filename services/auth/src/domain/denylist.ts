@@ -1,0 +1,29 @@
+import type { Cache } from "@aviary/runtime/cache/cache";
+
+/** Key under which a revoked session id is denylisted; every service's auth interceptor reads it. */
+export function revokedSessionKey(sessionId: string): string {
+  return `auth:revoked-session:${sessionId}`;
+}
+
+/**
+ * Access tokens are stateless, so revoking a session would only take effect
+ * when its tokens expire. The denylist closes that gap: revoked session ids
+ * are kept in the cache for one access-token lifetime (after which every token
+ * of the session has expired anyway), and the shared auth interceptor rejects
+ * tokens whose `sid` is listed.
+ */
+export interface SessionDenylist {
+  add(sessionIds: string[]): Promise<void>;
+  has(sessionId: string): Promise<boolean>;
+}
+
+export function cacheSessionDenylist(cache: Cache, accessTokenTtlSeconds: number): SessionDenylist {
+  // A minute beyond the token lifetime covers clock skew between services.
+  const ttlSeconds = accessTokenTtlSeconds + 60;
+  return {
+    async add(sessionIds) {
+      await Promise.all(sessionIds.map((id) => cache.set(revokedSessionKey(id), "1", { ttlSeconds })));
+    },
+    has: (sessionId) => cache.exists(revokedSessionKey(sessionId)),
+  };
+}

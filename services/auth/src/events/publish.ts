@@ -1,0 +1,77 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Tx } from "@aviary/runtime/db/database";
+import { enqueueEvent } from "@aviary/runtime/outbox/enqueue";
+import {
+  SessionRevokedReason,
+  SessionRevokedSchema,
+  UserLoggedInSchema,
+  UserRegisteredSchema,
+} from "@aviary/gen/aviary/events/v1/auth_events_pb";
+import { outboxEvents, processedEvents, type sessions } from "../store/schema.ts";
+import type { Identity } from "../domain/identity.ts";
+
+/** The topic of every auth event, keyed by user id (per-account ordering). */
+export const authEventsTopic = "aviary.auth.events";
+
+const tables = { outboxEvents, processedEvents };
+
+/**
+ * Event producers. Each writes to the outbox inside the caller's transaction,
+ * so an event exists exactly when the state change it describes committed.
+ */
+export function userRegistered(tx: Tx, userId: string, identity: Identity, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: userId,
+    schema: UserRegisteredSchema,
+    message: create(UserRegisteredSchema, {
+      userId,
+      email: identity.kind === "email" ? identity.value : "",
+      phone: identity.kind === "phone" ? identity.value : "",
+      registeredAt: timestampFromDate(at),
+    }),
+  });
+}
+
+export function userLoggedIn(tx: Tx, session: { userId: string; id: string; deviceName: string; ipAddress: string }, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: session.userId,
+    schema: UserLoggedInSchema,
+    message: create(UserLoggedInSchema, {
+      userId: session.userId,
+      sessionId: session.id,
+      deviceName: session.deviceName,
+      ipAddress: session.ipAddress,
+      loggedInAt: timestampFromDate(at),
+    }),
+  });
+}
+
+/** The stored reason names, mapped to the event's enum. */
+export const revocationReasons = {
+  logout: SessionRevokedReason.LOGOUT,
+  revoked_by_user: SessionRevokedReason.REVOKED_BY_USER,
+  refresh_token_reuse: SessionRevokedReason.REFRESH_TOKEN_REUSE,
+  password_changed: SessionRevokedReason.PASSWORD_CHANGED,
+  password_reset: SessionRevokedReason.PASSWORD_RESET,
+} as const;
+
+export type RevocationReason = keyof typeof revocationReasons;
+
+export async function sessionsRevoked(tx: Tx, revoked: Array<typeof sessions.$inferSelect>, reason: RevocationReason, at: Date): Promise<void> {
+  for (const session of revoked) {
+    await enqueueEvent(tx, tables, {
+      topic: authEventsTopic,
+      key: session.userId,
+      schema: SessionRevokedSchema,
+      message: create(SessionRevokedSchema, {
+        userId: session.userId,
+        sessionId: session.id,
+        reason: revocationReasons[reason],
+        revokedAt: timestampFromDate(at),
+      }),
+    });
+  }
+}

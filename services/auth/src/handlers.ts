@@ -1,0 +1,371 @@
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { AuthService, type TokenPairSchema } from "@aviary/gen/aviary/auth/v1/auth_pb";
+import type { Database, Tx } from "@aviary/runtime/db/database";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import { requirePrincipal, getPeer } from "@aviary/runtime/context";
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  resourceExhausted,
+  unauthenticated,
+} from "@aviary/runtime/errors";
+import { pageSize, type PageTokens } from "@aviary/runtime/pagination";
+import { IdentityError, identityKey, normaliseIdentity, type Identity, type IdentityOneof } from "./domain/identity.ts";
+import { decoyHash, passwordWeakness, type PasswordHashing } from "./domain/passwords.ts";
+import type { CodeCheck, CodePurpose, OneTimeCodes } from "./domain/codes.ts";
+import type { CodeSender } from "./domain/code-sender.ts";
+import type { AttemptLimiter } from "./domain/attempt-limits.ts";
+import type { KeyRing } from "./domain/signing-keys.ts";
+import { newRefreshToken, hashRefreshToken, signAccessToken, type TokenSettings } from "./domain/tokens.ts";
+import { findUserById, findUserByIdentity, insertUser, markIdentityVerified, setPasswordHash } from "./store/accounts.ts";
+import {
+  findSession,
+  insertRefreshToken,
+  insertSession,
+  listOpenSessions,
+  lockRefreshToken,
+  revokeSession,
+  revokeUserSessions,
+  spendRefreshToken,
+  touchSession,
+  type SessionCursor,
+  type SessionRow,
+} from "./store/sessions.ts";
+import { sessionsRevoked, userLoggedIn, userRegistered, type RevocationReason } from "./events/publish.ts";
+import type { SessionDenylist } from "./domain/denylist.ts";
+
+export interface AuthSettings extends TokenSettings {
+  /** The public base URL of the issuer, for the discovery document. */
+  publicUrl: string;
+}
+
+/** Everything the handlers need; assembled by server.ts, replaced in tests. */
+export interface AuthDeps {
+  database: Database;
+  cache: Cache;
+  keys: KeyRing;
+  codes: OneTimeCodes;
+  sender: CodeSender;
+  hashing: PasswordHashing;
+  denylist: SessionDenylist;
+  pageTokens: PageTokens;
+  limits: {
+    /** Failed logins per identity. */
+    loginPerIdentity: AttemptLimiter;
+    /** Failed logins per client IP. */
+    loginPerIp: AttemptLimiter;
+    /** Codes sent per identity. */
+    codesPerIdentity: AttemptLimiter;
+  };
+  settings: AuthSettings;
+  now?: () => Date;
+}
+
+export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthService> {
+  const now = deps.now ?? (() => new Date());
+  const { db } = deps.database;
+  const decoy = decoyHash(deps.hashing);
+
+  /** Normalises the request's identity, turning a bad one into a field violation. */
+  function identityOf(request: { identity: IdentityOneof }): Identity {
+    try {
+      return normaliseIdentity(request.identity);
+    } catch (error) {
+      if (error instanceof IdentityError) throw invalidArgument([{ field: error.field, description: error.message }]);
+      throw error;
+    }
+  }
+
+  function rejectWeak(field: string, password: string, identity?: Identity): void {
+    const weakness = passwordWeakness(password, identity);
+    if (weakness !== undefined) throw invalidArgument([{ field, description: `password ${weakness}` }]);
+  }
+
+  async function enforce(limiter: AttemptLimiter, subject: string, message: string): Promise<void> {
+    const state = await limiter.state(subject);
+    if (state.blocked) throw resourceExhausted(message, state.retryAfterSeconds);
+  }
+
+  /** Sends a code for `purpose` unless the identity asked for too many already. */
+  async function sendCode(purpose: CodePurpose, identity: Identity, send: boolean): Promise<void> {
+    const subject = `${purpose}:${identityKey(identity)}`;
+    await enforce(deps.limits.codesPerIdentity, subject, "too many codes requested for this identity");
+    await deps.limits.codesPerIdentity.count(subject);
+    if (!send) return;
+    const code = await deps.codes.issue(purpose, identity);
+    await deps.sender.send({ to: identity, purpose, code, expiresInSeconds: deps.codes.ttlSeconds });
+  }
+
+  /** Turns a failed code check into the error the client sees. */
+  function codeError(check: Exclude<CodeCheck, "ok">): Error {
+    switch (check) {
+      case "mismatch":
+        return invalidArgument([{ field: "code", description: "code is incorrect" }]);
+      case "missing":
+        return failedPrecondition("no valid code for this identity; request a new one");
+      case "locked":
+        return resourceExhausted("too many wrong codes; request a new one", deps.codes.ttlSeconds);
+    }
+  }
+
+  /** Opens a session with its first refresh token, in the caller's transaction. */
+  async function openSession(tx: Tx, userId: string, deviceName: string, context: HandlerContext) {
+    const at = now();
+    const peer = getPeer(context);
+    const session = {
+      id: crypto.randomUUID(),
+      userId,
+      deviceName,
+      ipAddress: peer.ip,
+      userAgent: peer.userAgent,
+      createdAt: at,
+      expiresAt: new Date(at.getTime() + deps.settings.refreshTokenTtlSeconds * 1000),
+    };
+    await insertSession(tx, session);
+    const refresh = newRefreshToken();
+    await insertRefreshToken(tx, { sessionId: session.id, hash: refresh.hash, expiresAt: session.expiresAt });
+    await userLoggedIn(tx, session, at);
+    return { session, refreshToken: refresh.token };
+  }
+
+  async function tokenPair(userId: string, sessionId: string, refreshToken: string): Promise<MessageInitShape<typeof TokenPairSchema>> {
+    return {
+      accessToken: await signAccessToken(deps.keys, deps.settings, { userId, sessionId }, now()),
+      tokenType: "Bearer",
+      expiresInSeconds: deps.settings.accessTokenTtlSeconds,
+      refreshToken,
+      refreshExpiresInSeconds: deps.settings.refreshTokenTtlSeconds,
+    };
+  }
+
+  /** Revokes sessions in a transaction, emits events, then denylists their access tokens. */
+  async function revoke(select: (tx: Tx, at: Date) => Promise<SessionRow[]>, reason: RevocationReason): Promise<SessionRow[]> {
+    const revoked = await db.transaction(async (tx) => {
+      const at = now();
+      const rows = await select(tx, at);
+      await sessionsRevoked(tx, rows, reason, at);
+      return rows;
+    });
+    await deps.denylist.add(revoked.map((row) => row.id));
+    return revoked;
+  }
+
+  return {
+    async register(request) {
+      const identity = identityOf(request);
+      rejectWeak("password", request.password, identity);
+      const passwordHash = await deps.hashing.hash(request.password);
+      const user = await db.transaction(async (tx) => {
+        const inserted = await insertUser(tx, identity, passwordHash);
+        if (inserted === undefined) throw alreadyExists(`an account with this ${identity.kind} already exists`);
+        await userRegistered(tx, inserted.id, identity, inserted.createdAt);
+        return inserted;
+      });
+      await sendCode("verify", identity, true);
+      return { userId: user.id, identity: identity.value, verificationRequired: true };
+    },
+
+    async sendVerificationCode(request) {
+      const identity = identityOf(request);
+      const user = await findUserByIdentity(db, identity);
+      const verified = identity.kind === "email" ? user?.emailVerifiedAt : user?.phoneVerifiedAt;
+      // Unknown or already verified identities get the same answer, without a message.
+      await sendCode("verify", identity, user !== undefined && (verified ?? null) === null);
+      return { expiresInSeconds: deps.codes.ttlSeconds };
+    },
+
+    async verifyIdentity(request) {
+      const identity = identityOf(request);
+      const user = await findUserByIdentity(db, identity);
+      const check = user === undefined ? "missing" : await deps.codes.check("verify", identity, request.code);
+      if (check !== "ok" || user === undefined) throw codeError(check === "ok" ? "missing" : check);
+      await markIdentityVerified(db, user.id, identity, now());
+      return { userId: user.id };
+    },
+
+    async login(request, context) {
+      const identity = identityOf(request);
+      const ip = getPeer(context).ip;
+      await enforce(deps.limits.loginPerIdentity, identityKey(identity), "too many failed logins for this account");
+      await enforce(deps.limits.loginPerIp, ip, "too many failed logins from this address");
+      const user = await findUserByIdentity(db, identity);
+      const matches = await deps.hashing.verify(user?.passwordHash ?? (await decoy), request.password);
+      if (user === undefined || !matches) {
+        await deps.limits.loginPerIdentity.count(identityKey(identity));
+        await deps.limits.loginPerIp.count(ip);
+        throw unauthenticated("wrong email, phone or password");
+      }
+      await deps.limits.loginPerIdentity.reset(identityKey(identity));
+      const opened = await db.transaction((tx) => openSession(tx, user.id, request.deviceName, context));
+      return {
+        userId: user.id,
+        sessionId: opened.session.id,
+        tokens: await tokenPair(user.id, opened.session.id, opened.refreshToken),
+      };
+    },
+
+    async refresh(request) {
+      const at = now();
+      const outcome = await db.transaction(async (tx) => {
+        const token = await lockRefreshToken(tx, hashRefreshToken(request.refreshToken));
+        if (token === undefined) return { kind: "unknown" } as const;
+        const session = await findSession(tx, token.sessionId);
+        if (session === undefined || session.revokedAt !== null || session.expiresAt <= at || token.expiresAt <= at) {
+          return { kind: "ended" } as const;
+        }
+        if (token.spentAt !== null) {
+          // A spent token came back: it was stolen or leaked. End the whole family.
+          const revoked = await revokeSession(tx, session.userId, session.id, "refresh_token_reuse", at);
+          await sessionsRevoked(tx, revoked, "refresh_token_reuse", at);
+          return { kind: "reused", sessionId: session.id } as const;
+        }
+        await spendRefreshToken(tx, token.id, at);
+        const next = newRefreshToken();
+        await insertRefreshToken(tx, { sessionId: session.id, hash: next.hash, expiresAt: session.expiresAt });
+        await touchSession(tx, session.id, at);
+        return { kind: "rotated", userId: session.userId, sessionId: session.id, refreshToken: next.token } as const;
+      });
+      switch (outcome.kind) {
+        case "unknown":
+          throw unauthenticated("refresh token is not valid");
+        case "ended":
+          throw unauthenticated("session has ended; sign in again");
+        case "reused":
+          await deps.denylist.add([outcome.sessionId]);
+          throw unauthenticated("refresh token was already used; the session has been revoked");
+        case "rotated":
+          return { tokens: await tokenPair(outcome.userId, outcome.sessionId, outcome.refreshToken) };
+      }
+    },
+
+    async logout(_request, context) {
+      const principal = requirePrincipal(context);
+      await revoke((tx, at) => revokeSession(tx, principal.userId, principal.sessionId, "logout", at), "logout");
+      return {};
+    },
+
+    async getMe(_request, context) {
+      const principal = requirePrincipal(context);
+      const user = await findUserById(db, principal.userId);
+      if (user === undefined) throw unauthenticated("account no longer exists");
+      return {
+        userId: user.id,
+        sessionId: principal.sessionId,
+        email: user.email ?? "",
+        emailVerified: user.emailVerifiedAt !== null,
+        phone: user.phone ?? "",
+        phoneVerified: user.phoneVerifiedAt !== null,
+        createdAt: timestampFromDate(user.createdAt),
+      };
+    },
+
+    async listSessions(request, context) {
+      const principal = requirePrincipal(context);
+      const limit = pageSize(request.pageSize, { default: 20, max: 100 });
+      const after = request.pageToken === "" ? undefined : deps.pageTokens.decode(request.pageToken, parseSessionCursor);
+      const rows = await listOpenSessions(db, principal.userId, now(), limit + 1, after);
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        sessions: page.map((row) => ({
+          sessionId: row.id,
+          deviceName: row.deviceName,
+          ipAddress: row.ipAddress,
+          userAgent: row.userAgent,
+          createdAt: timestampFromDate(row.createdAt),
+          lastUsedAt: timestampFromDate(row.lastUsedAt),
+          current: row.id === principal.sessionId,
+        })),
+        nextPageToken:
+          rows.length > limit && last !== undefined
+            ? deps.pageTokens.encode({ createdAt: last.createdAt.toISOString(), id: last.id } satisfies SessionCursor)
+            : "",
+      };
+    },
+
+    async revokeSession(request, context) {
+      const principal = requirePrincipal(context);
+      const revoked = await revoke((tx, at) => revokeSession(tx, principal.userId, request.sessionId, "revoked_by_user", at), "revoked_by_user");
+      if (revoked.length === 0) {
+        // Already revoked is fine (idempotent); someone else's or no session is not found, alike.
+        const session = await findSession(db, request.sessionId);
+        if (session === undefined || session.userId !== principal.userId) throw notFound("no such session");
+      }
+      return {};
+    },
+
+    async requestPasswordReset(request) {
+      const identity = identityOf(request);
+      const user = await findUserByIdentity(db, identity);
+      await sendCode("password_reset", identity, user !== undefined);
+      return { expiresInSeconds: deps.codes.ttlSeconds };
+    },
+
+    async resetPassword(request) {
+      const identity = identityOf(request);
+      // Judge the new password before spending the code on it.
+      rejectWeak("new_password", request.newPassword, identity);
+      const user = await findUserByIdentity(db, identity);
+      const check = user === undefined ? "missing" : await deps.codes.check("password_reset", identity, request.code);
+      if (check !== "ok" || user === undefined) throw codeError(check === "ok" ? "missing" : check);
+      const passwordHash = await deps.hashing.hash(request.newPassword);
+      await revoke(async (tx, at) => {
+        await setPasswordHash(tx, user.id, passwordHash, at);
+        return revokeUserSessions(tx, user.id, "password_reset", at);
+      }, "password_reset");
+      await deps.limits.loginPerIdentity.reset(identityKey(identity));
+      return {};
+    },
+
+    async changePassword(request, context) {
+      const principal = requirePrincipal(context);
+      const user = await findUserById(db, principal.userId);
+      if (user === undefined) throw unauthenticated("account no longer exists");
+      const subject = `user:${user.id}`;
+      await enforce(deps.limits.loginPerIdentity, subject, "too many wrong passwords for this account");
+      if (!(await deps.hashing.verify(user.passwordHash, request.currentPassword))) {
+        await deps.limits.loginPerIdentity.count(subject);
+        throw invalidArgument([{ field: "current_password", description: "current password is incorrect" }]);
+      }
+      const identity: Identity | undefined =
+        user.email !== null ? { kind: "email", value: user.email } : user.phone !== null ? { kind: "phone", value: user.phone } : undefined;
+      rejectWeak("new_password", request.newPassword, identity);
+      if (request.newPassword === request.currentPassword) {
+        throw invalidArgument([{ field: "new_password", description: "new password must differ from the current one" }]);
+      }
+      const passwordHash = await deps.hashing.hash(request.newPassword);
+      await revoke(async (tx, at) => {
+        await setPasswordHash(tx, user.id, passwordHash, at);
+        return revokeUserSessions(tx, user.id, "password_changed", at, principal.sessionId);
+      }, "password_changed");
+      return {};
+    },
+
+    getJwks() {
+      return { keys: deps.keys.jwks().keys };
+    },
+
+    getOpenIdConfiguration() {
+      return {
+        issuer: deps.settings.issuer,
+        jwksUri: `${deps.settings.publicUrl}/.well-known/jwks.json`,
+        tokenEndpoint: `${deps.settings.publicUrl}/v1/auth/login`,
+        idTokenSigningAlgValuesSupported: ["ES256"],
+        responseTypesSupported: ["token"],
+        subjectTypesSupported: ["public"],
+      };
+    },
+  };
+}
+
+function parseSessionCursor(value: unknown): SessionCursor {
+  if (typeof value === "object" && value !== null) {
+    const { createdAt, id } = value as Record<string, unknown>;
+    if (typeof createdAt === "string" && !Number.isNaN(Date.parse(createdAt)) && typeof id === "string") return { createdAt, id };
+  }
+  throw new Error("malformed session cursor");
+}

@@ -1,0 +1,210 @@
+// Wiring of the auth service: configuration → adapters → domain → server.
+// Everything else in this folder is plain functions this file connects.
+import { fileURLToPath } from "node:url";
+import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
+import { duration, int, loadConfig, oneOf, optionalString, port, string, type ConfigOf } from "@aviary/runtime/config";
+import { createLogger, type Logger } from "@aviary/runtime/log";
+import { startTelemetry } from "@aviary/runtime/telemetry";
+import { respond, startServer, type RunningServer } from "@aviary/runtime/server";
+import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
+import { createPageTokens } from "@aviary/runtime/pagination";
+import { openDatabase } from "@aviary/runtime/db/open";
+import { openEventBus } from "@aviary/runtime/bus/open";
+import { openCache } from "@aviary/runtime/cache/open";
+import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
+import type { Database } from "@aviary/runtime/db/database";
+import type { EventBus } from "@aviary/runtime/bus/bus";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import { createAuthHandlers } from "./handlers.ts";
+import { loadKeyRing } from "./domain/signing-keys.ts";
+import { cacheOneTimeCodes } from "./domain/codes.ts";
+import { fileCodeSender, type CodeSender } from "./domain/code-sender.ts";
+import { cacheAttemptLimiter } from "./domain/attempt-limits.ts";
+import { cacheSessionDenylist } from "./domain/denylist.ts";
+import { argon2idHashing } from "./domain/passwords.ts";
+import { findSession } from "./store/sessions.ts";
+import { outboxEvents } from "./store/schema.ts";
+
+export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
+
+/** Procedures callable without an access token. */
+export const publicProcedures = [
+  "Register",
+  "SendVerificationCode",
+  "VerifyIdentity",
+  "Login",
+  "Refresh",
+  "RequestPasswordReset",
+  "ResetPassword",
+  "GetJwks",
+  "GetOpenIdConfiguration",
+].map((method) => `${AuthService.typeName}/${method}`);
+
+/** Every setting of the auth service, from the environment (see README "Configuration"). */
+export const authConfigSpec = {
+  host: string("AUTH_HOST", { default: "127.0.0.1" }),
+  port: port("AUTH_PORT", { default: 8081 }),
+  publicUrl: string("AUTH_PUBLIC_URL", { default: "http://127.0.0.1:8081" }),
+  issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
+  audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  accessTokenTtlMs: duration("AUTH_ACCESS_TOKEN_TTL", { default: "15m", min: "1m", max: "1h" }),
+  refreshTokenTtlMs: duration("AUTH_REFRESH_TOKEN_TTL", { default: "30d", min: "1h", max: "365d" }),
+  keyRotationMs: duration("AUTH_KEY_ROTATION_INTERVAL", { default: "30d", min: "1h" }),
+  codeTtlMs: duration("AUTH_CODE_TTL", { default: "10m", min: "1s", max: "1d" }),
+  codeMaxAttempts: int("AUTH_CODE_MAX_ATTEMPTS", { default: 5, min: 1, max: 20 }),
+  codesPerHour: int("AUTH_CODES_PER_HOUR", { default: 5, min: 1 }),
+  loginFailuresPerIdentity: int("AUTH_LOGIN_FAILURES_PER_IDENTITY", { default: 5, min: 1 }),
+  loginFailuresPerIp: int("AUTH_LOGIN_FAILURES_PER_IP", { default: 50, min: 1 }),
+  loginFailureWindowMs: duration("AUTH_LOGIN_FAILURE_WINDOW", { default: "15m", min: "1s" }),
+  passwordMemoryKiB: int("AUTH_ARGON2_MEMORY_KIB", { default: 19456, min: 1024 }),
+  passwordPasses: int("AUTH_ARGON2_PASSES", { default: 2, min: 1 }),
+  codeSink: string("AUTH_CODE_SINK", { default: ".dev/codes.jsonl" }),
+  pageTokenSecret: optionalString("PAGE_TOKEN_SECRET"),
+  trustedProxyHops: int("TRUSTED_PROXY_HOPS", { default: 0, min: 0, max: 5 }),
+  databaseUrl: optionalString("DATABASE_URL"),
+  pgliteDir: optionalString("PGLITE_DIR"),
+  redisUrl: optionalString("REDIS_URL"),
+  kafkaBrokers: optionalString("KAFKA_BROKERS"),
+  otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
+  logLevel: oneOf("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], { default: "info" }),
+};
+
+export type AuthConfig = ConfigOf<typeof authConfigSpec>;
+
+export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthConfig {
+  return loadConfig(authConfigSpec, env);
+}
+
+/** Adapters can be handed in (the dev launcher shares one PGlite and one bus across services). */
+export interface AuthAdapters {
+  database?: Database;
+  cache?: Cache;
+  bus?: EventBus;
+  sender?: CodeSender;
+  logger?: Logger;
+}
+
+export interface RunningAuthService extends RunningServer {
+  readonly database: Database;
+  readonly cache: Cache;
+  readonly bus: EventBus;
+  /** Rotates the signing key now (operators, tests). */
+  rotateSigningKey(): Promise<string>;
+  /** Resolves once every committed event has been handed to the bus. */
+  eventsFlushed(timeoutMs?: number): Promise<void>;
+}
+
+export async function startAuthService(config: AuthConfig, adapters: AuthAdapters = {}): Promise<RunningAuthService> {
+  const logger = adapters.logger ?? createLogger("auth", config.logLevel);
+  const telemetry = startTelemetry({ serviceName: "auth", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
+  const owned: Array<{ close(): Promise<void> }> = [];
+  const own = <T extends { close(): Promise<void> }>(resource: T): T => {
+    owned.push(resource);
+    return resource;
+  };
+
+  const database =
+    adapters.database ??
+    own(await openDatabase({ ...(config.databaseUrl ? { url: config.databaseUrl } : {}), ...(config.pgliteDir ? { dataDir: config.pgliteDir } : {}), logger }));
+  const cache = adapters.cache ?? own(await openCache({ ...(config.redisUrl ? { url: config.redisUrl } : {}) }));
+  const bus =
+    adapters.bus ??
+    own(await openEventBus({ clientId: "auth", ...(config.kafkaBrokers ? { brokers: config.kafkaBrokers.split(",") } : {}), logger }));
+  await database.migrate(migrationsFolder, { schema: "auth" });
+
+  const accessTokenTtlSeconds = Math.round(config.accessTokenTtlMs / 1000);
+  const keys = await loadKeyRing(database.db, {
+    accessTokenTtlSeconds,
+    rotationIntervalSeconds: Math.round(config.keyRotationMs / 1000),
+  });
+  // Every instance re-reads the ring each minute: rotations by other instances
+  // are picked up, and a due rotation happens even on a long-running process.
+  const reloadKeys = setInterval(() => keys.reload().catch((err: unknown) => logger.warn({ err }, "signing key reload failed")), 60_000);
+  reloadKeys.unref();
+
+  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
+  const denylist = cacheSessionDenylist(cache, accessTokenTtlSeconds);
+  const window = Math.round(config.loginFailureWindowMs / 1000);
+  if (config.pageTokenSecret === undefined) {
+    logger.warn("PAGE_TOKEN_SECRET is not set: using a random one, so page tokens do not survive a restart or cross instances");
+  }
+
+  const handlers = createAuthHandlers({
+    database,
+    cache,
+    keys,
+    codes: cacheOneTimeCodes(cache, { ttlSeconds: Math.round(config.codeTtlMs / 1000), maxAttempts: config.codeMaxAttempts }),
+    sender: adapters.sender ?? fileCodeSender(config.codeSink),
+    hashing: argon2idHashing({ memoryKiB: config.passwordMemoryKiB, passes: config.passwordPasses }),
+    denylist,
+    pageTokens: createPageTokens(config.pageTokenSecret ?? crypto.randomUUID() + crypto.randomUUID(), `${AuthService.typeName}/ListSessions`),
+    limits: {
+      loginPerIdentity: cacheAttemptLimiter(cache, "login-identity", { limit: config.loginFailuresPerIdentity, windowSeconds: window }),
+      loginPerIp: cacheAttemptLimiter(cache, "login-ip", { limit: config.loginFailuresPerIp, windowSeconds: window }),
+      codesPerIdentity: cacheAttemptLimiter(cache, "codes", { limit: config.codesPerHour, windowSeconds: 3600 }),
+    },
+    settings: {
+      issuer: config.issuer,
+      audience: config.audience,
+      publicUrl: config.publicUrl.replace(/\/+$/, ""),
+      accessTokenTtlSeconds,
+      refreshTokenTtlSeconds: Math.round(config.refreshTokenTtlMs / 1000),
+    },
+  });
+
+  const server = await startServer({
+    name: "auth",
+    host: config.host,
+    port: config.port,
+    logger,
+    telemetry,
+    trustedProxyHops: config.trustedProxyHops,
+    routes: (router) => router.service(AuthService, handlers),
+    // The key set as a plain document too, for verifiers that fetch a JWKS URL
+    // (other services, Envoy's jwt_authn) without going through the edge.
+    httpRoutes: {
+      "/.well-known/jwks.json": (_req, res) =>
+        respond(res, 200, { "content-type": "application/json", "cache-control": "public, max-age=300" }, JSON.stringify(keys.jwks())),
+    },
+    readiness: [
+      { name: "database", check: () => database.ping() },
+      { name: "cache", check: () => cache.ping() },
+      { name: "events", check: () => bus.ping() },
+    ],
+    auth: {
+      // The auth service verifies against its own key ring, without HTTP.
+      verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: () => keys.jwks(), typ: "at+jwt" }),
+      publicProcedures,
+      // The denylist answers first; if the cache is down, the sessions table
+      // (which this service owns) decides, so revocation still holds.
+      isSessionRevoked: async (sessionId) => {
+        try {
+          return await denylist.has(sessionId);
+        } catch {
+          const session = await findSession(database.db, sessionId);
+          return session === undefined || session.revokedAt !== null;
+        }
+      },
+    },
+  });
+  logger.info({ url: server.url, database: database.kind, cache: cache.kind, bus: bus.kind }, "auth service listening");
+
+  return {
+    ...server,
+    url: server.url,
+    port: server.port,
+    health: server.health,
+    database,
+    cache,
+    bus,
+    rotateSigningKey: () => keys.rotate(),
+    eventsFlushed: (timeoutMs) => relay.flushed(timeoutMs),
+    async close() {
+      clearInterval(reloadKeys);
+      await server.close();
+      await relay.stop();
+      for (const resource of owned.reverse()) await resource.close();
+      await telemetry.shutdown();
+    },
+  };
+}

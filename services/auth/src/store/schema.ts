@@ -1,0 +1,89 @@
+import { sql } from "drizzle-orm";
+import { index, jsonb, pgSchema, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import type { JWK } from "jose";
+import { outboxTables } from "@aviary/runtime/outbox/tables";
+
+/** Everything the auth service stores lives in its own schema. */
+export const auth = pgSchema("auth");
+
+/**
+ * An account. An account has an email, a phone, or both; each is unique and
+ * verified separately. Identities are stored normalised (lower-cased email,
+ * E.164 phone), so uniqueness is case-insensitive by construction.
+ */
+export const users = auth.table(
+  "users",
+  {
+    id: uuid("id").primaryKey(),
+    email: text("email"),
+    emailVerifiedAt: timestamp("email_verified_at", { withTimezone: true }),
+    phone: text("phone"),
+    phoneVerifiedAt: timestamp("phone_verified_at", { withTimezone: true }),
+    passwordHash: text("password_hash").notNull(),
+    passwordChangedAt: timestamp("password_changed_at", { withTimezone: true }).notNull().defaultNow(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("users_email_key").on(t.email).where(sql`${t.email} is not null`),
+    uniqueIndex("users_phone_key").on(t.phone).where(sql`${t.phone} is not null`),
+  ],
+);
+
+/**
+ * A signed-in device. A session is also the family of its refresh tokens:
+ * reuse of a spent token revokes the session, and with it every token.
+ */
+export const sessions = auth.table(
+  "sessions",
+  {
+    id: uuid("id").primaryKey(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    deviceName: text("device_name").notNull().default(""),
+    ipAddress: text("ip_address").notNull().default(""),
+    userAgent: text("user_agent").notNull().default(""),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    revokedReason: text("revoked_reason"),
+  },
+  // Keyset pagination of a user's open sessions, newest first.
+  (t) => [index("sessions_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc())],
+);
+
+/** Refresh tokens are stored as SHA-256 hashes; the token itself is shown once. */
+export const refreshTokens = auth.table(
+  "refresh_tokens",
+  {
+    id: uuid("id").primaryKey(),
+    sessionId: uuid("session_id")
+      .notNull()
+      .references(() => sessions.id, { onDelete: "cascade" }),
+    tokenHash: text("token_hash").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    spentAt: timestamp("spent_at", { withTimezone: true }),
+  },
+  (t) => [uniqueIndex("refresh_tokens_hash_key").on(t.tokenHash), index("refresh_tokens_session_idx").on(t.sessionId)],
+);
+
+/**
+ * Token signing keys (ES256). The newest active key signs; retired keys stay
+ * published in the JWKS until every token they signed has expired, so a
+ * rotation never invalidates a token that is still in date.
+ */
+export const signingKeys = auth.table("signing_keys", {
+  kid: text("kid").primaryKey(),
+  alg: text("alg").notNull(),
+  publicJwk: jsonb("public_jwk").$type<JWK>().notNull(),
+  privateJwk: jsonb("private_jwk").$type<JWK>().notNull(),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  /** Set when a newer key took over signing. */
+  retiredAt: timestamp("retired_at", { withTimezone: true }),
+  /** After this the key is no longer published (retiredAt + access-token lifetime + leeway). */
+  unpublishAt: timestamp("unpublish_at", { withTimezone: true }),
+});
+
+export const { outboxEvents, processedEvents } = outboxTables(auth);

@@ -1,0 +1,100 @@
+// Starts the real auth service for a test file: its own database on the shared
+// PostgreSQL, the shared Redis and Kafka, a code sink in a temp dir, and a
+// typed gRPC client. One service per file (not per test), stopped at the end.
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
+import { infra, withClient } from "../../runtime/test-support/infra.ts";
+import { freshDatabase } from "../../runtime/test-support/database.ts";
+import { authConfigFromEnv, startAuthService, type RunningAuthService } from "../src/index.ts";
+
+export interface TestAuth {
+  service: RunningAuthService;
+  client: Client<typeof AuthService>;
+  databaseUrl: string;
+  /** The latest code sent to `to` for `purpose`, read from the sink like a user reads their inbox. */
+  codeFor(to: string, purpose: "verify" | "password_reset"): Promise<string>;
+  /** Runs SQL against the service's database (for assertions on what was written). */
+  query<T extends Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+let counter = 0;
+
+/** A unique email per test, so tests within a file never share accounts. */
+export function uniqueEmail(label = "user"): string {
+  counter += 1;
+  return `${label}.${process.pid}.${counter}.${Date.now().toString(36)}@example.org`;
+}
+
+/** A client IP per test (sent as x-forwarded-for; the service trusts one proxy hop), so per-IP limits don't leak between tests. */
+export function uniqueIp(): string {
+  counter += 1;
+  return `198.51.${(process.pid + counter) % 250}.${counter % 250}`;
+}
+
+/** Call options: an access token and/or a client IP. */
+export function as(options: { token?: string; ip?: string }): { headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  if (options.token !== undefined) headers["authorization"] = `Bearer ${options.token}`;
+  if (options.ip !== undefined) headers["x-forwarded-for"] = options.ip;
+  return { headers };
+}
+
+export async function startTestAuth(env: Record<string, string> = {}): Promise<TestAuth> {
+  const urls = await infra();
+  const database = await freshDatabase(urls.databaseUrl, "auth_test");
+  const dir = await mkdtemp(join(tmpdir(), "aviary-auth-"));
+  const sink = join(dir, "codes.jsonl");
+  const config = authConfigFromEnv({
+    AUTH_PORT: "0",
+    DATABASE_URL: database.url,
+    REDIS_URL: urls.redisUrl,
+    KAFKA_BROKERS: urls.kafkaBrokers.join(","),
+    AUTH_CODE_SINK: sink,
+    // Cheap hashing keeps the suite fast; the production cost is measured by the benchmark.
+    AUTH_ARGON2_MEMORY_KIB: "1024",
+    AUTH_ARGON2_PASSES: "1",
+    TRUSTED_PROXY_HOPS: "1",
+    PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
+    LOG_LEVEL: "silent",
+    ...env,
+  });
+  const service = await startAuthService(config);
+  const client = createClient(AuthService, createGrpcTransport({ baseUrl: service.url }));
+  return {
+    service,
+    client,
+    databaseUrl: database.url,
+    async codeFor(to, purpose) {
+      const lines = (await readFile(sink, "utf8")).trim().split("\n");
+      for (const line of lines.reverse()) {
+        const message = JSON.parse(line) as { to: string; purpose: string; code: string };
+        if (message.to === to && message.purpose === purpose) return message.code;
+      }
+      throw new Error(`no ${purpose} code was sent to ${to}`);
+    },
+    query: (text, params = []) => withClient(database.url, async (pg) => (await pg.query(text, params)).rows),
+    async close() {
+      await service.close();
+      await database.drop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A password every validation rule accepts. */
+export const password = "violet-harbour-teapot-42";
+
+/** The ConnectError a call failed with; fails the test if the call succeeded. */
+export async function rejection(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (error) {
+    return ConnectError.from(error);
+  }
+  throw new Error("the call succeeded but was expected to fail");
+}

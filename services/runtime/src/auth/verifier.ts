@@ -1,0 +1,120 @@
+// Access-token verification with jose, shared by every service (defence in
+// depth behind Envoy's jwt_authn) and by the auth service itself.
+//
+// What is rejected, and where:
+// - `alg: none`, HS* (including HS256 "signed" with the public key) and any alg
+//   outside the allow-list: jose's `algorithms` check, before any key lookup;
+//   the allow-list itself may only name asymmetric algorithms.
+// - unknown `kid`: the key set has no match (the remote set refetches once,
+//   subject to its cooldown, so rotation works without restarts).
+// - tampered header/payload/signature: signature verification.
+// - expired, `nbf` in the future, `iat` in the future: claim checks with a
+//   small clock tolerance (jose checks `iat` only when maxTokenAge is set).
+// - wrong `iss`/`aud`, missing `sub`/`sid`/`jti`/`exp`/`iat`.
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify } from "jose";
+import type { JSONWebKeySet, JWTVerifyGetKey } from "jose";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Principal } from "../context.ts";
+
+/** Returns the current key set (e.g. the auth service's own keys, including ones being rotated out). */
+export type KeySetGetter = () => JSONWebKeySet | Promise<JSONWebKeySet>;
+
+export interface TokenVerifierOptions {
+  issuer: string;
+  audience: string | readonly string[];
+  /** The JWKS URL (fetched and cached), or a getter for a local key set. */
+  jwks: URL | KeySetGetter;
+  /** Asymmetric algorithms only; default ["ES256"]. */
+  algorithms?: readonly string[];
+  /** Clock skew allowed for exp/nbf/iat, seconds (default 5). */
+  clockToleranceSeconds?: number;
+  /** Oldest acceptable `iat`, seconds (default 1 day); also makes `iat` required and not in the future. */
+  maxTokenAgeSeconds?: number;
+  /** Required `typ` header (e.g. "at+jwt"); not checked when unset. */
+  typ?: string;
+  /** Remote key set tuning. */
+  remote?: {
+    /** Minimum time between refetches triggered by unknown kids (default 30 s). */
+    cooldownMs?: number;
+    /** How long a fetched set counts as fresh (default 10 min). */
+    cacheMaxAgeMs?: number;
+    /** Fetch timeout (default 5 s). */
+    timeoutMs?: number;
+  };
+}
+
+export interface TokenVerifier {
+  /** Resolves to the principal, or rejects with a ConnectError: Unauthenticated (bad token) or Unavailable (keys unreachable). */
+  verify(token: string): Promise<Principal>;
+}
+
+const ASYMMETRIC = /^(?:ES(?:256|384|512)|RS(?:256|384|512)|PS(?:256|384|512)|EdDSA|Ed25519)$/;
+const MAX_TOKEN_LENGTH = 8192;
+
+function keySetFrom(jwks: URL | KeySetGetter, remote: TokenVerifierOptions["remote"] = {}): JWTVerifyGetKey {
+  if (jwks instanceof URL) {
+    return createRemoteJWKSet(jwks, {
+      cooldownDuration: remote.cooldownMs ?? 30_000,
+      cacheMaxAge: remote.cacheMaxAgeMs ?? 600_000,
+      timeoutDuration: remote.timeoutMs ?? 5_000,
+    });
+  }
+  // Re-import keys only when the getter hands out a different set object
+  // (i.e. after a rotation), not on every call.
+  let last: { set: JSONWebKeySet; getKey: JWTVerifyGetKey } | undefined;
+  return async (header, token) => {
+    const set = await jwks();
+    if (last?.set !== set) last = { set, getKey: createLocalJWKSet(set) };
+    return last.getKey(header, token);
+  };
+}
+
+function nonEmptyString(v: unknown): v is string {
+  return typeof v === "string" && v !== "";
+}
+
+const invalid = (message = "invalid access token") => new ConnectError(message, Code.Unauthenticated);
+
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const algorithms = [...(options.algorithms ?? ["ES256"])];
+  if (algorithms.length === 0 || !algorithms.every((a) => ASYMMETRIC.test(a))) {
+    throw new Error(`token verifier: algorithms must be asymmetric signature algorithms, got ${algorithms.join(", ")}`);
+  }
+  const getKey = keySetFrom(options.jwks, options.remote);
+  const verifyOptions = {
+    issuer: options.issuer,
+    audience: typeof options.audience === "string" ? options.audience : [...options.audience],
+    algorithms,
+    clockTolerance: options.clockToleranceSeconds ?? 5,
+    maxTokenAge: options.maxTokenAgeSeconds ?? 86_400,
+    requiredClaims: ["exp", "iat", "sub", "jti"],
+    ...(options.typ === undefined ? {} : { typ: options.typ }),
+  };
+
+  return {
+    async verify(token) {
+      if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid();
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(token, getKey, verifyOptions));
+      } catch (e) {
+        throw classify(e);
+      }
+      const { sub, sid, jti, exp } = payload as { sub?: unknown; sid?: unknown; jti?: unknown; exp?: unknown };
+      if (!nonEmptyString(sub) || !nonEmptyString(sid) || !nonEmptyString(jti) || typeof exp !== "number") throw invalid();
+      return { userId: sub, sessionId: sid, tokenId: jti, expiresAt: new Date(exp * 1000) };
+    },
+  };
+}
+
+/** Maps a jose failure to a Connect error; problems reaching the key set are the server's, not the caller's. */
+function classify(e: unknown): ConnectError {
+  if (e instanceof errors.JWTExpired) return invalid("access token expired");
+  if (e instanceof errors.JWKSTimeout || e instanceof errors.JWKSInvalid) {
+    return new ConnectError("cannot load token signing keys", Code.Unavailable, undefined, undefined, e);
+  }
+  if (e instanceof errors.JOSEError && e.code !== "ERR_JOSE_GENERIC") return invalid();
+  // Anything else comes from fetching the key set (network errors, non-200
+  // answers surface as a generic JOSEError) or is a bug; never blame the token.
+  return new ConnectError("cannot load token signing keys", Code.Unavailable, undefined, undefined, e);
+}

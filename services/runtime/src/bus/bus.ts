@@ -1,0 +1,68 @@
+/**
+ * The event-bus port. Two adapters share these semantics and one test suite:
+ * Kafka (kafkajs, idempotent producer) and an in-process bus for `make dev`.
+ *
+ * Delivery is at-least-once: a handler may see an event again after a crash or
+ * rebalance, so consumers make themselves idempotent (see `idempotent.ts`).
+ * Ordering is per key: records with the same key land on the same partition.
+ */
+export interface EventRecord {
+  topic: string;
+  /** The aggregate id; decides the partition. */
+  key: string;
+  value: Uint8Array;
+  /** event-id, event-type, content-type, traceparent, … */
+  headers: Record<string, string>;
+}
+
+export interface DeliveredEvent extends EventRecord {
+  partition: number;
+  offset: string;
+  /** 1 on first delivery to the handler, then 2, 3, … on retries. */
+  attempt: number;
+}
+
+export interface SubscribeOptions {
+  /** Consumer group: each group sees every event once (modulo redelivery). */
+  groupId: string;
+  topics: string[];
+  handle: (event: DeliveredEvent) => Promise<void>;
+  /** Attempts before an event is parked on the dead-letter topic. Default 5. */
+  maxAttempts?: number;
+  /** First retry delay; doubles each attempt (capped at 30 s). Default 100 ms. */
+  initialBackoffMs?: number;
+  /** Read from the earliest retained event when the group has no offset yet. Default true. */
+  fromBeginning?: boolean;
+}
+
+export interface Subscription {
+  /** Stops consuming after the in-flight event is handled and committed. */
+  stop(): Promise<void>;
+}
+
+export interface EventBus {
+  readonly kind: "kafka" | "memory";
+  /** Publishes records durably (acks from all in-sync replicas) before resolving. */
+  publish(records: EventRecord[]): Promise<void>;
+  subscribe(options: SubscribeOptions): Promise<Subscription>;
+  /** Throws when the bus cannot answer (used by /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Where events that keep failing are parked, with the reason in headers. */
+export function deadLetterTopic(topic: string): string {
+  return `${topic}.dlq`;
+}
+
+/** Header names every event carries. */
+export const EventHeaders = {
+  id: "event-id",
+  type: "event-type",
+  contentType: "content-type",
+  traceparent: "traceparent",
+  /** On dead-lettered events: why, from which topic, for which group. */
+  deadLetterReason: "dlq-reason",
+  deadLetterTopic: "dlq-original-topic",
+  deadLetterGroup: "dlq-group",
+} as const;

@@ -1,0 +1,84 @@
+import { deadLetterTopic, EventHeaders, type DeliveredEvent, type EventRecord, type SubscribeOptions } from "./bus.ts";
+
+/**
+ * The delivery policy both adapters run: call the handler, retry with
+ * exponential backoff, and park the event on the dead-letter topic after the
+ * last attempt. Sharing the code (not just the spec) is what keeps the Kafka
+ * and in-memory buses behaving the same.
+ */
+
+export const DEFAULT_MAX_ATTEMPTS = 5;
+export const DEFAULT_INITIAL_BACKOFF_MS = 100;
+export const MAX_BACKOFF_MS = 30_000;
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  initialBackoffMs: number;
+}
+
+export function retryPolicy(options: Pick<SubscribeOptions, "maxAttempts" | "initialBackoffMs">): RetryPolicy {
+  const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const initialBackoffMs = options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new RangeError(`maxAttempts must be a positive integer, got ${maxAttempts}`);
+  if (!(initialBackoffMs >= 0)) throw new RangeError(`initialBackoffMs must be >= 0, got ${initialBackoffMs}`);
+  return { maxAttempts, initialBackoffMs };
+}
+
+/** Delay before attempt `attempt + 1`: initial, 2×, 4×, … capped at 30 s. */
+export function backoffMs(policy: RetryPolicy, attempt: number): number {
+  return Math.min(policy.initialBackoffMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+}
+
+export interface DeliveryHooks {
+  /** Waits `ms`; resolves false when the wait was cut short and delivery must stop (shutdown, rebalance). */
+  sleep(ms: number): Promise<boolean>;
+  /** Durably publishes the dead-letter record; a failure propagates and the event stays unacknowledged. */
+  deadLetter(record: EventRecord): Promise<void>;
+}
+
+/**
+ * Runs the handler until it succeeds or the event is dead-lettered. Resolves
+ * true when the event is done (its offset may be committed), false when the
+ * delivery was interrupted and the event must be redelivered later.
+ */
+export async function deliver(
+  event: Omit<DeliveredEvent, "attempt">,
+  groupId: string,
+  handle: (event: DeliveredEvent) => Promise<void>,
+  policy: RetryPolicy,
+  hooks: DeliveryHooks,
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await handle({ ...event, attempt });
+      return true;
+    } catch (error) {
+      if (attempt >= policy.maxAttempts) {
+        await hooks.deadLetter(deadLetterRecord(event, groupId, error));
+        return true;
+      }
+      if (!(await hooks.sleep(backoffMs(policy, attempt)))) return false;
+    }
+  }
+}
+
+/** The original record, re-addressed to `<topic>.dlq`, with why and from where. */
+export function deadLetterRecord(event: EventRecord, groupId: string, error: unknown): EventRecord {
+  return {
+    topic: deadLetterTopic(event.topic),
+    key: event.key,
+    value: event.value,
+    headers: {
+      ...event.headers,
+      [EventHeaders.deadLetterReason]: reasonOf(error),
+      [EventHeaders.deadLetterTopic]: event.topic,
+      [EventHeaders.deadLetterGroup]: groupId,
+    },
+  };
+}
+
+function reasonOf(error: unknown): string {
+  const text = error instanceof Error ? error.message || error.name : String(error);
+  // Header values travel with every copy of the event; keep them bounded.
+  return text.length > 1_000 ? `${text.slice(0, 1_000)}…` : text;
+}

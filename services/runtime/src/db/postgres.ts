@@ -1,0 +1,83 @@
+import pg from "pg";
+import { drizzle } from "drizzle-orm/node-postgres";
+import { migrate as drizzleMigrate } from "drizzle-orm/node-postgres/migrator";
+import type { Database, Db, MigrateOptions } from "./database.ts";
+import { createPgListener } from "./pg-listener.ts";
+import { consoleSink, type LogSink } from "../bus/log-sink.ts";
+import { journalLocation } from "./journal.ts";
+
+export interface PostgresOptions {
+  url: string;
+  /** Pool size (default 10). */
+  poolMax?: number;
+  /** `search_path` for every connection, e.g. the service's schema. */
+  searchPath?: string;
+  logger?: LogSink;
+}
+
+/** Namespace for our advisory locks (ASCII "avia"); the second key is per journal. */
+const MIGRATION_LOCK_NAMESPACE = 0x61766961;
+
+/** Real PostgreSQL through a node-postgres pool. */
+export function openPostgres(options: PostgresOptions): Database {
+  const log = options.logger ?? consoleSink;
+  const config: pg.ClientConfig = {
+    connectionString: options.url,
+    // A dead server must fail requests (and /readyz) quickly, not hang them.
+    connectionTimeoutMillis: 5_000,
+    ...(options.searchPath ? { options: `-c search_path=${escapeOption(options.searchPath)}` } : {}),
+  };
+  const pool = new pg.Pool({ ...config, max: options.poolMax ?? 10 });
+  // Idle pooled clients report server restarts here; without a listener the
+  // process would crash. The pool replaces them on the next checkout.
+  pool.on("error", (error) => log.warn({ err: error }, "idle postgres connection failed"));
+  const listener = createPgListener(config, log);
+  const db: Db = drizzle({ client: pool });
+
+  return {
+    db,
+    kind: "postgres",
+
+    async migrate(folder: string, migrateOptions?: MigrateOptions) {
+      const journal = journalLocation(migrateOptions);
+      // Session-level advisory locks belong to one connection, so the whole
+      // migration runs on a single checked-out client. Holding the lock across
+      // drizzle's `CREATE SCHEMA/TABLE IF NOT EXISTS` matters too: those race
+      // on the catalog when two processes start at once.
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        const lockKey = [MIGRATION_LOCK_NAMESPACE, `${journal.migrationsSchema}.${journal.migrationsTable}`];
+        await client.query("SELECT pg_advisory_lock($1, hashtext($2))", lockKey);
+        try {
+          await drizzleMigrate(drizzle({ client }), { migrationsFolder: folder, ...journal });
+        } finally {
+          await client.query("SELECT pg_advisory_unlock($1, hashtext($2))", lockKey);
+        }
+      } catch (error) {
+        // Destroy rather than reuse the connection: it may still hold the lock
+        // or sit in an aborted transaction. Closing it releases both.
+        broken = error instanceof Error ? error : new Error(String(error));
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    },
+
+    listen: (channel, onNotify) => listener.listen(channel, onNotify),
+
+    async ping() {
+      await pool.query("SELECT 1");
+    },
+
+    async close() {
+      await listener.close();
+      await pool.end();
+    },
+  };
+}
+
+/** libpq's `options` splits on whitespace; a backslash keeps it literal. */
+function escapeOption(value: string): string {
+  return value.replace(/[\\\s]/g, (c) => `\\${c}`);
+}

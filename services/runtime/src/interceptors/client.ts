@@ -1,0 +1,79 @@
+// Outgoing calls: a CLIENT span per call whose context travels in the
+// `traceparent` header, so a request keeps one trace id across services; and a
+// helper that builds typed clients over HTTP/2 with that interceptor in place.
+import { ConnectError, createClient } from "@connectrpc/connect";
+import type { Client, Interceptor, Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import type { DescService } from "@bufbuild/protobuf";
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import type { TextMapPropagator, TextMapSetter, Tracer } from "@opentelemetry/api";
+import { codeName, isServerFault } from "./tracing.ts";
+import { followStream } from "./stream.ts";
+
+const headersSetter: TextMapSetter<Headers> = {
+  set: (carrier, key, value) => carrier.set(key, value),
+};
+
+/** Tracer and propagator to use; defaults to the global OpenTelemetry API (set up by startTelemetry). */
+export interface ClientTelemetry {
+  tracer?: Tracer;
+  propagator?: TextMapPropagator;
+}
+
+export function createTracePropagationInterceptor(telemetry: ClientTelemetry = {}, system: "grpc" | "connect_rpc" = "grpc"): Interceptor {
+  return (next) => async (req) => {
+    const tracer = telemetry.tracer ?? trace.getTracer("aviary.runtime.client");
+    const span = tracer.startSpan(`${req.service.typeName}/${req.method.name}`, {
+      kind: SpanKind.CLIENT,
+      attributes: { "rpc.system": system, "rpc.service": req.service.typeName, "rpc.method": req.method.name },
+    });
+    const ctx = trace.setSpan(context.active(), span);
+    if (telemetry.propagator !== undefined) telemetry.propagator.inject(ctx, req.header, headersSetter);
+    else propagation.inject(ctx, req.header, headersSetter);
+
+    const finish = (error: unknown) => {
+      const code = error === undefined ? undefined : ConnectError.from(error).code;
+      if (system === "grpc") span.setAttribute("rpc.grpc.status_code", code ?? 0);
+      else if (code !== undefined) span.setAttribute("rpc.connect_rpc.error_code", codeName(code));
+      if (isServerFault(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: codeName(code) });
+      span.end();
+    };
+    try {
+      const res = await context.with(ctx, () => next(req));
+      if (!res.stream) {
+        finish(undefined);
+        return res;
+      }
+      return { ...res, message: followStream(res.message, { onEnd: finish }) };
+    } catch (e) {
+      finish(e);
+      throw e;
+    }
+  };
+}
+
+export interface ServiceClientOptions {
+  /** Extra interceptors, run inside the tracing one. */
+  interceptors?: Interceptor[];
+  /** Wire protocol, both over HTTP/2 (default "grpc"). */
+  protocol?: "grpc" | "connect";
+  /** Deadline for calls that set none. */
+  defaultTimeoutMs?: number;
+  telemetry?: ClientTelemetry;
+}
+
+export function createServiceTransport(baseUrl: string, options: ServiceClientOptions = {}): Transport {
+  const protocol = options.protocol ?? "grpc";
+  const interceptors = [createTracePropagationInterceptor(options.telemetry, protocol === "grpc" ? "grpc" : "connect_rpc"), ...(options.interceptors ?? [])];
+  const common = {
+    baseUrl,
+    interceptors,
+    ...(options.defaultTimeoutMs === undefined ? {} : { defaultTimeoutMs: options.defaultTimeoutMs }),
+  };
+  return protocol === "grpc" ? createGrpcTransport(common) : createConnectTransport({ ...common, httpVersion: "2" });
+}
+
+/** A typed client for `service` at `baseUrl` (e.g. "http://user:8080"). */
+export function createServiceClient<T extends DescService>(service: T, baseUrl: string, options: ServiceClientOptions = {}): Client<T> {
+  return createClient(service, createServiceTransport(baseUrl, options));
+}

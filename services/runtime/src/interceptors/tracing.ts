@@ -1,0 +1,88 @@
+// One SERVER span per RPC (continuing the caller's W3C trace), plus the RPC
+// duration/request metrics. Outermost of the standard chain, so it measures
+// everything else and sees the final, already-sanitised status.
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import type { Attributes, TextMapGetter } from "@opentelemetry/api";
+import type { Telemetry } from "../telemetry.ts";
+import { followStream } from "./stream.ts";
+
+// OpenTelemetry RPC semantic-convention attribute names. Spelled out rather
+// than imported from the "incubating" semconv entry point, which OTel says not
+// to depend on (it changes between minor versions).
+const RPC_SYSTEM = "rpc.system";
+const RPC_SERVICE = "rpc.service";
+const RPC_METHOD = "rpc.method";
+const RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code";
+const RPC_CONNECT_RPC_ERROR_CODE = "rpc.connect_rpc.error_code";
+/** Metric-only: the Connect code name ("ok", "not_found", …), one label for all protocols. */
+const STATUS = "status";
+
+export const headersGetter: TextMapGetter<Headers> = {
+  keys: (carrier) => [...carrier.keys()],
+  get: (carrier, key) => carrier.get(key) ?? undefined,
+};
+
+/** "InvalidArgument" → "invalid_argument", the Connect protocol's spelling. */
+export function codeName(code: Code | undefined): string {
+  if (code === undefined) return "ok";
+  return (Code[code] ?? "unknown").replace(/[A-Z]/g, (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase());
+}
+
+// Codes that mean the server failed (gRPC's guidance for server span status);
+// the others are the caller's problem and leave the span status unset.
+const SERVER_FAULTS = new Set<Code>([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
+
+export function isServerFault(code: Code | undefined): boolean {
+  return code !== undefined && SERVER_FAULTS.has(code);
+}
+
+/** "grpc" for gRPC and gRPC-web (their status model), "connect_rpc" for the Connect protocol. */
+function rpcSystem(header: Headers): "grpc" | "connect_rpc" {
+  return (header.get("content-type") ?? "").startsWith("application/grpc") ? "grpc" : "connect_rpc";
+}
+
+export function createTracingInterceptor(telemetry: Pick<Telemetry, "tracer" | "propagator" | "rpcMetrics">): Interceptor {
+  const { tracer, propagator, rpcMetrics } = telemetry;
+  return (next) => async (req) => {
+    const system = rpcSystem(req.header);
+    const base: Attributes = { [RPC_SYSTEM]: system, [RPC_SERVICE]: req.service.typeName, [RPC_METHOD]: req.method.name };
+    // Extract into the root context: whatever happens to be active in the
+    // server's own async context must not become the parent of a request.
+    const parent = propagator.extract(ROOT_CONTEXT, req.header, headersGetter);
+    const span = tracer.startSpan(`${req.service.typeName}/${req.method.name}`, { kind: SpanKind.SERVER, attributes: base }, parent);
+    const ctx = trace.setSpan(parent, span);
+    const started = performance.now();
+
+    const finish = (error: unknown) => {
+      const code = error === undefined ? undefined : ConnectError.from(error).code;
+      if (system === "grpc") span.setAttribute(RPC_GRPC_STATUS_CODE, code ?? 0);
+      else if (code !== undefined) span.setAttribute(RPC_CONNECT_RPC_ERROR_CODE, codeName(code));
+      if (isServerFault(code)) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: codeName(code) });
+      }
+      span.end();
+      const attributes = { ...base, [STATUS]: codeName(code) };
+      rpcMetrics.duration.record(performance.now() - started, attributes);
+      rpcMetrics.requests.add(1, attributes);
+    };
+
+    try {
+      const res = await context.with(ctx, () => next(req));
+      if (!res.stream) {
+        finish(undefined);
+        return res;
+      }
+      return {
+        ...res,
+        // Handlers of streaming methods run while the response is iterated,
+        // so each pull re-enters the span's context.
+        message: followStream(res.message, { pull: (p) => context.with(ctx, p), onEnd: finish }),
+      };
+    } catch (e) {
+      finish(e);
+      throw e;
+    }
+  };
+}

@@ -1,0 +1,88 @@
+import { randomUUID } from "node:crypto";
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { context, propagation } from "@opentelemetry/api";
+import { sql } from "drizzle-orm";
+import { EventHeaders, type EventRecord } from "../bus/bus.ts";
+import type { Queryable } from "../db/database.ts";
+import { outboxChannel, type OutboxEventsTable } from "./tables.ts";
+
+export const PROTOBUF_CONTENT_TYPE = "application/x-protobuf";
+
+export interface EnqueueInput<Desc extends DescMessage> {
+  topic: string;
+  /** The aggregate id: events with one key are delivered in order. */
+  key: string;
+  schema: Desc;
+  message: MessageShape<Desc>;
+  /** W3C trace context; taken from the active OpenTelemetry context when omitted. */
+  traceparent?: string;
+  /** The event id (a UUID); random when omitted. */
+  id?: string;
+}
+
+/**
+ * Writes an event to the outbox in the caller's transaction: it exists if and
+ * only if the state change it describes commits. `pg_notify` is
+ * transactional too, so the relay wakes exactly when the row is visible
+ * (identical notifications of one transaction are folded into one).
+ */
+export async function enqueueEvent<Desc extends DescMessage>(
+  tx: Queryable,
+  tables: { outboxEvents: OutboxEventsTable },
+  input: EnqueueInput<Desc>,
+): Promise<void> {
+  const id = input.id ?? randomUUID();
+  const traceparent = input.traceparent ?? activeTraceparent();
+  const headers: Record<string, string> = {
+    [EventHeaders.id]: id,
+    [EventHeaders.type]: input.schema.typeName,
+    [EventHeaders.contentType]: PROTOBUF_CONTENT_TYPE,
+    ...(traceparent ? { [EventHeaders.traceparent]: traceparent } : {}),
+  };
+  await tx.insert(tables.outboxEvents).values({
+    id,
+    topic: input.topic,
+    key: input.key,
+    type: input.schema.typeName,
+    payload: toBinary(input.schema, input.message),
+    headers,
+  });
+  await tx.execute(sql`SELECT pg_notify(${outboxChannel(tables.outboxEvents)}, '')`);
+}
+
+function activeTraceparent(): string | undefined {
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  return carrier[EventHeaders.traceparent];
+}
+
+/** Thrown for an event that cannot be decoded; retrying will not help (it ends on the DLQ). */
+export class EventDecodeError extends Error {
+  override readonly name = "EventDecodeError";
+}
+
+/** Whether `event` carries a `schema` message (for topics with several event types). */
+export function isEventOf(schema: DescMessage, event: Pick<EventRecord, "headers">): boolean {
+  return event.headers[EventHeaders.type] === schema.typeName;
+}
+
+/**
+ * Decodes a delivered event as `schema`, checking its event-type header
+ * first: decoding bytes of another message type would "succeed" with garbage.
+ */
+export function decodeEvent<Desc extends DescMessage>(schema: Desc, event: Pick<EventRecord, "topic" | "headers" | "value">): MessageShape<Desc> {
+  const where = `event ${event.headers[EventHeaders.id] ?? "(no event-id)"} on ${event.topic}`;
+  const type = event.headers[EventHeaders.type];
+  if (type !== schema.typeName) {
+    throw new EventDecodeError(`${where} has event-type ${type ?? "(missing)"}, expected ${schema.typeName}`);
+  }
+  const contentType = event.headers[EventHeaders.contentType];
+  if (contentType !== undefined && contentType !== PROTOBUF_CONTENT_TYPE) {
+    throw new EventDecodeError(`${where} has content-type ${contentType}, expected ${PROTOBUF_CONTENT_TYPE}`);
+  }
+  try {
+    return fromBinary(schema, event.value);
+  } catch (error) {
+    throw new EventDecodeError(`${where} is not a valid ${schema.typeName}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}

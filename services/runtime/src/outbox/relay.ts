@@ -1,0 +1,181 @@
+import { asc, inArray, isNull, lt, sql } from "drizzle-orm";
+import { getTableConfig } from "drizzle-orm/pg-core";
+import type { EventBus } from "../bus/bus.ts";
+import { Doorbell } from "../bus/doorbell.ts";
+import { consoleSink, type LogSink } from "../bus/log-sink.ts";
+import { sleep } from "../bus/timing.ts";
+import type { Database, Tx } from "../db/database.ts";
+import { outboxChannel, type OutboxEventsTable } from "./tables.ts";
+
+export interface OutboxRelayOptions {
+  database: Database;
+  bus: EventBus;
+  tables: { outboxEvents: OutboxEventsTable };
+  /** NOTIFY channel producers signal on; defaults to the one `enqueueEvent` uses. */
+  channel?: string;
+  /** Events per transaction (default 100). */
+  batchSize?: number;
+  logger?: LogSink;
+  /** Safety-net poll for notifications lost while the LISTEN connection was down (default 5 s). */
+  fallbackPollMs?: number;
+  /** Published rows are kept this long for debugging, then pruned (default 1 h). */
+  retainPublishedMs?: number;
+  /** Cap of the retry backoff while the bus or database fails (default 10 s). */
+  maxBackoffMs?: number;
+}
+
+export interface OutboxRelay {
+  /** Events committed but not yet published (for /readyz and tests). */
+  pending(): Promise<number>;
+  /** Resolves once nothing is pending; rejects after `timeoutMs` (default 10 s) saying why. */
+  flushed(timeoutMs?: number): Promise<void>;
+  /** The error of the last failed pass, cleared by the next successful one. */
+  lastError(): Error | undefined;
+  /** Finishes the batch in flight, then stops. */
+  stop(): Promise<void>;
+}
+
+const INITIAL_BACKOFF_MS = 200;
+const PRUNE_EVERY_MS = 60_000;
+const PRUNE_BATCH = 1_000;
+/** First key of the relay's advisory lock (ASCII "obox"); the second is per outbox table. */
+const RELAY_LOCK_NAMESPACE = 0x6f626f78;
+
+/**
+ * Publishes outbox rows to the bus, in insert order.
+ *
+ * One pass = one transaction: take the outbox's advisory lock, claim the
+ * oldest unpublished rows (`FOR UPDATE SKIP LOCKED`), publish them, mark them
+ * published, commit. If publishing fails the transaction rolls back and the
+ * same rows are retried after a backoff: nothing is lost. A crash between
+ * publish and commit publishes the batch again; consumers absorb that
+ * through the event id (`handleOnce`).
+ *
+ * Why the advisory lock on top of SKIP LOCKED: with two relay instances,
+ * SKIP LOCKED alone lets the second publish rows 101–200 while the first is
+ * still publishing 1–100, reordering events of one key. The lock makes one
+ * instance relay at a time; the others skip the pass.
+ *
+ * Why rows are marked rather than deleted: a published row shows what went
+ * out and when, which is what one needs when a consumer claims it never got
+ * an event. They are pruned after `retainPublishedMs`.
+ *
+ * The relay wakes on NOTIFY from `enqueueEvent`, and polls every
+ * `fallbackPollMs` in case a notification was lost.
+ */
+export async function startOutboxRelay(options: OutboxRelayOptions): Promise<OutboxRelay> {
+  const { database, bus } = options;
+  const table = options.tables.outboxEvents;
+  const log = options.logger ?? consoleSink;
+  const batchSize = options.batchSize ?? 100;
+  const fallbackPollMs = options.fallbackPollMs ?? 5_000;
+  const retainPublishedMs = options.retainPublishedMs ?? 3_600_000;
+  const maxBackoffMs = options.maxBackoffMs ?? 10_000;
+  const config = getTableConfig(table);
+  const lockName = `${config.schema ?? "public"}.${config.name}`;
+
+  const wake = new Doorbell();
+  const passed = new Doorbell();
+  const stop = new AbortController();
+  let lastError: Error | undefined;
+
+  async function publishBatch(tx: Tx): Promise<number> {
+    const [lock] = rowsOf(
+      await tx.execute(sql`SELECT pg_try_advisory_xact_lock(${sql.raw(String(RELAY_LOCK_NAMESPACE))}, hashtext(${lockName})) AS locked`),
+    );
+    if (lock?.["locked"] !== true) return 0; // another instance is relaying this outbox
+    const rows = await tx
+      .select({ id: table.id, topic: table.topic, key: table.key, payload: table.payload, headers: table.headers })
+      .from(table)
+      .where(isNull(table.publishedAt))
+      .orderBy(asc(table.seq))
+      .limit(batchSize)
+      .for("update", { skipLocked: true });
+    if (rows.length === 0) return 0;
+    await bus.publish(rows.map((row) => ({ topic: row.topic, key: row.key, value: row.payload, headers: row.headers })));
+    await tx
+      .update(table)
+      .set({ publishedAt: sql`now()` })
+      .where(
+        inArray(
+          table.id,
+          rows.map((row) => row.id),
+        ),
+      );
+    return rows.length;
+  }
+
+  async function prune(): Promise<void> {
+    const cutoff = new Date(Date.now() - retainPublishedMs);
+    const expired = database.db.select({ id: table.id }).from(table).where(lt(table.publishedAt, cutoff)).limit(PRUNE_BATCH);
+    await database.db.delete(table).where(inArray(table.id, expired));
+  }
+
+  async function run(): Promise<void> {
+    let backoff = INITIAL_BACKOFF_MS;
+    let prunedAt = 0;
+    while (!stop.signal.aborted) {
+      try {
+        const published = await database.db.transaction(publishBatch);
+        lastError = undefined;
+        backoff = INITIAL_BACKOFF_MS;
+        passed.ring();
+        // Checked on busy passes too: under steady load the relay never idles.
+        if (Date.now() - prunedAt >= PRUNE_EVERY_MS) {
+          prunedAt = Date.now();
+          await prune();
+        }
+        if (published === batchSize) continue; // likely more waiting
+        await wake.wait(fallbackPollMs);
+      } catch (error) {
+        lastError = error instanceof Error ? error : new Error(String(error));
+        passed.ring();
+        log.warn({ err: lastError, outbox: lockName, retryInMs: backoff }, "outbox relay pass failed; retrying");
+        // Notifications do not cut this short: new events must not turn a
+        // bus outage into a hot loop.
+        await sleep(backoff, stop.signal);
+        backoff = Math.min(backoff * 2, maxBackoffMs);
+      }
+    }
+  }
+
+  const pending = (): Promise<number> => database.db.$count(table, isNull(table.publishedAt));
+
+  const unlisten = await database.listen(options.channel ?? outboxChannel(table), () => wake.ring());
+  wake.ring(); // drain what was committed while no relay ran
+  const running = run();
+
+  return {
+    pending,
+
+    async flushed(timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const left = await pending();
+        if (left === 0) return;
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) {
+          const cause = lastError ? `; last error: ${lastError.message}` : "";
+          throw new Error(`outbox ${lockName} still has ${left} unpublished events after ${timeoutMs} ms${cause}`);
+        }
+        wake.ring();
+        await passed.wait(Math.min(remaining, 100));
+      }
+    },
+
+    lastError: () => lastError,
+
+    async stop() {
+      stop.abort();
+      wake.ring();
+      await running;
+      await unlisten();
+    },
+  };
+}
+
+/** Both drivers answer raw queries with `{ rows }`; drizzle types that as unknown. */
+function rowsOf(result: unknown): Array<Record<string, unknown>> {
+  if (typeof result === "object" && result !== null && "rows" in result && Array.isArray(result.rows)) return result.rows;
+  throw new TypeError("unexpected raw query result");
+}

@@ -1,0 +1,47 @@
+// `make dev`: the services on one machine with embedded defaults — one PGlite
+// database (persisted in .dev/pglite), one in-process event bus and one
+// in-memory cache shared by every service in this process, as the real
+// PostgreSQL, Kafka and Redis would be shared. Setting DATABASE_URL,
+// KAFKA_BROKERS or REDIS_URL switches that part to the real thing.
+import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
+import { openDatabase } from "@aviary/runtime/db/open";
+import { openEventBus } from "@aviary/runtime/bus/open";
+import { openCache } from "@aviary/runtime/cache/open";
+import { createLogger } from "@aviary/runtime/log";
+import { runService } from "@aviary/runtime/server";
+import { authConfigFromEnv, startAuthService } from "@aviary/auth";
+
+const devDir = resolve(import.meta.dirname, "../.dev");
+
+await runService(
+  async () => {
+    await mkdir(devDir, { recursive: true });
+    const env = process.env;
+    const logger = createLogger("dev", "info");
+    const database = await openDatabase(env["DATABASE_URL"] ? { url: env["DATABASE_URL"] } : { dataDir: resolve(devDir, "pglite") });
+    const cache = await openCache(env["REDIS_URL"] ? { url: env["REDIS_URL"] } : {});
+    const bus = await openEventBus({ clientId: "aviary-dev", ...(env["KAFKA_BROKERS"] ? { brokers: env["KAFKA_BROKERS"].split(",") } : {}) });
+
+    const codeSink = resolve(devDir, "codes.jsonl");
+    const auth = await startAuthService(authConfigFromEnv({ AUTH_CODE_SINK: codeSink, PAGE_TOKEN_SECRET: "dev-only-page-token-secret-0123456789", ...env }), {
+      database,
+      cache,
+      bus,
+    });
+
+    logger.info(
+      { auth: auth.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
+      `Aviary dev is up. Try: curl -s ${auth.url}/aviary.auth.v1.AuthService/Register -H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`,
+    );
+    return {
+      async close() {
+        await auth.close();
+        await bus.close();
+        await cache.close();
+        await database.close();
+      },
+    };
+  },
+  { name: "dev" },
+);
