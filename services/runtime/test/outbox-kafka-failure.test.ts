@@ -1,6 +1,7 @@
 /**
- * THE failure test: the Kafka broker is stopped in the middle of a stream of
- * outbox events and started again a few seconds later. Every event must still
+ * THE failure test: the Kafka broker is stopped (SIGTERM, a clean shutdown) or
+ * killed (SIGKILL, a crash) in the middle of a stream of outbox events and
+ * started again a few seconds later. Every event must still
  * arrive, each applied exactly once, in per-key order — for a consumer that
  * lived through the outage and for a fresh group reading afterwards.
  *
@@ -8,7 +9,7 @@
  * (see `privateServer`): bouncing the shared one would break suites running in
  * parallel.
  */
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { create } from "@bufbuild/protobuf";
 import { sql } from "drizzle-orm";
 import { UserRegisteredSchema } from "@aviary/gen/aviary/events/v1/auth_events_pb";
@@ -42,10 +43,17 @@ test.after.always(async () => {
   await broker?.down();
 });
 
-test.serial("kafka stopped mid-run: every outbox event arrives, each applied once, in per-key order", async (t) => {
+type Outage = "stop" | "kill";
+
+for (const how of ["stop", "kill"] as const) {
+  const what = how === "kill" ? "killed (SIGKILL)" : "stopped (SIGTERM)";
+  test.serial(`kafka ${what} mid-run: every outbox event arrives, each applied once, in per-key order`, (t) => survivesOutage(t, how));
+}
+
+async function survivesOutage(t: ExecutionContext, how: Outage): Promise<void> {
   t.timeout(400_000);
   const startedAt = Date.now();
-  broker = await privateServer("kafka", "kafka-failure");
+  broker ??= await privateServer("kafka", "kafka-failure");
   t.log(`private broker ${broker.url} up in ${Date.now() - startedAt} ms`);
   const { databaseUrl } = await infra();
   const relayLog = recordingSink();
@@ -72,7 +80,7 @@ test.serial("kafka stopped mid-run: every outbox event arrives, each applied onc
     const ids: string[] = [];
     let outage: Promise<void> | undefined;
     for (let n = 0; n < EVENTS; n++) {
-      if (n === OUTAGE_AT) outage = bounce(broker, t);
+      if (n === OUTAGE_AT) outage = bounce(broker, how, t);
       const id = crypto.randomUUID();
       ids.push(id);
       const key = KEYS[n % KEYS.length]!;
@@ -124,13 +132,13 @@ test.serial("kafka stopped mid-run: every outbox event arrives, each applied onc
     await database.db.execute(sql.raw(`DROP SCHEMA IF EXISTS ${schema} CASCADE`));
     await database.close();
   }
-});
+}
 
-/** Stops the broker, keeps it down for a few seconds, starts it again. */
-async function bounce(kafka: PrivateServer, t: { log(...values: unknown[]): void }): Promise<void> {
+/** Stops or kills the broker, keeps it down for a few seconds, starts it again. */
+async function bounce(kafka: PrivateServer, how: Outage, t: { log(...values: unknown[]): void }): Promise<void> {
   const at = Date.now();
-  await kafka.stop();
-  t.log(`broker stopped (${Date.now() - at} ms)`);
+  await (how === "kill" ? kafka.kill() : kafka.stop());
+  t.log(`broker ${how === "kill" ? "killed" : "stopped"} (${Date.now() - at} ms)`);
   await sleep(OUTAGE_MS);
   const restartAt = Date.now();
   await kafka.start();
