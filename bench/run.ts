@@ -1,19 +1,20 @@
 // `make bench`: measures RPCs against a reference measured in the same run, and
 // writes the figures to bench/results/latest.json and docs/benchmarks.md.
 //
-// Scenario "auth": the auth service on the real stack when DATABASE_URL,
-// REDIS_URL and KAFKA_BROKERS are set (make bench starts them), otherwise on
-// embedded defaults. Each RPC is driven by a fixed number of concurrent
-// callers for a fixed time over one HTTP/2 connection (gRPC), and compared with
-// grpc.health.v1.Health/Check on the same server — a no-op through the same
-// interceptor chain — so the ratio shows what the RPC's own work costs.
+// Scenario "auth": the auth service process on the real stack when
+// DATABASE_URL, REDIS_URL and KAFKA_BROKERS are set (make bench starts them),
+// otherwise on embedded defaults. Each RPC is driven by a fixed number of
+// concurrent callers for a fixed time over one HTTP/2 connection (gRPC), from
+// this process, and compared with a no-op RPC on a bare connect-node server
+// measured in the same run, so the ratios show what the runtime and each RPC's
+// own work cost.
 import { mkdir, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
+import { spawn, type ChildProcess } from "node:child_process";
 import { HealthService } from "@aviary/runtime/health";
-import { authConfigFromEnv, startAuthService } from "@aviary/auth";
 
 interface Result {
   name: string;
@@ -64,20 +65,48 @@ async function measure(name: string, concurrency: number, call: () => Promise<un
 }
 
 const realStack = Boolean(process.env["DATABASE_URL"] && process.env["REDIS_URL"] && process.env["KAFKA_BROKERS"]);
-const service = await startAuthService(
-  authConfigFromEnv({
-    ...process.env,
-    AUTH_PORT: "0",
-    LOG_LEVEL: "warn",
-    AUTH_CODE_SINK: resolve(import.meta.dirname, "../.dev/bench-codes.jsonl"),
-    // Brute-force limits would throttle the login loop; they are not what is measured.
-    AUTH_LOGIN_FAILURES_PER_IDENTITY: "1000000",
-    AUTH_LOGIN_FAILURES_PER_IP: "1000000",
-  }),
-);
-const transport = createGrpcTransport({ baseUrl: service.url });
-const auth = createClient(AuthService, transport);
-const health = createClient(HealthService, transport);
+const repo = resolve(import.meta.dirname, "..");
+
+/**
+ * Starts a server process and resolves with the URL it announces on stdout
+ * (a JSON line with `url`). Servers run in their own processes so the load
+ * generator and the server do not share one event loop.
+ */
+function spawnServer(script: string, env: Record<string, string>): Promise<{ url: string; process: ChildProcess }> {
+  const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "--disable-warning=TimeoutNegativeWarning", script], {
+    cwd: repo,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolveUrl, reject) => {
+    let buffered = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString("utf8");
+      for (const line of buffered.split("\n")) {
+        try {
+          const parsed = JSON.parse(line) as { url?: string };
+          if (parsed.url) return resolveUrl({ url: parsed.url, process: child });
+        } catch {
+          // not a JSON line yet
+        }
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`${script} exited with ${code} before announcing its URL`)));
+  });
+}
+
+const noop = await spawnServer("bench/noop-server.ts", {});
+const authServer = await spawnServer("services/auth/src/main.ts", {
+  AUTH_PORT: "0",
+  LOG_LEVEL: "info",
+  AUTH_CODE_SINK: resolve(repo, ".dev/bench-codes.jsonl"),
+  PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789",
+  // Brute-force limits would throttle the login loop; they are not what is measured.
+  AUTH_LOGIN_FAILURES_PER_IDENTITY: "1000000",
+  AUTH_LOGIN_FAILURES_PER_IP: "1000000",
+});
+const reference = createClient(HealthService, createGrpcTransport({ baseUrl: noop.url }));
+const auth = createClient(AuthService, createGrpcTransport({ baseUrl: authServer.url }));
 
 const email = `bench.${Date.now()}@example.org`;
 const password = "violet-harbour-teapot-42";
@@ -86,17 +115,18 @@ const login = await auth.login({ identity: { case: "email", value: email }, pass
 const headers = { authorization: `Bearer ${login.tokens?.accessToken}` };
 
 const results: Result[] = [];
-results.push(await measure("noop Health/Check", 32, () => health.check({})));
-results.push(await measure("GetJwks (public, no I/O)", 32, () => auth.getJwks({})));
+results.push(await measure("no-op (bare connect-node, Health/Check)", 32, () => reference.check({})));
+results.push(await measure("GetJwks (full interceptor chain, no I/O)", 32, () => auth.getJwks({})));
 results.push(await measure("GetMe (JWT verify + denylist + DB read)", 32, () => auth.getMe({}, { headers })));
 results.push(await measure("Login (argon2id 19 MiB/2 passes + session write + outbox)", 4, () => auth.login({ identity: { case: "email", value: email }, password })));
-await service.close();
+noop.process.kill("SIGTERM");
+authServer.process.kill("SIGTERM");
 
-const reference = results[0] as Result;
+const baseline = results[0] as Result;
 const rows = results.map((r) => ({
   ...r,
-  throughputVsNoop: Number((r.throughput / reference.throughput).toFixed(3)),
-  p50VsNoop: Number((r.p50Ms / reference.p50Ms).toFixed(2)),
+  throughputVsNoop: Number((r.throughput / baseline.throughput).toFixed(3)),
+  p50VsNoop: Number((r.p50Ms / baseline.p50Ms).toFixed(2)),
 }));
 const report = {
   at: new Date().toISOString(),
@@ -118,6 +148,9 @@ await writeFile(
   resolve(import.meta.dirname, "../docs/benchmarks.md"),
   `# Benchmarks\n\nWritten by \`make bench\` (${report.at}, ${report.stack}, Node ${report.node}, ${report.cpus} cores).\n` +
     `Raw figures: \`bench/results/latest.json\`. Each RPC runs for ${durationMs / 1000} s after a ${warmupMs / 1000} s warm-up over one HTTP/2 connection (gRPC);\n` +
-    `the reference is grpc.health.v1.Health/Check on the same server, through the same interceptor chain.\n\n## Auth\n\n${table}\n`,
+    `the reference is a no-op grpc.health.v1.Health/Check on a bare connect-node server (no runtime); servers run in their own processes.\n\n## Auth\n\n${table}\n\n` +
+    `Reading the figures: the load generator is one Node process on one of the machine's cores, and it saturates near the no-op's rate;\n` +
+    `a ratio close to 1 therefore says the server-side cost (runtime interceptors, JWT verification, the DB read) hides behind the client's,\n` +
+    `not that it is zero. Login is bound by argon2id by design (about 19 MiB and 2 passes per attempt).\n`,
 );
 console.log(table);

@@ -19,9 +19,9 @@ await runService(
     await mkdir(devDir, { recursive: true });
     const env = process.env;
     const logger = createLogger("dev", "info");
-    const database = await openDatabase(env["DATABASE_URL"] ? { url: env["DATABASE_URL"] } : { dataDir: resolve(devDir, "pglite") });
-    const cache = await openCache(env["REDIS_URL"] ? { url: env["REDIS_URL"] } : {});
-    const bus = await openEventBus({ clientId: "aviary-dev", ...(env["KAFKA_BROKERS"] ? { brokers: env["KAFKA_BROKERS"].split(",") } : {}) });
+    const database = await openDatabase(env["DATABASE_URL"] ? { url: env["DATABASE_URL"], logger } : { dataDir: resolve(devDir, "pglite"), logger });
+    const cache = await openCache(env["REDIS_URL"] ? { url: env["REDIS_URL"], logger } : {});
+    const bus = await openEventBus({ clientId: "aviary-dev", logger, ...(env["KAFKA_BROKERS"] ? { brokers: env["KAFKA_BROKERS"].split(",") } : {}) });
 
     const codeSink = resolve(devDir, "codes.jsonl");
     const auth = await startAuthService(authConfigFromEnv({ AUTH_CODE_SINK: codeSink, PAGE_TOKEN_SECRET: "dev-only-page-token-secret-0123456789", ...env }), {

@@ -20,9 +20,9 @@ import { loadKeyRing } from "./domain/signing-keys.ts";
 import { cacheOneTimeCodes } from "./domain/codes.ts";
 import { fileCodeSender, type CodeSender } from "./domain/code-sender.ts";
 import { cacheAttemptLimiter } from "./domain/attempt-limits.ts";
-import { cacheSessionDenylist } from "./domain/denylist.ts";
+import { cacheSessionDenylist, startDenylistSync } from "./domain/denylist.ts";
 import { argon2idHashing } from "./domain/passwords.ts";
-import { findSession } from "./store/sessions.ts";
+import { isSessionOver, recentlyRevokedSessionIds } from "./store/sessions.ts";
 import { outboxEvents } from "./store/schema.ts";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
@@ -59,6 +59,7 @@ export const authConfigSpec = {
   passwordMemoryKiB: int("AUTH_ARGON2_MEMORY_KIB", { default: 19456, min: 1024 }),
   passwordPasses: int("AUTH_ARGON2_PASSES", { default: 2, min: 1 }),
   codeSink: string("AUTH_CODE_SINK", { default: ".dev/codes.jsonl" }),
+  denylistSyncMs: duration("AUTH_DENYLIST_SYNC_INTERVAL", { default: "30s", min: "100ms" }),
   pageTokenSecret: optionalString("PAGE_TOKEN_SECRET"),
   trustedProxyHops: int("TRUSTED_PROXY_HOPS", { default: 0, min: 0, max: 5 }),
   databaseUrl: optionalString("DATABASE_URL"),
@@ -90,6 +91,8 @@ export interface RunningAuthService extends RunningServer {
   readonly bus: EventBus;
   /** Rotates the signing key now (operators, tests). */
   rotateSigningKey(): Promise<string>;
+  /** Re-publishes recent revocations to the cache denylist now (normally on a timer). */
+  syncDenylist(): Promise<void>;
   /** Resolves once every committed event has been handed to the bus. */
   eventsFlushed(timeoutMs?: number): Promise<void>;
 }
@@ -106,7 +109,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
   const database =
     adapters.database ??
     own(await openDatabase({ ...(config.databaseUrl ? { url: config.databaseUrl } : {}), ...(config.pgliteDir ? { dataDir: config.pgliteDir } : {}), logger }));
-  const cache = adapters.cache ?? own(await openCache({ ...(config.redisUrl ? { url: config.redisUrl } : {}) }));
+  const cache = adapters.cache ?? own(await openCache({ ...(config.redisUrl ? { url: config.redisUrl } : {}), logger }));
   const bus =
     adapters.bus ??
     own(await openEventBus({ clientId: "auth", ...(config.kafkaBrokers ? { brokers: config.kafkaBrokers.split(",") } : {}), logger }));
@@ -124,6 +127,13 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
 
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
   const denylist = cacheSessionDenylist(cache, accessTokenTtlSeconds);
+  const denylistSync = startDenylistSync({
+    denylist,
+    recentlyRevoked: (since) => recentlyRevokedSessionIds(database.db, since),
+    accessTokenTtlSeconds,
+    intervalMs: config.denylistSyncMs,
+    onError: (err) => logger.warn({ err }, "denylist sync failed"),
+  });
   const window = Math.round(config.loginFailureWindowMs / 1000);
   if (config.pageTokenSecret === undefined) {
     logger.warn("PAGE_TOKEN_SECRET is not set: using a random one, so page tokens do not survive a restart or cross instances");
@@ -175,15 +185,12 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
       // The auth service verifies against its own key ring, without HTTP.
       verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: () => keys.jwks(), typ: "at+jwt" }),
       publicProcedures,
-      // The denylist answers first; if the cache is down, the sessions table
-      // (which this service owns) decides, so revocation still holds.
+      // Other services trust the cache denylist alone; this service owns the
+      // sessions table, so a denylist miss (or a cache outage, or a flushed
+      // cache) is confirmed there: revocation holds here without Redis.
       isSessionRevoked: async (sessionId) => {
-        try {
-          return await denylist.has(sessionId);
-        } catch {
-          const session = await findSession(database.db, sessionId);
-          return session === undefined || session.revokedAt !== null;
-        }
+        const listed = await denylist.has(sessionId).catch(() => false);
+        return listed || (await isSessionOver(database.db, sessionId));
       },
     },
   });
@@ -199,8 +206,10 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     bus,
     rotateSigningKey: () => keys.rotate(),
     eventsFlushed: (timeoutMs) => relay.flushed(timeoutMs),
+    syncDenylist: () => denylistSync.syncNow(),
     async close() {
       clearInterval(reloadKeys);
+      denylistSync.stop();
       await server.close();
       await relay.stop();
       for (const resource of owned.reverse()) await resource.close();

@@ -45,7 +45,8 @@ export function as(options: { token?: string; ip?: string }): { headers: Record<
 }
 
 export async function startTestAuth(env: Record<string, string> = {}): Promise<TestAuth> {
-  const urls = await infra();
+  const urls = { ...(await infra()) };
+  if (env["REDIS_URL"] !== undefined) urls.redisUrl = env["REDIS_URL"];
   const database = await freshDatabase(urls.databaseUrl, "auth_test");
   const dir = await mkdtemp(join(tmpdir(), "aviary-auth-"));
   const sink = join(dir, "codes.jsonl");

@@ -17,6 +17,28 @@ export interface SessionDenylist {
   has(sessionId: string): Promise<boolean>;
 }
 
+/**
+ * The cache may lose the denylist (a Redis restart or flush). The sessions
+ * table is the authority, so the auth service re-publishes every session
+ * revoked within one token lifetime on a timer: after a cache loss, other
+ * services deny revoked tokens again within one interval.
+ */
+export function startDenylistSync(options: {
+  denylist: SessionDenylist;
+  recentlyRevoked: (since: Date) => Promise<string[]>;
+  accessTokenTtlSeconds: number;
+  intervalMs: number;
+  onError: (error: unknown) => void;
+}): { stop(): void; syncNow(): Promise<void> } {
+  const syncNow = async () => {
+    const since = new Date(Date.now() - (options.accessTokenTtlSeconds + 60) * 1000);
+    await options.denylist.add(await options.recentlyRevoked(since));
+  };
+  const timer = setInterval(() => syncNow().catch(options.onError), options.intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer), syncNow };
+}
+
 export function cacheSessionDenylist(cache: Cache, accessTokenTtlSeconds: number): SessionDenylist {
   // A minute beyond the token lifetime covers clock skew between services.
   const ttlSeconds = accessTokenTtlSeconds + 60;

@@ -49,8 +49,12 @@ export const sessions = auth.table(
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
     revokedReason: text("revoked_reason"),
   },
-  // Keyset pagination of a user's open sessions, newest first.
-  (t) => [index("sessions_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc())],
+  (t) => [
+    // Keyset pagination of a user's open sessions, newest first.
+    index("sessions_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
+    // Recent revocations, re-published to the cache denylist (see domain/denylist.ts).
+    index("sessions_revoked_idx").on(t.revokedAt).where(sql`${t.revokedAt} is not null`),
+  ],
 );
 
 /** Refresh tokens are stored as SHA-256 hashes; the token itself is shown once. */

@@ -82,3 +82,16 @@ export async function listOpenSessions(db: Queryable, userId: string, now: Date,
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(limit);
 }
+
+/** Ids of sessions revoked since `since`: the ones whose access tokens may still be in date. */
+export async function recentlyRevokedSessionIds(db: Queryable, since: Date): Promise<string[]> {
+  const rows = await db.select({ id: sessions.id }).from(sessions).where(gt(sessions.revokedAt, since));
+  return rows.map((row) => row.id);
+}
+
+/** Whether a session is over (revoked, or unknown); the authority behind the cache denylist. */
+export async function isSessionOver(db: Queryable, id: string): Promise<boolean> {
+  const rows = await db.select({ revokedAt: sessions.revokedAt }).from(sessions).where(eq(sessions.id, id)).limit(1);
+  const row = rows[0];
+  return row === undefined || row.revokedAt !== null;
+}

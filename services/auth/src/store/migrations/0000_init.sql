@@ -69,5 +69,6 @@ CREATE INDEX "outbox_events_published_idx" ON "auth"."outbox_events" USING btree
 CREATE UNIQUE INDEX "refresh_tokens_hash_key" ON "auth"."refresh_tokens" USING btree ("token_hash");--> statement-breakpoint
 CREATE INDEX "refresh_tokens_session_idx" ON "auth"."refresh_tokens" USING btree ("session_id");--> statement-breakpoint
 CREATE INDEX "sessions_user_created_idx" ON "auth"."sessions" USING btree ("user_id","created_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
+CREATE INDEX "sessions_revoked_idx" ON "auth"."sessions" USING btree ("revoked_at") WHERE "auth"."sessions"."revoked_at" is not null;--> statement-breakpoint
 CREATE UNIQUE INDEX "users_email_key" ON "auth"."users" USING btree ("email") WHERE "auth"."users"."email" is not null;--> statement-breakpoint
 CREATE UNIQUE INDEX "users_phone_key" ON "auth"."users" USING btree ("phone") WHERE "auth"."users"."phone" is not null;
