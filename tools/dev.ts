@@ -3,6 +3,7 @@
 // in-memory cache shared by every service in this process, as the real
 // PostgreSQL, Kafka and Redis would be shared. Setting DATABASE_URL,
 // KAFKA_BROKERS or REDIS_URL switches that part to the real thing.
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { openDatabase } from "@aviary/runtime/db/open";
@@ -11,6 +12,7 @@ import { openCache } from "@aviary/runtime/cache/open";
 import { createLogger } from "@aviary/runtime/log";
 import { runService } from "@aviary/runtime/server";
 import { authConfigFromEnv, startAuthService } from "@aviary/auth";
+import { envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
 
 const devDir = resolve(import.meta.dirname, "../.dev");
 
@@ -30,12 +32,30 @@ await runService(
       bus,
     });
 
+    // The edge, when `make envoy` has installed it: the same generated config
+    // as the tests, on EDGE_PORT (admin on EDGE_ADMIN_PORT, loopback only).
+    let edge: RunningEnvoy | undefined;
+    if (existsSync(envoyBinary)) {
+      edge = await startEnvoy({
+        upstreams: { auth: auth.url },
+        listenPort: Number(env["EDGE_PORT"] ?? 8080),
+        adminPort: Number(env["EDGE_ADMIN_PORT"] ?? 9901),
+        echo: true,
+      });
+    } else {
+      logger.info("Envoy is not installed (make envoy): no edge; the services are reachable directly");
+    }
+
+    const register = `-H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`;
     logger.info(
-      { auth: auth.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
-      `Aviary dev is up. Try: curl -s ${auth.url}/aviary.auth.v1.AuthService/Register -H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`,
+      { auth: auth.url, edge: edge?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
+      edge
+        ? `Aviary dev is up. Try REST through the edge: curl -s ${edge.url}/v1/auth/register ${register}`
+        : `Aviary dev is up. Try: curl -s ${auth.url}/aviary.auth.v1.AuthService/Register ${register}`,
     );
     return {
       async close() {
+        await edge?.stop();
         await auth.close();
         await bus.close();
         await cache.close();

@@ -14,12 +14,13 @@ const repo = fileURLToPath(new URL("../..", import.meta.url));
 const buf = join(repo, "node_modules/.bin/buf");
 const authProto = "proto/aviary/auth/v1/auth.proto";
 
-/** A scratch workspace (buf.yaml, proto/, third-party protos) with one file edited. */
+/** A scratch workspace (buf.yaml, proto/, both third-party modules) with one file edited. */
 async function scratchWith(edit: (source: string) => string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "aviary-contracts-"));
   await cp(join(repo, "buf.yaml"), join(dir, "buf.yaml"));
   await cp(join(repo, "proto"), join(dir, "proto"), { recursive: true });
   await cp(join(repo, "build/third_party"), join(dir, "build/third_party"), { recursive: true });
+  await cp(join(repo, "third_party"), join(dir, "third_party"), { recursive: true });
   const source = await readFile(join(dir, authProto), "utf8");
   const edited = edit(source);
   if (edited === source) throw new Error("the edit changed nothing; the test would prove nothing");

@@ -19,6 +19,8 @@ export interface TestAuth {
   codeFor(to: string, purpose: "verify" | "password_reset"): Promise<string>;
   /** Runs SQL against the service's database (for assertions on what was written). */
   query<T extends Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  /** Stops the service mid-test (an outage); close() still drops its database. */
+  stopService(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,8 @@ export async function startTestAuth(env: Record<string, string> = {}): Promise<T
   });
   const service = await startAuthService(config);
   const client = createClient(AuthService, createGrpcTransport({ baseUrl: service.url }));
+  let stopped: Promise<void> | undefined;
+  const stopService = () => (stopped ??= service.close());
   return {
     service,
     client,
@@ -79,8 +83,9 @@ export async function startTestAuth(env: Record<string, string> = {}): Promise<T
       throw new Error(`no ${purpose} code was sent to ${to}`);
     },
     query: (text, params = []) => withClient(database.url, async (pg) => (await pg.query(text, params)).rows),
+    stopService,
     async close() {
-      await service.close();
+      await stopService();
       await database.drop();
       await rm(dir, { recursive: true, force: true });
     },

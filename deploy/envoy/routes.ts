@@ -1,0 +1,63 @@
+// The edge's routing table: which proto services clients reach through Envoy,
+// and the per-method policy the protos cannot express. The REST paths and the
+// method list come from the descriptor set (tools/edge/descriptors.ts); a
+// method named here that the protos lack fails generation, so this table
+// cannot drift from the contracts either.
+
+export interface EdgeServiceRoute {
+  /** Fully qualified proto service name. */
+  service: string;
+  /** Envoy cluster (one per service; every instance of the service behind it). */
+  cluster: string;
+  /** Where the service listens in docker-compose / k8s (service DNS name). The dev/test render overrides it. */
+  upstream: { host: string; port: number };
+  /** Methods callable without an access token. Everything else requires a valid JWT at the edge. */
+  publicMethods: string[];
+  /** Reads with no side effects: the only methods the edge retries. */
+  idempotentMethods: string[];
+  /** Unary per-route timeout; streaming methods get none (they live as long as the client wants). */
+  timeout: string;
+  /** Exceptions to `timeout`, by method. */
+  methodTimeouts?: Record<string, string>;
+}
+
+export const authRoute: EdgeServiceRoute = {
+  service: "aviary.auth.v1.AuthService",
+  cluster: "auth",
+  upstream: { host: "auth", port: 8081 },
+  publicMethods: [
+    "Register",
+    "SendVerificationCode",
+    "VerifyIdentity",
+    "Login",
+    "Refresh",
+    "RequestPasswordReset",
+    "ResetPassword",
+    "GetJwks",
+    "GetOpenIdConfiguration",
+  ],
+  idempotentMethods: ["GetMe", "ListSessions", "GetJwks", "GetOpenIdConfiguration"],
+  timeout: "5s",
+  // argon2id hashing (and the decoy verification on unknown identities) is the slow part.
+  methodTimeouts: { Register: "10s", Login: "10s", ResetPassword: "10s", ChangePassword: "10s" },
+};
+
+export const edgeRoutes: EdgeServiceRoute[] = [authRoute];
+
+/**
+ * grpc.health.v1.Health has no REST rules, so the transcoder ignores it, but
+ * clients (and the gRPC-web test) may Watch a service's health through the edge
+ * with a valid token. Served by the auth service's runtime for now.
+ */
+export const healthRoute = { service: "grpc.health.v1.Health", cluster: "auth" } as const;
+
+/** The token issuer: its JWKS is fetched from this cluster's upstream. */
+export const jwtProvider = {
+  issuer: "aviary-auth",
+  audiences: ["aviary"],
+  jwksCluster: "auth",
+  jwksPath: "/.well-known/jwks.json",
+} as const;
+
+/** Origins browsers may call the edge from (dev servers); deployments pass their own list. */
+export const defaultCorsOrigins = ["http://localhost:5173", "http://127.0.0.1:5173", "http://localhost:3000"];

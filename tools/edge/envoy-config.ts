@@ -1,0 +1,533 @@
+// Renders the Envoy edge configuration from the descriptor set and the routing
+// table (deploy/envoy/routes.ts). One function, two callers: the committed
+// deploy/envoy/envoy.yaml (service DNS names, tracing to the collector) and the
+// loopback render that tests and `make dev` start (free ports, no collector).
+import { defaultCorsOrigins, edgeRoutes, healthRoute, jwtProvider, type EdgeServiceRoute } from "../../deploy/envoy/routes.ts";
+import { clientFacingServices, serviceByName, type EdgeMethod, type EdgeService, type RestBinding } from "./descriptors.ts";
+import type { DescService } from "@bufbuild/protobuf";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface EdgeOptions {
+  /** The descriptor set as Envoy will read it (absolute path, or the path inside the image). */
+  descriptorPath: string;
+  listen: HostPort;
+  /** Admin interface: never exposed; readiness (`/ready`) and stats for the operator. */
+  admin: HostPort;
+  /** Upstream per cluster name; clusters not given use the routing table's service DNS name. */
+  upstreams?: Record<string, HostPort>;
+  corsOrigins?: string[];
+  /** OTLP/gRPC collector; tracing is left out entirely when absent (see docs/decisions.md). */
+  otlpCollector?: HostPort;
+  /** The global rate-limit service (envoy.service.ratelimit.v3); the filter is left out when absent. */
+  rateLimitService?: HostPort;
+  /** STRICT_DNS for service names, STATIC for loopback literals. */
+  discovery?: "STRICT_DNS" | "STATIC";
+}
+
+/** Every client-supplied copy of this header is removed before jwt_authn writes the verified one. */
+export const CLAIMS_HEADER = "x-aviary-claims";
+const PROVIDER = "aviary";
+/** The JWKS fetch cluster; its upstream defaults to the issuer's service cluster (`upstreams.auth_jwks` overrides it). */
+export const JWKS_CLUSTER = "auth_jwks";
+const RATELIMIT_CLUSTER = "ratelimit";
+const OTEL_CLUSTER = "otel_collector";
+const NO_UPSTREAM_CLUSTER = "no_upstream";
+/** Bodies the transcoder buffers (REST JSON in and out); gRPC and gRPC-web stream past it unbuffered. */
+export const MAX_REST_BODY_BYTES = 1024 * 1024;
+const RETRY_ON = "unavailable,reset,connect-failure";
+/** grpc.health.v1 Check/List answer from memory; Watch is a stream and gets no timeout. */
+const HEALTH_CHECK_TIMEOUT = "2s";
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+const typed = (type: string, body: JsonObject): JsonObject => ({ "@type": `type.googleapis.com/${type}`, ...body });
+
+interface PlannedService {
+  route: EdgeServiceRoute;
+  service: EdgeService;
+}
+
+/** Joins the routing table with the descriptor set, failing on any mismatch. */
+export function planServices(descriptors: DescService[]): PlannedService[] {
+  const facing = clientFacingServices(descriptors);
+  const planned = edgeRoutes.map((route) => {
+    const service = facing.find((s) => s.typeName === route.service);
+    if (!service) throw new Error(`routes.ts names ${route.service}, which has no google.api.http rules in the descriptor set`);
+    const known = new Set(service.methods.map((m) => m.name));
+    for (const name of [...route.publicMethods, ...route.idempotentMethods, ...Object.keys(route.methodTimeouts ?? {})]) {
+      if (!known.has(name)) throw new Error(`routes.ts names ${route.service}/${name}, which the descriptor set lacks`);
+    }
+    return { route, service };
+  });
+  const missing = facing.filter((s) => !edgeRoutes.some((r) => r.service === s.typeName));
+  if (missing.length > 0) throw new Error(`client-facing services missing from deploy/envoy/routes.ts: ${missing.map((s) => s.typeName).join(", ")}`);
+  return planned;
+}
+
+export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptions): JsonObject {
+  const planned = planServices(descriptors);
+  const health = serviceByName(descriptors, healthRoute.service);
+  const upstream = (cluster: string, fallback: HostPort): HostPort => options.upstreams?.[cluster] ?? fallback;
+  const issuerRoute = planned.find((p) => p.route.cluster === jwtProvider.jwksCluster);
+  if (!issuerRoute) throw new Error(`jwtProvider.jwksCluster ${jwtProvider.jwksCluster} is not a cluster in routes.ts`);
+  const jwksUpstream = upstream(JWKS_CLUSTER, upstream(jwtProvider.jwksCluster, issuerRoute.route.upstream));
+  const discovery = options.discovery ?? "STRICT_DNS";
+  const rateLimited = options.rateLimitService !== undefined;
+
+  const routes: JsonObject[] = [
+    ...planned.flatMap(({ route, service }) => service.methods.flatMap((method) => methodRoutes(route, method, rateLimited))),
+    ...health.methods.map((method) => grpcRoute(healthRoute.cluster, method, { isPublic: false, idempotent: false, timeout: HEALTH_CHECK_TIMEOUT, rateLimited })),
+    preflightRoute(),
+  ];
+
+  const clusters: JsonObject[] = [
+    ...planned.map(({ route }) => grpcCluster(route.cluster, upstream(route.cluster, route.upstream), discovery)),
+    plainCluster(JWKS_CLUSTER, jwksUpstream, discovery, false),
+    noUpstreamCluster(),
+  ];
+  if (options.rateLimitService) clusters.push(plainCluster(RATELIMIT_CLUSTER, options.rateLimitService, discovery, true));
+  if (options.otlpCollector) clusters.push(plainCluster(OTEL_CLUSTER, options.otlpCollector, discovery, true));
+
+  const hcm: JsonObject = {
+    stat_prefix: "edge",
+    codec_type: "AUTO",
+    // The edge is the trust boundary: it appends the peer address to
+    // x-forwarded-for (services count TRUSTED_PROXY_HOPS=1 from the right) and
+    // replaces any client-chosen x-request-id.
+    use_remote_address: true,
+    xff_num_trusted_hops: 0,
+    generate_request_id: true,
+    preserve_external_request_id: false,
+    // `//v1/auth/login` or `/v1/auth/./me` must not slip past an exact route or a jwt rule.
+    normalize_path: true,
+    merge_slashes: true,
+    path_with_escaped_slashes_action: "REJECT_REQUEST",
+    common_http_protocol_options: { headers_with_underscores_action: "REJECT_REQUEST" },
+    // Streams (health Watch, later chat) have no overall timeout; an idle one is closed.
+    stream_idle_timeout: "300s",
+    access_log: [accessLog()],
+    local_reply_config: localReplyAsStatus(),
+    route_config: {
+      name: "edge",
+      virtual_hosts: [
+        {
+          name: "aviary",
+          domains: ["*"],
+          routes,
+          typed_per_filter_config: { "envoy.filters.http.cors": corsPolicy(options.corsOrigins ?? defaultCorsOrigins) },
+        },
+      ],
+    },
+    http_filters: [
+      stripClaimsFilter(),
+      { name: "envoy.filters.http.cors", typed_config: typed("envoy.extensions.filters.http.cors.v3.Cors", {}) },
+      { name: "envoy.filters.http.grpc_web", typed_config: typed("envoy.extensions.filters.http.grpc_web.v3.GrpcWeb", {}) },
+      jwtFilter(),
+      ...(options.rateLimitService ? [rateLimitFilter()] : []),
+      bufferFilter(),
+      transcoderFilter(options.descriptorPath, planned.map((p) => p.service.typeName)),
+      { name: "envoy.filters.http.router", typed_config: typed("envoy.extensions.filters.http.router.v3.Router", {}) },
+    ],
+  };
+  if (options.otlpCollector) hcm["tracing"] = tracing();
+
+  return {
+    admin: { address: socketAddress(options.admin) },
+    static_resources: {
+      listeners: [
+        {
+          name: "edge",
+          address: socketAddress(options.listen),
+          filter_chains: [{ filters: [{ name: "envoy.filters.network.http_connection_manager", typed_config: typed("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", hcm) }] }],
+        },
+      ],
+      clusters,
+    },
+  };
+}
+
+// --- routes ------------------------------------------------------------------
+
+interface RoutePolicy {
+  isPublic: boolean;
+  idempotent: boolean;
+  timeout: string;
+  /** Attach the rate-limit descriptors (only when the rate-limit filter is configured). */
+  rateLimited: boolean;
+}
+
+/** One route per REST binding (matched on the original REST path, see the transcoder) plus one for the gRPC path. */
+function methodRoutes(route: EdgeServiceRoute, method: EdgeMethod, rateLimited: boolean): JsonObject[] {
+  const policy: RoutePolicy = {
+    rateLimited,
+    isPublic: route.publicMethods.includes(method.name),
+    idempotent: route.idempotentMethods.includes(method.name),
+    timeout: route.methodTimeouts?.[method.name] ?? route.timeout,
+  };
+  return [...method.rest.map((binding) => restRoute(route.cluster, method, binding, policy)), grpcRoute(route.cluster, method, policy)];
+}
+
+function restRoute(cluster: string, method: EdgeMethod, binding: RestBinding, policy: RoutePolicy): JsonObject {
+  return {
+    name: `${method.grpcPath} ${binding.verb} ${binding.template}`,
+    match: { ...pathMatch(binding.template), headers: [{ name: ":method", string_match: { exact: binding.verb } }] },
+    route: routeAction(cluster, method, policy),
+    typed_per_filter_config: jwtPerRoute(policy.isPublic),
+  };
+}
+
+/**
+ * gRPC, gRPC-web and Connect clients call the gRPC path itself. The transcoder
+ * is switched off here: with reject_unknown_method it would answer a Connect
+ * JSON POST (content-type application/json, no REST rule for the path) with 404.
+ */
+function grpcRoute(cluster: string, method: EdgeMethod, policy: RoutePolicy): JsonObject {
+  return {
+    name: method.grpcPath,
+    match: { path: method.grpcPath },
+    route: routeAction(cluster, method, policy),
+    typed_per_filter_config: {
+      ...jwtPerRoute(policy.isPublic),
+      "envoy.filters.http.grpc_json_transcoder": typed("envoy.config.route.v3.FilterConfig", { disabled: true }),
+      // Streams must not be buffered; the service enforces its own message limit.
+      "envoy.filters.http.buffer": typed("envoy.config.route.v3.FilterConfig", { disabled: true }),
+    },
+  };
+}
+
+/**
+ * REST routes match on :method, so a CORS preflight (OPTIONS) matches none of
+ * them — and the CORS filter only acts on a matched route with a route entry
+ * (a direct_response route does not count). This route gives preflights one:
+ * the CORS filter answers allowed origins itself; anything else (unlisted
+ * origin, plain OPTIONS) is answered 404 by the transcoder (no such method),
+ * and the cluster it names has no endpoints, so nothing reaches a service.
+ */
+function preflightRoute(): JsonObject {
+  return {
+    name: "cors-preflight",
+    match: { prefix: "/", headers: [{ name: ":method", string_match: { exact: "OPTIONS" } }] },
+    route: { cluster: NO_UPSTREAM_CLUSTER, timeout: "1s" },
+    typed_per_filter_config: jwtPerRoute(true),
+  };
+}
+
+/** A cluster with no endpoints, for routes that must never reach a service. */
+function noUpstreamCluster(): JsonObject {
+  return { name: NO_UPSTREAM_CLUSTER, type: "STATIC", connect_timeout: "1s", load_assignment: { cluster_name: NO_UPSTREAM_CLUSTER, endpoints: [] } };
+}
+
+function routeAction(cluster: string, method: EdgeMethod, policy: RoutePolicy): JsonObject {
+  const action: JsonObject = { cluster, timeout: method.streaming ? "0s" : policy.timeout };
+  if (method.streaming) {
+    // A client's grpc-timeout still bounds the stream; the route adds no limit of its own.
+    action["max_stream_duration"] = { grpc_timeout_header_max: "0s" };
+  }
+  if (policy.rateLimited) action["rate_limits"] = rateLimitActions(policy);
+  // Only reads are retried: a retried write whose first attempt reached the
+  // service (reset after the request was sent) would apply twice.
+  if (policy.idempotent && !method.streaming) {
+    action["retry_policy"] = {
+      retry_on: RETRY_ON,
+      num_retries: 2,
+      per_try_timeout: policy.timeout,
+      retry_back_off: { base_interval: "0.05s", max_interval: "0.5s" },
+    };
+  }
+  return action;
+}
+
+function pathMatch(template: string): JsonObject {
+  if (!template.includes("{")) return { path: template };
+  // `{var}` and `{var=*}` bind one segment; `{var=**}` any rest of the path.
+  const regex = template
+    .split(/(\{[^}]+\})/)
+    .map((part) => (part.startsWith("{") ? (part.includes("**") ? ".+" : "[^/]+") : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .join("");
+  return { safe_regex: { regex: `^${regex}$` } };
+}
+
+// --- filters -------------------------------------------------------------------
+
+/**
+ * Runs first, before jwt_authn. Envoy 1.40's jwt_authn happens to remove its
+ * forward_payload_header from every request it sees, even on routes where it
+ * is disabled (the recorder test in tools/test/edge-rest.test.ts passes without
+ * this filter), but that is an implementation detail, not documented API; and
+ * route-level request_headers_to_remove would run at router time, after
+ * jwt_authn wrote the verified header. Removing it here holds whatever
+ * jwt_authn does.
+ */
+function stripClaimsFilter(): JsonObject {
+  return {
+    name: "envoy.filters.http.header_mutation",
+    typed_config: typed("envoy.extensions.filters.http.header_mutation.v3.HeaderMutation", {
+      mutations: { request_mutations: [{ remove: CLAIMS_HEADER }] },
+    }),
+  };
+}
+
+function jwtFilter(): JsonObject {
+  return {
+    name: "envoy.filters.http.jwt_authn",
+    typed_config: typed("envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication", {
+      providers: {
+        [PROVIDER]: {
+          issuer: jwtProvider.issuer,
+          audiences: [...jwtProvider.audiences],
+          from_headers: [{ name: "authorization", value_prefix: "Bearer " }],
+          remote_jwks: {
+            http_uri: { uri: `http://${jwtProvider.jwksCluster}${jwtProvider.jwksPath}`, cluster: JWKS_CLUSTER, timeout: "2s" },
+            // Envoy never refetches on an unknown kid: a key published after the
+            // last fetch is unknown for up to this long (docs/decisions.md).
+            cache_duration: "60s",
+            // Fetched when the listener starts and refreshed before expiry, so
+            // requests never wait on the auth service; fast_listener false holds
+            // the listener (and /ready) until the first fetch has answered.
+            async_fetch: { fast_listener: false, failed_refetch_duration: "1s" },
+            retry_policy: { num_retries: 3, retry_back_off: { base_interval: "0.2s", max_interval: "2s" } },
+          },
+          // The token still goes upstream: services verify it themselves (defence in depth).
+          forward: true,
+          forward_payload_header: CLAIMS_HEADER,
+          payload_in_metadata: "jwt_payload",
+          clock_skew_seconds: 30,
+        },
+      },
+      requirement_map: { user: { provider_name: PROVIDER } },
+      // Every generated route names its requirement; anything that does not
+      // (a route added by hand) falls through to this rule and needs a token.
+      rules: [{ match: { prefix: "/" }, requires: { provider_name: PROVIDER } }],
+      bypass_cors_preflight: true,
+    }),
+  };
+}
+
+function jwtPerRoute(isPublic: boolean): JsonObject {
+  const config: JsonObject = isPublic ? { disabled: true } : { requirement_name: "user" };
+  return { "envoy.filters.http.jwt_authn": typed("envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig", config) };
+}
+
+/**
+ * The transcoder's max_request_body_size does not bound a request: it
+ * translates JSON as it streams in, so a 2 MiB body reached the service
+ * (which answered RESOURCE_EXHAUSTED). The buffer filter answers 413 at the
+ * edge instead, on REST routes only.
+ */
+function bufferFilter(): JsonObject {
+  return { name: "envoy.filters.http.buffer", typed_config: typed("envoy.extensions.filters.http.buffer.v3.Buffer", { max_request_bytes: MAX_REST_BODY_BYTES }) };
+}
+
+function transcoderFilter(descriptorPath: string, services: string[]): JsonObject {
+  return {
+    name: "envoy.filters.http.grpc_json_transcoder",
+    typed_config: typed("envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder", {
+      proto_descriptor: descriptorPath,
+      services,
+      // Keep the REST route after the path is rewritten to the gRPC one, so the
+      // router (and its timeout/retry policy) sees the route jwt_authn saw.
+      match_incoming_request_route: true,
+      // A gRPC error becomes the HTTP status plus a google.rpc.Status JSON body
+      // (code, message, details from grpc-status-details-bin).
+      convert_grpc_status: true,
+      print_options: { always_print_primitive_fields: false, preserve_proto_field_names: false, always_print_enums_as_ints: false },
+      request_validation_options: {
+        reject_unknown_method: true,
+        // Without it an unknown query parameter silently turns off transcoding.
+        reject_unknown_query_parameters: true,
+        reject_binding_body_field_collisions: true,
+      },
+      max_request_body_size: MAX_REST_BODY_BYTES,
+      max_response_body_size: MAX_REST_BODY_BYTES,
+    }),
+  };
+}
+
+function corsPolicy(origins: string[]): JsonObject {
+  return typed("envoy.extensions.filters.http.cors.v3.CorsPolicy", {
+    allow_origin_string_match: origins.map((origin) => ({ exact: origin })),
+    allow_methods: "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    allow_headers: "authorization, content-type, x-grpc-web, x-user-agent, grpc-timeout, connect-protocol-version, connect-timeout-ms, x-request-id, traceparent",
+    expose_headers: "grpc-status, grpc-message, grpc-status-details-bin, x-request-id, retry-after, www-authenticate",
+    max_age: "600",
+    allow_credentials: false,
+  });
+}
+
+/**
+ * Global rate limiting (the rate-limit service is being written in
+ * services/ratelimit). Descriptors come from route-level actions below; the
+ * filter fails open so an outage of the limiter never takes the API down.
+ */
+function rateLimitFilter(): JsonObject {
+  return {
+    name: "envoy.filters.http.ratelimit",
+    typed_config: typed("envoy.extensions.filters.http.ratelimit.v3.RateLimit", {
+      domain: "aviary-edge",
+      request_type: "both",
+      timeout: "0.05s",
+      failure_mode_deny: false,
+      enable_x_ratelimit_headers: "DRAFT_VERSION_03",
+      rate_limit_service: { grpc_service: { envoy_grpc: { cluster_name: RATELIMIT_CLUSTER } }, transport_api_version: "V3" },
+    }),
+  };
+}
+
+/**
+ * The descriptors each route sends to the rate-limit service:
+ *   public routes:    (route_class=public, remote_address=<peer>)
+ *   protected routes: (route_class=read|write, user_id=<JWT sub>)
+ * Public routes key on the address, never on a header the client controls (a
+ * junk Authorization header on a public route is not verified). The user id
+ * comes from jwt_authn's verified payload in dynamic metadata.
+ */
+export function rateLimitActions(policy: { isPublic: boolean; idempotent: boolean }): JsonObject[] {
+  const routeClass = policy.isPublic ? "public" : policy.idempotent ? "read" : "write";
+  const who: JsonObject = policy.isPublic
+    ? { remote_address: {} }
+    : {
+        metadata: {
+          descriptor_key: "user_id",
+          metadata_key: { key: "envoy.filters.http.jwt_authn", path: [{ key: "jwt_payload" }, { key: "sub" }] },
+          source: "DYNAMIC",
+        },
+      };
+  return [{ actions: [{ generic_key: { descriptor_key: "route_class", descriptor_value: routeClass } }, who] }];
+}
+
+/**
+ * Envoy's own answers (jwt_authn's 401, the transcoder's 400 on bad JSON, 404
+ * for unknown methods, 503 with no healthy upstream) are text/plain by
+ * default. REST clients get the same shape as service errors instead — a
+ * google.rpc.Status JSON, as convert_grpc_status produces — with the gRPC code
+ * that corresponds to the HTTP status. gRPC and gRPC-web requests are left
+ * alone: Envoy turns their local replies into grpc-status/grpc-message.
+ */
+const LOCAL_REPLY_GRPC_CODES: Array<[httpStatus: number, grpcCode: number]> = [
+  [400, 3], // INVALID_ARGUMENT
+  [401, 16], // UNAUTHENTICATED
+  [403, 7], // PERMISSION_DENIED
+  [404, 5], // NOT_FOUND
+  [413, 8], // RESOURCE_EXHAUSTED (as Connect maps it)
+  [429, 8], // RESOURCE_EXHAUSTED
+  [502, 14], // UNAVAILABLE
+  [503, 14], // UNAVAILABLE
+  [504, 4], // DEADLINE_EXCEEDED
+];
+
+function localReplyAsStatus(): JsonObject {
+  // "Not gRPC" cannot be read off content-type alone: the transcoder rewrites a
+  // REST request's content-type to application/grpc before it parses the
+  // body, so its own 400s would look like gRPC. It leaves
+  // x-envoy-original-path behind, which marks a transcoded request.
+  const header = (name: string, match: JsonObject): JsonObject => ({ header_filter: { header: { name, ...match } } });
+  const notGrpc: JsonObject = {
+    or_filter: {
+      filters: [
+        header("x-envoy-original-path", { present_match: true }),
+        header("content-type", { present_match: false }),
+        header("content-type", { string_match: { prefix: "application/grpc" }, invert_match: true }),
+      ],
+    },
+  };
+  const body = (code: number): JsonObject => ({ json_format: { code, message: "%LOCAL_REPLY_BODY%" }, content_type: "application/json" });
+  return {
+    mappers: [
+      ...LOCAL_REPLY_GRPC_CODES.map(([status, code]): JsonObject => ({
+        filter: {
+          and_filter: {
+            filters: [{ status_code_filter: { comparison: { op: "EQ", value: { default_value: status, runtime_key: `edge.local_reply.${status}` } } } }, notGrpc],
+          },
+        },
+        body_format_override: body(code),
+      })),
+      // Anything else Envoy answers itself: UNKNOWN.
+      { filter: notGrpc, body_format_override: body(2) },
+    ],
+  };
+}
+
+// --- clusters, logs, tracing ------------------------------------------------------
+
+function grpcCluster(name: string, address: HostPort, discovery: string): JsonObject {
+  return {
+    ...plainCluster(name, address, discovery, true),
+    health_checks: [
+      {
+        timeout: "1s",
+        interval: "5s",
+        // Probe faster while a host is down, so a restarted service is back quickly.
+        unhealthy_interval: "1s",
+        unhealthy_threshold: 2,
+        healthy_threshold: 1,
+        grpc_health_check: {},
+      },
+    ],
+  };
+}
+
+function plainCluster(name: string, address: HostPort, discovery: string, http2: boolean): JsonObject {
+  const cluster: JsonObject = {
+    name,
+    type: discovery,
+    connect_timeout: "1s",
+    dns_lookup_family: "V4_ONLY",
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(address) } }] }] },
+  };
+  if (http2) {
+    cluster["typed_extension_protocol_options"] = {
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": typed("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", {
+        explicit_http_config: { http2_protocol_options: {} },
+      }),
+    };
+  }
+  return cluster;
+}
+
+function socketAddress({ host, port }: HostPort): JsonObject {
+  return { socket_address: { address: host, port_value: port } };
+}
+
+function accessLog(): JsonObject {
+  return {
+    name: "envoy.access_loggers.stdout",
+    typed_config: typed("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog", {
+      log_format: {
+        json_format: {
+          time: "%START_TIME%",
+          request_id: "%REQ(X-REQUEST-ID)%",
+          method: "%REQ(:METHOD)%",
+          path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+          route: "%ROUTE_NAME%",
+          protocol: "%PROTOCOL%",
+          status: "%RESPONSE_CODE%",
+          grpc_status: "%GRPC_STATUS%",
+          flags: "%RESPONSE_FLAGS%",
+          details: "%RESPONSE_CODE_DETAILS%",
+          duration_ms: "%DURATION%",
+          upstream: "%UPSTREAM_HOST%",
+          client: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+          user: "%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:jwt_payload:sub)%",
+          traceparent: "%REQ(TRACEPARENT)%",
+        },
+      },
+    }),
+  };
+}
+
+function tracing(): JsonObject {
+  return {
+    provider: {
+      name: "envoy.tracers.opentelemetry",
+      typed_config: typed("envoy.config.trace.v3.OpenTelemetryConfig", {
+        grpc_service: { envoy_grpc: { cluster_name: OTEL_CLUSTER }, timeout: "1s" },
+        service_name: "aviary-edge",
+      }),
+    },
+  };
+}

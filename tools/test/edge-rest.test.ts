@@ -1,0 +1,144 @@
+// The REST contract table (tools/edge/rest-cases.ts) through a real Envoy in
+// front of the real auth service, one ava test per row, in order; plus the
+// cases a table against a black box cannot show: what the service actually
+// receives in x-aviary-claims, and the edge while the auth service is down.
+import test from "ava";
+import { createServer, type IncomingHttpHeaders } from "node:http2";
+import type { AddressInfo } from "node:net";
+import { SignJWT, importJWK, type JWK } from "jose";
+import { startTestAuth, uniqueEmail, password, type TestAuth } from "../../services/auth/test/harness.ts";
+import { startEnvoy, type RunningEnvoy } from "../../services/runtime/test-support/envoy.ts";
+import { restCases } from "../edge/rest-cases.ts";
+import { newRestContext, runRestCases } from "../edge/rest-runner.ts";
+import type { RestContext } from "../edge/rest-cases.ts";
+
+let auth: TestAuth;
+let envoy: RunningEnvoy;
+let context: RestContext;
+
+test.before(async () => {
+  auth = await startTestAuth();
+  envoy = await startEnvoy({ upstreams: { auth: auth.service.url } });
+  context = await newRestContext(envoy.url, { expiredToken: await mintExpiredToken(auth) });
+});
+
+test.after.always(async () => {
+  await envoy?.stop();
+  await auth?.close();
+});
+
+for (const row of restCases) {
+  test.serial(`REST contract: ${row.name}`, async (t) => {
+    const [result] = await runRestCases(envoy.url, context, [row]);
+    if (result?.outcome === "skipped") t.fail(`skipped: ${result.problems.join("; ")}`);
+    t.deepEqual(result?.problems, [], envoy.output().split("\n").slice(-5).join("\n"));
+  });
+}
+
+/** A token genuinely signed with the issuer's key, expired an hour ago (the key is read from the auth schema). */
+async function mintExpiredToken(service: TestAuth): Promise<string> {
+  const [key] = await service.query<{ kid: string; private_jwk: JWK }>(
+    "SELECT kid, private_jwk FROM auth.signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+  );
+  if (!key) throw new Error("the auth service has no signing key");
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ sid: crypto.randomUUID() })
+    .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "at+jwt" })
+    .setIssuer("aviary-auth")
+    .setAudience("aviary")
+    .setSubject(crypto.randomUUID())
+    .setIssuedAt(now - 7200)
+    .setNotBefore(now - 7200)
+    .setExpirationTime(now - 3600)
+    .sign(await importJWK(key.private_jwk, "ES256"));
+}
+
+async function login(baseUrl: string, email: string): Promise<{ userId: string; accessToken: string }> {
+  const json = { "content-type": "application/json" };
+  await fetch(`${baseUrl}/v1/auth/register`, { method: "POST", headers: json, body: JSON.stringify({ email, password }) });
+  const response = await fetch(`${baseUrl}/v1/auth/login`, { method: "POST", headers: json, body: JSON.stringify({ email, password }) });
+  const body = (await response.json()) as { userId: string; tokens: { accessToken: string } };
+  return { userId: body.userId, accessToken: body.tokens.accessToken };
+}
+
+/**
+ * A gRPC upstream that records the headers it receives, behind the edge in
+ * place of the auth service (the JWKS still comes from the real one). It
+ * answers health checks SERVING and every other call with an empty message.
+ */
+async function startRecorder(): Promise<{ url: string; seen: IncomingHttpHeaders[]; close(): Promise<void> }> {
+  const seen: IncomingHttpHeaders[] = [];
+  const server = createServer((req, res) => {
+    const health = req.url === "/grpc.health.v1.Health/Check";
+    if (!health) seen.push(req.headers);
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/grpc" });
+      // One length-prefixed frame: HealthCheckResponse{status: SERVING} (field 1 = 1), or an empty message.
+      res.write(Buffer.from(health ? [0, 0, 0, 0, 2, 0x08, 0x01] : [0, 0, 0, 0, 0]));
+      res.addTrailers({ "grpc-status": "0" });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, seen, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+test.serial("x-aviary-claims: a client's copy never reaches the service; the verified payload does", async (t) => {
+  const recorder = await startRecorder();
+  const edge = await startEnvoy({ upstreams: { auth: recorder.url, auth_jwks: auth.service.url } });
+  t.teardown(async () => {
+    await edge.stop();
+    await recorder.close();
+  });
+  const user = await login(envoy.url, uniqueEmail("claims"));
+  const forged = Buffer.from(JSON.stringify({ sub: "00000000-0000-4000-8000-000000000000" })).toString("base64url");
+
+  // Protected route, valid token plus a forged header: exactly the verified payload arrives.
+  const me = await fetch(`${edge.url}/v1/auth/me`, { headers: { authorization: `Bearer ${user.accessToken}`, "x-aviary-claims": forged } });
+  t.is(me.status, 200);
+  const protectedCall = recorder.seen.at(-1);
+  const claims = protectedCall?.["x-aviary-claims"];
+  t.is(typeof claims, "string", "exactly one x-aviary-claims value");
+  t.is((JSON.parse(Buffer.from(String(claims), "base64url").toString("utf8")) as { sub: string }).sub, user.userId);
+  t.is(protectedCall?.[":path"], "/aviary.auth.v1.AuthService/GetMe");
+
+  // Public route (no JWT verified): the forged header is removed, nothing replaces it.
+  const publicCall = await fetch(`${edge.url}/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-aviary-claims": forged },
+    body: JSON.stringify({ email: "x@example.org", password }),
+  });
+  t.is(publicCall.status, 200);
+  t.is(recorder.seen.at(-1)?.["x-aviary-claims"], undefined);
+  t.is(recorder.seen.at(-1)?.[":path"], "/aviary.auth.v1.AuthService/Login");
+});
+
+test.serial("auth service down: public routes answer 503 JSON; valid tokens still pass jwt_authn from the cached JWKS", async (t) => {
+  const second = await startTestAuth();
+  const edge = await startEnvoy({ upstreams: { auth: second.service.url } });
+  t.teardown(async () => {
+    await edge.stop();
+    await second.close();
+  });
+  const user = await login(edge.url, uniqueEmail("outage"));
+  await second.stopService();
+
+  const loginDown = await fetch(`${edge.url}/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "x@example.org", password }),
+  });
+  t.is(loginDown.status, 503);
+  t.like(await loginDown.json(), { code: 14 });
+
+  // 503, not 401: the token was verified against the cached keys and the request went on to the (dead) upstream.
+  const meDown = await fetch(`${edge.url}/v1/auth/me`, { headers: { authorization: `Bearer ${user.accessToken}` } });
+  t.is(meDown.status, 503);
+  t.like(await meDown.json(), { code: 14 });
+
+  // Verification itself still works: a bad token is still refused at the edge.
+  const bad = await fetch(`${edge.url}/v1/auth/me`, { headers: { authorization: `Bearer ${context.forgedToken}` } });
+  t.is(bad.status, 401);
+});
