@@ -98,7 +98,7 @@ breaking: tools
 	@if [ -z "$(BREAKING_AGAINST)" ]; then echo "breaking: no earlier contracts to compare with"; \
 	elif [ -z "$$(git ls-tree -d $(BREAKING_AGAINST) proto)" ]; then echo "breaking: $(BREAKING_AGAINST) has no proto/ yet"; \
 	else echo "breaking: comparing proto/ with $(BREAKING_AGAINST)"; \
-	  buf breaking proto --against ".git#ref=$(BREAKING_AGAINST),subdir=proto"; fi
+	  tools/breaking.sh $(BREAKING_AGAINST); fi
 
 # gen/ is committed; CI fails when it differs from what proto/ generates.
 .PHONY: check-generated

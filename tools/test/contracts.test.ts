@@ -67,3 +67,24 @@ test("buf lint rejects a field that is not lower_snake_case", async (t) => {
   const error = await t.throwsAsync(run(buf, ["lint", "proto"], { cwd: dir }));
   t.regex(String((error as { stdout?: string }).stdout), /everyWhere/);
 });
+
+test("the make-breaking gate (tools/breaking.sh) fails a commit that breaks the previous one's contracts", async (t) => {
+  // A scratch repository with two commits: the current contracts, then a breaking edit.
+  const dir = await scratchWith((s) => s.replace("message LogoutRequest {}", "message LogoutRequest {\n  bool everywhere = 1;\n}"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await cp(join(repo, "tools/breaking.sh"), join(dir, "tools/breaking.sh"));
+  const git = (...args: string[]) => run("git", ["-c", "user.name=test", "-c", "user.email=test@example.org", ...args], { cwd: dir });
+  await git("init", "-q");
+  await writeFile(join(dir, ".gitignore"), "build/\n");
+  await git("add", "-A");
+  await git("commit", "-qm", "contracts");
+  const source = await readFile(join(dir, authProto), "utf8");
+  await writeFile(join(dir, authProto), source.replace("  bool everywhere = 1;\n", "  string everywhere = 1;\n"));
+  await git("commit", "-qam", "breaking edit");
+  const env = { ...process.env, PATH: `${join(repo, "node_modules/.bin")}:${process.env["PATH"] ?? ""}` };
+  const error = await t.throwsAsync(run("bash", [join(dir, "tools/breaking.sh"), "HEAD~1"], { cwd: dir, env }));
+  t.regex(String((error as { stdout?: string }).stdout), /everywhere/);
+  // And the same gate passes the first commit against itself.
+  await git("checkout", "-q", "HEAD~1");
+  await t.notThrowsAsync(run("bash", [join(dir, "tools/breaking.sh"), "HEAD"], { cwd: dir, env }));
+});
