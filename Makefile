@@ -176,7 +176,7 @@ test: tools envoy
 	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status
 
 .PHONY: bench
-bench: tools
+bench: tools envoy
 	@deploy/local/infra.sh up
 	@set +e; source $(AVIARY_INFRA_DIR)/env; node bench/run.ts; status=$$?; \
 	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status

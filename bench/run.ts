@@ -14,6 +14,8 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { spawn, type ChildProcess } from "node:child_process";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { startEnvoy } from "../services/runtime/test-support/envoy.ts";
 import { HealthService } from "@aviary/runtime/health";
 
 interface Result {
@@ -119,8 +121,36 @@ results.push(await measure("no-op (bare connect-node, Health/Check)", 32, () => 
 results.push(await measure("GetJwks (full interceptor chain, no I/O)", 32, () => auth.getJwks({})));
 results.push(await measure("GetMe (JWT verify + denylist + DB read)", 32, () => auth.getMe({}, { headers })));
 results.push(await measure("Login (argon2id 19 MiB/2 passes + session write + outbox)", 4, () => auth.login({ identity: { case: "email", value: email }, password })));
+
+// Scenario "edge": the same authenticated RPC (GetMe) straight to the service
+// and through Envoy, each pair with the same client stack so the ratio is
+// Envoy's cost alone: REST through Envoy vs Connect JSON direct (both fetch
+// over HTTP/1.1), gRPC-web through Envoy vs gRPC-web direct (both connect-web).
+const edgeResults: Result[] = [];
+const envoy = await startEnvoy({ upstreams: { auth: authServer.url } }).catch((error: unknown) => {
+  console.warn(`edge scenario skipped: ${(error as Error).message.split("\n")[0]}`);
+  return undefined;
+});
+if (envoy !== undefined) {
+  const getMeJson = (base: string) => () =>
+    fetch(`${base}/aviary.auth.v1.AuthService/GetMe`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: "{}" }).then(ok);
+  const getMeRest = () => fetch(`${envoy.url}/v1/auth/me`, { headers }).then(ok);
+  const webDirect = createClient(AuthService, createGrpcWebTransport({ baseUrl: authServer.url }));
+  const webEdge = createClient(AuthService, createGrpcWebTransport({ baseUrl: envoy.url }));
+  edgeResults.push(await measure("GetMe direct, Connect JSON (fetch)", 32, getMeJson(authServer.url)));
+  edgeResults.push(await measure("GetMe through Envoy, REST GET /v1/auth/me (fetch)", 32, getMeRest));
+  edgeResults.push(await measure("GetMe direct, gRPC-web", 32, () => webDirect.getMe({}, { headers })));
+  edgeResults.push(await measure("GetMe through Envoy, gRPC-web", 32, () => webEdge.getMe({}, { headers })));
+  await envoy.stop();
+}
 noop.process.kill("SIGTERM");
 authServer.process.kill("SIGTERM");
+
+/** Resolves for 2xx, rejects otherwise (counted as an error), and drains the body. */
+async function ok(response: Response): Promise<void> {
+  await response.arrayBuffer();
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+}
 
 const baseline = results[0] as Result;
 const rows = results.map((r) => ({
@@ -133,8 +163,19 @@ const report = {
   stack: realStack ? "real (PostgreSQL, Redis, Kafka)" : "embedded (PGlite, memory cache, memory bus)",
   node: process.version,
   cpus: (await import("node:os")).cpus().length,
-  scenarios: { auth: rows },
+  scenarios: { auth: rows, edge: edgeRows() },
 };
+/** Each through-Envoy row against the direct row before it: Envoy's overhead. */
+function edgeRows() {
+  return edgeResults.map((r, i) => {
+    const direct = edgeResults[i - (i % 2)] as Result;
+    return {
+      ...r,
+      throughputVsDirect: Number((r.throughput / direct.throughput).toFixed(3)),
+      p50VsDirect: Number((r.p50Ms / direct.p50Ms).toFixed(2)),
+    };
+  });
+}
 const resultsDir = resolve(import.meta.dirname, "results");
 await mkdir(resultsDir, { recursive: true });
 await writeFile(resolve(resultsDir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
@@ -144,6 +185,14 @@ const table = [
   "|---|---|---|---|---|---|---|---|",
   ...rows.map((r) => `| ${r.name} | ${r.concurrency} | ${r.throughput} | ${r.p50Ms} | ${r.p99Ms} | ${r.throughputVsNoop} | ${r.p50VsNoop} | ${r.errors} |`),
 ].join("\n");
+const edgeTable =
+  edgeResults.length === 0
+    ? "Not measured: Envoy is not installed (`make envoy`)."
+    : [
+        "| path | callers | calls/s | p50 ms | p99 ms | calls/s vs direct | p50 vs direct | errors |",
+        "|---|---|---|---|---|---|---|---|",
+        ...edgeRows().map((r) => `| ${r.name} | ${r.concurrency} | ${r.throughput} | ${r.p50Ms} | ${r.p99Ms} | ${r.throughputVsDirect} | ${r.p50VsDirect} | ${r.errors} |`),
+      ].join("\n");
 await writeFile(
   resolve(import.meta.dirname, "../docs/benchmarks.md"),
   `# Benchmarks\n\nWritten by \`make bench\` (${report.at}, ${report.stack}, Node ${report.node}, ${report.cpus} cores).\n` +
@@ -151,6 +200,10 @@ await writeFile(
     `the reference is a no-op grpc.health.v1.Health/Check on a bare connect-node server (no runtime); servers run in their own processes.\n\n## Auth\n\n${table}\n\n` +
     `Reading the figures: the load generator is one Node process on one of the machine's cores, and it saturates near the no-op's rate;\n` +
     `a ratio close to 1 therefore says the server-side cost (runtime interceptors, JWT verification, the DB read) hides behind the client's,\n` +
-    `not that it is zero. Login is bound by argon2id by design (about 19 MiB and 2 passes per attempt).\n`,
+    `not that it is zero. Login is bound by argon2id by design (about 19 MiB and 2 passes per attempt).\n\n` +
+    `## Edge\n\nThe same authenticated RPC (GetMe) straight to the auth service and through Envoy (JWT check, transcoding, access log);\n` +
+    `each through-Envoy row is compared with the direct row above it, which uses the same client stack.\n` +
+    `Goal from the edge issue: Envoy adds at most 30 % to p50 and keeps at least 70 % of direct throughput.\n\n${edgeTable}\n`,
 );
 console.log(table);
+console.log(edgeTable);
