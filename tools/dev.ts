@@ -2,7 +2,9 @@
 // database (persisted in .dev/pglite), one in-process event bus and one
 // in-memory cache shared by every service in this process, as the real
 // PostgreSQL, Kafka and Redis would be shared. Setting DATABASE_URL,
-// KAFKA_BROKERS or REDIS_URL switches that part to the real thing.
+// KAFKA_BROKERS or REDIS_URL switches that part to the real thing. With Envoy
+// installed, the rate-limit service runs here too (on the same cache) and the
+// edge asks it about every request.
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -12,6 +14,7 @@ import { openCache } from "@aviary/runtime/cache/open";
 import { createLogger } from "@aviary/runtime/log";
 import { runService } from "@aviary/runtime/server";
 import { authConfigFromEnv, startAuthService } from "@aviary/auth";
+import { rateLimitConfigFromEnv, startRateLimitService, type RunningRateLimitService } from "@aviary/ratelimit";
 import { envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
 
 const devDir = resolve(import.meta.dirname, "../.dev");
@@ -34,10 +37,15 @@ await runService(
 
     // The edge, when `make envoy` has installed it: the same generated config
     // as the tests, on EDGE_PORT (admin on EDGE_ADMIN_PORT, loopback only).
+    // Global rate limiting rides along: the rate-limit service in this process,
+    // counting in the shared dev cache (memory, or REDIS_URL), RATELIMIT_* as in deploy.
     let edge: RunningEnvoy | undefined;
+    let ratelimit: RunningRateLimitService | undefined;
     if (existsSync(envoyBinary)) {
+      ratelimit = await startRateLimitService(rateLimitConfigFromEnv(env), { cache });
       edge = await startEnvoy({
         upstreams: { auth: auth.url },
+        rateLimitService: ratelimit.url,
         listenPort: Number(env["EDGE_PORT"] ?? 8080),
         adminPort: Number(env["EDGE_ADMIN_PORT"] ?? 9901),
         echo: true,
@@ -48,7 +56,7 @@ await runService(
 
     const register = `-H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`;
     logger.info(
-      { auth: auth.url, edge: edge?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
+      { auth: auth.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
       edge
         ? `Aviary dev is up. Try REST through the edge: curl -s ${edge.url}/v1/auth/register ${register}`
         : `Aviary dev is up. Try: curl -s ${auth.url}/aviary.auth.v1.AuthService/Register ${register}`,
@@ -56,6 +64,7 @@ await runService(
     return {
       async close() {
         await edge?.stop();
+        await ratelimit?.close();
         await auth.close();
         await bus.close();
         await cache.close();

@@ -19,7 +19,17 @@ export interface EdgeServiceRoute {
   timeout: string;
   /** Exceptions to `timeout`, by method. */
   methodTimeouts?: Record<string, string>;
+  /**
+   * The rate-limit route_class of this service's public methods, limited per
+   * client address (services/ratelimit needs a rule for it, or they go
+   * unlimited). Protected methods are `read` (idempotentMethods) or `write`,
+   * limited per user (JWT `sub`) across all services.
+   */
+  publicRateLimitClass: string;
 }
+
+/** The route_class values of protected routes (per user), shared by every service. */
+export const rateLimitClasses = { read: "read", write: "write" } as const;
 
 export const authRoute: EdgeServiceRoute = {
   service: "aviary.auth.v1.AuthService",
@@ -40,6 +50,7 @@ export const authRoute: EdgeServiceRoute = {
   timeout: "5s",
   // argon2id hashing (and the decoy verification on unknown identities) is the slow part.
   methodTimeouts: { Register: "10s", Login: "10s", ResetPassword: "10s", ChangePassword: "10s" },
+  publicRateLimitClass: "auth_public",
 };
 
 export const edgeRoutes: EdgeServiceRoute[] = [authRoute];

@@ -2,7 +2,7 @@
 // table (deploy/envoy/routes.ts). One function, two callers: the committed
 // deploy/envoy/envoy.yaml (service DNS names, tracing to the collector) and the
 // loopback render that tests and `make dev` start (free ports, no collector).
-import { defaultCorsOrigins, edgeRoutes, healthRoute, jwtProvider, type EdgeServiceRoute } from "../../deploy/envoy/routes.ts";
+import { defaultCorsOrigins, edgeRoutes, healthRoute, jwtProvider, rateLimitClasses, type EdgeServiceRoute } from "../../deploy/envoy/routes.ts";
 import { clientFacingServices, serviceByName, type EdgeMethod, type EdgeService, type RestBinding } from "./descriptors.ts";
 import type { DescService } from "@bufbuild/protobuf";
 
@@ -24,8 +24,34 @@ export interface EdgeOptions {
   otlpCollector?: HostPort;
   /** The global rate-limit service (envoy.service.ratelimit.v3); the filter is left out when absent. */
   rateLimitService?: HostPort;
+  /**
+   * How long the rate-limit filter waits for the service before letting the
+   * request through (fail open). Default RATELIMIT_FILTER_TIMEOUT_MS; must stay
+   * above the service's RATELIMIT_CACHE_TIMEOUT so a slow Redis gets the
+   * service's own fail-open answer rather than Envoy's timeout.
+   */
+  rateLimitTimeoutMs?: number;
+  /**
+   * xff_num_trusted_hops: proxies in front of the edge whose x-forwarded-for
+   * entries are believed. 0 (default): the client address (per-IP limits, the
+   * access log) is the TCP peer. N: the N-th address from the right of the
+   * incoming x-forwarded-for (a load balancer in front sets it).
+   */
+  trustedProxyHops?: number;
   /** STRICT_DNS for service names, STATIC for loopback literals. */
   discovery?: "STRICT_DNS" | "STATIC";
+  /**
+   * Where Envoy reads the API reference files (`docs.html`, `openapi.json`
+   * from `make generate`), served at /docs and /openapi.json without a token.
+   * The routes are left out when absent.
+   */
+  docsDir?: string;
+  /**
+   * A listener that serves only /stats/prometheus (proxied to the admin
+   * interface), so Prometheus can scrape the edge while admin itself stays on
+   * loopback. Left out when absent.
+   */
+  statsListen?: HostPort;
 }
 
 /** Every client-supplied copy of this header is removed before jwt_authn writes the verified one. */
@@ -34,6 +60,10 @@ const PROVIDER = "aviary";
 /** The JWKS fetch cluster; its upstream defaults to the issuer's service cluster (`upstreams.auth_jwks` overrides it). */
 export const JWKS_CLUSTER = "auth_jwks";
 const RATELIMIT_CLUSTER = "ratelimit";
+/** The rate-limit domain: the service's RATELIMIT_DOMAIN default and its rules' domain. */
+export const RATELIMIT_DOMAIN = "aviary";
+/** The rate-limit filter's default timeout; the service answers (fail open) within its 40 ms cache budget. */
+export const RATELIMIT_FILTER_TIMEOUT_MS = 50;
 const OTEL_CLUSTER = "otel_collector";
 const NO_UPSTREAM_CLUSTER = "no_upstream";
 /** Bodies the transcoder buffers (REST JSON in and out); gRPC and gRPC-web stream past it unbuffered. */
@@ -81,7 +111,11 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
 
   const routes: JsonObject[] = [
     ...planned.flatMap(({ route, service }) => service.methods.flatMap((method) => methodRoutes(route, method, rateLimited))),
-    ...health.methods.map((method) => grpcRoute(healthRoute.cluster, method, { isPublic: false, idempotent: false, timeout: HEALTH_CHECK_TIMEOUT, rateLimited })),
+    // Health Check/Watch are reads: counted with the caller's other reads.
+    ...health.methods.map((method) =>
+      grpcRoute(healthRoute.cluster, method, { isPublic: false, idempotent: false, routeClass: rateLimitClasses.read, timeout: HEALTH_CHECK_TIMEOUT, rateLimited }),
+    ),
+    ...(options.docsDir === undefined ? [] : docsRoutes(options.docsDir)),
     preflightRoute(),
   ];
 
@@ -100,7 +134,7 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
     // x-forwarded-for (services count TRUSTED_PROXY_HOPS=1 from the right) and
     // replaces any client-chosen x-request-id.
     use_remote_address: true,
-    xff_num_trusted_hops: 0,
+    xff_num_trusted_hops: options.trustedProxyHops ?? 0,
     generate_request_id: true,
     preserve_external_request_id: false,
     // `//v1/auth/login` or `/v1/auth/./me` must not slip past an exact route or a jwt rule.
@@ -114,6 +148,8 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
     local_reply_config: localReplyAsStatus(),
     route_config: {
       name: "edge",
+      // The API reference pages are served from files by direct_response.
+      max_direct_response_body_size_bytes: MAX_DOCS_BYTES,
       virtual_hosts: [
         {
           name: "aviary",
@@ -128,7 +164,7 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
       { name: "envoy.filters.http.cors", typed_config: typed("envoy.extensions.filters.http.cors.v3.Cors", {}) },
       { name: "envoy.filters.http.grpc_web", typed_config: typed("envoy.extensions.filters.http.grpc_web.v3.GrpcWeb", {}) },
       jwtFilter(),
-      ...(options.rateLimitService ? [rateLimitFilter()] : []),
+      ...(options.rateLimitService ? [rateLimitFilter(options.rateLimitTimeoutMs ?? RATELIMIT_FILTER_TIMEOUT_MS)] : []),
       bufferFilter(),
       transcoderFilter(options.descriptorPath, planned.map((p) => p.service.typeName)),
       { name: "envoy.filters.http.router", typed_config: typed("envoy.extensions.filters.http.router.v3.Router", {}) },
@@ -136,18 +172,68 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
   };
   if (options.otlpCollector) hcm["tracing"] = tracing();
 
+  const listeners: JsonObject[] = [
+    {
+      name: "edge",
+      address: socketAddress(options.listen),
+      filter_chains: [{ filters: [{ name: "envoy.filters.network.http_connection_manager", typed_config: typed("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", hcm) }] }],
+    },
+  ];
+  if (options.statsListen) {
+    listeners.push(statsListener(options.statsListen));
+    clusters.push(plainCluster(ADMIN_CLUSTER, options.admin, "STATIC", false));
+  }
   return {
     admin: { address: socketAddress(options.admin) },
-    static_resources: {
-      listeners: [
+    static_resources: { listeners, clusters },
+  };
+}
+
+// --- API reference and stats ---------------------------------------------------
+
+const MAX_DOCS_BYTES = 1024 * 1024;
+const ADMIN_CLUSTER = "envoy_admin";
+
+/** GET /docs and GET /openapi.json, answered from files, public, never proxied. */
+function docsRoutes(dir: string): JsonObject[] {
+  const file = (name: string, path: string, contentType: string): JsonObject => ({
+    name,
+    match: { path, headers: [{ name: ":method", string_match: { exact: "GET" } }] },
+    direct_response: { status: 200, body: { filename: `${dir}/${path === "/docs" ? "docs.html" : "openapi.json"}` } },
+    response_headers_to_add: [
+      { header: { key: "content-type", value: contentType }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" },
+      { header: { key: "cache-control", value: "public, max-age=300" }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" },
+    ],
+    typed_per_filter_config: {
+      ...jwtPerRoute(true),
+      // Not an RPC: the transcoder would answer "could not resolve to a method".
+      "envoy.filters.http.grpc_json_transcoder": typed("envoy.config.route.v3.FilterConfig", { disabled: true }),
+      "envoy.filters.http.buffer": typed("envoy.config.route.v3.FilterConfig", { disabled: true }),
+    },
+  });
+  return [file("api-docs", "/docs", "text/html; charset=utf-8"), file("api-openapi", "/openapi.json", "application/json")];
+}
+
+/** Only /stats/prometheus, proxied to the admin interface (which stays on loopback). */
+function statsListener(address: HostPort): JsonObject {
+  const hcm = {
+    stat_prefix: "stats",
+    route_config: {
+      name: "stats",
+      virtual_hosts: [
         {
-          name: "edge",
-          address: socketAddress(options.listen),
-          filter_chains: [{ filters: [{ name: "envoy.filters.network.http_connection_manager", typed_config: typed("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", hcm) }] }],
+          name: "stats",
+          domains: ["*"],
+          routes: [{ match: { path: "/stats/prometheus" }, route: { cluster: ADMIN_CLUSTER, timeout: "5s" } }],
         },
       ],
-      clusters,
     },
+    http_filters: [{ name: "envoy.filters.http.router", typed_config: typed("envoy.extensions.filters.http.router.v3.Router", {}) }],
+  };
+  return {
+    name: "stats",
+    address: socketAddress(address),
+    filter_chains: [{ filters: [{ name: "envoy.filters.network.http_connection_manager", typed_config: typed("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", hcm) }] }],
   };
 }
 
@@ -157,16 +243,21 @@ interface RoutePolicy {
   isPublic: boolean;
   idempotent: boolean;
   timeout: string;
+  /** The route_class descriptor value (see rateLimitClasses in routes.ts). */
+  routeClass: string;
   /** Attach the rate-limit descriptors (only when the rate-limit filter is configured). */
   rateLimited: boolean;
 }
 
 /** One route per REST binding (matched on the original REST path, see the transcoder) plus one for the gRPC path. */
 function methodRoutes(route: EdgeServiceRoute, method: EdgeMethod, rateLimited: boolean): JsonObject[] {
+  const isPublic = route.publicMethods.includes(method.name);
+  const idempotent = route.idempotentMethods.includes(method.name);
   const policy: RoutePolicy = {
     rateLimited,
-    isPublic: route.publicMethods.includes(method.name),
-    idempotent: route.idempotentMethods.includes(method.name),
+    isPublic,
+    idempotent,
+    routeClass: isPublic ? route.publicRateLimitClass : idempotent ? rateLimitClasses.read : rateLimitClasses.write,
     timeout: route.methodTimeouts?.[method.name] ?? route.timeout,
   };
   return [...method.rest.map((binding) => restRoute(route.cluster, method, binding, policy)), grpcRoute(route.cluster, method, policy)];
@@ -353,41 +444,48 @@ function corsPolicy(origins: string[]): JsonObject {
     allow_origin_string_match: origins.map((origin) => ({ exact: origin })),
     allow_methods: "GET, POST, PUT, PATCH, DELETE, OPTIONS",
     allow_headers: "authorization, content-type, x-grpc-web, x-user-agent, grpc-timeout, connect-protocol-version, connect-timeout-ms, x-request-id, traceparent",
-    expose_headers: "grpc-status, grpc-message, grpc-status-details-bin, x-request-id, retry-after, www-authenticate",
+    expose_headers: "grpc-status, grpc-message, grpc-status-details-bin, x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, www-authenticate",
     max_age: "600",
     allow_credentials: false,
   });
 }
 
 /**
- * Global rate limiting (the rate-limit service is being written in
- * services/ratelimit). Descriptors come from route-level actions below; the
- * filter fails open so an outage of the limiter never takes the API down.
+ * Global rate limiting against services/ratelimit (domain `aviary`). The
+ * filter fails open: a limiter that is down, slow (past `timeoutMs`) or
+ * erroring lets the request through, so an outage of the limiter never takes
+ * the API down. Response headers come from ONE place, the service
+ * (response_headers_to_add: x-ratelimit-limit/-remaining/-reset on every
+ * limited answer, retry-after when over): enable_x_ratelimit_headers stays
+ * OFF, otherwise Envoy would write a second set of x-ratelimit-* headers.
+ * Over-limit gRPC calls get RESOURCE_EXHAUSTED (not Envoy's default
+ * UNAVAILABLE, which clients would retry at once); REST clients get 429 with a
+ * JSON body (local_reply_config).
  */
-function rateLimitFilter(): JsonObject {
+function rateLimitFilter(timeoutMs: number): JsonObject {
   return {
     name: "envoy.filters.http.ratelimit",
     typed_config: typed("envoy.extensions.filters.http.ratelimit.v3.RateLimit", {
-      domain: "aviary-edge",
+      domain: RATELIMIT_DOMAIN,
       request_type: "both",
-      timeout: "0.05s",
+      timeout: `${timeoutMs / 1000}s`,
       failure_mode_deny: false,
-      enable_x_ratelimit_headers: "DRAFT_VERSION_03",
+      rate_limited_as_resource_exhausted: true,
       rate_limit_service: { grpc_service: { envoy_grpc: { cluster_name: RATELIMIT_CLUSTER } }, transport_api_version: "V3" },
     }),
   };
 }
 
 /**
- * The descriptors each route sends to the rate-limit service:
- *   public routes:    (route_class=public, remote_address=<peer>)
+ * The descriptor each route sends to the rate-limit service (the default rules
+ * in services/ratelimit/src/domain/limits.ts match exactly these shapes):
+ *   public routes:    (route_class=<service's public class, e.g. auth_public>, remote_address=<client address>)
  *   protected routes: (route_class=read|write, user_id=<JWT sub>)
  * Public routes key on the address, never on a header the client controls (a
  * junk Authorization header on a public route is not verified). The user id
  * comes from jwt_authn's verified payload in dynamic metadata.
  */
-export function rateLimitActions(policy: { isPublic: boolean; idempotent: boolean }): JsonObject[] {
-  const routeClass = policy.isPublic ? "public" : policy.idempotent ? "read" : "write";
+export function rateLimitActions(policy: { isPublic: boolean; routeClass: string }): JsonObject[] {
   const who: JsonObject = policy.isPublic
     ? { remote_address: {} }
     : {
@@ -397,7 +495,7 @@ export function rateLimitActions(policy: { isPublic: boolean; idempotent: boolea
           source: "DYNAMIC",
         },
       };
-  return [{ actions: [{ generic_key: { descriptor_key: "route_class", descriptor_value: routeClass } }, who] }];
+  return [{ actions: [{ generic_key: { descriptor_key: "route_class", descriptor_value: policy.routeClass } }, who] }];
 }
 
 /**
@@ -438,6 +536,22 @@ function localReplyAsStatus(): JsonObject {
   const body = (code: number): JsonObject => ({ json_format: { code, message: "%LOCAL_REPLY_BODY%" }, content_type: "application/json" });
   return {
     mappers: [
+      // The rate-limit filter's 429 has an empty body; give it a message. Only
+      // replies flagged RL (rate limited by the filter): a service's own
+      // RESOURCE_EXHAUSTED keeps its message.
+      {
+        filter: {
+          and_filter: {
+            filters: [
+              { status_code_filter: { comparison: { op: "EQ", value: { default_value: 429, runtime_key: "edge.local_reply.429" } } } },
+              { response_flag_filter: { flags: ["RL"] } },
+              notGrpc,
+            ],
+          },
+        },
+        body: { inline_string: "rate limit exceeded" },
+        body_format_override: body(8),
+      },
       ...LOCAL_REPLY_GRPC_CODES.map(([status, code]): JsonObject => ({
         filter: {
           and_filter: {
@@ -446,8 +560,16 @@ function localReplyAsStatus(): JsonObject {
         },
         body_format_override: body(code),
       })),
-      // Anything else Envoy answers itself: UNKNOWN.
-      { filter: notGrpc, body_format_override: body(2) },
+      // Any other error Envoy answers itself: UNKNOWN. Successful local replies
+      // (the /docs and /openapi.json files) keep their body and content type.
+      {
+        filter: {
+          and_filter: {
+            filters: [{ status_code_filter: { comparison: { op: "GE", value: { default_value: 400, runtime_key: "edge.local_reply.error" } } } }, notGrpc],
+          },
+        },
+        body_format_override: body(2),
+      },
     ],
   };
 }

@@ -1,6 +1,7 @@
 // `node tools/edge/generate-envoy.ts` (run by `make envoy-config`) writes
 // deploy/envoy/envoy.yaml: the edge for docker-compose / k8s, upstreams by
-// service DNS name, tracing to the collector, the descriptor set at
+// service DNS name, global rate limiting through `ratelimit:8090`, tracing to
+// the collector, the descriptor set at
 // /etc/envoy/aviary.binpb in the image. Tests and `make dev` render the
 // loopback variant with `renderLoopbackConfig` instead.
 // Options: --out FILE (default deploy/envoy/envoy.yaml), --loopback for a
@@ -14,7 +15,10 @@ import { renderEnvoyConfig, type HostPort } from "./envoy-config.ts";
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
 export const descriptorSetPath = path.join(repoRoot, "gen/aviary.binpb");
 
-/** The deploy render: compose/k8s service names, OTLP to the collector. */
+/** Where the rate-limit service listens in docker-compose / k8s (RATELIMIT_HOST=0.0.0.0 there). */
+export const deployRateLimitService: HostPort = { host: "ratelimit", port: 8090 };
+
+/** The deploy render: compose/k8s service names, rate limiting, OTLP to the collector. */
 export function renderDeployConfig(): object {
   return renderEnvoyConfig(readDescriptorSet(descriptorSetPath), {
     descriptorPath: "/etc/envoy/aviary.binpb",
@@ -22,7 +26,10 @@ export function renderDeployConfig(): object {
     // Inside the container only; the orchestrator probes /ready through exec or a sidecar.
     admin: { host: "127.0.0.1", port: 9901 },
     otlpCollector: { host: "otel-collector", port: 4317 },
+    rateLimitService: deployRateLimitService,
     discovery: "STRICT_DNS",
+    docsDir: "/etc/envoy/docs",
+    statsListen: { host: "0.0.0.0", port: 9902 },
   });
 }
 
@@ -33,15 +40,20 @@ export function renderLoopbackConfig(options: {
   upstreams: Record<string, HostPort>;
   corsOrigins?: string[];
   rateLimitService?: HostPort;
+  rateLimitTimeoutMs?: number;
+  trustedProxyHops?: number;
 }): object {
   return renderEnvoyConfig(readDescriptorSet(descriptorSetPath), {
     descriptorPath: descriptorSetPath,
+    docsDir: path.join(repoRoot, "gen"),
     listen: { host: "127.0.0.1", port: options.listenPort },
     admin: { host: "127.0.0.1", port: options.adminPort },
     upstreams: options.upstreams,
     discovery: "STATIC",
     ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}),
     ...(options.rateLimitService ? { rateLimitService: options.rateLimitService } : {}),
+    ...(options.rateLimitTimeoutMs !== undefined ? { rateLimitTimeoutMs: options.rateLimitTimeoutMs } : {}),
+    ...(options.trustedProxyHops !== undefined ? { trustedProxyHops: options.trustedProxyHops } : {}),
   });
 }
 
@@ -60,7 +72,7 @@ if (import.meta.main) {
   // The loopback render switches every optional part on (rate limiting too), so the validate gate covers it.
   const text = values.loopback
     ? toEnvoyFile(
-        renderLoopbackConfig({ listenPort: 8080, adminPort: 9901, upstreams: { auth: { host: "127.0.0.1", port: 8081 } }, rateLimitService: { host: "127.0.0.1", port: 8089 } }),
+        renderLoopbackConfig({ listenPort: 8080, adminPort: 9901, upstreams: { auth: { host: "127.0.0.1", port: 8081 } }, rateLimitService: { host: "127.0.0.1", port: 8090 } }),
         "Loopback edge (make dev ports).",
       )
     : deployConfigFile();

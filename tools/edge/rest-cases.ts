@@ -336,6 +336,18 @@ export const restCases: RestCase[] = [
     expect: { status: 401, json: unauthenticated() },
   },
   {
+    name: "API reference page at /docs: public, HTML",
+    method: "GET",
+    path: "/docs",
+    expect: { status: 200, headers: { "content-type": /^text\/html/ } },
+  },
+  {
+    name: "OpenAPI document at /openapi.json: public, the generated spec",
+    method: "GET",
+    path: "/openapi.json",
+    expect: { status: 200, headers: { "content-type": /^application\/json/ }, json: { openapi: /^3\.1\./, paths: (v: unknown) => typeof v === "object" && v !== null && "/v1/auth/login" in v } },
+  },
+  {
     name: "wrong verb for a REST path: 404",
     method: "GET",
     path: "/v1/auth/register",

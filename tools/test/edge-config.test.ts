@@ -7,9 +7,11 @@ import test from "ava";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { publicProcedures } from "@aviary/auth";
+import { defaultRules, rateLimitConfigFromEnv } from "@aviary/ratelimit";
 import { authRoute } from "../../deploy/envoy/routes.ts";
 import { clientFacingServices, readDescriptorSet } from "../edge/descriptors.ts";
 import { deployConfigFile, descriptorSetPath, renderDeployConfig, renderLoopbackConfig, repoRoot } from "../edge/generate-envoy.ts";
+import { RATELIMIT_DOMAIN, RATELIMIT_FILTER_TIMEOUT_MS } from "../edge/envoy-config.ts";
 
 interface Route {
   name: string;
@@ -23,7 +25,7 @@ interface Filter {
 }
 interface Rendered {
   static_resources: {
-    clusters: Array<{ name: string }>;
+    clusters: Array<{ name: string; load_assignment?: { endpoints: Array<{ lb_endpoints: Array<{ endpoint: { address: { socket_address: { address: string; port_value: number } } } }> }> } }>;
     listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { http_filters: Filter[]; route_config: { virtual_hosts: Array<{ routes: Route[] }> } } }> }> }>;
   };
 }
@@ -91,7 +93,47 @@ test("the rate-limit filter, cluster and per-route descriptors appear only with 
   t.true(limited.filters.findIndex((f) => f.name === "envoy.filters.http.ratelimit") > limited.filters.findIndex((f) => f.name === "envoy.filters.http.jwt_authn"));
   t.true(limited.clusters.includes("ratelimit"));
   const login = limited.routes.find((r) => r.name === "/aviary.auth.v1.AuthService/Login POST /v1/auth/login");
-  t.deepEqual(login?.route?.rate_limits, [{ actions: [{ generic_key: { descriptor_key: "route_class", descriptor_value: "public" } }, { remote_address: {} }] }]);
+  t.deepEqual(login?.route?.rate_limits, [{ actions: [{ generic_key: { descriptor_key: "route_class", descriptor_value: "auth_public" } }, { remote_address: {} }] }]);
+  const filter = limited.filters.find((f) => f.name === "envoy.filters.http.ratelimit")!.typed_config;
+  t.like(filter, { domain: "aviary", failure_mode_deny: false, timeout: "0.05s", rate_limited_as_resource_exhausted: true });
+  // One source of x-ratelimit-* headers: the service (response_headers_to_add).
+  t.is(filter["enable_x_ratelimit_headers"], undefined);
+});
+
+type Action = { generic_key?: { descriptor_key: string; descriptor_value: string }; remote_address?: object; metadata?: { descriptor_key: string } };
+
+test("edge and rate-limit service agree: domain, timeout budget, and every route's descriptor has exactly one default rule", (t) => {
+  const config = rateLimitConfigFromEnv({});
+  t.is(config.domain, RATELIMIT_DOMAIN);
+  t.true(config.cacheTimeoutMs < RATELIMIT_FILTER_TIMEOUT_MS, "the service answers (fail open) before Envoy gives up on it");
+  t.is(config.responseHeaders, "all");
+  const limited = parts(loopback({ rateLimitService: { host: "127.0.0.1", port: 18089 } }));
+  const used = new Set<string>();
+  for (const route of limited.routes) {
+    if (route.name === "cors-preflight" || route.name === "api-docs" || route.name === "api-openapi") {
+      t.is(route.route?.rate_limits, undefined);
+      continue;
+    }
+    const limits = route.route?.rate_limits as Array<{ actions: Action[] }> | undefined;
+    t.is(limits?.length, 1, route.name);
+    const actions = limits![0]!.actions;
+    // The entry shape the service sees: keys in order, the generic_key's value fixed.
+    const entries = actions.map((a) => a.generic_key ?? { descriptor_key: a.remote_address ? "remote_address" : a.metadata!.descriptor_key, descriptor_value: undefined });
+    const rule = defaultRules.find(
+      (r) => r.entries.length === entries.length && r.entries.every((e, i) => e.key === entries[i]!.descriptor_key && e.value === entries[i]!.descriptor_value),
+    );
+    t.truthy(rule, `${route.name}: no default rule for ${JSON.stringify(entries)}`);
+    used.add(rule!.name);
+  }
+  t.deepEqual([...used].sort(), defaultRules.map((r) => r.name).sort(), "every default rule is used by some route");
+});
+
+test("the deploy render rate-limits through ratelimit:8090", (t) => {
+  const deploy = renderDeployConfig() as Rendered;
+  const { filters } = parts(deploy);
+  t.true(filters.some((f) => f.name === "envoy.filters.http.ratelimit"));
+  const cluster = deploy.static_resources.clusters.find((c) => c.name === "ratelimit");
+  t.deepEqual(cluster?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "ratelimit", port_value: 8090 });
 });
 
 test("deploy/envoy/envoy.yaml is what the generator writes (run `make envoy-config`)", (t) => {

@@ -28,8 +28,12 @@ export interface RateLimitDeps {
   domain: string;
   /** How long the counters may take before we answer OK without them (fail open). */
   cacheTimeoutMs: number;
-  /** Which headers to add through response_headers_to_add (see RATELIMIT_RESPONSE_HEADERS). */
-  responseHeaders: "all" | "retry_after" | "none";
+  /**
+   * Whether to add the client headers through response_headers_to_add (see
+   * RATELIMIT_RESPONSE_HEADERS). The edge leaves Envoy's own
+   * enable_x_ratelimit_headers off: these are the only rate-limit headers.
+   */
+  responseHeaders: "all" | "none";
   logger: Logger;
   /** Counts decisions and fail-opens (metrics); optional. */
   observe?: {
@@ -81,8 +85,9 @@ export function hitsOf(request: Pick<RateLimitRequest, "hitsAddend">, descriptor
 
 /**
  * Headers for the client, from the most constraining limited descriptor (the
- * least remaining): the IETF RateLimit header draft-03 shapes Envoy itself
- * emits with enable_x_ratelimit_headers, plus retry-after when over.
+ * least remaining), in the IETF RateLimit header draft-03 shapes (the ones
+ * Envoy's enable_x_ratelimit_headers would write, which the edge leaves off),
+ * plus retry-after when over.
  */
 export function rateLimitHeaders(limited: ReadonlyArray<{ limit: WindowLimit; result: WindowResult }>): Array<{ key: string; value: string }> {
   const tightest = limited.reduce<(typeof limited)[number] | undefined>(
@@ -183,7 +188,7 @@ export function createRateLimitHandlers(deps: RateLimitDeps): ServiceImpl<typeof
         overallCode: over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
         statuses,
         responseHeadersToAdd: rateLimitHeaders(limited)
-          .filter((h) => deps.responseHeaders === "all" || (deps.responseHeaders === "retry_after" && h.key === "retry-after"))
+          .filter(() => deps.responseHeaders === "all")
           .map((h): HeaderValue => create(HeaderValueSchema, h)),
       });
     },
@@ -193,7 +198,7 @@ export function createRateLimitHandlers(deps: RateLimitDeps): ServiceImpl<typeof
 /**
  * Every descriptor OK, with no current_limit: the counts are unknown, and a
  * status without a limit keeps Envoy (should enable_x_ratelimit_headers ever be
- * switched on) from reporting a made-up remaining count.
+ * switched on) from reporting a made-up remaining count. No headers either.
  */
 function failOpen(descriptorCount: number): RateLimitResponse {
   return create(RateLimitResponseSchema, {

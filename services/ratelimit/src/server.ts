@@ -20,15 +20,14 @@ export const rateLimitConfigSpec = {
   domain: string("RATELIMIT_DOMAIN", { default: "aviary" }),
   /** JSON array of rules (see domain/limits.ts parseRules); unset = defaultRules. */
   rulesJson: optionalString("RATELIMIT_RULES"),
-  /** Below Envoy's rate-limit filter timeout (50 ms in our edge), so a slow Redis gets our fail-open answer, not Envoy's timeout. */
+  /** Below Envoy's rate-limit filter timeout (RATELIMIT_FILTER_TIMEOUT_MS, 50 ms), so a slow Redis gets our fail-open answer, not Envoy's timeout. */
   cacheTimeoutMs: duration("RATELIMIT_CACHE_TIMEOUT", { default: "40ms", min: "1ms", max: "5s" }),
   /**
-   * Which client headers we add through response_headers_to_add:
-   * "all" = x-ratelimit-limit/-remaining/-reset (+ retry-after when over), for an edge with
-   * enable_x_ratelimit_headers OFF; "retry_after" = only retry-after, for an edge where Envoy
-   * writes the x-ratelimit-* headers itself (DRAFT_VERSION_03) from our statuses; "none".
+   * Client headers through response_headers_to_add: "all" = x-ratelimit-limit/-remaining/-reset
+   * on every limited answer (+ retry-after when over) — the edge's only source of these headers
+   * (its enable_x_ratelimit_headers is off); "none" = no headers.
    */
-  responseHeaders: oneOf("RATELIMIT_RESPONSE_HEADERS", ["all", "retry_after", "none"], { default: "all" }),
+  responseHeaders: oneOf("RATELIMIT_RESPONSE_HEADERS", ["all", "none"], { default: "all" }),
   redisUrl: optionalString("REDIS_URL"),
   otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
   logLevel: oneOf("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], { default: "info" }),

@@ -130,7 +130,7 @@ test("headers describe the tightest descriptor; retry-after when over", (t) => {
 function handlers(
   cache: Cache,
   rules: readonly LimitRule[] = defaultRules,
-  options: { cacheTimeoutMs?: number; now?: () => number; responseHeaders?: "all" | "retry_after" | "none" } = {},
+  options: { cacheTimeoutMs?: number; now?: () => number; responseHeaders?: "all" | "none" } = {},
 ) {
   return createRateLimitHandlers({
     cache,
@@ -192,15 +192,16 @@ test("ShouldRateLimit fails open when the cache errors or is slow", async (t) =>
   t.true(Date.now() - started < 400, "answers within the cache timeout, not the cache's time");
 });
 
-test("RATELIMIT_RESPONSE_HEADERS: only retry-after for an edge that writes x-ratelimit-* itself, or none", async (t) => {
+test("RATELIMIT_RESPONSE_HEADERS: all by default (the edge's only rate-limit headers), or none", async (t) => {
   const cache = new MemoryCache();
   t.teardown(() => cache.close());
   const rules = parseRules('[{"name":"one","entries":[{"key":"k"}],"requests_per_unit":1,"unit":"hour"}]');
   const req = { domain: "aviary", descriptors: [{ entries: [e("k", "a")] }] };
-  const retryOnly = handlers(cache, rules, { responseHeaders: "retry_after" });
-  t.deepEqual((await call(retryOnly, req)).responseHeadersToAdd, [], "under the limit: nothing");
-  t.deepEqual((await call(retryOnly, req)).responseHeadersToAdd.map((h) => h.key), ["retry-after"]);
+  const all = handlers(cache, rules);
+  t.deepEqual((await call(all, req)).responseHeadersToAdd.map((h) => h.key), ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"], "under the limit");
+  t.deepEqual((await call(all, req)).responseHeadersToAdd.map((h) => h.key), ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"], "over");
   const none = handlers(cache, rules, { responseHeaders: "none" });
   t.deepEqual((await call(none, req)).responseHeadersToAdd, []);
   t.is(rateLimitConfigFromEnv({}).responseHeaders, "all");
+  t.throws(() => rateLimitConfigFromEnv({ RATELIMIT_RESPONSE_HEADERS: "retry_after" }), { message: /RATELIMIT_RESPONSE_HEADERS/ });
 });

@@ -29,7 +29,12 @@ export interface EnvoyOptions {
   /** Upstream per cluster, e.g. `{ auth: "http://127.0.0.1:40001" }`. */
   upstreams: Record<string, string>;
   corsOrigins?: string[];
+  /** The rate-limit service's URL (e.g. `service.url` of startRateLimitService); no rate-limit filter when absent. */
   rateLimitService?: string;
+  /** The rate-limit filter's timeout (default 50 ms); keep it above the service's RATELIMIT_CACHE_TIMEOUT. */
+  rateLimitTimeoutMs?: number;
+  /** xff_num_trusted_hops (default 0): with 1, a test's x-forwarded-for sets the client address per request. */
+  trustedProxyHops?: number;
   /** Fixed ports (`make dev`); free ones when absent. */
   listenPort?: number;
   adminPort?: number;
@@ -66,6 +71,8 @@ export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {
     upstreams,
     ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}),
     ...(options.rateLimitService ? { rateLimitService: hostPort(options.rateLimitService) } : {}),
+    ...(options.rateLimitTimeoutMs !== undefined ? { rateLimitTimeoutMs: options.rateLimitTimeoutMs } : {}),
+    ...(options.trustedProxyHops !== undefined ? { trustedProxyHops: options.trustedProxyHops } : {}),
   });
   const dir = await mkdtemp(path.join(tmpdir(), "aviary-envoy-"));
   const configPath = path.join(dir, "envoy.yaml");
