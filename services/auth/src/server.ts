@@ -50,6 +50,7 @@ export const authConfigSpec = {
   accessTokenTtlMs: duration("AUTH_ACCESS_TOKEN_TTL", { default: "15m", min: "1m", max: "1h" }),
   refreshTokenTtlMs: duration("AUTH_REFRESH_TOKEN_TTL", { default: "30d", min: "1h", max: "365d" }),
   keyRotationMs: duration("AUTH_KEY_ROTATION_INTERVAL", { default: "30d", min: "1h" }),
+  keyPrepublishMs: duration("AUTH_KEY_PREPUBLISH", { default: "5m", min: "0s", max: "1d" }),
   codeTtlMs: duration("AUTH_CODE_TTL", { default: "10m", min: "1s", max: "1d" }),
   codeMaxAttempts: int("AUTH_CODE_MAX_ATTEMPTS", { default: 5, min: 1, max: 20 }),
   codesPerHour: int("AUTH_CODES_PER_HOUR", { default: 5, min: 1 }),
@@ -119,6 +120,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
   const keys = await loadKeyRing(database.db, {
     accessTokenTtlSeconds,
     rotationIntervalSeconds: Math.round(config.keyRotationMs / 1000),
+    prepublishSeconds: Math.round(config.keyPrepublishMs / 1000),
   });
   // Every instance re-reads the ring each minute: rotations by other instances
   // are picked up, and a due rotation happens even on a long-running process.

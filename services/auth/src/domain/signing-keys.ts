@@ -1,4 +1,4 @@
-import { and, asc, isNull, lt, or, gt, sql } from "drizzle-orm";
+import { asc, desc, gt, isNull, lt, or, sql } from "drizzle-orm";
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
 import type { Db } from "@aviary/runtime/db/database";
 import { signingKeys } from "../store/schema.ts";
@@ -20,33 +20,43 @@ interface LoadedKey {
   kid: string;
   publicJwk: PublicJwk;
   privateKey: CryptoKey;
-  createdAt: Date;
+  activatesAt: Date;
   retiredAt: Date | null;
 }
 
 /**
  * The issuer's signing keys, shared by every auth instance through the
- * database. One key signs (the newest unretired one); rotation adds a new key
- * and retires the old one, which stays published until the last token it
+ * database. The most recently activated key signs. A scheduled rotation adds
+ * a key that is published at once but activates `prepublishSeconds` later, so
+ * every verifier's cached JWKS has it before the first token it signs; the
+ * old key signs until then and stays published until the last token it
  * signed has expired. Instances reload the ring periodically, so a rotation
  * made by one instance is picked up by all.
  */
 export interface KeyRing {
-  /** The key that signs new tokens. */
+  /** The key that signs new tokens now. */
   current(): { kid: string; privateKey: CryptoKey };
   /**
-   * The JWKS to publish: the signing key and retired keys still in use. The
+   * The JWKS to publish: pending, signing and retired-but-in-use keys. The
    * same object is returned until the ring changes, so verifiers can cache
    * imported keys by identity.
    */
   jwks(): { keys: PublicJwk[] };
-  /** Creates a new signing key and retires the current one. Returns the new kid. */
+  /** Rotates now, without pre-publication (for a compromised key). Returns the new kid. */
   rotate(): Promise<string>;
-  /** Re-reads keys from the database; rotates when the signing key is older than the rotation interval. */
+  /** Re-reads keys from the database; schedules a rotation when the signing key is older than the rotation interval. */
   reload(): Promise<void>;
 }
 
-export async function loadKeyRing(db: Db, options: { accessTokenTtlSeconds: number; rotationIntervalSeconds: number; now?: () => Date }): Promise<KeyRing> {
+export interface KeyRingOptions {
+  accessTokenTtlSeconds: number;
+  rotationIntervalSeconds: number;
+  /** How long a scheduled rotation publishes the new key before it signs. */
+  prepublishSeconds: number;
+  now?: () => Date;
+}
+
+export async function loadKeyRing(db: Db, options: KeyRingOptions): Promise<KeyRing> {
   const now = options.now ?? (() => new Date());
   // Retired keys stay published for one token lifetime plus a minute of clock skew.
   const publishGraceMs = (options.accessTokenTtlSeconds + 60) * 1000;
@@ -58,13 +68,13 @@ export async function loadKeyRing(db: Db, options: { accessTokenTtlSeconds: numb
       .select()
       .from(signingKeys)
       .where(or(isNull(signingKeys.unpublishAt), gt(signingKeys.unpublishAt, now())))
-      .orderBy(asc(signingKeys.createdAt));
+      .orderBy(asc(signingKeys.activatesAt));
     keys = await Promise.all(
       rows.map(async (row) => ({
         kid: row.kid,
         publicJwk: toPublicJwk(row.publicJwk),
         privateKey: (await importJWK(row.privateJwk, signingAlgorithm)) as CryptoKey,
-        createdAt: row.createdAt,
+        activatesAt: row.activatesAt,
         retiredAt: row.retiredAt,
       })),
     );
@@ -73,11 +83,13 @@ export async function loadKeyRing(db: Db, options: { accessTokenTtlSeconds: numb
   }
 
   /**
-   * Adds a key and retires the others in one transaction, under an advisory
-   * lock so two instances rotating at once produce one new key, not two.
-   * With `onlyIfDue`, rotates only when no signing key exists or it is too old.
+   * Adds a key activating after `prepublishMs` and schedules the others'
+   * retirement for that moment, in one transaction under an advisory lock, so
+   * two instances rotating at once produce one new key, not two. With
+   * `onlyIfDue`, adds one only when the newest key is older than the rotation
+   * interval. The very first key signs at once.
    */
-  async function addKey(onlyIfDue: boolean): Promise<string | undefined> {
+  async function addKey(onlyIfDue: boolean, prepublishMs: number): Promise<string | undefined> {
     const { privateKey, publicKey } = await generateKeyPair(signingAlgorithm, { extractable: true });
     const kid = crypto.randomUUID();
     const publicJwk = { ...(await exportJWK(publicKey)), kid, use: "sig", alg: signingAlgorithm };
@@ -85,26 +97,17 @@ export async function loadKeyRing(db: Db, options: { accessTokenTtlSeconds: numb
     return db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext('auth.signing_keys'))`);
       const at = now();
-      if (onlyIfDue) {
-        const dueBefore = new Date(at.getTime() - options.rotationIntervalSeconds * 1000);
-        const fresh = await tx
-          .select({ kid: signingKeys.kid })
-          .from(signingKeys)
-          .where(and(isNull(signingKeys.retiredAt), gt(signingKeys.createdAt, dueBefore)))
-          .limit(1);
-        if (fresh.length > 0) return undefined;
+      const newest = await tx.select({ createdAt: signingKeys.createdAt }).from(signingKeys).orderBy(desc(signingKeys.createdAt)).limit(1);
+      const newestCreated = newest[0]?.createdAt;
+      if (onlyIfDue && newestCreated !== undefined && newestCreated.getTime() > at.getTime() - options.rotationIntervalSeconds * 1000) {
+        return undefined;
       }
+      const activatesAt = new Date(at.getTime() + (newestCreated === undefined ? 0 : prepublishMs));
       await tx
         .update(signingKeys)
-        .set({ retiredAt: at, unpublishAt: new Date(at.getTime() + publishGraceMs) })
-        .where(isNull(signingKeys.retiredAt));
-      await tx.insert(signingKeys).values({
-        kid,
-        alg: signingAlgorithm,
-        publicJwk,
-        privateJwk,
-        createdAt: at,
-      });
+        .set({ retiredAt: activatesAt, unpublishAt: new Date(activatesAt.getTime() + publishGraceMs) })
+        .where(or(isNull(signingKeys.retiredAt), gt(signingKeys.retiredAt, activatesAt)));
+      await tx.insert(signingKeys).values({ kid, alg: signingAlgorithm, publicJwk, privateJwk, createdAt: at, activatesAt });
       // Forget keys that are no longer published; nothing can verify with them anyway.
       await tx.delete(signingKeys).where(lt(signingKeys.unpublishAt, new Date(at.getTime() - publishGraceMs)));
       return kid;
@@ -113,7 +116,10 @@ export async function loadKeyRing(db: Db, options: { accessTokenTtlSeconds: numb
 
   const ring: KeyRing = {
     current() {
-      const signing = keys.filter((key) => key.retiredAt === null).at(-1);
+      const at = now().getTime();
+      // Keys are ordered by activation; a key retired early (an immediate
+      // rotation overtook its pre-publication) never signs.
+      const signing = keys.filter((key) => key.activatesAt.getTime() <= at && (key.retiredAt === null || key.retiredAt.getTime() > at)).at(-1);
       if (signing === undefined) throw new Error("no signing key loaded");
       return { kid: signing.kid, privateKey: signing.privateKey };
     },
@@ -121,12 +127,12 @@ export async function loadKeyRing(db: Db, options: { accessTokenTtlSeconds: numb
       return published;
     },
     async rotate() {
-      const kid = await addKey(false);
+      const kid = await addKey(false, 0);
       await read();
       return kid as string;
     },
     async reload() {
-      await addKey(true);
+      await addKey(true, options.prepublishSeconds * 1000);
       await read();
     },
   };

@@ -74,9 +74,10 @@ export const refreshTokens = auth.table(
 );
 
 /**
- * Token signing keys (ES256). The newest active key signs; retired keys stay
- * published in the JWKS until every token they signed has expired, so a
- * rotation never invalidates a token that is still in date.
+ * Token signing keys (ES256). The most recently activated key signs; keys are
+ * published before they activate and stay published after they retire until
+ * every token they signed has expired, so a rotation never invalidates a token
+ * that is still in date nor produces one a verifier cannot check yet.
  */
 export const signingKeys = auth.table("signing_keys", {
   kid: text("kid").primaryKey(),
@@ -84,7 +85,13 @@ export const signingKeys = auth.table("signing_keys", {
   publicJwk: jsonb("public_jwk").$type<JWK>().notNull(),
   privateJwk: jsonb("private_jwk").$type<JWK>().notNull(),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
-  /** Set when a newer key took over signing. */
+  /**
+   * When the key starts signing. A scheduled rotation publishes the new key
+   * ahead of this, so verifiers that cache the JWKS (Envoy refreshes every
+   * minute and never refetches on an unknown kid) know it before it is used.
+   */
+  activatesAt: timestamp("activates_at", { withTimezone: true }).notNull().defaultNow(),
+  /** When a newer key took (or takes) over signing. */
   retiredAt: timestamp("retired_at", { withTimezone: true }),
   /** After this the key is no longer published (retiredAt + access-token lifetime + leeway). */
   unpublishAt: timestamp("unpublish_at", { withTimezone: true }),

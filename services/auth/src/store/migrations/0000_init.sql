@@ -47,6 +47,7 @@ CREATE TABLE "auth"."signing_keys" (
 	"public_jwk" jsonb NOT NULL,
 	"private_jwk" jsonb NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"activates_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"retired_at" timestamp with time zone,
 	"unpublish_at" timestamp with time zone
 );
