@@ -3,6 +3,7 @@
 // method list come from the descriptor set (tools/edge/descriptors.ts); a
 // method named here that the protos lack fails generation, so this table
 // cannot drift from the contracts either.
+import { publicAuthMethods } from "../../services/auth/src/public-methods.ts";
 
 export interface EdgeServiceRoute {
   /** Fully qualified proto service name. */
@@ -35,17 +36,7 @@ export const authRoute: EdgeServiceRoute = {
   service: "aviary.auth.v1.AuthService",
   cluster: "auth",
   upstream: { host: "auth", port: 8081 },
-  publicMethods: [
-    "Register",
-    "SendVerificationCode",
-    "VerifyIdentity",
-    "Login",
-    "Refresh",
-    "RequestPasswordReset",
-    "ResetPassword",
-    "GetJwks",
-    "GetOpenIdConfiguration",
-  ],
+  publicMethods: [...publicAuthMethods],
   idempotentMethods: ["GetMe", "ListSessions", "GetJwks", "GetOpenIdConfiguration"],
   timeout: "5s",
   // argon2id hashing (and the decoy verification on unknown identities) is the slow part.

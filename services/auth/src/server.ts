@@ -16,6 +16,7 @@ import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { createAuthHandlers } from "./handlers.ts";
+import { publicAuthMethods } from "./public-methods.ts";
 import { loadKeyRing } from "./domain/signing-keys.ts";
 import { cacheOneTimeCodes } from "./domain/codes.ts";
 import { fileCodeSender, type CodeSender } from "./domain/code-sender.ts";
@@ -28,17 +29,7 @@ import { outboxEvents } from "./store/schema.ts";
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
 /** Procedures callable without an access token. */
-export const publicProcedures = [
-  "Register",
-  "SendVerificationCode",
-  "VerifyIdentity",
-  "Login",
-  "Refresh",
-  "RequestPasswordReset",
-  "ResetPassword",
-  "GetJwks",
-  "GetOpenIdConfiguration",
-].map((method) => `${AuthService.typeName}/${method}`);
+export const publicProcedures = publicAuthMethods.map((method) => `${AuthService.typeName}/${method}`);
 
 /** Every setting of the auth service, from the environment (see README "Configuration"). */
 export const authConfigSpec = {
