@@ -127,7 +127,7 @@ results.push(await measure("Login (argon2id 19 MiB/2 passes + session write + ou
 // Envoy's cost alone: REST through Envoy vs Connect JSON direct (both fetch
 // over HTTP/1.1), gRPC-web through Envoy vs gRPC-web direct (both connect-web).
 const edgeResults: Result[] = [];
-const envoy = await startEnvoy({ upstreams: { auth: authServer.url } }).catch((error: unknown) => {
+const envoy = await startEnvoy({ upstreams: { auth: authServer.url }, discardOutput: true }).catch((error: unknown) => {
   console.warn(`edge scenario skipped: ${(error as Error).message.split("\n")[0]}`);
   return undefined;
 });

@@ -40,6 +40,12 @@ export interface EnvoyOptions {
   adminPort?: number;
   /** Also copy Envoy's output (JSON access log) to this process's stdout. */
   echo?: boolean;
+  /**
+   * Discard Envoy's output instead of keeping its tail for `output()`:
+   * benchmarks, where reading the access log would cost the load generator
+   * CPU that has nothing to do with the edge.
+   */
+  discardOutput?: boolean;
   readyTimeoutMs?: number;
 }
 
@@ -80,7 +86,9 @@ export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {
 
   // --disable-hot-restart: hot restart shares memory keyed by base id, so two
   // Envoys on one machine (parallel suites) would collide without it.
-  const child = spawn(envoyBinary, ["-c", configPath, "--disable-hot-restart", "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(envoyBinary, ["-c", configPath, "--disable-hot-restart", "--log-level", "warn"], {
+    stdio: options.discardOutput ? ["ignore", "ignore", "ignore"] : ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString("utf8")).slice(-256 * 1024);
