@@ -15,6 +15,8 @@ import { createLogger } from "@aviary/runtime/log";
 import { runService } from "@aviary/runtime/server";
 import { authConfigFromEnv, startAuthService } from "@aviary/auth";
 import { rateLimitConfigFromEnv, startRateLimitService, type RunningRateLimitService } from "@aviary/ratelimit";
+import { startUserService, userConfigFromEnv } from "@aviary/user";
+import { mediaConfigFromEnv, startMediaService } from "@aviary/media";
 import { envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
 
 const devDir = resolve(import.meta.dirname, "../.dev");
@@ -34,6 +36,14 @@ await runService(
       cache,
       bus,
     });
+    const devSecret = "dev-only-page-token-secret-0123456789";
+    const jwks = `${auth.url}/.well-known/jwks.json`;
+    const user = await startUserService(userConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus });
+    // Blobs on local disk unless S3_ENDPOINT is set; the service serves the upload form itself.
+    const media = await startMediaService(
+      mediaConfigFromEnv({ AUTH_JWKS_URL: jwks, MEDIA_DISK_DIR: resolve(devDir, "media"), MEDIA_DISK_SECRET: devSecret, ...env }),
+      { database, cache },
+    );
 
     // The edge, when `make envoy` has installed it: the same generated config
     // as the tests, on EDGE_PORT (admin on EDGE_ADMIN_PORT, loopback only).
@@ -44,7 +54,7 @@ await runService(
     if (existsSync(envoyBinary)) {
       ratelimit = await startRateLimitService(rateLimitConfigFromEnv(env), { cache });
       edge = await startEnvoy({
-        upstreams: { auth: auth.url },
+        upstreams: { auth: auth.url, user: user.url, media: media.url },
         rateLimitService: ratelimit.url,
         listenPort: Number(env["EDGE_PORT"] ?? 8080),
         adminPort: Number(env["EDGE_ADMIN_PORT"] ?? 9901),
@@ -56,7 +66,7 @@ await runService(
 
     const register = `-H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`;
     logger.info(
-      { auth: auth.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
+      { auth: auth.url, user: user.url, media: media.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
       edge
         ? `Aviary dev is up. Try REST through the edge: curl -s ${edge.url}/v1/auth/register ${register}`
         : `Aviary dev is up. Try: curl -s ${auth.url}/aviary.auth.v1.AuthService/Register ${register}`,
@@ -65,6 +75,8 @@ await runService(
       async close() {
         await edge?.stop();
         await ratelimit?.close();
+        await media.close();
+        await user.close();
         await auth.close();
         await bus.close();
         await cache.close();

@@ -44,7 +44,30 @@ export const authRoute: EdgeServiceRoute = {
   publicRateLimitClass: "auth_public",
 };
 
-export const edgeRoutes: EdgeServiceRoute[] = [authRoute];
+export const userRoute: EdgeServiceRoute = {
+  service: "aviary.user.v1.UserService",
+  cluster: "user",
+  upstream: { host: "user", port: 8082 },
+  // All protected: what a profile shows depends on the viewer (blocks, the private region).
+  publicMethods: [],
+  // CheckFollows is a POST (a batch body) without side effects, so it may be retried.
+  idempotentMethods: ["GetProfile", "GetProfileByUsername", "BatchGetProfiles", "SearchUsers", "ListFollowers", "ListFollowing", "CheckFollows", "ListDevices"],
+  timeout: "5s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const mediaRoute: EdgeServiceRoute = {
+  service: "aviary.media.v1.MediaService",
+  cluster: "media",
+  upstream: { host: "media", port: 8083 },
+  publicMethods: [],
+  idempotentMethods: ["GetMedia", "BatchGetMedia"],
+  // ConfirmUpload reads the object's head from S3 to sniff its type.
+  timeout: "10s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const edgeRoutes: EdgeServiceRoute[] = [authRoute, userRoute, mediaRoute];
 
 /**
  * grpc.health.v1.Health has no REST rules, so the transcoder ignores it, but

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Real-infrastructure harness for integration tests and `make test`.
-# Starts private PostgreSQL 15, Redis and a single-node Kafka 3.9.1 (KRaft) on
-# 127.0.0.1 with ports picked by the kernel; no Docker.  See README.md here.
+# Starts private PostgreSQL 15, Redis, a single-node Kafka 3.9.1 (KRaft) and an
+# S3 server (MinIO, built from source once) on 127.0.0.1 with ports picked by
+# the kernel; no Docker.  See README.md here.
 #
 #   infra.sh up                      start what is missing, write $AVIARY_INFRA_DIR/env
 #   infra.sh down                    stop everything this state dir started, delete it
 #   infra.sh status                  what runs
 #   infra.sh env                     print the export lines again
-#   infra.sh stop|start|kill SVC     SVC = postgres|redis|kafka (failure tests)
+#   infra.sh stop|start|kill SVC     SVC = postgres|redis|kafka|s3 (failure tests)
 #   infra.sh kafka-run-class CLASS [ARGS...]   run a Kafka CLI class on the cached classpath
 #
 # Only stdout carries the export lines (so `eval "$(infra.sh up)"` works);
@@ -596,6 +597,125 @@ kafka_stop() {
   log "kafka stopped (SIG$sig, $(since "$t0"))"
 }
 
+# ------------------------------------------------------------- S3 (MinIO)
+
+# MinIO is built from source with the Go toolchain (the project may fetch Go
+# modules, not prebuilt binaries) and cached per version.  The Go module proxy
+# serves MinIO only as pseudo-versions of its commits (it refuses the
+# RELEASE.* tag names), so the pin is a pseudo-version.
+readonly MINIO_VERSION=${AVIARY_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
+readonly MINIO_HOME_DIR=$CACHE_DIR/minio-$MINIO_VERSION
+readonly MINIO_BIN=${AVIARY_MINIO_BIN:-$MINIO_HOME_DIR/minio}
+readonly S3_DIR=$INFRA_DIR/s3
+readonly S3_START_TIMEOUT=${AVIARY_S3_START_TIMEOUT:-60}
+readonly S3_BUILD_TIMEOUT=${AVIARY_MINIO_BUILD_TIMEOUT:-1800}
+# The bucket tests may create (the env file names it; nothing creates it here).
+readonly S3_TEST_BUCKET=aviary-test
+
+s3_port() { read_file "$S3_DIR/port"; }
+s3_endpoint() { printf 'http://127.0.0.1:%s' "$(s3_port)"; }
+s3_pid() { read_file "$S3_DIR/minio.pid" 2>/dev/null || true; }
+s3_running() { pid_matches "$(s3_pid)" "$S3_DIR/data"; }
+
+# One-time build (~10 min on 2 cores); parallel `up`s share it under a lock.
+ensure_minio() {
+  [[ -x $MINIO_BIN ]] && return 0
+  [[ -z ${AVIARY_MINIO_BIN:-} ]] || die "AVIARY_MINIO_BIN=$AVIARY_MINIO_BIN is not an executable"
+  command -v go >/dev/null 2>&1 || die "go not found (needed once to build MinIO $MINIO_VERSION; or set S3_ENDPOINT)"
+  mkdir -p -- "$MINIO_HOME_DIR"
+  (
+    flock -w "$S3_BUILD_TIMEOUT" 8 || die "timed out waiting for another MinIO build ($MINIO_HOME_DIR/.lock)"
+    [[ -x $MINIO_BIN ]] && exit 0
+    local t0
+    t0=$(now_us)
+    log "building MinIO $MINIO_VERSION with go install into $MINIO_HOME_DIR (one-time, several minutes)"
+    if ! (cd "$MINIO_HOME_DIR" && GOBIN=$MINIO_HOME_DIR.tmp GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
+        timeout "$S3_BUILD_TIMEOUT" go install "github.com/minio/minio@$MINIO_VERSION") \
+        </dev/null >"$MINIO_HOME_DIR/build.log" 2>&1 9>&-; then
+      show_tail "$MINIO_HOME_DIR/build.log"
+      die "go install github.com/minio/minio@$MINIO_VERSION failed"
+    fi
+    mv -- "$MINIO_HOME_DIR.tmp/minio" "$MINIO_BIN"
+    rmdir -- "$MINIO_HOME_DIR.tmp" 2>/dev/null || true
+    log "MinIO built ($(since "$t0"))"
+  ) 8>"$MINIO_HOME_DIR/.lock"
+}
+
+# HTTP status of GET $1 over bash's /dev/tcp (no curl needed); 000 when it does not answer.
+http_status() {
+  local host=127.0.0.1 port=$1 path=$2 line
+  line=$( (exec 3<>"/dev/tcp/$host/$port" &&
+    printf 'GET %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' "$path" "$host" "$port" >&3 &&
+    IFS= read -r -t 2 line <&3 && printf '%s' "$line") 2>/dev/null) || { printf '000'; return 0; }
+  line=${line#HTTP/1.? }
+  printf '%s' "${line:0:3}"
+}
+
+s3_init() {
+  local ports
+  rm -rf -- "$S3_DIR"
+  mkdir -p -- "$S3_DIR/data"
+  # Root credentials for this state dir only.
+  head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$S3_DIR/access.key"
+  head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$S3_DIR/secret.key"
+  chmod 600 "$S3_DIR/access.key" "$S3_DIR/secret.key"
+  mapfile -t ports < <(free_ports 2)
+  printf '%s\n' "${ports[1]}" >"$S3_DIR/console.port"
+  # Written last: the port file is what marks the service as initialised.
+  printf '%s\n' "${ports[0]}" >"$S3_DIR/port"
+}
+
+s3_launch() {
+  local port
+  ensure_minio
+  port=$(s3_port)
+  if s3_running; then log "s3 (minio) already running on 127.0.0.1:$port"; return 0; fi
+  assert_port_free "$port" s3
+  rm -f -- "$S3_DIR/minio.pid"
+  date '+---- start %F %T ----' >>"$S3_DIR/minio.log"
+  # shellcheck disable=SC2016  # $$ and $@ expand in the inner sh, on purpose.
+  MINIO_ROOT_USER=$(<"$S3_DIR/access.key") MINIO_ROOT_PASSWORD=$(<"$S3_DIR/secret.key") \
+    MINIO_REGION=us-east-1 MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CALLHOME_ENABLE=off \
+    setsid nohup sh -c 'echo $$ >"$0"; exec "$@"' "$S3_DIR/minio.pid" \
+    "$MINIO_BIN" server --quiet --anonymous --address "127.0.0.1:$port" \
+    --console-address "127.0.0.1:$(read_file "$S3_DIR/console.port")" "$S3_DIR/data" \
+    </dev/null >>"$S3_DIR/minio.log" 2>&1 9>&- &
+  disown
+  S3_LAUNCHED_AT=$(now_us)
+}
+
+# Ready = process alive and /minio/health/ready answers 200.
+s3_wait_ready() {
+  local port deadline pid
+  port=$(s3_port)
+  deadline=$(( $(now_us) + S3_START_TIMEOUT * 1000000 ))
+  while :; do
+    pid=$(s3_pid)
+    if [[ -n $pid ]] && ! s3_running; then
+      show_tail "$S3_DIR/minio.log"
+      die "minio exited during startup (log: $S3_DIR/minio.log)"
+    fi
+    if [[ -n $pid && $(http_status "$port" /minio/health/ready) == 200 ]]; then break; fi
+    if (( $(now_us) > deadline )); then
+      show_tail "$S3_DIR/minio.log"
+      die "minio not ready on 127.0.0.1:$port after ${S3_START_TIMEOUT}s"
+    fi
+    sleep 0.1
+  done
+  log "s3 (minio) ready on 127.0.0.1:$port (pid $(s3_pid), $(since "${S3_LAUNCHED_AT:-$(now_us)}"))"
+}
+
+s3_stop() {
+  local sig=${1:-TERM} pid
+  pid=$(s3_pid)
+  if ! s3_running; then log "s3 (minio) is not running"; rm -f -- "$S3_DIR/minio.pid"; return 0; fi
+  kill -"$sig" "$pid"
+  wait_exit "$pid" 20 minio
+  wait_ports_closed "$(s3_port)"
+  rm -f -- "$S3_DIR/minio.pid"
+  log "s3 (minio) stopped (SIG$sig)"
+}
+
 # ------------------------------------------------------------------ commands
 
 # Serialise commands on one state dir (two `up`s racing would double-start).
@@ -611,7 +731,8 @@ is_managed() {
     postgres) [[ -f $PG_LINK/port ]] ;;
     redis) [[ -f $REDIS_DIR/port ]] ;;
     kafka) [[ -f $KAFKA_DIR/port ]] ;;
-    *) die "unknown service '$1' (postgres|redis|kafka)" ;;
+    s3) [[ -f $S3_DIR/port ]] ;;
+    *) die "unknown service '$1' (postgres|redis|kafka|s3)" ;;
   esac
 }
 
@@ -625,6 +746,7 @@ given() {
       postgres) ours=$(pg_url) ;;
       redis) ours=$(redis_url) ;;
       kafka) ours=$(kafka_brokers) ;;
+      s3) ours=$(s3_endpoint) ;;
     esac
   fi
   [[ ${!var} != "$ours" ]]
@@ -640,6 +762,7 @@ up_cleanup() {
   for svc in "${UP_STARTED[@]}"; do
     case $svc in
       kafka) (kafka_stop KILL) || true ;;
+      s3) (s3_stop KILL) || true ;;
       redis) (redis_stop TERM) || true ;;
       postgres) (pg_stop immediate) || true ;;
     esac
@@ -647,7 +770,7 @@ up_cleanup() {
 }
 
 cmd_up() {
-  local t0 lines=() kafka_up=0
+  local t0 lines=() kafka_up=0 s3_up=0
   t0=$(now_us)
   take_lock
   trap up_cleanup EXIT
@@ -667,6 +790,15 @@ cmd_up() {
     kafka_launch
     kafka_up=1
   fi
+  # MinIO next, also without waiting (the first run builds it: minutes).
+  if given S3_ENDPOINT s3; then
+    log "S3_ENDPOINT given ($S3_ENDPOINT): not starting s3"
+  else
+    is_managed s3 || s3_init
+    s3_running || UP_STARTED+=(s3)
+    s3_launch
+    s3_up=1
+  fi
   if given DATABASE_URL postgres; then
     log "DATABASE_URL given: not starting postgres"
   else
@@ -683,6 +815,7 @@ cmd_up() {
     redis_start
   fi
   if (( kafka_up )); then kafka_wait_ready; fi
+  if (( s3_up )); then s3_wait_ready; fi
 
   lines+=("export AVIARY_INFRA_DIR=$(printf '%q' "$INFRA_DIR")")
   if given DATABASE_URL postgres; then lines+=("export DATABASE_URL=$(printf '%q' "$DATABASE_URL")")
@@ -691,6 +824,18 @@ cmd_up() {
   else lines+=("export REDIS_URL=$(redis_url)"); fi
   if given KAFKA_BROKERS kafka; then lines+=("export KAFKA_BROKERS=$(printf '%q' "$KAFKA_BROKERS")")
   else lines+=("export KAFKA_BROKERS=$(kafka_brokers)"); fi
+  if given S3_ENDPOINT s3; then
+    local v
+    for v in S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BUCKET; do
+      [[ -z ${!v:-} ]] || lines+=("export $v=$(printf '%q' "${!v}")")
+    done
+  else
+    lines+=("export S3_ENDPOINT=$(s3_endpoint)")
+    lines+=("export S3_ACCESS_KEY=$(<"$S3_DIR/access.key")")
+    lines+=("export S3_SECRET_KEY=$(<"$S3_DIR/secret.key")")
+    lines+=("export S3_REGION=us-east-1")
+    lines+=("export S3_BUCKET=$S3_TEST_BUCKET")
+  fi
   printf '%s\n' "${lines[@]}" >"$INFRA_DIR/env.tmp"
   mv -- "$INFRA_DIR/env.tmp" "$INFRA_DIR/env"
   log "up in $(since "$t0"); env written to $INFRA_DIR/env"
@@ -702,6 +847,7 @@ cmd_down() {
   take_lock
   # Stop only what this state dir started; external servers are never touched.
   if is_managed kafka; then kafka_stop TERM; fi
+  if is_managed s3; then s3_stop TERM; fi
   if is_managed redis; then redis_stop TERM; fi
   if is_managed postgres; then pg_stop fast; fi
   if [[ ! -f $MARKER ]]; then
@@ -711,7 +857,7 @@ cmd_down() {
   # Delete only what infra.sh creates (the dir may hold other things, even
   # another state dir), then the dir itself if that left it empty.
   pg_remove_dirs
-  rm -rf -- "$REDIS_DIR" "$KAFKA_DIR" "$INFRA_DIR"/{env,env.tmp,initdb.log,apt.log,.gitignore}
+  rm -rf -- "$REDIS_DIR" "$KAFKA_DIR" "$S3_DIR" "$INFRA_DIR"/{env,env.tmp,initdb.log,apt.log,.gitignore}
   rm -f -- "$MARKER" "$INFRA_DIR/.lock"
   if rmdir -- "$INFRA_DIR" 2>/dev/null; then
     log "removed $INFRA_DIR"
@@ -723,7 +869,7 @@ cmd_down() {
 cmd_status() {
   local svc state
   printf 'state dir: %s\n' "$INFRA_DIR"
-  for svc in postgres redis kafka; do
+  for svc in postgres redis kafka s3; do
     if ! is_managed "$svc"; then
       printf '%-8s  not managed here\n' "$svc"
       continue
@@ -735,6 +881,8 @@ cmd_status() {
         printf '%-8s  %-18s %s\n' "$svc" "$state" "$(redis_url)" ;;
       kafka) if kafka_running; then state="running pid $(kafka_pid)"; else state=stopped; fi
         printf '%-8s  %-18s %s\n' "$svc" "$state" "$(kafka_brokers)" ;;
+      s3) if s3_running; then state="running pid $(s3_pid)"; else state=stopped; fi
+        printf '%-8s  %-18s %s\n' "$svc" "$state" "$(s3_endpoint)" ;;
     esac
   done
 }
@@ -747,7 +895,7 @@ cmd_env() {
 # stop|start|kill one service, keeping its data and port.
 cmd_control() {
   local action=$1 svc=${2:-}
-  [[ -n $svc ]] || die "usage: infra.sh $action postgres|redis|kafka"
+  [[ -n $svc ]] || die "usage: infra.sh $action postgres|redis|kafka|s3"
   is_managed "$svc" || die "$svc is not managed by $INFRA_DIR (run 'infra.sh up' first; external URLs are not controlled)"
   take_lock
   case $action:$svc in
@@ -760,11 +908,14 @@ cmd_control() {
     stop:kafka) kafka_stop TERM ;;
     kill:kafka) kafka_stop KILL ;;
     start:kafka) kafka_launch; kafka_wait_ready ;;
+    stop:s3) s3_stop TERM ;;
+    kill:s3) s3_stop KILL ;;
+    start:s3) s3_launch; s3_wait_ready ;;
   esac
 }
 
 usage() {
-  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 

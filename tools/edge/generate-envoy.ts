@@ -11,6 +11,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { readDescriptorSet } from "./descriptors.ts";
 import { renderEnvoyConfig, type HostPort } from "./envoy-config.ts";
+import { edgeRoutes } from "../../deploy/envoy/routes.ts";
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
 export const descriptorSetPath = path.join(repoRoot, "gen/aviary.binpb");
@@ -43,12 +44,15 @@ export function renderLoopbackConfig(options: {
   rateLimitTimeoutMs?: number;
   trustedProxyHops?: number;
 }): object {
+  // Every service is on loopback; one not given explicitly is expected on its
+  // deploy port (the services' own defaults), so the render is always complete.
+  const upstreams: Record<string, HostPort> = Object.fromEntries(edgeRoutes.map((route) => [route.cluster, { host: "127.0.0.1", port: route.upstream.port }]));
   return renderEnvoyConfig(readDescriptorSet(descriptorSetPath), {
     descriptorPath: descriptorSetPath,
     docsDir: path.join(repoRoot, "gen"),
     listen: { host: "127.0.0.1", port: options.listenPort },
     admin: { host: "127.0.0.1", port: options.adminPort },
-    upstreams: options.upstreams,
+    upstreams: { ...upstreams, ...options.upstreams },
     discovery: "STATIC",
     ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}),
     ...(options.rateLimitService ? { rateLimitService: options.rateLimitService } : {}),

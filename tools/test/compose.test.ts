@@ -11,6 +11,8 @@ import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { authConfigSpec } from "@aviary/auth";
 import { rateLimitConfigSpec } from "@aviary/ratelimit";
+import { userConfigSpec } from "@aviary/user";
+import { mediaConfigSpec } from "@aviary/media";
 import { jwtProvider } from "../../deploy/envoy/routes.ts";
 import { RATELIMIT_DOMAIN } from "../edge/envoy-config.ts";
 
@@ -50,6 +52,8 @@ function exposed(service: any): number[] {
 const nodeServices: Record<string, { spec: Record<string, { variable: string }>; hostVar: string; portVar: string }> = {
   auth: { spec: authConfigSpec, hostVar: "AUTH_HOST", portVar: "AUTH_PORT" },
   ratelimit: { spec: rateLimitConfigSpec, hostVar: "RATELIMIT_HOST", portVar: "RATELIMIT_PORT" },
+  user: { spec: userConfigSpec, hostVar: "USER_HOST", portVar: "USER_PORT" },
+  media: { spec: mediaConfigSpec, hostVar: "MEDIA_HOST", portVar: "MEDIA_PORT" },
 };
 
 test("every upstream of the deploy edge config is a compose service listening on that port", (t) => {

@@ -1,6 +1,7 @@
 /**
  * Real infrastructure for integration tests. Never assumes a server runs:
- * URLs come from DATABASE_URL / REDIS_URL / KAFKA_BROKERS when set, otherwise
+ * URLs come from DATABASE_URL / REDIS_URL / KAFKA_BROKERS / S3_ENDPOINT (with
+ * S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION, S3_BUCKET) when set, otherwise
  * from `deploy/local/infra.sh up` (idempotent, serialised by its own lock).
  */
 import { execFile } from "node:child_process";
@@ -21,10 +22,21 @@ const defaultInfraDir = path.join(repoRoot, ".infra");
 /** `infra.sh up` may download and start Kafka; give it time. */
 const INFRA_UP_TIMEOUT_MS = 300_000;
 
+/** An S3-compatible server (MinIO from infra.sh, or whatever S3_ENDPOINT names). */
+export interface S3Settings {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  region: string;
+  /** A bucket name tests may use (and create); suites that need isolation add their own. */
+  bucket: string;
+}
+
 export interface InfraUrls {
   databaseUrl: string;
   redisUrl: string;
   kafkaBrokers: string[];
+  s3: S3Settings;
 }
 
 let shared: Promise<InfraUrls> | undefined;
@@ -36,9 +48,9 @@ export function infra(): Promise<InfraUrls> {
 }
 
 async function resolveInfra(): Promise<InfraUrls> {
-  const { DATABASE_URL, REDIS_URL, KAFKA_BROKERS } = process.env;
+  const { DATABASE_URL, REDIS_URL, KAFKA_BROKERS, S3_ENDPOINT } = process.env;
   let env: Record<string, string> = {};
-  if (!DATABASE_URL || !REDIS_URL || !KAFKA_BROKERS) {
+  if (!DATABASE_URL || !REDIS_URL || !KAFKA_BROKERS || !S3_ENDPOINT) {
     // infra.sh leaves alone whatever the environment already points at.
     await infraSh(["up"]);
     env = await readEnvFile(process.env["AVIARY_INFRA_DIR"] ?? defaultInfraDir);
@@ -52,10 +64,23 @@ async function resolveInfra(): Promise<InfraUrls> {
     databaseUrl: pick("DATABASE_URL", DATABASE_URL),
     redisUrl: pick("REDIS_URL", REDIS_URL),
     kafkaBrokers: pick("KAFKA_BROKERS", KAFKA_BROKERS).split(",").map((b) => b.trim()).filter(Boolean),
+    s3: s3Settings(S3_ENDPOINT ? process.env : env),
   };
 }
 
-export type InfraService = "postgres" | "redis" | "kafka";
+function s3Settings(env: Record<string, string | undefined>): S3Settings {
+  const endpoint = env["S3_ENDPOINT"];
+  if (!endpoint) throw new Error("S3_ENDPOINT is neither set nor written by infra.sh");
+  return {
+    endpoint,
+    accessKey: env["S3_ACCESS_KEY"] ?? "",
+    secretKey: env["S3_SECRET_KEY"] ?? "",
+    region: env["S3_REGION"] || "us-east-1",
+    bucket: env["S3_BUCKET"] || "aviary-test",
+  };
+}
+
+export type InfraService = "postgres" | "redis" | "kafka" | "s3";
 
 /** Stops, starts or SIGKILLs a server managed by the given state dir (default: the shared one). */
 export async function controlServer(action: "stop" | "start" | "kill", service: InfraService, infraDir?: string): Promise<void> {
@@ -68,8 +93,10 @@ export async function controlServer(action: "stop" | "start" | "kill", service: 
  * suite running at the same time.
  */
 export interface PrivateServer {
-  /** DATABASE_URL, REDIS_URL or KAFKA_BROKERS, as infra.sh wrote it. */
+  /** DATABASE_URL, REDIS_URL, KAFKA_BROKERS or S3_ENDPOINT, as infra.sh wrote it. */
   url: string;
+  /** Every variable of the private state dir's env file (S3_ACCESS_KEY, S3_SECRET_KEY, … for "s3"). */
+  env: Record<string, string>;
   stop(): Promise<void>;
   start(): Promise<void>;
   kill(): Promise<void>;
@@ -77,7 +104,7 @@ export interface PrivateServer {
   down(): Promise<void>;
 }
 
-const ENV_OF: Record<InfraService, string> = { postgres: "DATABASE_URL", redis: "REDIS_URL", kafka: "KAFKA_BROKERS" };
+const ENV_OF: Record<InfraService, string> = { postgres: "DATABASE_URL", redis: "REDIS_URL", kafka: "KAFKA_BROKERS", s3: "S3_ENDPOINT" };
 
 export async function privateServer(service: InfraService, name: string): Promise<PrivateServer> {
   // Outside the shared state dir: `infra.sh down` there deletes it whole and
@@ -91,12 +118,20 @@ export async function privateServer(service: InfraService, name: string): Promis
     DATABASE_URL: urls.databaseUrl,
     REDIS_URL: urls.redisUrl,
     KAFKA_BROKERS: urls.kafkaBrokers.join(","),
+    S3_ENDPOINT: urls.s3.endpoint,
+    S3_ACCESS_KEY: urls.s3.accessKey,
+    S3_SECRET_KEY: urls.s3.secretKey,
+    S3_REGION: urls.s3.region,
+    S3_BUCKET: urls.s3.bucket,
   };
-  await infraSh(["up"], { ...shared, [ENV_OF[service]]: "", AVIARY_INFRA_DIR: dir });
-  const url = (await readEnvFile(dir))[ENV_OF[service]];
+  const own: Record<string, string> = service === "s3" ? { S3_ACCESS_KEY: "", S3_SECRET_KEY: "", S3_REGION: "", S3_BUCKET: "" } : {};
+  await infraSh(["up"], { ...shared, ...own, [ENV_OF[service]]: "", AVIARY_INFRA_DIR: dir });
+  const env = await readEnvFile(dir);
+  const url = env[ENV_OF[service]];
   if (!url) throw new Error(`infra.sh up wrote no ${ENV_OF[service]} into ${dir}/env`);
   return {
     url,
+    env,
     stop: () => controlServer("stop", service, dir),
     start: () => controlServer("start", service, dir),
     kill: () => controlServer("kill", service, dir),

@@ -1,9 +1,8 @@
 import type { Cache } from "@aviary/runtime/cache/cache";
+import { revokedSessionKey } from "@aviary/runtime/auth/denylist";
 
-/** Key under which a revoked session id is denylisted; every service's auth interceptor reads it. */
-export function revokedSessionKey(sessionId: string): string {
-  return `auth:revoked-session:${sessionId}`;
-}
+// The key lives in the runtime: every service's auth interceptor reads it.
+export { revokedSessionKey };
 
 /**
  * Access tokens are stateless, so revoking a session would only take effect

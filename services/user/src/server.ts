@@ -1,0 +1,136 @@
+// Wiring of the user service: configuration → adapters → domain → server.
+// Everything else in this folder is plain functions this file connects.
+import { fileURLToPath } from "node:url";
+import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
+import { int, loadConfig, oneOf, optionalString, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { createLogger, type Logger } from "@aviary/runtime/log";
+import { startTelemetry } from "@aviary/runtime/telemetry";
+import { startServer, type RunningServer } from "@aviary/runtime/server";
+import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
+import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
+import { createPageTokens } from "@aviary/runtime/pagination";
+import { openDatabase } from "@aviary/runtime/db/open";
+import { openEventBus } from "@aviary/runtime/bus/open";
+import { openCache } from "@aviary/runtime/cache/open";
+import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
+import type { Database } from "@aviary/runtime/db/database";
+import type { EventBus } from "@aviary/runtime/bus/bus";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import { createUserHandlers } from "./handlers.ts";
+import { consumeAuthEvents, profilesConsumer } from "./events/consume.ts";
+import { outboxEvents } from "./store/schema.ts";
+
+export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
+
+/** Every setting of the user service, from the environment (see README "Configuration"). */
+export const userConfigSpec = {
+  host: string("USER_HOST", { default: "127.0.0.1" }),
+  port: port("USER_PORT", { default: 8082 }),
+  authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json" }),
+  issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
+  audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  profilesGroup: string("USER_PROFILES_GROUP", { default: profilesConsumer }),
+  pageTokenSecret: optionalString("PAGE_TOKEN_SECRET"),
+  trustedProxyHops: int("TRUSTED_PROXY_HOPS", { default: 0, min: 0, max: 5 }),
+  databaseUrl: optionalString("DATABASE_URL"),
+  pgliteDir: optionalString("PGLITE_DIR"),
+  redisUrl: optionalString("REDIS_URL"),
+  kafkaBrokers: optionalString("KAFKA_BROKERS"),
+  otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
+  logLevel: oneOf("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], { default: "info" }),
+};
+
+export type UserConfig = ConfigOf<typeof userConfigSpec>;
+
+export function userConfigFromEnv(env: NodeJS.ProcessEnv = process.env): UserConfig {
+  return loadConfig(userConfigSpec, env);
+}
+
+/** Adapters can be handed in (the dev launcher shares one PGlite, one bus and one cache across services). */
+export interface UserAdapters {
+  database?: Database;
+  cache?: Cache;
+  bus?: EventBus;
+  logger?: Logger;
+}
+
+export interface RunningUserService extends RunningServer {
+  readonly database: Database;
+  readonly cache: Cache;
+  readonly bus: EventBus;
+  /** Resolves once every committed event has been handed to the bus. */
+  eventsFlushed(timeoutMs?: number): Promise<void>;
+}
+
+export async function startUserService(config: UserConfig, adapters: UserAdapters = {}): Promise<RunningUserService> {
+  const logger = adapters.logger ?? createLogger("user", config.logLevel);
+  const telemetry = startTelemetry({ serviceName: "user", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
+  const owned: Array<{ close(): Promise<void> }> = [];
+  const own = <T extends { close(): Promise<void> }>(resource: T): T => {
+    owned.push(resource);
+    return resource;
+  };
+
+  const database =
+    adapters.database ??
+    own(await openDatabase({ ...(config.databaseUrl ? { url: config.databaseUrl } : {}), ...(config.pgliteDir ? { dataDir: config.pgliteDir } : {}), logger }));
+  const cache = adapters.cache ?? own(await openCache({ ...(config.redisUrl ? { url: config.redisUrl } : {}), logger }));
+  const bus =
+    adapters.bus ??
+    own(await openEventBus({ clientId: "user", ...(config.kafkaBrokers ? { brokers: config.kafkaBrokers.split(",") } : {}), logger }));
+  await database.migrate(migrationsFolder, { schema: "users" });
+
+  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
+  const profilesSubscription = await consumeAuthEvents({ database, bus, groupId: config.profilesGroup });
+  if (config.pageTokenSecret === undefined) {
+    logger.warn("PAGE_TOKEN_SECRET is not set: using a random one, so page tokens do not survive a restart or cross instances");
+  }
+  const secret = config.pageTokenSecret ?? crypto.randomUUID() + crypto.randomUUID();
+  const tokens = (method: string) => createPageTokens(secret, `${UserService.typeName}/${method}`);
+
+  const handlers = createUserHandlers({
+    database,
+    pageTokens: { followers: tokens("ListFollowers"), following: tokens("ListFollowing"), devices: tokens("ListDevices"), search: tokens("SearchUsers") },
+  });
+
+  const server = await startServer({
+    name: "user",
+    host: config.host,
+    port: config.port,
+    logger,
+    telemetry,
+    trustedProxyHops: config.trustedProxyHops,
+    routes: (router) => router.service(UserService, handlers),
+    readiness: [
+      { name: "database", check: () => database.ping() },
+      { name: "cache", check: () => cache.ping() },
+      { name: "events", check: () => bus.ping() },
+    ],
+    auth: {
+      // The auth service's published key set (fetched, cached, refetched on an unknown kid).
+      verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
+      publicProcedures: [],
+      // Revoked sessions, as the auth service denylists them in the cache; a cache error fails closed.
+      isSessionRevoked: cacheRevocationCheck(cache),
+    },
+  });
+  logger.info({ url: server.url, database: database.kind, cache: cache.kind, bus: bus.kind }, "user service listening");
+
+  return {
+    ...server,
+    url: server.url,
+    port: server.port,
+    health: server.health,
+    database,
+    cache,
+    bus,
+    eventsFlushed: (timeoutMs) => relay.flushed(timeoutMs),
+    async close() {
+      await server.close();
+      await profilesSubscription.stop();
+      await relay.stop();
+      for (const resource of owned.reverse()) await resource.close();
+      await telemetry.shutdown();
+    },
+  };
+}

@@ -1,0 +1,45 @@
+import { and, desc, eq, sql } from "drizzle-orm";
+import type { Queryable } from "@aviary/runtime/db/database";
+import { devices } from "./schema.ts";
+
+export type DeviceRow = typeof devices.$inferSelect;
+export type PlatformName = "ios" | "android" | "web";
+
+/**
+ * Registers a push token for a user: the same (user, token) again keeps its
+ * row (and id), refreshing the platform and updated_at.
+ */
+export async function upsertDevice(db: Queryable, input: { userId: string; platform: PlatformName; token: string }, at: Date): Promise<DeviceRow> {
+  const [row] = await db
+    .insert(devices)
+    .values({ id: crypto.randomUUID(), userId: input.userId, platform: input.platform, token: input.token, createdAt: at, updatedAt: at })
+    .onConflictDoUpdate({ target: [devices.userId, devices.token], set: { platform: input.platform, updatedAt: at } })
+    .returning();
+  if (row === undefined) throw new Error("device upsert returned no row");
+  return row;
+}
+
+export interface DeviceCursor {
+  createdAt: string;
+  id: string;
+}
+
+export function listDevices(db: Queryable, userId: string, limit: number, after?: DeviceCursor): Promise<DeviceRow[]> {
+  return db
+    .select()
+    .from(devices)
+    .where(
+      and(
+        eq(devices.userId, userId),
+        after ? sql`(${devices.createdAt}, ${devices.id}) < (${new Date(after.createdAt).toISOString()}::timestamptz, ${after.id}::uuid)` : undefined,
+      ),
+    )
+    .orderBy(desc(devices.createdAt), desc(devices.id))
+    .limit(limit);
+}
+
+/** Deletes one of the user's devices; false when the user has no such device. */
+export async function deleteDevice(db: Queryable, userId: string, deviceId: string): Promise<boolean> {
+  const rows = await db.delete(devices).where(and(eq(devices.id, deviceId), eq(devices.userId, userId))).returning({ id: devices.id });
+  return rows.length > 0;
+}
