@@ -13,6 +13,8 @@ import { resolve } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
+import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
+import pg from "pg";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { startEnvoy } from "../services/runtime/test-support/envoy.ts";
@@ -143,6 +145,80 @@ if (envoy !== undefined) {
   edgeResults.push(await measure("GetMe through Envoy, gRPC-web", 32, () => webEdge.getMe({}, { headers })));
   await envoy.stop();
 }
+
+// Scenario "users": hydration and graph reads of the user service, seeded
+// straight into its tables (1,000 and 100,000 followers, 100 profiles), beside
+// the same no-op. Follower pages are keyset-paginated on an index, so a page
+// should cost the same at 1k and 100k followers, and deep in the list as on top.
+const userResults: Result[] = [];
+if (realStack) {
+  const userServer = await spawnServer("services/user/src/main.ts", {
+    USER_PORT: "0",
+    LOG_LEVEL: "info",
+    AUTH_JWKS_URL: `${authServer.url}/.well-known/jwks.json`,
+    PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789",
+  });
+  const users = createClient(UserService, createGrpcTransport({ baseUrl: userServer.url }));
+  await users.getProfile({ userId: login.userId }, { headers }); // creates the caller's profile
+  const seeded = await seedFollowers(process.env["DATABASE_URL"] ?? "", { small: 1_000, large: 100_000, profiles: 100 });
+  const ids = seeded.profiles;
+  const pairs = ids.map((id, i) => ({ followerId: id, followeeId: i % 2 === 0 ? seeded.smallAccount : seeded.largeAccount }));
+  /** The page token `depth` pages into an account's followers. */
+  const tokenAt = async (userId: string, depth: number) => {
+    let pageToken = "";
+    for (let i = 0; i < depth; i += 1) pageToken = (await users.listFollowers({ userId, pageSize: 100, pageToken }, { headers })).nextPageToken;
+    return pageToken;
+  };
+  const smallDeep = await tokenAt(seeded.smallAccount, 5);
+  const largeDeep = await tokenAt(seeded.largeAccount, 500);
+  userResults.push(await measure("no-op (bare connect-node, Health/Check)", 32, () => reference.check({})));
+  userResults.push(await measure("BatchGetProfiles, 100 ids", 32, () => users.batchGetProfiles({ userIds: ids }, { headers })));
+  userResults.push(await measure("CheckFollows, 100 pairs", 32, () => users.checkFollows({ pairs }, { headers })));
+  userResults.push(await measure("ListFollowers page of 100, 1k followers, first page", 32, () => users.listFollowers({ userId: seeded.smallAccount, pageSize: 100 }, { headers })));
+  userResults.push(await measure("ListFollowers page of 100, 100k followers, first page", 32, () => users.listFollowers({ userId: seeded.largeAccount, pageSize: 100 }, { headers })));
+  userResults.push(await measure("ListFollowers page of 100, 1k followers, page 6", 32, () => users.listFollowers({ userId: seeded.smallAccount, pageSize: 100, pageToken: smallDeep }, { headers })));
+  userResults.push(await measure("ListFollowers page of 100, 100k followers, page 501", 32, () => users.listFollowers({ userId: seeded.largeAccount, pageSize: 100, pageToken: largeDeep }, { headers })));
+  userServer.process.kill("SIGTERM");
+}
+
+/**
+ * Seeds two accounts with `small` and `large` followers (each follower with a
+ * profile, follow times a second apart) and `profiles` more profiles, in SQL:
+ * going through the RPCs would take longer than the measurement.
+ */
+async function seedFollowers(databaseUrl: string, counts: { small: number; large: number; profiles: number }) {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const account = async (followers: number) => {
+      const { rows } = await client.query<{ id: string }>("insert into users.profiles (user_id, display_name) values (gen_random_uuid(), 'celebrity') returning user_id as id");
+      const id = rows[0]?.id ?? "";
+      await client.query(
+        `with fans as (
+           insert into users.profiles (user_id, display_name)
+           select gen_random_uuid(), 'fan ' || g from generate_series(1, $2::int) g
+           returning user_id)
+         insert into users.follows (follower_id, followee_id, created_at)
+         select user_id, $1::uuid, now() - (row_number() over () || ' seconds')::interval from fans`,
+        [id, followers],
+      );
+      await client.query("update users.profiles set follower_count = $2 where user_id = $1", [id, followers]);
+      return id;
+    };
+    const smallAccount = await account(counts.small);
+    const largeAccount = await account(counts.large);
+    const { rows } = await client.query<{ id: string }>(
+      "insert into users.profiles (user_id, display_name) select gen_random_uuid(), 'profile ' || g from generate_series(1, $1::int) g returning user_id as id",
+      [counts.profiles],
+    );
+    await client.query("analyze users.follows");
+    await client.query("analyze users.profiles");
+    return { smallAccount, largeAccount, profiles: rows.map((row) => row.id) };
+  } finally {
+    await client.end();
+  }
+}
+
 noop.process.kill("SIGTERM");
 authServer.process.kill("SIGTERM");
 
@@ -163,8 +239,18 @@ const report = {
   stack: realStack ? "real (PostgreSQL, Redis, Kafka)" : "embedded (PGlite, memory cache, memory bus)",
   node: process.version,
   cpus: (await import("node:os")).cpus().length,
-  scenarios: { auth: rows, edge: edgeRows() },
+  scenarios: { auth: rows, edge: edgeRows(), users: userRows() },
 };
+/** The user-service rows against the no-op measured just before them. */
+function userRows() {
+  const noopRow = userResults[0];
+  return userResults.map((r) => ({
+    ...r,
+    throughputVsNoop: noopRow ? Number((r.throughput / noopRow.throughput).toFixed(3)) : Number.NaN,
+    p50VsNoop: noopRow ? Number((r.p50Ms / noopRow.p50Ms).toFixed(2)) : Number.NaN,
+  }));
+}
+
 /** Each through-Envoy row against the direct row before it: Envoy's overhead. */
 function edgeRows() {
   return edgeResults.map((r, i) => {
@@ -193,6 +279,14 @@ const edgeTable =
         "|---|---|---|---|---|---|---|---|",
         ...edgeRows().map((r) => `| ${r.name} | ${r.concurrency} | ${r.throughput} | ${r.p50Ms} | ${r.p99Ms} | ${r.throughputVsDirect} | ${r.p50VsDirect} | ${r.errors} |`),
       ].join("\n");
+const usersTable =
+  userResults.length === 0
+    ? "Not measured: needs the real stack (DATABASE_URL, REDIS_URL, KAFKA_BROKERS; `make bench` starts it)."
+    : [
+        "| RPC | callers | calls/s | p50 ms | p99 ms | calls/s vs no-op | p50 vs no-op | errors |",
+        "|---|---|---|---|---|---|---|---|",
+        ...userRows().map((r) => `| ${r.name} | ${r.concurrency} | ${r.throughput} | ${r.p50Ms} | ${r.p99Ms} | ${r.throughputVsNoop} | ${r.p50VsNoop} | ${r.errors} |`),
+      ].join("\n");
 await writeFile(
   resolve(import.meta.dirname, "../docs/benchmarks.md"),
   `# Benchmarks\n\nWritten by \`make bench\` (${report.at}, ${report.stack}, Node ${report.node}, ${report.cpus} cores).\n` +
@@ -203,7 +297,11 @@ await writeFile(
     `not that it is zero. Login is bound by argon2id by design (about 19 MiB and 2 passes per attempt).\n\n` +
     `## Edge\n\nThe same authenticated RPC (GetMe) straight to the auth service and through Envoy (JWT check, transcoding, access log);\n` +
     `each through-Envoy row is compared with the direct row above it, which uses the same client stack.\n` +
-    `Goal from the edge issue: Envoy adds at most 30 % to p50 and keeps at least 70 % of direct throughput.\n\n${edgeTable}\n`,
+    `Goal from the edge issue: Envoy adds at most 30 % to p50 and keeps at least 70 % of direct throughput.\n\n${edgeTable}\n\n` +
+    `## Users\n\nHydration and graph reads of the user service on PostgreSQL, seeded with one account of 1,000 and one of 100,000 followers;\n` +
+    `the no-op is measured again right before. Follower pages are keyset-paginated on (followee, created_at, follower), so the 1k and 100k rows,\n` +
+    `and the first and deep pages, should cost the same.\n\n${usersTable}\n`,
 );
 console.log(table);
 console.log(edgeTable);
+console.log(usersTable);

@@ -3,7 +3,10 @@
 // runner test starts both; `make rest-contract BASE_URL=…` runs the same rows
 // against any deployment). Rows build on earlier rows through the context
 // (tokens captured from Login), so the table is self-contained: it registers
-// its own users and needs nothing but the base URL.
+// its own users and needs nothing but the base URL. The user and media rows
+// build on the same Login rows and capture the ids they create (media, devices,
+// page tokens) in `captured`; none of them needs S3 timing (no upload goes
+// through the edge: clients POST files straight to object storage).
 import { absent, anyString, uuid, type JsonMatcher } from "./json-match.ts";
 
 export interface Tokens {
@@ -13,12 +16,18 @@ export interface Tokens {
   refreshToken: string;
 }
 
+export type Who = "a" | "a2" | "b" | "c";
+/** What rows capture for later rows (beyond tokens). */
+export type Captured = "mediaId" | "deviceId" | "followersPageToken";
+
 export interface RestContext {
   /** Unique per run, so the table can run repeatedly against one deployment. */
   runId: string;
   password: string;
   /** Filled by the Login rows. */
-  users: Partial<Record<"a" | "a2" | "b", Tokens>>;
+  users: Partial<Record<Who, Tokens>>;
+  /** Filled by rows that create things later rows refer to. */
+  captured: Partial<Record<Captured, string>>;
   /** A token signed by a key the issuer never published (the runner mints it). */
   forgedToken: string;
   /** A token signed with the issuer's real key but expired: only runners with access to the key can mint one. */
@@ -27,13 +36,18 @@ export interface RestContext {
 
 export interface RestCase {
   name: string;
-  method: "GET" | "POST" | "DELETE" | "OPTIONS";
+  method: "GET" | "POST" | "PATCH" | "DELETE" | "OPTIONS";
   path: string | ((c: RestContext) => string);
   headers?: (c: RestContext) => Record<string, string>;
   /** A string is sent as is (for malformed JSON); anything else as JSON. */
   body?: (c: RestContext) => unknown;
   /** Rows that need a context value some runners cannot provide are skipped without it. */
   needs?: "expiredToken";
+  /**
+   * For eventually consistent answers (a profile created from a Kafka event):
+   * the row is retried until it matches or this many milliseconds pass.
+   */
+  eventuallyMs?: number;
   expect: {
     status: number;
     json?: JsonMatcher;
@@ -56,7 +70,7 @@ const bearer = (token: string | undefined) => {
   return { authorization: `Bearer ${token}` };
 };
 const json = { "content-type": "application/json" };
-const as = (who: "a" | "a2" | "b") => (c: RestContext) => ({ ...json, ...bearer(c.users[who]?.accessToken) });
+const as = (who: Who) => (c: RestContext) => ({ ...json, ...bearer(c.users[who]?.accessToken) });
 const base64url = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
 /** What jwt_authn would forward for user B — sent by a client, it must never count. */
 const forgedClaimsFor = (c: RestContext) => base64url({ iss: "aviary-auth", aud: "aviary", sub: c.users.b?.userId, sid: c.users.b?.sessionId, exp: 4102444800 });
@@ -68,7 +82,7 @@ const fieldViolation = (field: string) => [
 ];
 const unauthenticated = (message: JsonMatcher = anyString) => status(16, message);
 
-const loginRow = (who: "a" | "a2" | "b", identity: "a" | "b", device: string): RestCase => ({
+const loginRow = (who: Who, identity: "a" | "b" | "c", device: string): RestCase => ({
   name: `Login ${who}`,
   method: "POST",
   path: "/v1/auth/login",
@@ -80,6 +94,439 @@ const loginRow = (who: "a" | "a2" | "b", identity: "a" | "b", device: string): R
     c.users[who] = { userId: r.userId, sessionId: r.sessionId, accessToken: r.tokens.accessToken, refreshToken: r.tokens.refreshToken };
   },
 });
+
+// --- user and media services: helpers ---------------------------------------------------------
+
+/** A user id captured by a Login row. */
+const idOf = (c: RestContext, who: Who): string => {
+  const id = c.users[who]?.userId;
+  if (!id) throw new Error(`the Login ${who} row did not run or failed`);
+  return id;
+};
+const captured = (c: RestContext, key: Captured): string => {
+  const value = c.captured[key];
+  if (!value) throw new Error(`an earlier row did not capture ${key}`);
+  return value;
+};
+/** Unique per run (the run id is lower-case base36 and hex, so a valid username of at most 30). */
+const usernameOf = (c: RestContext, who: "a" | "b") => `${who}_${c.runId}`;
+/** A canonical UUID no profile, device or media item has. */
+const NOBODY = "00000000-0000-4000-8000-000000000001";
+const empty = (v: unknown) => v === undefined || (typeof v === "object" && v !== null && Object.keys(v).length === 0);
+const notFound = status(5);
+/** Exactly these user ids, in any order. */
+const profilesOf = (...ids: string[]) => (v: unknown) =>
+  Array.isArray(v) && v.length === ids.length && ids.every((id) => v.some((p) => (p as { userId?: unknown }).userId === id));
+/** One page of a follow list: exactly these users, in this order. */
+const entriesOf = (...ids: string[]): JsonMatcher => ids.map((userId) => ({ profile: { userId }, followedAt: anyString }));
+/** Changes one character in the middle of a token: the signature no longer matches. */
+const tamper = (token: string) => {
+  const i = Math.floor(token.length / 2);
+  return `${token.slice(0, i)}${token[i] === "A" ? "B" : "A"}${token.slice(i + 1)}`;
+};
+const follow = (who: Who, whom: Who, name: string, expect: RestCase["expect"]): RestCase => ({
+  name,
+  method: "POST",
+  path: (c) => `/v1/users/${idOf(c, whom)}:follow`,
+  headers: as(who),
+  body: () => ({}),
+  expect,
+});
+const getProfile = (viewer: Who, whom: Who, name: string, expect: RestCase["expect"], extra: Partial<RestCase> = {}): RestCase => ({
+  name,
+  method: "GET",
+  path: (c) => `/v1/users/${idOf(c, whom)}`,
+  headers: as(viewer),
+  expect,
+  ...extra,
+});
+
+// --- every annotated UserService RPC, and its errors -----------------------------------------
+const userCases: RestCase[] = [
+  {
+    name: "Register c",
+    method: "POST",
+    path: "/v1/auth/register",
+    headers: () => json,
+    body: (c) => ({ email: email(c, "c"), password: c.password }),
+    expect: { status: 200, json: { userId: uuid } },
+  },
+  loginRow("c", "c", "desktop"),
+  getProfile("a", "a", "GetProfile of oneself works at once (the first call creates the profile)", {
+    status: 200,
+    jsonFor: (c) => ({ profile: { userId: idOf(c, "a"), username: absent, followerCount: absent, createdAt: anyString } }),
+  }),
+  getProfile("a", "b", "GetProfile of another registered user: the profile appears from UserRegistered (waits for the consumer)", {
+    status: 200,
+    jsonFor: (c) => ({ profile: { userId: idOf(c, "b") } }),
+  }, { eventuallyMs: 60_000 }),
+  getProfile("c", "c", "GetProfile of oneself for c", { status: 200, jsonFor: (c) => ({ profile: { userId: idOf(c, "c") } }) }),
+  {
+    name: "UpdateProfile (PATCH /v1/users/me) sets username and display name",
+    method: "PATCH",
+    path: "/v1/users/me",
+    headers: as("a"),
+    body: (c) => ({ username: usernameOf(c, "a"), displayName: "Ada Aviary" }),
+    expect: { status: 200, jsonFor: (c) => ({ profile: { userId: idOf(c, "a"), username: usernameOf(c, "a"), displayName: "Ada Aviary", updatedAt: anyString } }) },
+  },
+  {
+    name: "UpdateProfile with an invalid username: 400 with a field violation on username",
+    method: "PATCH",
+    path: "/v1/users/me",
+    headers: as("a"),
+    body: () => ({ username: "no spaces!" }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("username")) },
+  },
+  {
+    name: "UpdateProfile with a reserved username: 400 with a field violation on username",
+    method: "PATCH",
+    path: "/v1/users/me",
+    headers: as("a"),
+    body: () => ({ username: "Admin" }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("username")) },
+  },
+  {
+    name: "UpdateProfile with another user's username (other case): 409 ALREADY_EXISTS",
+    method: "PATCH",
+    path: "/v1/users/me",
+    headers: as("b"),
+    body: (c) => ({ username: usernameOf(c, "a").toUpperCase() }),
+    expect: { status: 409, json: status(6) },
+  },
+  {
+    name: "UpdateProfile with a bio over 300 characters: 400 with a field violation on bio",
+    method: "PATCH",
+    path: "/v1/users/me",
+    headers: as("a"),
+    body: () => ({ bio: "b".repeat(301) }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("bio")) },
+  },
+  {
+    name: "UpdateProfile with an unknown JSON field is ignored; a bio of exactly 300 is fine",
+    method: "PATCH",
+    path: "/v1/users/me",
+    headers: as("b"),
+    body: (c) => ({ username: usernameOf(c, "b"), bio: "b".repeat(300), favouriteColour: "teal" }),
+    expect: { status: 200, jsonFor: (c) => ({ profile: { userId: idOf(c, "b"), username: usernameOf(c, "b"), bio: (v: unknown) => typeof v === "string" && v.length === 300 } }) },
+  },
+  getProfile("b", "a", "GetProfile by id of another user: their profile, without the private region", {
+    status: 200,
+    jsonFor: (c) => ({ profile: { userId: idOf(c, "a"), username: usernameOf(c, "a"), displayName: "Ada Aviary", region: absent } }),
+  }),
+  {
+    name: "GetProfile with a path variable that is not a UUID: 400 with a field violation on user_id",
+    method: "GET",
+    path: "/v1/users/not-a-uuid",
+    headers: as("a"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("user_id")) },
+  },
+  {
+    name: "GetProfile of an unknown user: 404",
+    method: "GET",
+    path: `/v1/users/${NOBODY}`,
+    headers: as("a"),
+    expect: { status: 404, json: notFound },
+  },
+  {
+    name: "GetProfileByUsername (case-insensitive, /v1/users:lookup)",
+    method: "GET",
+    path: (c) => `/v1/users:lookup?username=${encodeURIComponent(usernameOf(c, "a").toUpperCase())}`,
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ profile: { userId: idOf(c, "a"), username: usernameOf(c, "a") } }) },
+  },
+  {
+    name: "GetProfileByUsername of an unknown name: 404",
+    method: "GET",
+    path: (c) => `/v1/users:lookup?username=nobody_${c.runId}`,
+    headers: as("c"),
+    expect: { status: 404, json: notFound },
+  },
+  {
+    name: "BatchGetProfiles (repeated user_ids): a list of the known ones, unknown ids absent",
+    method: "GET",
+    path: (c) => `/v1/users:batchGet?user_ids=${idOf(c, "a")}&user_ids=${idOf(c, "b")}&user_ids=${NOBODY}`,
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ profiles: profilesOf(idOf(c, "a"), idOf(c, "b")) }) },
+  },
+  {
+    name: "SearchUsers finds the user by username",
+    method: "GET",
+    path: (c) => `/v1/users:search?query=${encodeURIComponent(`@${usernameOf(c, "a")}`)}&page_size=5`,
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ profiles: (v: unknown) => Array.isArray(v) && (v[0] as { userId?: unknown } | undefined)?.userId === idOf(c, "a") }) },
+  },
+  follow("a", "b", "Follow", { status: 200, json: {} }),
+  follow("a", "b", "Follow again: idempotent, 200", { status: 200, json: {} }),
+  follow("a", "c", "Follow a second user", { status: 200, json: {} }),
+  follow("c", "b", "Follow by a second follower", { status: 200, json: {} }),
+  follow("a", "a", "Follow oneself: 400 with a field violation on user_id", { status: 400, json: status(3, anyString, fieldViolation("user_id")) }),
+  {
+    name: "Follow an unknown user: 404",
+    method: "POST",
+    path: `/v1/users/${NOBODY}:follow`,
+    headers: as("a"),
+    body: () => ({}),
+    expect: { status: 404, json: notFound },
+  },
+  {
+    name: "ListFollowers with page_size=1: newest first, with a next_page_token",
+    method: "GET",
+    path: (c) => `/v1/users/${idOf(c, "b")}/followers?page_size=1`,
+    headers: as("a"),
+    expect: { status: 200, jsonFor: (c) => ({ followers: entriesOf(idOf(c, "c")), nextPageToken: anyString }) },
+    capture: (body, c) => {
+      c.captured.followersPageToken = (body as { nextPageToken: string }).nextPageToken;
+    },
+  },
+  {
+    name: "ListFollowers second page: the last follower, no next_page_token",
+    method: "GET",
+    path: (c) => `/v1/users/${idOf(c, "b")}/followers?page_size=1&page_token=${encodeURIComponent(captured(c, "followersPageToken"))}`,
+    headers: as("a"),
+    expect: { status: 200, jsonFor: (c) => ({ followers: entriesOf(idOf(c, "a")), nextPageToken: absent }) },
+  },
+  {
+    name: "ListFollowers with a tampered page_token: 400 with a field violation on page_token",
+    method: "GET",
+    path: (c) => `/v1/users/${idOf(c, "b")}/followers?page_size=1&page_token=${encodeURIComponent(tamper(captured(c, "followersPageToken")))}`,
+    headers: as("a"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("page_token")) },
+  },
+  {
+    name: "ListFollowing with page_size=1: newest first, with a next_page_token",
+    method: "GET",
+    path: (c) => `/v1/users/${idOf(c, "a")}/following?page_size=1`,
+    headers: as("b"),
+    expect: { status: 200, jsonFor: (c) => ({ following: entriesOf(idOf(c, "c")), nextPageToken: anyString }) },
+  },
+  {
+    name: "CheckFollows (POST /v1/follows:check): one result per pair, in order",
+    method: "POST",
+    path: "/v1/follows:check",
+    headers: as("c"),
+    body: (c) => ({ pairs: [{ followerId: idOf(c, "a"), followeeId: idOf(c, "b") }, { followerId: idOf(c, "b"), followeeId: idOf(c, "a") }] }),
+    expect: {
+      status: 200,
+      jsonFor: (c) => ({
+        results: [
+          { followerId: idOf(c, "a"), followeeId: idOf(c, "b"), follows: true },
+          { followerId: idOf(c, "b"), followeeId: idOf(c, "a"), follows: absent },
+        ],
+      }),
+    },
+  },
+  {
+    name: "Unfollow",
+    method: "POST",
+    path: (c) => `/v1/users/${idOf(c, "c")}:unfollow`,
+    headers: as("a"),
+    body: () => ({}),
+    expect: { status: 200, json: {} },
+  },
+  {
+    name: "ListFollowing after Unfollow: only the remaining followee",
+    method: "GET",
+    path: (c) => `/v1/users/${idOf(c, "a")}/following`,
+    headers: as("a"),
+    expect: { status: 200, jsonFor: (c) => ({ following: entriesOf(idOf(c, "b")), nextPageToken: absent }) },
+  },
+  {
+    name: "Block",
+    method: "POST",
+    path: (c) => `/v1/users/${idOf(c, "a")}:block`,
+    headers: as("b"),
+    body: () => ({}),
+    expect: { status: 200, json: {} },
+  },
+  getProfile("a", "b", "the blocked user cannot see the blocker: GetProfile 404", { status: 404, json: notFound }),
+  follow("a", "b", "the blocked user cannot follow the blocker: 404 (same as an unknown user)", { status: 404, json: notFound }),
+  // FAILED_PRECONDITION is 400 through the transcoder (the standard gRPC→HTTP mapping), not 412.
+  follow("b", "a", "the blocker cannot follow the blocked user: 400 FAILED_PRECONDITION (unblock first)", { status: 400, json: status(9) }),
+  {
+    name: "Block ended the follow between the two",
+    method: "POST",
+    path: "/v1/follows:check",
+    headers: as("c"),
+    body: (c) => ({ pairs: [{ followerId: idOf(c, "a"), followeeId: idOf(c, "b") }] }),
+    expect: { status: 200, jsonFor: (c) => ({ results: [{ followerId: idOf(c, "a"), followeeId: idOf(c, "b"), follows: absent }] }) },
+  },
+  {
+    name: "Unblock",
+    method: "POST",
+    path: (c) => `/v1/users/${idOf(c, "a")}:unblock`,
+    headers: as("b"),
+    body: () => ({}),
+    expect: { status: 200, json: {} },
+  },
+  getProfile("a", "b", "after Unblock the blocker is visible again", { status: 200, jsonFor: (c) => ({ profile: { userId: idOf(c, "b") } }) }),
+  ...[1, 2].map(
+    (attempt): RestCase => ({
+      name: attempt === 1 ? "RegisterDevice" : "RegisterDevice again with the same token: the same device",
+      method: "POST",
+      path: "/v1/devices",
+      headers: as("a"),
+      body: (c) => ({ platform: "PLATFORM_WEB", token: `web-push-${c.runId}` }),
+      expect: {
+        status: 200,
+        jsonFor: (c) => ({ device: { deviceId: attempt === 1 ? uuid : captured(c, "deviceId"), platform: "PLATFORM_WEB", token: `web-push-${c.runId}`, createdAt: anyString } }),
+      },
+      capture: (body, c) => {
+        c.captured.deviceId = (body as { device: { deviceId: string } }).device.deviceId;
+      },
+    }),
+  ),
+  {
+    name: "RegisterDevice without a platform: 400 with a field violation on platform",
+    method: "POST",
+    path: "/v1/devices",
+    headers: as("a"),
+    body: (c) => ({ token: `web-push-${c.runId}-2` }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("platform")) },
+  },
+  {
+    name: "ListDevices",
+    method: "GET",
+    path: "/v1/devices?page_size=10",
+    headers: as("a"),
+    expect: { status: 200, jsonFor: (c) => ({ devices: [{ deviceId: captured(c, "deviceId"), platform: "PLATFORM_WEB" }], nextPageToken: absent }) },
+  },
+  {
+    name: "RemoveDevice of someone else's device: 404",
+    method: "DELETE",
+    path: (c) => `/v1/devices/${captured(c, "deviceId")}`,
+    headers: as("b"),
+    expect: { status: 404, json: notFound },
+  },
+  {
+    name: "RemoveDevice",
+    method: "DELETE",
+    path: (c) => `/v1/devices/${captured(c, "deviceId")}`,
+    headers: as("a"),
+    expect: { status: 200, json: {} },
+  },
+  {
+    name: "ListDevices after RemoveDevice: none",
+    method: "GET",
+    path: "/v1/devices",
+    headers: as("a"),
+    expect: { status: 200, json: { devices: absent } },
+  },
+  {
+    name: "user route without a token: 401 from jwt_authn",
+    method: "GET",
+    path: `/v1/users/${NOBODY}`,
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+  {
+    name: "PATCH /v1/users/me without a token: 401",
+    method: "PATCH",
+    path: "/v1/users/me",
+    headers: () => json,
+    body: () => ({ displayName: "x" }),
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+];
+
+// --- every annotated MediaService RPC, and its errors (no upload: that goes to S3, not the edge) --
+const createUpload = (name: string, request: Record<string, unknown>, expect: RestCase["expect"], capture?: RestCase["capture"]): RestCase => ({
+  name,
+  method: "POST",
+  path: "/v1/media/uploads",
+  headers: as("a"),
+  body: () => request,
+  expect,
+  ...(capture ? { capture } : {}),
+});
+const mediaCases: RestCase[] = [
+  createUpload(
+    "CreateUpload: a pending media item and a presigned POST form (shape only)",
+    { contentType: "image/png", sizeBytes: "2048", purpose: "MEDIA_PURPOSE_POST" },
+    {
+      status: 200,
+      json: {
+        mediaId: uuid,
+        url: /^https?:\/\//,
+        fields: (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length > 0,
+        expiresAt: anyString,
+        // int64 is a JSON string.
+        maxSizeBytes: /^[1-9][0-9]*$/,
+      },
+    },
+    (body, c) => {
+      c.captured.mediaId = (body as { mediaId: string }).mediaId;
+    },
+  ),
+  createUpload(
+    "CreateUpload of a forbidden content type: 400 with a field violation on content_type",
+    { contentType: "application/pdf", sizeBytes: "2048", purpose: "MEDIA_PURPOSE_POST" },
+    { status: 400, json: status(3, anyString, fieldViolation("content_type")) },
+  ),
+  createUpload(
+    "CreateUpload of a video as an avatar: 400 with a field violation on content_type",
+    { contentType: "video/mp4", sizeBytes: "2048", purpose: "MEDIA_PURPOSE_AVATAR" },
+    { status: 400, json: status(3, anyString, fieldViolation("content_type")) },
+  ),
+  createUpload(
+    "CreateUpload declaring more than the type's limit: 400 with a field violation on size_bytes",
+    { contentType: "image/png", sizeBytes: String(512 * 1024 * 1024), purpose: "MEDIA_PURPOSE_POST" },
+    { status: 400, json: status(3, anyString, fieldViolation("size_bytes")) },
+  ),
+  {
+    name: "ConfirmUpload before anything was uploaded: 400 FAILED_PRECONDITION (code 9, a PreconditionFailure)",
+    method: "POST",
+    path: (c) => `/v1/media/${captured(c, "mediaId")}:confirm`,
+    headers: as("a"),
+    body: () => ({}),
+    expect: {
+      status: 400,
+      json: status(9, anyString, [{ "@type": "type.googleapis.com/google.rpc.PreconditionFailure", violations: [{ type: "UPLOAD", subject: anyString, description: anyString }] }]),
+    },
+  },
+  {
+    name: "ConfirmUpload of someone else's media: 404 (indistinguishable from none)",
+    method: "POST",
+    path: (c) => `/v1/media/${captured(c, "mediaId")}:confirm`,
+    headers: as("b"),
+    body: () => ({}),
+    expect: { status: 404, json: notFound },
+  },
+  {
+    name: "GetMedia of an unknown id: 404",
+    method: "GET",
+    path: `/v1/media/${NOBODY}`,
+    headers: as("a"),
+    expect: { status: 404, json: notFound },
+  },
+  {
+    name: "GetMedia of a pending (unconfirmed) item: 404",
+    method: "GET",
+    path: (c) => `/v1/media/${captured(c, "mediaId")}`,
+    headers: as("a"),
+    expect: { status: 404, json: notFound },
+  },
+  {
+    name: "GetMedia with a path variable that is not a UUID: 400 with a field violation on media_id",
+    method: "GET",
+    path: "/v1/media/not-a-uuid",
+    headers: as("a"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("media_id")) },
+  },
+  {
+    name: "BatchGetMedia (repeated media_ids): a map of ready items; pending and unknown ids absent",
+    method: "GET",
+    path: (c) => `/v1/media:batchGet?media_ids=${captured(c, "mediaId")}&media_ids=${NOBODY}`,
+    headers: as("b"),
+    expect: { status: 200, json: { media: empty } },
+  },
+  {
+    name: "media route without a token: 401 from jwt_authn",
+    method: "POST",
+    path: "/v1/media/uploads",
+    headers: () => json,
+    body: () => ({ contentType: "image/png", sizeBytes: "2048", purpose: "MEDIA_PURPOSE_POST" }),
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+];
 
 export const restCases: RestCase[] = [
   // --- every annotated AuthService RPC, happy path ---------------------------------
@@ -391,6 +838,10 @@ export const restCases: RestCase[] = [
     headers: () => ({ origin: ALLOWED_ORIGIN }),
     expect: { status: 200, headers: { "access-control-allow-origin": new RegExp(`^${ALLOWED_ORIGIN}$`), "access-control-expose-headers": /grpc-status/ } },
   },
+
+  // --- the user and media services behind the edge ------------------------------------------
+  ...userCases,
+  ...mediaCases,
 
   // --- last: rows that end sessions ---------------------------------------------------------
   {

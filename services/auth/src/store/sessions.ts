@@ -1,6 +1,7 @@
-import { and, desc, eq, gt, isNull, lt, ne, or } from "drizzle-orm";
+import { and, eq, gt, isNull, lt, ne, or } from "drizzle-orm";
 import type { Queryable } from "@aviary/runtime/db/database";
 import { refreshTokens, sessions } from "./schema.ts";
+import { newestFirst } from "@aviary/runtime/db/order";
 
 export type SessionRow = typeof sessions.$inferSelect;
 export type RefreshTokenRow = typeof refreshTokens.$inferSelect;
@@ -79,7 +80,7 @@ export async function listOpenSessions(db: Queryable, userId: string, now: Date,
     .select()
     .from(sessions)
     .where(afterCursor === undefined ? open : and(open, afterCursor))
-    .orderBy(desc(sessions.createdAt), desc(sessions.id))
+    .orderBy(newestFirst(sessions.createdAt), newestFirst(sessions.id))
     .limit(limit);
 }
 

@@ -1,6 +1,7 @@
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Queryable } from "@aviary/runtime/db/database";
 import { devices } from "./schema.ts";
+import { newestFirst } from "@aviary/runtime/db/order";
 
 export type DeviceRow = typeof devices.$inferSelect;
 export type PlatformName = "ios" | "android" | "web";
@@ -34,7 +35,7 @@ export function listDevices(db: Queryable, userId: string, limit: number, after?
         after ? sql`(${devices.createdAt}, ${devices.id}) < (${new Date(after.createdAt).toISOString()}::timestamptz, ${after.id}::uuid)` : undefined,
       ),
     )
-    .orderBy(desc(devices.createdAt), desc(devices.id))
+    .orderBy(newestFirst(devices.createdAt), newestFirst(devices.id))
     .limit(limit);
 }
 
