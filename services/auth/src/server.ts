@@ -2,15 +2,12 @@
 // Everything else in this folder is plain functions this file connects.
 import { fileURLToPath } from "node:url";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
-import { duration, int, loadConfig, oneOf, optionalString, port, string, type ConfigOf } from "@aviary/runtime/config";
+import { duration, int, loadConfig, port, string, type ConfigOf } from "@aviary/runtime/config";
 import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { respond, startServer, type RunningServer } from "@aviary/runtime/server";
 import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
 import { createPageTokens } from "@aviary/runtime/pagination";
-import { openDatabase } from "@aviary/runtime/db/open";
-import { openEventBus } from "@aviary/runtime/bus/open";
-import { openCache } from "@aviary/runtime/cache/open";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
@@ -25,6 +22,7 @@ import { cacheSessionDenylist, startDenylistSync } from "./domain/denylist.ts";
 import { argon2idHashing } from "./domain/passwords.ts";
 import { isSessionOver, recentlyRevokedSessionIds } from "./store/sessions.ts";
 import { outboxEvents } from "./store/schema.ts";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -52,14 +50,11 @@ export const authConfigSpec = {
   passwordPasses: int("AUTH_ARGON2_PASSES", { default: 2, min: 1 }),
   codeSink: string("AUTH_CODE_SINK", { default: ".dev/codes.jsonl" }),
   denylistSyncMs: duration("AUTH_DENYLIST_SYNC_INTERVAL", { default: "30s", min: "100ms" }),
-  pageTokenSecret: optionalString("PAGE_TOKEN_SECRET"),
-  trustedProxyHops: int("TRUSTED_PROXY_HOPS", { default: 0, min: 0, max: 5 }),
-  databaseUrl: optionalString("DATABASE_URL"),
-  pgliteDir: optionalString("PGLITE_DIR"),
-  redisUrl: optionalString("REDIS_URL"),
-  kafkaBrokers: optionalString("KAFKA_BROKERS"),
-  otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
-  logLevel: oneOf("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], { default: "info" }),
+  ...clientFacingConfigSpec,
+  ...databaseConfigSpec,
+  ...cacheConfigSpec,
+  ...busConfigSpec,
+  ...observabilityConfigSpec,
 };
 
 export type AuthConfig = ConfigOf<typeof authConfigSpec>;
@@ -92,19 +87,13 @@ export interface RunningAuthService extends RunningServer {
 export async function startAuthService(config: AuthConfig, adapters: AuthAdapters = {}): Promise<RunningAuthService> {
   const logger = adapters.logger ?? createLogger("auth", config.logLevel);
   const telemetry = startTelemetry({ serviceName: "auth", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const owned: Array<{ close(): Promise<void> }> = [];
-  const own = <T extends { close(): Promise<void> }>(resource: T): T => {
-    owned.push(resource);
-    return resource;
-  };
+  const resources = ownedResources();
 
   const database =
-    adapters.database ??
-    own(await openDatabase({ ...(config.databaseUrl ? { url: config.databaseUrl } : {}), ...(config.pgliteDir ? { dataDir: config.pgliteDir } : {}), logger }));
-  const cache = adapters.cache ?? own(await openCache({ ...(config.redisUrl ? { url: config.redisUrl } : {}), logger }));
+    adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
+  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
   const bus =
-    adapters.bus ??
-    own(await openEventBus({ clientId: "auth", ...(config.kafkaBrokers ? { brokers: config.kafkaBrokers.split(",") } : {}), logger }));
+    adapters.bus ?? resources.own(await openBusFrom("auth", config, logger));
   await database.migrate(migrationsFolder, { schema: "auth" });
 
   const accessTokenTtlSeconds = Math.round(config.accessTokenTtlMs / 1000);
@@ -205,7 +194,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
       denylistSync.stop();
       await server.close();
       await relay.stop();
-      for (const resource of owned.reverse()) await resource.close();
+      await resources.closeAll();
       await telemetry.shutdown();
     },
   };

@@ -2,13 +2,11 @@
 // Everything else in this folder is plain functions this file connects.
 import { fileURLToPath } from "node:url";
 import { MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
-import { bool, duration, int, loadConfig, oneOf, optionalString, optionalUrl, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { bool, duration, int, loadConfig, optionalString, optionalUrl, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
-import { openDatabase } from "@aviary/runtime/db/open";
-import { openCache } from "@aviary/runtime/cache/open";
 import type { Database } from "@aviary/runtime/db/database";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { createMediaHandlers } from "./handlers.ts";
@@ -17,6 +15,7 @@ import type { BlobStorage } from "./storage/storage.ts";
 import { openS3Storage } from "./storage/s3.ts";
 import { openDiskStorage, type DiskStorage } from "./storage/disk.ts";
 import { deleteExpiredPending, expiredPendingMedia } from "./store/media.ts";
+import { cacheConfigSpec, databaseConfigSpec, observabilityConfigSpec, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -48,11 +47,9 @@ export const mediaConfigSpec = {
   diskDir: string("MEDIA_DISK_DIR", { default: ".dev/media" }),
   diskSecret: optionalString("MEDIA_DISK_SECRET", { minLength: 16 }),
   trustedProxyHops: int("TRUSTED_PROXY_HOPS", { default: 0, min: 0, max: 5 }),
-  databaseUrl: optionalString("DATABASE_URL"),
-  pgliteDir: optionalString("PGLITE_DIR"),
-  redisUrl: optionalString("REDIS_URL"),
-  otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
-  logLevel: oneOf("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], { default: "info" }),
+  ...databaseConfigSpec,
+  ...cacheConfigSpec,
+  ...observabilityConfigSpec,
 };
 
 export type MediaConfig = ConfigOf<typeof mediaConfigSpec>;
@@ -111,17 +108,12 @@ async function openStorage(config: MediaConfig, logger: Logger): Promise<BlobSto
 export async function startMediaService(config: MediaConfig, adapters: MediaAdapters = {}): Promise<RunningMediaService> {
   const logger = adapters.logger ?? createLogger("media", config.logLevel);
   const telemetry = startTelemetry({ serviceName: "media", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const owned: Array<{ close(): Promise<void> }> = [];
-  const own = <T extends { close(): Promise<void> }>(resource: T): T => {
-    owned.push(resource);
-    return resource;
-  };
+  const resources = ownedResources();
 
   const database =
-    adapters.database ??
-    own(await openDatabase({ ...(config.databaseUrl ? { url: config.databaseUrl } : {}), ...(config.pgliteDir ? { dataDir: config.pgliteDir } : {}), logger }));
-  const cache = adapters.cache ?? own(await openCache({ ...(config.redisUrl ? { url: config.redisUrl } : {}), logger }));
-  const storage = adapters.storage ?? own(await openStorage(config, logger));
+    adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
+  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
+  const storage = adapters.storage ?? resources.own(await openStorage(config, logger));
   await database.migrate(migrationsFolder, { schema: "media" });
 
   const handlers = createMediaHandlers({
@@ -181,7 +173,7 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
     async close() {
       sweeper.stop();
       await server.close();
-      for (const resource of owned.reverse()) await resource.close();
+      await resources.closeAll();
       await telemetry.shutdown();
     },
   };

@@ -8,10 +8,10 @@ import { ConfigError, duration, loadConfig, oneOf, optionalString, port, string,
 import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
-import { openCache } from "@aviary/runtime/cache/open";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { createRateLimitHandlers } from "./handlers.ts";
 import { defaultRules, parseRules, type LimitRule } from "./domain/limits.ts";
+import { cacheConfigSpec, observabilityConfigSpec, openCacheFrom, ownedResources } from "@aviary/runtime/service-config";
 
 /** Every setting of the rate-limit service, from the environment (see README "Rate limiting"). */
 export const rateLimitConfigSpec = {
@@ -28,9 +28,8 @@ export const rateLimitConfigSpec = {
    * (its enable_x_ratelimit_headers is off); "none" = no headers.
    */
   responseHeaders: oneOf("RATELIMIT_RESPONSE_HEADERS", ["all", "none"], { default: "all" }),
-  redisUrl: optionalString("REDIS_URL"),
-  otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
-  logLevel: oneOf("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], { default: "info" }),
+  ...cacheConfigSpec,
+  ...observabilityConfigSpec,
 };
 
 export type RateLimitConfig = ConfigOf<typeof rateLimitConfigSpec> & { readonly rules: readonly LimitRule[] };
@@ -72,9 +71,8 @@ export interface RunningRateLimitService extends RunningServer {
 export async function startRateLimitService(config: RateLimitConfig, adapters: RateLimitAdapters = {}): Promise<RunningRateLimitService> {
   const logger = adapters.logger ?? createLogger("ratelimit", config.logLevel);
   const telemetry = startTelemetry({ serviceName: "ratelimit", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const owned: Array<{ close(): Promise<void> }> = [];
-  const cache = adapters.cache ?? (await openCache({ ...(config.redisUrl ? { url: config.redisUrl } : {}), logger }));
-  if (!adapters.cache) owned.push(cache);
+  const resources = ownedResources();
+  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
   if (cache.kind === "memory") logger.warn("REDIS_URL is not set: counting in process memory, so limits are per instance");
 
   const decisions = telemetry.meter.createCounter("ratelimit.decisions", { description: "Limited descriptors checked, by rule and outcome" });
@@ -118,7 +116,7 @@ export async function startRateLimitService(config: RateLimitConfig, adapters: R
     rules: config.rules,
     async close() {
       await server.close();
-      for (const resource of owned.reverse()) await resource.close();
+      await resources.closeAll();
       await telemetry.shutdown();
     },
   };

@@ -2,16 +2,13 @@
 // Everything else in this folder is plain functions this file connects.
 import { fileURLToPath } from "node:url";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
-import { int, loadConfig, oneOf, optionalString, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
 import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
 import { createPageTokens } from "@aviary/runtime/pagination";
-import { openDatabase } from "@aviary/runtime/db/open";
-import { openEventBus } from "@aviary/runtime/bus/open";
-import { openCache } from "@aviary/runtime/cache/open";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
@@ -19,6 +16,7 @@ import type { Cache } from "@aviary/runtime/cache/cache";
 import { createUserHandlers } from "./handlers.ts";
 import { consumeAuthEvents, profilesConsumer } from "./events/consume.ts";
 import { outboxEvents } from "./store/schema.ts";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -30,14 +28,11 @@ export const userConfigSpec = {
   issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
   audience: string("AUTH_AUDIENCE", { default: "aviary" }),
   profilesGroup: string("USER_PROFILES_GROUP", { default: profilesConsumer }),
-  pageTokenSecret: optionalString("PAGE_TOKEN_SECRET"),
-  trustedProxyHops: int("TRUSTED_PROXY_HOPS", { default: 0, min: 0, max: 5 }),
-  databaseUrl: optionalString("DATABASE_URL"),
-  pgliteDir: optionalString("PGLITE_DIR"),
-  redisUrl: optionalString("REDIS_URL"),
-  kafkaBrokers: optionalString("KAFKA_BROKERS"),
-  otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
-  logLevel: oneOf("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], { default: "info" }),
+  ...clientFacingConfigSpec,
+  ...databaseConfigSpec,
+  ...cacheConfigSpec,
+  ...busConfigSpec,
+  ...observabilityConfigSpec,
 };
 
 export type UserConfig = ConfigOf<typeof userConfigSpec>;
@@ -65,19 +60,13 @@ export interface RunningUserService extends RunningServer {
 export async function startUserService(config: UserConfig, adapters: UserAdapters = {}): Promise<RunningUserService> {
   const logger = adapters.logger ?? createLogger("user", config.logLevel);
   const telemetry = startTelemetry({ serviceName: "user", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const owned: Array<{ close(): Promise<void> }> = [];
-  const own = <T extends { close(): Promise<void> }>(resource: T): T => {
-    owned.push(resource);
-    return resource;
-  };
+  const resources = ownedResources();
 
   const database =
-    adapters.database ??
-    own(await openDatabase({ ...(config.databaseUrl ? { url: config.databaseUrl } : {}), ...(config.pgliteDir ? { dataDir: config.pgliteDir } : {}), logger }));
-  const cache = adapters.cache ?? own(await openCache({ ...(config.redisUrl ? { url: config.redisUrl } : {}), logger }));
+    adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
+  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
   const bus =
-    adapters.bus ??
-    own(await openEventBus({ clientId: "user", ...(config.kafkaBrokers ? { brokers: config.kafkaBrokers.split(",") } : {}), logger }));
+    adapters.bus ?? resources.own(await openBusFrom("user", config, logger));
   await database.migrate(migrationsFolder, { schema: "users" });
 
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
@@ -129,7 +118,7 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
       await server.close();
       await profilesSubscription.stop();
       await relay.stop();
-      for (const resource of owned.reverse()) await resource.close();
+      await resources.closeAll();
       await telemetry.shutdown();
     },
   };
