@@ -228,65 +228,62 @@ async function ok(response: Response): Promise<void> {
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
 }
 
-const baseline = results[0] as Result;
-const rows = results.map((r) => ({
-  ...r,
-  throughputVsNoop: Number((r.throughput / baseline.throughput).toFixed(3)),
-  p50VsNoop: Number((r.p50Ms / baseline.p50Ms).toFixed(2)),
-}));
+/** A result beside the reference measured for it in the same run. */
+interface Compared extends Result {
+  reference: string;
+  throughputVsReference: number;
+  p50VsReference: number;
+}
+
+/** Each result against `referenceOf(index)` (the no-op, or the direct call an edge row pairs with). */
+function compare(list: Result[], referenceOf: (index: number) => Result | undefined): Compared[] {
+  return list.flatMap((r, i) => {
+    const reference = referenceOf(i);
+    if (reference === undefined) return [];
+    return [
+      {
+        ...r,
+        reference: reference.name,
+        throughputVsReference: Number((r.throughput / reference.throughput).toFixed(3)),
+        p50VsReference: Number((r.p50Ms / reference.p50Ms).toFixed(2)),
+      },
+    ];
+  });
+}
+
+const authRows = compare(results, () => results[0]);
+// Edge rows come in pairs: direct, then the same call through Envoy.
+const edgeRows = compare(edgeResults, (i) => edgeResults[i - (i % 2)]);
+// The user-service rows against the no-op measured just before them.
+const userRows = compare(userResults, () => userResults[0]);
+
 const report = {
   at: new Date().toISOString(),
   stack: realStack ? "real (PostgreSQL, Redis, Kafka)" : "embedded (PGlite, memory cache, memory bus)",
   node: process.version,
   cpus: (await import("node:os")).cpus().length,
-  scenarios: { auth: rows, edge: edgeRows(), users: userRows() },
+  scenarios: { auth: authRows, edge: edgeRows, users: userRows },
 };
-/** The user-service rows against the no-op measured just before them. */
-function userRows() {
-  const noopRow = userResults[0];
-  return userResults.map((r) => ({
-    ...r,
-    throughputVsNoop: noopRow ? Number((r.throughput / noopRow.throughput).toFixed(3)) : Number.NaN,
-    p50VsNoop: noopRow ? Number((r.p50Ms / noopRow.p50Ms).toFixed(2)) : Number.NaN,
-  }));
-}
-
-/** Each through-Envoy row against the direct row before it: Envoy's overhead. */
-function edgeRows() {
-  return edgeResults.map((r, i) => {
-    const direct = edgeResults[i - (i % 2)] as Result;
-    return {
-      ...r,
-      throughputVsDirect: Number((r.throughput / direct.throughput).toFixed(3)),
-      p50VsDirect: Number((r.p50Ms / direct.p50Ms).toFixed(2)),
-    };
-  });
-}
 const resultsDir = resolve(import.meta.dirname, "results");
 await mkdir(resultsDir, { recursive: true });
 await writeFile(resolve(resultsDir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
 
-const table = [
-  "| RPC | callers | calls/s | p50 ms | p99 ms | calls/s vs no-op | p50 vs no-op | errors |",
-  "|---|---|---|---|---|---|---|---|",
-  ...rows.map((r) => `| ${r.name} | ${r.concurrency} | ${r.throughput} | ${r.p50Ms} | ${r.p99Ms} | ${r.throughputVsNoop} | ${r.p50VsNoop} | ${r.errors} |`),
-].join("\n");
-const edgeTable =
-  edgeResults.length === 0
-    ? "Not measured: Envoy is not installed (`make envoy`)."
-    : [
-        "| path | callers | calls/s | p50 ms | p99 ms | calls/s vs direct | p50 vs direct | errors |",
-        "|---|---|---|---|---|---|---|---|",
-        ...edgeRows().map((r) => `| ${r.name} | ${r.concurrency} | ${r.throughput} | ${r.p50Ms} | ${r.p99Ms} | ${r.throughputVsDirect} | ${r.p50VsDirect} | ${r.errors} |`),
-      ].join("\n");
-const usersTable =
-  userResults.length === 0
-    ? "Not measured: needs the real stack (DATABASE_URL, REDIS_URL, KAFKA_BROKERS; `make bench` starts it)."
-    : [
-        "| RPC | callers | calls/s | p50 ms | p99 ms | calls/s vs no-op | p50 vs no-op | errors |",
-        "|---|---|---|---|---|---|---|---|",
-        ...userRows().map((r) => `| ${r.name} | ${r.concurrency} | ${r.throughput} | ${r.p50Ms} | ${r.p99Ms} | ${r.throughputVsNoop} | ${r.p50VsNoop} | ${r.errors} |`),
-      ].join("\n");
+function markdownTable(rows: Compared[], labels: { first: string; vs: string; missing: string }): string {
+  if (rows.length === 0) return labels.missing;
+  return [
+    `| ${labels.first} | callers | calls/s | p50 ms | p99 ms | calls/s vs ${labels.vs} | p50 vs ${labels.vs} | errors |`,
+    "|---|---|---|---|---|---|---|---|",
+    ...rows.map((r) => `| ${r.name} | ${r.concurrency} | ${r.throughput} | ${r.p50Ms} | ${r.p99Ms} | ${r.throughputVsReference} | ${r.p50VsReference} | ${r.errors} |`),
+  ].join("\n");
+}
+
+const table = markdownTable(authRows, { first: "RPC", vs: "no-op", missing: "Not measured." });
+const edgeTable = markdownTable(edgeRows, { first: "path", vs: "direct", missing: "Not measured: Envoy is not installed (`make envoy`)." });
+const usersTable = markdownTable(userRows, {
+  first: "RPC",
+  vs: "no-op",
+  missing: "Not measured: needs the real stack (DATABASE_URL, REDIS_URL, KAFKA_BROKERS; `make bench` starts it).",
+});
 await writeFile(
   resolve(import.meta.dirname, "../docs/benchmarks.md"),
   `# Benchmarks\n\nWritten by \`make bench\` (${report.at}, ${report.stack}, Node ${report.node}, ${report.cpus} cores).\n` +

@@ -7,35 +7,26 @@
 import test from "ava";
 import { createServer, type IncomingHttpHeaders } from "node:http2";
 import type { AddressInfo } from "node:net";
-import { randomBytes } from "node:crypto";
 import { SignJWT, importJWK, type JWK } from "jose";
-import { DeleteBucketCommand } from "@aws-sdk/client-s3";
 import { startTestAuth, uniqueEmail, password, type TestAuth } from "../../services/auth/test/harness.ts";
 import { startEnvoy, type RunningEnvoy } from "../../services/runtime/test-support/envoy.ts";
-import { infra, uniqueName } from "../../services/runtime/test-support/infra.ts";
-import { freshDatabase } from "../../services/runtime/test-support/database.ts";
-import { startUserService, userConfigFromEnv } from "../../services/user/src/index.ts";
-import { mediaConfigFromEnv, startMediaService } from "../../services/media/src/index.ts";
-import { s3Client } from "../../services/media/test/harness.ts";
+import { startTestUser, type TestUser } from "../../services/user/test/harness.ts";
+import { startTestMedia, type TestMedia } from "../../services/media/test/harness.ts";
 import { restCases } from "../edge/rest-cases.ts";
 import { newRestContext, runRestCases } from "../edge/rest-runner.ts";
 import type { RestContext } from "../edge/rest-cases.ts";
 
-interface Started {
-  url: string;
-  close(): Promise<void>;
-}
-
 let auth: TestAuth;
-let user: Started | undefined;
-let media: Started | undefined;
+let user: TestUser | undefined;
+let media: TestMedia | undefined;
 let envoy: RunningEnvoy;
 let context: RestContext;
 
 test.before(async () => {
   auth = await startTestAuth();
-  [user, media] = await Promise.all([startUser(auth), startMedia(auth)]);
-  envoy = await startEnvoy({ upstreams: { auth: auth.service.url, user: user.url, media: media.url } });
+  // The user and media services verify tokens of this one auth service.
+  [user, media] = await Promise.all([startTestUser({}, auth), startTestMedia({}, auth)]);
+  envoy = await startEnvoy({ upstreams: { auth: auth.service.url, user: user.service.url, media: media.service.url } });
   context = await newRestContext(envoy.url, { expiredToken: await mintExpiredToken(auth) });
 });
 
@@ -44,67 +35,6 @@ test.after.always(async () => {
   await Promise.all([user?.close(), media?.close()]);
   await auth?.close();
 });
-
-const jwksUrl = (service: TestAuth) => `${service.service.url}/.well-known/jwks.json`;
-
-/** The real user service on a database of its own, consuming the auth events in a group of its own. */
-async function startUser(issuer: TestAuth): Promise<Started> {
-  const urls = await infra();
-  const database = await freshDatabase(urls.databaseUrl, "user_edge");
-  const service = await startUserService(
-    userConfigFromEnv({
-      USER_PORT: "0",
-      DATABASE_URL: database.url,
-      REDIS_URL: urls.redisUrl,
-      KAFKA_BROKERS: urls.kafkaBrokers.join(","),
-      AUTH_JWKS_URL: jwksUrl(issuer),
-      USER_PROFILES_GROUP: uniqueName("user_profiles_edge"),
-      TRUSTED_PROXY_HOPS: "1",
-      PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
-      LOG_LEVEL: "silent",
-    }),
-  );
-  return {
-    url: service.url,
-    async close() {
-      await service.close();
-      await database.drop();
-    },
-  };
-}
-
-/** The real media service on a database and an S3 bucket of its own (no object is ever uploaded: the bucket stays empty). */
-async function startMedia(issuer: TestAuth): Promise<Started> {
-  const urls = await infra();
-  const database = await freshDatabase(urls.databaseUrl, "media_edge");
-  const bucket = `aviary-edge-${randomBytes(6).toString("hex")}`;
-  const service = await startMediaService(
-    mediaConfigFromEnv({
-      MEDIA_PORT: "0",
-      DATABASE_URL: database.url,
-      REDIS_URL: urls.redisUrl,
-      AUTH_JWKS_URL: jwksUrl(issuer),
-      S3_ENDPOINT: urls.s3.endpoint,
-      S3_ACCESS_KEY: urls.s3.accessKey,
-      S3_SECRET_KEY: urls.s3.secretKey,
-      S3_REGION: urls.s3.region,
-      S3_BUCKET: bucket,
-      S3_CREATE_BUCKET: "true",
-      TRUSTED_PROXY_HOPS: "1",
-      LOG_LEVEL: "silent",
-    }),
-  );
-  return {
-    url: service.url,
-    async close() {
-      await service.close();
-      await database.drop();
-      const s3 = s3Client(urls.s3);
-      await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
-      s3.destroy();
-    },
-  };
-}
 
 for (const row of restCases) {
   test.serial(`REST contract: ${row.name}`, async (t) => {

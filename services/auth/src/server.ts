@@ -89,11 +89,9 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
   const telemetry = startTelemetry({ serviceName: "auth", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
   const resources = ownedResources();
 
-  const database =
-    adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
+  const database = adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
   const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
-  const bus =
-    adapters.bus ?? resources.own(await openBusFrom("auth", config, logger));
+  const bus = adapters.bus ?? resources.own(await openBusFrom("auth", config, logger));
   await database.migrate(migrationsFolder, { schema: "auth" });
 
   const accessTokenTtlSeconds = Math.round(config.accessTokenTtlMs / 1000);

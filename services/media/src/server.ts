@@ -16,6 +16,7 @@ import { openS3Storage } from "./storage/s3.ts";
 import { openDiskStorage, type DiskStorage } from "./storage/disk.ts";
 import { deleteExpiredPending, expiredPendingMedia } from "./store/media.ts";
 import { cacheConfigSpec, databaseConfigSpec, observabilityConfigSpec, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
+import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -62,11 +63,6 @@ export function mediaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): MediaC
   return config;
 }
 
-/** The session denylist key the auth service writes (same as services/auth/src/domain/denylist.ts). */
-function revokedSessionKey(sessionId: string): string {
-  return `auth:revoked-session:${sessionId}`;
-}
-
 /** Adapters can be handed in (the dev launcher shares one PGlite across services). */
 export interface MediaAdapters {
   database?: Database;
@@ -110,8 +106,7 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
   const telemetry = startTelemetry({ serviceName: "media", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
   const resources = ownedResources();
 
-  const database =
-    adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
+  const database = adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
   const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
   const storage = adapters.storage ?? resources.own(await openStorage(config, logger));
   await database.migrate(migrationsFolder, { schema: "media" });
@@ -157,7 +152,7 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
       verifier: createTokenVerifier({ issuer: config.authIssuer, audience: config.authAudience, jwks: config.authJwksUrl, typ: "at+jwt" }),
       publicProcedures: [],
       // Revoked sessions: the auth service's cache denylist (fails closed when the cache cannot answer).
-      isSessionRevoked: (sessionId) => cache.exists(revokedSessionKey(sessionId)),
+      isSessionRevoked: cacheRevocationCheck(cache),
     },
   });
   logger.info({ url: server.url, database: database.kind, storage: storage.kind }, "media service listening");

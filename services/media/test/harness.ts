@@ -42,9 +42,13 @@ export function s3Client(settings: S3Settings): S3Client {
   });
 }
 
-export async function startTestMedia(env: Record<string, string> = {}): Promise<TestMedia> {
+/**
+ * `issuer`: an auth service the caller started and will stop (the edge test
+ * shares one between services); without it the harness starts its own.
+ */
+export async function startTestMedia(env: Record<string, string> = {}, issuer?: TestAuth): Promise<TestMedia> {
   const urls = await infra();
-  const auth = await startTestAuth();
+  const auth = issuer ?? (await startTestAuth());
   const database = await freshDatabase(urls.databaseUrl, "media_test");
   const bucket = `aviary-media-${randomBytes(6).toString("hex")}`;
   const config = mediaConfigFromEnv({
@@ -89,7 +93,7 @@ export async function startTestMedia(env: Record<string, string> = {}): Promise<
     query: (text, params = []) => withClient(database.url, async (pg) => (await pg.query(text, params)).rows),
     async close() {
       await service.close();
-      await auth.close();
+      if (issuer === undefined) await auth.close();
       await database.drop();
       // The bucket and whatever the tests left in it.
       const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));

@@ -98,7 +98,14 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
    * leave them out.)
    */
   async function visibleProfile(viewerId: string, userId: string): Promise<ProfileRow> {
-    const row = await findProfile(db, userId);
+    let row = await findProfile(db, userId);
+    if (row === undefined && userId === viewerId) {
+      // The caller's own profile: their token proves the account exists, so a
+      // lagging UserRegistered consumer must not make it "not found". Only on a
+      // miss: a read should not write on every call.
+      await ensureProfile(db, viewerId, now());
+      row = await findProfile(db, userId);
+    }
     if (row === undefined || (userId !== viewerId && (await blockersAmong(db, viewerId, [userId])).has(userId))) {
       throw notFound("no such user", { type: PROFILE_TYPE, name: userId });
     }
@@ -125,7 +132,6 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
   return {
     async getProfile(request, context) {
       const principal = requirePrincipal(context);
-      if (request.userId === principal.userId) await ensureProfile(db, principal.userId, now());
       return { profile: presentProfile(await visibleProfile(principal.userId, request.userId), principal.userId) };
     },
 

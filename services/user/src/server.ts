@@ -62,11 +62,9 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
   const telemetry = startTelemetry({ serviceName: "user", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
   const resources = ownedResources();
 
-  const database =
-    adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
+  const database = adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
   const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
-  const bus =
-    adapters.bus ?? resources.own(await openBusFrom("user", config, logger));
+  const bus = adapters.bus ?? resources.own(await openBusFrom("user", config, logger));
   await database.migrate(migrationsFolder, { schema: "users" });
 
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });

@@ -32,9 +32,13 @@ export interface Account {
   call: { headers: Record<string, string> };
 }
 
-export async function startTestUser(env: Record<string, string> = {}): Promise<TestUser> {
+/**
+ * `issuer`: an auth service the caller started and will stop (the edge test
+ * shares one between services); without it the harness starts its own.
+ */
+export async function startTestUser(env: Record<string, string> = {}, issuer?: TestAuth): Promise<TestUser> {
   const urls = await infra();
-  const auth = await startTestAuth();
+  const auth = issuer ?? (await startTestAuth());
   const database = await freshDatabase(urls.databaseUrl, "user_test");
   const config = userConfigFromEnv({
     USER_PORT: "0",
@@ -75,7 +79,7 @@ export async function startTestUser(env: Record<string, string> = {}): Promise<T
     async close() {
       await service.close();
       await database.drop();
-      await auth.close();
+      if (issuer === undefined) await auth.close();
     },
   };
 }
