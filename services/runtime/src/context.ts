@@ -26,6 +26,8 @@ export interface Principal {
 
 export const peerKey = createContextKey<Peer>({ ip: "", userAgent: "" }, { description: "aviary.peer" });
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "aviary.principal" });
+/** The verified bearer token itself, so a handler can call another service as its caller. */
+export const bearerTokenKey = createContextKey<string | undefined>(undefined, { description: "aviary.bearer-token" });
 
 /** Anything that carries context values: a HandlerContext or an interceptor request's ContextValues. */
 export type HasContextValues = Pick<HandlerContext, "values"> | ContextValues;
@@ -50,4 +52,18 @@ export function requirePrincipal(ctx: HasContextValues): Principal {
     throw new ConnectError("authentication required", Code.Unauthenticated);
   }
   return principal;
+}
+
+/**
+ * Call options for calling another service on the caller's behalf: the
+ * caller's own verified access token (the callee checks it again and applies
+ * its own rules for that user), the caller's cancellation and what is left of
+ * its deadline. This is how user-initiated reads and writes cross services;
+ * work with no user behind it uses a service token instead.
+ */
+export function asCaller(ctx: Pick<HandlerContext, "values" | "signal" | "timeoutMs">): { headers: Record<string, string>; signal: AbortSignal; timeoutMs?: number } {
+  const token = ctx.values.get(bearerTokenKey);
+  if (token === undefined) throw new ConnectError("authentication required", Code.Unauthenticated);
+  const remaining = ctx.timeoutMs();
+  return { headers: { authorization: `Bearer ${token}` }, signal: ctx.signal, ...(remaining === undefined ? {} : { timeoutMs: remaining }) };
 }

@@ -4,7 +4,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
 import type { TokenVerifier } from "../auth/verifier.ts";
-import { principalKey } from "../context.ts";
+import { bearerTokenKey, principalKey } from "../context.ts";
 import type { Principal } from "../context.ts";
 import type { Logger } from "../log.ts";
 
@@ -31,12 +31,13 @@ function unauthenticated(message: string, error = "invalid_token"): ConnectError
 export function createAuthInterceptor(options: AuthOptions, logger?: Logger): Interceptor {
   const publicProcedures = new Set(options.publicProcedures ?? []);
 
-  const authenticate = async (authorization: string): Promise<Principal> => {
+  const authenticate = async (authorization: string): Promise<{ principal: Principal; token: string }> => {
     const match = BEARER.exec(authorization);
     if (match === null) throw unauthenticated("authorization must be a Bearer access token", "invalid_request");
+    const token = match[1] ?? "";
     let principal: Principal;
     try {
-      principal = await options.verifier.verify(match[1] ?? "");
+      principal = await options.verifier.verify(token);
     } catch (e) {
       const err = ConnectError.from(e);
       throw err.code === Code.Unauthenticated ? unauthenticated(err.rawMessage) : err;
@@ -51,7 +52,7 @@ export function createAuthInterceptor(options: AuthOptions, logger?: Logger): In
       }
       if (revoked) throw unauthenticated("session has ended; sign in again");
     }
-    return principal;
+    return { principal, token };
   };
 
   return (next) => async (req) => {
@@ -62,7 +63,9 @@ export function createAuthInterceptor(options: AuthOptions, logger?: Logger): In
       throw unauthenticated("authentication required", "invalid_request");
     }
     try {
-      req.contextValues.set(principalKey, await authenticate(authorization));
+      const { principal, token } = await authenticate(authorization);
+      req.contextValues.set(principalKey, principal);
+      req.contextValues.set(bearerTokenKey, token);
     } catch (e) {
       // On public procedures a token is optional: a stale or bad one must not
       // stop, say, Login or Refresh; the handler just sees no principal.
