@@ -67,7 +67,40 @@ export const mediaRoute: EdgeServiceRoute = {
   publicRateLimitClass: "auth_public",
 };
 
-export const edgeRoutes: EdgeServiceRoute[] = [authRoute, userRoute, mediaRoute];
+export const postRoute: EdgeServiceRoute = {
+  service: "aviary.post.v1.PostService",
+  cluster: "post",
+  upstream: { host: "post", port: 8084 },
+  // All protected: visibility depends on the viewer (blocks), and liked_by_viewer is per caller.
+  publicMethods: [],
+  idempotentMethods: ["GetPost", "BatchGetPosts", "ListPostsByAuthor", "ListComments"],
+  timeout: "5s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const feedRoute: EdgeServiceRoute = {
+  service: "aviary.feed.v1.FeedService",
+  cluster: "feed",
+  upstream: { host: "feed", port: 8085 },
+  publicMethods: [],
+  idempotentMethods: ["GetHomeFeed"],
+  // A missing timeline is rebuilt from PostgreSQL before the first page is answered.
+  timeout: "10s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const bffRoute: EdgeServiceRoute = {
+  service: "aviary.bff.v1.BffService",
+  cluster: "bff",
+  upstream: { host: "bff", port: 8086 },
+  publicMethods: [],
+  idempotentMethods: ["GetHome"],
+  // Fans out to user and feed (which may rebuild a timeline) with its own per-section budget.
+  timeout: "10s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const edgeRoutes: EdgeServiceRoute[] = [authRoute, userRoute, mediaRoute, postRoute, feedRoute, bffRoute];
 
 /**
  * grpc.health.v1.Health has no REST rules, so the transcoder ignores it, but
