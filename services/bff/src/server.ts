@@ -1,0 +1,99 @@
+// Wiring of the BFF: configuration → clients of the services it reads → server.
+// It owns no data: no database, no events; the cache is only for the session
+// denylist every client-facing service checks.
+import { BffService } from "@aviary/gen/aviary/bff/v1/bff_pb";
+import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
+import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
+import { duration, int, loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { createLogger, type Logger } from "@aviary/runtime/log";
+import { startTelemetry } from "@aviary/runtime/telemetry";
+import { startServer, type RunningServer } from "@aviary/runtime/server";
+import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
+import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
+import { createServiceClient } from "@aviary/runtime/interceptors/client";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, openCacheFrom, ownedResources } from "@aviary/runtime/service-config";
+import { createBffHandlers } from "./handlers.ts";
+import { noUnreadYet, type UnreadSource } from "./domain/unread.ts";
+
+/** Every setting of the BFF, from the environment (see README "Configuration"). */
+export const bffConfigSpec = {
+  host: string("BFF_HOST", { default: "127.0.0.1" }),
+  port: port("BFF_PORT", { default: 8086 }),
+  authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json" }),
+  issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
+  audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
+  feedUrl: url("FEED_URL", { default: "http://127.0.0.1:8085" }),
+  /** Each section's time budget: past it, the section is reported as failed and the rest is answered. */
+  sectionBudgetMs: duration("BFF_SECTION_TIMEOUT", { default: "3s", min: "10ms", max: "30s" }),
+  feedPageSize: int("BFF_FEED_PAGE_SIZE", { default: 20, min: 1, max: 50 }),
+  // It issues no page tokens of its own (the feed's next-page token passes through).
+  trustedProxyHops: clientFacingConfigSpec.trustedProxyHops,
+  ...cacheConfigSpec,
+  ...observabilityConfigSpec,
+};
+
+export type BffConfig = ConfigOf<typeof bffConfigSpec>;
+
+export function bffConfigFromEnv(env: NodeJS.ProcessEnv = process.env): BffConfig {
+  return loadConfig(bffConfigSpec, env);
+}
+
+export interface BffAdapters {
+  cache?: Cache;
+  logger?: Logger;
+  /** Unread counts; zero until the notification and chat services exist. */
+  unread?: UnreadSource;
+}
+
+export interface RunningBffService extends RunningServer {
+  readonly cache: Cache;
+}
+
+export async function startBffService(config: BffConfig, adapters: BffAdapters = {}): Promise<RunningBffService> {
+  const logger = adapters.logger ?? createLogger("bff", config.logLevel);
+  const telemetry = startTelemetry({ serviceName: "bff", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
+  const resources = ownedResources();
+  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
+
+  const handlers = createBffHandlers({
+    users: createServiceClient(UserService, config.userUrl.origin),
+    feed: createServiceClient(FeedService, config.feedUrl.origin),
+    unread: adapters.unread ?? noUnreadYet,
+    sectionBudgetMs: config.sectionBudgetMs,
+    feedPageSize: config.feedPageSize,
+  });
+
+  const server = await startServer({
+    name: "bff",
+    host: config.host,
+    port: config.port,
+    logger,
+    telemetry,
+    trustedProxyHops: config.trustedProxyHops,
+    routes: (router) => router.service(BffService, handlers),
+    // Ready when it can check sessions; its dependencies' health is theirs to report,
+    // and a missing one costs a section, not the service.
+    readiness: [{ name: "cache", check: () => cache.ping() }],
+    auth: {
+      verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
+      publicProcedures: [],
+      isSessionRevoked: cacheRevocationCheck(cache),
+    },
+  });
+  logger.info({ url: server.url }, "bff listening");
+
+  return {
+    ...server,
+    url: server.url,
+    port: server.port,
+    health: server.health,
+    cache,
+    async close() {
+      await server.close();
+      await resources.closeAll();
+      await telemetry.shutdown();
+    },
+  };
+}
