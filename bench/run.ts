@@ -178,6 +178,9 @@ if (realStack) {
   userResults.push(await measure("ListFollowers page of 100, 100k followers, first page", 32, () => users.listFollowers({ userId: seeded.largeAccount, pageSize: 100 }, { headers })));
   userResults.push(await measure("ListFollowers page of 100, 1k followers, page 6", 32, () => users.listFollowers({ userId: seeded.smallAccount, pageSize: 100, pageToken: smallDeep }, { headers })));
   userResults.push(await measure("ListFollowers page of 100, 100k followers, page 501", 32, () => users.listFollowers({ userId: seeded.largeAccount, pageSize: 100, pageToken: largeDeep }, { headers })));
+  // Search over the same ~101k profiles: index prefix scans, so the cost follows the number of matches, not of profiles.
+  userResults.push(await measure("SearchUsers, 2 matches among 101k profiles", 32, () => users.searchUsers({ query: "celebrity" }, { headers })));
+  userResults.push(await measure("SearchUsers, ~11k matches ('fan 5'), first page of 20", 32, () => users.searchUsers({ query: "fan 5" }, { headers })));
   userServer.process.kill("SIGTERM");
 }
 

@@ -17,6 +17,9 @@ import { authConfigFromEnv, startAuthService } from "@aviary/auth";
 import { rateLimitConfigFromEnv, startRateLimitService, type RunningRateLimitService } from "@aviary/ratelimit";
 import { startUserService, userConfigFromEnv } from "@aviary/user";
 import { mediaConfigFromEnv, startMediaService } from "@aviary/media";
+import { postConfigFromEnv, startPostService } from "@aviary/post";
+import { feedConfigFromEnv, startFeedService } from "@aviary/feed";
+import { bffConfigFromEnv, startBffService } from "@aviary/bff";
 import { envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
 
 const devDir = resolve(import.meta.dirname, "../.dev");
@@ -38,12 +41,27 @@ await runService(
     });
     const devSecret = "dev-only-page-token-secret-0123456789";
     const jwks = `${auth.url}/.well-known/jwks.json`;
-    const user = await startUserService(userConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus });
     // Blobs on local disk unless S3_ENDPOINT is set; the service serves the upload form itself.
     const media = await startMediaService(
       mediaConfigFromEnv({ AUTH_JWKS_URL: jwks, MEDIA_DISK_DIR: resolve(devDir, "media"), MEDIA_DISK_SECRET: devSecret, ...env }),
       { database, cache },
     );
+    // The user service checks avatars with the media service, as the caller.
+    const user = await startUserService(userConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, MEDIA_URL: media.url, ...env }), { database, cache, bus });
+    // Posts check media and visibility by calling media and user as the poster;
+    // the feed reads posts and profiles the same way; the BFF reads user and feed.
+    const post = await startPostService(postConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, USER_URL: user.url, MEDIA_URL: media.url, ...env }), {
+      database,
+      cache,
+      bus,
+    });
+    // Timelines in the shared dev cache's place: memory, or REDIS_URL.
+    const feed = await startFeedService(feedConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, POST_URL: post.url, USER_URL: user.url, ...env }), {
+      database,
+      cache,
+      bus,
+    });
+    const bff = await startBffService(bffConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, FEED_URL: feed.url, ...env }), { cache });
 
     // The edge, when `make envoy` has installed it: the same generated config
     // as the tests, on EDGE_PORT (admin on EDGE_ADMIN_PORT, loopback only).
@@ -54,7 +72,7 @@ await runService(
     if (existsSync(envoyBinary)) {
       ratelimit = await startRateLimitService(rateLimitConfigFromEnv(env), { cache });
       edge = await startEnvoy({
-        upstreams: { auth: auth.url, user: user.url, media: media.url },
+        upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url },
         rateLimitService: ratelimit.url,
         listenPort: Number(env["EDGE_PORT"] ?? 8080),
         adminPort: Number(env["EDGE_ADMIN_PORT"] ?? 9901),
@@ -66,7 +84,7 @@ await runService(
 
     const register = `-H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`;
     logger.info(
-      { auth: auth.url, user: user.url, media: media.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
+      { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
       edge
         ? `Aviary dev is up. Try REST through the edge: curl -s ${edge.url}/v1/auth/register ${register}`
         : `Aviary dev is up. Try: curl -s ${auth.url}/aviary.auth.v1.AuthService/Register ${register}`,
@@ -75,6 +93,9 @@ await runService(
       async close() {
         await edge?.stop();
         await ratelimit?.close();
+        await bff.close();
+        await feed.close();
+        await post.close();
         await media.close();
         await user.close();
         await auth.close();

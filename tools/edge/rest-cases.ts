@@ -5,8 +5,10 @@
 // (tokens captured from Login), so the table is self-contained: it registers
 // its own users and needs nothing but the base URL. The user and media rows
 // build on the same Login rows and capture the ids they create (media, devices,
-// page tokens) in `captured`; none of them needs S3 timing (no upload goes
-// through the edge: clients POST files straight to object storage).
+// page tokens) in `captured`. Files never go through the edge (clients POST
+// them straight to object storage with the presigned form): a row's `before`
+// step does that upload, between the CreateUpload row that captured the form
+// and the ConfirmUpload row that checks what arrived.
 import { absent, anyString, uuid, type JsonMatcher } from "./json-match.ts";
 
 export interface Tokens {
@@ -18,7 +20,14 @@ export interface Tokens {
 
 export type Who = "a" | "a2" | "b" | "c";
 /** What rows capture for later rows (beyond tokens). */
-export type Captured = "mediaId" | "deviceId" | "followersPageToken";
+export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId";
+/** Presigned upload forms captured from CreateUpload rows, by what they are for. */
+export type UploadName = "avatar";
+
+export interface UploadForm {
+  url: string;
+  fields: Record<string, string>;
+}
 
 export interface RestContext {
   /** Unique per run, so the table can run repeatedly against one deployment. */
@@ -28,6 +37,8 @@ export interface RestContext {
   users: Partial<Record<Who, Tokens>>;
   /** Filled by rows that create things later rows refer to. */
   captured: Partial<Record<Captured, string>>;
+  /** Filled by CreateUpload rows; `before` steps POST files with them. */
+  uploads: Partial<Record<UploadName, UploadForm>>;
   /** A token signed by a key the issuer never published (the runner mints it). */
   forgedToken: string;
   /** A token signed with the issuer's real key but expired: only runners with access to the key can mint one. */
@@ -41,6 +52,12 @@ export interface RestCase {
   headers?: (c: RestContext) => Record<string, string>;
   /** A string is sent as is (for malformed JSON); anything else as JSON. */
   body?: (c: RestContext) => unknown;
+  /**
+   * A step outside the edge that must happen before the request (uploading a
+   * file to object storage with a captured form); run once, not retried. A
+   * throw fails the row.
+   */
+  before?: (c: RestContext) => Promise<void>;
   /** Rows that need a context value some runners cannot provide are skipped without it. */
   needs?: "expiredToken";
   /**
@@ -437,6 +454,24 @@ const createUpload = (name: string, request: Record<string, unknown>, expect: Re
   expect,
   ...(capture ? { capture } : {}),
 });
+/** A small PNG (its magic number, then filler): what ConfirmUpload's sniffing accepts as image/png. */
+const PNG = (() => {
+  const bytes = new Uint8Array(1024).fill(7);
+  bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return bytes;
+})();
+
+/** POSTs `bytes` with a captured presigned form, as a browser would (multipart/form-data, the file part last). */
+const uploadWith = (name: UploadName, bytes: Uint8Array) => async (c: RestContext): Promise<void> => {
+  const upload = c.uploads[name];
+  if (!upload) throw new Error(`an earlier CreateUpload row did not capture the ${name} form`);
+  const form = new FormData();
+  for (const [field, value] of Object.entries(upload.fields)) form.append(field, value);
+  form.append("file", new Blob([bytes as Uint8Array<ArrayBuffer>], { type: upload.fields["Content-Type"] ?? "application/octet-stream" }), "upload.bin");
+  const response = await fetch(upload.url, { method: "POST", body: form });
+  if (response.status >= 300) throw new Error(`the presigned POST to ${upload.url} answered ${response.status}: ${(await response.text()).slice(0, 300)}`);
+};
+
 const mediaCases: RestCase[] = [
   createUpload(
     "CreateUpload: a pending media item and a presigned POST form (shape only)",
@@ -526,6 +561,64 @@ const mediaCases: RestCase[] = [
     body: () => ({ contentType: "image/png", sizeBytes: "2048", purpose: "MEDIA_PURPOSE_POST" }),
     expect: { status: 401, json: unauthenticated("Jwt is missing") },
   },
+  // A real upload: CreateUpload → the file POSTed to object storage → ConfirmUpload → use it as an avatar.
+  createUpload(
+    "CreateUpload of an avatar image",
+    { contentType: "image/png", sizeBytes: String(PNG.length), purpose: "MEDIA_PURPOSE_AVATAR" },
+    { status: 200, json: { mediaId: uuid, url: /^https?:\/\//, fields: (v: unknown) => typeof v === "object" && v !== null } },
+    (body, c) => {
+      const r = body as { mediaId: string; url: string; fields: Record<string, string> };
+      c.captured.avatarMediaId = r.mediaId;
+      c.uploads.avatar = { url: r.url, fields: r.fields };
+    },
+  ),
+  {
+    name: "ConfirmUpload after the file was POSTed to object storage: 200, the ready media item",
+    before: uploadWith("avatar", PNG),
+    method: "POST",
+    path: (c) => `/v1/media/${captured(c, "avatarMediaId")}:confirm`,
+    headers: as("a"),
+    body: () => ({}),
+    expect: {
+      status: 200,
+      jsonFor: (c) => ({
+        media: {
+          mediaId: captured(c, "avatarMediaId"),
+          ownerId: idOf(c, "a"),
+          purpose: "MEDIA_PURPOSE_AVATAR",
+          // Sniffed from the bytes; int64 is a JSON string.
+          contentType: "image/png",
+          sizeBytes: String(PNG.length),
+          url: /^https?:\/\//,
+          createdAt: anyString,
+        },
+      }),
+    },
+  },
+  {
+    name: "GetMedia of a ready item (by another signed-in user): 200 with a read URL",
+    method: "GET",
+    path: (c) => `/v1/media/${captured(c, "avatarMediaId")}`,
+    headers: as("b"),
+    expect: { status: 200, jsonFor: (c) => ({ media: { mediaId: captured(c, "avatarMediaId"), ownerId: idOf(c, "a"), contentType: "image/png", url: /^https?:\/\// } }) },
+  },
+  {
+    name: "UpdateProfile with one's own confirmed avatar image: 200, the profile names it",
+    method: "PATCH",
+    path: "/v1/users/me",
+    headers: as("a"),
+    body: (c) => ({ avatarMediaId: captured(c, "avatarMediaId") }),
+    expect: { status: 200, jsonFor: (c) => ({ profile: { userId: idOf(c, "a"), avatarMediaId: captured(c, "avatarMediaId") } }) },
+  },
+  {
+    name: "UpdateProfile with another user's media as avatar: 400 with a field violation on avatar_media_id",
+    method: "PATCH",
+    path: "/v1/users/me",
+    headers: as("b"),
+    body: (c) => ({ avatarMediaId: captured(c, "avatarMediaId") }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("avatar_media_id")) },
+  },
+  getProfile("c", "b", "the rejected avatar changed nothing", { status: 200, json: { profile: { avatarMediaId: absent } } }),
 ];
 
 export const restCases: RestCase[] = [

@@ -17,6 +17,7 @@ export async function newRestContext(baseUrl: string, extra: { expiredToken?: st
     password: PASSWORD,
     users: {},
     captured: {},
+    uploads: {},
     forgedToken: await forgeToken(baseUrl),
     ...extra,
   };
@@ -47,6 +48,14 @@ export async function runRestCases(baseUrl: string, context: RestContext, cases:
     if (row.needs && context[row.needs] === undefined) {
       results.push({ name: row.name, outcome: "skipped", problems: [`needs ${row.needs}`] });
       continue;
+    }
+    if (row.before) {
+      try {
+        await row.before(context);
+      } catch (error) {
+        results.push({ name: row.name, outcome: "failed", problems: [`before the request: ${String(error)}`] });
+        continue;
+      }
     }
     const deadline = Date.now() + (row.eventuallyMs ?? 0);
     for (;;) {

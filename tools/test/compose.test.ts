@@ -13,6 +13,9 @@ import { authConfigSpec } from "@aviary/auth";
 import { rateLimitConfigSpec } from "@aviary/ratelimit";
 import { userConfigSpec } from "@aviary/user";
 import { mediaConfigSpec } from "@aviary/media";
+import { postConfigSpec } from "@aviary/post";
+import { feedConfigSpec } from "@aviary/feed";
+import { bffConfigSpec } from "@aviary/bff";
 import { jwtProvider } from "../../deploy/envoy/routes.ts";
 import { RATELIMIT_DOMAIN } from "../edge/envoy-config.ts";
 
@@ -54,6 +57,9 @@ const nodeServices: Record<string, { spec: Record<string, { variable: string }>;
   ratelimit: { spec: rateLimitConfigSpec, hostVar: "RATELIMIT_HOST", portVar: "RATELIMIT_PORT" },
   user: { spec: userConfigSpec, hostVar: "USER_HOST", portVar: "USER_PORT" },
   media: { spec: mediaConfigSpec, hostVar: "MEDIA_HOST", portVar: "MEDIA_PORT" },
+  post: { spec: postConfigSpec, hostVar: "POST_HOST", portVar: "POST_PORT" },
+  feed: { spec: feedConfigSpec, hostVar: "FEED_HOST", portVar: "FEED_PORT" },
+  bff: { spec: bffConfigSpec, hostVar: "BFF_HOST", portVar: "BFF_PORT" },
 };
 
 test("every upstream of the deploy edge config is a compose service listening on that port", (t) => {

@@ -24,8 +24,10 @@ let context: RestContext;
 
 test.before(async () => {
   auth = await startTestAuth();
-  // The user and media services verify tokens of this one auth service.
-  [user, media] = await Promise.all([startTestUser({}, auth), startTestMedia({}, auth)]);
+  // The user and media services verify tokens of this one auth service; the
+  // user service asks this media service about avatars.
+  media = await startTestMedia({}, auth);
+  user = await startTestUser({}, auth, media);
   envoy = await startEnvoy({ upstreams: { auth: auth.service.url, user: user.service.url, media: media.service.url } });
   context = await newRestContext(envoy.url, { expiredToken: await mintExpiredToken(auth) });
 });

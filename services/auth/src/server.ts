@@ -2,7 +2,8 @@
 // Everything else in this folder is plain functions this file connects.
 import { fileURLToPath } from "node:url";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
-import { duration, int, loadConfig, port, string, type ConfigOf } from "@aviary/runtime/config";
+import { ServiceAuthService } from "@aviary/gen/aviary/auth/v1/service_auth_pb";
+import { ConfigError, duration, int, loadConfig, port, string, type ConfigOf } from "@aviary/runtime/config";
 import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { respond, startServer, type RunningServer } from "@aviary/runtime/server";
@@ -13,6 +14,8 @@ import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { createAuthHandlers } from "./handlers.ts";
+import { createServiceAuthHandlers, serviceAuthPublicProcedures } from "./service-auth-handlers.ts";
+import { serviceClients } from "./domain/service-clients.ts";
 import { publicAuthMethods } from "./public-methods.ts";
 import { loadKeyRing } from "./domain/signing-keys.ts";
 import { cacheOneTimeCodes } from "./domain/codes.ts";
@@ -50,6 +53,10 @@ export const authConfigSpec = {
   passwordPasses: int("AUTH_ARGON2_PASSES", { default: 2, min: 1 }),
   codeSink: string("AUTH_CODE_SINK", { default: ".dev/codes.jsonl" }),
   denylistSyncMs: duration("AUTH_DENYLIST_SYNC_INTERVAL", { default: "30s", min: "100ms" }),
+  /** Services that may obtain service tokens: `client_id:scope+scope:secret_sha256_hex`, comma-separated (none by default). */
+  serviceClients: serviceClients("AUTH_SERVICE_CLIENTS"),
+  internalAudience: string("AUTH_INTERNAL_AUDIENCE", { default: "aviary-internal" }),
+  serviceTokenTtlMs: duration("AUTH_SERVICE_TOKEN_TTL", { default: "5m", min: "30s", max: "1h" }),
   ...clientFacingConfigSpec,
   ...databaseConfigSpec,
   ...cacheConfigSpec,
@@ -60,7 +67,16 @@ export const authConfigSpec = {
 export type AuthConfig = ConfigOf<typeof authConfigSpec>;
 
 export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthConfig {
-  return loadConfig(authConfigSpec, env);
+  const config = loadConfig(authConfigSpec, env);
+  // Retired signing keys stay published for one access-token lifetime, so no token may outlive that.
+  if (config.serviceTokenTtlMs > config.accessTokenTtlMs) {
+    throw new ConfigError([{ variable: "AUTH_SERVICE_TOKEN_TTL", problem: "must not exceed AUTH_ACCESS_TOKEN_TTL" }]);
+  }
+  // The edge tells the two kinds of token apart by audience alone.
+  if (config.internalAudience === config.audience) {
+    throw new ConfigError([{ variable: "AUTH_INTERNAL_AUDIENCE", problem: "must differ from AUTH_AUDIENCE" }]);
+  }
+  return config;
 }
 
 /** Adapters can be handed in (the dev launcher shares one PGlite and one bus across services). */
@@ -142,6 +158,13 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     },
   });
 
+  const serviceAuthHandlers = createServiceAuthHandlers({
+    keys,
+    clients: config.serviceClients,
+    failures: cacheAttemptLimiter(cache, "service-client", { limit: config.loginFailuresPerIdentity, windowSeconds: window }),
+    settings: { issuer: config.issuer, audience: config.internalAudience, ttlSeconds: Math.round(config.serviceTokenTtlMs / 1000) },
+  });
+
   const server = await startServer({
     name: "auth",
     host: config.host,
@@ -149,7 +172,10 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,
-    routes: (router) => router.service(AuthService, handlers),
+    routes: (router) => {
+      router.service(AuthService, handlers);
+      router.service(ServiceAuthService, serviceAuthHandlers);
+    },
     // The key set as a plain document too, for verifiers that fetch a JWKS URL
     // (other services, Envoy's jwt_authn) without going through the edge.
     httpRoutes: {
@@ -164,7 +190,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     auth: {
       // The auth service verifies against its own key ring, without HTTP.
       verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: () => keys.jwks(), typ: "at+jwt" }),
-      publicProcedures,
+      publicProcedures: [...publicProcedures, ...serviceAuthPublicProcedures],
       // Other services trust the cache denylist alone; this service owns the
       // sessions table, so a denylist miss (or a cache outage, or a flushed
       // cache) is confirmed there: revocation holds here without Redis.

@@ -12,8 +12,13 @@ export interface Peer {
   readonly userAgent: string;
 }
 
-/** The verified subject of an access token. */
+/** The verified subject of a user's access token. */
 export interface Principal {
+  /**
+   * Absent on principals built before service tokens existed; never "service".
+   * Lets `Principal | ServicePrincipal` narrow on `kind`.
+   */
+  readonly kind?: "user";
   /** `sub`: the user id. */
   readonly userId: string;
   /** `sid`: the session the token belongs to. */
@@ -24,8 +29,34 @@ export interface Principal {
   readonly expiresAt: Date;
 }
 
+/**
+ * The verified subject of a service token (client credentials, `typ`
+ * svc+jwt, the internal audience): another service acting on its own behalf,
+ * with no user behind the call.
+ */
+export interface ServicePrincipal {
+  readonly kind: "service";
+  /** `sub` without its "service:" prefix, e.g. "notification". */
+  readonly clientId: string;
+  /** The `scope` claim, split on spaces. */
+  readonly scopes: readonly string[];
+  /** `jti`: this token's id. */
+  readonly tokenId: string;
+  /** `exp` as a Date. */
+  readonly expiresAt: Date;
+}
+
+/** Either kind of caller; narrow on `kind === "service"`. */
+export type CallerPrincipal = Principal | ServicePrincipal;
+
 export const peerKey = createContextKey<Peer>({ ip: "", userAgent: "" }, { description: "aviary.peer" });
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "aviary.principal" });
+/**
+ * A verified service principal. Kept apart from principalKey on purpose: code
+ * that reads principalKey (getPrincipal, requirePrincipal) means "a user", and
+ * a service token must never pass for one.
+ */
+export const servicePrincipalKey = createContextKey<ServicePrincipal | undefined>(undefined, { description: "aviary.service-principal" });
 /** The verified bearer token itself, so a handler can call another service as its caller. */
 export const bearerTokenKey = createContextKey<string | undefined>(undefined, { description: "aviary.bearer-token" });
 
@@ -45,7 +76,7 @@ export function getPrincipal(ctx: HasContextValues): Principal | undefined {
   return valuesOf(ctx).get(principalKey);
 }
 
-/** The principal; throws Unauthenticated when there is none. */
+/** The user principal; throws Unauthenticated when there is none (a service token does not count). */
 export function requirePrincipal(ctx: HasContextValues): Principal {
   const principal = getPrincipal(ctx);
   if (principal === undefined) {
@@ -54,12 +85,33 @@ export function requirePrincipal(ctx: HasContextValues): Principal {
   return principal;
 }
 
+/** Whoever is calling, user or service, or undefined when nobody authenticated. */
+export function getCaller(ctx: HasContextValues): CallerPrincipal | undefined {
+  const values = valuesOf(ctx);
+  return values.get(principalKey) ?? values.get(servicePrincipalKey);
+}
+
+/**
+ * The service principal, if it holds `scope`. No token at all is
+ * Unauthenticated; a user's token, or a service token without the scope, is
+ * PermissionDenied (the caller is known, it just may not do this).
+ */
+export function requireServiceScope(ctx: HasContextValues, scope: string): ServicePrincipal {
+  const caller = getCaller(ctx);
+  if (caller === undefined) throw new ConnectError("authentication required", Code.Unauthenticated);
+  if (caller.kind !== "service") throw new ConnectError("this procedure is for services only", Code.PermissionDenied);
+  if (!caller.scopes.includes(scope)) throw new ConnectError(`the service token lacks the scope "${scope}"`, Code.PermissionDenied);
+  return caller;
+}
+
 /**
  * Call options for calling another service on the caller's behalf: the
  * caller's own verified access token (the callee checks it again and applies
  * its own rules for that user), the caller's cancellation and what is left of
  * its deadline. This is how user-initiated reads and writes cross services;
- * work with no user behind it uses a service token instead.
+ * work with no user behind it uses a service token instead. A call made with
+ * a service token has nothing to forward (Unauthenticated): a service's token
+ * is not passed on by the services it calls.
  */
 export function asCaller(ctx: Pick<HandlerContext, "values" | "signal" | "timeoutMs">): { headers: Record<string, string>; signal: AbortSignal; timeoutMs?: number } {
   const token = ctx.values.get(bearerTokenKey);

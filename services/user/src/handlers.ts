@@ -1,13 +1,15 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Platform, UserService, type DeviceSchema, type ProfileSchema } from "@aviary/gen/aviary/user/v1/user_pb";
+import { MediaPurpose, type MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
 import type { Database } from "@aviary/runtime/db/database";
-import { requirePrincipal } from "@aviary/runtime/context";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "@aviary/runtime/errors";
+import { asCaller, requirePrincipal } from "@aviary/runtime/context";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "@aviary/runtime/errors";
 import { pageSize, type PageTokens } from "@aviary/runtime/pagination";
 import { checkUsername, usernameKey } from "./domain/username.ts";
 import { normaliseQuery } from "./domain/search.ts";
+import { avatarViolation, canonicalMediaId, malformedMediaId, type AvatarCandidate } from "./domain/avatar.ts";
 import {
   blockersAmong,
   ensureProfile,
@@ -15,6 +17,7 @@ import {
   findProfileByUsernameKey,
   findProfiles,
   lockProfiles,
+  replaceNameTails,
   searchProfiles,
   updateProfile,
   type ProfileRow,
@@ -39,6 +42,8 @@ import { followCreated, followDeleted, profileUpdated, userBlocked } from "./eve
 /** Everything the handlers need; assembled by server.ts, replaced in tests. */
 export interface UserDeps {
   database: Database;
+  /** The media service, asked (as the caller) about avatars before they are set. */
+  media: Pick<Client<typeof MediaService>, "getMedia">;
   pageTokens: {
     followers: PageTokens;
     following: PageTokens;
@@ -112,6 +117,30 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
     return row;
   }
 
+  /**
+   * The avatar media id to store for `requested` ("" clears it: null). The
+   * media service must report it ready, the caller's, and made for avatars.
+   */
+  async function checkedAvatar(requested: string, userId: string, context: HandlerContext): Promise<string | null> {
+    if (requested === "") return null;
+    const mediaId = canonicalMediaId(requested);
+    if (mediaId === undefined) throw invalidArgument([malformedMediaId()]);
+    let media: AvatarCandidate | undefined;
+    try {
+      const found = (await deps.media.getMedia({ mediaId }, asCaller(context))).media;
+      if (found !== undefined) media = { ownerId: found.ownerId, purpose: found.purpose === MediaPurpose.AVATAR ? "avatar" : "other" };
+    } catch (error) {
+      const failure = ConnectError.from(error);
+      // The caller's own deadline or cancellation stays what it is.
+      if (failure.code === Code.DeadlineExceeded || failure.code === Code.Canceled) throw failure;
+      // Unknown and unconfirmed media are both NOT_FOUND there; anything else means we cannot tell.
+      if (failure.code !== Code.NotFound) throw unavailable("cannot check the avatar with the media service; try again");
+    }
+    const problem = avatarViolation(media, userId);
+    if (problem !== undefined) throw invalidArgument([problem]);
+    return mediaId;
+  }
+
   async function listPage(direction: "followers" | "following", request: { userId: string; pageSize: number; pageToken: string }, viewerId: string) {
     await visibleProfile(viewerId, request.userId);
     const tokens = deps.pageTokens[direction];
@@ -169,7 +198,8 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
         changed.push("bio");
       }
       if (request.avatarMediaId !== undefined) {
-        changes.avatarMediaId = request.avatarMediaId === "" ? null : request.avatarMediaId;
+        // Checked last: the other fields' errors need no call to the media service.
+        changes.avatarMediaId = await checkedAvatar(request.avatarMediaId, principal.userId, context);
         changed.push("avatar_media_id");
       }
       const at = now();
@@ -183,6 +213,7 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
         const row = await db.transaction(async (tx) => {
           const updated = await updateProfile(tx, principal.userId, changes, at);
           if (updated === undefined) throw notFound("no such user");
+          if (changes.displayName !== undefined) await replaceNameTails(tx, principal.userId, changes.displayName);
           await profileUpdated(tx, updated, changed);
           return updated;
         });

@@ -2,11 +2,14 @@
 // Everything else in this folder is plain functions this file connects.
 import { fileURLToPath } from "node:url";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
+import { UserInternalService } from "@aviary/gen/aviary/user/v1/user_internal_pb";
+import { MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
+import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import { loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
-import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
+import { createServiceTokenVerifier, createTokenVerifier } from "@aviary/runtime/auth/verifier";
 import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
 import { createPageTokens } from "@aviary/runtime/pagination";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
@@ -14,6 +17,7 @@ import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { createUserHandlers } from "./handlers.ts";
+import { createUserInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { consumeAuthEvents, profilesConsumer } from "./events/consume.ts";
 import { outboxEvents } from "./store/schema.ts";
 import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
@@ -25,8 +29,12 @@ export const userConfigSpec = {
   host: string("USER_HOST", { default: "127.0.0.1" }),
   port: port("USER_PORT", { default: 8082 }),
   authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json" }),
+  /** The media service, asked whether a media id may be an avatar. */
+  mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083" }),
   issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
   audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  /** Audience of service tokens, accepted on UserInternalService only. */
+  internalAudience: string("AUTH_INTERNAL_AUDIENCE", { default: "aviary-internal" }),
   profilesGroup: string("USER_PROFILES_GROUP", { default: profilesConsumer }),
   ...clientFacingConfigSpec,
   ...databaseConfigSpec,
@@ -77,6 +85,8 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
 
   const handlers = createUserHandlers({
     database,
+    // Calls carry the caller's deadline (asCaller); the default bounds those that have none.
+    media: createServiceClient(MediaService, config.mediaUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 }),
     pageTokens: { followers: tokens("ListFollowers"), following: tokens("ListFollowing"), devices: tokens("ListDevices"), search: tokens("SearchUsers") },
   });
 
@@ -87,7 +97,10 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,
-    routes: (router) => router.service(UserService, handlers),
+    routes: (router) => {
+      router.service(UserService, handlers);
+      router.service(UserInternalService, createUserInternalHandlers({ database }));
+    },
     readiness: [
       { name: "database", check: () => database.ping() },
       { name: "cache", check: () => cache.ping() },
@@ -99,6 +112,11 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
       publicProcedures: [],
       // Revoked sessions, as the auth service denylists them in the cache; a cache error fails closed.
       isSessionRevoked: cacheRevocationCheck(cache),
+      // Service tokens (other services, no user behind the call) on the internal procedures only.
+      serviceTokens: {
+        verifier: createServiceTokenVerifier({ issuer: config.issuer, audience: config.internalAudience, jwks: config.authJwksUrl }),
+        procedures: internalProcedures,
+      },
     },
   });
   logger.info({ url: server.url, database: database.kind, cache: cache.kind, bus: bus.kind }, "user service listening");

@@ -67,4 +67,10 @@ test("profiles from UserRegistered, follow and search on PGlite, the memory bus 
   t.deepEqual(found.profiles.map((p) => p.userId), [ada.userId], "display-name word prefix on PGlite");
   const byName = await client.searchUsers({ query: "ada_" }, bob.call);
   t.deepEqual(byName.profiles.map((p) => p.username), ["Ada_Lovelace"]);
+  // The pairs as two unnested arrays, on PGlite too.
+  const checked = await client.checkFollows(
+    { pairs: [{ followerId: bob.userId, followeeId: ada.userId }, { followerId: ada.userId, followeeId: bob.userId }, { followerId: bob.userId, followeeId: ada.userId }] },
+    ada.call,
+  );
+  t.deepEqual(checked.results.map((r) => r.follows), [true, false, true]);
 });

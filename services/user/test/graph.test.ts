@@ -135,3 +135,38 @@ test("CheckFollows answers each pair in order, up to 100", async (t) => {
   );
   t.is(tooMany.code, Code.InvalidArgument);
 });
+
+test("CheckFollows with 100 pairs: duplicates, reversed edges, unknown users and upper-case ids, each answered in order", async (t) => {
+  const hub = await users.signUp({ label: "c100-hub" });
+  const others: Account[] = [];
+  for (let i = 0; i < 6; i++) others.push(await users.signUp({ label: `c100-${i}` }));
+  // Edges: each even-numbered user follows the hub; the hub follows others[1].
+  const edges = new Set<string>();
+  for (const [i, other] of others.entries()) {
+    if (i % 2 === 0) {
+      await users.client.follow({ userId: hub.userId }, other.call);
+      edges.add(`${other.userId}>${hub.userId}`);
+    }
+  }
+  await users.client.follow({ userId: others[1]!.userId }, hub.call);
+  edges.add(`${hub.userId}>${others[1]!.userId}`);
+
+  const ids = [hub, ...others].map((a) => a.userId);
+  const pairs = Array.from({ length: 100 }, (_, i) => {
+    if (i % 10 === 9) return { followerId: crypto.randomUUID(), followeeId: hub.userId }; // nobody
+    const follower = ids[(i * 3) % ids.length]!;
+    const followee = ids[(i * 5 + 1) % ids.length]!;
+    return { followerId: i % 7 === 0 ? follower.toUpperCase() : follower, followeeId: followee };
+  });
+  const expected = pairs.map((p) => edges.has(`${p.followerId.toLowerCase()}>${p.followeeId}`));
+  t.true(expected.filter(Boolean).length >= 5, "the set has edges, repeated");
+  t.true(expected.some((f) => !f), "and non-edges");
+  t.true(new Set(pairs.map((p) => `${p.followerId}>${p.followeeId}`)).size < 100, "and duplicate pairs");
+
+  const { results } = await users.client.checkFollows({ pairs }, hub.call);
+  t.is(results.length, 100);
+  t.deepEqual(
+    results.map((r) => [r.followerId, r.followeeId, r.follows]),
+    pairs.map((p, i) => [p.followerId.toLowerCase(), p.followeeId, expected[i]]),
+  );
+});

@@ -32,11 +32,16 @@ export interface Account {
   call: { headers: Record<string, string> };
 }
 
+/** Where nothing listens: without a media service, avatar checks fail as UNAVAILABLE rather than reach a stray local one. */
+export const NO_MEDIA_URL = "http://127.0.0.1:9";
+
 /**
  * `issuer`: an auth service the caller started and will stop (the edge test
  * shares one between services); without it the harness starts its own.
+ * `media`: a media service (e.g. startTestMedia's, verifying tokens of the
+ * same issuer) that avatar checks go to; `env.MEDIA_URL` works too.
  */
-export async function startTestUser(env: Record<string, string> = {}, issuer?: TestAuth): Promise<TestUser> {
+export async function startTestUser(env: Record<string, string> = {}, issuer?: TestAuth, media?: { service: { url: string } }): Promise<TestUser> {
   const urls = await infra();
   const auth = issuer ?? (await startTestAuth());
   const database = await freshDatabase(urls.databaseUrl, "user_test");
@@ -51,6 +56,7 @@ export async function startTestUser(env: Record<string, string> = {}, issuer?: T
     TRUSTED_PROXY_HOPS: "1",
     PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
     LOG_LEVEL: "silent",
+    MEDIA_URL: media?.service.url ?? NO_MEDIA_URL,
     ...env,
   });
   const service = await startUserService(config);

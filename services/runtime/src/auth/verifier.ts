@@ -11,10 +11,17 @@
 // - expired, `nbf` in the future, `iat` in the future: claim checks with a
 //   small clock tolerance (jose checks `iat` only when maxTokenAge is set).
 // - wrong `iss`/`aud`, missing `sub`/`sid`/`jti`/`exp`/`iat`.
+//
+// Service tokens (createServiceTokenVerifier) go through the same checks with
+// their own `typ` (svc+jwt) and audience (the internal one), and carry
+// `sub` "service:<client id>" and `scope` instead of `sid`. Each verifier
+// accepts only its own kind: a user token has the wrong typ/aud for the service
+// verifier, and a service token has no `sid` (and the wrong typ/aud) for the
+// user verifier.
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify } from "jose";
 import type { JSONWebKeySet, JWTVerifyGetKey } from "jose";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Principal } from "../context.ts";
+import type { Principal, ServicePrincipal } from "../context.ts";
 
 /** Returns the current key set (e.g. the auth service's own keys, including ones being rotated out). */
 export type KeySetGetter = () => JSONWebKeySet | Promise<JSONWebKeySet>;
@@ -75,7 +82,8 @@ function nonEmptyString(v: unknown): v is string {
 
 const invalid = (message = "invalid access token") => new ConnectError(message, Code.Unauthenticated);
 
-export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+/** Verifies signature and registered claims; resolves to the payload or rejects with a ConnectError. */
+function jwtChecker(options: TokenVerifierOptions): (token: string) => Promise<Record<string, unknown>> {
   const algorithms = [...(options.algorithms ?? ["ES256"])];
   if (algorithms.length === 0 || !algorithms.every((a) => ASYMMETRIC.test(a))) {
     throw new Error(`token verifier: algorithms must be asymmetric signature algorithms, got ${algorithms.join(", ")}`);
@@ -90,19 +98,50 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     requiredClaims: ["exp", "iat", "sub", "jti"],
     ...(options.typ === undefined ? {} : { typ: options.typ }),
   };
+  return async (token) => {
+    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid();
+    try {
+      return (await jwtVerify(token, getKey, verifyOptions)).payload;
+    } catch (e) {
+      throw classify(e);
+    }
+  };
+}
 
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const check = jwtChecker(options);
   return {
     async verify(token) {
-      if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid();
-      let payload;
-      try {
-        ({ payload } = await jwtVerify(token, getKey, verifyOptions));
-      } catch (e) {
-        throw classify(e);
-      }
-      const { sub, sid, jti, exp } = payload as { sub?: unknown; sid?: unknown; jti?: unknown; exp?: unknown };
+      const { sub, sid, jti, exp } = (await check(token)) as { sub?: unknown; sid?: unknown; jti?: unknown; exp?: unknown };
       if (!nonEmptyString(sub) || !nonEmptyString(sid) || !nonEmptyString(jti) || typeof exp !== "number") throw invalid();
       return { userId: sub, sessionId: sid, tokenId: jti, expiresAt: new Date(exp * 1000) };
+    },
+  };
+}
+
+/** The `typ` header of service tokens (client credentials). */
+export const SERVICE_TOKEN_TYP = "svc+jwt";
+/** Prefix of a service token's `sub`, so it can never be mistaken for a user id. */
+export const SERVICE_SUBJECT_PREFIX = "service:";
+
+export interface ServiceTokenVerifier {
+  /** Resolves to the service principal, or rejects like TokenVerifier.verify. */
+  verify(token: string): Promise<ServicePrincipal>;
+}
+
+/** Options as for user tokens, but `audience` is the internal one and `typ` is always svc+jwt. */
+export type ServiceTokenVerifierOptions = Omit<TokenVerifierOptions, "typ">;
+
+export function createServiceTokenVerifier(options: ServiceTokenVerifierOptions): ServiceTokenVerifier {
+  const check = jwtChecker({ ...options, typ: SERVICE_TOKEN_TYP });
+  return {
+    async verify(token) {
+      const { sub, scope, jti, exp } = (await check(token)) as { sub?: unknown; scope?: unknown; jti?: unknown; exp?: unknown };
+      if (!nonEmptyString(sub) || !sub.startsWith(SERVICE_SUBJECT_PREFIX) || !nonEmptyString(jti) || typeof exp !== "number") throw invalid();
+      const clientId = sub.slice(SERVICE_SUBJECT_PREFIX.length);
+      if (clientId === "" || (scope !== undefined && typeof scope !== "string")) throw invalid();
+      const scopes = (scope ?? "").split(" ").filter((s) => s !== "");
+      return { kind: "service", clientId, scopes, tokenId: jti, expiresAt: new Date(exp * 1000) };
     },
   };
 }

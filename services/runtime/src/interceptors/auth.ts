@@ -1,11 +1,18 @@
 // Bearer-token authentication for every procedure not on the service's public
 // allow-list. The verified principal is put on the call's context values, where
 // handlers read it with getPrincipal/requirePrincipal.
+//
+// Two kinds of token: a user's access token (typ at+jwt, the public audience)
+// and, for services that opt in, a service token (typ svc+jwt, the internal
+// audience) on the procedures listed for it. The unverified `typ` header only
+// picks the verifier; each verifier then enforces its own typ and audience.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
-import type { TokenVerifier } from "../auth/verifier.ts";
-import { bearerTokenKey, principalKey } from "../context.ts";
-import type { Principal } from "../context.ts";
+import { decodeProtectedHeader } from "jose";
+import { SERVICE_TOKEN_TYP } from "../auth/verifier.ts";
+import type { ServiceTokenVerifier, TokenVerifier } from "../auth/verifier.ts";
+import { bearerTokenKey, principalKey, servicePrincipalKey } from "../context.ts";
+import type { Principal, ServicePrincipal } from "../context.ts";
 import type { Logger } from "../log.ts";
 
 export interface AuthOptions {
@@ -18,7 +25,21 @@ export interface AuthOptions {
    * (Unavailable), never open.
    */
   isSessionRevoked?: (sessionId: string) => Promise<boolean>;
+  /**
+   * Accept service tokens (client credentials) too. Without this a service
+   * token is Unauthenticated everywhere. With it, a valid service token on a
+   * procedure not in `procedures` is PermissionDenied: the caller is known,
+   * the procedure is not for services. Service tokens have no session, so
+   * isSessionRevoked does not apply to them.
+   */
+  serviceTokens?: {
+    verifier: ServiceTokenVerifier;
+    /** Procedures that take service tokens, as "package.Service/Method". */
+    procedures: Iterable<string>;
+  };
 }
+
+type Authenticated = { kind: "user"; principal: Principal; token: string } | { kind: "service"; principal: ServicePrincipal };
 
 // RFC 6750 b64token after the scheme; the scheme is case-insensitive.
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
@@ -28,13 +49,35 @@ function unauthenticated(message: string, error = "invalid_token"): ConnectError
   return new ConnectError(message, Code.Unauthenticated, { "www-authenticate": `Bearer error="${error}"` });
 }
 
+/** The `typ` header as jose compares it (case-insensitive, "application/" optional), or "" when unreadable. */
+function typOf(token: string): string {
+  try {
+    const typ = decodeProtectedHeader(token).typ;
+    return typeof typ === "string" ? typ.toLowerCase().replace(/^application\//, "") : "";
+  } catch {
+    return "";
+  }
+}
+
 export function createAuthInterceptor(options: AuthOptions, logger?: Logger): Interceptor {
   const publicProcedures = new Set(options.publicProcedures ?? []);
+  const serviceProcedures = new Set(options.serviceTokens?.procedures ?? []);
 
-  const authenticate = async (authorization: string): Promise<{ principal: Principal; token: string }> => {
+  const authenticateService = async (token: string): Promise<Authenticated> => {
+    if (options.serviceTokens === undefined) throw unauthenticated("service tokens are not accepted by this service");
+    try {
+      return { kind: "service", principal: await options.serviceTokens.verifier.verify(token) };
+    } catch (e) {
+      const err = ConnectError.from(e);
+      throw err.code === Code.Unauthenticated ? unauthenticated(err.rawMessage) : err;
+    }
+  };
+
+  const authenticate = async (authorization: string): Promise<Authenticated> => {
     const match = BEARER.exec(authorization);
     if (match === null) throw unauthenticated("authorization must be a Bearer access token", "invalid_request");
     const token = match[1] ?? "";
+    if (typOf(token) === SERVICE_TOKEN_TYP) return authenticateService(token);
     let principal: Principal;
     try {
       principal = await options.verifier.verify(token);
@@ -52,20 +95,29 @@ export function createAuthInterceptor(options: AuthOptions, logger?: Logger): In
       }
       if (revoked) throw unauthenticated("session has ended; sign in again");
     }
-    return { principal, token };
+    return { kind: "user", principal, token };
   };
 
   return (next) => async (req) => {
-    const isPublic = publicProcedures.has(`${req.service.typeName}/${req.method.name}`);
+    const procedure = `${req.service.typeName}/${req.method.name}`;
+    const isPublic = publicProcedures.has(procedure);
     const authorization = req.header.get("authorization");
     if (authorization === null) {
       if (isPublic) return next(req);
       throw unauthenticated("authentication required", "invalid_request");
     }
     try {
-      const { principal, token } = await authenticate(authorization);
-      req.contextValues.set(principalKey, principal);
-      req.contextValues.set(bearerTokenKey, token);
+      const caller = await authenticate(authorization);
+      if (caller.kind === "user") {
+        req.contextValues.set(principalKey, caller.principal);
+        req.contextValues.set(bearerTokenKey, caller.token);
+      } else if (serviceProcedures.has(procedure)) {
+        // No bearerTokenKey: a service's token is not forwarded (asCaller) by the services it calls.
+        req.contextValues.set(servicePrincipalKey, caller.principal);
+      } else if (!isPublic) {
+        throw new ConnectError("service tokens are not accepted by this procedure", Code.PermissionDenied);
+      }
+      // A public procedure not meant for services just ignores a service token.
     } catch (e) {
       // On public procedures a token is optional: a stale or bad one must not
       // stop, say, Login or Refresh; the handler just sees no principal.

@@ -1,4 +1,4 @@
-// Search input normalisation. Ranking itself is a SQL expression (store/search.ts)
+// Search input normalisation. Ranking itself is a SQL expression (store/profiles.ts)
 // that PGlite and PostgreSQL both run: no pg_trgm (PGlite lacks it), no
 // text-search dictionaries, only lower() and LIKE prefixes.
 

@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { Queryable } from "@aviary/runtime/db/database";
 import { devices } from "./schema.ts";
 import { newestFirst } from "@aviary/runtime/db/order";
@@ -43,4 +43,17 @@ export function listDevices(db: Queryable, userId: string, limit: number, after?
 export async function deleteDevice(db: Queryable, userId: string, deviceId: string): Promise<boolean> {
   const rows = await db.delete(devices).where(and(eq(devices.id, deviceId), eq(devices.userId, userId))).returning({ id: devices.id });
   return rows.length > 0;
+}
+
+/**
+ * Every device of the given users in one query (an index scan of
+ * devices_user_created_idx per user), grouped by user, newest first within one.
+ */
+export function listDevicesOfUsers(db: Queryable, userIds: readonly string[]): Promise<DeviceRow[]> {
+  if (userIds.length === 0) return Promise.resolve([]);
+  return db
+    .select()
+    .from(devices)
+    .where(inArray(devices.userId, [...userIds]))
+    .orderBy(asc(devices.userId), newestFirst(devices.createdAt), newestFirst(devices.id));
 }

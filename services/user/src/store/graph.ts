@@ -1,7 +1,7 @@
 import { and, eq, or, sql } from "drizzle-orm";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
 import { blocks, follows, profiles } from "./schema.ts";
-import type { ProfileRow } from "./profiles.ts";
+import { blockedEitherWayIds, type ProfileRow } from "./profiles.ts";
 import { newestFirst } from "@aviary/runtime/db/order";
 
 export interface FollowEdge {
@@ -87,7 +87,7 @@ export async function listEdges(
   const other = direction === "followers" ? follows.followerId : follows.followeeId;
   // The viewer's blocks either way, as one small array: a plain filter on the
   // index walk, where an anti-join would make the planner read every edge.
-  const hidden = sql`array(select ${blocks.blockedId} from ${blocks} where ${blocks.blockerId} = ${viewerId} union all select ${blocks.blockerId} from ${blocks} where ${blocks.blockedId} = ${viewerId})`;
+  const hidden = blockedEitherWayIds(viewerId);
   // The page of edges first (an index walk on (self, created_at, other) that
   // stops after `limit` rows), then the profiles of just those rows.
   const page = db
@@ -113,11 +113,13 @@ export async function listEdges(
 /** Which of `pairs` are follow edges. */
 export async function existingFollows(db: Queryable, pairs: FollowEdge[]): Promise<Set<string>> {
   if (pairs.length === 0) return new Set();
-  // At most 100 pairs (the proto's max_items): one primary-key probe each.
+  // The pairs as two parallel arrays (two parameters, one plan whatever the
+  // count), joined to the table: one primary-key probe per pair.
+  const asked = sql`unnest(${sql.param(pairs.map((p) => p.followerId))}::uuid[], ${sql.param(pairs.map((p) => p.followeeId))}::uuid[]) as asked(follower_id, followee_id)`;
   const rows = await db
     .select({ followerId: follows.followerId, followeeId: follows.followeeId })
     .from(follows)
-    .where(or(...pairs.map((p) => and(eq(follows.followerId, p.followerId), eq(follows.followeeId, p.followeeId)))));
+    .innerJoin(asked, sql`${follows.followerId} = asked.follower_id and ${follows.followeeId} = asked.followee_id`);
   return new Set(rows.map(edgeKey));
 }
 

@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
-import { blocks, profiles } from "./schema.ts";
+import { blocks, profileNameTails, profiles } from "./schema.ts";
 import { escapeLike } from "../domain/search.ts";
 
 export type ProfileRow = typeof profiles.$inferSelect;
@@ -59,9 +59,26 @@ export async function updateProfile(
   return row;
 }
 
-/** SQL: a block exists between `viewer` and the profile's user, in either direction. */
-export function blockedEitherWay(viewerId: string, userIdColumn: SQL | typeof profiles.userId = profiles.userId): SQL {
-  return sql`exists (select 1 from ${blocks} where (${blocks.blockerId} = ${viewerId} and ${blocks.blockedId} = ${userIdColumn}) or (${blocks.blockerId} = ${userIdColumn} and ${blocks.blockedId} = ${viewerId}))`;
+/**
+ * SQL: the ids of the users separated from `viewerId` by a block, either way,
+ * as one array (usually small): a plain `<> all(...)` filter on an index
+ * walk, where an anti-join would make the planner probe blocks per row.
+ */
+export function blockedEitherWayIds(viewerId: string): SQL {
+  return sql`array(select ${blocks.blockedId} from ${blocks} where ${blocks.blockerId} = ${viewerId} union all select ${blocks.blockerId} from ${blocks} where ${blocks.blockedId} = ${viewerId})`;
+}
+
+/**
+ * Rewrites the name tails of `userId` (see schema.ts profileNameTails) for
+ * its new display name; in the transaction that changes the name.
+ */
+export async function replaceNameTails(tx: Tx, userId: string, displayName: string): Promise<void> {
+  await tx.delete(profileNameTails).where(eq(profileNameTails.userId, userId));
+  // The same rule as the backfill in migrations/0001: after each space that a non-space follows.
+  await tx.execute(sql`insert into ${profileNameTails} (user_id, tail)
+    select distinct ${userId}::uuid, substr(n.name, i + 1)
+    from (select lower(${displayName}::text) as name) n, generate_series(1, length(n.name) - 1) i
+    where substr(n.name, i, 1) = ' ' and substr(n.name, i + 1, 1) <> ' '`);
 }
 
 /** Which of `otherIds` blocked `viewerId`: to the viewer, those users do not exist. */
@@ -87,22 +104,23 @@ export interface SearchCursor {
  */
 export async function searchProfiles(db: Queryable, viewerId: string, query: string, limit: number, after?: SearchCursor): Promise<Array<ProfileRow & { rank: number }>> {
   const prefix = `${escapeLike(query)}%`;
-  const wordPrefix = `% ${escapeLike(query)}%`;
-  const rank = sql<number>`(case
-    when ${profiles.usernameKey} = ${query} then 0
-    when ${profiles.usernameKey} like ${prefix} then 1
-    when lower(${profiles.displayName}) like ${prefix} then 2
-    else 3 end)`;
-  const matches = or(
-    sql`${profiles.usernameKey} like ${prefix}`,
-    sql`lower(${profiles.displayName}) like ${prefix}`,
-    sql`lower(${profiles.displayName}) like ${wordPrefix}`,
-  );
+  // Each way to match is a prefix scan of its own text_pattern_ops index and
+  // knows its own rank; a user's rank is the best of the ways it matches. (One
+  // OR over the profile columns would read every profile for the word case.)
+  const candidates = sql`select ${profiles.userId} as user_id, case when ${profiles.usernameKey} = ${query} then 0 else 1 end as rank from ${profiles} where ${profiles.usernameKey} like ${prefix}
+    union all select ${profiles.userId}, 2 from ${profiles} where lower(${profiles.displayName}) like ${prefix}
+    union all select ${profileNameTails.userId}, 3 from ${profileNameTails} where ${profileNameTails.tail} like ${prefix}`;
+  // The page of (rank, id) first, then the profiles of just those rows (as the follower pages do).
+  const page = sql`(select c.user_id, min(c.rank) as rank from (${candidates}) c
+    where c.user_id <> all (${blockedEitherWayIds(viewerId)})
+    group by c.user_id
+    ${after ? sql`having (min(c.rank), c.user_id) > (${after.rank}::int, ${after.id}::uuid)` : sql``}
+    order by 2, 1
+    limit ${limit}) as page`;
   const rows = await db
-    .select({ profile: profiles, rank: sql<number>`${rank}::int` })
+    .select({ profile: profiles, rank: sql<number>`page.rank` })
     .from(profiles)
-    .where(and(matches, sql`not ${blockedEitherWay(viewerId)}`, after ? sql`(${rank}, ${profiles.userId}) > (${after.rank}, ${after.id}::uuid)` : undefined))
-    .orderBy(rank, asc(profiles.userId))
-    .limit(limit);
+    .innerJoin(page, sql`${profiles.userId} = page.user_id`)
+    .orderBy(sql`page.rank`, sql`page.user_id`);
   return rows.map((r) => ({ ...r.profile, rank: Number(r.rank) }));
 }

@@ -29,10 +29,29 @@ export const profiles = users.table(
   },
   (t) => [
     uniqueIndex("profiles_username_key").on(t.usernameKey).where(sql`${t.usernameKey} is not null`),
+    // Username prefix search (username_key LIKE 'q%'): the unique index above
+    // uses the database collation, which LIKE can only use under "C".
+    index("profiles_username_prefix_idx").on(sql`${t.usernameKey} text_pattern_ops`),
     // Display-name prefix search (lower(display_name) LIKE 'q%').
     index("profiles_display_name_idx").on(sql`lower(${t.displayName}) text_pattern_ops`),
     check("profiles_counts_non_negative", sql`${t.followerCount} >= 0 and ${t.followingCount} >= 0`),
   ],
+);
+
+/**
+ * The tails of a display name after each of its spaces, lower-cased ("Ada
+ * Byron King" → "byron king", "king"), so a search for a later word of the
+ * name is an index prefix scan (tail LIKE 'q%') instead of reading every
+ * profile for lower(display_name) LIKE '% q%' (no pg_trgm: PGlite lacks it).
+ * Rewritten with the display name, in the same transaction.
+ */
+export const profileNameTails = users.table(
+  "profile_name_tails",
+  {
+    userId: uuid("user_id").notNull(),
+    tail: text("tail").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.tail] }), index("profile_name_tails_prefix_idx").on(sql`${t.tail} text_pattern_ops`)],
 );
 
 /** follower_id follows followee_id. */

@@ -1,0 +1,71 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Tx } from "@aviary/runtime/db/database";
+import { enqueueEvent } from "@aviary/runtime/outbox/enqueue";
+import { CommentCreatedSchema, LikeCreatedSchema, PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
+import { outboxEvents } from "../store/schema.ts";
+import type { PostRow } from "../store/posts.ts";
+import type { CommentRow } from "../store/comments.ts";
+
+/**
+ * The topic of every post event, keyed by the post id: a post's creation,
+ * comments, likes and deletion stay in order for each consumer.
+ */
+export const postEventsTopic = "aviary.post.events";
+
+const tables = { outboxEvents };
+
+/**
+ * Event producers. Each writes to the outbox inside the caller's transaction,
+ * so an event exists exactly when the state change it describes committed.
+ */
+export function postCreated(tx: Tx, post: PostRow, replyToAuthorId: string): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: postEventsTopic,
+    key: post.id,
+    schema: PostCreatedSchema,
+    message: create(PostCreatedSchema, {
+      postId: post.id,
+      authorId: post.authorId,
+      replyToPostId: post.replyToPostId ?? "",
+      replyToAuthorId,
+      mentions: post.mentions,
+      hashtags: post.hashtags,
+      mediaIds: post.mediaIds,
+      createdAt: timestampFromDate(post.createdAt),
+    }),
+  });
+}
+
+export function postDeleted(tx: Tx, post: PostRow, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: postEventsTopic,
+    key: post.id,
+    schema: PostDeletedSchema,
+    message: create(PostDeletedSchema, { postId: post.id, authorId: post.authorId, deletedAt: timestampFromDate(at) }),
+  });
+}
+
+export function commentCreated(tx: Tx, comment: CommentRow, postAuthorId: string): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: postEventsTopic,
+    key: comment.postId,
+    schema: CommentCreatedSchema,
+    message: create(CommentCreatedSchema, {
+      commentId: comment.id,
+      postId: comment.postId,
+      authorId: comment.authorId,
+      postAuthorId,
+      createdAt: timestampFromDate(comment.createdAt),
+    }),
+  });
+}
+
+export function likeCreated(tx: Tx, post: Pick<PostRow, "id" | "authorId">, likerId: string, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: postEventsTopic,
+    key: post.id,
+    schema: LikeCreatedSchema,
+    message: create(LikeCreatedSchema, { postId: post.id, likerId, postAuthorId: post.authorId, createdAt: timestampFromDate(at) }),
+  });
+}

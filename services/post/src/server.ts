@@ -1,0 +1,134 @@
+// Wiring of the post service: configuration → adapters → domain → server.
+// Everything else in this folder is plain functions this file connects.
+import { fileURLToPath } from "node:url";
+import { PostService } from "@aviary/gen/aviary/post/v1/post_pb";
+import { loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { createLogger, type Logger } from "@aviary/runtime/log";
+import { startTelemetry } from "@aviary/runtime/telemetry";
+import { startServer, type RunningServer } from "@aviary/runtime/server";
+import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
+import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
+import { createPageTokens } from "@aviary/runtime/pagination";
+import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
+import type { Database } from "@aviary/runtime/db/database";
+import type { EventBus } from "@aviary/runtime/bus/bus";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
+import { createPostHandlers } from "./handlers.ts";
+import { connectPeers, type Peers } from "./peers.ts";
+import { outboxEvents } from "./store/schema.ts";
+
+export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
+
+/** Every setting of the post service, from the environment. */
+export const postConfigSpec = {
+  host: string("POST_HOST", { default: "127.0.0.1" }),
+  port: port("POST_PORT", { default: 8084 }),
+  authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json" }),
+  issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
+  audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  /** The user service: who may see whom (blocks). */
+  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082", protocols: ["http", "https"] }),
+  /** The media service: which uploads are confirmed, and their read URLs. */
+  mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083", protocols: ["http", "https"] }),
+  ...clientFacingConfigSpec,
+  ...databaseConfigSpec,
+  ...cacheConfigSpec,
+  ...busConfigSpec,
+  ...observabilityConfigSpec,
+};
+
+export type PostConfig = ConfigOf<typeof postConfigSpec>;
+
+export function postConfigFromEnv(env: NodeJS.ProcessEnv = process.env): PostConfig {
+  return loadConfig(postConfigSpec, env);
+}
+
+/** Adapters can be handed in (the dev launcher shares one PGlite, one bus and one cache across services). */
+export interface PostAdapters {
+  database?: Database;
+  cache?: Cache;
+  bus?: EventBus;
+  logger?: Logger;
+  /** The user and media services; by default Connect clients to USER_URL and MEDIA_URL. */
+  peers?: Peers;
+}
+
+export interface RunningPostService extends RunningServer {
+  readonly database: Database;
+  readonly cache: Cache;
+  readonly bus: EventBus;
+  /** Resolves once every committed event has been handed to the bus. */
+  eventsFlushed(timeoutMs?: number): Promise<void>;
+}
+
+export async function startPostService(config: PostConfig, adapters: PostAdapters = {}): Promise<RunningPostService> {
+  const logger = adapters.logger ?? createLogger("post", config.logLevel);
+  const telemetry = startTelemetry({ serviceName: "post", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
+  const resources = ownedResources();
+
+  const database = adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
+  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
+  const bus = adapters.bus ?? resources.own(await openBusFrom("post", config, logger));
+  await database.migrate(migrationsFolder, { schema: "posts" });
+
+  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
+  if (config.pageTokenSecret === undefined) {
+    logger.warn("PAGE_TOKEN_SECRET is not set: using a random one, so page tokens do not survive a restart or cross instances");
+  }
+  const secret = config.pageTokenSecret ?? crypto.randomUUID() + crypto.randomUUID();
+  const tokens = (method: string) => createPageTokens(secret, `${PostService.typeName}/${method}`);
+
+  const handlers = createPostHandlers({
+    database,
+    peers: adapters.peers ?? connectPeers({ userUrl: stripSlash(config.userUrl.toString()), mediaUrl: stripSlash(config.mediaUrl.toString()) }),
+    pageTokens: { byAuthor: tokens("ListPostsByAuthor"), comments: tokens("ListComments") },
+  });
+
+  const server = await startServer({
+    name: "post",
+    host: config.host,
+    port: config.port,
+    logger,
+    telemetry,
+    trustedProxyHops: config.trustedProxyHops,
+    routes: (router) => router.service(PostService, handlers),
+    // The user and media services are not readiness checks: a post service
+    // that cannot reach them still serves the caller's own posts, and fails
+    // only the calls that need them (UNAVAILABLE).
+    readiness: [
+      { name: "database", check: () => database.ping() },
+      { name: "cache", check: () => cache.ping() },
+      { name: "events", check: () => bus.ping() },
+    ],
+    auth: {
+      verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
+      publicProcedures: [],
+      // Revoked sessions, as the auth service denylists them in the cache; a cache error fails closed.
+      isSessionRevoked: cacheRevocationCheck(cache),
+    },
+  });
+  logger.info({ url: server.url, database: database.kind, cache: cache.kind, bus: bus.kind }, "post service listening");
+
+  return {
+    ...server,
+    url: server.url,
+    port: server.port,
+    health: server.health,
+    database,
+    cache,
+    bus,
+    eventsFlushed: (timeoutMs) => relay.flushed(timeoutMs),
+    async close() {
+      await server.close();
+      await relay.stop();
+      await resources.closeAll();
+      await telemetry.shutdown();
+    },
+  };
+}
+
+/** `new URL("http://h:1")` prints a trailing "/"; Connect base URLs join paths themselves. */
+function stripSlash(url: string): string {
+  return url.endsWith("/") ? url.slice(0, -1) : url;
+}
