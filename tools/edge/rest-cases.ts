@@ -20,7 +20,7 @@ export interface Tokens {
 
 export type Who = "a" | "a2" | "b" | "c";
 /** What rows capture for later rows (beyond tokens). */
-export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId";
+export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId" | "postId" | "commentId";
 /** Presigned upload forms captured from CreateUpload rows, by what they are for. */
 export type UploadName = "avatar";
 
@@ -621,6 +621,228 @@ const mediaCases: RestCase[] = [
   getProfile("c", "b", "the rejected avatar changed nothing", { status: 200, json: { profile: { avatarMediaId: absent } } }),
 ];
 
+// --- every annotated PostService, FeedService and BffService RPC, and their errors ---------------
+// State from the user rows: c follows b (and nobody follows c); a and b no
+// longer follow each other (the block ended it). So b's posts reach c's feed.
+/** Every post in the table is b's. */
+const createPost = (name: string, body: (c: RestContext) => unknown, expect: RestCase["expect"], capture?: RestCase["capture"]): RestCase => ({
+  name,
+  method: "POST",
+  path: "/v1/posts",
+  headers: as("b"),
+  body,
+  expect,
+  ...(capture ? { capture } : {}),
+});
+const postPath = (suffix = "") => (c: RestContext) => `/v1/posts/${captured(c, "postId")}${suffix}`;
+/** A feed or home answer holding (or not) the captured post, by b. */
+const feedHolds = (present: boolean) => (c: RestContext) => (items: unknown) => {
+  const list = Array.isArray(items) ? (items as Array<{ post?: { postId?: string }; author?: { userId?: string } }>) : [];
+  const hit = list.find((item) => item.post?.postId === c.captured.postId);
+  return present ? hit !== undefined && hit.author?.userId === idOf(c, "b") : items === undefined || hit === undefined;
+};
+
+const postCases: RestCase[] = [
+  createPost(
+    "CreatePost: text with a mention and a hashtag, parsed",
+    (c) => ({ text: `hello @${usernameOf(c, "a").toUpperCase()} and #Aviary` }),
+    {
+      status: 200,
+      jsonFor: (c) => ({
+        post: { postId: uuid, authorId: idOf(c, "b"), text: anyString, mentions: [usernameOf(c, "a")], hashtags: ["aviary"], likeCount: absent, createdAt: anyString },
+      }),
+    },
+    (body, c) => {
+      c.captured.postId = (body as { post: { postId: string } }).post.postId;
+    },
+  ),
+  createPost("CreatePost with no text and no media: 400 with a field violation on text", () => ({ text: "   " }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("text")),
+  }),
+  createPost("CreatePost with 501 characters: 400 with a field violation on text", () => ({ text: "x".repeat(501) }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("text")),
+  }),
+  createPost("CreatePost with five media ids: 400 with a field violation on media_ids", () => ({ text: "hi", mediaIds: [1, 2, 3, 4, 5].map((i) => `00000000-0000-4000-8000-00000000000${i}`) }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("media_ids")),
+  }),
+  createPost("CreatePost with someone else's (unconfirmed) media: 400 with a field violation on media_ids", (c) => ({ text: "hi", mediaIds: [captured(c, "mediaId")] }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("media_ids")),
+  }),
+  createPost("CreatePost replying to an unknown post: 400 with a field violation on reply_to_post_id", () => ({ text: "hi", replyToPostId: NOBODY }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("reply_to_post_id")),
+  }),
+  {
+    name: "GetPost",
+    method: "GET",
+    path: postPath(),
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ post: { postId: captured(c, "postId"), authorId: idOf(c, "b"), likedByViewer: absent } }) },
+  },
+  {
+    name: "GetPost with a path variable that is not a UUID: 400 with a field violation on post_id",
+    method: "GET",
+    path: "/v1/posts/not-a-uuid",
+    headers: as("c"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("post_id")) },
+  },
+  {
+    name: "ListPostsByAuthor (GET /v1/users/{author_id}/posts)",
+    method: "GET",
+    path: (c) => `/v1/users/${idOf(c, "b")}/posts?page_size=10`,
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ posts: [{ postId: captured(c, "postId") }], nextPageToken: absent }) },
+  },
+  {
+    name: "BatchGetPosts (repeated post_ids): a map of visible posts; unknown ids absent",
+    method: "GET",
+    path: (c) => `/v1/posts:batchGet?post_ids=${captured(c, "postId")}&post_ids=${NOBODY}`,
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ posts: (v: unknown) => typeof v === "object" && v !== null && Object.keys(v).join() === captured(c, "postId") }) },
+  },
+  ...[1, 2].map(
+    (attempt): RestCase => ({
+      name: attempt === 1 ? "LikePost" : "LikePost again: idempotent, still one like",
+      method: "POST",
+      path: postPath(":like"),
+      headers: as("c"),
+      body: () => ({}),
+      expect: { status: 200, json: { likeCount: "1" } },
+    }),
+  ),
+  {
+    name: "GetPost after the like: the count and liked_by_viewer",
+    method: "GET",
+    path: postPath(),
+    headers: as("c"),
+    expect: { status: 200, json: { post: { likeCount: "1", likedByViewer: true } } },
+  },
+  {
+    name: "UnlikePost",
+    method: "POST",
+    path: postPath(":unlike"),
+    headers: as("c"),
+    body: () => ({}),
+    expect: { status: 200, json: { likeCount: absent } },
+  },
+  {
+    name: "CreateComment",
+    method: "POST",
+    path: postPath("/comments"),
+    headers: as("c"),
+    body: () => ({ text: "nice one" }),
+    expect: { status: 200, jsonFor: (c) => ({ comment: { commentId: uuid, postId: captured(c, "postId"), authorId: idOf(c, "c"), text: "nice one" } }) },
+    capture: (body, c) => {
+      c.captured.commentId = (body as { comment: { commentId: string } }).comment.commentId;
+    },
+  },
+  {
+    name: "CreateComment without text: 400 with a field violation on text",
+    method: "POST",
+    path: postPath("/comments"),
+    headers: as("c"),
+    body: () => ({}),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("text")) },
+  },
+  {
+    name: "ListComments",
+    method: "GET",
+    path: postPath("/comments"),
+    headers: as("b"),
+    expect: { status: 200, jsonFor: (c) => ({ comments: [{ commentId: captured(c, "commentId"), text: "nice one" }] }) },
+  },
+  {
+    name: "DeleteComment by someone else (the post's author): 403",
+    method: "DELETE",
+    path: (c) => `/v1/posts/${captured(c, "postId")}/comments/${captured(c, "commentId")}`,
+    headers: as("b"),
+    expect: { status: 403, json: status(7) },
+  },
+  {
+    name: "DeleteComment by its author",
+    method: "DELETE",
+    path: (c) => `/v1/posts/${captured(c, "postId")}/comments/${captured(c, "commentId")}`,
+    headers: as("c"),
+    expect: { status: 200, json: {} },
+  },
+  {
+    name: "DeletePost by someone else: 403",
+    method: "DELETE",
+    path: postPath(),
+    headers: as("c"),
+    expect: { status: 403, json: status(7) },
+  },
+  {
+    name: "GetHomeFeed: a followee's post arrives through Kafka, hydrated with its author",
+    method: "GET",
+    path: "/v1/feed?page_size=10",
+    headers: as("c"),
+    eventuallyMs: 30_000,
+    expect: { status: 200, jsonFor: (c) => ({ items: feedHolds(true)(c) }) },
+  },
+  {
+    name: "GetHomeFeed with a tampered page_token: 400 with a field violation on page_token",
+    method: "GET",
+    path: "/v1/feed?page_token=bm90LWEtdG9rZW4",
+    headers: as("c"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("page_token")) },
+  },
+  {
+    name: "GetHomeFeed without a token: 401 from jwt_authn",
+    method: "GET",
+    path: "/v1/feed",
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+  {
+    name: "GetHome: the caller's profile, the first feed page and unread counts in one call",
+    method: "GET",
+    path: "/v1/home",
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ profile: { userId: idOf(c, "c") }, feed: feedHolds(true)(c), unread: (v: unknown) => v !== undefined, errors: absent }) },
+  },
+  {
+    name: "DeletePost by its author",
+    method: "DELETE",
+    path: postPath(),
+    headers: as("b"),
+    expect: { status: 200, json: {} },
+  },
+  {
+    name: "DeletePost again: idempotent for the author",
+    method: "DELETE",
+    path: postPath(),
+    headers: as("b"),
+    expect: { status: 200, json: {} },
+  },
+  {
+    name: "GetPost of a deleted post: 404",
+    method: "GET",
+    path: postPath(),
+    headers: as("c"),
+    expect: { status: 404, json: notFound },
+  },
+  {
+    name: "LikePost on a deleted post: 404",
+    method: "POST",
+    path: postPath(":like"),
+    headers: as("c"),
+    body: () => ({}),
+    expect: { status: 404, json: notFound },
+  },
+  {
+    name: "GetHomeFeed after the deletion: the post is gone",
+    method: "GET",
+    path: "/v1/feed?page_size=10",
+    headers: as("c"),
+    eventuallyMs: 30_000,
+    expect: { status: 200, jsonFor: (c) => ({ items: feedHolds(false)(c) }) },
+  },
+];
+
 export const restCases: RestCase[] = [
   // --- every annotated AuthService RPC, happy path ---------------------------------
   ...(["a", "b"] as const).map(
@@ -935,6 +1157,7 @@ export const restCases: RestCase[] = [
   // --- the user and media services behind the edge ------------------------------------------
   ...userCases,
   ...mediaCases,
+  ...postCases,
 
   // --- last: rows that end sessions ---------------------------------------------------------
   {

@@ -1,6 +1,6 @@
 // The REST contract table (tools/edge/rest-cases.ts) through a real Envoy in
-// front of the real auth, user and media services (real PostgreSQL — a
-// database each —, Redis, Kafka and S3; the user and media services verify
+// front of the real auth, user, media, post, feed and BFF services (real
+// PostgreSQL — a database each —, Redis, Kafka and S3; every service verifies
 // tokens with the test auth service's JWKS), one ava test per row, in order; plus the
 // cases a table against a black box cannot show: what the service actually
 // receives in x-aviary-claims, and the edge while the auth service is down.
@@ -12,6 +12,9 @@ import { startTestAuth, uniqueEmail, password, type TestAuth } from "../../servi
 import { startEnvoy, type RunningEnvoy } from "../../services/runtime/test-support/envoy.ts";
 import { startTestUser, type TestUser } from "../../services/user/test/harness.ts";
 import { startTestMedia, type TestMedia } from "../../services/media/test/harness.ts";
+import { startTestFeed, type TestFeed } from "../../services/feed/test/harness.ts";
+import { bffConfigFromEnv, startBffService, type RunningBffService } from "@aviary/bff";
+import { infra } from "../../services/runtime/test-support/infra.ts";
 import { restCases } from "../edge/rest-cases.ts";
 import { newRestContext, runRestCases } from "../edge/rest-runner.ts";
 import type { RestContext } from "../edge/rest-cases.ts";
@@ -19,6 +22,8 @@ import type { RestContext } from "../edge/rest-cases.ts";
 let auth: TestAuth;
 let user: TestUser | undefined;
 let media: TestMedia | undefined;
+let feed: TestFeed | undefined;
+let bff: RunningBffService | undefined;
 let envoy: RunningEnvoy;
 let context: RestContext;
 
@@ -28,12 +33,35 @@ test.before(async () => {
   // user service asks this media service about avatars.
   media = await startTestMedia({}, auth);
   user = await startTestUser({}, auth, media);
-  envoy = await startEnvoy({ upstreams: { auth: auth.service.url, user: user.service.url, media: media.service.url } });
+  // The feed harness brings its own post service, which calls this user and media service.
+  feed = await startTestFeed({}, { deps: { auth, user, media } });
+  bff = await startBffService(
+    bffConfigFromEnv({
+      BFF_PORT: "0",
+      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+      USER_URL: user.service.url,
+      FEED_URL: feed.service.url,
+      REDIS_URL: (await infra()).redisUrl,
+      LOG_LEVEL: "silent",
+    }),
+  );
+  envoy = await startEnvoy({
+    upstreams: {
+      auth: auth.service.url,
+      user: user.service.url,
+      media: media.service.url,
+      post: feed.post.service.url,
+      feed: feed.service.url,
+      bff: bff.url,
+    },
+  });
   context = await newRestContext(envoy.url, { expiredToken: await mintExpiredToken(auth) });
 });
 
 test.after.always(async () => {
   await envoy?.stop();
+  await bff?.close();
+  await feed?.close();
   await Promise.all([user?.close(), media?.close()]);
   await auth?.close();
 });

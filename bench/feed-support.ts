@@ -1,0 +1,218 @@
+// Plumbing of the feed benchmark (bench/feed.ts): server processes, the
+// fixed-concurrency measurement, percentiles. The same approach as
+// bench/run.ts (whose helpers live inside that script and cannot be imported
+// without running it).
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export const repo = resolve(import.meta.dirname, "..");
+
+export interface ServerProcess {
+  url: string;
+  process: ChildProcess;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts a server process and resolves with the URL it announces on stdout
+ * (the runtime's "listening" line, JSON with `url`). Its output goes to
+ * `.dev/bench-feed-<label>.log` (read it when a scenario fails), not to the
+ * bench's own output, and is not kept in memory.
+ */
+export function spawnServer(label: string, script: string, env: Record<string, string>): Promise<ServerProcess> {
+  mkdirSync(resolve(repo, ".dev"), { recursive: true });
+  const log = createWriteStream(resolve(repo, `.dev/bench-feed-${label}.log`));
+  const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "--disable-warning=TimeoutNegativeWarning", script], {
+    cwd: repo,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stderr.pipe(log);
+  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  const stop = async (graceMs = 5_000) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const killed = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(killed);
+  };
+  return new Promise((resolveUrl, reject) => {
+    let pending = "";
+    let announced = false;
+    child.stdout.on("data", (chunk: Buffer) => {
+      log.write(chunk);
+      if (announced) return;
+      pending += chunk.toString("utf8");
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        const url = announcedUrl(line);
+        if (url !== undefined) {
+          announced = true;
+          pending = "";
+          resolveUrl({ url, process: child, stop });
+          return;
+        }
+      }
+    });
+    child.once("exit", (code) => {
+      if (!announced) reject(new Error(`${script} exited with ${code} before announcing its URL (see .dev/bench-feed-${label}.log)`));
+    });
+  });
+}
+
+function announcedUrl(line: string): string | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    const parsed = JSON.parse(line) as { url?: unknown };
+    return typeof parsed.url === "string" ? parsed.url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface Result {
+  name: string;
+  concurrency: number;
+  seconds: number;
+  calls: number;
+  errors: number;
+  throughput: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/**
+ * Runs `call` from `concurrency` loops for `durationMs` after `warmupMs`;
+ * latencies from after the warm-up only. `window` is told when the measured
+ * window starts and ends (to take CPU samples over it).
+ */
+export async function measure(
+  name: string,
+  concurrency: number,
+  call: () => Promise<unknown>,
+  durationMs: number,
+  window?: (phase: "start" | "end") => void,
+  warmupMs = 1_000,
+): Promise<Result> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: unknown;
+  const measureFrom = performance.now() + warmupMs;
+  const started = setTimeout(() => window?.("start"), warmupMs);
+  const end = measureFrom + durationMs;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        try {
+          await call();
+        } catch (error) {
+          errors += 1;
+          firstError ??= error;
+        }
+        if (t0 >= measureFrom) latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  clearTimeout(started);
+  window?.("end");
+  if (firstError !== undefined) console.warn(`${name}: ${errors} errors, first: ${(firstError as Error).message}`);
+  const sorted = latencies.sort((a, b) => a - b);
+  return {
+    name,
+    concurrency,
+    seconds: durationMs / 1000,
+    calls: sorted.length,
+    errors,
+    throughput: Math.round(sorted.length / (durationMs / 1000)),
+    p50Ms: round(quantile(sorted, 0.5)),
+    p99Ms: round(quantile(sorted, 0.99)),
+  };
+}
+
+/** The q-quantile of an ascending list (nearest rank); NaN when empty. */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+export function round(value: number, digits = 2): number {
+  return Number(value.toFixed(digits));
+}
+
+/** Polls `condition` every `everyMs` until true; throws naming `what` after `timeoutMs`. */
+export async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Runs `work` over `items` with at most `concurrency` in flight. */
+export async function inParallel<T, R>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        results[index] = await work(items[index]!, index);
+      }
+    }),
+  );
+  return results;
+}
+
+/**
+ * CPU time (user + system) used by processes over a window, from
+ * /proc/<pid>/stat, plus how busy the whole machine was: to see which
+ * process a scenario is bound by. Empty where /proc is missing (not Linux).
+ */
+export function cpuMeter(processes: Record<string, number | undefined>): { start(): void; stop(): { msByProcess: Record<string, number>; machineBusy: number; wallMs: number } } {
+  const ticksToMs = 10; // USER_HZ is 100 on Linux
+  const sample = () => {
+    const byProcess: Record<string, number> = {};
+    for (const [label, pid] of Object.entries(processes)) {
+      const ms = pid === process.pid ? (process.cpuUsage().user + process.cpuUsage().system) / 1000 : processTicks(pid) * ticksToMs;
+      if (!Number.isNaN(ms)) byProcess[label] = ms;
+    }
+    return { byProcess, machine: machineTicks(), at: performance.now() };
+  };
+  let first = sample();
+  return {
+    start() {
+      first = sample();
+    },
+    stop() {
+      const last = sample();
+      const msByProcess: Record<string, number> = {};
+      for (const [label, ms] of Object.entries(last.byProcess)) msByProcess[label] = Math.round(ms - (first.byProcess[label] ?? ms));
+      const total = last.machine.total - first.machine.total;
+      return { msByProcess, machineBusy: total > 0 ? round(1 - (last.machine.idle - first.machine.idle) / total, 2) : Number.NaN, wallMs: Math.round(last.at - first.at) };
+    },
+  };
+}
+
+function processTicks(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    // The command name (field 2) may hold spaces; fields after its closing parenthesis are fixed.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function machineTicks(): { idle: number; total: number } {
+  try {
+    const values = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+    return { idle: (values[3] ?? 0) + (values[4] ?? 0), total: values.reduce((a, b) => a + b, 0) };
+  } catch {
+    return { idle: Number.NaN, total: Number.NaN };
+  }
+}

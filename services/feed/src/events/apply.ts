@@ -1,0 +1,120 @@
+// What each event does to the projections and the timelines.
+//
+// Two steps per event, in this order, for a reason:
+// 1. The projection change runs once per event id (handleOnce): its row and
+//    the processed-event row commit together.
+// 2. The timeline change runs AFTER that commit, and runs again on every
+//    redelivery, even when step 1 was skipped as already done. Timeline
+//    writes are idempotent (a set add / remove), so repeating them changes
+//    nothing; skipping them would lose a fan-out whenever the process died
+//    between the commit and Redis. Running them after the commit is what
+//    makes a concurrent rebuild safe: a rebuild opens its key before reading
+//    Postgres, so a post is either in what the rebuild reads or added to the
+//    rebuild's key by this step (see store/timelines.ts).
+// Each timeline step re-reads the projection and acts on its current state
+// (a post deleted meanwhile is not fanned out; a follow undone meanwhile is
+// not back-filled), so late or repeated events cannot resurrect anything.
+import type { Database } from "@aviary/runtime/db/database";
+import { handleOnce } from "@aviary/runtime/outbox/idempotent";
+import type { TimelineStore } from "../store/timelines.ts";
+import { processedEvents } from "../store/schema.ts";
+import {
+  deleteFollow,
+  findPost,
+  followerCount,
+  followersPage,
+  insertFollow,
+  insertPost,
+  markPostDeleted,
+  postsByAuthorAmong,
+  recentPosts,
+  followExists,
+  type FollowEdge,
+} from "../store/projection.ts";
+
+/** The consumer name in processed_events. */
+export const feedConsumer = "feed";
+
+export interface ProjectorDeps {
+  database: Database;
+  timelines: TimelineStore;
+  /** Followers read (and timelines written) per round trip (FEED_FANOUT_BATCH). */
+  fanoutBatch: number;
+  /** Authors with more followers than this are merged at read time; null: everyone is fanned out. */
+  fanoutThreshold: number | null;
+  /** Posts of a newly followed account copied into the follower's timeline (FEED_BACKFILL). */
+  backfill: number;
+}
+
+const once = (deps: ProjectorDeps, eventId: string, apply: Parameters<typeof handleOnce>[4]) =>
+  handleOnce(deps.database, { processedEvents }, feedConsumer, eventId, apply);
+
+export async function applyPostCreated(deps: ProjectorDeps, eventId: string, post: { postId: string; authorId: string; createdAt: Date }): Promise<void> {
+  await once(deps, eventId, async (tx) => {
+    // Decided once, when the post arrives, and remembered: a reader's merge
+    // and a later deletion must agree on where the post went.
+    const fannedOut = deps.fanoutThreshold === null || (await followerCount(tx, post.authorId)) <= deps.fanoutThreshold;
+    await insertPost(tx, { ...post, fannedOut });
+  });
+  const row = await findPost(deps.database.db, post.postId);
+  if (!row || row.deletedAt !== null) return;
+  const entry = [{ postId: row.postId, score: row.createdAt.getTime() }];
+  await deps.timelines.addToExisting([row.authorId], entry);
+  if (!row.fannedOut) return;
+  await forEachFollowerBatch(deps, row.authorId, (followers) => deps.timelines.addToExisting(followers, entry));
+}
+
+export async function applyPostDeleted(deps: ProjectorDeps, eventId: string, post: { postId: string; authorId: string; deletedAt: Date }): Promise<void> {
+  await once(deps, eventId, (tx) => markPostDeleted(tx, post));
+  const row = await findPost(deps.database.db, post.postId);
+  if (!row) return;
+  await deps.timelines.remove([row.authorId], [row.postId]);
+  if (!row.fannedOut) return;
+  await forEachFollowerBatch(deps, row.authorId, (followers) => deps.timelines.remove(followers, [row.postId]));
+}
+
+export async function applyFollowCreated(deps: ProjectorDeps, eventId: string, edge: FollowEdge, at: Date): Promise<void> {
+  await once(deps, eventId, async (tx) => void (await insertFollow(tx, edge, at)));
+  if (!(await followExists(deps.database.db, edge))) return; // undone since
+  const entries = await recentPosts(deps.database.db, edge.followeeId, deps.backfill, { fannedOutOnly: true });
+  await deps.timelines.addToExisting([edge.followerId], entries);
+}
+
+export async function applyFollowDeleted(deps: ProjectorDeps, eventId: string, edge: FollowEdge): Promise<void> {
+  await once(deps, eventId, async (tx) => void (await deleteFollow(tx, edge)));
+  if (await followExists(deps.database.db, edge)) return; // followed again since
+  await removeAuthorFromTimeline(deps, edge.followerId, edge.followeeId);
+}
+
+/** The user service also sends a FollowDeleted per removed edge; dropping both edges here too keeps the projection right whatever arrives first. */
+export async function applyUserBlocked(deps: ProjectorDeps, eventId: string, blockerId: string, blockedId: string): Promise<void> {
+  await once(deps, eventId, async (tx) => {
+    await deleteFollow(tx, { followerId: blockerId, followeeId: blockedId });
+    await deleteFollow(tx, { followerId: blockedId, followeeId: blockerId });
+  });
+  if (!(await followExists(deps.database.db, { followerId: blockerId, followeeId: blockedId }))) {
+    await removeAuthorFromTimeline(deps, blockerId, blockedId);
+  }
+  if (!(await followExists(deps.database.db, { followerId: blockedId, followeeId: blockerId }))) {
+    await removeAuthorFromTimeline(deps, blockedId, blockerId);
+  }
+}
+
+/** Removes `authorId`'s posts from `userId`'s timeline: the timeline's members (at most the cap) matched against the projection. */
+async function removeAuthorFromTimeline(deps: ProjectorDeps, userId: string, authorId: string): Promise<void> {
+  const members = await deps.timelines.members(userId);
+  if (members === null || members.length === 0) return;
+  const postIds = await postsByAuthorAmong(deps.database.db, authorId, members);
+  await deps.timelines.remove([userId], postIds);
+}
+
+/** Walks an author's followers in keyset pages of `fanoutBatch`, one timeline round trip per page. */
+async function forEachFollowerBatch(deps: ProjectorDeps, authorId: string, use: (followers: string[]) => Promise<void>): Promise<void> {
+  let after: string | undefined;
+  for (;;) {
+    const page = await followersPage(deps.database.db, authorId, deps.fanoutBatch, after);
+    if (page.length > 0) await use(page);
+    if (page.length < deps.fanoutBatch) return;
+    after = page[page.length - 1];
+  }
+}

@@ -1,0 +1,89 @@
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { EventHeaders, type DeliveredEvent, type EventBus, type Subscription } from "@aviary/runtime/bus/bus";
+import { decodeEvent, EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
+import { isUuid } from "@aviary/runtime/validation";
+import { PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
+import { FollowCreatedSchema, FollowDeletedSchema, UserBlockedSchema } from "@aviary/gen/aviary/events/v1/user_events_pb";
+import { applyFollowCreated, applyFollowDeleted, applyPostCreated, applyPostDeleted, applyUserBlocked, type ProjectorDeps } from "./apply.ts";
+
+/** The post service's topic, keyed by post id (a post's creation and deletion stay in order). */
+export const postEventsTopic = "aviary.post.events";
+/** The user service's topic, keyed by the acting user's id. */
+export const userEventsTopic = "aviary.user.events";
+
+/** The default consumer group (FEED_GROUP). */
+export const feedGroup = "feed";
+
+export interface ConsumeOptions extends ProjectorDeps {
+  bus: EventBus;
+  groupId: string;
+  /** Delivery policy overrides (tests); the bus' defaults otherwise. */
+  maxAttempts?: number;
+  initialBackoffMs?: number;
+}
+
+/**
+ * One subscription on both topics: events are applied one at a time per
+ * partition, at least once (handleOnce and idempotent timeline writes absorb
+ * redeliveries). Other event types on these topics (comments, likes, profile
+ * updates) are skipped. An event that cannot be decoded, or keeps failing,
+ * is retried with backoff by the bus and then parked on `<topic>.dlq` with
+ * the reason.
+ */
+export function consumeFeedEvents(options: ConsumeOptions): Promise<Subscription> {
+  return options.bus.subscribe({
+    groupId: options.groupId,
+    topics: [postEventsTopic, userEventsTopic],
+    ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
+    ...(options.initialBackoffMs === undefined ? {} : { initialBackoffMs: options.initialBackoffMs }),
+    handle: (event) => handleFeedEvent(options, event),
+  });
+}
+
+export async function handleFeedEvent(deps: ProjectorDeps, event: DeliveredEvent): Promise<void> {
+  if (isEventOf(PostCreatedSchema, event)) {
+    const { id, message } = decoded(PostCreatedSchema, event);
+    await applyPostCreated(deps, id, {
+      postId: uuid(message.postId, "post_id", id),
+      authorId: uuid(message.authorId, "author_id", id),
+      createdAt: time(message.createdAt, "created_at", id),
+    });
+  } else if (isEventOf(PostDeletedSchema, event)) {
+    const { id, message } = decoded(PostDeletedSchema, event);
+    await applyPostDeleted(deps, id, {
+      postId: uuid(message.postId, "post_id", id),
+      authorId: uuid(message.authorId, "author_id", id),
+      deletedAt: message.deletedAt ? time(message.deletedAt, "deleted_at", id) : new Date(),
+    });
+  } else if (isEventOf(FollowCreatedSchema, event)) {
+    const { id, message } = decoded(FollowCreatedSchema, event);
+    const edge = { followerId: uuid(message.followerId, "follower_id", id), followeeId: uuid(message.followeeId, "followee_id", id) };
+    await applyFollowCreated(deps, id, edge, message.createdAt ? time(message.createdAt, "created_at", id) : new Date());
+  } else if (isEventOf(FollowDeletedSchema, event)) {
+    const { id, message } = decoded(FollowDeletedSchema, event);
+    await applyFollowDeleted(deps, id, { followerId: uuid(message.followerId, "follower_id", id), followeeId: uuid(message.followeeId, "followee_id", id) });
+  } else if (isEventOf(UserBlockedSchema, event)) {
+    const { id, message } = decoded(UserBlockedSchema, event);
+    await applyUserBlocked(deps, id, uuid(message.blockerId, "blocker_id", id), uuid(message.blockedId, "blocked_id", id));
+  }
+}
+
+function decoded<Desc extends DescMessage>(schema: Desc, event: DeliveredEvent): { id: string; message: MessageShape<Desc> } {
+  const message = decodeEvent(schema, event);
+  const id = event.headers[EventHeaders.id] ?? "";
+  if (!isUuid(id)) throw new EventDecodeError(`${schema.typeName} on ${event.topic} has no valid event-id`);
+  return { id, message };
+}
+
+/** Ids are compared as strings in Redis; Postgres prints UUIDs lower-case, so they are stored that way everywhere. */
+function uuid(value: string, field: string, eventId: string): string {
+  if (!isUuid(value)) throw new EventDecodeError(`event ${eventId} has an invalid ${field}`);
+  return value.toLowerCase();
+}
+
+/** Millisecond precision: the precision of timeline scores and of the projection's created_at. */
+function time(value: Timestamp | undefined, field: string, eventId: string): Date {
+  if (!value) throw new EventDecodeError(`event ${eventId} has no ${field}`);
+  return new Date(Number(value.seconds) * 1000 + Math.floor(value.nanos / 1e6));
+}

@@ -1,0 +1,47 @@
+// Step 1 of GetHomeFeed: which post ids, in which order.
+import type { Database } from "@aviary/runtime/db/database";
+import type { Logger } from "@aviary/runtime/log";
+import type { TimelineCursor, TimelineEntry, TimelineStore } from "../store/timelines.ts";
+import { feedFromProjection, notFannedOutFolloweePosts } from "../store/projection.ts";
+import { mergeNewestFirst } from "../domain/merge.ts";
+import { ensureTimeline } from "./rebuild.ts";
+
+export interface SkeletonDeps {
+  database: Database;
+  timelines: TimelineStore;
+  cap: number;
+  logger: Logger;
+}
+
+export interface Skeleton {
+  /** Newest first, at most the limit asked for. */
+  entries: TimelineEntry[];
+  /** Nothing exists past these entries. */
+  exhausted: boolean;
+}
+
+/**
+ * The reader's timeline page merged with the posts of followed authors that
+ * were not fanned out (hybrid), both strictly before `before`.
+ */
+export async function loadSkeleton(deps: SkeletonDeps, readerId: string, limit: number, before?: TimelineCursor): Promise<Skeleton> {
+  const [timeline, merged] = await Promise.all([
+    timelinePage(deps, readerId, limit, before),
+    notFannedOutFolloweePosts(deps.database.db, readerId, limit, before),
+  ]);
+  const entries = mergeNewestFirst([timeline, merged], limit);
+  return { entries, exhausted: entries.length < limit };
+}
+
+async function timelinePage(deps: SkeletonDeps, readerId: string, limit: number, before?: TimelineCursor): Promise<TimelineEntry[]> {
+  try {
+    let page = await deps.timelines.page(readerId, limit, before);
+    if (page === null && (await ensureTimeline(deps, readerId))) page = await deps.timelines.page(readerId, limit, before);
+    if (page !== null) return page;
+  } catch (error) {
+    deps.logger.warn({ err: error }, "timeline store failed; answering from the projection");
+  }
+  // Redis down, or a rebuild by another request still running: the same
+  // feed, straight from Postgres (slower, complete).
+  return feedFromProjection(deps.database.db, readerId, limit, { followees: "all", ...(before ? { before } : {}) });
+}

@@ -1,0 +1,164 @@
+// Wiring of the feed service: configuration → adapters → consumers and/or
+// the RPC server. Everything else in this folder is plain functions this
+// file connects.
+import { fileURLToPath } from "node:url";
+import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
+import { PostService } from "@aviary/gen/aviary/post/v1/post_pb";
+import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
+import { int, loadConfig, oneOf, optionalString, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { createLogger, type Logger } from "@aviary/runtime/log";
+import { startTelemetry } from "@aviary/runtime/telemetry";
+import { startServer, type RunningServer } from "@aviary/runtime/server";
+import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
+import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
+import { createPageTokens } from "@aviary/runtime/pagination";
+import { createServiceClient } from "@aviary/runtime/interceptors/client";
+import type { Database } from "@aviary/runtime/db/database";
+import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import type { ReadinessCheck } from "@aviary/runtime/health";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
+import { createFeedHandlers } from "./handlers.ts";
+import { consumeFeedEvents, feedGroup } from "./events/consume.ts";
+import { fanoutThreshold } from "./domain/threshold.ts";
+import type { TimelineStore } from "./store/timelines.ts";
+import { openTimelineStore } from "./store/timelines-open.ts";
+
+export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
+
+/** Every setting of the feed service, from the environment (see services/feed/README.md). */
+export const feedConfigSpec = {
+  host: string("FEED_HOST", { default: "127.0.0.1" }),
+  port: port("FEED_PORT", { default: 8085 }),
+  /** all: API and consumers in one process; api: GetHomeFeed only; consumer: the event consumers only (health endpoints still served). */
+  role: oneOf("FEED_ROLE", ["all", "api", "consumer"], { default: "all" }),
+  authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json" }),
+  issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
+  audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  postUrl: url("POST_URL", { default: "http://127.0.0.1:8084" }),
+  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
+  group: string("FEED_GROUP", { default: feedGroup }),
+  timelineCap: int("FEED_TIMELINE_CAP", { default: 800, min: 1, max: 100_000 }),
+  fanoutBatch: int("FEED_FANOUT_BATCH", { default: 1000, min: 1, max: 100_000 }),
+  fanoutThreshold: fanoutThreshold("FEED_FANOUT_THRESHOLD", { default: 10_000 }),
+  backfill: int("FEED_BACKFILL", { default: 50, min: 0, max: 100_000 }),
+  /** Where timelines live; REDIS_URL when unset. A separate instance can be sized (and evicted) for timelines alone. */
+  timelinesRedisUrl: optionalString("FEED_REDIS_URL"),
+  redisPrefix: string("FEED_REDIS_PREFIX", { default: "" }),
+  ...clientFacingConfigSpec,
+  ...databaseConfigSpec,
+  ...cacheConfigSpec,
+  ...busConfigSpec,
+  ...observabilityConfigSpec,
+};
+
+export type FeedConfig = ConfigOf<typeof feedConfigSpec>;
+
+export function feedConfigFromEnv(env: NodeJS.ProcessEnv = process.env): FeedConfig {
+  return loadConfig(feedConfigSpec, env);
+}
+
+/** Adapters can be handed in (the dev launcher shares one PGlite, one bus and one cache across services). */
+export interface FeedAdapters {
+  database?: Database;
+  cache?: Cache;
+  bus?: EventBus;
+  timelines?: TimelineStore;
+  logger?: Logger;
+}
+
+export interface RunningFeedService extends RunningServer {
+  readonly database: Database;
+  readonly cache: Cache;
+  readonly timelines: TimelineStore;
+  /** Undefined in the api role. */
+  readonly bus: EventBus | undefined;
+}
+
+export async function startFeedService(config: FeedConfig, adapters: FeedAdapters = {}): Promise<RunningFeedService> {
+  const logger = adapters.logger ?? createLogger("feed", config.logLevel);
+  const telemetry = startTelemetry({ serviceName: "feed", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
+  const resources = ownedResources();
+  const consumes = config.role !== "api";
+  const serves = config.role !== "consumer";
+
+  const database = adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
+  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
+  const timelinesUrl = config.timelinesRedisUrl ?? config.redisUrl;
+  const timelines =
+    adapters.timelines ?? resources.own(await openTimelineStore({ cap: config.timelineCap, prefix: config.redisPrefix, ...(timelinesUrl ? { url: timelinesUrl } : {}) }));
+  const bus = consumes ? (adapters.bus ?? resources.own(await openBusFrom("feed", config, logger))) : undefined;
+  await database.migrate(migrationsFolder, { schema: "feed" });
+
+  let subscription: Subscription | undefined;
+  if (bus) {
+    subscription = await consumeFeedEvents({
+      bus,
+      groupId: config.group,
+      database,
+      timelines,
+      fanoutBatch: config.fanoutBatch,
+      fanoutThreshold: config.fanoutThreshold,
+      backfill: config.backfill,
+    });
+  }
+
+  if (config.pageTokenSecret === undefined && serves) {
+    logger.warn("PAGE_TOKEN_SECRET is not set: using a random one, so page tokens do not survive a restart or cross instances");
+  }
+  const secret = config.pageTokenSecret ?? crypto.randomUUID() + crypto.randomUUID();
+  const handlers = createFeedHandlers({
+    database,
+    timelines,
+    cap: config.timelineCap,
+    logger,
+    posts: createServiceClient(PostService, config.postUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 }),
+    users: createServiceClient(UserService, config.userUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 }),
+    pageTokens: createPageTokens(secret, `${FeedService.typeName}/GetHomeFeed`),
+  });
+
+  const readiness: ReadinessCheck[] = [
+    { name: "database", check: () => database.ping() },
+    { name: "cache", check: () => cache.ping() },
+    { name: "timelines", check: () => timelines.ping() },
+  ];
+  if (bus) readiness.push({ name: "events", check: () => bus.ping() });
+
+  const server = await startServer({
+    name: "feed",
+    host: config.host,
+    port: config.port,
+    logger,
+    telemetry,
+    trustedProxyHops: config.trustedProxyHops,
+    // The consumer role serves only health, readiness and metrics.
+    routes: (router) => {
+      if (serves) router.service(FeedService, handlers);
+    },
+    readiness,
+    auth: {
+      verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
+      publicProcedures: [],
+      // Revoked sessions, as the auth service denylists them in the cache; a cache error fails closed.
+      isSessionRevoked: cacheRevocationCheck(cache),
+    },
+  });
+  logger.info({ url: server.url, role: config.role, database: database.kind, cache: cache.kind, timelines: timelines.kind, bus: bus?.kind }, "feed service listening");
+
+  return {
+    ...server,
+    url: server.url,
+    port: server.port,
+    health: server.health,
+    database,
+    cache,
+    timelines,
+    bus,
+    async close() {
+      await server.close();
+      await subscription?.stop();
+      await resources.closeAll();
+      await telemetry.shutdown();
+    },
+  };
+}

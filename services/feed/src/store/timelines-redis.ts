@@ -1,0 +1,172 @@
+import { Redis, type ChainableCommander } from "ioredis";
+import { DEFAULT_REBUILD_TTL_MS, type RebuildStart, type TimelineCursor, type TimelineEntry, type TimelineStore, type TimelineStoreOptions } from "./timelines.ts";
+
+/**
+ * Marks a timeline as existing (complete), also when it holds no post. Score
+ * 0 sorts below every post (scores are epoch ms), so it always has rank 0:
+ * trimming starts at rank 1, reads ask for scores above 0.
+ */
+const MARKER = "_";
+
+// Adds (score, member) pairs to each of KEYS that exists, then trims it to
+// ARGV[1] posts (the marker at rank 0 stays). A script, so "exists" and
+// "add" are one step: a timeline flushed or evicted in between is not
+// re-created with partial content.
+const ADD_TO_EXISTING = `
+local cap = tonumber(ARGV[1])
+for k = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    if #ARGV > 1 then redis.call('ZADD', KEYS[k], unpack(ARGV, 2)) end
+    redis.call('ZREMRANGEBYRANK', KEYS[k], 1, -(cap + 1))
+  end
+end
+return 0`;
+
+// KEYS: timeline, rebuild. ARGV: rebuild ttl ms.
+const BEGIN_REBUILD = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+redis.call('ZADD', KEYS[2], 0, '${MARKER}')
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 1`;
+
+// KEYS: rebuild, timeline. ARGV: cap. The rebuild replaces the timeline
+// atomically and loses the rebuild's expiry (RENAME keeps it).
+const FINISH_REBUILD = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[1]) + 1))
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('PERSIST', KEYS[2])
+return 1`;
+
+type ScriptCall = (...args: Array<string | number>) => Promise<unknown>;
+type PipelinedScriptCall = (...args: Array<string | number>) => ChainableCommander;
+
+/** Entries per script call while filling a rebuild (bounded Lua argument lists). */
+const FILL_CHUNK = 500;
+
+export interface RedisTimelineStoreOptions extends TimelineStoreOptions {
+  url: string;
+}
+
+export function openRedisTimelineStore(options: RedisTimelineStoreOptions): TimelineStore & { keyOf(userId: string): string } {
+  // Same connection policy as the runtime cache: never make a request hang;
+  // commands fail fast and callers fall back (reads) or retry (consumers).
+  const client = new Redis(options.url, { lazyConnect: true, connectTimeout: 2_000, commandTimeout: 5_000, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 200, 2_000) });
+  client.on("error", () => undefined); // surfaced through the failing commands
+  client.defineCommand("feedAddExisting", { lua: ADD_TO_EXISTING });
+  client.defineCommand("feedBeginRebuild", { numberOfKeys: 2, lua: BEGIN_REBUILD });
+  client.defineCommand("feedFinishRebuild", { numberOfKeys: 2, lua: FINISH_REBUILD });
+  const script = (name: string): ScriptCall => {
+    const fn = (client as unknown as Record<string, ScriptCall>)[name];
+    if (!fn) throw new Error(`script ${name} is not defined`);
+    return fn.bind(client);
+  };
+  const pipelined = (pipeline: ChainableCommander, name: string): PipelinedScriptCall => {
+    const fn = (pipeline as unknown as Record<string, PipelinedScriptCall>)[name];
+    if (!fn) throw new Error(`script ${name} is not defined`);
+    return fn.bind(pipeline);
+  };
+
+  const prefix = options.prefix ?? "";
+  // The braces are a Redis Cluster hash tag: a timeline and its rebuild share a slot, as scripts touching both require.
+  const keyOf = (userId: string) => `${prefix}feed:home:{${userId}}`;
+  const rebuildKeyOf = (userId: string) => `${keyOf(userId)}:rebuild`;
+  const cap = options.cap;
+  const rebuildTtlMs = options.rebuildTtlMs ?? DEFAULT_REBUILD_TTL_MS;
+  const flat = (entries: readonly TimelineEntry[]) => entries.flatMap((e) => [e.score, e.postId]);
+
+  return {
+    kind: "redis",
+    keyOf,
+
+    async addToExisting(userIds, entries) {
+      if (userIds.length === 0 || entries.length === 0) return;
+      const pipeline = client.pipeline();
+      const add = pipelined(pipeline, "feedAddExisting");
+      const args = flat(entries);
+      for (const userId of userIds) add(2, keyOf(userId), rebuildKeyOf(userId), cap, ...args);
+      throwFirstError(await pipeline.exec());
+    },
+
+    async remove(userIds, postIds) {
+      if (userIds.length === 0 || postIds.length === 0) return;
+      const pipeline = client.pipeline();
+      for (const userId of userIds) {
+        pipeline.zrem(keyOf(userId), ...postIds);
+        pipeline.zrem(rebuildKeyOf(userId), ...postIds);
+      }
+      throwFirstError(await pipeline.exec());
+    },
+
+    async page(userId, limit, before) {
+      const key = keyOf(userId);
+      // One transaction: existence and the page are read at one instant.
+      const multi = client.multi().exists(key);
+      if (before) multi.zrangebyscore(key, before.score, before.score);
+      multi.zrevrangebyscore(key, before ? `(${before.score}` : "+inf", "(0", "WITHSCORES", "LIMIT", 0, limit);
+      const replies = throwFirstError(await multi.exec());
+      if (replies[0] !== 1) return null;
+      const ties = before ? tiesBefore(replies[1] as string[], before) : [];
+      return [...ties, ...withScores(replies[replies.length - 1] as string[])].slice(0, limit);
+    },
+
+    async members(userId) {
+      const key = keyOf(userId);
+      const replies = throwFirstError(await client.multi().exists(key).zrange(key, 0, -1).exec());
+      if (replies[0] !== 1) return null;
+      return (replies[1] as string[]).filter((member) => member !== MARKER);
+    },
+
+    async exists(userId) {
+      return (await client.exists(keyOf(userId))) === 1;
+    },
+
+    async beginRebuild(userId): Promise<RebuildStart> {
+      const reply = Number(await script("feedBeginRebuild")(keyOf(userId), rebuildKeyOf(userId), rebuildTtlMs));
+      return reply === 0 ? "exists" : reply === 1 ? "started" : "busy";
+    },
+
+    async fillRebuild(userId, entries) {
+      const key = rebuildKeyOf(userId);
+      for (let i = 0; i < entries.length; i += FILL_CHUNK) {
+        await script("feedAddExisting")(1, key, cap, ...flat(entries.slice(i, i + FILL_CHUNK)));
+      }
+      return (await client.exists(key)) === 1;
+    },
+
+    async finishRebuild(userId) {
+      return Number(await script("feedFinishRebuild")(rebuildKeyOf(userId), keyOf(userId), cap)) === 1;
+    },
+
+    async ping() {
+      await client.ping();
+    },
+
+    async close() {
+      if (client.status === "wait" || client.status === "end") client.disconnect();
+      else await client.quit().catch(() => client.disconnect());
+    },
+  };
+}
+
+/** The ties at the cursor's score that come after it (smaller post id), newest first. */
+function tiesBefore(members: string[], before: TimelineCursor): TimelineEntry[] {
+  return members
+    .filter((postId) => postId !== MARKER && postId < before.postId)
+    .sort()
+    .reverse()
+    .map((postId) => ({ postId, score: before.score }));
+}
+
+function withScores(reply: string[]): TimelineEntry[] {
+  const entries: TimelineEntry[] = [];
+  for (let i = 0; i + 1 < reply.length; i += 2) entries.push({ postId: reply[i]!, score: Number(reply[i + 1]) });
+  return entries;
+}
+
+function throwFirstError(results: Array<[Error | null, unknown]> | null): unknown[] {
+  if (results === null) throw new Error("redis transaction aborted");
+  for (const [error] of results) if (error) throw error;
+  return results.map(([, value]) => value);
+}

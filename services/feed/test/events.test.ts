@@ -1,0 +1,135 @@
+// The consumers against hand-made events on the real Kafka (the same topics,
+// keys and headers as the real producers): redelivery of an event id changes
+// nothing, a poison event is parked on the dead-letter topic while the
+// consumer goes on, and authors above the fan-out threshold (2 here) are
+// merged at read time instead of fanned out.
+import test from "ava";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { DeliveredEvent, Subscription } from "@aviary/runtime/bus/bus";
+import { PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
+import { FollowCreatedSchema } from "@aviary/gen/aviary/events/v1/user_events_pb";
+import { eventually, uniqueName } from "../../runtime/test-support/infra.ts";
+import { postEventsTopic, userEventsTopic } from "../src/index.ts";
+import { startTestFeed, type Account, type TestFeed } from "./harness.ts";
+
+let h: TestFeed;
+let dlqSubscription: Subscription | undefined;
+const parked: DeliveredEvent[] = [];
+
+test.before(async () => {
+  h = await startTestFeed({ FEED_FANOUT_THRESHOLD: "2" });
+  dlqSubscription = await h.bus.subscribe({
+    groupId: uniqueName("feed_dlq_test"),
+    topics: [`${postEventsTopic}.dlq`],
+    handle: async (event) => void parked.push(event),
+  });
+});
+test.after.always(async () => {
+  await dlqSubscription?.stop();
+  await h?.close();
+});
+
+const processed = async (eventId: string) => (await h.query("select 1 from feed.processed_events where event_id = $1", [eventId])).length === 1;
+const uuid = () => crypto.randomUUID();
+
+/** Makes a user's timeline exist (as a first read would), so fan-out writes it. */
+async function openTimeline(userId: string): Promise<void> {
+  await h.service.timelines.beginRebuild(userId);
+  await h.service.timelines.finishRebuild(userId);
+}
+
+test("an event delivered again (same event id) changes nothing", async (t) => {
+  const [follower, author, postId] = [uuid(), uuid(), uuid()];
+  await Promise.all([openTimeline(follower), openTimeline(author)]);
+  const followId = uuid();
+  const follow = { followerId: follower, followeeId: author, createdAt: timestampFromDate(new Date()) };
+  await h.publish(userEventsTopic, follower, FollowCreatedSchema, follow, followId);
+  await h.publish(userEventsTopic, follower, FollowCreatedSchema, follow, followId);
+
+  const createdId = uuid();
+  const created = { postId, authorId: author, createdAt: timestampFromDate(new Date(Date.now() - 1000)) };
+  await h.publish(postEventsTopic, postId, PostCreatedSchema, created, createdId);
+  await eventually("the post fanned out", async () => (await h.timeline(follower))?.includes(postId) ?? false);
+  await h.publish(postEventsTopic, postId, PostDeletedSchema, { postId, authorId: author, deletedAt: timestampFromDate(new Date()) });
+  // The creation again, after the deletion: must not bring the post back.
+  await h.publish(postEventsTopic, postId, PostCreatedSchema, created, createdId);
+  // A marker behind it on the same key (same partition): once it is applied, so is everything before it.
+  const markerId = await h.publish(postEventsTopic, postId, PostDeletedSchema, { postId, authorId: author, deletedAt: timestampFromDate(new Date()) });
+  const followMarker = await h.publish(userEventsTopic, follower, FollowCreatedSchema, { ...follow, followeeId: uuid() });
+  await eventually("the markers applied", async () => (await processed(markerId)) && (await processed(followMarker)));
+
+  t.deepEqual(await h.timeline(follower), [], "the post stays out of the follower's timeline");
+  t.deepEqual(await h.timeline(author), [], "and out of the author's");
+  const [counts] = await h.query<{ followers: string }>("select followers from feed.follower_counts where user_id = $1", [author]);
+  t.is(Number(counts?.followers), 1, "the follow counted once");
+  const [row] = await h.query<{ n: string }>("select count(*) as n from feed.processed_events where event_id = any($1::uuid[])", [[followId, createdId]]);
+  t.is(Number(row?.n), 2);
+});
+
+test("a poison event goes to the dead-letter topic with the reason, and the consumer keeps going", async (t) => {
+  const key = uuid();
+  const poisonId = uuid();
+  await h.bus.publish([
+    {
+      topic: postEventsTopic,
+      key,
+      value: new Uint8Array([0xff, 0xff, 0xff]),
+      headers: { "event-id": poisonId, "event-type": PostCreatedSchema.typeName, "content-type": "application/x-protobuf" },
+    },
+  ]);
+  const badIds = await h.publish(postEventsTopic, key, PostCreatedSchema, { postId: "not-a-uuid", authorId: uuid(), createdAt: timestampFromDate(new Date()) });
+  // A good event behind them on the same partition.
+  const [author, postId] = [uuid(), key];
+  await openTimeline(author);
+  await h.publish(postEventsTopic, key, PostCreatedSchema, { postId, authorId: author, createdAt: timestampFromDate(new Date()) });
+
+  // Other suites' feed groups read the shared topic too and park their own copies: look at ours.
+  const ours = (eventId: string) => parked.find((e) => e.headers["event-id"] === eventId && e.headers["dlq-group"] === h.env["FEED_GROUP"]);
+  await eventually("both poison events parked", () => [poisonId, badIds].every((id) => ours(id) !== undefined), 60_000);
+  await eventually("the good event after them applied", async () => (await h.timeline(author))?.includes(postId) ?? false, 60_000);
+  const poison = ours(poisonId)!;
+  t.regex(poison.headers["dlq-reason"] ?? "", /not a valid aviary\.events\.v1\.PostCreated/);
+  t.is(poison.headers["dlq-original-topic"], postEventsTopic);
+  t.is(poison.headers["dlq-group"], h.env["FEED_GROUP"]);
+  t.regex(ours(badIds)!.headers["dlq-reason"] ?? "", /invalid post_id/);
+  t.false(await processed(poisonId));
+});
+
+test("hybrid: an author above the threshold is not fanned out, yet is in the followers' feeds", async (t) => {
+  const big = await h.signUp();
+  const fans: Account[] = [];
+  for (let i = 0; i < 3; i++) fans.push(await h.signUp());
+  const small = await h.signUp();
+  for (const fan of fans) {
+    await h.client.getHomeFeed({}, fan.call); // timelines exist
+    await h.post.user.client.follow({ userId: big.userId }, fan.call);
+  }
+  await h.post.user.client.follow({ userId: small.userId }, fans[0]!.call);
+  await eventually("3 followers in the projection", async () => {
+    const [row] = await h.query<{ followers: string }>("select followers from feed.follower_counts where user_id = $1", [big.userId]);
+    return Number(row?.followers) === 3;
+  });
+  await h.client.getHomeFeed({}, big.call);
+
+  const bigPost = (await h.post.client.createPost({ text: "to my many fans" }, big.call)).post!;
+  const smallPost = (await h.post.client.createPost({ text: "to my one fan" }, small.call)).post!;
+  await eventually("the small author's post fanned out", async () => (await h.timeline(fans[0]!.userId))?.includes(smallPost.postId) ?? false);
+  await eventually("the big author's post in the projection", async () => (await h.query("select 1 from feed.posts where post_id = $1 and not fanned_out", [bigPost.postId])).length === 1);
+
+  for (const fan of fans) t.false((await h.timeline(fan.userId))?.includes(bigPost.postId), "not written to a follower's timeline");
+  t.true((await h.timeline(big.userId))?.includes(bigPost.postId), "but to the author's own");
+  const feed = await h.client.getHomeFeed({}, fans[0]!.call);
+  t.deepEqual(feed.items.map((i) => i.post!.postId), [smallPost.postId, bigPost.postId], "merged at read time, newest first");
+  t.is(feed.items[1]?.author?.userId, big.userId);
+  for (const fan of fans.slice(1)) t.deepEqual((await h.client.getHomeFeed({}, fan.call)).items.map((i) => i.post!.postId), [bigPost.postId]);
+
+  // Paging across both sources: page size 1.
+  const first = await h.client.getHomeFeed({ pageSize: 1 }, fans[0]!.call);
+  const second = await h.client.getHomeFeed({ pageSize: 1, pageToken: first.nextPageToken }, fans[0]!.call);
+  t.deepEqual([...first.items, ...second.items].map((i) => i.post!.postId), [smallPost.postId, bigPost.postId]);
+  t.is(second.nextPageToken, "");
+
+  await h.post.client.deletePost({ postId: bigPost.postId }, big.call);
+  await eventually("the big author's deleted post leaves the merge", async () => (await h.client.getHomeFeed({}, fans[1]!.call)).items.length === 0);
+  t.pass();
+});

@@ -1,0 +1,178 @@
+// The home feed end to end: real auth, user, media and post services publish
+// to the real Kafka; the feed service consumes, fans out into Redis and
+// answers GetHomeFeed hydrated from the post and user services. Each test
+// signs up its own users, so tests run concurrently.
+import test from "ava";
+import { Code, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
+import { BadRequestSchema } from "@aviary/gen/google/rpc/error_details_pb";
+import { eventually } from "../../runtime/test-support/infra.ts";
+import { feedConfigFromEnv, startFeedService } from "../src/index.ts";
+import { rejection, startTestFeed, type Account, type TestFeed } from "./harness.ts";
+
+let h: TestFeed;
+test.before(async () => {
+  h = await startTestFeed();
+});
+test.after.always(async () => {
+  await h?.close();
+});
+
+/** Every post id of an account's home feed, paging through with `pageSize`. */
+async function feedIds(account: Account, pageSize = 50): Promise<string[]> {
+  const ids: string[] = [];
+  let pageToken = "";
+  for (let pages = 0; pages < 100; pages++) {
+    const page = await h.client.getHomeFeed({ pageSize, pageToken }, account.call);
+    ids.push(...page.items.map((item) => item.post!.postId));
+    if (!page.nextPageToken) return ids;
+    pageToken = page.nextPageToken;
+  }
+  throw new Error("more than 100 pages");
+}
+
+async function signUpWithTimeline(): Promise<Account> {
+  const account = await h.signUp();
+  // The first read builds the (empty) timeline; fan-out only writes timelines that exist.
+  await h.client.getHomeFeed({}, account.call);
+  return account;
+}
+
+const post = async (author: Account, text: string) => (await h.post.client.createPost({ text }, author.call)).post!;
+const followeeCount = async (followerId: string) =>
+  Number((await h.query<{ n: string }>("select count(*) as n from feed.follows where follower_id = $1", [followerId]))[0]?.n);
+
+test("a followed account's post reaches the follower's feed hydrated with its author; own posts are in one's own feed", async (t) => {
+  const [ada, bob] = await Promise.all([signUpWithTimeline(), signUpWithTimeline()]);
+  await h.post.user.client.updateProfile({ displayName: "Bob B" }, bob.call);
+  await h.post.user.client.follow({ userId: bob.userId }, ada.call);
+  const created = await post(bob, "hello followers");
+
+  await eventually("bob's post in ada's timeline", async () => (await h.timeline(ada.userId))?.includes(created.postId) ?? false);
+  const { items, nextPageToken } = await h.client.getHomeFeed({}, ada.call);
+  t.is(items.length, 1);
+  t.is(items[0]?.post?.postId, created.postId);
+  t.is(items[0]?.post?.text, "hello followers");
+  t.is(items[0]?.author?.userId, bob.userId);
+  t.is(items[0]?.author?.displayName, "Bob B");
+  t.is(nextPageToken, "");
+
+  await eventually("bob's own timeline", async () => (await h.timeline(bob.userId))?.includes(created.postId) ?? false);
+  t.deepEqual(await feedIds(bob), [created.postId]);
+});
+
+test("a deleted post leaves the author's and the followers' feeds", async (t) => {
+  const [ada, bob] = await Promise.all([signUpWithTimeline(), signUpWithTimeline()]);
+  await h.post.user.client.follow({ userId: bob.userId }, ada.call);
+  const kept = await post(bob, "kept");
+  const gone = await post(bob, "gone");
+  await eventually("both in ada's timeline", async () => (await h.timeline(ada.userId))?.length === 2);
+  t.deepEqual(await feedIds(ada), [gone.postId, kept.postId]);
+
+  await h.post.client.deletePost({ postId: gone.postId }, bob.call);
+  await eventually("the deleted post out of both timelines", async () => {
+    const [a, b] = await Promise.all([h.timeline(ada.userId), h.timeline(bob.userId)]);
+    return !a?.includes(gone.postId) && !b?.includes(gone.postId);
+  });
+  t.deepEqual(await feedIds(ada), [kept.postId]);
+  t.deepEqual(await feedIds(bob), [kept.postId]);
+  const [row] = await h.query<{ deleted: boolean }>("select deleted_at is not null as deleted from feed.posts where post_id = $1", [gone.postId]);
+  t.true(row?.deleted, "the projection keeps a tombstone");
+});
+
+test("following back-fills the followee's recent posts; unfollowing takes them out again", async (t) => {
+  const [ada, bob, cat] = await Promise.all([signUpWithTimeline(), h.signUp(), h.signUp()]);
+  const older = await post(bob, "older");
+  const newer = await post(bob, "newer");
+  const catPost = await post(cat, "cat");
+  await eventually("bob's posts in the projection", async () => (await h.query("select 1 from feed.posts where author_id = $1", [bob.userId])).length === 2);
+
+  await h.post.user.client.follow({ userId: bob.userId }, ada.call);
+  await h.post.user.client.follow({ userId: cat.userId }, ada.call);
+  await eventually("back-filled", async () => (await h.timeline(ada.userId))?.length === 3);
+  t.deepEqual(await feedIds(ada), [catPost.postId, newer.postId, older.postId]);
+
+  await h.post.user.client.unfollow({ userId: bob.userId }, ada.call);
+  await eventually("bob's posts removed", async () => (await h.timeline(ada.userId))?.length === 1);
+  t.deepEqual(await h.timeline(ada.userId), [catPost.postId]);
+  t.deepEqual(await feedIds(ada), [catPost.postId]);
+});
+
+test("a block takes each side's posts out of the other's feed, and later posts never arrive", async (t) => {
+  const [ada, bob] = await Promise.all([signUpWithTimeline(), signUpWithTimeline()]);
+  await h.post.user.client.follow({ userId: bob.userId }, ada.call);
+  await h.post.user.client.follow({ userId: ada.userId }, bob.call);
+  const [fromAda, fromBob] = [await post(ada, "ada before"), await post(bob, "bob before")];
+  await eventually("both timelines hold both posts", async () => (await h.timeline(ada.userId))?.length === 2 && (await h.timeline(bob.userId))?.length === 2);
+
+  await h.post.user.client.block({ userId: bob.userId }, ada.call);
+  await eventually("each side's posts out of the other's timeline", async () => {
+    const [a, b] = await Promise.all([h.timeline(ada.userId), h.timeline(bob.userId)]);
+    return a?.join() === fromAda.postId && b?.join() === fromBob.postId;
+  });
+  t.deepEqual(await feedIds(ada), [fromAda.postId]);
+  t.deepEqual(await feedIds(bob), [fromBob.postId]);
+
+  const later = await post(bob, "bob after");
+  await eventually("bob's own timeline has the later post (the event was applied)", async () => (await h.timeline(bob.userId))?.includes(later.postId) ?? false);
+  t.false((await h.timeline(ada.userId))?.includes(later.postId));
+  t.deepEqual(await feedIds(ada), [fromAda.postId]);
+  t.is(await followeeCount(ada.userId), 0);
+  t.is(await followeeCount(bob.userId), 0);
+});
+
+test("pages cover the feed newest first without gaps or repeats; a tampered token or a bad size is INVALID_ARGUMENT", async (t) => {
+  const [ada, bob, cat] = await Promise.all([signUpWithTimeline(), h.signUp(), h.signUp()]);
+  await h.post.user.client.follow({ userId: bob.userId }, ada.call);
+  await h.post.user.client.follow({ userId: cat.userId }, ada.call);
+  const created: string[] = [];
+  for (let i = 0; i < 7; i++) created.push((await post(i % 2 === 0 ? bob : cat, `post ${i}`)).postId);
+  created.push((await post(ada, "own")).postId);
+  await eventually("all 8 in ada's timeline", async () => (await h.timeline(ada.userId))?.length === 8);
+
+  const first = await h.client.getHomeFeed({ pageSize: 3 }, ada.call);
+  t.is(first.items.length, 3);
+  t.truthy(first.nextPageToken);
+  const all = await feedIds(ada, 3);
+  t.deepEqual(all, [...created].reverse(), "newest first, every post once");
+  t.deepEqual(all.slice(0, 3), first.items.map((i) => i.post!.postId));
+
+  const [body, mac] = first.nextPageToken.split(".") as [string, string];
+  const forged = Buffer.from(JSON.stringify({ s: 1, p: created[0] })).toString("base64url");
+  for (const pageToken of [`${forged}.${mac}`, `${body}.${mac.slice(0, -2)}AA`, "garbage"]) {
+    const error = await rejection(h.client.getHomeFeed({ pageToken }, ada.call));
+    t.is(error.code, Code.InvalidArgument);
+    t.deepEqual(error.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field), ["page_token"]);
+  }
+  const tooBig = await rejection(h.client.getHomeFeed({ pageSize: 51 }, ada.call));
+  t.is(tooBig.code, Code.InvalidArgument);
+  t.deepEqual(tooBig.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field), ["page_size"]);
+});
+
+test("a page dropping unreadable items is refilled from further down the timeline", async (t) => {
+  const [ada, bob] = await Promise.all([signUpWithTimeline(), h.signUp()]);
+  await h.post.user.client.follow({ userId: bob.userId }, ada.call);
+  const ids: string[] = [];
+  for (let i = 0; i < 6; i++) ids.push((await post(bob, `p${i}`)).postId);
+  await eventually("all 6 in ada's timeline", async () => (await h.timeline(ada.userId))?.length === 6);
+  // Deleted behind the feed's back: the timeline still lists them, the post service no longer returns them.
+  await h.post.query("update posts.posts set deleted_at = now() where id = any($1::uuid[])", [[ids[5], ids[4], ids[3]]]);
+  const page = await h.client.getHomeFeed({ pageSize: 2 }, ada.call);
+  t.deepEqual(page.items.map((i) => i.post!.postId), [ids[2], ids[1]], "a full page from further down");
+  t.deepEqual(await feedIds(ada, 2), [ids[2], ids[1], ids[0]]);
+});
+
+test("without a token the feed is UNAUTHENTICATED", async (t) => {
+  t.is((await rejection(h.client.getHomeFeed({}))).code, Code.Unauthenticated);
+});
+
+test("a dependency that is down fails the read with UNAVAILABLE, not an empty page", async (t) => {
+  const [ada] = await Promise.all([signUpWithTimeline()]);
+  await post(ada, "mine");
+  await eventually("ada's own post in her timeline", async () => (await h.timeline(ada.userId))?.length === 1);
+  const orphan = await startFeedService(feedConfigFromEnv({ ...h.env, FEED_ROLE: "api", POST_URL: "http://127.0.0.1:9" }));
+  t.teardown(() => orphan.close());
+  const client = createClient(FeedService, createGrpcTransport({ baseUrl: orphan.url }));
+  t.is((await rejection(client.getHomeFeed({}, ada.call))).code, Code.Unavailable);
+});

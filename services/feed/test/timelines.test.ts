@@ -1,0 +1,113 @@
+// One suite, both timeline adapters (in-memory and Redis): they must follow
+// the same rules, or `make dev` would behave unlike production.
+import test from "ava";
+import { infra, uniqueName } from "../../runtime/test-support/infra.ts";
+import type { TimelineStore } from "../src/store/timelines.ts";
+import { MemoryTimelineStore } from "../src/store/timelines-memory.ts";
+import { openRedisTimelineStore } from "../src/store/timelines-redis.ts";
+import { mergeNewestFirst } from "../src/domain/merge.ts";
+import { parseCursor } from "../src/domain/page-token.ts";
+import { fanoutThreshold } from "../src/domain/threshold.ts";
+import { applyRules } from "../src/read/rules.ts";
+
+const CAP = 5;
+const adapters: Array<[string, () => Promise<TimelineStore>]> = [
+  ["memory", async () => new MemoryTimelineStore({ cap: CAP, rebuildTtlMs: 200 })],
+  ["redis", async () => openRedisTimelineStore({ url: (await infra()).redisUrl, cap: CAP, prefix: `${uniqueName("tl")}:`, rebuildTtlMs: 200 })],
+];
+
+const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
+const entry = (n: number, score = 1_000 + n) => ({ postId: id(n), score });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function ready(store: TimelineStore, userId: string): Promise<void> {
+  await store.beginRebuild(userId);
+  await store.finishRebuild(userId);
+}
+
+for (const [name, open] of adapters) {
+  test(`${name}: writes never create a timeline; an existing one is capped, newest kept`, async (t) => {
+    const store = await open();
+    t.teardown(() => store.close());
+    await store.addToExisting(["u1", "u2"], [entry(1)]);
+    t.is(await store.page("u1", 10), null, "missing stays missing");
+    t.false(await store.exists("u1"));
+    await ready(store, "u1");
+    t.deepEqual(await store.page("u1", 10), [], "an empty timeline exists");
+    await store.addToExisting(["u1", "u2"], [1, 2, 3, 4, 5, 6, 7].map((n) => entry(n)));
+    t.deepEqual((await store.page("u1", 10))?.map((e) => e.postId), [7, 6, 5, 4, 3].map(id), "capped at 5, oldest dropped");
+    t.is(await store.page("u2", 10), null);
+    await store.remove(["u1", "u2"], [id(6), id(9)]);
+    t.deepEqual((await store.members("u1"))?.sort(), [3, 4, 5, 7].map(id));
+    t.is(await store.members("u2"), null);
+  });
+
+  test(`${name}: keyset pages break score ties by post id, descending`, async (t) => {
+    const store = await open();
+    t.teardown(() => store.close());
+    await ready(store, "u");
+    await store.addToExisting(["u"], [entry(1, 10), entry(2, 20), entry(3, 20), entry(4, 20), entry(5, 30)]);
+    const first = (await store.page("u", 2))!;
+    t.deepEqual(first.map((e) => e.postId), [id(5), id(4)]);
+    const second = (await store.page("u", 2, first[1]))!;
+    t.deepEqual(second.map((e) => e.postId), [id(3), id(2)]);
+    t.deepEqual((await store.page("u", 2, second[1]))!.map((e) => e.postId), [id(1)]);
+  });
+
+  test(`${name}: one rebuild at a time; writes during it land in it; an abandoned one expires`, async (t) => {
+    const store = await open();
+    t.teardown(() => store.close());
+    t.is(await store.beginRebuild("u"), "started");
+    t.is(await store.beginRebuild("u"), "busy");
+    await store.addToExisting(["u"], [entry(9)]); // fan-out while the rebuild reads Postgres
+    t.is(await store.page("u", 10), null, "not visible before it is finished");
+    t.true(await store.fillRebuild("u", [entry(1), entry(2)]));
+    t.true(await store.finishRebuild("u"));
+    t.deepEqual((await store.page("u", 10))?.map((e) => e.postId), [9, 2, 1].map(id));
+    t.is(await store.beginRebuild("u"), "exists");
+
+    t.is(await store.beginRebuild("v"), "started");
+    await sleep(300);
+    t.false(await store.finishRebuild("v"), "expired");
+    t.is(await store.beginRebuild("v"), "started");
+  });
+}
+
+test("merge keeps the newest distinct entries", (t) => {
+  t.deepEqual(mergeNewestFirst([[entry(3), entry(1)], [entry(3), entry(2)]], 2), [entry(3), entry(2)]);
+});
+
+test("page-token cursors are checked for shape", (t) => {
+  t.deepEqual(parseCursor({ s: 5, p: id(1) }), { score: 5, postId: id(1) });
+  for (const bad of [null, {}, { s: "5", p: id(1) }, { s: 5, p: "x" }, { s: -1, p: id(1) }]) t.throws(() => parseCursor(bad));
+});
+
+test("FEED_FANOUT_THRESHOLD: a count, or off (also 0)", (t) => {
+  const v = fanoutThreshold("FEED_FANOUT_THRESHOLD", { default: 10_000 });
+  t.is(v.parse(undefined), 10_000);
+  t.is(v.parse("2"), 2);
+  t.is(v.parse("off"), null);
+  t.is(v.parse("0"), null);
+  t.throws(() => v.parse("-1"));
+});
+
+test("rules drop missing posts, hidden authors, and authors the reader no longer follows", (t) => {
+  const post = (n: number, authorId: string) => ({ postId: id(n), authorId }) as never;
+  const profile = (userId: string) => ({ userId }) as never;
+  const entries = [1, 2, 3, 4, 5].map((n) => entry(n));
+  const visible = applyRules("me", entries, {
+    posts: new Map([
+      [id(1), post(1, "me")],
+      [id(2), post(2, "friend")],
+      [id(3), post(3, "blocker")],
+      [id(4), post(4, "unfollowed")],
+    ]),
+    profiles: new Map([
+      ["me", profile("me")],
+      ["friend", profile("friend")],
+      ["unfollowed", profile("unfollowed")],
+    ]),
+    followed: new Set(["friend", "blocker"]),
+  });
+  t.deepEqual(visible.map((v) => v.entry.postId), [id(1), id(2)]);
+});
