@@ -5,7 +5,7 @@
 import pg from "pg";
 import type { Redis } from "ioredis";
 import type { TimelineStore } from "../services/feed/src/store/timelines.ts";
-import { inParallel } from "./feed-support.ts";
+import { inParallel } from "./support.ts";
 
 export interface SeededAuthor {
   authorId: string;

@@ -15,92 +15,20 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
 import pg from "pg";
-import { spawn, type ChildProcess } from "node:child_process";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { startEnvoy } from "../services/runtime/test-support/envoy.ts";
 import { HealthService } from "@aviary/runtime/health";
-
-interface Result {
-  name: string;
-  concurrency: number;
-  seconds: number;
-  calls: number;
-  errors: number;
-  throughput: number;
-  p50Ms: number;
-  p99Ms: number;
-}
+import { measure as measureFor, repo, spawnServer, type Result } from "./support.ts";
 
 const durationMs = Number(process.env["BENCH_SECONDS"] ?? 5) * 1000;
 const warmupMs = 1000;
-
-/** Runs `call` from `concurrency` loops for the duration; latencies from after the warm-up only. */
-async function measure(name: string, concurrency: number, call: () => Promise<unknown>): Promise<Result> {
-  const latencies: number[] = [];
-  let errors = 0;
-  const started = performance.now();
-  const measureFrom = started + warmupMs;
-  const end = measureFrom + durationMs;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        try {
-          await call();
-        } catch {
-          errors += 1;
-        }
-        if (t0 >= measureFrom) latencies.push(performance.now() - t0);
-      }
-    }),
-  );
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
-  return {
-    name,
-    concurrency,
-    seconds: durationMs / 1000,
-    calls: latencies.length,
-    errors,
-    throughput: Math.round(latencies.length / (durationMs / 1000)),
-    p50Ms: Number(at(0.5).toFixed(2)),
-    p99Ms: Number(at(0.99).toFixed(2)),
-  };
-}
+/** Runs `call` from `concurrency` loops for BENCH_SECONDS after the warm-up. */
+const measure = (name: string, concurrency: number, call: () => Promise<unknown>): Promise<Result> => measureFor(name, concurrency, call, durationMs, undefined, warmupMs);
 
 const realStack = Boolean(process.env["DATABASE_URL"] && process.env["REDIS_URL"] && process.env["KAFKA_BROKERS"]);
-const repo = resolve(import.meta.dirname, "..");
 
-/**
- * Starts a server process and resolves with the URL it announces on stdout
- * (a JSON line with `url`). Servers run in their own processes so the load
- * generator and the server do not share one event loop.
- */
-function spawnServer(script: string, env: Record<string, string>): Promise<{ url: string; process: ChildProcess }> {
-  const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "--disable-warning=TimeoutNegativeWarning", script], {
-    cwd: repo,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolveUrl, reject) => {
-    let buffered = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString("utf8");
-      for (const line of buffered.split("\n")) {
-        try {
-          const parsed = JSON.parse(line) as { url?: string };
-          if (parsed.url) return resolveUrl({ url: parsed.url, process: child });
-        } catch {
-          // not a JSON line yet
-        }
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`${script} exited with ${code} before announcing its URL`)));
-  });
-}
-
-const noop = await spawnServer("bench/noop-server.ts", {});
-const authServer = await spawnServer("services/auth/src/main.ts", {
+const noop = await spawnServer("noop", "bench/noop-server.ts", {});
+const authServer = await spawnServer("auth", "services/auth/src/main.ts", {
   AUTH_PORT: "0",
   LOG_LEVEL: "info",
   AUTH_CODE_SINK: resolve(repo, ".dev/bench-codes.jsonl"),
@@ -152,7 +80,7 @@ if (envoy !== undefined) {
 // should cost the same at 1k and 100k followers, and deep in the list as on top.
 const userResults: Result[] = [];
 if (realStack) {
-  const userServer = await spawnServer("services/user/src/main.ts", {
+  const userServer = await spawnServer("user", "services/user/src/main.ts", {
     USER_PORT: "0",
     LOG_LEVEL: "info",
     AUTH_JWKS_URL: `${authServer.url}/.well-known/jwks.json`,

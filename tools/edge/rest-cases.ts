@@ -781,7 +781,7 @@ const postCases: RestCase[] = [
     method: "GET",
     path: "/v1/feed?page_size=10",
     headers: as("c"),
-    eventuallyMs: 30_000,
+    eventuallyMs: 60_000,
     expect: { status: 200, jsonFor: (c) => ({ items: feedHolds(true)(c) }) },
   },
   {
@@ -838,7 +838,7 @@ const postCases: RestCase[] = [
     method: "GET",
     path: "/v1/feed?page_size=10",
     headers: as("c"),
-    eventuallyMs: 30_000,
+    eventuallyMs: 60_000,
     expect: { status: 200, jsonFor: (c) => ({ items: feedHolds(false)(c) }) },
   },
 ];

@@ -8,11 +8,9 @@ import { duration, int, loadConfig, port, string, url, type ConfigOf } from "@av
 import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
-import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
-import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import type { Cache } from "@aviary/runtime/cache/cache";
-import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, openCacheFrom, ownedResources } from "@aviary/runtime/service-config";
+import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, openCacheFrom, ownedResources, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createBffHandlers } from "./handlers.ts";
 import { noUnreadYet, type UnreadSource } from "./domain/unread.ts";
 
@@ -20,9 +18,7 @@ import { noUnreadYet, type UnreadSource } from "./domain/unread.ts";
 export const bffConfigSpec = {
   host: string("BFF_HOST", { default: "127.0.0.1" }),
   port: port("BFF_PORT", { default: 8086 }),
-  authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json" }),
-  issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
-  audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  ...userTokenConfigSpec,
   userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
   feedUrl: url("FEED_URL", { default: "http://127.0.0.1:8085" }),
   /** Each section's time budget: past it, the section is reported as failed and the rest is answered. */
@@ -76,11 +72,7 @@ export async function startBffService(config: BffConfig, adapters: BffAdapters =
     // Ready when it can check sessions; its dependencies' health is theirs to report,
     // and a missing one costs a section, not the service.
     readiness: [{ name: "cache", check: () => cache.ping() }],
-    auth: {
-      verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
-      publicProcedures: [],
-      isSessionRevoked: cacheRevocationCheck(cache),
-    },
+    auth: userTokenAuth(config, cache),
   });
   logger.info({ url: server.url }, "bff listening");
 

@@ -9,15 +9,12 @@ import { int, loadConfig, oneOf, optionalString, port, string, url, type ConfigO
 import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
-import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
-import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
-import { createPageTokens } from "@aviary/runtime/pagination";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import type { ReadinessCheck } from "@aviary/runtime/health";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources, pageTokensFor, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createFeedHandlers } from "./handlers.ts";
 import { consumeFeedEvents, feedGroup } from "./events/consume.ts";
 import { fanoutThreshold } from "./domain/threshold.ts";
@@ -32,9 +29,7 @@ export const feedConfigSpec = {
   port: port("FEED_PORT", { default: 8085 }),
   /** all: API and consumers in one process; api: GetHomeFeed only; consumer: the event consumers only (health endpoints still served). */
   role: oneOf("FEED_ROLE", ["all", "api", "consumer"], { default: "all" }),
-  authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json" }),
-  issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
-  audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  ...userTokenConfigSpec,
   postUrl: url("POST_URL", { default: "http://127.0.0.1:8084" }),
   userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
   group: string("FEED_GROUP", { default: feedGroup }),
@@ -42,6 +37,8 @@ export const feedConfigSpec = {
   fanoutBatch: int("FEED_FANOUT_BATCH", { default: 1000, min: 1, max: 100_000 }),
   fanoutThreshold: fanoutThreshold("FEED_FANOUT_THRESHOLD", { default: 10_000 }),
   backfill: int("FEED_BACKFILL", { default: 50, min: 0, max: 100_000 }),
+  /** Partitions the consumer applies at once (each partition stays in order). */
+  consumerConcurrency: int("FEED_CONSUMER_CONCURRENCY", { default: 6, min: 1, max: 64 }),
   /** Where timelines live; REDIS_URL when unset. A separate instance can be sized (and evicted) for timelines alone. */
   timelinesRedisUrl: optionalString("FEED_REDIS_URL"),
   redisPrefix: string("FEED_REDIS_PREFIX", { default: "" }),
@@ -100,13 +97,10 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
       fanoutBatch: config.fanoutBatch,
       fanoutThreshold: config.fanoutThreshold,
       backfill: config.backfill,
+      partitionsConcurrently: config.consumerConcurrency,
     });
   }
 
-  if (config.pageTokenSecret === undefined && serves) {
-    logger.warn("PAGE_TOKEN_SECRET is not set: using a random one, so page tokens do not survive a restart or cross instances");
-  }
-  const secret = config.pageTokenSecret ?? crypto.randomUUID() + crypto.randomUUID();
   const handlers = createFeedHandlers({
     database,
     timelines,
@@ -114,7 +108,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
     logger,
     posts: createServiceClient(PostService, config.postUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 }),
     users: createServiceClient(UserService, config.userUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 }),
-    pageTokens: createPageTokens(secret, `${FeedService.typeName}/GetHomeFeed`),
+    pageTokens: pageTokensFor(FeedService.typeName, config, logger)("GetHomeFeed"),
   });
 
   const readiness: ReadinessCheck[] = [
@@ -136,12 +130,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
       if (serves) router.service(FeedService, handlers);
     },
     readiness,
-    auth: {
-      verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
-      publicProcedures: [],
-      // Revoked sessions, as the auth service denylists them in the cache; a cache error fails closed.
-      isSessionRevoked: cacheRevocationCheck(cache),
-    },
+    auth: userTokenAuth(config, cache),
   });
   logger.info({ url: server.url, role: config.role, database: database.kind, cache: cache.kind, timelines: timelines.kind, bus: bus?.kind }, "feed service listening");
 

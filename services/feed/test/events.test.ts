@@ -10,7 +10,7 @@ import { PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/
 import { FollowCreatedSchema } from "@aviary/gen/aviary/events/v1/user_events_pb";
 import { eventually, uniqueName } from "../../runtime/test-support/infra.ts";
 import { postEventsTopic, userEventsTopic } from "../src/index.ts";
-import { startTestFeed, type Account, type TestFeed } from "./harness.ts";
+import { startTestFeed, type Account, type TestFeed, CONSUMER_WAIT_MS } from "./harness.ts";
 
 let h: TestFeed;
 let dlqSubscription: Subscription | undefined;
@@ -49,14 +49,14 @@ test("an event delivered again (same event id) changes nothing", async (t) => {
   const createdId = uuid();
   const created = { postId, authorId: author, createdAt: timestampFromDate(new Date(Date.now() - 1000)) };
   await h.publish(postEventsTopic, postId, PostCreatedSchema, created, createdId);
-  await eventually("the post fanned out", async () => (await h.timeline(follower))?.includes(postId) ?? false);
+  await eventually("the post fanned out", async () => (await h.timeline(follower))?.includes(postId) ?? false, CONSUMER_WAIT_MS);
   await h.publish(postEventsTopic, postId, PostDeletedSchema, { postId, authorId: author, deletedAt: timestampFromDate(new Date()) });
   // The creation again, after the deletion: must not bring the post back.
   await h.publish(postEventsTopic, postId, PostCreatedSchema, created, createdId);
   // A marker behind it on the same key (same partition): once it is applied, so is everything before it.
   const markerId = await h.publish(postEventsTopic, postId, PostDeletedSchema, { postId, authorId: author, deletedAt: timestampFromDate(new Date()) });
   const followMarker = await h.publish(userEventsTopic, follower, FollowCreatedSchema, { ...follow, followeeId: uuid() });
-  await eventually("the markers applied", async () => (await processed(markerId)) && (await processed(followMarker)));
+  await eventually("the markers applied", async () => (await processed(markerId)) && (await processed(followMarker)), CONSUMER_WAIT_MS);
 
   t.deepEqual(await h.timeline(follower), [], "the post stays out of the follower's timeline");
   t.deepEqual(await h.timeline(author), [], "and out of the author's");
@@ -108,13 +108,13 @@ test("hybrid: an author above the threshold is not fanned out, yet is in the fol
   await eventually("3 followers in the projection", async () => {
     const [row] = await h.query<{ followers: string }>("select followers from feed.follower_counts where user_id = $1", [big.userId]);
     return Number(row?.followers) === 3;
-  });
+  }, CONSUMER_WAIT_MS);
   await h.client.getHomeFeed({}, big.call);
 
   const bigPost = (await h.post.client.createPost({ text: "to my many fans" }, big.call)).post!;
   const smallPost = (await h.post.client.createPost({ text: "to my one fan" }, small.call)).post!;
-  await eventually("the small author's post fanned out", async () => (await h.timeline(fans[0]!.userId))?.includes(smallPost.postId) ?? false);
-  await eventually("the big author's post in the projection", async () => (await h.query("select 1 from feed.posts where post_id = $1 and not fanned_out", [bigPost.postId])).length === 1);
+  await eventually("the small author's post fanned out", async () => (await h.timeline(fans[0]!.userId))?.includes(smallPost.postId) ?? false, CONSUMER_WAIT_MS);
+  await eventually("the big author's post in the projection", async () => (await h.query("select 1 from feed.posts where post_id = $1 and not fanned_out", [bigPost.postId])).length === 1, CONSUMER_WAIT_MS);
 
   for (const fan of fans) t.false((await h.timeline(fan.userId))?.includes(bigPost.postId), "not written to a follower's timeline");
   t.true((await h.timeline(big.userId))?.includes(bigPost.postId), "but to the author's own");
@@ -130,6 +130,6 @@ test("hybrid: an author above the threshold is not fanned out, yet is in the fol
   t.is(second.nextPageToken, "");
 
   await h.post.client.deletePost({ postId: bigPost.postId }, big.call);
-  await eventually("the big author's deleted post leaves the merge", async () => (await h.client.getHomeFeed({}, fans[1]!.call)).items.length === 0);
+  await eventually("the big author's deleted post leaves the merge", async () => (await h.client.getHomeFeed({}, fans[1]!.call)).items.length === 0, CONSUMER_WAIT_MS);
   t.pass();
 });

@@ -9,7 +9,7 @@ import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { BadRequestSchema } from "@aviary/gen/google/rpc/error_details_pb";
 import { eventually } from "../../runtime/test-support/infra.ts";
 import { feedConfigFromEnv, startFeedService } from "../src/index.ts";
-import { rejection, startTestFeed, type Account, type TestFeed } from "./harness.ts";
+import { rejection, startTestFeed, type Account, type TestFeed, CONSUMER_WAIT_MS } from "./harness.ts";
 
 let h: TestFeed;
 test.before(async () => {
@@ -49,7 +49,7 @@ test("a followed account's post reaches the follower's feed hydrated with its au
   await h.post.user.client.follow({ userId: bob.userId }, ada.call);
   const created = await post(bob, "hello followers");
 
-  await eventually("bob's post in ada's timeline", async () => (await h.timeline(ada.userId))?.includes(created.postId) ?? false);
+  await eventually("bob's post in ada's timeline", async () => (await h.timeline(ada.userId))?.includes(created.postId) ?? false, CONSUMER_WAIT_MS);
   const { items, nextPageToken } = await h.client.getHomeFeed({}, ada.call);
   t.is(items.length, 1);
   t.is(items[0]?.post?.postId, created.postId);
@@ -58,7 +58,7 @@ test("a followed account's post reaches the follower's feed hydrated with its au
   t.is(items[0]?.author?.displayName, "Bob B");
   t.is(nextPageToken, "");
 
-  await eventually("bob's own timeline", async () => (await h.timeline(bob.userId))?.includes(created.postId) ?? false);
+  await eventually("bob's own timeline", async () => (await h.timeline(bob.userId))?.includes(created.postId) ?? false, CONSUMER_WAIT_MS);
   t.deepEqual(await feedIds(bob), [created.postId]);
 });
 
@@ -67,14 +67,14 @@ test("a deleted post leaves the author's and the followers' feeds", async (t) =>
   await h.post.user.client.follow({ userId: bob.userId }, ada.call);
   const kept = await post(bob, "kept");
   const gone = await post(bob, "gone");
-  await eventually("both in ada's timeline", async () => (await h.timeline(ada.userId))?.length === 2);
+  await eventually("both in ada's timeline", async () => (await h.timeline(ada.userId))?.length === 2, CONSUMER_WAIT_MS);
   t.deepEqual(await feedIds(ada), [gone.postId, kept.postId]);
 
   await h.post.client.deletePost({ postId: gone.postId }, bob.call);
   await eventually("the deleted post out of both timelines", async () => {
     const [a, b] = await Promise.all([h.timeline(ada.userId), h.timeline(bob.userId)]);
     return !a?.includes(gone.postId) && !b?.includes(gone.postId);
-  });
+  }, CONSUMER_WAIT_MS);
   t.deepEqual(await feedIds(ada), [kept.postId]);
   t.deepEqual(await feedIds(bob), [kept.postId]);
   const [row] = await h.query<{ deleted: boolean }>("select deleted_at is not null as deleted from feed.posts where post_id = $1", [gone.postId]);
@@ -86,15 +86,15 @@ test("following back-fills the followee's recent posts; unfollowing takes them o
   const older = await post(bob, "older");
   const newer = await post(bob, "newer");
   const catPost = await post(cat, "cat");
-  await eventually("bob's posts in the projection", async () => (await h.query("select 1 from feed.posts where author_id = $1", [bob.userId])).length === 2);
+  await eventually("bob's posts in the projection", async () => (await h.query("select 1 from feed.posts where author_id = $1", [bob.userId])).length === 2, CONSUMER_WAIT_MS);
 
   await h.post.user.client.follow({ userId: bob.userId }, ada.call);
   await h.post.user.client.follow({ userId: cat.userId }, ada.call);
-  await eventually("back-filled", async () => (await h.timeline(ada.userId))?.length === 3);
+  await eventually("back-filled", async () => (await h.timeline(ada.userId))?.length === 3, CONSUMER_WAIT_MS);
   t.deepEqual(await feedIds(ada), [catPost.postId, newer.postId, older.postId]);
 
   await h.post.user.client.unfollow({ userId: bob.userId }, ada.call);
-  await eventually("bob's posts removed", async () => (await h.timeline(ada.userId))?.length === 1);
+  await eventually("bob's posts removed", async () => (await h.timeline(ada.userId))?.length === 1, CONSUMER_WAIT_MS);
   t.deepEqual(await h.timeline(ada.userId), [catPost.postId]);
   t.deepEqual(await feedIds(ada), [catPost.postId]);
 });
@@ -104,18 +104,18 @@ test("a block takes each side's posts out of the other's feed, and later posts n
   await h.post.user.client.follow({ userId: bob.userId }, ada.call);
   await h.post.user.client.follow({ userId: ada.userId }, bob.call);
   const [fromAda, fromBob] = [await post(ada, "ada before"), await post(bob, "bob before")];
-  await eventually("both timelines hold both posts", async () => (await h.timeline(ada.userId))?.length === 2 && (await h.timeline(bob.userId))?.length === 2);
+  await eventually("both timelines hold both posts", async () => (await h.timeline(ada.userId))?.length === 2 && (await h.timeline(bob.userId))?.length === 2, CONSUMER_WAIT_MS);
 
   await h.post.user.client.block({ userId: bob.userId }, ada.call);
   await eventually("each side's posts out of the other's timeline", async () => {
     const [a, b] = await Promise.all([h.timeline(ada.userId), h.timeline(bob.userId)]);
     return a?.join() === fromAda.postId && b?.join() === fromBob.postId;
-  });
+  }, CONSUMER_WAIT_MS);
   t.deepEqual(await feedIds(ada), [fromAda.postId]);
   t.deepEqual(await feedIds(bob), [fromBob.postId]);
 
   const later = await post(bob, "bob after");
-  await eventually("bob's own timeline has the later post (the event was applied)", async () => (await h.timeline(bob.userId))?.includes(later.postId) ?? false);
+  await eventually("bob's own timeline has the later post (the event was applied)", async () => (await h.timeline(bob.userId))?.includes(later.postId) ?? false, CONSUMER_WAIT_MS);
   t.false((await h.timeline(ada.userId))?.includes(later.postId));
   t.deepEqual(await feedIds(ada), [fromAda.postId]);
   t.is(await followeeCount(ada.userId), 0);
@@ -129,7 +129,7 @@ test("pages cover the feed newest first without gaps or repeats; a tampered toke
   const created: string[] = [];
   for (let i = 0; i < 7; i++) created.push((await post(i % 2 === 0 ? bob : cat, `post ${i}`)).postId);
   created.push((await post(ada, "own")).postId);
-  await eventually("all 8 in ada's timeline", async () => (await h.timeline(ada.userId))?.length === 8);
+  await eventually("all 8 in ada's timeline", async () => (await h.timeline(ada.userId))?.length === 8, CONSUMER_WAIT_MS);
 
   const first = await h.client.getHomeFeed({ pageSize: 3 }, ada.call);
   t.is(first.items.length, 3);
@@ -155,7 +155,7 @@ test("a page dropping unreadable items is refilled from further down the timelin
   await h.post.user.client.follow({ userId: bob.userId }, ada.call);
   const ids: string[] = [];
   for (let i = 0; i < 6; i++) ids.push((await post(bob, `p${i}`)).postId);
-  await eventually("all 6 in ada's timeline", async () => (await h.timeline(ada.userId))?.length === 6);
+  await eventually("all 6 in ada's timeline", async () => (await h.timeline(ada.userId))?.length === 6, CONSUMER_WAIT_MS);
   // Deleted behind the feed's back: the timeline still lists them, the post service no longer returns them.
   await h.post.query("update posts.posts set deleted_at = now() where id = any($1::uuid[])", [[ids[5], ids[4], ids[3]]]);
   const page = await h.client.getHomeFeed({ pageSize: 2 }, ada.call);
@@ -170,7 +170,7 @@ test("without a token the feed is UNAUTHENTICATED", async (t) => {
 test("a dependency that is down fails the read with UNAVAILABLE, not an empty page", async (t) => {
   const [ada] = await Promise.all([signUpWithTimeline()]);
   await post(ada, "mine");
-  await eventually("ada's own post in her timeline", async () => (await h.timeline(ada.userId))?.length === 1);
+  await eventually("ada's own post in her timeline", async () => (await h.timeline(ada.userId))?.length === 1, CONSUMER_WAIT_MS);
   const orphan = await startFeedService(feedConfigFromEnv({ ...h.env, FEED_ROLE: "api", POST_URL: "http://127.0.0.1:9" }));
   t.teardown(() => orphan.close());
   const client = createClient(FeedService, createGrpcTransport({ baseUrl: orphan.url }));

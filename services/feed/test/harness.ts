@@ -21,6 +21,13 @@ import type { TestMedia } from "../../media/test/harness.ts";
 import { feedConfigFromEnv, startFeedService, type RunningFeedService } from "../src/index.ts";
 
 export { as, rejection } from "../../auth/test/harness.ts";
+
+/**
+ * How long a test waits for the consumer to apply something. Each suite's
+ * fresh group reads the shared topics from the beginning, so in a full run it
+ * first works through every other suite's events: generous, not tight.
+ */
+export const CONSUMER_WAIT_MS = 60_000;
 export type { Account } from "../../user/test/harness.ts";
 
 export interface TestFeed {

@@ -6,7 +6,6 @@ import { bool, duration, int, loadConfig, optionalString, optionalUrl, port, str
 import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
-import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
 import type { Database } from "@aviary/runtime/db/database";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { createMediaHandlers } from "./handlers.ts";
@@ -15,8 +14,7 @@ import type { BlobStorage } from "./storage/storage.ts";
 import { openS3Storage } from "./storage/s3.ts";
 import { openDiskStorage, type DiskStorage } from "./storage/disk.ts";
 import { deleteExpiredPending, expiredPendingMedia } from "./store/media.ts";
-import { cacheConfigSpec, databaseConfigSpec, observabilityConfigSpec, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
-import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
+import { cacheConfigSpec, databaseConfigSpec, observabilityConfigSpec, openCacheFrom, openDatabaseFrom, ownedResources, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -28,9 +26,7 @@ export const mediaConfigSpec = {
   port: port("MEDIA_PORT", { default: 8083 }),
   /** Base URL clients reach this service at; the disk adapter's upload and read URLs point here. */
   publicUrl: string("MEDIA_PUBLIC_URL", { default: "http://127.0.0.1:8083" }),
-  authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json", protocols: ["http", "https"] }),
-  authIssuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
-  authAudience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  ...userTokenConfigSpec,
   maxImageBytes: int("MEDIA_MAX_IMAGE_BYTES", { default: 10 * MiB, min: 1, max: 5 * 1024 * MiB }),
   maxVideoBytes: int("MEDIA_MAX_VIDEO_BYTES", { default: 50 * MiB, min: 1, max: 5 * 1024 * MiB }),
   uploadUrlTtlMs: duration("MEDIA_UPLOAD_URL_TTL", { default: "15m", min: "1s", max: "7d" }),
@@ -148,12 +144,7 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
       { name: "cache", check: () => cache.ping() },
       { name: "storage", check: () => storage.ping() },
     ],
-    auth: {
-      verifier: createTokenVerifier({ issuer: config.authIssuer, audience: config.authAudience, jwks: config.authJwksUrl, typ: "at+jwt" }),
-      publicProcedures: [],
-      // Revoked sessions: the auth service's cache denylist (fails closed when the cache cannot answer).
-      isSessionRevoked: cacheRevocationCheck(cache),
-    },
+    auth: userTokenAuth(config, cache),
   });
   logger.info({ url: server.url, database: database.kind, storage: storage.kind }, "media service listening");
 

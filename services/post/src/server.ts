@@ -6,14 +6,11 @@ import { loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/co
 import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
-import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
-import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
-import { createPageTokens } from "@aviary/runtime/pagination";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources, pageTokensFor, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createPostHandlers } from "./handlers.ts";
 import { connectPeers, type Peers } from "./peers.ts";
 import { outboxEvents } from "./store/schema.ts";
@@ -24,9 +21,7 @@ export const migrationsFolder = fileURLToPath(new URL("./store/migrations", impo
 export const postConfigSpec = {
   host: string("POST_HOST", { default: "127.0.0.1" }),
   port: port("POST_PORT", { default: 8084 }),
-  authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json" }),
-  issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
-  audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  ...userTokenConfigSpec,
   /** The user service: who may see whom (blocks). */
   userUrl: url("USER_URL", { default: "http://127.0.0.1:8082", protocols: ["http", "https"] }),
   /** The media service: which uploads are confirmed, and their read URLs. */
@@ -73,11 +68,7 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
   await database.migrate(migrationsFolder, { schema: "posts" });
 
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
-  if (config.pageTokenSecret === undefined) {
-    logger.warn("PAGE_TOKEN_SECRET is not set: using a random one, so page tokens do not survive a restart or cross instances");
-  }
-  const secret = config.pageTokenSecret ?? crypto.randomUUID() + crypto.randomUUID();
-  const tokens = (method: string) => createPageTokens(secret, `${PostService.typeName}/${method}`);
+  const tokens = pageTokensFor(PostService.typeName, config, logger);
 
   const handlers = createPostHandlers({
     database,
@@ -101,12 +92,7 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
       { name: "cache", check: () => cache.ping() },
       { name: "events", check: () => bus.ping() },
     ],
-    auth: {
-      verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
-      publicProcedures: [],
-      // Revoked sessions, as the auth service denylists them in the cache; a cache error fails closed.
-      isSessionRevoked: cacheRevocationCheck(cache),
-    },
+    auth: userTokenAuth(config, cache),
   });
   logger.info({ url: server.url, database: database.kind, cache: cache.kind, bus: bus.kind }, "post service listening");
 

@@ -1,7 +1,12 @@
 // The settings and adapter wiring every service shares, so each service's
 // server.ts lists only what is its own. Spread the spec fragments into a
 // service's config spec; open each adapter from the parsed config.
-import { int, oneOf, optionalString, type ConfigOf } from "./config.ts";
+import { int, oneOf, optionalString, string, url, type ConfigOf } from "./config.ts";
+import { createTokenVerifier } from "./auth/verifier.ts";
+import { cacheRevocationCheck } from "./auth/denylist.ts";
+import { createPageTokens, type PageTokens } from "./pagination.ts";
+import type { AuthOptions } from "./interceptors/auth.ts";
+import type { Logger } from "./log.ts";
 import { openDatabase } from "./db/open.ts";
 import { openCache } from "./cache/open.ts";
 import { openEventBus } from "./bus/open.ts";
@@ -21,6 +26,44 @@ export const clientFacingConfigSpec = {
   pageTokenSecret: optionalString("PAGE_TOKEN_SECRET"),
   trustedProxyHops: int("TRUSTED_PROXY_HOPS", { default: 0, min: 0, max: 5 }),
 };
+
+/** Where the auth service publishes its keys, and what its user access tokens must say. */
+export const userTokenConfigSpec = {
+  authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json", protocols: ["http", "https"] }),
+  issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
+  audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+};
+
+/**
+ * Authentication of a service that does not issue tokens: user access tokens
+ * verified against the auth service's key set (fetched, cached, refetched on
+ * an unknown kid), and revoked sessions read from the cache denylist the auth
+ * service writes (a cache error fails closed).
+ */
+export function userTokenAuth(config: ConfigOf<typeof userTokenConfigSpec>, cache: Cache): AuthOptions {
+  return {
+    verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
+    publicProcedures: [],
+    isSessionRevoked: cacheRevocationCheck(cache),
+  };
+}
+
+/**
+ * Page tokens for `serviceTypeName`'s list methods, each bound to its method.
+ * Without PAGE_TOKEN_SECRET a random key is used (and a warning logged): page
+ * tokens then die with the process and do not cross instances.
+ */
+export function pageTokensFor(
+  serviceTypeName: string,
+  config: ConfigOf<typeof clientFacingConfigSpec>,
+  logger: Logger,
+): (method: string) => PageTokens {
+  if (config.pageTokenSecret === undefined) {
+    logger.warn("PAGE_TOKEN_SECRET is not set: using a random one, so page tokens do not survive a restart or cross instances");
+  }
+  const secret = config.pageTokenSecret ?? crypto.randomUUID() + crypto.randomUUID();
+  return (method) => createPageTokens(secret, `${serviceTypeName}/${method}`);
+}
 
 /** PostgreSQL when DATABASE_URL is set, else PGlite (in memory, or in PGLITE_DIR). */
 export const databaseConfigSpec = {

@@ -108,6 +108,42 @@ function busSuite(fixture: Fixture): void {
     }
   });
 
+  test(`${name}: partitionsConcurrently handles partitions at once, each still in order; the default one at a time`, async (t) => {
+    const run = async (partitionsConcurrently: number | undefined) => {
+      const topic = uniqueName("bus");
+      const keys = Array.from({ length: 12 }, (_, i) => `key-${i}`);
+      const seen: Array<{ key: string; n: number }> = [];
+      let inFlight = 0;
+      let maxInFlight = 0;
+      const sub = await subscribe({
+        groupId: uniqueName("g"),
+        topics: [topic],
+        ...(partitionsConcurrently === undefined ? {} : { partitionsConcurrently }),
+        handle: async (event) => {
+          inFlight += 1;
+          maxInFlight = Math.max(maxInFlight, inFlight);
+          await sleep(20);
+          seen.push({ key: event.key, n: Number(text(event.value)) });
+          inFlight -= 1;
+        },
+      });
+      try {
+        const records: EventRecord[] = [];
+        for (let n = 0; n < 4; n++) for (const key of keys) records.push(record(topic, key, String(n)));
+        await publish(records);
+        await eventually("48 events", () => seen.length >= 48, 60_000);
+      } finally {
+        await sub.stop();
+      }
+      for (const key of keys) t.deepEqual(seen.filter((e) => e.key === key).map((e) => e.n), [0, 1, 2, 3], `order of ${key}`);
+      return maxInFlight;
+    };
+    // Twelve keys over three partitions: more than one busy at once, never more than asked.
+    const concurrent = await run(3);
+    t.true(concurrent >= 2 && concurrent <= 3, `max in flight ${concurrent}`);
+    t.is(await run(undefined), 1);
+  });
+
   test(`${name}: every group gets every event; members of one group share them`, async (t) => {
     const topic = uniqueName("bus");
     const [a, b, c1, c2] = [collector(), collector(), collector(), collector()];

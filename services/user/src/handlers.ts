@@ -74,7 +74,8 @@ export function presentProfile(row: ProfileRow, viewerId: string): MessageInitSh
 const platformNames: Record<number, PlatformName> = { [Platform.IOS]: "ios", [Platform.ANDROID]: "android", [Platform.WEB]: "web" };
 const platformValues: Record<string, Platform> = { ios: Platform.IOS, android: Platform.ANDROID, web: Platform.WEB };
 
-function presentDevice(row: DeviceRow): MessageInitShape<typeof DeviceSchema> {
+/** A device as clients (and, through UserInternalService, other services) see it. */
+export function presentDevice(row: DeviceRow): MessageInitShape<typeof DeviceSchema> {
   return {
     deviceId: row.id,
     platform: platformValues[row.platform] ?? Platform.UNSPECIFIED,

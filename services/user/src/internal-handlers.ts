@@ -2,31 +2,17 @@
 // (scopes), never by a user's token. Only procedures listed in
 // internalProcedures accept service tokens (see server.ts).
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Platform, type DeviceSchema } from "@aviary/gen/aviary/user/v1/user_pb";
 import { UserInternalService } from "@aviary/gen/aviary/user/v1/user_internal_pb";
 import { requireServiceScope } from "@aviary/runtime/context";
 import type { Database } from "@aviary/runtime/db/database";
-import { listDevicesOfUsers, type DeviceRow } from "./store/devices.ts";
+import { listDevicesOfUsers } from "./store/devices.ts";
+import { presentDevice } from "./handlers.ts";
 
 /** The scope a service token needs for BatchGetDevices. */
 export const devicesReadScope = "user.devices.read";
 
 /** The procedures that take service tokens: all of UserInternalService, nothing of UserService. */
 export const internalProcedures = UserInternalService.methods.map((method) => `${UserInternalService.typeName}/${method.name}`);
-
-const platforms: Record<string, Platform> = { ios: Platform.IOS, android: Platform.ANDROID, web: Platform.WEB };
-
-function presentDevice(row: DeviceRow): MessageInitShape<typeof DeviceSchema> {
-  return {
-    deviceId: row.id,
-    platform: platforms[row.platform] ?? Platform.UNSPECIFIED,
-    token: row.token,
-    createdAt: timestampFromDate(row.createdAt),
-    updatedAt: timestampFromDate(row.updatedAt),
-  };
-}
 
 export function createUserInternalHandlers(deps: { database: Database }): ServiceImpl<typeof UserInternalService> {
   return {

@@ -10,8 +10,6 @@ import { createLogger, type Logger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createServiceTokenVerifier, createTokenVerifier } from "@aviary/runtime/auth/verifier";
-import { cacheRevocationCheck } from "@aviary/runtime/auth/denylist";
-import { createPageTokens } from "@aviary/runtime/pagination";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
@@ -20,7 +18,7 @@ import { createUserHandlers } from "./handlers.ts";
 import { createUserInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { consumeAuthEvents, profilesConsumer } from "./events/consume.ts";
 import { outboxEvents } from "./store/schema.ts";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources, pageTokensFor, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -28,11 +26,9 @@ export const migrationsFolder = fileURLToPath(new URL("./store/migrations", impo
 export const userConfigSpec = {
   host: string("USER_HOST", { default: "127.0.0.1" }),
   port: port("USER_PORT", { default: 8082 }),
-  authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json" }),
+  ...userTokenConfigSpec,
   /** The media service, asked whether a media id may be an avatar. */
   mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083" }),
-  issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
-  audience: string("AUTH_AUDIENCE", { default: "aviary" }),
   /** Audience of service tokens, accepted on UserInternalService only. */
   internalAudience: string("AUTH_INTERNAL_AUDIENCE", { default: "aviary-internal" }),
   profilesGroup: string("USER_PROFILES_GROUP", { default: profilesConsumer }),
@@ -77,11 +73,7 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
 
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
   const profilesSubscription = await consumeAuthEvents({ database, bus, groupId: config.profilesGroup });
-  if (config.pageTokenSecret === undefined) {
-    logger.warn("PAGE_TOKEN_SECRET is not set: using a random one, so page tokens do not survive a restart or cross instances");
-  }
-  const secret = config.pageTokenSecret ?? crypto.randomUUID() + crypto.randomUUID();
-  const tokens = (method: string) => createPageTokens(secret, `${UserService.typeName}/${method}`);
+  const tokens = pageTokensFor(UserService.typeName, config, logger);
 
   const handlers = createUserHandlers({
     database,
@@ -107,11 +99,7 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
       { name: "events", check: () => bus.ping() },
     ],
     auth: {
-      // The auth service's published key set (fetched, cached, refetched on an unknown kid).
-      verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
-      publicProcedures: [],
-      // Revoked sessions, as the auth service denylists them in the cache; a cache error fails closed.
-      isSessionRevoked: cacheRevocationCheck(cache),
+      ...userTokenAuth(config, cache),
       // Service tokens (other services, no user behind the call) on the internal procedures only.
       serviceTokens: {
         verifier: createServiceTokenVerifier({ issuer: config.issuer, audience: config.internalAudience, jwks: config.authJwksUrl }),

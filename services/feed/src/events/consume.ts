@@ -18,6 +18,8 @@ export const feedGroup = "feed";
 export interface ConsumeOptions extends ProjectorDeps {
   bus: EventBus;
   groupId: string;
+  /** Partitions applied at the same time (FEED_CONSUMER_CONCURRENCY); one at a time within each. */
+  partitionsConcurrently?: number;
   /** Delivery policy overrides (tests); the bus' defaults otherwise. */
   maxAttempts?: number;
   initialBackoffMs?: number;
@@ -25,8 +27,12 @@ export interface ConsumeOptions extends ProjectorDeps {
 
 /**
  * One subscription on both topics: events are applied one at a time per
- * partition, at least once (handleOnce and idempotent timeline writes absorb
- * redeliveries). Other event types on these topics (comments, likes, profile
+ * partition (several partitions at once), at least once (handleOnce and
+ * idempotent timeline writes absorb redeliveries). Events of different
+ * partitions may interleave: a post fanned out while its author gains a
+ * follower reaches them through the fan-out or the back-fill (each reads
+ * after its own commit), and a post fanned out while its author loses one is
+ * dropped by the read-time rule that a feed only shows followed authors. Other event types on these topics (comments, likes, profile
  * updates) are skipped. An event that cannot be decoded, or keeps failing,
  * is retried with backoff by the bus and then parked on `<topic>.dlq` with
  * the reason.
@@ -35,6 +41,7 @@ export function consumeFeedEvents(options: ConsumeOptions): Promise<Subscription
   return options.bus.subscribe({
     groupId: options.groupId,
     topics: [postEventsTopic, userEventsTopic],
+    ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
     ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
     ...(options.initialBackoffMs === undefined ? {} : { initialBackoffMs: options.initialBackoffMs }),
     handle: (event) => handleFeedEvent(options, event),

@@ -33,6 +33,13 @@ export interface SubscribeOptions {
   initialBackoffMs?: number;
   /** Read from the earliest retained event when the group has no offset yet. Default true. */
   fromBeginning?: boolean;
+  /**
+   * How many of this member's partitions are handled at the same time. Events
+   * of one partition (so of one key) are always handled one at a time, in
+   * order; a handler that is correct when events of different keys interleave
+   * gains throughput from more. Default 1.
+   */
+  partitionsConcurrently?: number;
 }
 
 export interface Subscription {

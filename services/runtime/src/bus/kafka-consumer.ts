@@ -86,7 +86,13 @@ export async function startKafkaSubscription(deps: KafkaSubscriptionDeps, option
     try {
       await consumer.connect();
       await consumer.subscribe({ topics: options.topics, fromBeginning });
-      await consumer.run({ eachBatch, eachBatchAutoResolve: false, autoCommitInterval: 1_000, partitionsConsumedConcurrently: 1 });
+      await consumer.run({
+        eachBatch,
+        eachBatchAutoResolve: false,
+        autoCommitInterval: 1_000,
+        // kafkajs never runs two batches of one partition at once, so per-key order holds.
+        partitionsConsumedConcurrently: options.partitionsConcurrently ?? 1,
+      });
     } catch (error) {
       return error;
     }

@@ -116,7 +116,9 @@ export class MemoryEventBus implements EventBus {
 
     group.members.push(member);
     rebalance(group);
-    const running = loop();
+    // As with Kafka, several loops may work for one member: `busy` keeps each
+    // partition to one loop at a time, so per-key order holds.
+    const running = Promise.all(Array.from({ length: Math.max(1, options.partitionsConcurrently ?? 1) }, loop)).then(() => undefined);
 
     const subscription: Subscription = {
       stop: async () => {

@@ -1,7 +1,5 @@
-// Plumbing of the feed benchmark (bench/feed.ts): server processes, the
-// fixed-concurrency measurement, percentiles. The same approach as
-// bench/run.ts (whose helpers live inside that script and cannot be imported
-// without running it).
+// Plumbing of the benchmarks (bench/run.ts, bench/feed.ts): server processes,
+// the fixed-concurrency measurement, percentiles.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -19,12 +17,12 @@ export interface ServerProcess {
 /**
  * Starts a server process and resolves with the URL it announces on stdout
  * (the runtime's "listening" line, JSON with `url`). Its output goes to
- * `.dev/bench-feed-<label>.log` (read it when a scenario fails), not to the
+ * `.dev/bench-<label>.log` (read it when a scenario fails), not to the
  * bench's own output, and is not kept in memory.
  */
 export function spawnServer(label: string, script: string, env: Record<string, string>): Promise<ServerProcess> {
   mkdirSync(resolve(repo, ".dev"), { recursive: true });
-  const log = createWriteStream(resolve(repo, `.dev/bench-feed-${label}.log`));
+  const log = createWriteStream(resolve(repo, `.dev/bench-${label}.log`));
   const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "--disable-warning=TimeoutNegativeWarning", script], {
     cwd: repo,
     env: { ...process.env, ...env },
@@ -59,7 +57,7 @@ export function spawnServer(label: string, script: string, env: Record<string, s
       }
     });
     child.once("exit", (code) => {
-      if (!announced) reject(new Error(`${script} exited with ${code} before announcing its URL (see .dev/bench-feed-${label}.log)`));
+      if (!announced) reject(new Error(`${script} exited with ${code} before announcing its URL (see .dev/bench-${label}.log)`));
     });
   });
 }
