@@ -16,6 +16,7 @@ import type { Cache } from "@aviary/runtime/cache/cache";
 import type { ReadinessCheck } from "@aviary/runtime/health";
 import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources, pageTokensFor, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createFeedHandlers } from "./handlers.ts";
+import { createViewCache } from "./read/view-cache.ts";
 import { consumeFeedEvents, feedGroup } from "./events/consume.ts";
 import { fanoutThreshold } from "./domain/threshold.ts";
 import type { TimelineStore } from "./store/timelines.ts";
@@ -37,6 +38,8 @@ export const feedConfigSpec = {
   fanoutBatch: int("FEED_FANOUT_BATCH", { default: 1000, min: 1, max: 100_000 }),
   fanoutThreshold: fanoutThreshold("FEED_FANOUT_THRESHOLD", { default: 10_000 }),
   backfill: int("FEED_BACKFILL", { default: 50, min: 0, max: 100_000 }),
+  /** How long a hydrated page is reused for an unchanged timeline (0: never; see read/view-cache.ts). */
+  viewCacheSeconds: int("FEED_VIEW_CACHE_SECONDS", { default: 10, min: 0, max: 300 }),
   /** Partitions the consumer applies at once (each partition stays in order). */
   consumerConcurrency: int("FEED_CONSUMER_CONCURRENCY", { default: 6, min: 1, max: 64 }),
   /** Where timelines live; REDIS_URL when unset. A separate instance can be sized (and evicted) for timelines alone. */
@@ -109,6 +112,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
     posts: createServiceClient(PostService, config.postUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 }),
     users: createServiceClient(UserService, config.userUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 }),
     pageTokens: pageTokensFor(FeedService.typeName, config, logger)("GetHomeFeed"),
+    ...(config.viewCacheSeconds > 0 ? { views: createViewCache({ cache, ttlSeconds: config.viewCacheSeconds, prefix: config.redisPrefix, logger }) } : {}),
   });
 
   const readiness: ReadinessCheck[] = [

@@ -171,8 +171,47 @@ test("a dependency that is down fails the read with UNAVAILABLE, not an empty pa
   const [ada] = await Promise.all([signUpWithTimeline()]);
   await post(ada, "mine");
   await eventually("ada's own post in her timeline", async () => (await h.timeline(ada.userId))?.length === 1, CONSUMER_WAIT_MS);
-  const orphan = await startFeedService(feedConfigFromEnv({ ...h.env, FEED_ROLE: "api", POST_URL: "http://127.0.0.1:9" }));
+  // No view cache: this is about a page that must be hydrated.
+  const orphan = await startFeedService(feedConfigFromEnv({ ...h.env, FEED_ROLE: "api", POST_URL: "http://127.0.0.1:9", FEED_VIEW_CACHE_SECONDS: "0" }));
   t.teardown(() => orphan.close());
   const client = createClient(FeedService, createGrpcTransport({ baseUrl: orphan.url }));
+  t.is((await rejection(client.getHomeFeed({}, ada.call))).code, Code.Unavailable);
+});
+
+test("an unchanged page is served from the view cache; a new post or a deletion changes the page at once", async (t) => {
+  const [ada, bob] = await Promise.all([signUpWithTimeline(), h.signUp()]);
+  await h.post.user.client.follow({ userId: bob.userId }, ada.call);
+  const first = await post(bob, "first");
+  await eventually("the first post in ada's timeline", async () => (await h.timeline(ada.userId))?.includes(first.postId) ?? false, CONSUMER_WAIT_MS);
+  t.deepEqual((await h.client.getHomeFeed({}, ada.call)).items.map((i) => i.post!.postId), [first.postId]);
+
+  // A second API instance on the same cache whose post service is gone: it
+  // can only answer pages it finds in the cache.
+  const cachedOnly = await startFeedService(feedConfigFromEnv({ ...h.env, FEED_ROLE: "api", POST_URL: "http://127.0.0.1:9" }));
+  t.teardown(() => cachedOnly.close());
+  const viaCache = createClient(FeedService, createGrpcTransport({ baseUrl: cachedOnly.url }));
+  const hit = await viaCache.getHomeFeed({}, ada.call);
+  t.deepEqual(hit.items.map((i) => [i.post!.postId, i.post!.text, i.author!.userId]), [[first.postId, "first", bob.userId]], "hydrated from the cache");
+
+  // A new post changes the skeleton, so the key: a miss, which needs the post service.
+  const second = await post(bob, "second");
+  await eventually("the second post in ada's timeline", async () => (await h.timeline(ada.userId))?.includes(second.postId) ?? false, CONSUMER_WAIT_MS);
+  t.is((await rejection(viaCache.getHomeFeed({}, ada.call))).code, Code.Unavailable, "not a stale page");
+  t.deepEqual((await h.client.getHomeFeed({}, ada.call)).items.map((i) => i.post!.postId), [second.postId, first.postId]);
+
+  // A deletion leaves the timeline, so the next read is a new page, not the cached one.
+  await h.post.client.deletePost({ postId: second.postId }, bob.call);
+  await eventually("the deleted post out of ada's timeline", async () => !((await h.timeline(ada.userId))?.includes(second.postId) ?? true), CONSUMER_WAIT_MS);
+  t.deepEqual((await h.client.getHomeFeed({}, ada.call)).items.map((i) => i.post!.postId), [first.postId]);
+});
+
+test("FEED_VIEW_CACHE_SECONDS=0 turns the view cache off: every read hydrates", async (t) => {
+  const [ada] = await Promise.all([signUpWithTimeline()]);
+  const mine = await post(ada, "mine");
+  await eventually("ada's post in her timeline", async () => (await h.timeline(ada.userId))?.includes(mine.postId) ?? false, CONSUMER_WAIT_MS);
+  await h.client.getHomeFeed({}, ada.call); // cached by the main instance
+  const uncached = await startFeedService(feedConfigFromEnv({ ...h.env, FEED_ROLE: "api", POST_URL: "http://127.0.0.1:9", FEED_VIEW_CACHE_SECONDS: "0" }));
+  t.teardown(() => uncached.close());
+  const client = createClient(FeedService, createGrpcTransport({ baseUrl: uncached.url }));
   t.is((await rejection(client.getHomeFeed({}, ada.call))).code, Code.Unavailable);
 });

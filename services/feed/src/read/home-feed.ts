@@ -1,13 +1,17 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import type { TimelineCursor } from "../store/timelines.ts";
-import { loadSkeleton, type SkeletonDeps } from "./skeleton.ts";
+import { loadSkeleton, type Skeleton, type SkeletonDeps } from "./skeleton.ts";
 import { hydrate, type HydrateDeps } from "./hydrate.ts";
 import { applyRules, type VisibleItem } from "./rules.ts";
+import type { ViewCache } from "./view-cache.ts";
 
 /** Skeleton rounds per page: enough to refill a page after drops, bounded so one call's cost is too. */
 export const MAX_ROUNDS = 4;
 
-export type HomeFeedDeps = SkeletonDeps & HydrateDeps;
+export type HomeFeedDeps = SkeletonDeps & HydrateDeps & {
+  /** Hydrated pages for a few seconds (FEED_VIEW_CACHE_SECONDS); absent: every read hydrates. */
+  views?: ViewCache;
+};
 
 export interface HomeFeedPage {
   items: VisibleItem[];
@@ -16,16 +20,33 @@ export interface HomeFeedPage {
 }
 
 /**
+ * One page of the reader's home feed. The first skeleton round is always
+ * read (it is cheap: Redis, plus Postgres for merged authors) and names the
+ * cached view, if any; only a miss pays for hydration.
+ */
+export async function homeFeedPage(deps: HomeFeedDeps, ctx: HandlerContext, readerId: string, size: number, start?: TimelineCursor): Promise<HomeFeedPage> {
+  const first = await loadSkeleton(deps, readerId, size + 1, start);
+  const views = deps.views;
+  if (views === undefined) return hydratedPage(deps, ctx, readerId, size, start, first);
+  const key = views.key(readerId, size, start, first.entries);
+  const cached = await views.get(key);
+  if (cached !== undefined) return cached;
+  const page = await hydratedPage(deps, ctx, readerId, size, start, first);
+  await views.set(key, page);
+  return page;
+}
+
+/**
  * skeleton → hydration → rules, repeated while dropped items leave the page
  * short and the skeleton has more. Each round asks for what is still missing
  * plus one, so a full page also knows whether another one exists.
  */
-export async function homeFeedPage(deps: HomeFeedDeps, ctx: HandlerContext, readerId: string, size: number, start?: TimelineCursor): Promise<HomeFeedPage> {
+async function hydratedPage(deps: HomeFeedDeps, ctx: HandlerContext, readerId: string, size: number, start: TimelineCursor | undefined, first: Skeleton): Promise<HomeFeedPage> {
   const items: VisibleItem[] = [];
   let cursor = start;
   let exhausted = false;
   for (let round = 0; round < MAX_ROUNDS && items.length <= size && !exhausted; round++) {
-    const skeleton = await loadSkeleton(deps, readerId, size + 1 - items.length, cursor);
+    const skeleton = round === 0 ? first : await loadSkeleton(deps, readerId, size + 1 - items.length, cursor);
     exhausted = skeleton.exhausted;
     const last = skeleton.entries[skeleton.entries.length - 1];
     if (!last) break;

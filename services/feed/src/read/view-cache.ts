@@ -1,0 +1,76 @@
+// Hydrated pages, cached per reader for a few seconds. Hydration (one
+// BatchGetPosts, which asks the user service about blocks, and one
+// BatchGetProfiles) is most of a GetHomeFeed's cost; a reader who refreshes
+// an unchanged feed gets the page without it.
+//
+// The key is the reader, the page's start and size, and the ids and scores of
+// the page's first skeleton round, so anything that changes what the page
+// holds changes the key: a new post, a deletion, an unfollow or a block all
+// add to or remove from the timeline (or the merged posts) before the next
+// read. What the key does not see stays stale for at most the TTL: counts,
+// liked_by_viewer, profile edits, and a deletion among entries fetched past
+// the first round. Failures of the cache never fail a read.
+import { createHash } from "node:crypto";
+import { fromBinary, toBinary, create } from "@bufbuild/protobuf";
+import { GetHomeFeedResponseSchema } from "@aviary/gen/aviary/feed/v1/feed_pb";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import type { Logger } from "@aviary/runtime/log";
+import type { TimelineCursor, TimelineEntry } from "../store/timelines.ts";
+import type { VisibleItem } from "./rules.ts";
+
+export interface CachedPage {
+  items: VisibleItem[];
+  next?: TimelineCursor;
+}
+
+export interface ViewCache {
+  key(readerId: string, size: number, start: TimelineCursor | undefined, firstRound: readonly TimelineEntry[]): string;
+  get(key: string): Promise<CachedPage | undefined>;
+  set(key: string, page: CachedPage): Promise<void>;
+}
+
+interface Stored {
+  /** The items' timeline entries, in order. */
+  entries: TimelineEntry[];
+  next?: TimelineCursor;
+  /** GetHomeFeedResponse{items} in the binary format, base64. */
+  items: string;
+}
+
+export function createViewCache(options: { cache: Cache; ttlSeconds: number; prefix: string; logger: Logger }): ViewCache {
+  const { cache, ttlSeconds, prefix, logger } = options;
+  return {
+    key(readerId, size, start, firstRound) {
+      const digest = createHash("sha256");
+      digest.update(`${size}|${start ? `${start.score}:${start.postId}` : ""}|`);
+      for (const entry of firstRound) digest.update(`${entry.score}:${entry.postId},`);
+      return `${prefix}feed:view:{${readerId}}:${digest.digest("base64url")}`;
+    },
+    async get(key) {
+      try {
+        const raw = await cache.get(key);
+        if (raw === null) return undefined;
+        const stored = JSON.parse(raw) as Stored;
+        const { items } = fromBinary(GetHomeFeedResponseSchema, Buffer.from(stored.items, "base64"));
+        if (items.length !== stored.entries.length) return undefined;
+        const page: CachedPage = {
+          items: items.flatMap((item, i) => (item.post && item.author ? [{ entry: stored.entries[i]!, post: item.post, author: item.author }] : [])),
+        };
+        if (stored.next) page.next = stored.next;
+        return page.items.length === items.length ? page : undefined;
+      } catch (error) {
+        logger.warn({ err: error }, "feed view cache read failed; hydrating");
+        return undefined;
+      }
+    },
+    async set(key, page) {
+      try {
+        const items = toBinary(GetHomeFeedResponseSchema, create(GetHomeFeedResponseSchema, { items: page.items.map(({ post, author }) => ({ post, author })) }));
+        const stored: Stored = { entries: page.items.map((item) => item.entry), ...(page.next ? { next: page.next } : {}), items: Buffer.from(items).toString("base64") };
+        await cache.set(key, JSON.stringify(stored), { ttlSeconds });
+      } catch (error) {
+        logger.warn({ err: error }, "feed view cache write failed");
+      }
+    },
+  };
+}
