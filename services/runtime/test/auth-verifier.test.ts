@@ -173,3 +173,56 @@ test("remote JWKS: fetched over HTTP, refetched on an unknown kid, Unavailable w
   const error = await t.throwsAsync(down.verify(await sign(current, claims())));
   t.is((error as ConnectError).code, Code.Unavailable, "an unreachable key set is the server's problem, not the token's");
 });
+
+test("a verified token is remembered: the exact string passes again without a signature check; any other string is checked", async (t) => {
+  const key = await makeKey("key-remember");
+  let jwks: JSONWebKeySet = { keys: [key.publicJwk] };
+  const remembering = createTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwks: () => jwks });
+  const token = await sign(key, claims({ jti: "remembered" }));
+  const other = await sign(key, claims({ jti: "never-seen" }));
+  t.is((await remembering.verify(token)).tokenId, "remembered");
+  // The key leaves the set: only a remembered token can still pass.
+  jwks = { keys: [] };
+  t.is((await remembering.verify(token)).tokenId, "remembered");
+  await t.throwsAsync(remembering.verify(other), { instanceOf: ConnectError });
+  const [head, body] = token.split(".");
+  await t.throwsAsync(remembering.verify(`${head}.${body}.${"A".repeat(86)}`), { instanceOf: ConnectError });
+});
+
+test("a remembered token is refused once its exp passes (no clock tolerance); verifiedCacheSize 0 remembers nothing", async (t) => {
+  const key = await makeKey("key-expiry");
+  let jwks: JSONWebKeySet = { keys: [key.publicJwk] };
+  let clock = Date.now();
+  const remembering = createTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwks: () => jwks, now: () => clock });
+  const exp = Math.floor(clock / 1000) + 60;
+  const token = await sign(key, claims({ exp }));
+  await remembering.verify(token);
+  jwks = { keys: [] };
+  t.is((await remembering.verify(token)).tokenId, "token-1", "remembered while valid");
+  // One millisecond past exp (inside jose's 5 s tolerance): memory no longer
+  // answers, so the token is checked again, and without its key it fails.
+  clock = exp * 1000 + 1;
+  await t.throwsAsync(remembering.verify(token), { instanceOf: ConnectError });
+
+  let keys: JSONWebKeySet = { keys: [key.publicJwk] };
+  const forgetful = createTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwks: () => keys, verifiedCacheSize: 0 });
+  const fresh = await sign(key, claims());
+  await forgetful.verify(fresh);
+  keys = { keys: [] };
+  await t.throwsAsync(forgetful.verify(fresh), { instanceOf: ConnectError });
+});
+
+test("the verified-token memory is bounded: the least recently used token is forgotten first", async (t) => {
+  const key = await makeKey("key-bounded");
+  let jwks: JSONWebKeySet = { keys: [key.publicJwk] };
+  const small = createTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwks: () => jwks, verifiedCacheSize: 2 });
+  const [a, b, c] = await Promise.all(["a", "b", "c"].map((jti) => sign(key, claims({ jti }))));
+  await small.verify(a!);
+  await small.verify(b!);
+  await small.verify(a!); // a is now the most recent
+  await small.verify(c!); // evicts b
+  jwks = { keys: [] };
+  t.is((await small.verify(a!)).tokenId, "a");
+  t.is((await small.verify(c!)).tokenId, "c");
+  await t.throwsAsync(small.verify(b!), { instanceOf: ConnectError });
+});

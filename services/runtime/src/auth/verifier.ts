@@ -39,6 +39,20 @@ export interface TokenVerifierOptions {
   maxTokenAgeSeconds?: number;
   /** Required `typ` header (e.g. "at+jwt"); not checked when unset. */
   typ?: string;
+  /**
+   * User tokens remembered once verified (default 10,000; 0: none). A token
+   * crosses several services per request and is sent again on every call
+   * until it expires, and a signature check is one of the dearest steps of a
+   * call. A remembered token is the exact string that verified, and is
+   * accepted only until its own `exp` (no clock tolerance), so the cache never
+   * lengthens a token's life; session revocation is checked per call anyway.
+   * What it does delay: a signing key withdrawn from the JWKS stops
+   * verifying tokens already seen only when they expire — as a remote key
+   * set's own cache (10 minutes) already does.
+   */
+  verifiedCacheSize?: number;
+  /** The clock, for tests (ms since the epoch). */
+  now?: () => number;
   /** Remote key set tuning. */
   remote?: {
     /** Minimum time between refetches triggered by unknown kids (default 30 s). */
@@ -98,10 +112,11 @@ function jwtChecker(options: TokenVerifierOptions): (token: string) => Promise<R
     requiredClaims: ["exp", "iat", "sub", "jti"],
     ...(options.typ === undefined ? {} : { typ: options.typ }),
   };
+  const now = options.now;
   return async (token) => {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid();
     try {
-      return (await jwtVerify(token, getKey, verifyOptions)).payload;
+      return (await jwtVerify(token, getKey, now === undefined ? verifyOptions : { ...verifyOptions, currentDate: new Date(now()) })).payload;
     } catch (e) {
       throw classify(e);
     }
@@ -110,11 +125,29 @@ function jwtChecker(options: TokenVerifierOptions): (token: string) => Promise<R
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const check = jwtChecker(options);
+  const now = options.now ?? Date.now;
+  const capacity = options.verifiedCacheSize ?? 10_000;
+  // Insertion order is recency order (a hit moves its entry to the end), so the first key is the one to evict.
+  const verified = new Map<string, Principal>();
   return {
     async verify(token) {
+      const remembered = verified.get(token);
+      if (remembered !== undefined) {
+        verified.delete(token);
+        if (remembered.expiresAt.getTime() > now()) {
+          verified.set(token, remembered);
+          return remembered;
+        }
+      }
       const { sub, sid, jti, exp } = (await check(token)) as { sub?: unknown; sid?: unknown; jti?: unknown; exp?: unknown };
       if (!nonEmptyString(sub) || !nonEmptyString(sid) || !nonEmptyString(jti) || typeof exp !== "number") throw invalid();
-      return { userId: sub, sessionId: sid, tokenId: jti, expiresAt: new Date(exp * 1000) };
+      const principal: Principal = { userId: sub, sessionId: sid, tokenId: jti, expiresAt: new Date(exp * 1000) };
+      if (capacity > 0 && principal.expiresAt.getTime() > now()) {
+        verified.set(token, principal);
+        const oldest = verified.keys().next();
+        if (verified.size > capacity && !oldest.done) verified.delete(oldest.value);
+      }
+      return principal;
     },
   };
 }
