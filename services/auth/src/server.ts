@@ -4,11 +4,9 @@ import { fileURLToPath } from "node:url";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { ServiceAuthService } from "@aviary/gen/aviary/auth/v1/service_auth_pb";
 import { ConfigError, duration, int, loadConfig, port, string, type ConfigOf } from "@aviary/runtime/config";
-import { createLogger, type Logger } from "@aviary/runtime/log";
-import { startTelemetry } from "@aviary/runtime/telemetry";
+import type { Logger } from "@aviary/runtime/log";
 import { respond, startServer, type RunningServer } from "@aviary/runtime/server";
 import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
-import { createPageTokens } from "@aviary/runtime/pagination";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
@@ -25,7 +23,7 @@ import { cacheSessionDenylist, startDenylistSync } from "./domain/denylist.ts";
 import { argon2idHashing } from "./domain/passwords.ts";
 import { isSessionOver, recentlyRevokedSessionIds } from "./store/sessions.ts";
 import { outboxEvents } from "./store/schema.ts";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -101,13 +99,12 @@ export interface RunningAuthService extends RunningServer {
 }
 
 export async function startAuthService(config: AuthConfig, adapters: AuthAdapters = {}): Promise<RunningAuthService> {
-  const logger = adapters.logger ?? createLogger("auth", config.logLevel);
-  const telemetry = startTelemetry({ serviceName: "auth", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const resources = ownedResources();
+  const base = startServiceBase("auth", config, adapters);
+  const { logger, telemetry } = base;
 
-  const database = adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
-  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
-  const bus = adapters.bus ?? resources.own(await openBusFrom("auth", config, logger));
+  const database = await base.database(config, adapters.database);
+  const cache = await base.cache(config, adapters.cache);
+  const bus = await base.bus(config, adapters.bus);
   await database.migrate(migrationsFolder, { schema: "auth" });
 
   const accessTokenTtlSeconds = Math.round(config.accessTokenTtlMs / 1000);
@@ -131,9 +128,6 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     onError: (err) => logger.warn({ err }, "denylist sync failed"),
   });
   const window = Math.round(config.loginFailureWindowMs / 1000);
-  if (config.pageTokenSecret === undefined) {
-    logger.warn("PAGE_TOKEN_SECRET is not set: using a random one, so page tokens do not survive a restart or cross instances");
-  }
 
   const handlers = createAuthHandlers({
     database,
@@ -143,7 +137,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     sender: adapters.sender ?? fileCodeSender(config.codeSink),
     hashing: argon2idHashing({ memoryKiB: config.passwordMemoryKiB, passes: config.passwordPasses }),
     denylist,
-    pageTokens: createPageTokens(config.pageTokenSecret ?? crypto.randomUUID() + crypto.randomUUID(), `${AuthService.typeName}/ListSessions`),
+    pageTokens: pageTokensFor(AuthService.typeName, config, logger)("ListSessions"),
     limits: {
       loginPerIdentity: cacheAttemptLimiter(cache, "login-identity", { limit: config.loginFailuresPerIdentity, windowSeconds: window }),
       loginPerIp: cacheAttemptLimiter(cache, "login-ip", { limit: config.loginFailuresPerIp, windowSeconds: window }),
@@ -204,9 +198,6 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
 
   return {
     ...server,
-    url: server.url,
-    port: server.port,
-    health: server.health,
     database,
     cache,
     bus,
@@ -218,8 +209,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
       denylistSync.stop();
       await server.close();
       await relay.stop();
-      await resources.closeAll();
-      await telemetry.shutdown();
+      await base.close();
     },
   };
 }

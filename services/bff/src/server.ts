@@ -5,12 +5,11 @@ import { BffService } from "@aviary/gen/aviary/bff/v1/bff_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
 import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { duration, int, loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
-import { createLogger, type Logger } from "@aviary/runtime/log";
-import { startTelemetry } from "@aviary/runtime/telemetry";
+import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import type { Cache } from "@aviary/runtime/cache/cache";
-import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, openCacheFrom, ownedResources, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createBffHandlers } from "./handlers.ts";
 import { noUnreadYet, type UnreadSource } from "./domain/unread.ts";
 
@@ -48,10 +47,9 @@ export interface RunningBffService extends RunningServer {
 }
 
 export async function startBffService(config: BffConfig, adapters: BffAdapters = {}): Promise<RunningBffService> {
-  const logger = adapters.logger ?? createLogger("bff", config.logLevel);
-  const telemetry = startTelemetry({ serviceName: "bff", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const resources = ownedResources();
-  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
+  const base = startServiceBase("bff", config, adapters);
+  const { logger, telemetry } = base;
+  const cache = await base.cache(config, adapters.cache);
 
   const handlers = createBffHandlers({
     users: createServiceClient(UserService, config.userUrl.origin),
@@ -78,14 +76,10 @@ export async function startBffService(config: BffConfig, adapters: BffAdapters =
 
   return {
     ...server,
-    url: server.url,
-    port: server.port,
-    health: server.health,
     cache,
     async close() {
       await server.close();
-      await resources.closeAll();
-      await telemetry.shutdown();
+      await base.close();
     },
   };
 }

@@ -6,15 +6,14 @@ import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { PostService } from "@aviary/gen/aviary/post/v1/post_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
 import { int, loadConfig, oneOf, optionalString, port, string, url, type ConfigOf } from "@aviary/runtime/config";
-import { createLogger, type Logger } from "@aviary/runtime/log";
-import { startTelemetry } from "@aviary/runtime/telemetry";
+import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import type { ReadinessCheck } from "@aviary/runtime/health";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources, pageTokensFor, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createFeedHandlers } from "./handlers.ts";
 import { createViewCache } from "./read/view-cache.ts";
 import { consumeFeedEvents, feedGroup } from "./events/consume.ts";
@@ -76,18 +75,17 @@ export interface RunningFeedService extends RunningServer {
 }
 
 export async function startFeedService(config: FeedConfig, adapters: FeedAdapters = {}): Promise<RunningFeedService> {
-  const logger = adapters.logger ?? createLogger("feed", config.logLevel);
-  const telemetry = startTelemetry({ serviceName: "feed", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const resources = ownedResources();
+  const base = startServiceBase("feed", config, adapters);
+  const { logger, telemetry } = base;
   const consumes = config.role !== "api";
   const serves = config.role !== "consumer";
 
-  const database = adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
-  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
+  const database = await base.database(config, adapters.database);
+  const cache = await base.cache(config, adapters.cache);
   const timelinesUrl = config.timelinesRedisUrl ?? config.redisUrl;
   const timelines =
-    adapters.timelines ?? resources.own(await openTimelineStore({ cap: config.timelineCap, prefix: config.redisPrefix, ...(timelinesUrl ? { url: timelinesUrl } : {}) }));
-  const bus = consumes ? (adapters.bus ?? resources.own(await openBusFrom("feed", config, logger))) : undefined;
+    adapters.timelines ?? base.own(await openTimelineStore({ cap: config.timelineCap, prefix: config.redisPrefix, ...(timelinesUrl ? { url: timelinesUrl } : {}) }));
+  const bus = consumes ? await base.bus(config, adapters.bus) : undefined;
   await database.migrate(migrationsFolder, { schema: "feed" });
 
   let subscription: Subscription | undefined;
@@ -140,9 +138,6 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
 
   return {
     ...server,
-    url: server.url,
-    port: server.port,
-    health: server.health,
     database,
     cache,
     timelines,
@@ -150,8 +145,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
     async close() {
       await server.close();
       await subscription?.stop();
-      await resources.closeAll();
-      await telemetry.shutdown();
+      await base.close();
     },
   };
 }

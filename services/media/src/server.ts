@@ -3,8 +3,7 @@
 import { fileURLToPath } from "node:url";
 import { MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
 import { bool, duration, int, loadConfig, optionalString, optionalUrl, port, string, url, type ConfigOf } from "@aviary/runtime/config";
-import { createLogger, type Logger } from "@aviary/runtime/log";
-import { startTelemetry } from "@aviary/runtime/telemetry";
+import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import type { Database } from "@aviary/runtime/db/database";
 import type { Cache } from "@aviary/runtime/cache/cache";
@@ -14,7 +13,7 @@ import type { BlobStorage } from "./storage/storage.ts";
 import { openS3Storage } from "./storage/s3.ts";
 import { openDiskStorage, type DiskStorage } from "./storage/disk.ts";
 import { deleteExpiredPending, expiredPendingMedia } from "./store/media.ts";
-import { cacheConfigSpec, databaseConfigSpec, observabilityConfigSpec, openCacheFrom, openDatabaseFrom, ownedResources, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { cacheConfigSpec, databaseConfigSpec, observabilityConfigSpec, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -98,13 +97,12 @@ async function openStorage(config: MediaConfig, logger: Logger): Promise<BlobSto
 }
 
 export async function startMediaService(config: MediaConfig, adapters: MediaAdapters = {}): Promise<RunningMediaService> {
-  const logger = adapters.logger ?? createLogger("media", config.logLevel);
-  const telemetry = startTelemetry({ serviceName: "media", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const resources = ownedResources();
+  const base = startServiceBase("media", config, adapters);
+  const { logger, telemetry } = base;
 
-  const database = adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
-  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
-  const storage = adapters.storage ?? resources.own(await openStorage(config, logger));
+  const database = await base.database(config, adapters.database);
+  const cache = await base.cache(config, adapters.cache);
+  const storage = adapters.storage ?? base.own(await openStorage(config, logger));
   await database.migrate(migrationsFolder, { schema: "media" });
 
   const handlers = createMediaHandlers({
@@ -150,17 +148,13 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
 
   return {
     ...server,
-    url: server.url,
-    port: server.port,
-    health: server.health,
     database,
     storage,
     sweepNow: () => sweeper.sweepNow(),
     async close() {
       sweeper.stop();
       await server.close();
-      await resources.closeAll();
-      await telemetry.shutdown();
+      await base.close();
     },
   };
 }

@@ -3,14 +3,13 @@
 import { fileURLToPath } from "node:url";
 import { PostService } from "@aviary/gen/aviary/post/v1/post_pb";
 import { loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
-import { createLogger, type Logger } from "@aviary/runtime/log";
-import { startTelemetry } from "@aviary/runtime/telemetry";
+import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources, pageTokensFor, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createPostHandlers } from "./handlers.ts";
 import { connectPeers, type Peers } from "./peers.ts";
 import { outboxEvents } from "./store/schema.ts";
@@ -58,13 +57,12 @@ export interface RunningPostService extends RunningServer {
 }
 
 export async function startPostService(config: PostConfig, adapters: PostAdapters = {}): Promise<RunningPostService> {
-  const logger = adapters.logger ?? createLogger("post", config.logLevel);
-  const telemetry = startTelemetry({ serviceName: "post", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const resources = ownedResources();
+  const base = startServiceBase("post", config, adapters);
+  const { logger, telemetry } = base;
 
-  const database = adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
-  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
-  const bus = adapters.bus ?? resources.own(await openBusFrom("post", config, logger));
+  const database = await base.database(config, adapters.database);
+  const cache = await base.cache(config, adapters.cache);
+  const bus = await base.bus(config, adapters.bus);
   await database.migrate(migrationsFolder, { schema: "posts" });
 
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
@@ -98,9 +96,6 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
 
   return {
     ...server,
-    url: server.url,
-    port: server.port,
-    health: server.health,
     database,
     cache,
     bus,
@@ -108,8 +103,7 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
     async close() {
       await server.close();
       await relay.stop();
-      await resources.closeAll();
-      await telemetry.shutdown();
+      await base.close();
     },
   };
 }

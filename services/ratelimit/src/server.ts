@@ -5,13 +5,12 @@
 // mesh. It is never routed through the edge, so it has no auth interceptor.
 import { RateLimitService } from "@aviary/gen/envoy/service/ratelimit/v3/rls_pb";
 import { ConfigError, duration, loadConfig, oneOf, optionalString, port, string, type ConfigOf, type ConfigProblem } from "@aviary/runtime/config";
-import { createLogger, type Logger } from "@aviary/runtime/log";
-import { startTelemetry } from "@aviary/runtime/telemetry";
+import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { createRateLimitHandlers } from "./handlers.ts";
 import { defaultRules, parseRules, type LimitRule } from "./domain/limits.ts";
-import { cacheConfigSpec, observabilityConfigSpec, openCacheFrom, ownedResources } from "@aviary/runtime/service-config";
+import { cacheConfigSpec, observabilityConfigSpec, startServiceBase } from "@aviary/runtime/service-config";
 
 /** Every setting of the rate-limit service, from the environment (see README "Rate limiting"). */
 export const rateLimitConfigSpec = {
@@ -69,10 +68,9 @@ export interface RunningRateLimitService extends RunningServer {
 }
 
 export async function startRateLimitService(config: RateLimitConfig, adapters: RateLimitAdapters = {}): Promise<RunningRateLimitService> {
-  const logger = adapters.logger ?? createLogger("ratelimit", config.logLevel);
-  const telemetry = startTelemetry({ serviceName: "ratelimit", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const resources = ownedResources();
-  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
+  const base = startServiceBase("ratelimit", config, adapters);
+  const { logger, telemetry } = base;
+  const cache = await base.cache(config, adapters.cache);
   if (cache.kind === "memory") logger.warn("REDIS_URL is not set: counting in process memory, so limits are per instance");
 
   const decisions = telemetry.meter.createCounter("ratelimit.decisions", { description: "Limited descriptors checked, by rule and outcome" });
@@ -109,15 +107,11 @@ export async function startRateLimitService(config: RateLimitConfig, adapters: R
 
   return {
     ...server,
-    url: server.url,
-    port: server.port,
-    health: server.health,
     cache,
     rules: config.rules,
     async close() {
       await server.close();
-      await resources.closeAll();
-      await telemetry.shutdown();
+      await base.close();
     },
   };
 }

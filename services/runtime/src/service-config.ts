@@ -6,7 +6,8 @@ import { createTokenVerifier } from "./auth/verifier.ts";
 import { cacheRevocationCheck } from "./auth/denylist.ts";
 import { createPageTokens, type PageTokens } from "./pagination.ts";
 import type { AuthOptions } from "./interceptors/auth.ts";
-import type { Logger } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { startTelemetry, type Telemetry } from "./telemetry.ts";
 import { openDatabase } from "./db/open.ts";
 import { openCache } from "./cache/open.ts";
 import { openEventBus } from "./bus/open.ts";
@@ -87,6 +88,43 @@ export function openCacheFrom(config: ConfigOf<typeof cacheConfigSpec>, logger: 
 
 export function openBusFrom(clientId: string, config: ConfigOf<typeof busConfigSpec>, logger: LogSink): Promise<EventBus> {
   return openEventBus({ clientId, ...(config.kafkaBrokers ? { brokers: config.kafkaBrokers.split(",") } : {}), logger });
+}
+
+/** What every service's start function begins with; see startServiceBase. */
+export interface ServiceBase {
+  readonly logger: Logger;
+  readonly telemetry: Telemetry;
+  /** The adapter handed in, or one opened from the config and owned (closed by close()). */
+  database(config: ConfigOf<typeof databaseConfigSpec>, handedIn?: Database): Promise<Database>;
+  cache(config: ConfigOf<typeof cacheConfigSpec>, handedIn?: Cache): Promise<Cache>;
+  bus(config: ConfigOf<typeof busConfigSpec>, handedIn?: EventBus): Promise<EventBus>;
+  /** Owns any other resource the service opened (closed with the adapters). */
+  own<T extends { close(): Promise<void> }>(resource: T): T;
+  /** Closes what the service opened, newest first, then flushes telemetry. */
+  close(): Promise<void>;
+}
+
+/**
+ * A service's logger (or the one handed in), its telemetry, and the adapters
+ * it opens itself. Adapters handed in (the dev launcher's shared ones, a
+ * test's) are used as they are and left to their owner to close.
+ */
+export function startServiceBase(name: string, config: ConfigOf<typeof observabilityConfigSpec>, given: { logger?: Logger } = {}): ServiceBase {
+  const logger = given.logger ?? createLogger(name, config.logLevel);
+  const telemetry = startTelemetry({ serviceName: name, ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
+  const resources = ownedResources();
+  return {
+    logger,
+    telemetry,
+    database: async (databaseConfig, handedIn) => handedIn ?? resources.own(await openDatabaseFrom(databaseConfig, logger)),
+    cache: async (cacheConfig, handedIn) => handedIn ?? resources.own(await openCacheFrom(cacheConfig, logger)),
+    bus: async (busConfig, handedIn) => handedIn ?? resources.own(await openBusFrom(name, busConfig, logger)),
+    own: (resource) => resources.own(resource),
+    async close() {
+      await resources.closeAll();
+      await telemetry.shutdown();
+    },
+  };
 }
 
 /**

@@ -6,10 +6,9 @@ import { UserInternalService } from "@aviary/gen/aviary/user/v1/user_internal_pb
 import { MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import { loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
-import { createLogger, type Logger } from "@aviary/runtime/log";
-import { startTelemetry } from "@aviary/runtime/telemetry";
+import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
-import { createServiceTokenVerifier, createTokenVerifier } from "@aviary/runtime/auth/verifier";
+import { createServiceTokenVerifier } from "@aviary/runtime/auth/verifier";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
@@ -18,7 +17,7 @@ import { createUserHandlers } from "./handlers.ts";
 import { createUserInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { consumeAuthEvents, profilesConsumer } from "./events/consume.ts";
 import { outboxEvents } from "./store/schema.ts";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, openBusFrom, openCacheFrom, openDatabaseFrom, ownedResources, pageTokensFor, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -62,13 +61,12 @@ export interface RunningUserService extends RunningServer {
 }
 
 export async function startUserService(config: UserConfig, adapters: UserAdapters = {}): Promise<RunningUserService> {
-  const logger = adapters.logger ?? createLogger("user", config.logLevel);
-  const telemetry = startTelemetry({ serviceName: "user", ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}) });
-  const resources = ownedResources();
+  const base = startServiceBase("user", config, adapters);
+  const { logger, telemetry } = base;
 
-  const database = adapters.database ?? resources.own(await openDatabaseFrom(config, logger));
-  const cache = adapters.cache ?? resources.own(await openCacheFrom(config, logger));
-  const bus = adapters.bus ?? resources.own(await openBusFrom("user", config, logger));
+  const database = await base.database(config, adapters.database);
+  const cache = await base.cache(config, adapters.cache);
+  const bus = await base.bus(config, adapters.bus);
   await database.migrate(migrationsFolder, { schema: "users" });
 
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
@@ -111,9 +109,6 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
 
   return {
     ...server,
-    url: server.url,
-    port: server.port,
-    health: server.health,
     database,
     cache,
     bus,
@@ -122,8 +117,7 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
       await server.close();
       await profilesSubscription.stop();
       await relay.stop();
-      await resources.closeAll();
-      await telemetry.shutdown();
+      await base.close();
     },
   };
 }
