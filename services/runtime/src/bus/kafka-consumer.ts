@@ -72,7 +72,11 @@ export async function startKafkaSubscription(deps: KafkaSubscriptionDeps, option
       // Bounds how long stop() waits for an idle long-poll fetch.
       maxWaitTimeInMs: 500,
       allowAutoTopicCreation: false,
-      retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5_000, restartOnFailure: async () => true },
+      // kafkajs restarts a crashed consumer on a timer it sets after its own
+      // disconnect; a stop() landing in between would find no timer to clear,
+      // and the consumer would come back after stop (keeping the process
+      // alive, retrying a broker that is gone). So no restart once stopping.
+      retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5_000, restartOnFailure: async () => !stop.signal.aborted },
     });
 
   /** Runs `consumer` until it dies for good; resolves with why, or undefined on stop. */
