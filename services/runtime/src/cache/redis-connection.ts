@@ -1,0 +1,47 @@
+// Connection settings and helpers every Redis client of the runtime uses
+// (the cache, its subscriber, the realtime streams).
+import { Redis, type RedisOptions } from "ioredis";
+import type { LogSink } from "../bus/log-sink.ts";
+
+/**
+ * Redis must never make a request hang: the connection is opened on first use,
+ * reconnects forever in the background with capped backoff, but each command
+ * fails after one reconnect attempt or 2 s. Callers treat a failure as a miss
+ * (the cache only holds what can be lost and rebuilt).
+ */
+export function connectionOptions(): RedisOptions {
+  return {
+    lazyConnect: true,
+    connectTimeout: 2_000,
+    commandTimeout: 2_000,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+  };
+}
+
+/** QUIT lets pending replies arrive; a connection never opened (lazy) just drops. */
+export async function closeConnection(connection: Redis): Promise<void> {
+  if (connection.status === "wait" || connection.status === "end") {
+    connection.disconnect();
+    return;
+  }
+  await connection.quit().catch(() => connection.disconnect());
+}
+
+/**
+ * ioredis emits an error for every failed reconnect attempt; while Redis is
+ * down that is one every 2 s per connection. Log the first, then the recovery.
+ */
+export function reportOutages(connection: Redis, name: string, log: LogSink): void {
+  let down = false;
+  connection.on("error", (error: Error) => {
+    if (down) return;
+    down = true;
+    log.warn({ err: error }, `${name} connection failed; retrying in the background`);
+  });
+  connection.on("ready", () => {
+    if (!down) return;
+    down = false;
+    log.warn({}, `${name} connection restored`);
+  });
+}

@@ -1,0 +1,386 @@
+// The Redis adapter of the user-stream port. Every step that touches more
+// than one key is one Lua script, so a publish (offset, history, dedup,
+// live message) and every presence transition are atomic. Keys carry the user
+// id as a hash tag (`rt:{<user>}:…`); presence's sweep set is one global key,
+// so this adapter expects a single Redis node (or primary), not a cluster.
+//
+// Per user:
+//   e   epoch            n   newest offset       h   history (stream, ids `<offset>-1`)
+//   d   item ids → offset (dedup window = history window)
+//   c   live connections (zset "<session> <connection>" → expiry ms)
+//   a   away hints (hash session → "1")   s   last seen ms   p   last announced presence
+// Channels: `rt:{<user>}:live` (items), `rt:{<user>}:presence` (presence changes).
+import { Redis } from "ioredis";
+import type { LogSink } from "../bus/log-sink.ts";
+import { consoleSink } from "../bus/log-sink.ts";
+import { redisChannels } from "../cache/redis-channels.ts";
+import { closeConnection, connectionOptions, reportOutages } from "../cache/redis-connection.ts";
+import { decodeLiveItem, decodePresence, encodeLiveItem } from "./wire.ts";
+import {
+  checkItemId,
+  defaultHistory,
+  newEpoch,
+  type Connection,
+  type HistoryOptions,
+  type PresenceState,
+  type PresenceStatus,
+  type StoredItem,
+  type UserStreamHub,
+} from "./user-streams.ts";
+
+export interface RedisUserStreamsOptions {
+  url: string;
+  history?: HistoryOptions;
+  /** Key prefix (default "rt:"); tests use their own. */
+  prefix?: string;
+  logger?: LogSink;
+}
+
+/** Presence keys outlive connections so last-seen survives a while (30 days). */
+const PRESENCE_TTL_MS = 30 * 86_400_000;
+
+// Starts a new epoch when the user has none, or when its counter is gone
+// (evicted or expired on its own): a history whose sequence is lost cannot
+// continue it.
+const ENSURE_EPOCH = `
+local function ensure_epoch(e, n, h, d, fresh, ttl)
+  local epoch = redis.call('GET', e)
+  if epoch and redis.call('EXISTS', n) == 1 then return epoch end
+  redis.call('DEL', h, d)
+  redis.call('SET', e, fresh, 'PX', ttl)
+  redis.call('SET', n, 0, 'PX', ttl)
+  return fresh
+end
+`;
+
+// KEYS e n h d; ARGV fresh-epoch, id, payload, max-items, ttl-ms, channel
+const PUBLISH = `${ENSURE_EPOCH}
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[5])
+local seen = redis.call('ZSCORE', KEYS[4], ARGV[2])
+if seen then return {epoch, tonumber(seen), 1} end
+local offset = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], offset .. '-1', 'i', ARGV[2], 'p', ARGV[3])
+redis.call('ZADD', KEYS[4], offset, ARGV[2])
+local floor = offset - tonumber(ARGV[4])
+if floor > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', floor) end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+redis.call('PUBLISH', ARGV[6], epoch .. '\\n' .. offset .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
+return {epoch, offset, 0}
+`;
+
+// KEYS e n h d; ARGV fresh-epoch, ttl-ms
+const POSITION = `${ENSURE_EPOCH}
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
+return {epoch, tonumber(redis.call('GET', KEYS[2]))}
+`;
+
+// KEYS e n h d; ARGV fresh-epoch, ttl-ms, since-epoch, since-offset.
+// Replays only when every item after since is still there: same epoch, an
+// offset that was issued, and history entries since+1..n all present.
+const REPLAY = `${ENSURE_EPOCH}
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
+local n = tonumber(redis.call('GET', KEYS[2]))
+if epoch ~= ARGV[3] then return {epoch, n, 0} end
+local since = tonumber(ARGV[4])
+if since > n then return {epoch, n, 0} end
+if since == n then return {epoch, n, 1, {}} end
+local items = redis.call('XRANGE', KEYS[3], (since + 1) .. '-1', '+')
+if #items ~= n - since or items[1][1] ~= (since + 1) .. '-1' then return {epoch, n, 0} end
+return {epoch, n, 1, items}
+`;
+
+// KEYS e h; ARGV epoch, from, to
+const RANGE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local from, to = tonumber(ARGV[2]), tonumber(ARGV[3])
+local items = redis.call('XRANGE', KEYS[2], from .. '-1', to .. '-1')
+if #items ~= to - from + 1 then return false end
+return items
+`;
+
+// KEYS c; ARGV now, only-live, channel, message
+const SIGNAL = `
+if ARGV[2] == '1' and redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf') == 0 then return 0 end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+`;
+
+// Presence: the state from unexpired connections and hints, announced on the
+// user's presence channel when it differs from the last one announced.
+const PRESENCE_STATE = `
+local function presence_state(c, a, now)
+  redis.call('ZREMRANGEBYSCORE', c, '-inf', now)
+  local members = redis.call('ZRANGE', c, 0, -1)
+  if #members == 0 then return 'offline' end
+  for _, m in ipairs(members) do
+    local session = string.match(m, '^(%S+) ')
+    if redis.call('HGET', a, session) ~= '1' then return 'online' end
+  end
+  return 'away'
+end
+local function announce(p, s, channel, state, ttl)
+  local previous = redis.call('GET', p) or 'offline'
+  redis.call('SET', p, state, 'PX', ttl)
+  local seen = redis.call('GET', s) or ''
+  if previous ~= state then redis.call('PUBLISH', channel, state .. '\\n' .. seen) end
+  return {state, seen}
+end
+`;
+
+// KEYS c a s p L; ARGV now, expiry, member, user, channel, ttl
+const CONNECT = `${PRESENCE_STATE}
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[5], 'GT', ARGV[2], ARGV[4])
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return announce(KEYS[4], KEYS[3], ARGV[5], presence_state(KEYS[1], KEYS[2], ARGV[1]), ARGV[6])
+`;
+
+// KEYS c a s p L; ARGV now, member, user, channel, ttl
+const DISCONNECT = `${PRESENCE_STATE}
+redis.call('ZREM', KEYS[1], ARGV[2])
+local state = presence_state(KEYS[1], KEYS[2], ARGV[1])
+if state == 'offline' then redis.call('ZREM', KEYS[5], ARGV[3]) end
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[5])
+return announce(KEYS[4], KEYS[3], ARGV[4], state, ARGV[5])
+`;
+
+// KEYS c a s p; ARGV now, session, away (1|0), hint-ttl, channel, ttl
+const HINT = `${PRESENCE_STATE}
+if ARGV[3] == '1' then redis.call('HSET', KEYS[2], ARGV[2], '1') else redis.call('HDEL', KEYS[2], ARGV[2]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return announce(KEYS[4], KEYS[3], ARGV[5], presence_state(KEYS[1], KEYS[2], ARGV[1]), ARGV[6])
+`;
+
+// KEYS c a s; ARGV now
+const READ_PRESENCE = `${PRESENCE_STATE}
+return {presence_state(KEYS[1], KEYS[2], ARGV[1]), redis.call('GET', KEYS[3]) or ''}
+`;
+
+// KEYS c a s p L; ARGV now, user, channel, ttl. Returns nil unless the user went offline here.
+const SWEEP_USER = `${PRESENCE_STATE}
+if (redis.call('ZSCORE', KEYS[5], ARGV[2]) or '+inf') == '+inf' then return false end
+local state = presence_state(KEYS[1], KEYS[2], ARGV[1])
+if state ~= 'offline' then return false end
+redis.call('ZREM', KEYS[5], ARGV[2])
+if (redis.call('GET', KEYS[4]) or 'offline') == 'offline' then return false end
+return announce(KEYS[4], KEYS[3], ARGV[3], state, ARGV[4])
+`;
+
+type Reply = Buffer | number | null | Reply[];
+
+interface StreamCommands {
+  rtPublishBuffer(e: string, n: string, h: string, d: string, fresh: string, id: string, payload: Buffer, max: number, ttl: number, channel: string): Promise<Reply>;
+  rtPositionBuffer(e: string, n: string, h: string, d: string, fresh: string, ttl: number): Promise<Reply>;
+  rtReplayBuffer(e: string, n: string, h: string, d: string, fresh: string, ttl: number, sinceEpoch: string, sinceOffset: number): Promise<Reply>;
+  rtRangeBuffer(e: string, h: string, epoch: string, from: number, to: number): Promise<Reply>;
+  rtConnect(c: string, a: string, s: string, p: string, l: string, now: number, expiry: number, member: string, user: string, channel: string, ttl: number): Promise<[string, string]>;
+  rtDisconnect(c: string, a: string, s: string, p: string, l: string, now: number, member: string, user: string, channel: string, ttl: number): Promise<[string, string]>;
+  rtHint(c: string, a: string, s: string, p: string, now: number, session: string, away: string, hintTtl: number, channel: string, ttl: number): Promise<[string, string]>;
+  rtSweepUser(c: string, a: string, s: string, p: string, l: string, now: number, user: string, channel: string, ttl: number): Promise<[string, string] | null>;
+}
+
+const SCRIPTS: Record<string, { numberOfKeys: number; lua: string }> = {
+  rtPublish: { numberOfKeys: 4, lua: PUBLISH },
+  rtPosition: { numberOfKeys: 4, lua: POSITION },
+  rtReplay: { numberOfKeys: 4, lua: REPLAY },
+  rtRange: { numberOfKeys: 2, lua: RANGE },
+  rtSignal: { numberOfKeys: 1, lua: SIGNAL },
+  rtConnect: { numberOfKeys: 5, lua: CONNECT },
+  rtDisconnect: { numberOfKeys: 5, lua: DISCONNECT },
+  rtHint: { numberOfKeys: 4, lua: HINT },
+  rtReadPresence: { numberOfKeys: 3, lua: READ_PRESENCE },
+  rtSweepUser: { numberOfKeys: 5, lua: SWEEP_USER },
+};
+
+/** The key names of one user (hash-tagged so a user's keys share a slot). */
+export function userStreamKeys(prefix: string, userId: string) {
+  const base = `${prefix}{${userId}}:`;
+  return {
+    epoch: `${base}e`,
+    newest: `${base}n`,
+    history: `${base}h`,
+    ids: `${base}d`,
+    connections: `${base}c`,
+    hints: `${base}a`,
+    seen: `${base}s`,
+    announced: `${base}p`,
+    live: `${base}live`,
+    presence: `${base}presence`,
+  };
+}
+
+function text(reply: Reply | undefined): string {
+  return Buffer.isBuffer(reply) ? reply.toString("utf8") : reply === null || reply === undefined ? "" : String(reply);
+}
+
+/** XRANGE entries ([id, [field, value, …]]) as stored items. */
+function storedItems(reply: Reply | undefined): StoredItem[] {
+  if (!Array.isArray(reply)) return [];
+  return reply.map((entry) => {
+    const [id, fields] = entry as [Buffer, Buffer[]];
+    const offset = Number(id.toString("latin1").split("-", 1)[0]);
+    let itemId = "";
+    let payload = new Uint8Array();
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const name = fields[i]!.toString("latin1");
+      if (name === "i") itemId = fields[i + 1]!.toString("utf8");
+      else if (name === "p") payload = new Uint8Array(fields[i + 1]!);
+    }
+    return { offset, id: itemId, payload };
+  });
+}
+
+function status(userId: string, reply: [string, string] | readonly [string, string]): PresenceStatus {
+  const seen = Number(reply[1]);
+  return { userId, state: reply[0] as PresenceState, lastSeenMs: reply[1] !== "" && Number.isFinite(seen) ? seen : undefined };
+}
+
+export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStreamHub {
+  const log = options.logger ?? consoleSink;
+  const history = options.history ?? defaultHistory;
+  const historyTtlMs = history.ttlSeconds * 1000;
+  const prefix = options.prefix ?? "rt:";
+  const sweepKey = `${prefix}presence:live`;
+  const client = new Redis(options.url, connectionOptions());
+  reportOutages(client, "realtime redis", log);
+  for (const [name, script] of Object.entries(SCRIPTS)) client.defineCommand(name, script);
+  const commands = client as unknown as StreamCommands;
+  const channels = redisChannels(options.url, log, "realtime redis subscriber");
+  const keys = (userId: string) => userStreamKeys(prefix, userId);
+  const member = (c: Connection) => `${c.sessionId} ${c.connectionId}`;
+
+  return {
+    kind: "redis",
+
+    async publish(userId, item) {
+      checkItemId(item.id);
+      const k = keys(userId);
+      const reply = (await commands.rtPublishBuffer(k.epoch, k.newest, k.history, k.ids, newEpoch(), item.id, Buffer.from(item.payload), history.maxItems, historyTtlMs, k.live)) as Reply[];
+      return { epoch: text(reply[0]), offset: Number(reply[1]), duplicate: reply[2] === 1 };
+    },
+
+    async signal(userIds, item, signalOptions) {
+      if (userIds.length === 0) return 0;
+      checkItemId(item.id);
+      const now = Date.now();
+      const onlyLive = signalOptions?.onlyLive === true ? "1" : "0";
+      const pipeline = client.pipeline();
+      for (const userId of userIds) {
+        const k = keys(userId);
+        const message = encodeLiveItem({ epoch: "", offset: 0, id: item.id, payload: item.payload });
+        (pipeline as unknown as { rtSignal(...args: unknown[]): void }).rtSignal(k.connections, now, onlyLive, k.live, message);
+      }
+      const results = (await pipeline.exec()) ?? [];
+      let sent = 0;
+      for (const [error, value] of results) {
+        if (error) throw error;
+        sent += Number(value);
+      }
+      return sent;
+    },
+
+    async position(userId) {
+      const k = keys(userId);
+      const reply = (await commands.rtPositionBuffer(k.epoch, k.newest, k.history, k.ids, newEpoch(), historyTtlMs)) as Reply[];
+      return { epoch: text(reply[0]), offset: Number(reply[1]) };
+    },
+
+    async replay(userId, since) {
+      const k = keys(userId);
+      const reply = (await commands.rtReplayBuffer(k.epoch, k.newest, k.history, k.ids, newEpoch(), historyTtlMs, since.epoch, since.offset)) as Reply[];
+      const position = { epoch: text(reply[0]), offset: Number(reply[1]) };
+      if (reply[2] !== 1) return { recovered: false, position };
+      return { recovered: true, position, items: storedItems(reply[3]) };
+    },
+
+    async range(userId, epoch, from, to) {
+      if (to < from) return [];
+      const k = keys(userId);
+      const reply = await commands.rtRangeBuffer(k.epoch, k.history, epoch, from, to);
+      return reply === null ? null : storedItems(reply);
+    },
+
+    async listen(userId, onItem) {
+      return channels.subscribe(keys(userId).live, (message) => {
+        const item = decodeLiveItem(message);
+        if (item === undefined) log.warn({ userId }, "undecodable live item dropped");
+        else onItem(item);
+      });
+    },
+
+    async connect(connection, ttlMs) {
+      const k = keys(connection.userId);
+      const now = Date.now();
+      const reply = await commands.rtConnect(k.connections, k.hints, k.seen, k.announced, sweepKey, now, now + ttlMs, member(connection), connection.userId, k.presence, PRESENCE_TTL_MS);
+      return status(connection.userId, reply);
+    },
+
+    async refresh(connections, ttlMs) {
+      if (connections.length === 0) return;
+      const now = Date.now();
+      const pipeline = client.pipeline();
+      for (const connection of connections) {
+        const k = keys(connection.userId);
+        (pipeline as unknown as { rtConnect(...args: unknown[]): void }).rtConnect(
+          k.connections, k.hints, k.seen, k.announced, sweepKey, now, now + ttlMs, member(connection), connection.userId, k.presence, PRESENCE_TTL_MS,
+        );
+      }
+      for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
+    },
+
+    async disconnect(connection) {
+      const k = keys(connection.userId);
+      const reply = await commands.rtDisconnect(k.connections, k.hints, k.seen, k.announced, sweepKey, Date.now(), member(connection), connection.userId, k.presence, PRESENCE_TTL_MS);
+      return status(connection.userId, reply);
+    },
+
+    async hint(userId, sessionId, away, hintTtlMs) {
+      const k = keys(userId);
+      const reply = await commands.rtHint(k.connections, k.hints, k.seen, k.announced, Date.now(), sessionId, away ? "1" : "0", hintTtlMs, k.presence, PRESENCE_TTL_MS);
+      return status(userId, reply);
+    },
+
+    async presence(userIds) {
+      if (userIds.length === 0) return [];
+      const now = Date.now();
+      const pipeline = client.pipeline();
+      for (const userId of userIds) {
+        const k = keys(userId);
+        (pipeline as unknown as { rtReadPresence(...args: unknown[]): void }).rtReadPresence(k.connections, k.hints, k.seen, now);
+      }
+      const results = (await pipeline.exec()) ?? [];
+      return results.map(([error, value], i) => {
+        if (error) throw error;
+        return status(userIds[i]!, value as [string, string]);
+      });
+    },
+
+    async sweep(limit) {
+      const now = Date.now();
+      const due = await client.zrangebyscore(sweepKey, "-inf", now, "LIMIT", 0, limit);
+      const offline: PresenceStatus[] = [];
+      for (const userId of due) {
+        const k = keys(userId);
+        const reply = await commands.rtSweepUser(k.connections, k.hints, k.seen, k.announced, sweepKey, now, userId, k.presence, PRESENCE_TTL_MS);
+        if (reply !== null) offline.push(status(userId, reply));
+      }
+      return offline;
+    },
+
+    async watchPresence(userId, onChange) {
+      return channels.subscribe(keys(userId).presence, (message) => {
+        const decoded = decodePresence(message.toString("utf8"));
+        if (decoded) onChange({ userId, ...decoded });
+      });
+    },
+
+    async ping() {
+      await client.ping();
+    },
+
+    async close() {
+      await Promise.all([closeConnection(client), channels.close()]);
+    },
+  };
+}

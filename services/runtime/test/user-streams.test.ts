@@ -1,0 +1,219 @@
+/**
+ * One suite for the user-stream port (realtime/), run against the in-memory
+ * adapter and real Redis: offsets, history, epochs, dedup, live delivery and
+ * presence must behave the same in both.
+ */
+import test from "ava";
+import { Redis } from "ioredis";
+import { MemoryUserStreams } from "../src/realtime/memory.ts";
+import { openRedisUserStreams, userStreamKeys } from "../src/realtime/redis.ts";
+import type { LiveItem, PresenceStatus, UserStreamHub } from "../src/realtime/user-streams.ts";
+import { silentSink } from "../src/bus/log-sink.ts";
+import { eventually, infra, uniqueName } from "../test-support/infra.ts";
+
+interface Adapter {
+  hub: UserStreamHub;
+  /** Loses one user's history and presence, as a Redis flush would. */
+  lose(userId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+const str = (b: Uint8Array) => new TextDecoder().decode(b);
+const user = () => crypto.randomUUID();
+
+function collect(hub: UserStreamHub, userId: string): Promise<{ items: LiveItem[]; stop: () => Promise<void> }> {
+  const items: LiveItem[] = [];
+  return hub.listen(userId, (item) => items.push(item)).then((stop) => ({ items, stop }));
+}
+
+function suite(name: string, open: (history: { maxItems: number; ttlSeconds: number }) => Promise<Adapter>): void {
+  const withHub = (maxItems: number, run: (a: Adapter) => Promise<void>) => async () => {
+    const adapter = await open({ maxItems, ttlSeconds: 3600 });
+    try {
+      await run(adapter);
+    } finally {
+      await adapter.close();
+    }
+  };
+
+  test(`${name}: durable items get gapless offsets, arrive live in order, and a repeated id is stored and sent once`, async (t) => {
+    await withHub(100, async ({ hub }) => {
+      const u = user();
+      const other = user();
+      const live = await collect(hub, u);
+      const otherLive = await collect(hub, other);
+      const first = await hub.publish(u, { id: "e1", payload: bytes("one") });
+      t.is(first.offset, 1);
+      t.false(first.duplicate);
+      t.is((await hub.publish(u, { id: "e2", payload: bytes("two") })).offset, 2);
+      const again = await hub.publish(u, { id: "e1", payload: bytes("one, again") });
+      t.deepEqual(again, { epoch: first.epoch, offset: 1, duplicate: true });
+      t.is((await hub.publish(u, { id: "e3", payload: new Uint8Array([0, 10, 255, 10]) })).offset, 3);
+      await eventually("three live items", () => live.items.length >= 3, 5_000);
+      t.deepEqual(
+        live.items.map((i) => [i.epoch, i.offset, i.id]),
+        [[first.epoch, 1, "e1"], [first.epoch, 2, "e2"], [first.epoch, 3, "e3"]],
+      );
+      t.deepEqual([...live.items[2]!.payload], [0, 10, 255, 10], "binary payloads survive, newlines included");
+      t.is(str(live.items[0]!.payload), "one");
+      t.deepEqual(await hub.position(u), { epoch: first.epoch, offset: 3 });
+      t.is(otherLive.items.length, 0, "nothing crosses users");
+      await live.stop();
+      await otherLive.stop();
+    })();
+  });
+
+  test(`${name}: replay gives exactly what came after a position, or says it cannot`, async (t) => {
+    await withHub(100, async ({ hub }) => {
+      const u = user();
+      const { epoch } = await hub.position(u);
+      for (let i = 1; i <= 10; i++) await hub.publish(u, { id: `e${i}`, payload: bytes(`item ${i}`) });
+      const after4 = await hub.replay(u, { epoch, offset: 4 });
+      t.true(after4.recovered);
+      if (after4.recovered) t.deepEqual(after4.items.map((i) => [i.offset, i.id, str(i.payload)]), [5, 6, 7, 8, 9, 10].map((n) => [n, `e${n}`, `item ${n}`]));
+      t.deepEqual(after4.position, { epoch, offset: 10 });
+      const atEnd = await hub.replay(u, { epoch, offset: 10 });
+      t.true(atEnd.recovered);
+      if (atEnd.recovered) t.is(atEnd.items.length, 0);
+      t.false((await hub.replay(u, { epoch, offset: 11 })).recovered, "an offset never issued");
+      t.false((await hub.replay(u, { epoch: "someone-elses-epoch", offset: 4 })).recovered, "another epoch");
+      const other = user();
+      const otherEpoch = (await hub.position(other)).epoch;
+      const foreign = await hub.replay(u, { epoch: otherEpoch, offset: 0 });
+      t.false(foreign.recovered, "another user's epoch is just a different epoch");
+      t.deepEqual(foreign.position, { epoch, offset: 10 });
+      t.deepEqual((await hub.range(u, epoch, 3, 5))?.map((i) => i.offset), [3, 4, 5]);
+      t.is(await hub.range(u, "nope", 3, 5), null);
+    })();
+  });
+
+  test(`${name}: a trimmed history cannot replay past its start, and ids older than it are forgotten with it`, async (t) => {
+    await withHub(5, async ({ hub }) => {
+      const u = user();
+      const { epoch } = await hub.position(u);
+      for (let i = 1; i <= 8; i++) await hub.publish(u, { id: `e${i}`, payload: bytes(`${i}`) });
+      t.false((await hub.replay(u, { epoch, offset: 2 })).recovered, "item 3 was trimmed");
+      const fromThree = await hub.replay(u, { epoch, offset: 3 });
+      t.true(fromThree.recovered, "items 4..8 are the five kept");
+      if (fromThree.recovered) t.deepEqual(fromThree.items.map((i) => i.offset), [4, 5, 6, 7, 8]);
+      t.is(await hub.range(u, epoch, 2, 4), null);
+      t.true((await hub.publish(u, { id: "e8", payload: bytes("8") })).duplicate, "an id still in the window");
+    })();
+  });
+
+  test(`${name}: a lost history starts a new epoch, and a resume from the old one is not recovered`, async (t) => {
+    await withHub(100, async (adapter) => {
+      const { hub } = adapter;
+      const u = user();
+      const { epoch } = await hub.position(u);
+      await hub.publish(u, { id: "e1", payload: bytes("1") });
+      await adapter.lose(u);
+      const replay = await hub.replay(u, { epoch, offset: 1 });
+      t.false(replay.recovered);
+      t.not(replay.position.epoch, epoch);
+      t.is(replay.position.offset, 0);
+      const next = await hub.publish(u, { id: "e2", payload: bytes("2") });
+      t.deepEqual(next, { epoch: replay.position.epoch, offset: 1, duplicate: false });
+    })();
+  });
+
+  test(`${name}: ephemeral signals carry no offset, are never stored, and with onlyLive skip users without a live stream`, async (t) => {
+    await withHub(100, async ({ hub }) => {
+      const online = user();
+      const offline = user();
+      const a = await collect(hub, online);
+      const b = await collect(hub, offline);
+      await hub.connect({ userId: online, sessionId: "s1", connectionId: "c1" }, 60_000);
+      t.is(await hub.signal([online, offline], { id: "hint-1", payload: bytes("new posts") }, { onlyLive: true }), 1);
+      t.is(await hub.signal([offline], { id: "hint-2", payload: bytes("to all") }), 1);
+      await eventually("signals", () => a.items.length === 1 && b.items.length === 1, 5_000);
+      t.deepEqual([a.items[0]!.epoch, a.items[0]!.offset, a.items[0]!.id], ["", 0, "hint-1"]);
+      t.is(b.items[0]!.id, "hint-2");
+      t.is((await hub.position(online)).offset, 0, "signals take no offset");
+      await a.stop();
+      await b.stop();
+    })();
+  });
+
+  test(`${name}: presence follows connections and hints, and each change is announced once`, async (t) => {
+    await withHub(100, async ({ hub }) => {
+      const u = user();
+      const changes: PresenceStatus[] = [];
+      const stop = await hub.watchPresence(u, (s) => changes.push(s));
+      t.is((await hub.presence([u]))[0]!.state, "offline");
+      const phone = { userId: u, sessionId: "phone", connectionId: "p1" };
+      const laptop = { userId: u, sessionId: "laptop", connectionId: "l1" };
+      t.is((await hub.connect(phone, 60_000)).state, "online");
+      t.is((await hub.hint(u, "phone", true, 60_000)).state, "away");
+      t.is((await hub.connect(laptop, 60_000)).state, "online", "one active device is enough");
+      t.is((await hub.hint(u, "laptop", true, 60_000)).state, "away");
+      t.is((await hub.hint(u, "laptop", false, 60_000)).state, "online");
+      t.is((await hub.disconnect(laptop)).state, "away", "the phone still says away");
+      const gone = await hub.disconnect(phone);
+      t.is(gone.state, "offline");
+      t.true(gone.lastSeenMs !== undefined && Math.abs(gone.lastSeenMs - Date.now()) < 60_000);
+      await eventually("seven announcements", () => changes.length >= 7, 5_000);
+      t.deepEqual(changes.map((c) => c.state), ["online", "away", "online", "away", "online", "away", "offline"]);
+      await stop();
+    })();
+  });
+
+  test(`${name}: a connection nobody refreshes expires, and sweep announces that user offline exactly once`, async (t) => {
+    await withHub(100, async ({ hub }) => {
+      const u = user();
+      const kept = user();
+      const changes: PresenceStatus[] = [];
+      const stop = await hub.watchPresence(u, (s) => changes.push(s));
+      const ttlMs = 300;
+      await hub.connect({ userId: u, sessionId: "s", connectionId: "dead" }, ttlMs);
+      const keptConnection = { userId: kept, sessionId: "s", connectionId: "alive" };
+      await hub.connect(keptConnection, ttlMs);
+      // The kept connection is refreshed (as its instance would on every heartbeat) until u's has expired.
+      await eventually(
+        "the unrefreshed connection to expire",
+        async () => {
+          await hub.refresh([keptConnection], ttlMs);
+          return (await hub.presence([u]))[0]!.state === "offline";
+        },
+        10_000,
+      );
+      const swept: PresenceStatus[] = [];
+      await eventually("sweep to announce the expired user", async () => {
+        swept.push(...(await hub.sweep(100)));
+        return swept.some((s) => s.userId === u);
+      }, 10_000);
+      t.deepEqual(swept.filter((s) => s.userId === u).map((s) => s.state), ["offline"]);
+      t.false(swept.some((s) => s.userId === kept), "a refreshed connection is not swept");
+      t.false((await hub.sweep(100)).some((s) => s.userId === u), "announced once");
+      await eventually("the offline change", () => changes.some((c) => c.state === "offline"), 5_000);
+      t.deepEqual(changes.map((c) => c.state), ["online", "offline"]);
+      await stop();
+    })();
+  });
+}
+
+suite("memory", async (history) => {
+  const hub = new MemoryUserStreams({ history });
+  return { hub, lose: async () => hub.clear(), close: () => hub.close() };
+});
+
+suite("redis", async (history) => {
+  const { redisUrl } = await infra();
+  const prefix = `${uniqueName("rt")}:`;
+  const hub = openRedisUserStreams({ url: redisUrl, history, prefix, logger: silentSink });
+  const admin = new Redis(redisUrl);
+  return {
+    hub,
+    async lose(userId) {
+      const k = userStreamKeys(prefix, userId);
+      await admin.del(k.epoch, k.newest, k.history, k.ids, k.connections, k.hints, k.seen, k.announced);
+    },
+    async close() {
+      await hub.close();
+      const keys = await admin.keys(`${prefix}*`);
+      if (keys.length > 0) await admin.del(...keys);
+      await admin.quit();
+    },
+  };
+});
