@@ -37,7 +37,7 @@ export const authConfigSpec = {
   publicUrl: string("AUTH_PUBLIC_URL", { default: "http://127.0.0.1:8081" }),
   issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
   audience: string("AUTH_AUDIENCE", { default: "aviary" }),
-  accessTokenTtlMs: duration("AUTH_ACCESS_TOKEN_TTL", { default: "15m", min: "1m", max: "1h" }),
+  accessTokenTtlMs: duration("AUTH_ACCESS_TOKEN_TTL", { default: "15m", min: "5s", max: "1h" }),
   refreshTokenTtlMs: duration("AUTH_REFRESH_TOKEN_TTL", { default: "30d", min: "1h", max: "365d" }),
   keyRotationMs: duration("AUTH_KEY_ROTATION_INTERVAL", { default: "30d", min: "1h" }),
   keyPrepublishMs: duration("AUTH_KEY_PREPUBLISH", { default: "5m", min: "0s", max: "1d" }),
@@ -54,7 +54,7 @@ export const authConfigSpec = {
   /** Services that may obtain service tokens: `client_id:scope+scope:secret_sha256_hex`, comma-separated (none by default). */
   serviceClients: serviceClients("AUTH_SERVICE_CLIENTS"),
   internalAudience: string("AUTH_INTERNAL_AUDIENCE", { default: "aviary-internal" }),
-  serviceTokenTtlMs: duration("AUTH_SERVICE_TOKEN_TTL", { default: "5m", min: "30s", max: "1h" }),
+  serviceTokenTtlMs: duration("AUTH_SERVICE_TOKEN_TTL", { default: "5m", min: "5s", max: "1h" }),
   ...clientFacingConfigSpec,
   ...databaseConfigSpec,
   ...cacheConfigSpec,

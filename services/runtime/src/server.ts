@@ -63,6 +63,12 @@ export interface ServerOptions {
   trustedProxyHops?: number;
   /** Per readiness check time budget (default 2 s). */
   readinessTimeoutMs?: number;
+  /**
+   * Ends long-lived streams gracefully on close (e.g. a last "reconnect
+   * elsewhere" frame), after new calls are refused and while unary calls
+   * drain. Streams still open when it resolves are aborted with UNAVAILABLE.
+   */
+  endStreams?: () => Promise<void>;
 }
 
 export interface RunningServer {
@@ -347,8 +353,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // 2. No new streams on existing connections: GOAWAY for HTTP/2, close idle HTTP/1.1.
     for (const session of sessions) session.close();
     for (const [socket, busy] of h1Busy) if (busy === 0) socket.end();
-    // 3. Let in-flight unary calls finish.
-    await unaryCalls.idle(deadline - Date.now());
+    // 3. Let in-flight unary calls finish, and the service end its streams its own way.
+    await Promise.all([unaryCalls.idle(deadline - Date.now()), options.endStreams?.().catch((e: unknown) => logger.warn({ err: e }, "ending streams failed"))]);
     if (unaryCalls.count > 0) logger.warn({ calls: unaryCalls.count }, "shutdown timeout: aborting unary calls still running");
     // 4. End streams (and stragglers) through their signals, with status Unavailable.
     shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));

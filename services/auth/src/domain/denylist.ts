@@ -1,5 +1,5 @@
 import type { Cache } from "@aviary/runtime/cache/cache";
-import { revokedSessionKey } from "@aviary/runtime/auth/denylist";
+import { revokedSessionKey, revokedSessionsChannel } from "@aviary/runtime/auth/denylist";
 
 // The key lives in the runtime: every service's auth interceptor reads it.
 export { revokedSessionKey };
@@ -44,6 +44,9 @@ export function cacheSessionDenylist(cache: Cache, accessTokenTtlSeconds: number
   return {
     async add(sessionIds) {
       await Promise.all(sessionIds.map((id) => cache.set(revokedSessionKey(id), "1", { ttlSeconds })));
+      // Announced after the key is set, so a listener that checks the key agrees.
+      // The periodic sync announces again: listeners treat an id they hold no stream for as nothing.
+      await Promise.all(sessionIds.map((id) => cache.publish(revokedSessionsChannel, id)));
     },
     has: (sessionId) => cache.exists(revokedSessionKey(sessionId)),
   };

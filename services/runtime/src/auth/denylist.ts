@@ -8,6 +8,13 @@ export function revokedSessionKey(sessionId: string): string {
 }
 
 /**
+ * The channel the auth service announces each revoked session id on, so
+ * holders of long-lived streams (the realtime service) can end them at once
+ * rather than at their next periodic check.
+ */
+export const revokedSessionsChannel = "auth:revoked-sessions";
+
+/**
  * The revocation check of a service that does not own sessions: the cache
  * denylist alone. A cache error propagates, so the auth interceptor fails
  * closed (UNAVAILABLE).
