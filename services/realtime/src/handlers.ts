@@ -51,6 +51,9 @@ export function createRealtimeHandlers(deps: RealtimeDeps): ServiceImpl<typeof R
   async function* subscribe(request: SubscribeRequest, ctx: HandlerContext) {
     const principal = requirePrincipal(ctx);
     const userId = principal.userId.toLowerCase();
+    // The verifier allows for clock skew; a stream, which is ended at the
+    // token's expiry, is not opened on a token already past it.
+    if (principal.expiresAt.getTime() <= Date.now()) throw tokenExpired();
     const watched = await deps.visibleUsers(ctx, request.presenceUserIds);
     const stream = new DeviceStream({
       userId,

@@ -12,6 +12,7 @@ import { normaliseQuery } from "./domain/search.ts";
 import { avatarViolation, canonicalMediaId, malformedMediaId, type AvatarCandidate } from "./domain/avatar.ts";
 import {
   blockersAmong,
+  blockedAmong,
   ensureProfile,
   findProfile,
   findProfileByUsernameKey,
@@ -175,8 +176,13 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
     async batchGetProfiles(request, context) {
       const principal = requirePrincipal(context);
       const ids = [...new Set(request.userIds.map((id) => id.toLowerCase()))];
-      const [rows, hidden] = await Promise.all([findProfiles(db, ids), blockersAmong(db, principal.userId, ids)]);
-      return { profiles: rows.filter((row) => !hidden.has(row.userId)).map((row) => presentProfile(row, principal.userId)) };
+      const [rows, blockers, blocked] = await Promise.all([
+        findProfiles(db, ids),
+        blockersAmong(db, principal.userId, ids),
+        request.omitBlocked ? blockedAmong(db, principal.userId, ids) : new Set<string>(),
+      ]);
+      const hidden = (id: string) => blockers.has(id) || blocked.has(id);
+      return { profiles: rows.filter((row) => !hidden(row.userId)).map((row) => presentProfile(row, principal.userId)) };
     },
 
     async updateProfile(request, context) {

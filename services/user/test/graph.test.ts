@@ -72,6 +72,10 @@ test("a block removes follows both ways; the blocked user can neither follow nor
 
   // The blocker still finds whom they blocked by id (to unblock), not in lists.
   t.is((await users.client.getProfile({ userId: blocked.userId }, blocker.call)).profile?.userId, blocked.userId);
+  t.deepEqual((await users.client.batchGetProfiles({ userIds: [blocked.userId] }, blocker.call)).profiles.map((p) => p.userId), [blocked.userId]);
+  // With omit_blocked (presence), the block hides both ways; other ids are unaffected.
+  t.deepEqual((await users.client.batchGetProfiles({ userIds: [blocked.userId, blocker.userId], omitBlocked: true }, blocker.call)).profiles.map((p) => p.userId), [blocker.userId]);
+  t.deepEqual((await users.client.batchGetProfiles({ userIds: [blocker.userId], omitBlocked: true }, blocked.call)).profiles, []);
   // The blocker knows whom they blocked: following them needs an unblock first.
   t.is((await rejection(users.client.follow({ userId: blocked.userId }, blocker.call))).code, Code.FailedPrecondition);
   await users.client.unblock({ userId: blocked.userId }, blocker.call);

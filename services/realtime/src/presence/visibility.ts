@@ -1,7 +1,7 @@
 // Whose presence a caller may see: the users whose profile the user service
-// shows them. That is its rule for blocks in both directions (a blocked or
-// blocking user's profile is absent), so presence never disagrees with
-// profiles. One BatchGetProfiles as the caller per request.
+// shows them with `omit_blocked`, that is, nobody separated from the caller by
+// a block in either direction (and no unknown ids). One BatchGetProfiles as
+// the caller per request.
 import type { Client, HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
@@ -14,7 +14,7 @@ export function visibleUsersVia(users: Client<typeof UserService>): VisibleUsers
     const wanted = [...new Set(userIds.map((id) => id.toLowerCase()))];
     if (wanted.length === 0) return [];
     try {
-      const { profiles } = await users.batchGetProfiles({ userIds: wanted }, asCaller(ctx));
+      const { profiles } = await users.batchGetProfiles({ userIds: wanted, omitBlocked: true }, asCaller(ctx));
       const shown = new Set(profiles.map((p) => p.userId.toLowerCase()));
       return wanted.filter((id) => shown.has(id));
     } catch (e) {

@@ -91,6 +91,16 @@ export async function blockersAmong(db: Queryable, viewerId: string, otherIds: s
   return new Set(rows.map((r) => r.blockerId));
 }
 
+/** Which of `otherIds` `viewerId` blocked. */
+export async function blockedAmong(db: Queryable, viewerId: string, otherIds: string[]): Promise<Set<string>> {
+  if (otherIds.length === 0) return new Set();
+  const rows = await db
+    .select({ blockedId: blocks.blockedId })
+    .from(blocks)
+    .where(and(eq(blocks.blockerId, viewerId), inArray(blocks.blockedId, otherIds)));
+  return new Set(rows.map((r) => r.blockedId));
+}
+
 export interface SearchCursor {
   rank: number;
   id: string;

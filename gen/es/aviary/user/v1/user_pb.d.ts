@@ -153,6 +153,15 @@ export declare type BatchGetProfilesRequest = Message<"aviary.user.v1.BatchGetPr
    * @generated from field: repeated string user_ids = 1;
    */
   userIds: string[];
+
+  /**
+   * Also leave out users the caller blocked (who are otherwise shown to
+   * the caller, e.g. to unblock them): for reads that must hide a block in
+   * both directions, such as presence.
+   *
+   * @generated from field: bool omit_blocked = 2;
+   */
+  omitBlocked: boolean;
 };
 
 /**
