@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { PostService } from "@aviary/gen/aviary/post/v1/post_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
-import { int, loadConfig, oneOf, optionalString, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { bool, int, loadConfig, oneOf, optionalString, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
@@ -13,10 +13,13 @@ import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import type { ReadinessCheck } from "@aviary/runtime/health";
+import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
+import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
 import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createFeedHandlers } from "./handlers.ts";
 import { createViewCache } from "./read/view-cache.ts";
 import { consumeFeedEvents, feedGroup } from "./events/consume.ts";
+import { createFeedHints } from "./events/live-hints.ts";
 import { fanoutThreshold } from "./domain/threshold.ts";
 import type { TimelineStore } from "./store/timelines.ts";
 import { openTimelineStore } from "./store/timelines-open.ts";
@@ -44,6 +47,10 @@ export const feedConfigSpec = {
   /** Where timelines live; REDIS_URL when unset. A separate instance can be sized (and evicted) for timelines alone. */
   timelinesRedisUrl: optionalString("FEED_REDIS_URL"),
   redisPrefix: string("FEED_REDIS_PREFIX", { default: "" }),
+  /** The consumer tells readers holding a live stream that their feed has new posts (realtime FeedUpdated). */
+  liveHints: bool("FEED_LIVE_HINTS", { default: true }),
+  /** Where those hints go (REALTIME_REDIS_URL, else REDIS_URL, else memory): must match the realtime service. */
+  ...userStreamsConfigSpec,
   ...clientFacingConfigSpec,
   ...databaseConfigSpec,
   ...cacheConfigSpec,
@@ -63,6 +70,8 @@ export interface FeedAdapters {
   cache?: Cache;
   bus?: EventBus;
   timelines?: TimelineStore;
+  /** Where live hints are published (the dev launcher shares one in-memory hub with the realtime service). */
+  userStreams?: UserStreamPublisher;
   logger?: Logger;
 }
 
@@ -86,6 +95,9 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
   const timelines =
     adapters.timelines ?? base.own(await openTimelineStore({ cap: config.timelineCap, prefix: config.redisPrefix, ...(timelinesUrl ? { url: timelinesUrl } : {}) }));
   const bus = consumes ? await base.bus(config, adapters.bus) : undefined;
+  // Only the consumer sends hints. Not a readiness check: hints are optional,
+  // a realtime Redis outage must not take the feed out of rotation.
+  const userStreams = bus && config.liveHints ? (adapters.userStreams ?? base.own(await openUserStreams(config, logger))) : undefined;
   await database.migrate(migrationsFolder, { schema: "feed" });
 
   let subscription: Subscription | undefined;
@@ -98,6 +110,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
       fanoutBatch: config.fanoutBatch,
       fanoutThreshold: config.fanoutThreshold,
       backfill: config.backfill,
+      ...(userStreams ? { hints: createFeedHints({ streams: userStreams, logger }) } : {}),
       partitionsConcurrently: config.consumerConcurrency,
     });
   }
@@ -134,7 +147,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
     readiness,
     auth: userTokenAuth(config, cache),
   });
-  logger.info({ url: server.url, role: config.role, database: database.kind, cache: cache.kind, timelines: timelines.kind, bus: bus?.kind }, "feed service listening");
+  logger.info({ url: server.url, role: config.role, database: database.kind, cache: cache.kind, timelines: timelines.kind, bus: bus?.kind, liveHints: userStreams !== undefined }, "feed service listening");
 
   return {
     ...server,

@@ -14,9 +14,13 @@
 // Each timeline step re-reads the projection and acts on its current state
 // (a post deleted meanwhile is not fanned out; a follow undone meanwhile is
 // not back-filled), so late or repeated events cannot resurrect anything.
+//
+// Live hints (FeedUpdated, see live-hints.ts) follow a post's timeline writes,
+// batch by batch, outside the projection transaction; they never fail an event.
 import type { Database } from "@aviary/runtime/db/database";
 import { handleOnce } from "@aviary/runtime/outbox/idempotent";
 import type { TimelineStore } from "../store/timelines.ts";
+import type { FeedHints } from "./live-hints.ts";
 import { processedEvents } from "../store/schema.ts";
 import {
   deleteFollow,
@@ -44,6 +48,8 @@ export interface ProjectorDeps {
   fanoutThreshold: number | null;
   /** Posts of a newly followed account copied into the follower's timeline (FEED_BACKFILL). */
   backfill: number;
+  /** Live "new posts" hints; none when absent (FEED_LIVE_HINTS=false, or the api role). */
+  hints?: FeedHints;
 }
 
 const once = (deps: ProjectorDeps, eventId: string, apply: Parameters<typeof handleOnce>[4]) =>
@@ -60,8 +66,15 @@ export async function applyPostCreated(deps: ProjectorDeps, eventId: string, pos
   if (!row || row.deletedAt !== null) return;
   const entry = [{ postId: row.postId, score: row.createdAt.getTime() }];
   await deps.timelines.addToExisting([row.authorId], entry);
+  await deps.hints?.postAdded([row.authorId], row.postId);
+  // Not fanned out: followers merge it at read time, and get no live hint;
+  // walking every follower just for hints is the cost the hybrid avoids.
   if (!row.fannedOut) return;
-  await forEachFollowerBatch(deps, row.authorId, (followers) => deps.timelines.addToExisting(followers, entry));
+  await forEachFollowerBatch(deps, row.authorId, async (followers) => {
+    await deps.timelines.addToExisting(followers, entry);
+    // After the write: a reader acting on the hint finds the post.
+    await deps.hints?.postAdded(followers, row.postId);
+  });
 }
 
 export async function applyPostDeleted(deps: ProjectorDeps, eventId: string, post: { postId: string; authorId: string; deletedAt: Date }): Promise<void> {
