@@ -6,7 +6,10 @@ import { Redis } from "ioredis";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { RealtimeService, Rotate_Reason } from "@aviary/gen/aviary/realtime/v1/realtime_pb";
-import { userStreamKeys } from "../../runtime/src/realtime/redis.ts";
+import { openRedisUserStreams, userStreamKeys } from "../../runtime/src/realtime/redis.ts";
+import { publishEvent } from "../../runtime/src/realtime/events.ts";
+import { silentSink } from "../../runtime/src/bus/log-sink.ts";
+import { privateServer } from "../../runtime/test-support/infra.ts";
 import { openStream, startTestRealtime, type TestRealtime } from "./harness.ts";
 
 let rt: TestRealtime;
@@ -159,4 +162,36 @@ test("foreign and made-up resume positions are just not recovered, and never del
   t.true(anaWithBens.events().every((e) => e.id.startsWith("anas")));
   anaWithBens.cancel();
   madeUp.cancel();
+});
+
+test("Redis flushed: a live stream is told to resync at the next item, and the resume says recovered false, never a silent gap", async (t) => {
+  const redis = await privateServer("redis", "realtime-flush");
+  const instance = await rt.startInstance({ REALTIME_REDIS_URL: redis.url });
+  const producer = openRedisUserStreams({ url: redis.url, prefix: rt.prefix, logger: silentSink });
+  try {
+    const ana = await rt.signUp();
+    const client = createClient(RealtimeService, createGrpcTransport({ baseUrl: instance.url }));
+    const publish = (label: string) => publishEvent(producer, ana.userId, `${label}-${crypto.randomUUID()}`, { case: "feedUpdated", value: { newestPostId: label } });
+    const watching = openStream(client, ana);
+    const before = await watching.ready();
+    for (let i = 0; i < 5; i++) await publish("before-flush");
+    await watching.until("5 items", (r) => r.offsets().length === 5);
+    const admin = new Redis(redis.url);
+    await admin.flushall();
+    await admin.quit();
+    await publish("after-flush");
+    await watching.until("the resync", (r) => r.isEnded());
+    const last = watching.frames.at(-1);
+    t.is(last?.frame.case === "rotate" ? last.frame.value.reason : undefined, Rotate_Reason.RESYNC);
+    t.is(watching.offsets().length, 5, "the item of the new history is not delivered as if it continued the old one");
+    const resumed = openStream(client, ana, { since: watching.position() });
+    const ready = await resumed.ready();
+    t.false(ready.recovered);
+    t.not(ready.epoch, before.epoch);
+    resumed.cancel();
+  } finally {
+    await producer.close();
+    await instance.close();
+    await redis.down();
+  }
 });
