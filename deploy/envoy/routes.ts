@@ -27,10 +27,17 @@ export interface EdgeServiceRoute {
    * limited per user (JWT `sub`) across all services.
    */
   publicRateLimitClass: string;
+  /**
+   * The route_class of this service's streaming methods (opening a stream),
+   * limited per user AND per client address: each stream route sends two
+   * descriptors, (route_class, user_id) and (route_class, remote_address).
+   * Absent: streams count as `read` or `write` like unary methods.
+   */
+  streamRateLimitClass?: string;
 }
 
-/** The route_class values of protected routes (per user), shared by every service. */
-export const rateLimitClasses = { read: "read", write: "write" } as const;
+/** The route_class values of protected routes, shared by every service: read and write per user; stream_open per user and per address. */
+export const rateLimitClasses = { read: "read", write: "write", streamOpen: "stream_open" } as const;
 
 export const authRoute: EdgeServiceRoute = {
   service: "aviary.auth.v1.AuthService",
@@ -100,7 +107,36 @@ export const bffRoute: EdgeServiceRoute = {
   publicRateLimitClass: "auth_public",
 };
 
-export const edgeRoutes: EdgeServiceRoute[] = [authRoute, userRoute, mediaRoute, postRoute, feedRoute, bffRoute];
+export const realtimeRoute: EdgeServiceRoute = {
+  service: "aviary.realtime.v1.RealtimeService",
+  cluster: "realtime",
+  upstream: { host: "realtime", port: 8087 },
+  publicMethods: [],
+  idempotentMethods: ["GetPresence"],
+  // SetPresence and GetPresence; Subscribe is a stream (no timeout, EDGE_MAX_STREAM_SECONDS).
+  timeout: "5s",
+  publicRateLimitClass: "auth_public",
+  // Opening the device stream is limited per user and per client address.
+  streamRateLimitClass: rateLimitClasses.streamOpen,
+};
+
+export const edgeRoutes: EdgeServiceRoute[] = [authRoute, userRoute, mediaRoute, postRoute, feedRoute, bffRoute, realtimeRoute];
+
+/**
+ * The longest a stream lives at the edge (every streaming route's
+ * max_stream_duration, and the cap on a client's grpc-timeout there): Envoy
+ * ends a stream at this age. The realtime service rotates its streams on
+ * purpose before it (its REALTIME_MAX_STREAM_AGE default stays below this),
+ * so a client sees a `rotate` frame and resumes, never a cut.
+ */
+export const EDGE_MAX_STREAM_SECONDS = 3600;
+
+/**
+ * The edge closes a stream that sent nothing for this long (the HCM's
+ * stream_idle_timeout). Every long-lived stream must send something more
+ * often: the realtime service's heartbeat (default 25 s) stays below it.
+ */
+export const EDGE_STREAM_IDLE_SECONDS = 300;
 
 /**
  * grpc.health.v1.Health has no REST rules, so the transcoder ignores it, but

@@ -2,7 +2,16 @@
 // table (deploy/envoy/routes.ts). One function, two callers: the committed
 // deploy/envoy/envoy.yaml (service DNS names, tracing to the collector) and the
 // loopback render that tests and `make dev` start (free ports, no collector).
-import { defaultCorsOrigins, edgeRoutes, healthRoute, jwtProvider, rateLimitClasses, type EdgeServiceRoute } from "../../deploy/envoy/routes.ts";
+import {
+  defaultCorsOrigins,
+  EDGE_MAX_STREAM_SECONDS,
+  EDGE_STREAM_IDLE_SECONDS,
+  edgeRoutes,
+  healthRoute,
+  jwtProvider,
+  rateLimitClasses,
+  type EdgeServiceRoute,
+} from "../../deploy/envoy/routes.ts";
 import { clientFacingServices, serviceByName, type EdgeMethod, type EdgeService, type RestBinding } from "./descriptors.ts";
 import type { DescService } from "@bufbuild/protobuf";
 
@@ -142,8 +151,11 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
     merge_slashes: true,
     path_with_escaped_slashes_action: "REJECT_REQUEST",
     common_http_protocol_options: { headers_with_underscores_action: "REJECT_REQUEST" },
-    // Streams (health Watch, later chat) have no overall timeout; an idle one is closed.
-    stream_idle_timeout: "300s",
+    // Streams (realtime Subscribe, health Watch) have no request timeout and
+    // end at EDGE_MAX_STREAM_SECONDS (per route); one idle this long is
+    // closed, so every stream sends something more often (the realtime
+    // heartbeat, default 25 s).
+    stream_idle_timeout: `${EDGE_STREAM_IDLE_SECONDS}s`,
     access_log: [accessLog()],
     local_reply_config: localReplyAsStatus(),
     route_config: {
@@ -245,6 +257,8 @@ interface RoutePolicy {
   timeout: string;
   /** The route_class descriptor value (see rateLimitClasses in routes.ts). */
   routeClass: string;
+  /** Limit per user AND per client address under this route_class (stream opening) instead of routeClass. */
+  streamOpenClass?: string;
   /** Attach the rate-limit descriptors (only when the rate-limit filter is configured). */
   rateLimited: boolean;
 }
@@ -260,6 +274,7 @@ function methodRoutes(route: EdgeServiceRoute, method: EdgeMethod, rateLimited: 
     routeClass: isPublic ? route.publicRateLimitClass : idempotent ? rateLimitClasses.read : rateLimitClasses.write,
     timeout: route.methodTimeouts?.[method.name] ?? route.timeout,
   };
+  if (method.streaming && !isPublic && route.streamRateLimitClass !== undefined) policy.streamOpenClass = route.streamRateLimitClass;
   return [...method.rest.map((binding) => restRoute(route.cluster, method, binding, policy)), grpcRoute(route.cluster, method, policy)];
 }
 
@@ -314,10 +329,18 @@ function noUpstreamCluster(): JsonObject {
 }
 
 function routeAction(cluster: string, method: EdgeMethod, policy: RoutePolicy): JsonObject {
+  // A stream has no request timeout (Envoy's default 15 s would cut it); it
+  // lives until the client or service ends it, idles past
+  // stream_idle_timeout, or reaches EDGE_MAX_STREAM_SECONDS.
   const action: JsonObject = { cluster, timeout: method.streaming ? "0s" : policy.timeout };
   if (method.streaming) {
-    // A client's grpc-timeout still bounds the stream; the route adds no limit of its own.
-    action["max_stream_duration"] = { grpc_timeout_header_max: "0s" };
+    const max = `${EDGE_MAX_STREAM_SECONDS}s`;
+    // grpc_timeout_header_max: a request's grpc-timeout REPLACES
+    // max_stream_duration, capped at this value; 0s would mean uncapped (a
+    // client could send grpc-timeout: 99999999H and outlive the edge's
+    // maximum). Capped at the same value, a client may shorten its stream,
+    // never lengthen it.
+    action["max_stream_duration"] = { max_stream_duration: max, grpc_timeout_header_max: max };
   }
   if (policy.rateLimited) action["rate_limits"] = rateLimitActions(policy);
   // Only reads are retried: a retried write whose first attempt reached the
@@ -426,7 +449,12 @@ function transcoderFilter(descriptorPath: string, services: string[]): JsonObjec
       // A gRPC error becomes the HTTP status plus a google.rpc.Status JSON body
       // (code, message, details from grpc-status-details-bin).
       convert_grpc_status: true,
-      print_options: { always_print_primitive_fields: false, preserve_proto_field_names: false, always_print_enums_as_ints: false },
+      // stream_newline_delimited: a server stream (realtime Subscribe) goes out
+      // as one JSON object per line, each line written as its message arrives
+      // (without it: one JSON array, `[{..}` then `,{..}`, closed by `]` at the
+      // end). Unary responses are unaffected; grpc.health.v1 Watch is not
+      // transcoded. See docs/decisions.md "Realtime at the edge".
+      print_options: { always_print_primitive_fields: false, preserve_proto_field_names: false, always_print_enums_as_ints: false, stream_newline_delimited: true },
       request_validation_options: {
         reject_unknown_method: true,
         // Without it an unknown query parameter silently turns off transcoding.
@@ -477,25 +505,33 @@ function rateLimitFilter(timeoutMs: number): JsonObject {
 }
 
 /**
- * The descriptor each route sends to the rate-limit service (the default rules
+ * The descriptors each route sends to the rate-limit service (the default rules
  * in services/ratelimit/src/domain/limits.ts match exactly these shapes):
  *   public routes:    (route_class=<service's public class, e.g. auth_public>, remote_address=<client address>)
  *   protected routes: (route_class=read|write, user_id=<JWT sub>)
+ *   stream opening (a service's streamRateLimitClass, e.g. realtime Subscribe):
+ *                     (route_class=stream_open, user_id=<JWT sub>) and (route_class=stream_open, remote_address=<client address>)
  * Public routes key on the address, never on a header the client controls (a
  * junk Authorization header on a public route is not verified). The user id
  * comes from jwt_authn's verified payload in dynamic metadata.
  */
-export function rateLimitActions(policy: { isPublic: boolean; routeClass: string }): JsonObject[] {
-  const who: JsonObject = policy.isPublic
-    ? { remote_address: {} }
-    : {
-        metadata: {
-          descriptor_key: "user_id",
-          metadata_key: { key: "envoy.filters.http.jwt_authn", path: [{ key: "jwt_payload" }, { key: "sub" }] },
-          source: "DYNAMIC",
-        },
-      };
-  return [{ actions: [{ generic_key: { descriptor_key: "route_class", descriptor_value: policy.routeClass } }, who] }];
+export function rateLimitActions(policy: { isPublic: boolean; routeClass: string; streamOpenClass?: string }): JsonObject[] {
+  const routeClass = (value: string): JsonObject => ({ generic_key: { descriptor_key: "route_class", descriptor_value: value } });
+  const address: JsonObject = { remote_address: {} };
+  const user: JsonObject = {
+    metadata: {
+      descriptor_key: "user_id",
+      metadata_key: { key: "envoy.filters.http.jwt_authn", path: [{ key: "jwt_payload" }, { key: "sub" }] },
+      source: "DYNAMIC",
+    },
+  };
+  // Opening a stream: two descriptors, both counted on every open; the
+  // request is refused when either is over (one user's reconnect loop, or one
+  // address opening streams for many accounts).
+  if (policy.streamOpenClass !== undefined && !policy.isPublic) {
+    return [{ actions: [routeClass(policy.streamOpenClass), user] }, { actions: [routeClass(policy.streamOpenClass), address] }];
+  }
+  return [{ actions: [routeClass(policy.routeClass), policy.isPublic ? address : user] }];
 }
 
 /**

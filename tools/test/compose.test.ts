@@ -16,6 +16,7 @@ import { mediaConfigSpec } from "@aviary/media";
 import { postConfigSpec } from "@aviary/post";
 import { feedConfigSpec } from "@aviary/feed";
 import { bffConfigSpec } from "@aviary/bff";
+import { realtimeConfigSpec } from "@aviary/realtime";
 import { jwtProvider } from "../../deploy/envoy/routes.ts";
 import { RATELIMIT_DOMAIN } from "../edge/envoy-config.ts";
 
@@ -60,6 +61,7 @@ const nodeServices: Record<string, { spec: Record<string, { variable: string }>;
   post: { spec: postConfigSpec, hostVar: "POST_HOST", portVar: "POST_PORT" },
   feed: { spec: feedConfigSpec, hostVar: "FEED_HOST", portVar: "FEED_PORT" },
   bff: { spec: bffConfigSpec, hostVar: "BFF_HOST", portVar: "BFF_PORT" },
+  realtime: { spec: realtimeConfigSpec, hostVar: "REALTIME_HOST", portVar: "REALTIME_PORT" },
 };
 
 test("every upstream of the deploy edge config is a compose service listening on that port", (t) => {
@@ -135,6 +137,20 @@ test("every Node service gets the variables its config needs, and only variables
       t.true(exposed(services[url.hostname]).includes(Number(url.port)), `${name} ${variable} port ${url.port}`);
     }
   }
+  // The realtime service: device streams behind the edge, verifying tokens with
+  // the auth service's keys, asking the user service about visibility, Redis for
+  // history and fan-out.
+  const realtime = services["realtime"].environment as Record<string, string>;
+  t.is(realtime["REDIS_URL"], "redis://redis:6379");
+  t.is(realtime["TRUSTED_PROXY_HOPS"], "1");
+  t.is(realtime["AUTH_ISSUER"], jwtProvider.issuer);
+  t.true((jwtProvider.audiences as readonly string[]).includes(realtime["AUTH_AUDIENCE"]!));
+  for (const variable of ["AUTH_JWKS_URL", "USER_URL"]) {
+    const url = new URL(realtime[variable]!);
+    t.truthy(services[url.hostname], `realtime ${variable} → ${url.hostname}`);
+    t.true(exposed(services[url.hostname]).includes(Number(url.port)), `realtime ${variable} port ${url.port}`);
+  }
+  t.is(new URL(realtime["AUTH_JWKS_URL"]!).pathname, jwtProvider.jwksPath);
   const [kafkaHost, kafkaPort] = auth["KAFKA_BROKERS"]!.split(":");
   t.true(exposed(services[kafkaHost!]).includes(Number(kafkaPort)));
   t.is(services["kafka"].environment.KAFKA_ADVERTISED_LISTENERS, `PLAINTEXT://${auth["KAFKA_BROKERS"]}`);

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { publicProcedures } from "@aviary/auth";
 import { defaultRules, rateLimitConfigFromEnv } from "@aviary/ratelimit";
-import { authRoute, edgeRoutes } from "../../deploy/envoy/routes.ts";
+import { authRoute, EDGE_MAX_STREAM_SECONDS, EDGE_STREAM_IDLE_SECONDS, edgeRoutes, realtimeRoute } from "../../deploy/envoy/routes.ts";
 import { clientFacingServices, readDescriptorSet } from "../edge/descriptors.ts";
 import { deployConfigFile, descriptorSetPath, renderDeployConfig, renderLoopbackConfig, repoRoot } from "../edge/generate-envoy.ts";
 import { RATELIMIT_DOMAIN, RATELIMIT_FILTER_TIMEOUT_MS } from "../edge/envoy-config.ts";
@@ -16,7 +16,7 @@ import { RATELIMIT_DOMAIN, RATELIMIT_FILTER_TIMEOUT_MS } from "../edge/envoy-con
 interface Route {
   name: string;
   match: { path?: string; safe_regex?: { regex: string }; headers?: Array<{ name: string; string_match: { exact: string } }> };
-  route?: { cluster: string; retry_policy?: unknown; rate_limits?: unknown[] };
+  route?: { cluster: string; timeout?: string; retry_policy?: unknown; rate_limits?: unknown[]; max_stream_duration?: Record<string, string> };
   typed_per_filter_config?: Record<string, { requirement_name?: string; disabled?: boolean }>;
 }
 interface Filter {
@@ -26,7 +26,9 @@ interface Filter {
 interface Rendered {
   static_resources: {
     clusters: Array<{ name: string; load_assignment?: { endpoints: Array<{ lb_endpoints: Array<{ endpoint: { address: { socket_address: { address: string; port_value: number } } } }> }> } }>;
-    listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { http_filters: Filter[]; route_config: { virtual_hosts: Array<{ routes: Route[] }> } } }> }> }>;
+    listeners: Array<{
+      filter_chains: Array<{ filters: Array<{ typed_config: { http_filters: Filter[]; stream_idle_timeout?: string; route_config: { virtual_hosts: Array<{ routes: Route[] }> } } }> }>;
+    }>;
   };
 }
 
@@ -36,7 +38,7 @@ const loopback = (extra: { rateLimitService?: { host: string; port: number } } =
 
 function parts(config: Rendered) {
   const hcm = config.static_resources.listeners[0]!.filter_chains[0]!.filters[0]!.typed_config;
-  return { filters: hcm.http_filters, routes: hcm.route_config.virtual_hosts[0]!.routes, clusters: config.static_resources.clusters.map((c) => c.name) };
+  return { hcm, filters: hcm.http_filters, routes: hcm.route_config.virtual_hosts[0]!.routes, clusters: config.static_resources.clusters.map((c) => c.name) };
 }
 
 test("the descriptor set has client-facing services (the test would prove nothing otherwise)", (t) => {
@@ -102,7 +104,7 @@ test("the rate-limit filter, cluster and per-route descriptors appear only with 
 
 type Action = { generic_key?: { descriptor_key: string; descriptor_value: string }; remote_address?: object; metadata?: { descriptor_key: string } };
 
-test("edge and rate-limit service agree: domain, timeout budget, and every route's descriptor has exactly one default rule", (t) => {
+test("edge and rate-limit service agree: domain, timeout budget, and every descriptor of every route has a default rule", (t) => {
   const config = rateLimitConfigFromEnv({});
   t.is(config.domain, RATELIMIT_DOMAIN);
   t.true(config.cacheTimeoutMs < RATELIMIT_FILTER_TIMEOUT_MS, "the service answers (fail open) before Envoy gives up on it");
@@ -115,17 +117,116 @@ test("edge and rate-limit service agree: domain, timeout budget, and every route
       continue;
     }
     const limits = route.route?.rate_limits as Array<{ actions: Action[] }> | undefined;
-    t.is(limits?.length, 1, route.name);
-    const actions = limits![0]!.actions;
-    // The entry shape the service sees: keys in order, the generic_key's value fixed.
-    const entries = actions.map((a) => a.generic_key ?? { descriptor_key: a.remote_address ? "remote_address" : a.metadata!.descriptor_key, descriptor_value: undefined });
-    const rule = defaultRules.find(
-      (r) => r.entries.length === entries.length && r.entries.every((e, i) => e.key === entries[i]!.descriptor_key && e.value === entries[i]!.descriptor_value),
-    );
-    t.truthy(rule, `${route.name}: no default rule for ${JSON.stringify(entries)}`);
-    used.add(rule!.name);
+    t.true((limits?.length ?? 0) >= 1, route.name);
+    for (const { actions } of limits ?? []) {
+      // The entry shape the service sees: keys in order, the generic_key's value fixed.
+      const entries = actions.map((a) => a.generic_key ?? { descriptor_key: a.remote_address ? "remote_address" : a.metadata!.descriptor_key, descriptor_value: undefined });
+      const rule = defaultRules.find(
+        (r) => r.entries.length === entries.length && r.entries.every((e, i) => e.key === entries[i]!.descriptor_key && e.value === entries[i]!.descriptor_value),
+      );
+      t.truthy(rule, `${route.name}: no default rule for ${JSON.stringify(entries)}`);
+      used.add(rule!.name);
+    }
   }
   t.deepEqual([...used].sort(), defaultRules.map((r) => r.name).sort(), "every default rule is used by some route");
+});
+
+// --- realtime: the device stream -------------------------------------------------
+
+const SUBSCRIBE = "/aviary.realtime.v1.RealtimeService/Subscribe";
+const subscribeRoutes = (routes: Route[]) => routes.filter((r) => r.name === SUBSCRIBE || r.name === `${SUBSCRIBE} GET /v1/realtime/stream`);
+const userId = { metadata: { descriptor_key: "user_id", metadata_key: { key: "envoy.filters.http.jwt_authn", path: [{ key: "jwt_payload" }, { key: "sub" }] }, source: "DYNAMIC" } };
+
+test("realtime: every RPC has its REST and gRPC route to the realtime cluster, with a token required", (t) => {
+  for (const config of [loopback(), renderDeployConfig() as Rendered]) {
+    const { routes, clusters } = parts(config);
+    t.true(clusters.includes("realtime"));
+    const expected = [
+      `${SUBSCRIBE} GET /v1/realtime/stream`,
+      SUBSCRIBE,
+      "/aviary.realtime.v1.RealtimeService/SetPresence POST /v1/realtime/presence",
+      "/aviary.realtime.v1.RealtimeService/SetPresence",
+      "/aviary.realtime.v1.RealtimeService/GetPresence GET /v1/realtime/presence",
+      "/aviary.realtime.v1.RealtimeService/GetPresence",
+    ];
+    for (const name of expected) {
+      const route = routes.find((r) => r.name === name);
+      t.is(route?.route?.cluster, "realtime", name);
+      t.is(route?.typed_per_filter_config?.["envoy.filters.http.jwt_authn"]?.requirement_name, "user", name);
+    }
+    t.deepEqual(routes.find((r) => r.name === expected[0])?.match.headers?.[0]?.string_match, { exact: "GET" });
+  }
+  const deploy = renderDeployConfig() as Rendered;
+  const cluster = deploy.static_resources.clusters.find((c) => c.name === "realtime");
+  t.deepEqual(cluster?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "realtime", port_value: 8087 });
+  t.deepEqual(realtimeRoute.idempotentMethods, ["GetPresence"]);
+});
+
+test("realtime: unary routes time out after 5 s and only GetPresence is retried", (t) => {
+  const { routes } = parts(loopback());
+  for (const method of ["SetPresence", "GetPresence"]) {
+    for (const route of routes.filter((r) => r.name.startsWith(`/aviary.realtime.v1.RealtimeService/${method}`))) {
+      t.is(route.route?.timeout, "5s", route.name);
+      t.is(route.route?.max_stream_duration, undefined, route.name);
+      t.is(route.route?.retry_policy !== undefined, method === "GetPresence", route.name);
+    }
+  }
+});
+
+test("streams: no request timeout, a bounded max_stream_duration that a client's grpc-timeout cannot lift, no retries", (t) => {
+  const max = `${EDGE_MAX_STREAM_SECONDS}s`;
+  for (const config of [loopback(), renderDeployConfig() as Rendered]) {
+    const { routes } = parts(config);
+    const subscribe = subscribeRoutes(routes);
+    t.is(subscribe.length, 2, "REST and gRPC");
+    // Every streaming route (Subscribe, health Watch) gets the same treatment.
+    const streams = [...subscribe, routes.find((r) => r.name === "/grpc.health.v1.Health/Watch")!];
+    for (const route of streams) {
+      t.is(route.route?.timeout, "0s", route.name);
+      // grpc_timeout_header_max 0s would let a grpc-timeout header replace the maximum uncapped.
+      t.deepEqual(route.route?.max_stream_duration, { max_stream_duration: max, grpc_timeout_header_max: max }, route.name);
+      t.is(route.route?.retry_policy, undefined, route.name);
+    }
+    // Only streams have a max_stream_duration, and only unary routes a timeout.
+    const bounded = routes.filter((r) => r.route?.max_stream_duration !== undefined).map((r) => r.name);
+    t.deepEqual(bounded.sort(), streams.map((r) => r.name).sort());
+  }
+  // The realtime service rotates streams before the edge's maximum, and heartbeats below its idle timeout.
+  t.true(EDGE_MAX_STREAM_SECONDS >= 600, "long enough that rotation is rare");
+  t.is(parts(loopback()).hcm.stream_idle_timeout, `${EDGE_STREAM_IDLE_SECONDS}s`);
+  t.true(EDGE_STREAM_IDLE_SECONDS > 25 * 2, "room for the default 25 s heartbeat, with one missed");
+});
+
+test("streams: opening Subscribe is rate-limited per user AND per client address, on the REST and the gRPC path", (t) => {
+  const limited = parts(loopback({ rateLimitService: { host: "127.0.0.1", port: 18089 } }));
+  const routeClass = { generic_key: { descriptor_key: "route_class", descriptor_value: "stream_open" } };
+  for (const route of subscribeRoutes(limited.routes)) {
+    t.deepEqual(route.route?.rate_limits, [{ actions: [routeClass, userId] }, { actions: [routeClass, { remote_address: {} }] }], route.name);
+  }
+  t.deepEqual(
+    defaultRules.filter((r) => r.entries[0]?.value === "stream_open").map((r) => [r.name, r.entries.map((e) => e.key)]),
+    [
+      ["stream_open_per_user", ["route_class", "user_id"]],
+      ["stream_open_per_ip", ["route_class", "remote_address"]],
+    ],
+  );
+  // Other streams (health Watch) count as reads; unary realtime methods as reads or writes per user.
+  const watch = limited.routes.find((r) => r.name === "/grpc.health.v1.Health/Watch");
+  t.deepEqual(watch?.route?.rate_limits, [{ actions: [{ generic_key: { descriptor_key: "route_class", descriptor_value: "read" } }, userId] }]);
+  const setPresence = limited.routes.find((r) => r.name === "/aviary.realtime.v1.RealtimeService/SetPresence");
+  t.deepEqual(setPresence?.route?.rate_limits, [{ actions: [{ generic_key: { descriptor_key: "route_class", descriptor_value: "write" } }, userId] }]);
+});
+
+test("the transcoder sends server streams as newline-delimited JSON (one frame a line)", (t) => {
+  for (const config of [loopback(), renderDeployConfig() as Rendered]) {
+    const transcoder = parts(config).filters.find((f) => f.name === "envoy.filters.http.grpc_json_transcoder")!.typed_config;
+    const print = transcoder["print_options"] as Record<string, boolean>;
+    t.true(print["stream_newline_delimited"]);
+    t.falsy(print["stream_sse_style_delimited"], "one delimiter style");
+  }
+  // The only other stream, health Watch, is not transcoded (its route switches the transcoder off).
+  const watch = parts(loopback()).routes.find((r) => r.name === "/grpc.health.v1.Health/Watch");
+  t.true(watch?.typed_per_filter_config?.["envoy.filters.http.grpc_json_transcoder"]?.disabled);
 });
 
 test("the deploy render rate-limits through ratelimit:8090", (t) => {

@@ -18,6 +18,9 @@ test("rules match exact entry lists in order; a value-less rule entry matches an
   t.is(matchRule(defaultRules, [e("route_class", "auth_public"), e("remote_address", "203.0.113.7")])?.name, "auth_public_per_ip");
   t.is(matchRule(defaultRules, [e("route_class", "read"), e("user_id", "u1")])?.name, "read_per_user");
   t.is(matchRule(defaultRules, [e("route_class", "write"), e("user_id", "u1")])?.name, "write_per_user");
+  t.is(matchRule(defaultRules, [e("route_class", "stream_open"), e("user_id", "u1")])?.name, "stream_open_per_user");
+  t.is(matchRule(defaultRules, [e("route_class", "stream_open"), e("remote_address", "203.0.113.7")])?.name, "stream_open_per_ip");
+  t.is(matchRule(defaultRules, [e("route_class", "stream_open"), e("session_id", "s1")]), undefined, "stream_open is per user or per address only");
   t.is(matchRule(defaultRules, [e("route_class", "other"), e("user_id", "u1")]), undefined, "other value");
   t.is(matchRule(defaultRules, [e("user_id", "u1"), e("route_class", "read")]), undefined, "order matters");
   t.is(matchRule(defaultRules, [e("route_class", "read")]), undefined, "too few entries");
@@ -25,13 +28,15 @@ test("rules match exact entry lists in order; a value-less rule entry matches an
   t.is(matchRule(defaultRules, []), undefined);
 });
 
-test("default limits are 30/min per IP on public auth, 600/min reads and 120/min writes per user", (t) => {
+test("default limits are 30/min per IP on public auth, 600/min reads and 120/min writes per user, stream opens 30/min per user and 120/min per IP", (t) => {
   t.deepEqual(
     defaultRules.map((r) => [r.name, r.requestsPerUnit, r.unit]),
     [
       ["auth_public_per_ip", 30, "minute"],
       ["read_per_user", 600, "minute"],
       ["write_per_user", 120, "minute"],
+      ["stream_open_per_user", 30, "minute"],
+      ["stream_open_per_ip", 120, "minute"],
     ],
   );
 });
@@ -172,6 +177,34 @@ test("ShouldRateLimit on the memory cache: statuses per descriptor, overall over
   // Bad requests.
   await t.throwsAsync(call(h, { domain: "", descriptors: req.descriptors }), { message: /invalid request/ });
   await t.throwsAsync(call(h, { domain: "aviary" }), { message: /invalid request/ });
+});
+
+test("stream opens with the default rules: both descriptors counted, refused when either is over", async (t) => {
+  const cache = new MemoryCache();
+  t.teardown(() => cache.close());
+  const now = 2_000_000 * 60_000 + 1_000;
+  const h = handlers(cache, defaultRules, { now: () => now });
+  // What the edge sends for one Subscribe (tools/edge/envoy-config.ts rateLimitActions).
+  const open = (user: string, ip: string) => ({
+    domain: "aviary",
+    descriptors: [{ entries: [e("route_class", "stream_open"), e("user_id", user)] }, { entries: [e("route_class", "stream_open"), e("remote_address", ip)] }],
+  });
+  const perUser = defaultRules.find((r) => r.name === "stream_open_per_user")!.requestsPerUnit;
+  const perIp = defaultRules.find((r) => r.name === "stream_open_per_ip")!.requestsPerUnit;
+  t.true(perUser < perIp, "an address may hold more users than one");
+  // One user reconnecting from ever new addresses: the per-user limit refuses it.
+  for (let i = 0; i < perUser; i++) t.is((await call(h, open("loop", `198.51.100.${i}`))).overallCode, RateLimitResponse_Code.OK, `open ${i + 1}`);
+  let res = await call(h, open("loop", "198.51.100.250"));
+  t.is(res.overallCode, RateLimitResponse_Code.OVER_LIMIT);
+  t.like(res.statuses[0], { code: RateLimitResponse_Code.OVER_LIMIT, currentLimit: { name: "stream_open_per_user" } });
+  t.like(res.statuses[1], { code: RateLimitResponse_Code.OK, currentLimit: { name: "stream_open_per_ip" } });
+  // Many users from one address: the per-address limit refuses the next one, whose own count is fine.
+  for (let i = 0; i < perIp; i++) t.is((await call(h, open(`user-${i}`, "203.0.113.9"))).overallCode, RateLimitResponse_Code.OK);
+  res = await call(h, open("fresh", "203.0.113.9"));
+  t.is(res.overallCode, RateLimitResponse_Code.OVER_LIMIT);
+  t.like(res.statuses[0], { code: RateLimitResponse_Code.OK, limitRemaining: perUser - 1 });
+  t.like(res.statuses[1], { code: RateLimitResponse_Code.OVER_LIMIT, currentLimit: { name: "stream_open_per_ip" } });
+  t.truthy(res.responseHeadersToAdd.find((x) => x.key === "retry-after"));
 });
 
 test("ShouldRateLimit fails open when the cache errors or is slow", async (t) => {

@@ -35,6 +35,11 @@ export const defaultRules: readonly LimitRule[] = [
   { name: "auth_public_per_ip", entries: [{ key: "route_class", value: "auth_public" }, { key: "remote_address" }], requestsPerUnit: 30, unit: "minute" },
   { name: "read_per_user", entries: [{ key: "route_class", value: "read" }, { key: "user_id" }], requestsPerUnit: 600, unit: "minute" },
   { name: "write_per_user", entries: [{ key: "route_class", value: "write" }, { key: "user_id" }], requestsPerUnit: 120, unit: "minute" },
+  // Opening a stream (realtime Subscribe): the edge sends both descriptors on
+  // every open. Per user: a client in a reconnect loop; per address: one
+  // machine opening streams for many accounts (a NAT or office shares it, so it is higher).
+  { name: "stream_open_per_user", entries: [{ key: "route_class", value: "stream_open" }, { key: "user_id" }], requestsPerUnit: 30, unit: "minute" },
+  { name: "stream_open_per_ip", entries: [{ key: "route_class", value: "stream_open" }, { key: "remote_address" }], requestsPerUnit: 120, unit: "minute" },
 ];
 
 export function matchRule(rules: readonly LimitRule[], entries: readonly DescriptorEntry[]): LimitRule | undefined {
