@@ -20,6 +20,9 @@ import { mediaConfigFromEnv, startMediaService } from "@aviary/media";
 import { postConfigFromEnv, startPostService } from "@aviary/post";
 import { feedConfigFromEnv, startFeedService } from "@aviary/feed";
 import { bffConfigFromEnv, startBffService } from "@aviary/bff";
+import { realtimeConfigFromEnv, startRealtimeService } from "@aviary/realtime";
+import { loadConfig } from "@aviary/runtime/config";
+import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
 
 const devDir = resolve(import.meta.dirname, "../.dev");
@@ -32,6 +35,8 @@ await runService(
     const database = await openDatabase(env["DATABASE_URL"] ? { url: env["DATABASE_URL"], logger } : { dataDir: resolve(devDir, "pglite"), logger });
     const cache = await openCache(env["REDIS_URL"] ? { url: env["REDIS_URL"], logger } : {});
     const bus = await openEventBus({ clientId: "aviary-dev", logger, ...(env["KAFKA_BROKERS"] ? { brokers: env["KAFKA_BROKERS"].split(",") } : {}) });
+    // Users' live streams: one hub for the realtime service and its producers (the feed), in memory unless REALTIME_REDIS_URL / REDIS_URL.
+    const userStreams = await openUserStreams({ ...loadConfig(userStreamsConfigSpec, env), redisUrl: env["REDIS_URL"] }, logger);
 
     const codeSink = resolve(devDir, "codes.jsonl");
     const auth = await startAuthService(authConfigFromEnv({ AUTH_CODE_SINK: codeSink, PAGE_TOKEN_SECRET: "dev-only-page-token-secret-0123456789", ...env }), {
@@ -60,7 +65,10 @@ await runService(
       database,
       cache,
       bus,
+      userStreams,
     });
+    // The realtime stream: feed hints now, notifications and chat next.
+    const realtime = await startRealtimeService(realtimeConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, ...env }), { cache, userStreams });
     const bff = await startBffService(bffConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, FEED_URL: feed.url, ...env }), { cache });
 
     // The edge, when `make envoy` has installed it: the same generated config
@@ -72,7 +80,7 @@ await runService(
     if (existsSync(envoyBinary)) {
       ratelimit = await startRateLimitService(rateLimitConfigFromEnv(env), { cache });
       edge = await startEnvoy({
-        upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url },
+        upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url },
         rateLimitService: ratelimit.url,
         listenPort: Number(env["EDGE_PORT"] ?? 8080),
         adminPort: Number(env["EDGE_ADMIN_PORT"] ?? 9901),
@@ -84,7 +92,7 @@ await runService(
 
     const register = `-H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`;
     logger.info(
-      { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
+      { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
       edge
         ? `Aviary dev is up. Try REST through the edge: curl -s ${edge.url}/v1/auth/register ${register}`
         : `Aviary dev is up. Try: curl -s ${auth.url}/aviary.auth.v1.AuthService/Register ${register}`,
@@ -94,12 +102,14 @@ await runService(
         await edge?.stop();
         await ratelimit?.close();
         await bff.close();
+        await realtime.close();
         await feed.close();
         await post.close();
         await media.close();
         await user.close();
         await auth.close();
         await bus.close();
+        await userStreams.close();
         await cache.close();
         await database.close();
       },

@@ -61,6 +61,8 @@ export interface EdgeOptions {
    * loopback. Left out when absent.
    */
   statsListen?: HostPort;
+  /** The HCM's stream_idle_timeout (default EDGE_STREAM_IDLE_SECONDS); tests shorten it to prove heartbeats keep streams open. */
+  streamIdleSeconds?: number;
 }
 
 /** Every client-supplied copy of this header is removed before jwt_authn writes the verified one. */
@@ -155,7 +157,7 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
     // end at EDGE_MAX_STREAM_SECONDS (per route); one idle this long is
     // closed, so every stream sends something more often (the realtime
     // heartbeat, default 25 s).
-    stream_idle_timeout: `${EDGE_STREAM_IDLE_SECONDS}s`,
+    stream_idle_timeout: `${options.streamIdleSeconds ?? EDGE_STREAM_IDLE_SECONDS}s`,
     access_log: [accessLog()],
     local_reply_config: localReplyAsStatus(),
     route_config: {

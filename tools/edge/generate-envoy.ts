@@ -43,6 +43,7 @@ export function renderLoopbackConfig(options: {
   rateLimitService?: HostPort;
   rateLimitTimeoutMs?: number;
   trustedProxyHops?: number;
+  streamIdleSeconds?: number;
 }): object {
   // Every service is on loopback; one not given explicitly is expected on its
   // deploy port (the services' own defaults), so the render is always complete.
@@ -58,6 +59,7 @@ export function renderLoopbackConfig(options: {
     ...(options.rateLimitService ? { rateLimitService: options.rateLimitService } : {}),
     ...(options.rateLimitTimeoutMs !== undefined ? { rateLimitTimeoutMs: options.rateLimitTimeoutMs } : {}),
     ...(options.trustedProxyHops !== undefined ? { trustedProxyHops: options.trustedProxyHops } : {}),
+    ...(options.streamIdleSeconds !== undefined ? { streamIdleSeconds: options.streamIdleSeconds } : {}),
   });
 }
 

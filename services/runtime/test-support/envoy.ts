@@ -35,6 +35,8 @@ export interface EnvoyOptions {
   rateLimitTimeoutMs?: number;
   /** xff_num_trusted_hops (default 0): with 1, a test's x-forwarded-for sets the client address per request. */
   trustedProxyHops?: number;
+  /** The edge's stream_idle_timeout in seconds (default: the deploy value). */
+  streamIdleSeconds?: number;
   /** Fixed ports (`make dev`); free ones when absent. */
   listenPort?: number;
   adminPort?: number;
@@ -79,6 +81,7 @@ export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {
     ...(options.rateLimitService ? { rateLimitService: hostPort(options.rateLimitService) } : {}),
     ...(options.rateLimitTimeoutMs !== undefined ? { rateLimitTimeoutMs: options.rateLimitTimeoutMs } : {}),
     ...(options.trustedProxyHops !== undefined ? { trustedProxyHops: options.trustedProxyHops } : {}),
+    ...(options.streamIdleSeconds !== undefined ? { streamIdleSeconds: options.streamIdleSeconds } : {}),
   });
   const dir = await mkdtemp(path.join(tmpdir(), "aviary-envoy-"));
   const configPath = path.join(dir, "envoy.yaml");
