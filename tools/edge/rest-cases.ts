@@ -843,6 +843,54 @@ const postCases: RestCase[] = [
   },
 ];
 
+// Realtime: presence over REST (the stream itself is tested in tools/test/edge-realtime.test.ts,
+// since a row here reads one whole answer). b hints away; c, who is not blocked, sees it.
+const realtimeCases: RestCase[] = [
+  {
+    name: "SetPresence: the caller's device is away",
+    method: "POST",
+    path: "/v1/realtime/presence",
+    headers: as("b"),
+    body: () => ({ hint: "HINT_AWAY" }),
+    expect: { status: 200, jsonFor: (c) => ({ presence: { userId: c.users.b!.userId, state: "PRESENCE_STATE_OFFLINE" } }) },
+  },
+  {
+    name: "SetPresence with HINT_UNSPECIFIED: 400 with a field violation on hint, nothing written",
+    method: "POST",
+    path: "/v1/realtime/presence",
+    headers: as("b"),
+    body: () => ({ hint: "HINT_UNSPECIFIED" }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("hint")) },
+  },
+  {
+    name: "GetPresence: another user's state (offline: no live stream)",
+    method: "GET",
+    path: (c) => `/v1/realtime/presence?user_ids=${c.users.b!.userId}`,
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ presences: [{ userId: c.users.b!.userId, state: "PRESENCE_STATE_OFFLINE" }] }) },
+  },
+  {
+    name: "GetPresence with a malformed id: 400 with a field violation on user_ids",
+    method: "GET",
+    path: "/v1/realtime/presence?user_ids=bob",
+    headers: as("c"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("user_ids[0]")) },
+  },
+  {
+    name: "GetPresence without a token: 401 from jwt_authn",
+    method: "GET",
+    path: "/v1/realtime/presence?user_ids=00000000-0000-4000-8000-000000000000",
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+  {
+    name: "Subscribe with a malformed resume epoch: 400 as one JSON status",
+    method: "GET",
+    path: "/v1/realtime/stream?since.epoch=not%20valid&since.offset=1",
+    headers: as("c"),
+    expect: { status: 200, json: status(3, anyString, fieldViolation("since.epoch")) },
+  },
+];
+
 export const restCases: RestCase[] = [
   // --- every annotated AuthService RPC, happy path ---------------------------------
   ...(["a", "b"] as const).map(
@@ -1158,6 +1206,7 @@ export const restCases: RestCase[] = [
   ...userCases,
   ...mediaCases,
   ...postCases,
+  ...realtimeCases,
 
   // --- last: rows that end sessions ---------------------------------------------------------
   {

@@ -14,7 +14,8 @@ import { startTestUser, type TestUser } from "../../services/user/test/harness.t
 import { startTestMedia, type TestMedia } from "../../services/media/test/harness.ts";
 import { startTestFeed, type TestFeed } from "../../services/feed/test/harness.ts";
 import { bffConfigFromEnv, startBffService, type RunningBffService } from "@aviary/bff";
-import { infra } from "../../services/runtime/test-support/infra.ts";
+import { realtimeConfigFromEnv, startRealtimeService, type RunningRealtimeService } from "@aviary/realtime";
+import { infra, uniqueName } from "../../services/runtime/test-support/infra.ts";
 import { restCases } from "../edge/rest-cases.ts";
 import { newRestContext, runRestCases } from "../edge/rest-runner.ts";
 import type { RestContext } from "../edge/rest-cases.ts";
@@ -24,6 +25,7 @@ let user: TestUser | undefined;
 let media: TestMedia | undefined;
 let feed: TestFeed | undefined;
 let bff: RunningBffService | undefined;
+let realtime: RunningRealtimeService | undefined;
 let envoy: RunningEnvoy;
 let context: RestContext;
 
@@ -45,8 +47,19 @@ test.before(async () => {
       LOG_LEVEL: "silent",
     }),
   );
+  realtime = await startRealtimeService(
+    realtimeConfigFromEnv({
+      REALTIME_PORT: "0",
+      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+      USER_URL: user.service.url,
+      REDIS_URL: (await infra()).redisUrl,
+      REALTIME_REDIS_PREFIX: `${uniqueName("rtrest")}:`,
+      LOG_LEVEL: "silent",
+    }),
+  );
   envoy = await startEnvoy({
     upstreams: {
+      realtime: realtime.url,
       auth: auth.service.url,
       user: user.service.url,
       media: media.service.url,
@@ -60,6 +73,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   await envoy?.stop();
+  await realtime?.close();
   await bff?.close();
   await feed?.close();
   await Promise.all([user?.close(), media?.close()]);
