@@ -3,6 +3,8 @@
 // the shared Redis under a key prefix of the file's own, so files never share
 // streams. Also a producer-side hub on the same prefix (as the notification
 // or chat service would publish) and a stream reader that collects frames.
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -13,6 +15,7 @@ import type { UserStreamHub } from "../../runtime/src/realtime/user-streams.ts";
 import { publishEvent } from "../../runtime/src/realtime/events.ts";
 import { silentSink } from "../../runtime/src/bus/log-sink.ts";
 import { eventually, infra, uniqueName } from "../../runtime/test-support/infra.ts";
+import { freePort } from "../../runtime/test-support/envoy.ts";
 import { as, password, uniqueEmail, uniqueIp } from "../../auth/test/harness.ts";
 import { startTestUser, type TestUser } from "../../user/test/harness.ts";
 import { realtimeConfigFromEnv, startRealtimeService, type RunningRealtimeService } from "../src/index.ts";
@@ -48,6 +51,8 @@ export interface TestRealtime {
   publish(userId: string, count: number, label?: string): Promise<string[]>;
   /** Another realtime instance on the same streams (closed with the harness). */
   startInstance(env?: Record<string, string>): Promise<RunningRealtimeService>;
+  /** An instance in a child process (to SIGKILL), resolved once it answers /healthz. */
+  spawnInstance(env?: Record<string, string>): Promise<ChildInstance>;
   close(): Promise<void>;
 }
 
@@ -66,6 +71,7 @@ export async function startTestRealtime(env: Record<string, string> = {}, option
     ...env,
   };
   const instances: RunningRealtimeService[] = [];
+  const children: ReturnType<typeof spawn>[] = [];
   const startInstance = async (extra: Record<string, string> = {}) => {
     const instance = await startRealtimeService(realtimeConfigFromEnv({ ...fullEnv, ...extra }));
     instances.push(instance);
@@ -114,12 +120,37 @@ export async function startTestRealtime(env: Record<string, string> = {}, option
       return ids;
     },
     startInstance,
+    async spawnInstance(extra = {}) {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", fileURLToPath(new URL("../src/main.ts", import.meta.url))], {
+        env: { ...process.env, ...fullEnv, REALTIME_PORT: String(port), ...extra },
+        stdio: "ignore",
+      });
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      children.push(child);
+      await eventually("the child instance to listen", async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.ok === true, WAIT_MS, 50);
+      return {
+        client: createClient(RealtimeService, createGrpcTransport({ baseUrl: url })),
+        async kill() {
+          child.kill("SIGKILL");
+          await exited;
+        },
+      };
+    },
     async close() {
+      for (const child of children) child.kill("SIGKILL");
       for (const instance of instances.reverse()) await instance.close();
       await producer.close();
       if (options.user === undefined) await user.close();
     },
   };
+}
+
+export interface ChildInstance {
+  client: Client<typeof RealtimeService>;
+  /** SIGKILL, resolved once the process is gone. */
+  kill(): Promise<void>;
 }
 
 /** A Subscribe call read in the background: every frame in arrival order, and how it ended. */

@@ -3,14 +3,11 @@
 // changes coalesced and delivered only to streams that asked; blocked users
 // never see each other. Plus the bad input of every RPC.
 import test from "ava";
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { PresenceState, RealtimeService, SetPresenceRequest_Hint, type Event } from "@aviary/gen/aviary/realtime/v1/realtime_pb";
-import { freePort } from "../../runtime/test-support/envoy.ts";
 import { violatedFields } from "../../post/test/harness.ts";
-import { as, openStream, rejection, startTestRealtime, WAIT_MS, type StreamReader, type TestRealtime } from "./harness.ts";
+import { as, openStream, rejection, startTestRealtime, type StreamReader, type TestRealtime } from "./harness.ts";
 
 let rt: TestRealtime;
 // No coalescing on the main instance, so the order of changes can be checked exactly.
@@ -108,32 +105,15 @@ test("changes are coalesced: a burst of hints yields a few events, ending on the
 test("a user whose instance died goes offline after the missed heartbeats", async (t) => {
   const ana = await rt.signUp();
   const ben = await rt.signUp();
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", fileURLToPath(new URL("../src/main.ts", import.meta.url))], {
-    env: { ...process.env, ...rt.env, REALTIME_PORT: String(port), REALTIME_HEARTBEAT: "300ms", REALTIME_MISSED_HEARTBEATS: "2" },
-    stdio: "ignore",
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  try {
-    const watcher = openStream(rt.client, ana, { presenceUserIds: [ben.userId] });
-    await watcher.ready();
-    const doomed = clientOf(`http://127.0.0.1:${port}`);
-    let bens = openStream(doomed, ben);
-    const deadline = Date.now() + WAIT_MS;
-    while (!(await bens.ready().then(() => true, () => false))) {
-      if (Date.now() > deadline) throw new Error("the child instance never served a stream");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      bens = openStream(doomed, ben);
-    }
-    await watcher.until("online", (r) => statesOf(r, ben.userId).at(-1) === PresenceState.ONLINE);
-    child.kill("SIGKILL");
-    await exited;
-    await watcher.until("offline after missed heartbeats", (r) => statesOf(r, ben.userId).at(-1) === PresenceState.OFFLINE);
-    t.deepEqual(statesOf(watcher, ben.userId), [PresenceState.OFFLINE, PresenceState.ONLINE, PresenceState.OFFLINE]);
-    watcher.cancel();
-  } finally {
-    child.kill("SIGKILL");
-  }
+  const doomed = await rt.spawnInstance({ REALTIME_HEARTBEAT: "300ms", REALTIME_MISSED_HEARTBEATS: "2" });
+  const watcher = openStream(rt.client, ana, { presenceUserIds: [ben.userId] });
+  await watcher.ready();
+  await openStream(doomed.client, ben).ready();
+  await watcher.until("online", (r) => statesOf(r, ben.userId).at(-1) === PresenceState.ONLINE);
+  await doomed.kill();
+  await watcher.until("offline after missed heartbeats", (r) => statesOf(r, ben.userId).at(-1) === PresenceState.OFFLINE);
+  t.deepEqual(statesOf(watcher, ben.userId), [PresenceState.OFFLINE, PresenceState.ONLINE, PresenceState.OFFLINE]);
+  watcher.cancel();
 });
 
 test("blocked users never see each other's presence, in either direction", async (t) => {
