@@ -74,6 +74,23 @@ for (const [name, transport] of Object.entries(transports)) {
   });
 }
 
+test("one user's devices on two instances, one through the edge and one direct: both get every item once, in order", async (t) => {
+  const ana = fromIp(await rt.signUp());
+  const viaEdge = openStream(transports.grpc(), ana);
+  const direct = openStream(createGrpcTransport({ baseUrl: quiet.url }), await rt.anotherDevice(ana));
+  const { offset } = await viaEdge.ready();
+  await direct.ready();
+  const ids = await rt.publish(ana.userId, 20, "two-instances");
+  await viaEdge.until("20 through the edge", (r) => r.offsets().length >= 20);
+  await direct.until("20 on the other instance", (r) => r.offsets().length >= 20);
+  for (const reader of [viaEdge, direct]) {
+    t.deepEqual(reader.offsets(), Array.from({ length: 20 }, (_, i) => offset + 1 + i));
+    t.deepEqual(reader.events().filter((e) => e.offset > 0n).map((e) => e.id), ids);
+  }
+  viaEdge.cancel();
+  direct.cancel();
+});
+
 /** GET /v1/realtime/stream with curl's manners: one JSON frame per line, read as they come. */
 function restStream(base: string, device: Device, query: string): { lines: unknown[]; done: Promise<void>; close(): void } {
   const lines: unknown[] = [];
