@@ -195,3 +195,36 @@ test("Redis flushed: a live stream is told to resync at the next item, and the r
     await redis.down();
   }
 });
+
+test("the subscriber connection dropping loses nothing: what was published meanwhile is caught up from the history", async (t) => {
+  const redis = await privateServer("redis", "realtime-resubscribe");
+  const instance = await rt.startInstance({ REALTIME_REDIS_URL: redis.url });
+  const producer = openRedisUserStreams({ url: redis.url, prefix: rt.prefix, logger: silentSink });
+  const admin = new Redis(redis.url);
+  try {
+    const ana = await rt.signUp();
+    const client = createClient(RealtimeService, createGrpcTransport({ baseUrl: instance.url }));
+    const publish = (label: string) => publishEvent(producer, ana.userId, `${label}-${crypto.randomUUID()}`, { case: "feedUpdated", value: { newestPostId: label } });
+    const watching = openStream(client, ana);
+    const { offset } = await watching.ready();
+    await publish("before");
+    await watching.until("the first item", (r) => r.offsets().length === 1);
+    // Cut the instance's subscriber connection, and publish while it reconnects
+    // (ioredis waits at least 200 ms before its first retry).
+    t.true(Number(await admin.client("KILL", "TYPE", "pubsub")) >= 1);
+    await publish("while-away-1");
+    await publish("while-away-2");
+    await watching.until("the items published while the subscriber was away", (r) => r.offsets().length >= 3);
+    t.deepEqual(watching.offsets(), [offset + 1, offset + 2, offset + 3]);
+    await publish("after");
+    await watching.until("the next live item", (r) => r.offsets().length >= 4);
+    t.deepEqual(watching.offsets(), [offset + 1, offset + 2, offset + 3, offset + 4]);
+    t.false(watching.isEnded());
+    watching.cancel();
+  } finally {
+    await admin.quit();
+    await producer.close();
+    await instance.close();
+    await redis.down();
+  }
+});

@@ -132,6 +132,27 @@ export class DeviceStream {
     this.#chain = this.#chain.then(() => this.#deliverDurable(decoded)).catch((e: unknown) => this.fail(ConnectError.from(e, Code.Unavailable)));
   }
 
+  /**
+   * Live delivery was interrupted: `position` is the user's position read
+   * after it resumed. Items up to it that the channel never brought are
+   * fetched from the history, in order behind everything already queued;
+   * another epoch means the history was lost meanwhile (RESYNC).
+   */
+  catchUp(position: { epoch: string; offset: number }): void {
+    if (this.#ending || !this.#started) return;
+    this.#chain = this.#chain
+      .then(async () => {
+        if (this.#ending) return;
+        if (position.epoch !== this.#epoch) return this.rotate(Rotate_Reason.RESYNC);
+        if (position.offset <= this.#lastOffset) return;
+        const missing = await this.#options.fetchRange(this.#epoch, this.#lastOffset + 1, position.offset);
+        if (this.#ending) return;
+        if (missing === null) return this.rotate(Rotate_Reason.RESYNC);
+        for (const stored of missing) if (stored.offset === this.#lastOffset + 1) this.#sendDurable(stored.offset, this.#options.decode(stored.payload));
+      })
+      .catch((e: unknown) => this.fail(ConnectError.from(e, Code.Unavailable)));
+  }
+
   /** An ephemeral event produced here (presence of a watched user). */
   sendEphemeral(event: Event): void {
     if (this.#ending || !this.#started) return;

@@ -53,6 +53,22 @@ export function createStreamRegistry(deps: { hub: UserStreamHub; decode: (payloa
     for (const stream of held.streams) stream.deliver(decoded);
   };
 
+  // After the subscriber connection comes back, every held user's streams
+  // catch up from the history with what the channel missed meanwhile.
+  deps.hub.onResume(() => {
+    for (const [userId, held] of users) {
+      deps.hub
+        .position(userId)
+        .then((position) => {
+          for (const stream of held.streams) stream.catchUp(position);
+        })
+        .catch((e: unknown) => {
+          deps.logger.warn({ err: e, userId }, "catch-up after a subscriber reconnect failed: streams resync");
+          for (const stream of held.streams) stream.rotate(Rotate_Reason.RESYNC);
+        });
+    }
+  });
+
   return {
     async attach(stream) {
       count++;

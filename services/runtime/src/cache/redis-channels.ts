@@ -12,18 +12,30 @@ export type ChannelHandler = (message: Buffer) => void;
 export interface RedisChannels {
   /** Resolves once SUBSCRIBE is confirmed; the returned function unsubscribes this handler. */
   subscribe(channel: string, onMessage: ChannelHandler): Promise<() => Promise<void>>;
+  /**
+   * Called each time the connection is back after a drop (ioredis has
+   * re-subscribed): messages published meanwhile were missed, and whoever
+   * needs every one must catch up.
+   */
+  onReconnect(listener: () => void): void;
   close(): Promise<void>;
 }
 
-export function redisChannels(url: string, log: LogSink, name = "redis subscriber"): RedisChannels {
+export function redisChannels(url: string, log: LogSink, name = "redis subscriber", options: { commandTimeoutMs?: number } = {}): RedisChannels {
   let connection: Redis | null = null;
+  const reconnectListeners: (() => void)[] = [];
   /** Per channel: its handlers, and the SUBSCRIBE every caller waits for. */
   const channels = new Map<string, { handlers: Set<ChannelHandler>; subscribed: Promise<unknown> }>();
 
   function open(): Redis {
     if (connection) return connection;
-    const created = new Redis(url, connectionOptions());
+    const created = new Redis(url, connectionOptions(options));
     reportOutages(created, name, log);
+    let connectedBefore = false;
+    created.on("ready", () => {
+      if (connectedBefore) for (const listener of reconnectListeners) listener();
+      connectedBefore = true;
+    });
     created.on("messageBuffer", (channel: Buffer, message: Buffer) => {
       const key = channel.toString("utf8");
       for (const handler of channels.get(key)?.handlers ?? []) {
@@ -56,6 +68,9 @@ export function redisChannels(url: string, log: LogSink, name = "redis subscribe
         channels.delete(channel);
         await subscriber.unsubscribe(channel);
       };
+    },
+    onReconnect(listener) {
+      reconnectListeners.push(listener);
     },
     async close() {
       if (connection) await closeConnection(connection);

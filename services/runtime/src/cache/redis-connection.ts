@@ -6,14 +6,15 @@ import type { LogSink } from "../bus/log-sink.ts";
 /**
  * Redis must never make a request hang: the connection is opened on first use,
  * reconnects forever in the background with capped backoff, but each command
- * fails after one reconnect attempt or 2 s. Callers treat a failure as a miss
- * (the cache only holds what can be lost and rebuilt).
+ * fails after one reconnect attempt or `commandTimeoutMs` (2 s). Cache callers
+ * treat a failure as a miss (the cache only holds what can be lost and
+ * rebuilt); the realtime streams, for which Redis is the store, allow longer.
  */
-export function connectionOptions(): RedisOptions {
+export function connectionOptions(options: { commandTimeoutMs?: number } = {}): RedisOptions {
   return {
     lazyConnect: true,
     connectTimeout: 2_000,
-    commandTimeout: 2_000,
+    commandTimeout: options.commandTimeoutMs ?? 2_000,
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
   };

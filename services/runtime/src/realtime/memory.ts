@@ -126,6 +126,9 @@ export class MemoryUserStreams implements UserStreamHub {
     return this.#add(this.#listeners, userId, onItem);
   }
 
+  /** In one process live delivery is never interrupted. */
+  onResume(): void {}
+
   async watchPresence(userId: string, onChange: (status: PresenceStatus) => void) {
     return this.#add(this.#watchers, userId, onChange);
   }

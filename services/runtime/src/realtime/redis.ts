@@ -36,6 +36,9 @@ export interface RedisUserStreamsOptions {
   logger?: LogSink;
 }
 
+/** How long a command may take before it fails (the cache's is 2 s). */
+const COMMAND_TIMEOUT_MS = 10_000;
+
 /** Presence keys outlive connections so last-seen survives a while (30 days). */
 const PRESENCE_TTL_MS = 30 * 86_400_000;
 
@@ -242,11 +245,13 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
   const historyTtlMs = history.ttlSeconds * 1000;
   const prefix = options.prefix ?? "rt:";
   const sweepKey = `${prefix}presence:live`;
-  const client = new Redis(options.url, connectionOptions());
+  // Redis is this port's store, not an optional cache: commands may take
+  // longer on a loaded machine before they count as failed.
+  const client = new Redis(options.url, connectionOptions({ commandTimeoutMs: COMMAND_TIMEOUT_MS }));
   reportOutages(client, "realtime redis", log);
   for (const [name, script] of Object.entries(SCRIPTS)) client.defineCommand(name, script);
   const commands = client as unknown as StreamCommands;
-  const channels = redisChannels(options.url, log, "realtime redis subscriber");
+  const channels = redisChannels(options.url, log, "realtime redis subscriber", { commandTimeoutMs: COMMAND_TIMEOUT_MS });
   const keys = (userId: string) => userStreamKeys(prefix, userId);
   const member = (c: Connection) => `${c.sessionId} ${c.connectionId}`;
 
@@ -308,6 +313,8 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
         else onItem(item);
       });
     },
+
+    onResume: (listener) => channels.onReconnect(listener),
 
     async connect(connection, ttlMs) {
       const k = keys(connection.userId);

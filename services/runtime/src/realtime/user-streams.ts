@@ -109,6 +109,12 @@ export interface UserStreamHub extends UserStreamPublisher {
    * subscription is live, so nothing published after it resolves is missed.
    */
   listen(userId: string, onItem: (item: LiveItem) => void): Promise<() => Promise<void>>;
+  /**
+   * Called when live delivery resumes after an interruption (the subscriber
+   * connection dropped and came back): items published meanwhile were not
+   * delivered live, so listeners compare positions and catch up from history.
+   */
+  onResume(listener: () => void): void;
 
   /** A stream opened (or is still open): its connection lives until now + ttlMs. Returns the user's presence. */
   connect(connection: Connection, ttlMs: number): Promise<PresenceStatus>;
