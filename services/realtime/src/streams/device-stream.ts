@@ -53,6 +53,9 @@ interface Coalesced {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** Timers fire a little late or early; a beat this close to due is sent rather than re-armed for a few ms. */
+const HEARTBEAT_SLACK_MS = 5;
+
 type Ending = { kind: "rotate"; reason: Rotate_Reason } | { kind: "error"; error: ConnectError };
 
 export class DeviceStream {
@@ -68,7 +71,8 @@ export class DeviceStream {
   readonly #queue: SubscribeResponse[] = [];
   #wake: (() => void) | undefined;
   #ending: Ending | undefined;
-  #sentSinceTick = false;
+  /** When the last frame was queued: heartbeats fill silences only. */
+  #lastSentMs = Date.now();
   #heartbeat: NodeJS.Timeout | undefined;
   readonly #coalesced = new Map<string, Coalesced>();
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -114,8 +118,7 @@ export class DeviceStream {
     const held = this.#held;
     this.#held = [];
     for (const item of held) this.deliver(item);
-    this.#heartbeat = setInterval(() => this.#tick(), this.#options.heartbeatMs);
-    this.#heartbeat.unref();
+    this.#armHeartbeat(this.#options.heartbeatMs);
   }
 
   /** A live item for this stream's user (in channel order). */
@@ -210,13 +213,22 @@ export class DeviceStream {
     this.#timers.add(timer);
   }
 
-  #tick(): void {
-    if (this.#sentSinceTick) {
-      this.#sentSinceTick = false;
-      return;
-    }
-    this.#push(create(SubscribeResponseSchema, { frame: { case: "heartbeat", value: { offset: BigInt(this.#lastOffset) } } }));
-    this.#sentSinceTick = false;
+  // One timer per stream, re-armed only when it fires (never per frame): it
+  // fires when the stream would have been silent for a whole interval since
+  // the last frame, so an idle stream beats once per interval and no stream
+  // is ever silent for longer.
+  #armHeartbeat(delayMs: number): void {
+    this.#heartbeat = setTimeout(() => {
+      const silentMs = Date.now() - this.#lastSentMs;
+      const interval = this.#options.heartbeatMs;
+      if (silentMs >= interval - HEARTBEAT_SLACK_MS) {
+        this.#push(create(SubscribeResponseSchema, { frame: { case: "heartbeat", value: { offset: BigInt(this.#lastOffset) } } }));
+        if (!this.#ending) this.#armHeartbeat(interval);
+      } else {
+        this.#armHeartbeat(interval - silentMs);
+      }
+    }, Math.max(1, delayMs));
+    this.#heartbeat.unref();
   }
 
   #push(frame: SubscribeResponse): void {
@@ -226,7 +238,7 @@ export class DeviceStream {
       return;
     }
     this.#queue.push(frame);
-    this.#sentSinceTick = true;
+    this.#lastSentMs = Date.now();
     this.#wakeUp();
   }
 
@@ -247,7 +259,7 @@ export class DeviceStream {
 
   #end(ending: Ending): void {
     this.#ending = ending;
-    clearInterval(this.#heartbeat);
+    clearTimeout(this.#heartbeat);
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#wakeUp();

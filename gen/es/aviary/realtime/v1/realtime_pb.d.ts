@@ -155,7 +155,8 @@ export declare type Ready = Message<"aviary.realtime.v1.Ready"> & {
 export declare const ReadySchema: GenMessage<Ready>;
 
 /**
- * Sent when nothing else was sent for a heartbeat interval.
+ * Sent so that the stream is never silent for longer than the heartbeat
+ * interval.
  *
  * @generated from message aviary.realtime.v1.Heartbeat
  */
