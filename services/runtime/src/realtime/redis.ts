@@ -270,10 +270,10 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
       checkItemId(item.id);
       const now = Date.now();
       const onlyLive = signalOptions?.onlyLive === true ? "1" : "0";
+      const message = encodeLiveItem({ epoch: "", offset: 0, id: item.id, payload: item.payload });
       const pipeline = client.pipeline();
       for (const userId of userIds) {
         const k = keys(userId);
-        const message = encodeLiveItem({ epoch: "", offset: 0, id: item.id, payload: item.payload });
         (pipeline as unknown as { rtSignal(...args: unknown[]): void }).rtSignal(k.connections, now, onlyLive, k.live, message);
       }
       const results = (await pipeline.exec()) ?? [];
