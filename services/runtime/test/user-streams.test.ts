@@ -188,6 +188,11 @@ function suite(name: string, open: (history: { maxItems: number; ttlSeconds: num
       t.false((await hub.sweep(100)).some((s) => s.userId === u), "announced once");
       await eventually("the offline change", () => changes.some((c) => c.state === "offline"), 5_000);
       t.deepEqual(changes.map((c) => c.state), ["online", "offline"]);
+      // The instance was only slow, not dead: its next refresh brings the user back, announced.
+      await hub.refresh([{ userId: u, sessionId: "s", connectionId: "dead" }, keptConnection], 60_000);
+      t.is((await hub.presence([u]))[0]!.state, "online");
+      await eventually("the online change", () => changes.length === 3, 5_000);
+      t.deepEqual(changes.map((c) => c.state), ["online", "offline", "online"]);
       await stop();
     })();
   });

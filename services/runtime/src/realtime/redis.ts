@@ -139,6 +139,29 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return announce(KEYS[4], KEYS[3], ARGV[5], presence_state(KEYS[1], KEYS[2], ARGV[1]), ARGV[6])
 `;
 
+// KEYS L; ARGV prefix, now, ttl, then (user, member, expiry) per connection.
+// The periodic refresh of every connection an instance holds, many per call:
+// it only pushes expiries forward, and works out (and announces) a user's
+// state only for a connection that had been swept meanwhile. Builds key names
+// from the prefix, so like the sweep set it assumes a single node.
+const REFRESH = `${PRESENCE_STATE}
+local prefix, now, ttl = ARGV[1], ARGV[2], ARGV[3]
+for i = 4, #ARGV, 3 do
+  local user, member, expiry = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local base = prefix .. '{' .. user .. '}:'
+  local c = base .. 'c'
+  local added = redis.call('ZADD', c, expiry, member)
+  redis.call('PEXPIRE', c, ttl)
+  redis.call('ZADD', KEYS[1], 'GT', expiry, user)
+  redis.call('SET', base .. 's', now, 'PX', ttl)
+  if added == 1 then announce(base .. 'p', base .. 's', base .. 'presence', presence_state(c, base .. 'a', now), ttl) end
+end
+return 0
+`;
+
+/** Connections per REFRESH call. */
+const REFRESH_BATCH = 500;
+
 // KEYS c a s p L; ARGV now, member, user, channel, ttl
 const DISCONNECT = `${PRESENCE_STATE}
 redis.call('ZREM', KEYS[1], ARGV[2])
@@ -190,6 +213,7 @@ const SCRIPTS: Record<string, { numberOfKeys: number; lua: string }> = {
   rtRange: { numberOfKeys: 2, lua: RANGE },
   rtSignal: { numberOfKeys: 1, lua: SIGNAL },
   rtConnect: { numberOfKeys: 5, lua: CONNECT },
+  rtRefresh: { numberOfKeys: 1, lua: REFRESH },
   rtDisconnect: { numberOfKeys: 5, lua: DISCONNECT },
   rtHint: { numberOfKeys: 4, lua: HINT },
   rtReadPresence: { numberOfKeys: 3, lua: READ_PRESENCE },
@@ -327,11 +351,10 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
       if (connections.length === 0) return;
       const now = Date.now();
       const pipeline = client.pipeline();
-      for (const connection of connections) {
-        const k = keys(connection.userId);
-        (pipeline as unknown as { rtConnect(...args: unknown[]): void }).rtConnect(
-          k.connections, k.hints, k.seen, k.announced, sweepKey, now, now + ttlMs, member(connection), connection.userId, k.presence, PRESENCE_TTL_MS,
-        );
+      for (let i = 0; i < connections.length; i += REFRESH_BATCH) {
+        const args: (string | number)[] = [prefix, now, PRESENCE_TTL_MS];
+        for (const connection of connections.slice(i, i + REFRESH_BATCH)) args.push(connection.userId, member(connection), now + ttlMs);
+        (pipeline as unknown as { rtRefresh(...args: unknown[]): void }).rtRefresh(sweepKey, ...args);
       }
       for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
     },
