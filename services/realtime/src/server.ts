@@ -37,7 +37,7 @@ export const realtimeConfigSpec = {
   sweepMs: duration("REALTIME_PRESENCE_SWEEP", { default: "5s", min: "50ms", max: "5m" }),
   hintTtlMs: duration("REALTIME_AWAY_HINT_TTL", { default: "24h", min: "1s", max: "30d" }),
   /** Safety net behind the revocation announcements: held sessions re-checked against the denylist. */
-  revocationRecheckMs: duration("REALTIME_REVOCATION_RECHECK", { default: "60s", min: "100ms", max: "1h" }),
+  revocationRecheckMs: duration("REALTIME_REVOCATION_RECHECK", { default: "5m", min: "100ms", max: "1h" }),
   /** How long shutdown waits for clients to leave after the rotate frame before cutting streams. */
   drainMs: duration("REALTIME_DRAIN", { default: "2s", min: "0ms", max: "1m" }),
   ...userStreamsConfigSpec,
