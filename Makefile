@@ -188,4 +188,5 @@ bench: tools envoy
 	@deploy/local/infra.sh up
 	@set +e; source $(AVIARY_INFRA_DIR)/env; node bench/run.ts; status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/feed.ts || status=$$?; \
+	  node --disable-warning=TimeoutNegativeWarning bench/realtime.ts || status=$$?; \
 	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status

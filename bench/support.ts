@@ -18,12 +18,13 @@ export interface ServerProcess {
  * Starts a server process and resolves with the URL it announces on stdout
  * (the runtime's "listening" line, JSON with `url`). Its output goes to
  * `.dev/bench-<label>.log` (read it when a scenario fails), not to the
- * bench's own output, and is not kept in memory.
+ * bench's own output, and is not kept in memory. An env value of undefined
+ * removes the variable (e.g. KAFKA_BROKERS, for the in-process bus).
  */
-export function spawnServer(label: string, script: string, env: Record<string, string>): Promise<ServerProcess> {
+export function spawnServer(label: string, script: string, env: Record<string, string | undefined>, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
   mkdirSync(resolve(repo, ".dev"), { recursive: true });
   const log = createWriteStream(resolve(repo, `.dev/bench-${label}.log`));
-  const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "--disable-warning=TimeoutNegativeWarning", script], {
+  const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "--disable-warning=TimeoutNegativeWarning", ...nodeArgs, script], {
     cwd: repo,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
