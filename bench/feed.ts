@@ -37,7 +37,7 @@ import { HealthService } from "@aviary/runtime/health";
 import { privateServer, uniqueName, withClient, type PrivateServer } from "../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { openRedisTimelineStore } from "../services/feed/src/store/timelines-redis.ts";
-import { cpuMeter, inParallel, measure, quantile, repo, round, spawnServer, waitFor, type Result, type ServerProcess } from "./support.ts";
+import { cpuMeter, inParallel, measure, quantile, repo, round, spawnServer, waitFor, type Result, type ServerProcess, teardown } from "./support.ts";
 import { countTimelinesHolding, createTimelines, seedFollowers, type SeededAuthor } from "./feed-seed.ts";
 
 const env = process.env;
@@ -64,17 +64,7 @@ if (!realStack) {
 
 // --- teardown: whatever happens, nothing of this run is left behind ---------
 
-const cleanups: Array<() => Promise<unknown>> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const step of cleanups.reverse()) await step().catch((error: unknown) => console.warn(`cleanup: ${(error as Error).message}`));
-  })();
-  return cleaning;
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => void cleanup().finally(() => process.exit(130)));
-}
+const { steps: cleanups, run: cleanup } = teardown();
 
 const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)) };
 const started = performance.now();

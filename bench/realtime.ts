@@ -49,7 +49,7 @@ import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { uniqueName } from "../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { freePort } from "../services/runtime/test-support/envoy.ts";
-import { cpuMeter, inParallel, quantile, repo, round, spawnServer, waitFor, type ServerProcess } from "./support.ts";
+import { cpuMeter, inParallel, quantile, repo, round, spawnServer, waitFor, type ServerProcess, teardown } from "./support.ts";
 import { startWorker, type Worker } from "./workers.ts";
 import type { OpenResult, Stats, StepResult, Target } from "./realtime-clients.ts";
 import type { RunResult } from "./realtime-publisher.ts";
@@ -95,17 +95,7 @@ if (!env["DATABASE_URL"] || !env["REDIS_URL"]) {
 
 // --- teardown: whatever happens, nothing of this run is left behind ---------
 
-const cleanups: Array<() => Promise<unknown>> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const step of cleanups.reverse()) await step().catch((error: unknown) => console.warn(`cleanup: ${(error as Error).message}`));
-  })();
-  return cleaning;
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => void cleanup().finally(() => process.exit(130)));
-}
+const { steps: cleanups, run: cleanup } = teardown();
 
 const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit() };
 const started = performance.now();

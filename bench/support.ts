@@ -215,3 +215,19 @@ function machineTicks(): { idle: number; total: number } {
     return { idle: Number.NaN, total: Number.NaN };
   }
 }
+
+/**
+ * What a benchmark must undo however it ends: steps pushed as it goes, run
+ * newest first, once (also on SIGINT/SIGTERM, then exit 130); a failing step
+ * is reported and the rest still run.
+ */
+export function teardown(): { steps: Array<() => Promise<unknown>>; run(): Promise<void> } {
+  const steps: Array<() => Promise<unknown>> = [];
+  let running: Promise<void> | undefined;
+  const run = (): Promise<void> =>
+    (running ??= (async () => {
+      for (const step of steps.reverse()) await step().catch((error: unknown) => console.warn(`cleanup: ${(error as Error).message}`));
+    })());
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void run().finally(() => process.exit(130)));
+  return { steps, run };
+}
