@@ -16,7 +16,7 @@ import { publishEvent } from "../../runtime/src/realtime/events.ts";
 import { silentSink } from "../../runtime/src/bus/log-sink.ts";
 import { eventually, infra, uniqueName } from "../../runtime/test-support/infra.ts";
 import { freePort } from "../../runtime/test-support/envoy.ts";
-import { as, password, uniqueEmail, uniqueIp } from "../../auth/test/harness.ts";
+import { as, password, uniqueIp } from "../../auth/test/harness.ts";
 import { startTestUser, type TestUser } from "../../user/test/harness.ts";
 import { realtimeConfigFromEnv, startRealtimeService, type RunningRealtimeService } from "../src/index.ts";
 
@@ -102,12 +102,10 @@ export async function startTestRealtime(env: Record<string, string> = {}, option
     producer,
     prefix,
     async signUp() {
-      const email = uniqueEmail("rt");
-      const registered = await auth.register({ identity: { case: "email", value: email }, password });
-      const device = await login(email);
-      // Presence visibility asks the user service, which learns of the account from its event.
-      await eventually("the profile from UserRegistered", async () => (await user.query("select 1 from users.profiles where user_id = $1", [registered.userId])).length === 1, 60_000);
-      return device;
+      // The user harness waits for the profile: presence visibility asks the user service.
+      const account = await user.signUp({ label: "rt" });
+      const me = await auth.getMe({}, account.call);
+      return { userId: account.userId, sessionId: me.sessionId, token: account.token, email: account.identity, call: account.call };
     },
     anotherDevice: (device) => login(device.email),
     async publish(userId, count, label = "item") {

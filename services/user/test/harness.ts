@@ -28,6 +28,8 @@ export interface TestUser {
 export interface Account {
   userId: string;
   token: string;
+  /** The email or phone number it signed in with (to sign in again, e.g. as another device). */
+  identity: string;
   /** Call options carrying the account's access token. */
   call: { headers: Record<string, string> };
 }
@@ -80,7 +82,7 @@ export async function startTestUser(env: Record<string, string> = {}, issuer?: T
         async () => (await query("select 1 from users.profiles where user_id = $1", [registered.userId])).length === 1,
         60_000,
       );
-      return { userId: registered.userId, token, call: as({ token }) };
+      return { userId: registered.userId, token, identity: identity.value, call: as({ token }) };
     },
     async close() {
       await service.close();

@@ -128,14 +128,20 @@ local function announce(p, s, channel, state, ttl)
   if previous ~= state then redis.call('PUBLISH', channel, state .. '\\n' .. seen) end
   return {state, seen}
 end
+-- A live connection's expiry pushed forward (added when missing), and the
+-- user's last seen and sweep entry with it; returns 1 when it was added.
+local function touch(c, s, sweep, user, member, expiry, now, ttl)
+  local added = redis.call('ZADD', c, expiry, member)
+  redis.call('PEXPIRE', c, ttl)
+  redis.call('ZADD', sweep, 'GT', expiry, user)
+  redis.call('SET', s, now, 'PX', ttl)
+  return added
+end
 `;
 
 // KEYS c a s p L; ARGV now, expiry, member, user, channel, ttl
 const CONNECT = `${PRESENCE_STATE}
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[5], 'GT', ARGV[2], ARGV[4])
-redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[6])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+touch(KEYS[1], KEYS[3], KEYS[5], ARGV[4], ARGV[3], ARGV[2], ARGV[1], ARGV[6])
 return announce(KEYS[4], KEYS[3], ARGV[5], presence_state(KEYS[1], KEYS[2], ARGV[1]), ARGV[6])
 `;
 
@@ -150,11 +156,7 @@ for i = 4, #ARGV, 3 do
   local user, member, expiry = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local base = prefix .. '{' .. user .. '}:'
   local c = base .. 'c'
-  local added = redis.call('ZADD', c, expiry, member)
-  redis.call('PEXPIRE', c, ttl)
-  redis.call('ZADD', KEYS[1], 'GT', expiry, user)
-  redis.call('SET', base .. 's', now, 'PX', ttl)
-  if added == 1 then announce(base .. 'p', base .. 's', base .. 'presence', presence_state(c, base .. 'a', now), ttl) end
+  if touch(c, base .. 's', KEYS[1], user, member, expiry, now, ttl) == 1 then announce(base .. 'p', base .. 's', base .. 'presence', presence_state(c, base .. 'a', now), ttl) end
 end
 return 0
 `;
