@@ -31,7 +31,7 @@ let quietEdge: RunningEnvoy;
 
 test.before(async () => {
   // Heartbeats well inside the edge's idle timeout on the main instance…
-  rt = await startTestRealtime({ REALTIME_HEARTBEAT: `${(IDLE_SECONDS * 1000) / 4}ms` });
+  rt = await startTestRealtime({ REALTIME_HEARTBEAT: `${(IDLE_SECONDS * 1000) / 4}ms`, LOG_LEVEL: "warn" });
   limiter = await startTestRateLimit({ RATELIMIT_RULES: JSON.stringify(rules), RATELIMIT_CACHE_TIMEOUT: "1s" });
   const upstreams = { auth: rt.user.auth.service.url, user: rt.user.service.url, realtime: rt.service.url };
   envoy = await startEnvoy({ upstreams, rateLimitService: limiter.service.url, rateLimitTimeoutMs: 2000, trustedProxyHops: 1, streamIdleSeconds: IDLE_SECONDS });

@@ -35,18 +35,19 @@ export interface RealtimeDeps {
   logger: Logger;
 }
 
-/** Redis (or whatever holds the streams) failing is a retryable condition for the client. */
-async function store<T>(what: string, work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (e) {
-    if (e instanceof ConnectError) throw e;
-    throw new ConnectError(`realtime store unavailable (${what})`, Code.Unavailable, undefined, undefined, e);
-  }
-}
-
 export function createRealtimeHandlers(deps: RealtimeDeps): ServiceImpl<typeof RealtimeService> {
   const { hub, registry, presence, settings, logger } = deps;
+
+  /** Redis (or whatever holds the streams) failing is a retryable condition for the client; the cause is logged, not sent. */
+  async function store<T>(what: string, work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (e) {
+      if (e instanceof ConnectError) throw e;
+      logger.warn({ err: e, step: what }, "realtime store call failed");
+      throw new ConnectError(`realtime store unavailable (${what})`, Code.Unavailable, undefined, undefined, e);
+    }
+  }
 
   async function* subscribe(request: SubscribeRequest, ctx: HandlerContext) {
     const principal = requirePrincipal(ctx);
