@@ -5,7 +5,7 @@
 // as Buffers, so binary payloads survive.
 import { Redis } from "ioredis";
 import type { LogSink } from "../bus/log-sink.ts";
-import { closeConnection, connectionOptions, reportOutages } from "./redis-connection.ts";
+import { closeConnection, connectionOptions, reportOutages, type ConnectionBudget } from "./redis-connection.ts";
 
 export type ChannelHandler = (message: Buffer) => void;
 
@@ -21,7 +21,7 @@ export interface RedisChannels {
   close(): Promise<void>;
 }
 
-export function redisChannels(url: string, log: LogSink, name = "redis subscriber", options: { commandTimeoutMs?: number } = {}): RedisChannels {
+export function redisChannels(url: string, log: LogSink, name = "redis subscriber", options: ConnectionBudget = {}): RedisChannels {
   let connection: Redis | null = null;
   const reconnectListeners: (() => void)[] = [];
   /** Per channel: its handlers, and the SUBSCRIBE every caller waits for. */

@@ -3,19 +3,26 @@
 import { Redis, type RedisOptions } from "ioredis";
 import type { LogSink } from "../bus/log-sink.ts";
 
+/** How long a connection and a command may take, and how many reconnects a queued command waits through. */
+export interface ConnectionBudget {
+  connectTimeoutMs?: number;
+  commandTimeoutMs?: number;
+  maxRetriesPerRequest?: number;
+}
+
 /**
  * Redis must never make a request hang: the connection is opened on first use,
  * reconnects forever in the background with capped backoff, but each command
- * fails after one reconnect attempt or `commandTimeoutMs` (2 s). Cache callers
- * treat a failure as a miss (the cache only holds what can be lost and
- * rebuilt); the realtime streams, for which Redis is the store, allow longer.
+ * fails after one reconnect attempt or 2 s. Cache callers treat a failure as
+ * a miss (the cache only holds what can be lost and rebuilt); the realtime
+ * streams, for which Redis is the store, give it a larger budget.
  */
-export function connectionOptions(options: { commandTimeoutMs?: number } = {}): RedisOptions {
+export function connectionOptions(options: ConnectionBudget = {}): RedisOptions {
   return {
     lazyConnect: true,
-    connectTimeout: 2_000,
+    connectTimeout: options.connectTimeoutMs ?? 2_000,
     commandTimeout: options.commandTimeoutMs ?? 2_000,
-    maxRetriesPerRequest: 1,
+    maxRetriesPerRequest: options.maxRetriesPerRequest ?? 1,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
   };
 }

@@ -36,8 +36,12 @@ export interface RedisUserStreamsOptions {
   logger?: LogSink;
 }
 
-/** How long a command may take before it fails (the cache's is 2 s). */
-const COMMAND_TIMEOUT_MS = 10_000;
+/**
+ * Redis is this port's store, not an optional cache: a loaded machine (a
+ * starved event loop fires connect timers spuriously) gets more time and a
+ * few reconnects before a call fails; the cache's budget is 2 s and one.
+ */
+const BUDGET = { connectTimeoutMs: 10_000, commandTimeoutMs: 10_000, maxRetriesPerRequest: 3 } as const;
 
 /** Presence keys outlive connections so last-seen survives a while (30 days). */
 const PRESENCE_TTL_MS = 30 * 86_400_000;
@@ -271,13 +275,11 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
   const historyTtlMs = history.ttlSeconds * 1000;
   const prefix = options.prefix ?? "rt:";
   const sweepKey = `${prefix}presence:live`;
-  // Redis is this port's store, not an optional cache: commands may take
-  // longer on a loaded machine before they count as failed.
-  const client = new Redis(options.url, connectionOptions({ commandTimeoutMs: COMMAND_TIMEOUT_MS }));
+  const client = new Redis(options.url, connectionOptions(BUDGET));
   reportOutages(client, "realtime redis", log);
   for (const [name, script] of Object.entries(SCRIPTS)) client.defineCommand(name, script);
   const commands = client as unknown as StreamCommands;
-  const channels = redisChannels(options.url, log, "realtime redis subscriber", { commandTimeoutMs: COMMAND_TIMEOUT_MS });
+  const channels = redisChannels(options.url, log, "realtime redis subscriber", BUDGET);
   const keys = (userId: string) => userStreamKeys(prefix, userId);
   const member = (c: Connection) => `${c.sessionId} ${c.connectionId}`;
 
