@@ -5,6 +5,7 @@
 // KAFKA_BROKERS or REDIS_URL switches that part to the real thing. With Envoy
 // installed, the rate-limit service runs here too (on the same cache) and the
 // edge asks it about every request.
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -21,6 +22,7 @@ import { postConfigFromEnv, startPostService } from "@aviary/post";
 import { feedConfigFromEnv, startFeedService } from "@aviary/feed";
 import { bffConfigFromEnv, startBffService } from "@aviary/bff";
 import { realtimeConfigFromEnv, startRealtimeService } from "@aviary/realtime";
+import { notificationConfigFromEnv, startNotificationService } from "@aviary/notification";
 import { loadConfig } from "@aviary/runtime/config";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
@@ -38,8 +40,15 @@ await runService(
     // Users' live streams: one hub for the realtime service and its producers (the feed), in memory unless REALTIME_REDIS_URL / REDIS_URL.
     const userStreams = await openUserStreams({ ...loadConfig(userStreamsConfigSpec, env), redisUrl: env["REDIS_URL"] }, logger);
 
+    // The notification service's identity (it asks the user service's internal API for follows and
+    // devices with service tokens): a secret made up at each start, unless NOTIFICATION_CLIENT_SECRET
+    // is set; the auth service learns its SHA-256. Setting AUTH_SERVICE_CLIENTS replaces the whole
+    // list (then it must hold the notification client with the digest of NOTIFICATION_CLIENT_SECRET).
+    const notificationSecret = env["NOTIFICATION_CLIENT_SECRET"] ?? randomBytes(32).toString("base64url");
+    const serviceClients = `notification:user.devices.read+user.devices.write+user.profiles.read:${createHash("sha256").update(notificationSecret).digest("hex")}`;
+
     const codeSink = resolve(devDir, "codes.jsonl");
-    const auth = await startAuthService(authConfigFromEnv({ AUTH_CODE_SINK: codeSink, PAGE_TOKEN_SECRET: "dev-only-page-token-secret-0123456789", ...env }), {
+    const auth = await startAuthService(authConfigFromEnv({ AUTH_CODE_SINK: codeSink, PAGE_TOKEN_SECRET: "dev-only-page-token-secret-0123456789", AUTH_SERVICE_CLIENTS: serviceClients, ...env }), {
       database,
       cache,
       bus,
@@ -67,9 +76,25 @@ await runService(
       bus,
       userStreams,
     });
-    // The realtime stream: feed hints now, notifications and chat next.
+    // The realtime stream: feed hints and notifications now, chat next.
     const realtime = await startRealtimeService(realtimeConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, ...env }), { cache, userStreams });
-    const bff = await startBffService(bffConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, FEED_URL: feed.url, ...env }), { cache });
+    // Notifications: API, event consumer and push worker in one process (role all), publishing to
+    // the same stream hub as the feed. No push provider is configured unless APNS_*/FCM_*/WEBPUSH_*
+    // are set, so pushes are recorded as skipped.
+    const notification = await startNotificationService(
+      notificationConfigFromEnv({
+        NOTIFICATION_ROLE: "all",
+        AUTH_JWKS_URL: jwks,
+        AUTH_URL: auth.url,
+        USER_URL: user.url,
+        PAGE_TOKEN_SECRET: devSecret,
+        NOTIFICATION_CLIENT_SECRET: notificationSecret,
+        ...env,
+      }),
+      { database, cache, bus, userStreams },
+    );
+    // The BFF's unread section asks the notification service, as the caller.
+    const bff = await startBffService(bffConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, FEED_URL: feed.url, NOTIFICATION_URL: notification.url, ...env }), { cache });
 
     // The edge, when `make envoy` has installed it: the same generated config
     // as the tests, on EDGE_PORT (admin on EDGE_ADMIN_PORT, loopback only).
@@ -80,7 +105,7 @@ await runService(
     if (existsSync(envoyBinary)) {
       ratelimit = await startRateLimitService(rateLimitConfigFromEnv(env), { cache });
       edge = await startEnvoy({
-        upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url },
+        upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url },
         rateLimitService: ratelimit.url,
         listenPort: Number(env["EDGE_PORT"] ?? 8080),
         adminPort: Number(env["EDGE_ADMIN_PORT"] ?? 9901),
@@ -92,7 +117,7 @@ await runService(
 
     const register = `-H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`;
     logger.info(
-      { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
+      { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
       edge
         ? `Aviary dev is up. Try REST through the edge: curl -s ${edge.url}/v1/auth/register ${register}`
         : `Aviary dev is up. Try: curl -s ${auth.url}/aviary.auth.v1.AuthService/Register ${register}`,
@@ -102,6 +127,7 @@ await runService(
         await edge?.stop();
         await ratelimit?.close();
         await bff.close();
+        await notification.close();
         await realtime.close();
         await feed.close();
         await post.close();

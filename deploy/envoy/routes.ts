@@ -120,7 +120,20 @@ export const realtimeRoute: EdgeServiceRoute = {
   streamRateLimitClass: rateLimitClasses.streamOpen,
 };
 
-export const edgeRoutes: EdgeServiceRoute[] = [authRoute, userRoute, mediaRoute, postRoute, feedRoute, bffRoute, realtimeRoute];
+export const notificationRoute: EdgeServiceRoute = {
+  service: "aviary.notification.v1.NotificationService",
+  cluster: "notification",
+  upstream: { host: "notification", port: 8088 },
+  // All protected: every RPC is about the caller's own notifications.
+  publicMethods: [],
+  // MarkSeen only moves a watermark forward (repeating it changes nothing), but it is a write: not retried, counted as `write`.
+  idempotentMethods: ["ListNotifications", "GetUnreadCount", "GetPreferences"],
+  // ListNotifications hydrates sample actors with one BatchGetProfiles call to the user service.
+  timeout: "5s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const edgeRoutes: EdgeServiceRoute[] = [authRoute, userRoute, mediaRoute, postRoute, feedRoute, bffRoute, realtimeRoute, notificationRoute];
 
 /**
  * The longest a stream lives at the edge (every streaming route's

@@ -8,7 +8,8 @@
 // page tokens) in `captured`. Files never go through the edge (clients POST
 // them straight to object storage with the presigned form): a row's `before`
 // step does that upload, between the CreateUpload row that captured the form
-// and the ConfirmUpload row that checks what arrived.
+// and the ConfirmUpload row that checks what arrived. The notification rows
+// use a fresh user (d) whose only notification is a like the table causes.
 import { absent, anyString, uuid, type JsonMatcher } from "./json-match.ts";
 
 export interface Tokens {
@@ -18,9 +19,9 @@ export interface Tokens {
   refreshToken: string;
 }
 
-export type Who = "a" | "a2" | "b" | "c";
+export type Who = "a" | "a2" | "b" | "c" | "d";
 /** What rows capture for later rows (beyond tokens). */
-export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId" | "postId" | "commentId";
+export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId" | "postId" | "commentId" | "likedPostId" | "notificationGroupId";
 /** Presigned upload forms captured from CreateUpload rows, by what they are for. */
 export type UploadName = "avatar";
 
@@ -99,7 +100,7 @@ const fieldViolation = (field: string) => [
 ];
 const unauthenticated = (message: JsonMatcher = anyString) => status(16, message);
 
-const loginRow = (who: Who, identity: "a" | "b" | "c", device: string): RestCase => ({
+const loginRow = (who: Who, identity: "a" | "b" | "c" | "d", device: string): RestCase => ({
   name: `Login ${who}`,
   method: "POST",
   path: "/v1/auth/login",
@@ -891,6 +892,235 @@ const realtimeCases: RestCase[] = [
   },
 ];
 
+// --- every annotated NotificationService RPC, and its errors ------------------------------------
+// d is a fresh user (no follows, no posts, no notifications before these rows).
+// c likes d's post; the like reaches the notification service through Kafka
+// (the post service's outbox, then the notification consumer), so the first
+// row that expects it waits like the feed rows do.
+const NOTIFICATION_WAIT_MS = 90_000;
+/** Preferences as GetPreferences presents them: one entry per kind, in kind order; false is absent. */
+const preferencesWith = (like: { inApp: boolean; push: boolean }): JsonMatcher => ({
+  kinds: [
+    { kind: "KIND_FOLLOW", inApp: true, push: true },
+    { kind: "KIND_LIKE", inApp: like.inApp ? true : absent, push: like.push ? true : absent },
+    { kind: "KIND_COMMENT", inApp: true, push: true },
+    { kind: "KIND_REPLY", inApp: true, push: true },
+    { kind: "KIND_MENTION", inApp: true, push: true },
+    // Messages are push only: never listed, so in_app reads false.
+    { kind: "KIND_MESSAGE", inApp: absent, push: true },
+  ],
+  onlyFromFollowing: absent,
+});
+/** d's one like group from c, read (unread absent) or not. */
+const likeGroupOf = (c: RestContext, unread: boolean): JsonMatcher => ({
+  groupId: uuid,
+  kind: "KIND_LIKE",
+  postId: captured(c, "likedPostId"),
+  // int32 is a JSON number.
+  notificationCount: 1,
+  actorCount: 1,
+  sampleActorIds: [idOf(c, "c")],
+  sampleActors: [{ userId: idOf(c, "c") }],
+  latestAt: anyString,
+  unread: unread ? true : absent,
+});
+const listNotifications = (name: string, query: string, expect: RestCase["expect"], extra: Partial<RestCase> = {}): RestCase => ({
+  name,
+  method: "GET",
+  path: `/v1/notifications${query}`,
+  headers: as("d"),
+  expect,
+  ...extra,
+});
+const markSeen = (name: string, who: Who, body: (c: RestContext) => unknown, expect: RestCase["expect"]): RestCase => ({
+  name,
+  method: "POST",
+  path: "/v1/notifications/seen",
+  headers: as(who),
+  body,
+  expect,
+});
+const updatePreferences = (name: string, body: (c: RestContext) => unknown, expect: RestCase["expect"]): RestCase => ({
+  name,
+  method: "PATCH",
+  path: "/v1/notifications/preferences",
+  headers: as("d"),
+  body,
+  expect,
+});
+
+const notificationCases: RestCase[] = [
+  {
+    name: "Register d",
+    method: "POST",
+    path: "/v1/auth/register",
+    headers: () => json,
+    body: (c) => ({ email: email(c, "d"), password: c.password }),
+    expect: { status: 200, json: { userId: uuid } },
+  },
+  loginRow("d", "d", "phone"),
+  getProfile("d", "d", "GetProfile of oneself for d", { status: 200, jsonFor: (c) => ({ profile: { userId: idOf(c, "d") } }) }),
+  listNotifications("ListNotifications for a new user: 200, no groups, nothing unread, no next page", "", {
+    status: 200,
+    json: { groups: absent, unreadCount: absent, nextPageToken: absent },
+  }),
+  {
+    name: "GetUnreadCount for a new user: 0 (absent in JSON)",
+    method: "GET",
+    path: "/v1/notifications/unread-count",
+    headers: as("d"),
+    expect: { status: 200, json: { unreadCount: absent } },
+  },
+  {
+    name: "GetPreferences for a new user: the defaults (everything on, from anyone; messages push only)",
+    method: "GET",
+    path: "/v1/notifications/preferences",
+    headers: as("d"),
+    expect: { status: 200, json: { preferences: preferencesWith({ inApp: true, push: true }) } },
+  },
+  {
+    name: "CreatePost by d (for the notification rows)",
+    method: "POST",
+    path: "/v1/posts",
+    headers: as("d"),
+    body: () => ({ text: "like this one" }),
+    expect: { status: 200, jsonFor: (c) => ({ post: { postId: uuid, authorId: idOf(c, "d") } }) },
+    capture: (body, c) => {
+      c.captured.likedPostId = (body as { post: { postId: string } }).post.postId;
+    },
+  },
+  {
+    name: "LikePost by c on d's post",
+    method: "POST",
+    path: (c) => `/v1/posts/${captured(c, "likedPostId")}:like`,
+    headers: as("c"),
+    body: () => ({}),
+    expect: { status: 200, json: { likeCount: "1" } },
+  },
+  listNotifications(
+    "ListNotifications: c's like arrives (through Kafka) as one unread KIND_LIKE group, c's profile hydrated; unread_count 1",
+    "",
+    { status: 200, jsonFor: (c) => ({ groups: [likeGroupOf(c, true)], unreadCount: "1", nextPageToken: absent }) },
+    {
+      eventuallyMs: NOTIFICATION_WAIT_MS,
+      capture: (body, c) => {
+        c.captured.notificationGroupId = (body as { groups: Array<{ groupId: string }> }).groups[0]!.groupId;
+      },
+    },
+  ),
+  listNotifications("ListNotifications?kinds=KIND_LIKE: the same group", "?kinds=KIND_LIKE&page_size=10", {
+    status: 200,
+    jsonFor: (c) => ({ groups: [{ ...(likeGroupOf(c, true) as object), groupId: captured(c, "notificationGroupId") }], unreadCount: "1" }),
+  }),
+  listNotifications("ListNotifications?kinds=KIND_FOLLOW: none, and nothing unread under that filter", "?kinds=KIND_FOLLOW", {
+    status: 200,
+    json: { groups: absent, unreadCount: absent },
+  }),
+  listNotifications("ListNotifications?kinds=KIND_UNSPECIFIED: 400 with a field violation on kinds[0]", "?kinds=KIND_UNSPECIFIED", {
+    status: 400,
+    json: status(3, anyString, fieldViolation("kinds[0]")),
+  }),
+  listNotifications("ListNotifications with a malformed page_token: 400 with a field violation on page_token", "?page_token=bm90LWEtdG9rZW4", {
+    status: 400,
+    json: status(3, anyString, fieldViolation("page_token")),
+  }),
+  listNotifications("ListNotifications with page_size=-1: 400 with a field violation on page_size", "?page_size=-1", {
+    status: 400,
+    json: status(3, anyString, fieldViolation("page_size")),
+  }),
+  {
+    name: "GetUnreadCount: 1 (int64 as a JSON string)",
+    method: "GET",
+    path: "/v1/notifications/unread-count",
+    headers: as("d"),
+    expect: { status: 200, json: { unreadCount: "1" } },
+  },
+  {
+    name: "GetUnreadCount?kinds=KIND_FOLLOW: 0 under that filter",
+    method: "GET",
+    path: "/v1/notifications/unread-count?kinds=KIND_FOLLOW",
+    headers: as("d"),
+    expect: { status: 200, json: { unreadCount: absent } },
+  },
+  {
+    name: "GetHome: the unread section comes from the notification service (as the caller); chats 0",
+    method: "GET",
+    path: "/v1/home",
+    headers: as("d"),
+    expect: { status: 200, jsonFor: (c) => ({ profile: { userId: idOf(c, "d") }, unread: { notifications: "1", chats: absent }, errors: absent }) },
+  },
+  markSeen("MarkSeen with an empty body: 400 naming up_to (one of group_id, time is required)", "d", () => ({}), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("up_to")),
+  }),
+  markSeen("MarkSeen with a group_id that is not a UUID: 400 with a field violation on group_id", "d", () => ({ groupId: "not-a-uuid" }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("group_id")),
+  }),
+  markSeen("MarkSeen up to an unknown group: 404", "d", () => ({ groupId: crypto.randomUUID() }), { status: 404, json: notFound }),
+  markSeen("MarkSeen up to another user's group: 404 (the same as an unknown one)", "c", (c) => ({ groupId: captured(c, "notificationGroupId") }), {
+    status: 404,
+    json: notFound,
+  }),
+  {
+    name: "GetUnreadCount after the rejected MarkSeen calls: still 1 (nothing written)",
+    method: "GET",
+    path: "/v1/notifications/unread-count",
+    headers: as("d"),
+    expect: { status: 200, json: { unreadCount: "1" } },
+  },
+  markSeen("MarkSeen up to now (time): 200, advanced, nothing unread", "d", () => ({ time: new Date().toISOString() }), {
+    status: 200,
+    json: { advanced: true, unreadCount: absent },
+  }),
+  markSeen("MarkSeen up to the group already seen: 200, not advanced (the watermark never moves back)", "d", (c) => ({ groupId: captured(c, "notificationGroupId") }), {
+    status: 200,
+    json: { advanced: absent, unreadCount: absent },
+  }),
+  listNotifications("ListNotifications after MarkSeen: the group is read, unread_count 0", "", {
+    status: 200,
+    jsonFor: (c) => ({ groups: [likeGroupOf(c, false)], unreadCount: absent }),
+  }),
+  updatePreferences("UpdatePreferences (PATCH): likes off in-app, still pushed; every other kind unchanged", () => ({ kinds: [{ kind: "KIND_LIKE", inApp: false, push: true }] }), {
+    status: 200,
+    json: { preferences: preferencesWith({ inApp: false, push: true }) },
+  }),
+  listNotifications("ListNotifications with likes off in-app: the like group is no longer listed", "", {
+    status: 200,
+    json: { groups: absent, unreadCount: absent },
+  }),
+  updatePreferences(
+    "UpdatePreferences with a kind listed twice: 400 with a field violation on kinds[1].kind",
+    () => ({ kinds: [{ kind: "KIND_FOLLOW", inApp: false }, { kind: "KIND_FOLLOW", push: false }] }),
+    { status: 400, json: status(3, anyString, fieldViolation("kinds[1].kind")) },
+  ),
+  updatePreferences("UpdatePreferences with KIND_UNSPECIFIED: 400 with a field violation on kinds[0].kind", () => ({ kinds: [{ kind: "KIND_UNSPECIFIED", inApp: false }] }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("kinds[0].kind")),
+  }),
+  {
+    name: "GetPreferences: only the accepted change (the rejected ones wrote nothing)",
+    method: "GET",
+    path: "/v1/notifications/preferences",
+    headers: as("d"),
+    expect: { status: 200, json: { preferences: preferencesWith({ inApp: false, push: true }) } },
+  },
+  {
+    name: "ListNotifications without a token: 401 from jwt_authn",
+    method: "GET",
+    path: "/v1/notifications",
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+  {
+    name: "UpdatePreferences without a token: 401 from jwt_authn",
+    method: "PATCH",
+    path: "/v1/notifications/preferences",
+    headers: () => json,
+    body: () => ({ kinds: [{ kind: "KIND_LIKE", inApp: false }] }),
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+];
+
 export const restCases: RestCase[] = [
   // --- every annotated AuthService RPC, happy path ---------------------------------
   ...(["a", "b"] as const).map(
@@ -1207,6 +1437,7 @@ export const restCases: RestCase[] = [
   ...mediaCases,
   ...postCases,
   ...realtimeCases,
+  ...notificationCases,
 
   // --- last: rows that end sessions ---------------------------------------------------------
   {

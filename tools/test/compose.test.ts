@@ -5,6 +5,7 @@
 // spec reads (and none it does not), and the observability configs point at
 // services that exist.
 import test from "ava";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +18,7 @@ import { postConfigSpec } from "@aviary/post";
 import { feedConfigSpec } from "@aviary/feed";
 import { bffConfigSpec } from "@aviary/bff";
 import { realtimeConfigSpec } from "@aviary/realtime";
+import { notificationConfigSpec } from "@aviary/notification";
 import { jwtProvider } from "../../deploy/envoy/routes.ts";
 import { RATELIMIT_DOMAIN } from "../edge/envoy-config.ts";
 
@@ -62,7 +64,11 @@ const nodeServices: Record<string, { spec: Record<string, { variable: string }>;
   feed: { spec: feedConfigSpec, hostVar: "FEED_HOST", portVar: "FEED_PORT" },
   bff: { spec: bffConfigSpec, hostVar: "BFF_HOST", portVar: "BFF_PORT" },
   realtime: { spec: realtimeConfigSpec, hostVar: "REALTIME_HOST", portVar: "REALTIME_PORT" },
+  notification: { spec: notificationConfigSpec, hostVar: "NOTIFICATION_HOST", portVar: "NOTIFICATION_PORT" },
 };
+
+/** The default of a compose `${VAR:-default}` value (what the stack runs with when VAR is unset). */
+const composeDefault = (value: string): string => value.replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, "$1");
 
 test("every upstream of the deploy edge config is a compose service listening on that port", (t) => {
   const upstreams = envoyUpstreams();
@@ -154,6 +160,42 @@ test("every Node service gets the variables its config needs, and only variables
   const [kafkaHost, kafkaPort] = auth["KAFKA_BROKERS"]!.split(":");
   t.true(exposed(services[kafkaHost!]).includes(Number(kafkaPort)));
   t.is(services["kafka"].environment.KAFKA_ADVERTISED_LISTENERS, `PLAINTEXT://${auth["KAFKA_BROKERS"]}`);
+});
+
+test("the notification service: its identity matches the auth service's AUTH_SERVICE_CLIENTS entry, its peers exist, the BFF reads it", (t) => {
+  const notification = services["notification"].environment as Record<string, string>;
+  const auth = services["auth"].environment as Record<string, string>;
+  // client_id:scope+scope:sha256 — compose cannot hash, so the default digest must be the default secret's.
+  const entries = composeDefault(auth["AUTH_SERVICE_CLIENTS"]!).split(",").map((entry) => entry.split(":"));
+  const entry = entries.find(([clientId]) => clientId === "notification");
+  t.truthy(entry, "the auth service knows the notification client");
+  t.deepEqual(entry![1]!.split("+").sort(), ["user.devices.read", "user.devices.write", "user.profiles.read"]);
+  t.regex(auth["AUTH_SERVICE_CLIENTS"]!, /\$\{AVIARY_NOTIFICATION_CLIENT_SECRET_SHA256:-[0-9a-f]{64}\}/);
+  t.regex(notification["NOTIFICATION_CLIENT_SECRET"]!, /^\$\{AVIARY_NOTIFICATION_CLIENT_SECRET:-.+\}$/);
+  t.is(entry![2], createHash("sha256").update(composeDefault(notification["NOTIFICATION_CLIENT_SECRET"]!)).digest("hex"));
+  t.is(notification["NOTIFICATION_ROLE"], "all");
+  t.is(notification["TRUSTED_PROXY_HOPS"], "1");
+  t.is(notification["KAFKA_BROKERS"], auth["KAFKA_BROKERS"]);
+  // Live updates reach the realtime service's streams: the same Redis and prefix.
+  const realtime = services["realtime"].environment as Record<string, string>;
+  t.is(notification["REDIS_URL"], realtime["REDIS_URL"]);
+  t.is(notification["REALTIME_REDIS_URL"], realtime["REALTIME_REDIS_URL"]);
+  t.is(notification["REALTIME_REDIS_PREFIX"], realtime["REALTIME_REDIS_PREFIX"]);
+  t.regex(notification["DATABASE_URL"]!, /^postgres:\/\/notification:.+@postgres:5432\/aviary$/);
+  t.regex(compose.configs["postgres-roles"].content, /CREATE SCHEMA notification AUTHORIZATION notification;/);
+  // The auth service directly (service tokens are not routed by the edge), the user service, and the BFF's unread section.
+  const bff = services["bff"].environment as Record<string, string>;
+  for (const [name, value] of [["notification AUTH_URL", notification["AUTH_URL"]], ["notification USER_URL", notification["USER_URL"]], ["notification AUTH_JWKS_URL", notification["AUTH_JWKS_URL"]], ["bff NOTIFICATION_URL", bff["NOTIFICATION_URL"]]] as const) {
+    const url = new URL(value!);
+    t.truthy(services[url.hostname], `${name} → ${url.hostname}`);
+    t.true(exposed(services[url.hostname]).includes(Number(url.port)), `${name} port ${url.port}`);
+  }
+  t.is(new URL(notification["AUTH_URL"]!).hostname, "auth");
+  t.is(new URL(bff["NOTIFICATION_URL"]!).port, String(notification["NOTIFICATION_PORT"]));
+  // Every push provider variable is optional: unset, the default stack runs with none (pushes recorded as skipped).
+  for (const [variable, value] of Object.entries(notification)) {
+    if (/^(APNS|FCM|WEBPUSH)_/.test(variable)) t.is(composeDefault(value), "", `${variable} defaults to unset`);
+  }
 });
 
 test("the stack has every part of the design brief, with healthchecks behind every service_healthy dependency", (t) => {

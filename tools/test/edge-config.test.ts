@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { publicProcedures } from "@aviary/auth";
 import { defaultRules, rateLimitConfigFromEnv } from "@aviary/ratelimit";
-import { authRoute, EDGE_MAX_STREAM_SECONDS, EDGE_STREAM_IDLE_SECONDS, edgeRoutes, realtimeRoute } from "../../deploy/envoy/routes.ts";
+import { authRoute, EDGE_MAX_STREAM_SECONDS, EDGE_STREAM_IDLE_SECONDS, edgeRoutes, notificationRoute, realtimeRoute } from "../../deploy/envoy/routes.ts";
 import { clientFacingServices, readDescriptorSet } from "../edge/descriptors.ts";
 import { deployConfigFile, descriptorSetPath, renderDeployConfig, renderLoopbackConfig, repoRoot } from "../edge/generate-envoy.ts";
 import { RATELIMIT_DOMAIN, RATELIMIT_FILTER_TIMEOUT_MS } from "../edge/envoy-config.ts";
@@ -227,6 +227,39 @@ test("the transcoder sends server streams as newline-delimited JSON (one frame a
   // The only other stream, health Watch, is not transcoded (its route switches the transcoder off).
   const watch = parts(loopback()).routes.find((r) => r.name === "/grpc.health.v1.Health/Watch");
   t.true(watch?.typed_per_filter_config?.["envoy.filters.http.grpc_json_transcoder"]?.disabled);
+});
+
+// --- notifications ---------------------------------------------------------------
+
+test("notification: every RPC has its REST and gRPC route to the notification cluster (notification:8088), token required; reads retried, writes not", (t) => {
+  const NS = "/aviary.notification.v1.NotificationService";
+  const rest: Record<string, string> = {
+    ListNotifications: "GET /v1/notifications",
+    GetUnreadCount: "GET /v1/notifications/unread-count",
+    MarkSeen: "POST /v1/notifications/seen",
+    GetPreferences: "GET /v1/notifications/preferences",
+    UpdatePreferences: "PATCH /v1/notifications/preferences",
+  };
+  for (const config of [loopback(), renderDeployConfig() as Rendered]) {
+    const { routes, clusters } = parts(config);
+    t.true(clusters.includes("notification"));
+    for (const [method, binding] of Object.entries(rest)) {
+      for (const name of [`${NS}/${method} ${binding}`, `${NS}/${method}`]) {
+        const route = routes.find((r) => r.name === name);
+        t.is(route?.route?.cluster, "notification", name);
+        t.is(route?.route?.timeout, "5s", name);
+        t.is(route?.typed_per_filter_config?.["envoy.filters.http.jwt_authn"]?.requirement_name, "user", name);
+        t.is(route?.route?.retry_policy !== undefined, notificationRoute.idempotentMethods.includes(method), name);
+      }
+    }
+  }
+  const deploy = renderDeployConfig() as Rendered;
+  const cluster = deploy.static_resources.clusters.find((c) => c.name === "notification");
+  t.deepEqual(cluster?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "notification", port_value: 8088 });
+  // The loopback render (tests, make dev) expects it on its own default port unless an upstream is given.
+  const local = loopback().static_resources.clusters.find((c) => c.name === "notification");
+  t.deepEqual(local?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "127.0.0.1", port_value: 8088 });
+  t.deepEqual(notificationRoute.idempotentMethods, ["ListNotifications", "GetUnreadCount", "GetPreferences"]);
 });
 
 test("the deploy render rate-limits through ratelimit:8090", (t) => {

@@ -1,10 +1,13 @@
 // The REST contract table (tools/edge/rest-cases.ts) through a real Envoy in
-// front of the real auth, user, media, post, feed and BFF services (real
-// PostgreSQL — a database each —, Redis, Kafka and S3; every service verifies
-// tokens with the test auth service's JWKS), one ava test per row, in order; plus the
+// front of the real auth, user, media, post, feed, BFF, realtime and
+// notification services (real PostgreSQL — a database each —, Redis, Kafka
+// and S3; every service verifies tokens with the test auth service's JWKS;
+// the notification service gets its service identity from that auth service),
+// one ava test per row, in order; plus the
 // cases a table against a black box cannot show: what the service actually
 // receives in x-aviary-claims, and the edge while the auth service is down.
 import test from "ava";
+import { createHash } from "node:crypto";
 import { createServer, type IncomingHttpHeaders } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { SignJWT, importJWK, type JWK } from "jose";
@@ -15,7 +18,9 @@ import { startTestMedia, type TestMedia } from "../../services/media/test/harnes
 import { startTestFeed, type TestFeed } from "../../services/feed/test/harness.ts";
 import { bffConfigFromEnv, startBffService, type RunningBffService } from "@aviary/bff";
 import { realtimeConfigFromEnv, startRealtimeService, type RunningRealtimeService } from "@aviary/realtime";
+import { notificationConfigFromEnv, startNotificationService, type RunningNotificationService } from "@aviary/notification";
 import { infra, uniqueName } from "../../services/runtime/test-support/infra.ts";
+import { freshDatabase } from "../../services/runtime/test-support/database.ts";
 import { restCases } from "../edge/rest-cases.ts";
 import { newRestContext, runRestCases } from "../edge/rest-runner.ts";
 import type { RestContext } from "../edge/rest-cases.ts";
@@ -26,24 +31,58 @@ let media: TestMedia | undefined;
 let feed: TestFeed | undefined;
 let bff: RunningBffService | undefined;
 let realtime: RunningRealtimeService | undefined;
+let notification: RunningNotificationService | undefined;
+let notificationDatabase: { drop(): Promise<void> } | undefined;
 let envoy: RunningEnvoy;
 let context: RestContext;
 
+/** The notification service's client secret; the auth service knows only its SHA-256. */
+const notificationSecret = "edge-rest-notification-secret-0123456789abcdef";
+
 test.before(async () => {
-  auth = await startTestAuth();
+  const urls = await infra();
+  // The notification service trades this secret for service tokens (UserInternalService: who follows whom, devices).
+  auth = await startTestAuth({
+    AUTH_SERVICE_CLIENTS: `notification:user.devices.read+user.devices.write+user.profiles.read:${createHash("sha256").update(notificationSecret).digest("hex")}`,
+  });
   // The user and media services verify tokens of this one auth service; the
   // user service asks this media service about avatars.
   media = await startTestMedia({}, auth);
   user = await startTestUser({}, auth, media);
   // The feed harness brings its own post service, which calls this user and media service.
   feed = await startTestFeed({}, { deps: { auth, user, media } });
+  // The notification service (role all, no push provider: pushes are recorded as skipped) consumes
+  // the post and user events in its own group and publishes to the realtime service's streams.
+  const realtimePrefix = `${uniqueName("rtrest")}:`;
+  const database = await freshDatabase(urls.databaseUrl, "notification_rest");
+  notificationDatabase = database;
+  notification = await startNotificationService(
+    notificationConfigFromEnv({
+      NOTIFICATION_PORT: "0",
+      DATABASE_URL: database.url,
+      REDIS_URL: urls.redisUrl,
+      KAFKA_BROKERS: urls.kafkaBrokers.join(","),
+      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+      AUTH_URL: auth.service.url,
+      USER_URL: user.service.url,
+      NOTIFICATION_CLIENT_SECRET: notificationSecret,
+      NOTIFICATION_GROUP: uniqueName("notification_rest"),
+      NOTIFICATION_PUSH_GROUP: uniqueName("notification_push_rest"),
+      NOTIFICATION_EVENTS_TOPIC: uniqueName("notification_events_rest"),
+      REALTIME_REDIS_PREFIX: realtimePrefix,
+      TRUSTED_PROXY_HOPS: "1",
+      PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
+      LOG_LEVEL: "silent",
+    }),
+  );
   bff = await startBffService(
     bffConfigFromEnv({
       BFF_PORT: "0",
       AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
       USER_URL: user.service.url,
       FEED_URL: feed.service.url,
-      REDIS_URL: (await infra()).redisUrl,
+      NOTIFICATION_URL: notification.url,
+      REDIS_URL: urls.redisUrl,
       LOG_LEVEL: "silent",
     }),
   );
@@ -52,8 +91,8 @@ test.before(async () => {
       REALTIME_PORT: "0",
       AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
       USER_URL: user.service.url,
-      REDIS_URL: (await infra()).redisUrl,
-      REALTIME_REDIS_PREFIX: `${uniqueName("rtrest")}:`,
+      REDIS_URL: urls.redisUrl,
+      REALTIME_REDIS_PREFIX: realtimePrefix,
       LOG_LEVEL: "silent",
     }),
   );
@@ -66,6 +105,7 @@ test.before(async () => {
       post: feed.post.service.url,
       feed: feed.service.url,
       bff: bff.url,
+      notification: notification.url,
     },
   });
   context = await newRestContext(envoy.url, { expiredToken: await mintExpiredToken(auth) });
@@ -75,6 +115,8 @@ test.after.always(async () => {
   await envoy?.stop();
   await realtime?.close();
   await bff?.close();
+  await notification?.close();
+  await notificationDatabase?.drop();
   await feed?.close();
   await Promise.all([user?.close(), media?.close()]);
   await auth?.close();

@@ -29,7 +29,7 @@ export function createBffHandlers(deps: BffDeps): ServiceImpl<typeof BffService>
       const [profile, feed, unread] = await Promise.all([
         loadSection("profile", budget, ctx.signal, (signal, ms) => deps.users.getProfile({ userId: viewer.userId }, callAs(signal, ms))),
         loadSection("feed", budget, ctx.signal, (signal, ms) => deps.feed.getHomeFeed({ pageSize: deps.feedPageSize }, callAs(signal, ms))),
-        loadSection("unread", budget, ctx.signal, (signal) => deps.unread.counts(viewer.userId, signal)),
+        loadSection("unread", budget, ctx.signal, (signal, ms) => deps.unread.counts(viewer.userId, callAs(signal, ms))),
       ]);
       const fatal = callerError([profile, feed, unread]);
       if (fatal !== undefined) throw fatal;

@@ -1,4 +1,5 @@
 // What other packages (the dev launcher, tests, benchmarks) use of the BFF.
 export { bffConfigFromEnv, bffConfigSpec, startBffService } from "./server.ts";
 export type { BffAdapters, BffConfig, RunningBffService } from "./server.ts";
-export { noUnreadYet, type UnreadCounts, type UnreadSource } from "./domain/unread.ts";
+export { noUnreadYet, type CallAsViewer, type UnreadCounts, type UnreadSource } from "./domain/unread.ts";
+export { notificationUnread } from "./peers.ts";

@@ -1,9 +1,11 @@
-// Wiring of the BFF: configuration → clients of the services it reads → server.
+// Wiring of the BFF: configuration → clients of the services it reads (user,
+// feed, notification) → server.
 // It owns no data: no database, no events; the cache is only for the session
 // denylist every client-facing service checks.
 import { BffService } from "@aviary/gen/aviary/bff/v1/bff_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
 import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
+import { NotificationService } from "@aviary/gen/aviary/notification/v1/notification_pb";
 import { duration, int, loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
@@ -11,7 +13,8 @@ import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createBffHandlers } from "./handlers.ts";
-import { noUnreadYet, type UnreadSource } from "./domain/unread.ts";
+import type { UnreadSource } from "./domain/unread.ts";
+import { notificationUnread } from "./peers.ts";
 
 /** Every setting of the BFF, from the environment (see README "Configuration"). */
 export const bffConfigSpec = {
@@ -20,6 +23,8 @@ export const bffConfigSpec = {
   ...userTokenConfigSpec,
   userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
   feedUrl: url("FEED_URL", { default: "http://127.0.0.1:8085" }),
+  /** The notification service: the unread section (GetUnreadCount, as the caller). */
+  notificationUrl: url("NOTIFICATION_URL", { default: "http://127.0.0.1:8088" }),
   /** Each section's time budget: past it, the section is reported as failed and the rest is answered. */
   sectionBudgetMs: duration("BFF_SECTION_TIMEOUT", { default: "3s", min: "10ms", max: "30s" }),
   feedPageSize: int("BFF_FEED_PAGE_SIZE", { default: 20, min: 1, max: 50 }),
@@ -38,7 +43,7 @@ export function bffConfigFromEnv(env: NodeJS.ProcessEnv = process.env): BffConfi
 export interface BffAdapters {
   cache?: Cache;
   logger?: Logger;
-  /** Unread counts; zero until the notification and chat services exist. */
+  /** Unread counts; by default from the notification service at NOTIFICATION_URL (chats zero until chat exists). */
   unread?: UnreadSource;
 }
 
@@ -54,7 +59,7 @@ export async function startBffService(config: BffConfig, adapters: BffAdapters =
   const handlers = createBffHandlers({
     users: createServiceClient(UserService, config.userUrl.origin),
     feed: createServiceClient(FeedService, config.feedUrl.origin),
-    unread: adapters.unread ?? noUnreadYet,
+    unread: adapters.unread ?? notificationUnread(createServiceClient(NotificationService, config.notificationUrl.origin)),
     sectionBudgetMs: config.sectionBudgetMs,
     feedPageSize: config.feedPageSize,
   });

@@ -1,17 +1,20 @@
-// GetHome against the real auth and user services (real PostgreSQL, Redis,
-// Kafka). The feed is a stand-in FeedService on its own port whose behaviour
-// each test sets, because these tests are about what the BFF does when a
-// dependency answers, fails, hangs or is gone; the real feed behind the BFF is
-// covered by the feed service's own tests and the edge REST table.
+// GetHome against the real auth, user and notification services (real
+// PostgreSQL, Redis, Kafka; the notification harness brings auth, user, media
+// and post). The feed is a stand-in FeedService on its own port whose
+// behaviour each test sets, because these tests are about what the BFF does
+// when a dependency answers, fails, hangs or is gone; the real feed behind the
+// BFF is covered by the feed service's own tests and the edge REST table.
 import test from "ava";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, createClient, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { BffService } from "@aviary/gen/aviary/bff/v1/bff_pb";
 import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { infra } from "../../runtime/test-support/infra.ts";
-import { rejection, startTestUser, type TestUser } from "../../user/test/harness.ts";
+import { rejection, type TestUser } from "../../user/test/harness.ts";
+import { startTestNotification, type TestNotification } from "../../notification/test/harness.ts";
 import { bffConfigFromEnv, startBffService, type RunningBffService } from "../src/index.ts";
 
 type FeedImpl = ServiceImpl<typeof FeedService>;
@@ -50,6 +53,7 @@ async function startFeedStandIn(): Promise<FeedStandIn> {
   return standIn;
 }
 
+let notification: TestNotification;
 let users: TestUser;
 let feed: FeedStandIn;
 let bff: RunningBffService;
@@ -57,7 +61,8 @@ let client: ReturnType<typeof createClient<typeof BffService>>;
 
 test.before(async () => {
   const urls = await infra();
-  users = await startTestUser();
+  notification = await startTestNotification();
+  users = notification.post.user;
   feed = await startFeedStandIn();
   bff = await startBffService(
     bffConfigFromEnv({
@@ -65,6 +70,7 @@ test.before(async () => {
       AUTH_JWKS_URL: `${users.auth.service.url}/.well-known/jwks.json`,
       USER_URL: users.service.url,
       FEED_URL: feed.url,
+      NOTIFICATION_URL: notification.service.url,
       REDIS_URL: urls.redisUrl,
       BFF_SECTION_TIMEOUT: "300ms",
       LOG_LEVEL: "silent",
@@ -76,10 +82,10 @@ test.before(async () => {
 test.after.always(async () => {
   await bff?.close();
   await feed?.close();
-  await users?.close();
+  await notification?.close();
 });
 
-test.serial("every section loads: the caller's profile, the first feed page (called as the caller), zero unread", async (t) => {
+test.serial("every section loads: the caller's profile, the first feed page (called as the caller), zero unread for a new user", async (t) => {
   const me = await users.signUp({ label: "home" });
   feed.behave((req) => {
     t.is(req.pageSize, 20, "the first page has the configured size");
@@ -145,6 +151,7 @@ test.serial("with the user service gone, the profile section fails and the feed 
       // Nothing listens here: a closed port on loopback.
       USER_URL: "http://127.0.0.1:9",
       FEED_URL: feed.url,
+      NOTIFICATION_URL: notification.service.url,
       LOG_LEVEL: "silent",
     }),
   );
@@ -153,4 +160,48 @@ test.serial("with the user service gone, the profile section fails and the feed 
   t.is(home.profile, undefined);
   t.deepEqual(home.feed.map((item) => item.post?.postId), ["p2"]);
   t.deepEqual(home.errors.map((e) => [e.section, e.code]), [["profile", "unavailable"]]);
+});
+
+test.serial("the unread count is the notification service's, read as the caller: a like on the caller's post shows 1, chats 0", async (t) => {
+  const author = await users.signUp({ label: "liked" });
+  const liker = await users.signUp({ label: "liker" });
+  feed.behave(() => ({ items: [], nextPageToken: "" }));
+  const { post } = await notification.post.client.createPost({ text: "like me" }, author.call);
+  await notification.post.client.likePost({ postId: post!.postId }, liker.call);
+  // The like reaches the notification service through Kafka.
+  await notification.until("the like notification", async () => (await notification.client.getUnreadCount({}, author.call)).unreadCount === 1n);
+
+  const home = await client.getHome({}, author.call);
+  t.is(home.profile?.userId, author.userId);
+  t.is(home.unread?.notifications, 1n);
+  t.is(home.unread?.chats, 0n, "no chat service yet");
+  t.deepEqual(home.errors, []);
+  // Someone else's count is their own: the BFF asked as the caller.
+  t.is((await client.getHome({}, liker.call)).unread?.notifications, 0n);
+
+  // Marking it seen is what the next home screen shows.
+  await notification.client.markSeen({ upTo: { case: "time", value: timestampNow() } }, author.call);
+  t.is((await client.getHome({}, author.call)).unread?.notifications, 0n);
+});
+
+test.serial("with the notification service gone, the unread section is empty and named; profile and feed still arrive", async (t) => {
+  const me = await users.signUp({ label: "notifdown" });
+  feed.behave(() => ({ items: [{ post: { postId: "p3" } }], nextPageToken: "" }));
+  const unreachable = await startBffService(
+    bffConfigFromEnv({
+      BFF_PORT: "0",
+      AUTH_JWKS_URL: `${users.auth.service.url}/.well-known/jwks.json`,
+      USER_URL: users.service.url,
+      FEED_URL: feed.url,
+      // Nothing listens here: a closed port on loopback.
+      NOTIFICATION_URL: "http://127.0.0.1:9",
+      LOG_LEVEL: "silent",
+    }),
+  );
+  t.teardown(() => unreachable.close());
+  const home = await createClient(BffService, createGrpcTransport({ baseUrl: unreachable.url })).getHome({}, me.call);
+  t.is(home.profile?.userId, me.userId);
+  t.deepEqual(home.feed.map((item) => item.post?.postId), ["p3"]);
+  t.is(home.unread, undefined);
+  t.deepEqual(home.errors.map((e) => [e.section, e.code]), [["unread", "unavailable"]]);
 });

@@ -5,6 +5,7 @@ import { GetProfileResponseSchema, ProfileSchema } from "@aviary/gen/aviary/user
 import { GetHomeFeedResponseSchema } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { callerError, loadSection } from "../src/domain/sections.ts";
 import { presentHome } from "../src/handlers.ts";
+import { notificationUnread } from "../src/peers.ts";
 
 const never = new AbortController().signal;
 
@@ -76,4 +77,17 @@ test("presentation: loaded sections fill the response, failed ones are empty and
   t.is(home.feedNextPageToken, "");
   t.deepEqual(home.unread, { notifications: 3n, chats: 1n });
   t.deepEqual(home.errors, [{ section: "feed", code: "unavailable", message: "down" }]);
+});
+
+test("the notification source asks GetUnreadCount over every kind with the viewer's call options, and reports chats as 0", async (t) => {
+  const seen: unknown[] = [];
+  const fake = {
+    getUnreadCount: async (request: unknown, options: unknown) => {
+      seen.push([request, options]);
+      return { unreadCount: 7n };
+    },
+  } as unknown as Parameters<typeof notificationUnread>[0];
+  const call = { headers: { authorization: "Bearer viewer-token" }, signal: never, timeoutMs: 250 };
+  t.deepEqual(await notificationUnread(fake).counts("u1", call), { notifications: 7n, chats: 0n });
+  t.deepEqual(seen, [[{}, call]]);
 });

@@ -8,9 +8,9 @@
  * flushes and stops; the API runs in this process (FEED_ROLE=api).
  */
 import test from "ava";
-import { spawn, type ChildProcess } from "node:child_process";
-import path from "node:path";
-import { eventually, privateServer, repoRoot, type PrivateServer } from "../../runtime/test-support/infra.ts";
+import type { ChildProcess } from "node:child_process";
+import { eventually, privateServer, type PrivateServer } from "../../runtime/test-support/infra.ts";
+import { startServiceProcess } from "../../runtime/test-support/child.ts";
 import { startTestFeed, type Account, type TestFeed } from "./harness.ts";
 
 const POSTS = 400;
@@ -32,29 +32,9 @@ test.after.always(async () => {
 
 /** Starts `main.ts` as the consumer role; resolves once it has joined its group and listens. */
 async function startConsumer(feed: TestFeed): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", path.join(repoRoot, "services/feed/src/main.ts")], {
-    env: { ...process.env, ...feed.env, FEED_ROLE: "consumer", LOG_LEVEL: "info" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = await startServiceProcess({ entry: "services/feed/src/main.ts", env: { ...feed.env, FEED_ROLE: "consumer" }, ready: "feed service listening" });
   consumers.add(child);
   child.on("exit", () => consumers.delete(child));
-  let output = "";
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`consumer did not start:\n${output.slice(-2000)}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("feed service listening")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", (chunk: Buffer) => void (output += chunk.toString()));
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`consumer exited (${code}):\n${output.slice(-2000)}`));
-    });
-  });
   return child;
 }
 

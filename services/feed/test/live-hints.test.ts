@@ -227,6 +227,7 @@ test("a hint that cannot be sent is logged, never thrown, and pauses hints for a
       if (failing) throw new Error("realtime redis down");
       return userIds.length;
     },
+    foregroundSessions: () => Promise.reject(new Error("not used")),
     ping: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };

@@ -13,7 +13,7 @@ import type { Peers } from "./peers.ts";
 import { adjustCount, findPost, insertPost, listPostsByAuthor, lockLivePost, lockPost, tombstonePost, type PostRow } from "./store/posts.ts";
 import { deleteComment, findComment, insertComment, listComments, type CommentRow } from "./store/comments.ts";
 import { deleteLike, insertLike, likedAmong } from "./store/likes.ts";
-import { commentCreated, likeCreated, postCreated, postDeleted } from "./events/publish.ts";
+import { commentCreated, commentDeleted, likeCreated, likeDeleted, postCreated, postDeleted } from "./events/publish.ts";
 
 /** Everything the handlers need; assembled by server.ts, replaced in tests. */
 export interface PostDeps {
@@ -201,13 +201,16 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
       const principal = requirePrincipal(context);
       const postId = request.postId.toLowerCase();
       const commentId = request.commentId.toLowerCase();
+      const at = now();
       await db.transaction(async (tx) => {
         // The post first, as CreateComment locks it: its comment_count changes with the row.
-        await lockPost(tx, postId);
+        const post = await lockPost(tx, postId);
         const comment = await findComment(tx, postId, commentId);
-        if (comment === undefined) throw notFound("no such comment", { type: COMMENT_TYPE, name: commentId });
+        if (post === undefined || comment === undefined) throw notFound("no such comment", { type: COMMENT_TYPE, name: commentId });
         if (comment.authorId !== principal.userId) throw permissionDenied("only the author can delete a comment");
-        if (await deleteComment(tx, commentId)) await adjustCount(tx, postId, "commentCount", -1);
+        if (!(await deleteComment(tx, commentId))) return;
+        await adjustCount(tx, postId, "commentCount", -1);
+        await commentDeleted(tx, comment, post.authorId, at);
       });
       return {};
     },
@@ -234,11 +237,15 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
       const postId = request.postId.toLowerCase();
       // The same NOT_FOUND rules as liking: the count of a post one cannot see is not told.
       await visiblePost(context, principal.userId, postId);
+      const at = now();
       const likeCount = await db.transaction(async (tx) => {
         const post = await lockLivePost(tx, postId);
         if (post === undefined) throw postNotFound(postId);
+        // Only a like that existed is taken back, and only that is an event.
         if (!(await deleteLike(tx, postId, principal.userId))) return post.likeCount;
-        return adjustCount(tx, postId, "likeCount", -1);
+        const count = await adjustCount(tx, postId, "likeCount", -1);
+        await likeDeleted(tx, post, principal.userId, at);
+        return count;
       });
       return { likeCount: BigInt(likeCount) };
     },

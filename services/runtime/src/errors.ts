@@ -71,3 +71,18 @@ export function failedPrecondition(
 export function unavailable(message: string): ConnectError {
   return new ConnectError(message, Code.Unavailable);
 }
+
+/**
+ * Calls another service for a read. Its failure fails the read with
+ * UNAVAILABLE (clients retry it), never with a silently empty answer; the
+ * caller's own cancellation, deadline and an expired token keep their codes.
+ */
+export async function fromDependency<T>(name: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    const cause = ConnectError.from(error);
+    if (cause.code === Code.Canceled || cause.code === Code.DeadlineExceeded || cause.code === Code.Unauthenticated) throw cause;
+    throw new ConnectError(`the ${name} service is unavailable`, Code.Unavailable, undefined, undefined, cause);
+  }
+}

@@ -159,6 +159,62 @@ function suite(name: string, open: (history: { maxItems: number; ttlSeconds: num
     })();
   });
 
+  test(`${name}: foreground sessions are the live ones without an away hint, per user, and nobody else's`, async (t) => {
+    await withHub(100, async ({ hub }) => {
+      const u = user();
+      const other = user();
+      const nobody = user();
+      const sessions = async (id: string) => [...((await hub.foregroundSessions([u, other, nobody])).get(id) ?? ["missing"])].sort();
+      const phone = { userId: u, sessionId: "phone", connectionId: "p1" };
+      const laptop = { userId: u, sessionId: "laptop", connectionId: "l1" };
+      t.deepEqual(await hub.foregroundSessions([]), new Map());
+      t.deepEqual(await sessions(u), [], "no connection, no foreground");
+
+      await hub.connect(phone, 60_000);
+      await hub.connect({ ...phone, connectionId: "p2" }, 60_000);
+      await hub.connect(laptop, 60_000);
+      await hub.connect({ userId: other, sessionId: "tablet", connectionId: "t1" }, 60_000);
+      t.deepEqual(await sessions(u), ["laptop", "phone"], "each session once, however many streams it holds");
+      t.deepEqual(await sessions(other), ["tablet"]);
+      t.deepEqual(await sessions(nobody), [], "a user with nothing is an empty set");
+
+      await hub.hint(u, "phone", true, 60_000);
+      t.deepEqual(await sessions(u), ["laptop"], "away is not foreground");
+      await hub.hint(u, "phone", false, 60_000);
+      t.deepEqual(await sessions(u), ["laptop", "phone"], "back from away");
+
+      await hub.disconnect(laptop);
+      t.deepEqual(await sessions(u), ["phone"], "a disconnected session is not foreground");
+      await hub.disconnect(phone);
+      t.deepEqual(await sessions(u), ["phone"], "its other stream still holds the session");
+      await hub.disconnect({ ...phone, connectionId: "p2" });
+      t.deepEqual(await sessions(u), []);
+      // A hint without a stream makes nothing foreground.
+      await hub.hint(u, "phone", false, 60_000);
+      t.deepEqual(await sessions(u), []);
+      t.deepEqual(await sessions(other), ["tablet"], "other users are untouched");
+    })();
+  });
+
+  test(`${name}: a session whose connections expired is not in the foreground`, async (t) => {
+    await withHub(100, async ({ hub }) => {
+      const u = user();
+      const kept = { userId: u, sessionId: "kept", connectionId: "k1" };
+      await hub.connect({ userId: u, sessionId: "lapsed", connectionId: "x1" }, 300);
+      await hub.connect(kept, 300);
+      t.deepEqual([...((await hub.foregroundSessions([u])).get(u) ?? [])].sort(), ["kept", "lapsed"]);
+      await eventually(
+        "the unrefreshed connection to expire",
+        async () => {
+          await hub.refresh([kept], 300);
+          return !(await hub.foregroundSessions([u])).get(u)?.has("lapsed");
+        },
+        10_000,
+      );
+      t.deepEqual([...((await hub.foregroundSessions([u])).get(u) ?? [])], ["kept"]);
+    })();
+  });
+
   test(`${name}: a connection nobody refreshes expires, and sweep announces that user offline exactly once`, async (t) => {
     await withHub(100, async ({ hub }) => {
       const u = user();

@@ -38,7 +38,7 @@ import {
   type EdgeCursor,
 } from "./store/graph.ts";
 import { deleteDevice, listDevices, upsertDevice, type DeviceCursor, type DeviceRow, type PlatformName } from "./store/devices.ts";
-import { followCreated, followDeleted, profileUpdated, userBlocked } from "./events/publish.ts";
+import { followCreated, followDeleted, profileUpdated, userBlocked, userUnblocked } from "./events/publish.ts";
 
 /** Everything the handlers need; assembled by server.ts, replaced in tests. */
 export interface UserDeps {
@@ -83,6 +83,7 @@ export function presentDevice(row: DeviceRow): MessageInitShape<typeof DeviceSch
     token: row.token,
     createdAt: timestampFromDate(row.createdAt),
     updatedAt: timestampFromDate(row.updatedAt),
+    quarantineReason: row.quarantineReason ?? "",
   };
 }
 
@@ -324,7 +325,11 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
 
     async unblock(request, context) {
       const principal = requirePrincipal(context);
-      await db.transaction((tx) => deleteBlock(tx, principal.userId, request.userId.toLowerCase()));
+      const blockedId = request.userId.toLowerCase();
+      await db.transaction(async (tx) => {
+        // Only a block that existed is an event (unblocking twice is one unblock).
+        if (await deleteBlock(tx, principal.userId, blockedId)) await userUnblocked(tx, principal.userId, blockedId, now());
+      });
       return {};
     },
 
@@ -332,7 +337,8 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
       const principal = requirePrincipal(context);
       const platform = platformNames[request.platform];
       if (platform === undefined) throw invalidArgument([{ field: "platform", description: "must be a known platform", reason: "DEFINED_ENUM" }]);
-      const row = await upsertDevice(db, { userId: principal.userId, platform, token: request.token }, now());
+      // The session is recorded so push can skip a device whose session holds a foreground stream.
+      const row = await upsertDevice(db, { userId: principal.userId, platform, token: request.token, sessionId: principal.sessionId }, now());
       return { device: presentDevice(row) };
     },
 

@@ -10,6 +10,7 @@ import {
   FollowDeletedSchema,
   ProfileUpdatedSchema,
   UserBlockedSchema,
+  UserUnblockedSchema,
 } from "@aviary/gen/aviary/events/v1/user_events_pb";
 import { eventually, infra, uniqueName } from "../../runtime/test-support/infra.ts";
 import { userEventsTopic } from "../src/index.ts";
@@ -44,10 +45,12 @@ test("follow, unfollow, profile update and block publish their events, keyed by 
   await users.client.follow({ userId: b.userId }, a.call);
   await users.client.updateProfile({ displayName: "Ada", bio: "hi" }, a.call);
   await users.client.block({ userId: a.userId }, b.call);
+  await users.client.unblock({ userId: a.userId }, b.call);
+  await users.client.unblock({ userId: a.userId }, b.call); // no second event
 
   const ofA = () => received.filter((e) => e.key === a.userId);
   const ofB = () => received.filter((e) => e.key === b.userId);
-  await eventually("a's four events and b's two", () => ofA().length >= 4 && ofB().length >= 2, 30_000);
+  await eventually("a's four events and b's three", () => ofA().length >= 4 && ofB().length >= 3, 30_000);
   await users.service.eventsFlushed(10_000);
   await new Promise((resolve) => setTimeout(resolve, 500));
 
@@ -62,8 +65,9 @@ test("follow, unfollow, profile update and block publish their events, keyed by 
   t.like(profile, { userId: a.userId, displayName: "Ada", bio: "hi" });
   t.deepEqual(profile.changedFields, ["display_name", "bio"]);
 
-  t.deepEqual(ofB().map((e) => e.headers["event-type"]), ["aviary.events.v1.FollowDeleted", "aviary.events.v1.UserBlocked"]);
-  const [removed, blocked] = ofB() as [DeliveredEvent, DeliveredEvent];
+  t.deepEqual(ofB().map((e) => e.headers["event-type"]), ["aviary.events.v1.FollowDeleted", "aviary.events.v1.UserBlocked", "aviary.events.v1.UserUnblocked"]);
+  const [removed, blocked, unblocked] = ofB() as [DeliveredEvent, DeliveredEvent, DeliveredEvent];
+  t.like(decodeEvent(UserUnblockedSchema, unblocked), { blockerId: b.userId, blockedId: a.userId });
   t.like(decodeEvent(FollowDeletedSchema, removed), { followerId: a.userId, followeeId: b.userId, reason: FollowDeletedReason.BLOCK });
   t.like(decodeEvent(UserBlockedSchema, blocked), { blockerId: b.userId, blockedId: a.userId });
   for (const event of [...ofA(), ...ofB()]) {

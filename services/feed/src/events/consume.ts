@@ -1,8 +1,6 @@
-import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { EventHeaders, type DeliveredEvent, type EventBus, type Subscription } from "@aviary/runtime/bus/bus";
-import { decodeEvent, EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
-import { isUuid } from "@aviary/runtime/validation";
+import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus/bus";
+import { isEventOf } from "@aviary/runtime/outbox/enqueue";
+import { decodedEvent as decoded, eventTime as time, eventUuid as uuid } from "@aviary/runtime/outbox/fields";
 import { PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
 import { FollowCreatedSchema, FollowDeletedSchema, UserBlockedSchema } from "@aviary/gen/aviary/events/v1/user_events_pb";
 import { applyFollowCreated, applyFollowDeleted, applyPostCreated, applyPostDeleted, applyUserBlocked, type ProjectorDeps } from "./apply.ts";
@@ -74,23 +72,4 @@ export async function handleFeedEvent(deps: ProjectorDeps, event: DeliveredEvent
     const { id, message } = decoded(UserBlockedSchema, event);
     await applyUserBlocked(deps, id, uuid(message.blockerId, "blocker_id", id), uuid(message.blockedId, "blocked_id", id));
   }
-}
-
-function decoded<Desc extends DescMessage>(schema: Desc, event: DeliveredEvent): { id: string; message: MessageShape<Desc> } {
-  const message = decodeEvent(schema, event);
-  const id = event.headers[EventHeaders.id] ?? "";
-  if (!isUuid(id)) throw new EventDecodeError(`${schema.typeName} on ${event.topic} has no valid event-id`);
-  return { id, message };
-}
-
-/** Ids are compared as strings in Redis; Postgres prints UUIDs lower-case, so they are stored that way everywhere. */
-function uuid(value: string, field: string, eventId: string): string {
-  if (!isUuid(value)) throw new EventDecodeError(`event ${eventId} has an invalid ${field}`);
-  return value.toLowerCase();
-}
-
-/** Millisecond precision: the precision of timeline scores and of the projection's created_at. */
-function time(value: Timestamp | undefined, field: string, eventId: string): Date {
-  if (!value) throw new EventDecodeError(`event ${eventId} has no ${field}`);
-  return new Date(Number(value.seconds) * 1000 + Math.floor(value.nanos / 1e6));
 }

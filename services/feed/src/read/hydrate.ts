@@ -1,10 +1,11 @@
 // Step 2 of GetHomeFeed: the posts and their authors, one batch call each,
 // made as the caller (their token, deadline and cancellation), so the post
 // and user services apply their own visibility rules for this reader.
-import { Code, ConnectError, type Client, type HandlerContext } from "@connectrpc/connect";
+import type { Client, HandlerContext } from "@connectrpc/connect";
 import type { PostService, Post } from "@aviary/gen/aviary/post/v1/post_pb";
 import type { Profile, UserService } from "@aviary/gen/aviary/user/v1/user_pb";
 import { asCaller } from "@aviary/runtime/context";
+import { fromDependency as dependency } from "@aviary/runtime/errors";
 import type { Database } from "@aviary/runtime/db/database";
 import { followedAmong } from "../store/projection.ts";
 import type { TimelineEntry } from "../store/timelines.ts";
@@ -35,19 +36,4 @@ export async function hydrate(deps: HydrateDeps, ctx: HandlerContext, readerId: 
     followedAmong(deps.database.db, readerId, authorIds),
   ]);
   return { posts, profiles: new Map(authors.profiles.map((profile) => [profile.userId.toLowerCase(), profile])), followed };
-}
-
-/**
- * A failing dependency fails the read with UNAVAILABLE (clients retry it),
- * never with a silently empty page. The caller's own cancellation, deadline
- * and an expired token keep their codes.
- */
-async function dependency<T>(name: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    const cause = ConnectError.from(error);
-    if (cause.code === Code.Canceled || cause.code === Code.DeadlineExceeded || cause.code === Code.Unauthenticated) throw cause;
-    throw new ConnectError(`the ${name} service is unavailable`, Code.Unavailable, undefined, undefined, cause);
-  }
 }

@@ -2,7 +2,14 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Tx } from "@aviary/runtime/db/database";
 import { enqueueEvent } from "@aviary/runtime/outbox/enqueue";
-import { CommentCreatedSchema, LikeCreatedSchema, PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
+import {
+  CommentCreatedSchema,
+  CommentDeletedSchema,
+  LikeCreatedSchema,
+  LikeDeletedSchema,
+  PostCreatedSchema,
+  PostDeletedSchema,
+} from "@aviary/gen/aviary/events/v1/post_events_pb";
 import { outboxEvents } from "../store/schema.ts";
 import type { PostRow } from "../store/posts.ts";
 import type { CommentRow } from "../store/comments.ts";
@@ -67,5 +74,31 @@ export function likeCreated(tx: Tx, post: Pick<PostRow, "id" | "authorId">, like
     key: post.id,
     schema: LikeCreatedSchema,
     message: create(LikeCreatedSchema, { postId: post.id, likerId, postAuthorId: post.authorId, createdAt: timestampFromDate(at) }),
+  });
+}
+
+/** Only when a comment row was actually deleted (a concurrent second delete publishes nothing). */
+export function commentDeleted(tx: Tx, comment: Pick<CommentRow, "id" | "postId" | "authorId">, postAuthorId: string, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: postEventsTopic,
+    key: comment.postId,
+    schema: CommentDeletedSchema,
+    message: create(CommentDeletedSchema, {
+      commentId: comment.id,
+      postId: comment.postId,
+      authorId: comment.authorId,
+      postAuthorId,
+      deletedAt: timestampFromDate(at),
+    }),
+  });
+}
+
+/** Only when a like row was actually removed: unliking a post one never liked is no event. */
+export function likeDeleted(tx: Tx, post: Pick<PostRow, "id" | "authorId">, likerId: string, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: postEventsTopic,
+    key: post.id,
+    schema: LikeDeletedSchema,
+    message: create(LikeDeletedSchema, { postId: post.id, likerId, postAuthorId: post.authorId, deletedAt: timestampFromDate(at) }),
   });
 }

@@ -6,6 +6,7 @@ import { consoleSink, type LogSink } from "../bus/log-sink.ts";
 import { sleep } from "../bus/timing.ts";
 import type { Database, Tx } from "../db/database.ts";
 import { outboxChannel, type OutboxEventsTable } from "./tables.ts";
+import { rowsOf } from "../db/rows.ts";
 
 export interface OutboxRelayOptions {
   database: Database;
@@ -175,7 +176,3 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
 }
 
 /** Both drivers answer raw queries with `{ rows }`; drizzle types that as unknown. */
-function rowsOf(result: unknown): Array<Record<string, unknown>> {
-  if (typeof result === "object" && result !== null && "rows" in result && Array.isArray(result.rows)) return result.rows;
-  throw new TypeError("unexpected raw query result");
-}

@@ -100,6 +100,16 @@ export class MemoryUserStreams implements UserStreamHub {
     return sent;
   }
 
+  async foregroundSessions(userIds: readonly string[]) {
+    const result = new Map<string, Set<string>>();
+    for (const userId of userIds) {
+      const away = this.#presence.get(userId)?.awaySessions ?? new Set<string>();
+      const sessions = this.#liveConnections(userId).map((member) => member.split(" ", 1)[0]!);
+      result.set(userId, new Set(sessions.filter((session) => !away.has(session))));
+    }
+    return result;
+  }
+
   async position(userId: string) {
     const user = this.#user(userId);
     return { epoch: user.epoch, offset: user.newest };

@@ -189,6 +189,21 @@ const READ_PRESENCE = `${PRESENCE_STATE}
 return {presence_state(KEYS[1], KEYS[2], ARGV[1]), redis.call('GET', KEYS[3]) or ''}
 `;
 
+// KEYS c a; ARGV now. The distinct sessions of the unexpired connections
+// whose session has no away hint (presence_state's notion of "active"),
+// without presence_state's pruning: a read for producers writes nothing.
+const FOREGROUND = `
+local found, seen = {}, {}
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
+  local session = string.match(m, '^(%S+) ')
+  if session and not seen[session] then
+    seen[session] = true
+    if redis.call('HGET', KEYS[2], session) ~= '1' then found[#found + 1] = session end
+  end
+end
+return found
+`;
+
 // KEYS c a s p L; ARGV now, user, channel, ttl. Returns nil unless the user went offline here.
 const SWEEP_USER = `${PRESENCE_STATE}
 if (redis.call('ZSCORE', KEYS[5], ARGV[2]) or '+inf') == '+inf' then return false end
@@ -223,6 +238,7 @@ const SCRIPTS: Record<string, { numberOfKeys: number; lua: string }> = {
   rtDisconnect: { numberOfKeys: 5, lua: DISCONNECT },
   rtHint: { numberOfKeys: 4, lua: HINT },
   rtReadPresence: { numberOfKeys: 3, lua: READ_PRESENCE },
+  rtForeground: { numberOfKeys: 2, lua: FOREGROUND },
   rtSweepUser: { numberOfKeys: 5, lua: SWEEP_USER },
 };
 
@@ -388,6 +404,27 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
         if (error) throw error;
         return status(userIds[i]!, value as [string, string]);
       });
+    },
+
+    async foregroundSessions(userIds) {
+      const result = new Map<string, Set<string>>();
+      if (userIds.length === 0) return result;
+      const now = Date.now();
+      // One round trip for every user; one script per user keeps each user's keys in one call.
+      const pipeline = client.pipeline();
+      for (const userId of userIds) {
+        const k = keys(userId);
+        (pipeline as unknown as { rtForeground(...args: unknown[]): void }).rtForeground(k.connections, k.hints, now);
+      }
+      const results = (await pipeline.exec()) ?? [];
+      results.forEach(([error, value], i) => {
+        if (error) throw error;
+        const userId = userIds[i]!;
+        const sessions = result.get(userId) ?? new Set<string>();
+        for (const session of value as string[]) sessions.add(session);
+        result.set(userId, sessions);
+      });
+      return result;
     },
 
     async sweep(limit) {

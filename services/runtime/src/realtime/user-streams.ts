@@ -18,7 +18,8 @@
 // it cannot.
 //
 // Presence is kept here too, because producers need "does this user hold a
-// live stream" (onlyLive) and the realtime service needs the rest: every live
+// live stream" (onlyLive) and "which of its sessions are in the foreground"
+// (push skips those devices), and the realtime service needs the rest: every live
 // stream is a connection with an expiry the holding instance keeps pushing
 // forward; a user is online while any unexpired connection's device says
 // active, away while all say away, offline otherwise.
@@ -87,6 +88,13 @@ export interface UserStreamPublisher {
    * them). Returns how many users it was sent to.
    */
   signal(userIds: readonly string[], item: { id: string; payload: Uint8Array }, options?: { onlyLive?: boolean }): Promise<number>;
+  /**
+   * For each user, the sessions that hold an unexpired live connection and
+   * have no away hint: the devices the user is looking at right now (what
+   * makes presence "online"), so push can skip them. Every user asked about
+   * is a key; users with no such session map to an empty set. Read-only.
+   */
+  foregroundSessions(userIds: readonly string[]): Promise<Map<string, Set<string>>>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

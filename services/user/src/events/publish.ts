@@ -8,6 +8,7 @@ import {
   FollowDeletedSchema,
   ProfileUpdatedSchema,
   UserBlockedSchema,
+  UserUnblockedSchema,
 } from "@aviary/gen/aviary/events/v1/user_events_pb";
 import { outboxEvents, type profiles } from "../store/schema.ts";
 
@@ -58,6 +59,15 @@ export function userBlocked(tx: Tx, blockerId: string, blockedId: string, at: Da
     key: blockerId,
     schema: UserBlockedSchema,
     message: create(UserBlockedSchema, { blockerId, blockedId, blockedAt: timestampFromDate(at) }),
+  });
+}
+
+export function userUnblocked(tx: Tx, blockerId: string, blockedId: string, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: userEventsTopic,
+    key: blockerId,
+    schema: UserUnblockedSchema,
+    message: create(UserUnblockedSchema, { blockerId, blockedId, unblockedAt: timestampFromDate(at) }),
   });
 }
 

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, inArray, or, sql, type SQL } from "drizzle-orm";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
 import { blocks, profileNameTails, profiles } from "./schema.ts";
 import { escapeLike } from "../domain/search.ts";
@@ -38,6 +38,31 @@ export async function findProfileByUsernameKey(db: Queryable, key: string): Prom
 export function findProfiles(db: Queryable, userIds: string[]): Promise<ProfileRow[]> {
   if (userIds.length === 0) return Promise.resolve([]);
   return db.select().from(profiles).where(inArray(profiles.userId, userIds));
+}
+
+/** The public names of a user, for other services (mentions, push text). */
+export interface ProfileSummaryRow {
+  userId: string;
+  username: string | null;
+  displayName: string;
+}
+
+/**
+ * The profiles with any of `userIds` or any of the username keys, in one
+ * query (the primary key and profiles_username_key); a user matched both ways
+ * is one row.
+ */
+export function findSummaries(db: Queryable, userIds: readonly string[], usernameKeys: readonly string[]): Promise<ProfileSummaryRow[]> {
+  const matches = [
+    userIds.length > 0 ? inArray(profiles.userId, [...userIds]) : undefined,
+    usernameKeys.length > 0 ? inArray(profiles.usernameKey, [...usernameKeys]) : undefined,
+  ].filter((m) => m !== undefined);
+  if (matches.length === 0) return Promise.resolve([]);
+  return db
+    .select({ userId: profiles.userId, username: profiles.username, displayName: profiles.displayName })
+    .from(profiles)
+    .where(or(...matches))
+    .orderBy(asc(profiles.userId));
 }
 
 /** Locks the profiles of `userIds` in id order (so two transactions never deadlock) and returns them. */

@@ -82,7 +82,13 @@ export const blocks = users.table(
   (t) => [primaryKey({ columns: [t.blockerId, t.blockedId] }), index("blocks_blocked_idx").on(t.blockedId)],
 );
 
-/** A push token of one of a user's devices; one row per (user, token). */
+/**
+ * A push token of one of a user's devices; one row per (user, token).
+ * `updated_at` is the last (re-)registration: RetireDevice keeps a device
+ * registered again after the provider said its token was gone. A quarantined
+ * device (reason and time, set together) stays listed to its owner but gets
+ * no push until it is registered again.
+ */
 export const devices = users.table(
   "devices",
   {
@@ -90,12 +96,21 @@ export const devices = users.table(
     userId: uuid("user_id").notNull(),
     platform: text("platform").notNull(),
     token: text("token").notNull(),
+    /**
+     * The `sid` of the token that last registered it (NULL for devices from
+     * before it was recorded). Text, not uuid: the auth service's session id
+     * format is its own business.
+     */
+    sessionId: text("session_id"),
+    quarantineReason: text("quarantine_reason"),
+    quarantinedAt: timestamp("quarantined_at", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull(),
   },
   (t) => [
     uniqueIndex("devices_user_token_key").on(t.userId, t.token),
     index("devices_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
+    check("devices_quarantine_complete", sql`(${t.quarantineReason} is null) = (${t.quarantinedAt} is null)`),
   ],
 );
 

@@ -175,3 +175,76 @@ export declare type LikeCreated = Message<"aviary.events.v1.LikeCreated"> & {
  */
 export declare const LikeCreatedSchema: GenMessage<LikeCreated>;
 
+/**
+ * A comment was deleted by its author.
+ *
+ * @generated from message aviary.events.v1.CommentDeleted
+ */
+export declare type CommentDeleted = Message<"aviary.events.v1.CommentDeleted"> & {
+  /**
+   * @generated from field: string comment_id = 1;
+   */
+  commentId: string;
+
+  /**
+   * @generated from field: string post_id = 2;
+   */
+  postId: string;
+
+  /**
+   * The commenter.
+   *
+   * @generated from field: string author_id = 3;
+   */
+  authorId: string;
+
+  /**
+   * @generated from field: string post_author_id = 4;
+   */
+  postAuthorId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp deleted_at = 5;
+   */
+  deletedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.CommentDeleted.
+ * Use `create(CommentDeletedSchema)` to create a new message.
+ */
+export declare const CommentDeletedSchema: GenMessage<CommentDeleted>;
+
+/**
+ * A user took back their like of a post.
+ *
+ * @generated from message aviary.events.v1.LikeDeleted
+ */
+export declare type LikeDeleted = Message<"aviary.events.v1.LikeDeleted"> & {
+  /**
+   * @generated from field: string post_id = 1;
+   */
+  postId: string;
+
+  /**
+   * @generated from field: string liker_id = 2;
+   */
+  likerId: string;
+
+  /**
+   * @generated from field: string post_author_id = 3;
+   */
+  postAuthorId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp deleted_at = 4;
+   */
+  deletedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.LikeDeleted.
+ * Use `create(LikeDeletedSchema)` to create a new message.
+ */
+export declare const LikeDeletedSchema: GenMessage<LikeDeleted>;
+

@@ -102,6 +102,34 @@ export declare type UserBlocked = Message<"aviary.events.v1.UserBlocked"> & {
 export declare const UserBlockedSchema: GenMessage<UserBlocked>;
 
 /**
+ * blocker_id lifted their block of blocked_id (follows are not restored).
+ *
+ * @generated from message aviary.events.v1.UserUnblocked
+ */
+export declare type UserUnblocked = Message<"aviary.events.v1.UserUnblocked"> & {
+  /**
+   * @generated from field: string blocker_id = 1;
+   */
+  blockerId: string;
+
+  /**
+   * @generated from field: string blocked_id = 2;
+   */
+  blockedId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp unblocked_at = 3;
+   */
+  unblockedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.UserUnblocked.
+ * Use `create(UserUnblockedSchema)` to create a new message.
+ */
+export declare const UserUnblockedSchema: GenMessage<UserUnblocked>;
+
+/**
  * A profile's public fields changed; carries their new values.
  *
  * @generated from message aviary.events.v1.ProfileUpdated

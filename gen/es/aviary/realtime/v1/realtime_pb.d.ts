@@ -5,6 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { NotificationGroup } from "../../notification/v1/notification_pb.js";
 
 /**
  * Describes the file aviary/realtime/v1/realtime.proto.
@@ -287,6 +288,14 @@ export declare type Event = Message<"aviary.realtime.v1.Event"> & {
      */
     value: FeedUpdated;
     case: "feedUpdated";
+  } | {
+    /**
+     * Durable: the user's notification list changed.
+     *
+     * @generated from field: aviary.realtime.v1.NotificationsChanged notifications_changed = 12;
+     */
+    value: NotificationsChanged;
+    case: "notificationsChanged";
   } | { case: undefined; value?: undefined };
 };
 
@@ -364,6 +373,41 @@ export declare type FeedUpdated = Message<"aviary.realtime.v1.FeedUpdated"> & {
  * Use `create(FeedUpdatedSchema)` to create a new message.
  */
 export declare const FeedUpdatedSchema: GenMessage<FeedUpdated>;
+
+/**
+ * A notification group was created or updated, or the read watermark moved.
+ *
+ * @generated from message aviary.realtime.v1.NotificationsChanged
+ */
+export declare type NotificationsChanged = Message<"aviary.realtime.v1.NotificationsChanged"> & {
+  /**
+   * The group as it is now (no hydrated profiles); absent when only the
+   * unread count changed, or when the group was removed.
+   *
+   * @generated from field: aviary.notification.v1.NotificationGroup group = 1;
+   */
+  group?: NotificationGroup | undefined;
+
+  /**
+   * A group that no longer has any notification (its sources were deleted).
+   *
+   * @generated from field: string removed_group_id = 2;
+   */
+  removedGroupId: string;
+
+  /**
+   * The user's unread count over every kind after the change.
+   *
+   * @generated from field: int64 unread_count = 3;
+   */
+  unreadCount: bigint;
+};
+
+/**
+ * Describes the message aviary.realtime.v1.NotificationsChanged.
+ * Use `create(NotificationsChangedSchema)` to create a new message.
+ */
+export declare const NotificationsChangedSchema: GenMessage<NotificationsChanged>;
 
 /**
  * @generated from message aviary.realtime.v1.SetPresenceRequest

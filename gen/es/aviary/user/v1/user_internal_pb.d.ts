@@ -5,6 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Device } from "./user_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file aviary/user/v1/user_internal.proto.
@@ -42,6 +43,14 @@ export declare type UserDevice = Message<"aviary.user.v1.UserDevice"> & {
    * @generated from field: aviary.user.v1.Device device = 2;
    */
   device?: Device | undefined;
+
+  /**
+   * The session that registered (or last re-registered) the device; empty
+   * when unknown. A session holding a live foreground stream gets no push.
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
 };
 
 /**
@@ -55,7 +64,8 @@ export declare const UserDeviceSchema: GenMessage<UserDevice>;
  */
 export declare type BatchGetDevicesResponse = Message<"aviary.user.v1.BatchGetDevicesResponse"> & {
   /**
-   * Every device of the given users; users without devices add nothing.
+   * Every device of the given users that is not quarantined; users without
+   * devices add nothing.
    *
    * @generated from field: repeated aviary.user.v1.UserDevice devices = 1;
    */
@@ -67,6 +77,160 @@ export declare type BatchGetDevicesResponse = Message<"aviary.user.v1.BatchGetDe
  * Use `create(BatchGetDevicesResponseSchema)` to create a new message.
  */
 export declare const BatchGetDevicesResponseSchema: GenMessage<BatchGetDevicesResponse>;
+
+/**
+ * @generated from message aviary.user.v1.RetireDeviceRequest
+ */
+export declare type RetireDeviceRequest = Message<"aviary.user.v1.RetireDeviceRequest"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * When the provider says the token stopped being valid; the device is kept
+   * when it was registered again later. Unset: now.
+   *
+   * @generated from field: google.protobuf.Timestamp gone_since = 2;
+   */
+  goneSince?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.user.v1.RetireDeviceRequest.
+ * Use `create(RetireDeviceRequestSchema)` to create a new message.
+ */
+export declare const RetireDeviceRequestSchema: GenMessage<RetireDeviceRequest>;
+
+/**
+ * @generated from message aviary.user.v1.RetireDeviceResponse
+ */
+export declare type RetireDeviceResponse = Message<"aviary.user.v1.RetireDeviceResponse"> & {
+  /**
+   * False when there was no such device, or it was registered again since.
+   *
+   * @generated from field: bool deleted = 1;
+   */
+  deleted: boolean;
+};
+
+/**
+ * Describes the message aviary.user.v1.RetireDeviceResponse.
+ * Use `create(RetireDeviceResponseSchema)` to create a new message.
+ */
+export declare const RetireDeviceResponseSchema: GenMessage<RetireDeviceResponse>;
+
+/**
+ * @generated from message aviary.user.v1.QuarantineDeviceRequest
+ */
+export declare type QuarantineDeviceRequest = Message<"aviary.user.v1.QuarantineDeviceRequest"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * The provider's reason, e.g. "BadDeviceToken" or "SENDER_ID_MISMATCH".
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message aviary.user.v1.QuarantineDeviceRequest.
+ * Use `create(QuarantineDeviceRequestSchema)` to create a new message.
+ */
+export declare const QuarantineDeviceRequestSchema: GenMessage<QuarantineDeviceRequest>;
+
+/**
+ * @generated from message aviary.user.v1.QuarantineDeviceResponse
+ */
+export declare type QuarantineDeviceResponse = Message<"aviary.user.v1.QuarantineDeviceResponse"> & {
+  /**
+   * False when there was no such device.
+   *
+   * @generated from field: bool quarantined = 1;
+   */
+  quarantined: boolean;
+};
+
+/**
+ * Describes the message aviary.user.v1.QuarantineDeviceResponse.
+ * Use `create(QuarantineDeviceResponseSchema)` to create a new message.
+ */
+export declare const QuarantineDeviceResponseSchema: GenMessage<QuarantineDeviceResponse>;
+
+/**
+ * @generated from message aviary.user.v1.BatchLookupUsersRequest
+ */
+export declare type BatchLookupUsersRequest = Message<"aviary.user.v1.BatchLookupUsersRequest"> & {
+  /**
+   * @generated from field: repeated string user_ids = 1;
+   */
+  userIds: string[];
+
+  /**
+   * Matched case-insensitively; a leading "@" is ignored.
+   *
+   * @generated from field: repeated string usernames = 2;
+   */
+  usernames: string[];
+};
+
+/**
+ * Describes the message aviary.user.v1.BatchLookupUsersRequest.
+ * Use `create(BatchLookupUsersRequestSchema)` to create a new message.
+ */
+export declare const BatchLookupUsersRequestSchema: GenMessage<BatchLookupUsersRequest>;
+
+/**
+ * The public names of a user.
+ *
+ * @generated from message aviary.user.v1.UserSummary
+ */
+export declare type UserSummary = Message<"aviary.user.v1.UserSummary"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Empty until the user picks one.
+   *
+   * @generated from field: string username = 2;
+   */
+  username: string;
+
+  /**
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+};
+
+/**
+ * Describes the message aviary.user.v1.UserSummary.
+ * Use `create(UserSummarySchema)` to create a new message.
+ */
+export declare const UserSummarySchema: GenMessage<UserSummary>;
+
+/**
+ * @generated from message aviary.user.v1.BatchLookupUsersResponse
+ */
+export declare type BatchLookupUsersResponse = Message<"aviary.user.v1.BatchLookupUsersResponse"> & {
+  /**
+   * One entry per user found (by either list), each user once.
+   *
+   * @generated from field: repeated aviary.user.v1.UserSummary users = 1;
+   */
+  users: UserSummary[];
+};
+
+/**
+ * Describes the message aviary.user.v1.BatchLookupUsersResponse.
+ * Use `create(BatchLookupUsersResponseSchema)` to create a new message.
+ */
+export declare const BatchLookupUsersResponseSchema: GenMessage<BatchLookupUsersResponse>;
 
 /**
  * Reads for other services, authorised by service tokens from
@@ -86,6 +250,42 @@ export declare const UserInternalService: GenService<{
     methodKind: "unary";
     input: typeof BatchGetDevicesRequestSchema;
     output: typeof BatchGetDevicesResponseSchema;
+  },
+  /**
+   * Deletes a device whose push token the provider says is gone (APNs 410,
+   * FCM UNREGISTERED, Web Push 404/410), unless it was registered again after
+   * `gone_since`. Needs the scope `user.devices.write`.
+   *
+   * @generated from rpc aviary.user.v1.UserInternalService.RetireDevice
+   */
+  retireDevice: {
+    methodKind: "unary";
+    input: typeof RetireDeviceRequestSchema;
+    output: typeof RetireDeviceResponseSchema;
+  },
+  /**
+   * Takes a device out of push delivery without deleting it (wrong APNs
+   * environment or topic, FCM sender mismatch, a malformed subscription):
+   * registering the same token again lifts it. Needs `user.devices.write`.
+   *
+   * @generated from rpc aviary.user.v1.UserInternalService.QuarantineDevice
+   */
+  quarantineDevice: {
+    methodKind: "unary";
+    input: typeof QuarantineDeviceRequestSchema;
+    output: typeof QuarantineDeviceResponseSchema;
+  },
+  /**
+   * Usernames and display names of users, by id and/or by username (mention
+   * resolution, push text). Unknown ones are left out; both lists empty is an
+   * empty response, not an error. Needs `user.profiles.read`.
+   *
+   * @generated from rpc aviary.user.v1.UserInternalService.BatchLookupUsers
+   */
+  batchLookupUsers: {
+    methodKind: "unary";
+    input: typeof BatchLookupUsersRequestSchema;
+    output: typeof BatchLookupUsersResponseSchema;
   },
 }>;
 

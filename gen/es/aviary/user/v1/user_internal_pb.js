@@ -6,12 +6,13 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_aviary_user_v1_user } from "./user_pb.js";
 import { file_aviary_validate_v1_validate } from "../../validate/v1/validate_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file aviary/user/v1/user_internal.proto.
  */
 export const file_aviary_user_v1_user_internal = /*@__PURE__*/
-  fileDesc("CiJhdmlhcnkvdXNlci92MS91c2VyX2ludGVybmFsLnByb3RvEg5hdmlhcnkudXNlci52MSI5ChZCYXRjaEdldERldmljZXNSZXF1ZXN0Eh8KCHVzZXJfaWRzGAEgAygJQg3gQQLK8xgGCAEwA0hkIkUKClVzZXJEZXZpY2USDwoHdXNlcl9pZBgBIAEoCRImCgZkZXZpY2UYAiABKAsyFi5hdmlhcnkudXNlci52MS5EZXZpY2UiRgoXQmF0Y2hHZXREZXZpY2VzUmVzcG9uc2USKwoHZGV2aWNlcxgBIAMoCzIaLmF2aWFyeS51c2VyLnYxLlVzZXJEZXZpY2UyeQoTVXNlckludGVybmFsU2VydmljZRJiCg9CYXRjaEdldERldmljZXMSJi5hdmlhcnkudXNlci52MS5CYXRjaEdldERldmljZXNSZXF1ZXN0GicuYXZpYXJ5LnVzZXIudjEuQmF0Y2hHZXREZXZpY2VzUmVzcG9uc2ViBnByb3RvMw", [file_aviary_user_v1_user, file_aviary_validate_v1_validate, file_google_api_field_behavior]);
+  fileDesc("CiJhdmlhcnkvdXNlci92MS91c2VyX2ludGVybmFsLnByb3RvEg5hdmlhcnkudXNlci52MSI5ChZCYXRjaEdldERldmljZXNSZXF1ZXN0Eh8KCHVzZXJfaWRzGAEgAygJQg3gQQLK8xgGCAEwA0hkIlkKClVzZXJEZXZpY2USDwoHdXNlcl9pZBgBIAEoCRImCgZkZXZpY2UYAiABKAsyFi5hdmlhcnkudXNlci52MS5EZXZpY2USEgoKc2Vzc2lvbl9pZBgDIAEoCSJGChdCYXRjaEdldERldmljZXNSZXNwb25zZRIrCgdkZXZpY2VzGAEgAygLMhouYXZpYXJ5LnVzZXIudjEuVXNlckRldmljZSJlChNSZXRpcmVEZXZpY2VSZXF1ZXN0Eh4KCWRldmljZV9pZBgBIAEoCUIL4EECyvMYBAgBMAMSLgoKZ29uZV9zaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJwoUUmV0aXJlRGV2aWNlUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCJXChdRdWFyYW50aW5lRGV2aWNlUmVxdWVzdBIeCglkZXZpY2VfaWQYASABKAlCC+BBAsrzGAQIATADEhwKBnJlYXNvbhgCIAEoCUIM4EECyvMYBQgBGMgBIi8KGFF1YXJhbnRpbmVEZXZpY2VSZXNwb25zZRITCgtxdWFyYW50aW5lZBgBIAEoCCJSChdCYXRjaExvb2t1cFVzZXJzUmVxdWVzdBIaCgh1c2VyX2lkcxgBIAMoCUIIyvMYBDADSGQSGwoJdXNlcm5hbWVzGAIgAygJQgjK8xgEGEBIZCJGCgtVc2VyU3VtbWFyeRIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSJGChhCYXRjaExvb2t1cFVzZXJzUmVzcG9uc2USKgoFdXNlcnMYASADKAsyGy5hdmlhcnkudXNlci52MS5Vc2VyU3VtbWFyeTKiAwoTVXNlckludGVybmFsU2VydmljZRJiCg9CYXRjaEdldERldmljZXMSJi5hdmlhcnkudXNlci52MS5CYXRjaEdldERldmljZXNSZXF1ZXN0GicuYXZpYXJ5LnVzZXIudjEuQmF0Y2hHZXREZXZpY2VzUmVzcG9uc2USWQoMUmV0aXJlRGV2aWNlEiMuYXZpYXJ5LnVzZXIudjEuUmV0aXJlRGV2aWNlUmVxdWVzdBokLmF2aWFyeS51c2VyLnYxLlJldGlyZURldmljZVJlc3BvbnNlEmUKEFF1YXJhbnRpbmVEZXZpY2USJy5hdmlhcnkudXNlci52MS5RdWFyYW50aW5lRGV2aWNlUmVxdWVzdBooLmF2aWFyeS51c2VyLnYxLlF1YXJhbnRpbmVEZXZpY2VSZXNwb25zZRJlChBCYXRjaExvb2t1cFVzZXJzEicuYXZpYXJ5LnVzZXIudjEuQmF0Y2hMb29rdXBVc2Vyc1JlcXVlc3QaKC5hdmlhcnkudXNlci52MS5CYXRjaExvb2t1cFVzZXJzUmVzcG9uc2ViBnByb3RvMw", [file_aviary_user_v1_user, file_aviary_validate_v1_validate, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message aviary.user.v1.BatchGetDevicesRequest.
@@ -33,6 +34,55 @@ export const UserDeviceSchema = /*@__PURE__*/
  */
 export const BatchGetDevicesResponseSchema = /*@__PURE__*/
   messageDesc(file_aviary_user_v1_user_internal, 2);
+
+/**
+ * Describes the message aviary.user.v1.RetireDeviceRequest.
+ * Use `create(RetireDeviceRequestSchema)` to create a new message.
+ */
+export const RetireDeviceRequestSchema = /*@__PURE__*/
+  messageDesc(file_aviary_user_v1_user_internal, 3);
+
+/**
+ * Describes the message aviary.user.v1.RetireDeviceResponse.
+ * Use `create(RetireDeviceResponseSchema)` to create a new message.
+ */
+export const RetireDeviceResponseSchema = /*@__PURE__*/
+  messageDesc(file_aviary_user_v1_user_internal, 4);
+
+/**
+ * Describes the message aviary.user.v1.QuarantineDeviceRequest.
+ * Use `create(QuarantineDeviceRequestSchema)` to create a new message.
+ */
+export const QuarantineDeviceRequestSchema = /*@__PURE__*/
+  messageDesc(file_aviary_user_v1_user_internal, 5);
+
+/**
+ * Describes the message aviary.user.v1.QuarantineDeviceResponse.
+ * Use `create(QuarantineDeviceResponseSchema)` to create a new message.
+ */
+export const QuarantineDeviceResponseSchema = /*@__PURE__*/
+  messageDesc(file_aviary_user_v1_user_internal, 6);
+
+/**
+ * Describes the message aviary.user.v1.BatchLookupUsersRequest.
+ * Use `create(BatchLookupUsersRequestSchema)` to create a new message.
+ */
+export const BatchLookupUsersRequestSchema = /*@__PURE__*/
+  messageDesc(file_aviary_user_v1_user_internal, 7);
+
+/**
+ * Describes the message aviary.user.v1.UserSummary.
+ * Use `create(UserSummarySchema)` to create a new message.
+ */
+export const UserSummarySchema = /*@__PURE__*/
+  messageDesc(file_aviary_user_v1_user_internal, 8);
+
+/**
+ * Describes the message aviary.user.v1.BatchLookupUsersResponse.
+ * Use `create(BatchLookupUsersResponseSchema)` to create a new message.
+ */
+export const BatchLookupUsersResponseSchema = /*@__PURE__*/
+  messageDesc(file_aviary_user_v1_user_internal, 9);
 
 /**
  * Reads for other services, authorised by service tokens from

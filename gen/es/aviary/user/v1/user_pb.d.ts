@@ -658,9 +658,20 @@ export declare type Device = Message<"aviary.user.v1.Device"> & {
   createdAt?: Timestamp | undefined;
 
   /**
+   * The last time the token was registered (a quarantine does not change it).
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 5;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * Set when push delivery stopped using the token without deleting it (the
+   * provider's reason, e.g. a token of the wrong APNs environment).
+   * Registering the same token again clears it.
+   *
+   * @generated from field: string quarantine_reason = 6;
+   */
+  quarantineReason: string;
 };
 
 /**

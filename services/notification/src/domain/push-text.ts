@@ -1,0 +1,26 @@
+// What a push says. Built from the group's counts at the time of the
+// notification, so the banner that replaces the previous one (same collapse
+// key) tells the whole story: "Ana and 4 others liked your post".
+import type { KindName } from "./kinds.ts";
+
+const VERB: Record<KindName, string> = {
+  follow: "followed you",
+  like: "liked your post",
+  comment: "commented on your post",
+  reply: "replied to your post",
+  mention: "mentioned you",
+  message: "sent you a message",
+};
+
+export function pushBody(kind: KindName, actorName: string, actorCount: number): string {
+  const others = actorCount - 1;
+  const who = others <= 0 ? actorName : `${actorName} and ${others} ${others === 1 ? "other" : "others"}`;
+  return `${who} ${VERB[kind]}`;
+}
+
+/** The name to show: the display name, else @username, else a neutral word. */
+export function actorName(user: { displayName: string; username: string } | undefined): string {
+  if (user === undefined) return "Someone";
+  if (user.displayName.trim() !== "") return user.displayName.trim();
+  return user.username === "" ? "Someone" : `@${user.username}`;
+}

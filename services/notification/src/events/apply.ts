@@ -1,0 +1,193 @@
+// What each event does to the notifications.
+//
+// Two steps per event, like the feed's projector:
+// 1. The change runs once per event id (handleOnce): the notifications, their
+//    groups, the projections and the push requests (outbox) commit together
+//    with the processed-event row. A redelivered event changes nothing.
+// 2. After the commit, and again on every redelivery, the live updates of
+//    whatever the event touched are published to the recipients' streams
+//    (live.ts). Publishing is idempotent by id, so repeating it sends nothing
+//    twice, and a crash between the commit and the publish loses nothing.
+import type { Database, Tx } from "@aviary/runtime/db/database";
+import { handleOnce } from "@aviary/runtime/outbox/idempotent";
+import type { Logger } from "@aviary/runtime/log";
+import { groupKey } from "../domain/grouping.ts";
+import { listedKinds, type KindName } from "../domain/kinds.ts";
+import { effectiveChannels } from "../domain/preferences.ts";
+import { stableUuid } from "../domain/ids.ts";
+import { anyPostDeleted, lockRecipients, markPostDeleted, notificationsWhere, recordNotification, removeNotifications, unreadCount } from "../store/notifications.ts";
+import { blockedBetween, deleteBlock, deleteFollow, insertBlock, insertFollow, isFollowing } from "../store/projection.ts";
+import { loadPreferences } from "../store/preferences.ts";
+import { processedEvents } from "../store/schema.ts";
+import type { UserDirectory } from "../peers.ts";
+import { notificationCreated } from "./publish.ts";
+import type { LiveUpdates } from "./live.ts";
+
+/** The consumer name in processed_events. */
+export const notificationConsumer = "notification";
+
+export interface ApplyDeps {
+  database: Database;
+  users: UserDirectory;
+  /** Follows within this window share a group (NOTIFICATION_FOLLOW_GROUP_WINDOW). */
+  followWindowMs: number;
+  /** An unfollow this soon after the follow takes its notification back (NOTIFICATION_UNFOLLOW_WINDOW). */
+  unfollowWindowMs: number;
+  /** Where push requests go (NOTIFICATION_EVENTS_TOPIC): the push workers' topic. */
+  pushTopic: string;
+  /** Absent: no live updates (tests of the store alone). */
+  live?: LiveUpdates;
+  logger: Logger;
+}
+
+/** Something that may notify `recipientId` about `actorId`. */
+export interface Candidate {
+  recipientId: string;
+  actorId: string;
+  kind: Exclude<KindName, "message">;
+  /** NotificationGroup.post_id. */
+  postId?: string;
+  /** The comment or reply post. */
+  sourceId?: string;
+  /** When it happened (the event's time): the follow windows. */
+  at: Date;
+}
+
+/** Most mentions one post notifies (the rest of a long list is ignored). */
+export const MAX_MENTIONS = 20;
+
+const once = (deps: ApplyDeps, eventId: string, apply: (tx: Tx) => Promise<void>) => handleOnce(deps.database, { processedEvents }, notificationConsumer, eventId, apply);
+
+/**
+ * Records the candidates that pass the rules (with `change`, a projection
+ * update, in the same transaction), then publishes live updates.
+ */
+export async function applyCandidates(deps: ApplyDeps, eventId: string, candidates: readonly Candidate[], change?: (tx: Tx) => Promise<void>): Promise<void> {
+  const eligible = candidates.filter((c) => c.recipientId !== c.actorId);
+  await once(deps, eventId, async (tx) => {
+    await change?.(tx);
+    if (eligible.length === 0) return;
+    // Locks first, in id order, for every recipient this event may touch.
+    await lockRecipients(
+      tx,
+      eligible.map((c) => c.recipientId),
+    );
+    for (const candidate of [...eligible].sort((a, b) => (a.recipientId < b.recipientId ? -1 : 1))) await applyCandidate(deps, tx, eventId, candidate);
+  });
+  await deps.live?.afterEvent(eventId);
+}
+
+async function applyCandidate(deps: ApplyDeps, tx: Tx, eventId: string, c: Candidate): Promise<void> {
+  if (await blockedBetween(tx, c.recipientId, c.actorId)) return;
+  if (await anyPostDeleted(tx, [c.postId, c.sourceId].filter((id): id is string => id !== undefined))) return;
+  const preferences = await loadPreferences(tx, c.recipientId);
+  const channels = effectiveChannels(preferences, c.kind);
+  if (!channels.inApp && !channels.push) return;
+  if (preferences.onlyFromFollowing && !(await isFollowing(tx, c.recipientId, c.actorId))) return;
+
+  const key = groupKey({ kind: c.kind, ...(c.postId === undefined ? {} : { postId: c.postId }), at: c.at }, deps.followWindowMs);
+  const notificationId = crypto.randomUUID();
+  let groupId = stableUuid(c.recipientId, key);
+  let counts = { notifications: 1, actors: 1 };
+  if (channels.inApp) {
+    const group = await recordNotification(tx, {
+      id: notificationId,
+      eventId,
+      recipientId: c.recipientId,
+      kind: c.kind,
+      groupKey: key,
+      actorId: c.actorId,
+      postId: c.postId,
+      sourceId: c.sourceId,
+    });
+    groupId = group.id;
+    counts = { notifications: group.notificationCount, actors: group.actorCount };
+  }
+  if (channels.push) {
+    const badge = await unreadCount(tx, c.recipientId, listedKinds.filter((kind) => effectiveChannels(preferences, kind).inApp));
+    await notificationCreated(tx, deps.pushTopic, {
+      notificationId,
+      recipientId: c.recipientId,
+      groupId,
+      kind: c.kind,
+      actorId: c.actorId,
+      postId: c.postId ?? "",
+      groupNotificationCount: counts.notifications,
+      groupActorCount: counts.actors,
+      unreadCount: badge,
+      createdAt: new Date(),
+    });
+  }
+}
+
+/** Removes what matches, then publishes live updates. */
+export async function applyRemoval(deps: ApplyDeps, eventId: string, change: (tx: Tx) => Promise<void>, where: Parameters<typeof removeNotifications>[2] | undefined): Promise<void> {
+  await once(deps, eventId, async (tx) => {
+    await change(tx);
+    if (where !== undefined) await removeNotifications(tx, eventId, where);
+  });
+  await deps.live?.afterEvent(eventId);
+}
+
+// --- per event ---------------------------------------------------------------
+
+export function applyPostCreated(
+  deps: ApplyDeps,
+  eventId: string,
+  post: { postId: string; authorId: string; replyToPostId: string | undefined; replyToAuthorId: string | undefined; mentionedIds: readonly string[]; at: Date },
+): Promise<void> {
+  const candidates: Candidate[] = [];
+  if (post.replyToPostId !== undefined && post.replyToAuthorId !== undefined) {
+    candidates.push({ recipientId: post.replyToAuthorId, actorId: post.authorId, kind: "reply", postId: post.replyToPostId, sourceId: post.postId, at: post.at });
+  }
+  for (const userId of post.mentionedIds) {
+    // The reply's recipient already hears about this post.
+    if (userId === post.replyToAuthorId) continue;
+    candidates.push({ recipientId: userId, actorId: post.authorId, kind: "mention", postId: post.postId, at: post.at });
+  }
+  return applyCandidates(deps, eventId, candidates);
+}
+
+export function applyCommentCreated(deps: ApplyDeps, eventId: string, comment: { commentId: string; postId: string; authorId: string; postAuthorId: string; at: Date }): Promise<void> {
+  return applyCandidates(deps, eventId, [{ recipientId: comment.postAuthorId, actorId: comment.authorId, kind: "comment", postId: comment.postId, sourceId: comment.commentId, at: comment.at }]);
+}
+
+export function applyLikeCreated(deps: ApplyDeps, eventId: string, like: { postId: string; likerId: string; postAuthorId: string; at: Date }): Promise<void> {
+  return applyCandidates(deps, eventId, [{ recipientId: like.postAuthorId, actorId: like.likerId, kind: "like", postId: like.postId, at: like.at }]);
+}
+
+export function applyCommentDeleted(deps: ApplyDeps, eventId: string, commentId: string): Promise<void> {
+  return applyRemoval(deps, eventId, async () => undefined, notificationsWhere.source(commentId));
+}
+
+export function applyLikeDeleted(deps: ApplyDeps, eventId: string, postId: string, likerId: string): Promise<void> {
+  return applyRemoval(deps, eventId, async () => undefined, notificationsWhere.like(postId, likerId));
+}
+
+export function applyPostDeleted(deps: ApplyDeps, eventId: string, postId: string, at: Date): Promise<void> {
+  return applyRemoval(deps, eventId, (tx) => markPostDeleted(tx, postId, at), notificationsWhere.post(postId));
+}
+
+export function applyFollowCreated(deps: ApplyDeps, eventId: string, edge: { followerId: string; followeeId: string }, at: Date): Promise<void> {
+  return applyCandidates(deps, eventId, [{ recipientId: edge.followeeId, actorId: edge.followerId, kind: "follow", at }], (tx) => insertFollow(tx, edge.followerId, edge.followeeId));
+}
+
+export function applyFollowDeleted(deps: ApplyDeps, eventId: string, edge: { followerId: string; followeeId: string }, unfollowed: boolean, at: Date): Promise<void> {
+  const since = new Date(at.getTime() - deps.unfollowWindowMs);
+  return applyRemoval(
+    deps,
+    eventId,
+    (tx) => deleteFollow(tx, edge.followerId, edge.followeeId),
+    // Blocks take everything between the two away (applyUserBlocked).
+    unfollowed ? notificationsWhere.followSince(edge.followeeId, edge.followerId, since) : undefined,
+  );
+}
+
+export function applyUserBlocked(deps: ApplyDeps, eventId: string, blockerId: string, blockedId: string): Promise<void> {
+  return applyRemoval(deps, eventId, (tx) => insertBlock(tx, blockerId, blockedId), notificationsWhere.between(blockerId, blockedId));
+}
+
+export function applyUserUnblocked(deps: ApplyDeps, eventId: string, blockerId: string, blockedId: string): Promise<void> {
+  // What the block removed stays removed.
+  return applyRemoval(deps, eventId, (tx) => deleteBlock(tx, blockerId, blockedId), undefined);
+}

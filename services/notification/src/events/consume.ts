@@ -1,0 +1,113 @@
+// The notification consumer: one subscription on the post and user topics.
+// Events are applied one at a time per partition (several partitions at
+// once), at least once: handleOnce absorbs redeliveries (apply.ts). Event
+// types it does not use (profile updates) are skipped. An event that cannot
+// be decoded, or keeps failing, is retried with backoff by the bus and then
+// parked on `<topic>.dlq` with the reason.
+import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus/bus";
+import { isEventOf } from "@aviary/runtime/outbox/enqueue";
+import { decodedEvent, eventTime, eventUuid, optionalEventUuid } from "@aviary/runtime/outbox/fields";
+import { CommentCreatedSchema, CommentDeletedSchema, LikeCreatedSchema, LikeDeletedSchema, PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
+import { FollowCreatedSchema, FollowDeletedReason, FollowDeletedSchema, UserBlockedSchema, UserUnblockedSchema } from "@aviary/gen/aviary/events/v1/user_events_pb";
+import {
+  applyCommentCreated,
+  applyCommentDeleted,
+  applyFollowCreated,
+  applyFollowDeleted,
+  applyLikeCreated,
+  applyLikeDeleted,
+  applyPostCreated,
+  applyPostDeleted,
+  applyUserBlocked,
+  applyUserUnblocked,
+  MAX_MENTIONS,
+  type ApplyDeps,
+} from "./apply.ts";
+
+/** The post service's topic, keyed by post id. */
+export const postEventsTopic = "aviary.post.events";
+/** The user service's topic, keyed by the acting user's id. */
+export const userEventsTopic = "aviary.user.events";
+
+/** The default consumer group (NOTIFICATION_GROUP). */
+export const notificationGroup = "notification";
+
+export interface ConsumeOptions extends ApplyDeps {
+  bus: EventBus;
+  groupId: string;
+  partitionsConcurrently?: number;
+  /** Delivery policy overrides (tests); the bus' defaults otherwise. */
+  maxAttempts?: number;
+  initialBackoffMs?: number;
+}
+
+export function consumeNotificationEvents(options: ConsumeOptions): Promise<Subscription> {
+  return options.bus.subscribe({
+    groupId: options.groupId,
+    topics: [postEventsTopic, userEventsTopic],
+    ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
+    ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
+    ...(options.initialBackoffMs === undefined ? {} : { initialBackoffMs: options.initialBackoffMs }),
+    handle: (event) => handleNotificationEvent(options, event),
+  });
+}
+
+export async function handleNotificationEvent(deps: ApplyDeps, event: DeliveredEvent): Promise<void> {
+  if (isEventOf(PostCreatedSchema, event)) {
+    const { id, message } = decodedEvent(PostCreatedSchema, event);
+    const authorId = eventUuid(message.authorId, "author_id", id);
+    const mentions = message.mentions.slice(0, MAX_MENTIONS);
+    // Resolved when the event is applied: a name taken over later does not
+    // move the mention, a name never taken is ignored.
+    const mentioned = mentions.length === 0 ? new Map<string, string>() : await deps.users.idsByUsername(mentions);
+    await applyPostCreated(deps, id, {
+      postId: eventUuid(message.postId, "post_id", id),
+      authorId,
+      replyToPostId: optionalEventUuid(message.replyToPostId, "reply_to_post_id", id),
+      replyToAuthorId: optionalEventUuid(message.replyToAuthorId, "reply_to_author_id", id),
+      mentionedIds: [...new Set(mentioned.values())],
+      at: eventTime(message.createdAt, "created_at", id),
+    });
+  } else if (isEventOf(PostDeletedSchema, event)) {
+    const { id, message } = decodedEvent(PostDeletedSchema, event);
+    await applyPostDeleted(deps, id, eventUuid(message.postId, "post_id", id), message.deletedAt ? eventTime(message.deletedAt, "deleted_at", id) : new Date());
+  } else if (isEventOf(CommentCreatedSchema, event)) {
+    const { id, message } = decodedEvent(CommentCreatedSchema, event);
+    await applyCommentCreated(deps, id, {
+      commentId: eventUuid(message.commentId, "comment_id", id),
+      postId: eventUuid(message.postId, "post_id", id),
+      authorId: eventUuid(message.authorId, "author_id", id),
+      postAuthorId: eventUuid(message.postAuthorId, "post_author_id", id),
+      at: eventTime(message.createdAt, "created_at", id),
+    });
+  } else if (isEventOf(CommentDeletedSchema, event)) {
+    const { id, message } = decodedEvent(CommentDeletedSchema, event);
+    await applyCommentDeleted(deps, id, eventUuid(message.commentId, "comment_id", id));
+  } else if (isEventOf(LikeCreatedSchema, event)) {
+    const { id, message } = decodedEvent(LikeCreatedSchema, event);
+    await applyLikeCreated(deps, id, {
+      postId: eventUuid(message.postId, "post_id", id),
+      likerId: eventUuid(message.likerId, "liker_id", id),
+      postAuthorId: eventUuid(message.postAuthorId, "post_author_id", id),
+      at: eventTime(message.createdAt, "created_at", id),
+    });
+  } else if (isEventOf(LikeDeletedSchema, event)) {
+    const { id, message } = decodedEvent(LikeDeletedSchema, event);
+    await applyLikeDeleted(deps, id, eventUuid(message.postId, "post_id", id), eventUuid(message.likerId, "liker_id", id));
+  } else if (isEventOf(FollowCreatedSchema, event)) {
+    const { id, message } = decodedEvent(FollowCreatedSchema, event);
+    const edge = { followerId: eventUuid(message.followerId, "follower_id", id), followeeId: eventUuid(message.followeeId, "followee_id", id) };
+    await applyFollowCreated(deps, id, edge, message.createdAt ? eventTime(message.createdAt, "created_at", id) : new Date());
+  } else if (isEventOf(FollowDeletedSchema, event)) {
+    const { id, message } = decodedEvent(FollowDeletedSchema, event);
+    const edge = { followerId: eventUuid(message.followerId, "follower_id", id), followeeId: eventUuid(message.followeeId, "followee_id", id) };
+    const at = message.deletedAt ? eventTime(message.deletedAt, "deleted_at", id) : new Date();
+    await applyFollowDeleted(deps, id, edge, message.reason === FollowDeletedReason.UNFOLLOW, at);
+  } else if (isEventOf(UserBlockedSchema, event)) {
+    const { id, message } = decodedEvent(UserBlockedSchema, event);
+    await applyUserBlocked(deps, id, eventUuid(message.blockerId, "blocker_id", id), eventUuid(message.blockedId, "blocked_id", id));
+  } else if (isEventOf(UserUnblockedSchema, event)) {
+    const { id, message } = decodedEvent(UserUnblockedSchema, event);
+    await applyUserUnblocked(deps, id, eventUuid(message.blockerId, "blocker_id", id), eventUuid(message.blockedId, "blocked_id", id));
+  }
+}
