@@ -40,7 +40,7 @@ await runService(
     // Users' live streams: one hub for the realtime service and its producers (the feed), in memory unless REALTIME_REDIS_URL / REDIS_URL.
     const userStreams = await openUserStreams({ ...loadConfig(userStreamsConfigSpec, env), redisUrl: env["REDIS_URL"] }, logger);
 
-    // The notification service's identity (it asks the user service's internal API for follows and
+    // The notification service's identity (it asks the user service's internal API for names and
     // devices with service tokens): a secret made up at each start, unless NOTIFICATION_CLIENT_SECRET
     // is set; the auth service learns its SHA-256. Setting AUTH_SERVICE_CLIENTS replaces the whole
     // list (then it must hold the notification client with the digest of NOTIFICATION_CLIENT_SECRET).

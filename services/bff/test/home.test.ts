@@ -72,7 +72,9 @@ test.before(async () => {
       FEED_URL: feed.url,
       NOTIFICATION_URL: notification.service.url,
       REDIS_URL: urls.redisUrl,
-      BFF_SECTION_TIMEOUT: "300ms",
+      // Generous: a section answered late on a busy machine must not read as a failure. The slow
+      // feed below takes far longer than this.
+      BFF_SECTION_TIMEOUT: "5s",
       LOG_LEVEL: "silent",
     }),
   );
@@ -119,7 +121,7 @@ test.serial("a failing feed leaves the feed empty and names it; the profile stil
 test.serial("a feed slower than its budget is reported as deadline_exceeded, and the rest is answered", async (t) => {
   const me = await users.signUp({ label: "feedslow" });
   feed.behave((_req, ctx) => new Promise((resolve) => {
-    const timer = setTimeout(() => resolve({ items: [], nextPageToken: "" }), 5_000);
+    const timer = setTimeout(() => resolve({ items: [], nextPageToken: "" }), 120_000);
     ctx.signal.addEventListener("abort", () => clearTimeout(timer));
   }));
   const home = await client.getHome({}, me.call);

@@ -82,8 +82,12 @@ test("likes: one group per post with counts and the newest actors, live on the a
   t.is(webPayload.badge, 1);
 });
 
-test("comments, replies, mentions and follows each notify the right user with the right kind", async (t) => {
+test("comments, replies, mentions and follows each notify the right user with the right kind, live and pushed to each device once", async (t) => {
   const [author, bob, cy] = await Promise.all([named("author"), named("bob"), named("cy")]);
+  const ios = await n.registerDevice(author, "ios");
+  const android = await n.registerDevice(author, "android");
+  const web = await n.registerDevice(author, "web");
+  const stream = await n.watchStream(author.userId);
   const { post } = await n.post.client.createPost({ text: "a post" }, author.call);
   const postId = post!.postId;
 
@@ -116,6 +120,20 @@ test("comments, replies, mentions and follows each notify the right user with th
   );
   t.is(onlyFollows.unreadCount, 1n);
   t.is((await n.client.getUnreadCount({}, author.call)).unreadCount, 4n);
+
+  // Five notifications (comment, reply, mention, two follows): five live updates, five pushes per device, each collapsed into its group.
+  const groupOrder = [commented, replied, mentioned, followed].map((g) => g.groupId).sort();
+  await n.until("five live updates", async () => stream.events.length >= 5);
+  t.deepEqual([...new Set(stream.events.map((e) => e.group?.groupId ?? ""))].sort(), groupOrder);
+  await stream.stop();
+  const webId = webPushId(n.webPush, web.token);
+  await n.until("five pushes per device", async () => n.apns.requestsFor(ios.token).length === 5 && n.fcm.requestsFor(android.token).length === 5 && n.webPush.requestsFor(webId).length === 5);
+  const collapse = (ids: string[]) => [...new Set(ids)].sort();
+  t.deepEqual(collapse(n.apns.requestsFor(ios.token).map((r) => r.headers["apns-collapse-id"] ?? "")), groupOrder);
+  t.deepEqual(collapse(n.fcm.requestsFor(android.token).map((r) => (r.body as { message: { android: { collapse_key: string } } }).message.android.collapse_key)), groupOrder);
+  t.is(collapse(n.webPush.requestsFor(webId).map((r) => r.topic ?? "")).length, 4, "one Web Push topic per group");
+  const apnsIds = n.apns.requestsFor(ios.token).map((r) => (r.body as { notification_id: string }).notification_id);
+  t.is(new Set(apnsIds).size, 5, "each notification pushed once");
 });
 
 test("sources going away take their notifications with them: unlike, deleted comment, deleted post, a quick unfollow, a block", async (t) => {
