@@ -48,7 +48,7 @@ export function createNotificationHandlers(deps: NotificationDeps): ServiceImpl<
     async getUnreadCount(request, context) {
       const userId = requirePrincipal(context).userId.toLowerCase();
       const kinds = requestedKinds(request.kinds);
-      const count = await db.transaction(async (tx) => unreadCount(tx, userId, await visibleKinds(tx, userId, kinds)), { isolationLevel: "repeatable read", accessMode: "read only" });
+      const count = await unreadCount(db, userId, await visibleKinds(db, userId, kinds));
       return { unreadCount: BigInt(count) };
     },
 
@@ -67,7 +67,7 @@ export function createNotificationHandlers(deps: NotificationDeps): ServiceImpl<
         throw invalidArgument([{ field: "up_to", description: "one of group_id, time is required", reason: "ONEOF_REQUIRED" }]);
       }
       const advanced = seq > 0 && (await db.transaction((tx) => advanceWatermark(tx, userId, seq)));
-      const unread = await db.transaction(async (tx) => unreadCount(tx, userId, await visibleKinds(tx, userId, [])), { isolationLevel: "repeatable read", accessMode: "read only" });
+      const unread = await unreadCount(db, userId, await visibleKinds(db, userId, []));
       if (advanced) await deps.live?.afterMarkSeen(userId, seq);
       return { unreadCount: BigInt(unread), advanced };
     },

@@ -48,20 +48,24 @@ test.after.always(async () => {
 test("embedded adapters: a like becomes a group, a live update and one push", async (t) => {
   t.is(service.database.kind, "pglite");
   t.is(service.bus.kind, "memory");
-  const live: string[] = [];
+  const live: Array<{ groupId: string; sample: string[]; unread: bigint }> = [];
   const stop = await hub.listen(author, (item) => {
     const event = decodeEvent(item.payload);
-    if (event.payload.case === "notificationsChanged") live.push(event.payload.value.group?.groupId ?? "");
+    if (event.payload.case === "notificationsChanged") {
+      const { group, unreadCount } = event.payload.value;
+      live.push({ groupId: group?.groupId ?? "", sample: group?.sampleActorIds ?? [], unread: unreadCount });
+    }
   });
   const postId = crypto.randomUUID();
-  const like = create(LikeCreatedSchema, { postId, likerId: crypto.randomUUID(), postAuthorId: author, createdAt: timestampFromDate(new Date()) });
+  const likerId = crypto.randomUUID();
+  const like = create(LikeCreatedSchema, { postId, likerId, postAuthorId: author, createdAt: timestampFromDate(new Date()) });
   await service.bus.publish([
     { topic: postEventsTopic, key: postId, value: toBinary(LikeCreatedSchema, like), headers: { "event-id": crypto.randomUUID(), "event-type": LikeCreatedSchema.typeName, "content-type": "application/x-protobuf" } },
   ]);
   await eventually("the push", async () => sent.length === 1, 20_000);
   const [group] = await service.database.db.select().from(groups).where(eq(groups.recipientId, author));
   t.is(group?.notificationCount, 1);
-  t.deepEqual(live, [group!.id]);
+  t.deepEqual(live, [{ groupId: group!.id, sample: [likerId], unread: 1n }]);
   t.is(sent[0]?.target.deviceId, deviceId);
   t.is(sent[0]?.message.collapseKey, group!.id);
   t.is(sent[0]?.message.badge, 1);

@@ -13,15 +13,14 @@ import { handleOnce } from "@aviary/runtime/outbox/idempotent";
 import type { Logger } from "@aviary/runtime/log";
 import { groupKey } from "../domain/grouping.ts";
 import { listedKinds, type KindName } from "../domain/kinds.ts";
-import { effectiveChannels } from "../domain/preferences.ts";
+import { effectiveChannels, resolvePreferences } from "../domain/preferences.ts";
 import { stableUuid } from "../domain/ids.ts";
-import { anyPostDeleted, lockRecipients, markPostDeleted, notificationsWhere, recordNotification, removeNotifications, unreadCount } from "../store/notifications.ts";
-import { blockedBetween, deleteBlock, deleteFollow, insertBlock, insertFollow, isFollowing } from "../store/projection.ts";
-import { loadPreferences } from "../store/preferences.ts";
+import { ingestFacts, markPostDeleted, notificationsWhere, recordNotification, removeNotifications, unreadCount } from "../store/notifications.ts";
+import { deleteBlock, deleteFollow, insertBlock, insertFollow } from "../store/projection.ts";
 import { processedEvents } from "../store/schema.ts";
 import type { UserDirectory } from "../peers.ts";
 import { notificationCreated } from "./publish.ts";
-import type { LiveUpdates } from "./live.ts";
+import type { LiveChange, LiveUpdates } from "./live.ts";
 
 /** The consumer name in processed_events. */
 export const notificationConsumer = "notification";
@@ -60,64 +59,62 @@ const once = (deps: ApplyDeps, eventId: string, apply: (tx: Tx) => Promise<void>
 
 /**
  * Records the candidates that pass the rules (with `change`, a projection
- * update, in the same transaction), then publishes live updates.
+ * update, in the same transaction), then publishes live updates: straight
+ * from what the transaction wrote when it applied the event, re-read from
+ * the store on a redelivery (the first delivery may have died before
+ * publishing).
  */
 export async function applyCandidates(deps: ApplyDeps, eventId: string, candidates: readonly Candidate[], change?: (tx: Tx) => Promise<void>): Promise<void> {
-  const eligible = candidates.filter((c) => c.recipientId !== c.actorId);
-  await once(deps, eventId, async (tx) => {
+  // In user-id order: each recipient's row lock is taken as their notification is numbered.
+  const eligible = candidates.filter((c) => c.recipientId !== c.actorId).sort((a, b) => (a.recipientId < b.recipientId ? -1 : a.recipientId > b.recipientId ? 1 : 0));
+  const changes: LiveChange[] = [];
+  const applied = await once(deps, eventId, async (tx) => {
     await change?.(tx);
-    if (eligible.length === 0) return;
-    // Locks first, in id order, for every recipient this event may touch.
-    await lockRecipients(
-      tx,
-      eligible.map((c) => c.recipientId),
-    );
-    for (const candidate of [...eligible].sort((a, b) => (a.recipientId < b.recipientId ? -1 : 1))) await applyCandidate(deps, tx, eventId, candidate);
+    for (const candidate of eligible) {
+      const recorded = await applyCandidate(deps, tx, eventId, candidate);
+      if (recorded !== undefined) changes.push(recorded);
+    }
   });
-  await deps.live?.afterEvent(eventId);
+  if (applied) await deps.live?.announce(eventId, changes);
+  else await deps.live?.afterEvent(eventId);
 }
 
-async function applyCandidate(deps: ApplyDeps, tx: Tx, eventId: string, c: Candidate): Promise<void> {
-  if (await blockedBetween(tx, c.recipientId, c.actorId)) return;
-  if (await anyPostDeleted(tx, [c.postId, c.sourceId].filter((id): id is string => id !== undefined))) return;
-  const preferences = await loadPreferences(tx, c.recipientId);
+/** Applies the rules to one candidate; returns what the live update needs when a notification was listed. */
+async function applyCandidate(deps: ApplyDeps, tx: Tx, eventId: string, c: Candidate): Promise<LiveChange | undefined> {
+  const facts = await ingestFacts(tx, { recipientId: c.recipientId, actorId: c.actorId, postIds: [c.postId, c.sourceId].filter((id): id is string => id !== undefined) });
+  if (facts.blocked || facts.postDeleted) return undefined;
+  const preferences = resolvePreferences(facts.preferences);
   const channels = effectiveChannels(preferences, c.kind);
-  if (!channels.inApp && !channels.push) return;
-  if (preferences.onlyFromFollowing && !(await isFollowing(tx, c.recipientId, c.actorId))) return;
+  if (!channels.inApp && !channels.push) return undefined;
+  if (preferences.onlyFromFollowing && !facts.following) return undefined;
 
   const key = groupKey({ kind: c.kind, ...(c.postId === undefined ? {} : { postId: c.postId }), at: c.at }, deps.followWindowMs);
   const notificationId = crypto.randomUUID();
-  let groupId = stableUuid(c.recipientId, key);
-  let counts = { notifications: 1, actors: 1 };
-  if (channels.inApp) {
-    const group = await recordNotification(tx, {
-      id: notificationId,
-      eventId,
-      recipientId: c.recipientId,
-      kind: c.kind,
-      groupKey: key,
-      actorId: c.actorId,
-      postId: c.postId,
-      sourceId: c.sourceId,
-    });
-    groupId = group.id;
-    counts = { notifications: group.notificationCount, actors: group.actorCount };
-  }
+  const recorded = channels.inApp
+    ? await recordNotification(tx, { id: notificationId, eventId, recipientId: c.recipientId, kind: c.kind, groupKey: key, actorId: c.actorId, postId: c.postId, sourceId: c.sourceId })
+    : undefined;
+  // The badge: what the list would count now (this transaction's notification included).
+  const unread = await unreadCount(
+    tx,
+    c.recipientId,
+    listedKinds.filter((kind) => effectiveChannels(preferences, kind).inApp),
+  );
   if (channels.push) {
-    const badge = await unreadCount(tx, c.recipientId, listedKinds.filter((kind) => effectiveChannels(preferences, kind).inApp));
     await notificationCreated(tx, deps.pushTopic, {
       notificationId,
       recipientId: c.recipientId,
-      groupId,
+      // Push-only (not listed): a stable stand-in for the group, so pushes still collapse.
+      groupId: recorded?.group.id ?? stableUuid(c.recipientId, key),
       kind: c.kind,
       actorId: c.actorId,
       postId: c.postId ?? "",
-      groupNotificationCount: counts.notifications,
-      groupActorCount: counts.actors,
-      unreadCount: badge,
+      groupNotificationCount: recorded?.group.notificationCount ?? 1,
+      groupActorCount: recorded?.group.actorCount ?? 1,
+      unreadCount: unread,
       createdAt: new Date(),
     });
   }
+  return recorded === undefined ? undefined : { recipientId: c.recipientId, group: recorded.group, seenSeq: recorded.seenSeq, unreadCount: unread };
 }
 
 /** Removes what matches, then publishes live updates. */

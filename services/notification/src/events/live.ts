@@ -23,8 +23,19 @@ import { outageGate } from "./outage-gate.ts";
 /** How long live updates are skipped after one failed (the stream's Redis is likely down). */
 export const LIVE_SKIP_MS = 5_000;
 
+/** One group an event's transaction wrote, as the live update shows it. */
+export interface LiveChange {
+  recipientId: string;
+  group: GroupRow;
+  seenSeq: number;
+  /** The recipient's unread count over every listed kind, in the same transaction. */
+  unreadCount: number;
+}
+
 export interface LiveUpdates {
-  /** Announces the groups an event recorded or removed notifications in. */
+  /** Announces what an event's transaction just wrote (no reads: the transaction handed over its results). */
+  announce(eventId: string, changes: readonly LiveChange[]): Promise<void>;
+  /** Announces the groups an event recorded or removed notifications in, read from the store (removals, redeliveries). */
   afterEvent(eventId: string): Promise<void>;
   /** Announces a moved watermark (the new unread count) to the user's devices. */
   afterMarkSeen(userId: string, seenSeq: number): Promise<void>;
@@ -44,8 +55,8 @@ export function createLiveUpdates(deps: { streams: UserStreamPublisher; database
     );
   }
 
-  async function announce(userId: string, id: string, group: GroupRow | undefined, seenSeq: number): Promise<void> {
-    const unread = BigInt(await badge(userId));
+  async function announce(userId: string, id: string, group: GroupRow | undefined, seenSeq: number, unreadCount?: number): Promise<void> {
+    const unread = BigInt(unreadCount ?? (await badge(userId)));
     const value =
       group === undefined
         ? { unreadCount: unread }
@@ -56,6 +67,16 @@ export function createLiveUpdates(deps: { streams: UserStreamPublisher; database
   }
 
   return {
+    async announce(eventId, changes) {
+      if (changes.length === 0) return;
+      await gate.run(
+        async () => {
+          for (const change of changes) await announce(change.recipientId, `notifications:${eventId}:${change.group.id}`, change.group, change.seenSeq, change.unreadCount);
+        },
+        undefined,
+        failed({ eventId }),
+      );
+    },
     async afterEvent(eventId) {
       const touched = await touchedBy(db, eventId);
       if (touched.length === 0) return;

@@ -1,6 +1,6 @@
-// The list and the unread count. Both read one snapshot (a repeatable-read
-// transaction), so the unread flags on a page, the count next to it and the
-// watermark are one consistent state even while notifications arrive.
+// The list and the unread count. The page, the count and the watermark come
+// from one statement (one snapshot), so the unread flags on a page and the
+// count next to it are one consistent state even while notifications arrive.
 import type { Client, HandlerContext } from "@connectrpc/connect";
 import type { NotificationGroup } from "@aviary/gen/aviary/notification/v1/notification_pb";
 import type { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
@@ -9,7 +9,7 @@ import type { Database, Queryable } from "@aviary/runtime/db/database";
 import { fromDependency } from "@aviary/runtime/errors";
 import { listedKinds, type KindName } from "../domain/kinds.ts";
 import { effectiveChannels } from "../domain/preferences.ts";
-import { listGroups, unreadCount, watermark, type GroupRow } from "../store/notifications.ts";
+import { groupPage, type GroupRow } from "../store/notifications.ts";
 import { loadPreferences } from "../store/preferences.ts";
 import { presentGroup } from "./present.ts";
 
@@ -33,17 +33,8 @@ export interface ListedPage {
 }
 
 export async function listPage(deps: ListDeps, ctx: HandlerContext, userId: string, requested: readonly KindName[], size: number, beforeSeq: number | undefined): Promise<ListedPage> {
-  const { rows, unread, seen } = await deps.database.db.transaction(
-    async (tx) => {
-      const kinds = await visibleKinds(tx, userId, requested);
-      // One after the other: a transaction is one connection.
-      const rows = await listGroups(tx, userId, kinds, size + 1, beforeSeq);
-      const unread = await unreadCount(tx, userId, kinds);
-      const seen = await watermark(tx, userId);
-      return { rows, unread, seen };
-    },
-    { isolationLevel: "repeatable read", accessMode: "read only" },
-  );
+  const db = deps.database.db;
+  const { rows, unread, seenSeq: seen } = await groupPage(db, userId, await visibleKinds(db, userId, requested), size + 1, beforeSeq);
   const page = rows.slice(0, size);
   const profiles = await sampleProfiles(deps, ctx, page);
   return {

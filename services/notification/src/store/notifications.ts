@@ -12,7 +12,7 @@ import type { Queryable, Tx } from "@aviary/runtime/db/database";
 import { rowsOf } from "@aviary/runtime/db/rows";
 import { SAMPLE_ACTORS } from "../domain/grouping.ts";
 import type { KindName } from "../domain/kinds.ts";
-import { deletedPosts, groups, notifications, recipients } from "./schema.ts";
+import { blocks, deletedPosts, follows, groups, notifications, preferences, recipients } from "./schema.ts";
 
 export type GroupRow = typeof groups.$inferSelect;
 
@@ -35,15 +35,26 @@ export async function lockRecipients(tx: Tx, userIds: readonly string[]): Promis
   }
 }
 
+/** What recording a notification left behind: its group as it is now, and the recipient's watermark. */
+export interface Recorded {
+  group: GroupRow;
+  seenSeq: number;
+}
+
 /**
- * Records one notification and folds it into its group. The caller holds the
- * recipient's lock (lockRecipients). Returns the group as it is now.
+ * Records one notification and folds it into its group. The numbering takes
+ * the recipient's row lock (creating the row); an event with several
+ * recipients records them in user-id order (applyCandidates), so two
+ * transactions always lock in the same order.
  */
-export async function recordNotification(tx: Tx, n: NewNotification): Promise<GroupRow> {
+export async function recordNotification(tx: Tx, n: NewNotification): Promise<Recorded> {
   const [row] = rowsOf(
-    await tx.execute(sql`update ${recipients} set last_seq = last_seq + 1 where user_id = ${n.recipientId} returning last_seq as seq, clock_timestamp() as at`),
+    await tx.execute(sql`
+      insert into ${recipients} as r (user_id, last_seq) values (${n.recipientId}, 1)
+      on conflict (user_id) do update set last_seq = r.last_seq + 1
+      returning r.last_seq as seq, r.seen_seq as seen, clock_timestamp() as at`),
   );
-  if (row === undefined) throw new Error("recordNotification: the recipient is not locked");
+  if (row === undefined) throw new Error("recordNotification: numbering returned no row");
   const seq = Number(row["seq"]);
   const at = new Date(row["at"] as string | Date);
   const postId = n.postId ?? null;
@@ -63,13 +74,14 @@ export async function recordNotification(tx: Tx, n: NewNotification): Promise<Gr
       latest_source_id = excluded.latest_source_id,
       latest_seq = excluded.latest_seq,
       latest_at = excluded.latest_at
-    returning id`));
-  const groupId = String(upserted?.["id"]);
+    returning g.*`));
+  if (upserted === undefined) throw new Error("recordNotification: the group upsert returned no row");
+  const group = groupFromRow(upserted);
   await tx.insert(notifications).values({
     id: n.id,
     recipientId: n.recipientId,
     kind: n.kind,
-    groupId,
+    groupId: group.id,
     actorId: n.actorId,
     postId,
     sourceId,
@@ -77,9 +89,53 @@ export async function recordNotification(tx: Tx, n: NewNotification): Promise<Gr
     createdAt: at,
     eventId: n.eventId,
   });
-  const [group] = await tx.select().from(groups).where(eq(groups.id, groupId));
-  if (group === undefined) throw new Error("recordNotification: group vanished");
-  return group;
+  return { group, seenSeq: Number(row["seen"]) };
+}
+
+/** A raw `groups` row (snake_case, as `returning g.*` gives it) as drizzle would type it. */
+function groupFromRow(row: Record<string, unknown>): GroupRow {
+  const uuidOrNull = (value: unknown) => (value === null || value === undefined ? null : String(value));
+  const sample = row["sample_actor_ids"];
+  return {
+    id: String(row["id"]),
+    recipientId: String(row["recipient_id"]),
+    kind: String(row["kind"]),
+    groupKey: String(row["group_key"]),
+    postId: uuidOrNull(row["post_id"]),
+    latestSourceId: uuidOrNull(row["latest_source_id"]),
+    notificationCount: Number(row["notification_count"]),
+    actorCount: Number(row["actor_count"]),
+    // node-postgres parses uuid[]; PGlite may hand back the literal "{a,b}".
+    sampleActorIds: Array.isArray(sample) ? sample.map(String) : String(sample ?? "{}").replace(/^\{|\}$/g, "").split(",").filter((id) => id !== ""),
+    latestSeq: Number(row["latest_seq"]),
+    latestAt: new Date(row["latest_at"] as string | Date),
+  };
+}
+
+/** What the rules need to know about one candidate, in one round trip. */
+export interface IngestFacts {
+  /** Either blocks the other. */
+  blocked: boolean;
+  /** The post (or the reply) it is about was deleted. */
+  postDeleted: boolean;
+  /** The recipient follows the actor. */
+  following: boolean;
+  /** The recipient's stored preferences, if any. */
+  preferences: { channels: Record<string, { inApp: boolean; push: boolean }>; onlyFromFollowing: boolean } | undefined;
+}
+
+export async function ingestFacts(db: Queryable, c: { recipientId: string; actorId: string; postIds: readonly string[] }): Promise<IngestFacts> {
+  const postIds = c.postIds.length === 0 ? sql`array[]::uuid[]` : sql`array[${sql.join(c.postIds.map((id) => sql`${id}`), sql`, `)}]::uuid[]`;
+  const [row] = rowsOf(
+    await db.execute(sql`select
+      exists (select 1 from ${blocks} b where (b.blocker_id = ${c.recipientId} and b.blocked_id = ${c.actorId}) or (b.blocker_id = ${c.actorId} and b.blocked_id = ${c.recipientId})) as blocked,
+      exists (select 1 from ${deletedPosts} d where d.post_id = any(${postIds})) as post_deleted,
+      exists (select 1 from ${follows} f where f.follower_id = ${c.recipientId} and f.followee_id = ${c.actorId}) as following,
+      (select json_build_object('channels', p.channels, 'onlyFromFollowing', p.only_from_following) from ${preferences} p where p.user_id = ${c.recipientId}) as preferences`),
+  );
+  const stored = row?.["preferences"];
+  const parsed = typeof stored === "string" ? (JSON.parse(stored) as IngestFacts["preferences"]) : (stored as IngestFacts["preferences"] | null);
+  return { blocked: row?.["blocked"] === true, postDeleted: row?.["post_deleted"] === true, following: row?.["following"] === true, preferences: parsed ?? undefined };
 }
 
 /** What a removal changed, per recipient: groups recomputed (count 0 = gone from the list). */
@@ -179,12 +235,6 @@ export async function markPostDeleted(tx: Tx, postId: string, at: Date): Promise
   await tx.insert(deletedPosts).values({ postId, deletedAt: at }).onConflictDoNothing();
 }
 
-export async function anyPostDeleted(db: Queryable, postIds: readonly string[]): Promise<boolean> {
-  if (postIds.length === 0) return false;
-  const rows = await db.select({ postId: deletedPosts.postId }).from(deletedPosts).where(inArray(deletedPosts.postId, [...postIds])).limit(1);
-  return rows.length > 0;
-}
-
 // --- reading ---------------------------------------------------------------
 
 /** The one filter of the list and the unread count: live groups of the given kinds. */
@@ -197,15 +247,44 @@ export async function watermark(db: Queryable, userId: string): Promise<number> 
   return row?.seenSeq ?? 0;
 }
 
-/** A page of groups, newest activity first, strictly older than `beforeSeq` when given. */
-export async function listGroups(db: Queryable, userId: string, kinds: readonly KindName[], limit: number, beforeSeq?: number): Promise<GroupRow[]> {
-  if (kinds.length === 0) return [];
-  return db
-    .select()
-    .from(groups)
-    .where(and(visibleGroups(userId, kinds), beforeSeq === undefined ? undefined : lt(groups.latestSeq, beforeSeq)))
-    .orderBy(desc(groups.latestSeq))
-    .limit(limit);
+export interface GroupPage {
+  /** Newest activity first. */
+  rows: GroupRow[];
+  /** Unread groups of the same kinds (all of them, not just this page's). */
+  unread: number;
+  /** The watermark the page's unread flags are relative to. */
+  seenSeq: number;
+}
+
+/**
+ * A page, the unread count and the watermark in one statement: one snapshot,
+ * so the flags on the page, the count next to it and the watermark always
+ * belong together, and one round trip instead of a transaction of four.
+ */
+export async function groupPage(db: Queryable, userId: string, kinds: readonly KindName[], limit: number, beforeSeq?: number): Promise<GroupPage> {
+  if (kinds.length === 0) return { rows: [], unread: 0, seenSeq: await watermark(db, userId) };
+  const kindList = sql`array[${sql.join(kinds.map((kind) => sql`${kind}`), sql`, `)}]::text[]`;
+  const result = rowsOf(
+    await db.execute(sql`
+      with seen as (select coalesce((select r.seen_seq from ${recipients} r where r.user_id = ${userId}), 0) as seq)
+      select seen.seq as seen_seq,
+        (select count(*) from ${groups} u
+          where u.recipient_id = ${userId} and u.notification_count > 0 and u.kind = any(${kindList}) and u.latest_seq > seen.seq) as unread,
+        page.*
+      from seen left join lateral (
+        select g.* from ${groups} g
+        where g.recipient_id = ${userId} and g.notification_count > 0 and g.kind = any(${kindList})
+          ${beforeSeq === undefined ? sql`` : sql`and g.latest_seq < ${beforeSeq}`}
+        order by g.latest_seq desc
+        limit ${limit}
+      ) page on true`),
+  );
+  const first = result[0];
+  return {
+    rows: result.filter((row) => row["id"] !== null && row["id"] !== undefined).map(groupFromRow),
+    unread: Number(first?.["unread"] ?? 0),
+    seenSeq: Number(first?.["seen_seq"] ?? 0),
+  };
 }
 
 /** Groups with activity above the watermark, with exactly the list's filter. */
