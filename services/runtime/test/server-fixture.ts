@@ -22,6 +22,18 @@ import { resourceExhausted } from "../src/errors.ts";
 export const ISSUER = "https://auth.aviary.test";
 export const AUDIENCE = "aviary";
 
+/**
+ * The `x-test-call` header values of the slow handlers' calls that have
+ * started running: a test waits for its calls to be inside their handlers
+ * instead of sleeping and hoping they got there.
+ */
+export const enteredHandlers = new Set<string>();
+
+function entered(ctx: { requestHeader: Headers }): void {
+  const marker = ctx.requestHeader.get("x-test-call");
+  if (marker !== null) enteredHandlers.add(marker);
+}
+
 /** Stub AuthService: what each method does is chosen for the tests, not for auth semantics. */
 export const stubAuth: Partial<ServiceImpl<typeof AuthService>> = {
   // Public; echoes the identity (validation runs before this).
@@ -45,6 +57,7 @@ export const stubAuth: Partial<ServiceImpl<typeof AuthService>> = {
   },
   // Public; slow or deadline-bound depending on page_token.
   async listSessions(req, ctx) {
+    entered(ctx);
     if (req.pageToken === "observe-signal") {
       await new Promise<void>((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error), { once: true }));
     }
@@ -54,6 +67,7 @@ export const stubAuth: Partial<ServiceImpl<typeof AuthService>> = {
   },
   // Public; a handler that gives up with a raw AbortError when its signal fires.
   async changePassword(_req, ctx) {
+    entered(ctx);
     await sleep(10_000, undefined, { signal: ctx.signal });
     return {};
   },
