@@ -29,7 +29,12 @@ export function redisChannels(url: string, log: LogSink, name = "redis subscribe
 
   function open(): Redis {
     if (connection) return connection;
-    const created = new Redis(url, connectionOptions(options));
+    // No handshake commands on this connection: ioredis 5.8.2+ can send its
+    // CLIENT SETINFO / INFO ready check after a SUBSCRIBE issued while
+    // connecting, and the server then refuses them ("Connection in subscriber
+    // mode, only subscriber commands may be used"; redis/ioredis#2037). That
+    // failed SUBSCRIBEs at stream open in fresh-clone runs.
+    const created = new Redis(url, { ...connectionOptions(options), disableClientInfo: true, enableReadyCheck: false });
     reportOutages(created, name, log);
     let connectedBefore = false;
     created.on("ready", () => {
