@@ -23,6 +23,7 @@ import { feedConfigFromEnv, startFeedService } from "@aviary/feed";
 import { bffConfigFromEnv, startBffService } from "@aviary/bff";
 import { realtimeConfigFromEnv, startRealtimeService } from "@aviary/realtime";
 import { notificationConfigFromEnv, startNotificationService } from "@aviary/notification";
+import { chatConfigFromEnv, startChatService } from "@aviary/chat";
 import { loadConfig } from "@aviary/runtime/config";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
@@ -76,7 +77,7 @@ await runService(
       bus,
       userStreams,
     });
-    // The realtime stream: feed hints and notifications now, chat next.
+    // The realtime stream: feed hints, notifications and chat.
     const realtime = await startRealtimeService(realtimeConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, ...env }), { cache, userStreams });
     // Notifications: API, event consumer and push worker in one process (role all), publishing to
     // the same stream hub as the feed. No push provider is configured unless APNS_*/FCM_*/WEBPUSH_*
@@ -93,6 +94,9 @@ await runService(
       }),
       { database, cache, bus, userStreams },
     );
+    // Chat: the RPCs and the delivery to members' streams in one process (role all), on the same stream
+    // hub as the realtime service; the notification service above pushes its messages to offline devices.
+    const chat = await startChatService(chatConfigFromEnv({ CHAT_ROLE: "all", AUTH_JWKS_URL: jwks, USER_URL: user.url, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus, userStreams });
     // The BFF's unread section asks the notification service, as the caller.
     const bff = await startBffService(bffConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, FEED_URL: feed.url, NOTIFICATION_URL: notification.url, ...env }), { cache });
 
@@ -105,7 +109,7 @@ await runService(
     if (existsSync(envoyBinary)) {
       ratelimit = await startRateLimitService(rateLimitConfigFromEnv(env), { cache });
       edge = await startEnvoy({
-        upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url },
+        upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url, chat: chat.url },
         rateLimitService: ratelimit.url,
         listenPort: Number(env["EDGE_PORT"] ?? 8080),
         adminPort: Number(env["EDGE_ADMIN_PORT"] ?? 9901),
@@ -117,7 +121,7 @@ await runService(
 
     const register = `-H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`;
     logger.info(
-      { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
+      { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url, chat: chat.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
       edge
         ? `Aviary dev is up. Try REST through the edge: curl -s ${edge.url}/v1/auth/register ${register}`
         : `Aviary dev is up. Try: curl -s ${auth.url}/aviary.auth.v1.AuthService/Register ${register}`,
@@ -127,6 +131,7 @@ await runService(
         await edge?.stop();
         await ratelimit?.close();
         await bff.close();
+        await chat.close();
         await notification.close();
         await realtime.close();
         await feed.close();

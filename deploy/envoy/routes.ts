@@ -133,7 +133,21 @@ export const notificationRoute: EdgeServiceRoute = {
   publicRateLimitClass: "auth_public",
 };
 
-export const edgeRoutes: EdgeServiceRoute[] = [authRoute, userRoute, mediaRoute, postRoute, feedRoute, bffRoute, realtimeRoute, notificationRoute];
+export const chatRoute: EdgeServiceRoute = {
+  service: "aviary.chat.v1.ChatService",
+  cluster: "chat",
+  upstream: { host: "chat", port: 8089 },
+  // All protected: a conversation exists only for its members.
+  publicMethods: [],
+  // SendMessage is idempotent by (sender, client_message_id), but it is a write: not retried at the edge (the
+  // client retries it with the same client_message_id), counted as `write` like MarkRead and SetTyping.
+  idempotentMethods: ["GetConversation", "ListConversations", "ListMessages"],
+  // SendMessage checks the direct peer (blocks) with the user service inside its budget.
+  timeout: "5s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const edgeRoutes: EdgeServiceRoute[] = [authRoute, userRoute, mediaRoute, postRoute, feedRoute, bffRoute, realtimeRoute, notificationRoute, chatRoute];
 
 /**
  * The longest a stream lives at the edge (every streaming route's

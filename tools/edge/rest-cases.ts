@@ -9,7 +9,8 @@
 // them straight to object storage with the presigned form): a row's `before`
 // step does that upload, between the CreateUpload row that captured the form
 // and the ConfirmUpload row that checks what arrived. The notification rows
-// use a fresh user (d) whose only notification is a like the table causes.
+// use a fresh user (d) whose only notification is a like the table causes;
+// the chat rows are c and d's conversations (a is the outsider).
 import { absent, anyString, uuid, type JsonMatcher } from "./json-match.ts";
 
 export interface Tokens {
@@ -21,7 +22,7 @@ export interface Tokens {
 
 export type Who = "a" | "a2" | "b" | "c" | "d";
 /** What rows capture for later rows (beyond tokens). */
-export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId" | "postId" | "commentId" | "likedPostId" | "notificationGroupId";
+export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId" | "postId" | "commentId" | "likedPostId" | "notificationGroupId" | "chatClientMessageId" | "chatMessageId" | "chatConversationId" | "chatGroupId";
 /** Presigned upload forms captured from CreateUpload rows, by what they are for. */
 export type UploadName = "avatar";
 
@@ -1121,6 +1122,375 @@ const notificationCases: RestCase[] = [
   },
 ];
 
+// --- every annotated ChatService RPC, and its errors ------------------------------------------------
+// c writes to d directly (the direct conversation starts with the first
+// message), d answers, c creates a group with d; a is in neither, and a
+// conversation a is not in answers exactly like one that does not exist.
+const chatMessage = (who: Who, seq: string, text: string): ((c: RestContext) => JsonMatcher) => (c) => ({
+  conversationId: uuid,
+  seq,
+  messageId: uuid,
+  senderId: idOf(c, who),
+  clientMessageId: uuid,
+  text,
+  createdAt: anyString,
+});
+/** Exactly these members (any order), with these roles. */
+const membersOf = (c: RestContext, roles: Partial<Record<Who, string>>) => (v: unknown) =>
+  Array.isArray(v) &&
+  v.length === Object.keys(roles).length &&
+  Object.entries(roles).every(([who, role]) => v.some((m) => (m as { userId?: unknown }).userId === idOf(c, who as Who) && (m as { role?: unknown }).role === role));
+const sendMessage = (name: string, who: Who, body: (c: RestContext) => unknown, expect: RestCase["expect"], extra: Partial<RestCase> = {}): RestCase => ({
+  name,
+  method: "POST",
+  path: "/v1/messages",
+  headers: as(who),
+  body,
+  expect,
+  ...extra,
+});
+const chatConversation = (c: RestContext) => captured(c, "chatConversationId");
+const chatGroup = (c: RestContext) => captured(c, "chatGroupId");
+
+const chatCases: RestCase[] = [
+  sendMessage(
+    "SendMessage to a user (direct_user_id): 200, the direct conversation starts at seq 1, created",
+    "c",
+    (c) => ({ directUserId: idOf(c, "d"), clientMessageId: captured(c, "chatClientMessageId"), text: "hi d" }),
+    { status: 200, jsonFor: (c) => ({ message: chatMessage("c", "1", "hi d")(c), created: true }) },
+    {
+      before: async (c) => {
+        c.captured.chatClientMessageId = crypto.randomUUID();
+      },
+      capture: (body, c) => {
+        const { message } = body as { message: { conversationId: string; messageId: string } };
+        c.captured.chatConversationId = message.conversationId;
+        c.captured.chatMessageId = message.messageId;
+      },
+    },
+  ),
+  sendMessage(
+    "SendMessage retried with the same client_message_id: 200, the original message, created false (absent)",
+    "c",
+    (c) => ({ directUserId: idOf(c, "d"), clientMessageId: captured(c, "chatClientMessageId"), text: "hi d" }),
+    {
+      status: 200,
+      jsonFor: (c) => ({
+        message: { ...(chatMessage("c", "1", "hi d")(c) as object), conversationId: chatConversation(c), messageId: captured(c, "chatMessageId"), clientMessageId: captured(c, "chatClientMessageId") },
+        created: absent,
+      }),
+    },
+  ),
+  sendMessage("SendMessage by d into the conversation (conversation_id): seq 2", "d", (c) => ({ conversationId: chatConversation(c), clientMessageId: crypto.randomUUID(), text: "hello back" }), {
+    status: 200,
+    jsonFor: (c) => ({ message: { ...(chatMessage("d", "2", "hello back")(c) as object), conversationId: chatConversation(c) }, created: true }),
+  }),
+  {
+    name: "ListConversations for c: the direct conversation, d's answer unread (unread_count 1), the last message",
+    method: "GET",
+    path: "/v1/conversations",
+    headers: as("c"),
+    expect: {
+      status: 200,
+      jsonFor: (c) => ({
+        conversations: [
+          {
+            conversationId: chatConversation(c),
+            kind: "CONVERSATION_KIND_DIRECT",
+            title: absent,
+            members: membersOf(c, { c: "MEMBER_ROLE_MEMBER", d: "MEMBER_ROLE_MEMBER" }),
+            lastSeq: "2",
+            unreadCount: "1",
+            lastMessage: { seq: "2", senderId: idOf(c, "d"), text: "hello back" },
+            createdAt: anyString,
+            lastActivityAt: anyString,
+          },
+        ],
+        nextPageToken: absent,
+      }),
+    },
+  },
+  {
+    name: "ListConversations for d: their own send moved their watermark (nothing unread)",
+    method: "GET",
+    path: "/v1/conversations",
+    headers: as("d"),
+    expect: { status: 200, jsonFor: (c) => ({ conversations: [{ conversationId: chatConversation(c), lastSeq: "2", unreadCount: absent }] }) },
+  },
+  {
+    name: "GetConversation for d: the same conversation",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}`,
+    headers: as("d"),
+    expect: { status: 200, jsonFor: (c) => ({ conversation: { conversationId: chatConversation(c), kind: "CONVERSATION_KIND_DIRECT", lastSeq: "2" } }) },
+  },
+  {
+    name: "ListMessages (DIRECTION_BEFORE, the default): newest first, no more",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages`,
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ messages: [chatMessage("d", "2", "hello back")(c), chatMessage("c", "1", "hi d")(c)], hasMore: absent }) },
+  },
+  {
+    name: "ListMessages BEFORE with page_size=1: the newest, has_more",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages?direction=DIRECTION_BEFORE&page_size=1`,
+    headers: as("c"),
+    expect: { status: 200, json: { messages: [{ seq: "2" }], hasMore: true } },
+  },
+  {
+    name: "ListMessages BEFORE anchor_seq=2: the older one",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages?direction=DIRECTION_BEFORE&anchor_seq=2`,
+    headers: as("c"),
+    expect: { status: 200, json: { messages: [{ seq: "1", text: "hi d" }], hasMore: absent } },
+  },
+  {
+    name: "ListMessages DIRECTION_AFTER from the start: oldest first",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages?direction=DIRECTION_AFTER`,
+    headers: as("d"),
+    expect: { status: 200, json: { messages: [{ seq: "1" }, { seq: "2" }], hasMore: absent } },
+  },
+  {
+    name: "ListMessages AFTER anchor_seq=1: only the newer one",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages?direction=DIRECTION_AFTER&anchor_seq=1`,
+    headers: as("d"),
+    expect: { status: 200, json: { messages: [{ seq: "2", text: "hello back" }], hasMore: absent } },
+  },
+  {
+    name: "MarkRead by c up to seq 2: read and delivered move, nothing unread",
+    method: "POST",
+    path: (c) => `/v1/conversations/${chatConversation(c)}:markRead`,
+    headers: as("c"),
+    body: () => ({ readSeq: "2" }),
+    expect: { status: 200, jsonFor: (c) => ({ member: { userId: idOf(c, "c"), readSeq: "2", deliveredSeq: "2" }, unreadCount: absent }) },
+  },
+  {
+    name: "MarkRead back to seq 1 and past the newest: the watermark never moves back nor beyond the last message",
+    method: "POST",
+    path: (c) => `/v1/conversations/${chatConversation(c)}:markRead`,
+    headers: as("c"),
+    body: () => ({ readSeq: "1", deliveredSeq: "99" }),
+    expect: { status: 200, jsonFor: (c) => ({ member: { userId: idOf(c, "c"), readSeq: "2", deliveredSeq: "2" }, unreadCount: absent }) },
+  },
+  {
+    name: "ListConversations for c after MarkRead: unread_count 0 (absent)",
+    method: "GET",
+    path: "/v1/conversations",
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ conversations: [{ conversationId: chatConversation(c), unreadCount: absent }] }) },
+  },
+  {
+    name: "SetTyping by d: 200 with how long the indicator lasts",
+    method: "POST",
+    path: (c) => `/v1/conversations/${chatConversation(c)}:typing`,
+    headers: as("d"),
+    body: () => ({}),
+    expect: { status: 200, json: { expiresInSeconds: (v) => typeof v === "number" && v > 0 } },
+  },
+  {
+    name: "CreateGroup by c with d: c owner, d member, entry 1 records the creation",
+    method: "POST",
+    path: "/v1/conversations",
+    headers: as("c"),
+    body: (c) => ({ title: "Weekend", memberIds: [idOf(c, "d")] }),
+    expect: {
+      status: 200,
+      jsonFor: (c) => ({
+        conversation: {
+          conversationId: uuid,
+          kind: "CONVERSATION_KIND_GROUP",
+          title: "Weekend",
+          members: membersOf(c, { c: "MEMBER_ROLE_OWNER", d: "MEMBER_ROLE_MEMBER" }),
+          lastSeq: "1",
+          unreadCount: absent,
+          lastMessage: { seq: "1", text: absent, membership: { actorId: idOf(c, "c"), addedUserIds: (v: unknown) => Array.isArray(v) && v.length === 2 } },
+        },
+      }),
+    },
+    capture: (body, c) => {
+      c.captured.chatGroupId = (body as { conversation: { conversationId: string } }).conversation.conversationId;
+    },
+  },
+  sendMessage("SendMessage by d into the group: seq 2", "d", (c) => ({ conversationId: chatGroup(c), clientMessageId: crypto.randomUUID(), text: "dinner at 8?" }), {
+    status: 200,
+    jsonFor: (c) => ({ message: { ...(chatMessage("d", "2", "dinner at 8?")(c) as object), conversationId: chatGroup(c) }, created: true }),
+  }),
+  {
+    name: "ListConversations for c: most recent activity first, the group's message unread (the creation entry never counts)",
+    method: "GET",
+    path: "/v1/conversations",
+    headers: as("c"),
+    expect: {
+      status: 200,
+      jsonFor: (c): JsonMatcher => ({
+        conversations: [
+          { conversationId: chatGroup(c), kind: "CONVERSATION_KIND_GROUP", unreadCount: "1", lastMessage: { text: "dinner at 8?" } },
+          { conversationId: chatConversation(c), kind: "CONVERSATION_KIND_DIRECT", unreadCount: absent },
+        ],
+        nextPageToken: absent,
+      }),
+    },
+  },
+  {
+    name: "ListConversations for d with page_size=1: the group, and a next page token",
+    method: "GET",
+    path: "/v1/conversations?page_size=1",
+    headers: as("d"),
+    expect: { status: 200, jsonFor: (c) => ({ conversations: [{ conversationId: chatGroup(c) }], nextPageToken: anyString }) },
+  },
+  {
+    name: "ListMessages of the group for d: the message, then the membership entry (no text)",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatGroup(c)}/messages`,
+    headers: as("d"),
+    expect: { status: 200, jsonFor: (c): JsonMatcher => ({ messages: [{ seq: "2", text: "dinner at 8?" }, { seq: "1", text: absent, membership: { actorId: idOf(c, "c") } }] }) },
+  },
+  // a is in neither conversation: each answers 404, the same as an id that never existed.
+  {
+    name: "GetConversation of a conversation a is not in: 404",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}`,
+    headers: as("a"),
+    expect: { status: 404, json: status(5, "no such conversation") },
+  },
+  {
+    name: "GetConversation of an id that never existed: the same 404",
+    method: "GET",
+    path: `/v1/conversations/${NOBODY}`,
+    headers: as("a"),
+    expect: { status: 404, json: status(5, "no such conversation") },
+  },
+  {
+    name: "ListMessages of a group a is not in: 404",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatGroup(c)}/messages`,
+    headers: as("a"),
+    expect: { status: 404, json: status(5, "no such conversation") },
+  },
+  sendMessage("SendMessage by a into a conversation a is not in: 404", "a", (c) => ({ conversationId: chatConversation(c), clientMessageId: crypto.randomUUID(), text: "let me in" }), {
+    status: 404,
+    json: status(5, "no such conversation"),
+  }),
+  {
+    name: "MarkRead by a: 404",
+    method: "POST",
+    path: (c) => `/v1/conversations/${chatGroup(c)}:markRead`,
+    headers: as("a"),
+    body: () => ({ readSeq: "1" }),
+    expect: { status: 404, json: status(5, "no such conversation") },
+  },
+  {
+    name: "SetTyping by a: 404",
+    method: "POST",
+    path: (c) => `/v1/conversations/${chatGroup(c)}:typing`,
+    headers: as("a"),
+    body: () => ({}),
+    expect: { status: 404, json: status(5, "no such conversation") },
+  },
+  {
+    name: "ListConversations for a: none",
+    method: "GET",
+    path: "/v1/conversations",
+    headers: as("a"),
+    expect: { status: 200, json: { conversations: absent, nextPageToken: absent } },
+  },
+  sendMessage("SendMessage to a user who does not exist: 404", "c", () => ({ directUserId: NOBODY, clientMessageId: crypto.randomUUID(), text: "anyone?" }), { status: 404, json: notFound }),
+  // Bad input: 400 naming the field; nothing is written.
+  sendMessage("SendMessage without client_message_id: 400 naming client_message_id", "c", (c) => ({ conversationId: chatConversation(c), text: "x" }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("client_message_id")),
+  }),
+  sendMessage("SendMessage with neither conversation_id nor direct_user_id: 400 naming target", "c", () => ({ clientMessageId: crypto.randomUUID(), text: "x" }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("target")),
+  }),
+  sendMessage("SendMessage with a blank text: 400 naming text", "c", (c) => ({ conversationId: chatConversation(c), clientMessageId: crypto.randomUUID(), text: "   " }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("text")),
+  }),
+  sendMessage("SendMessage with 4001 characters: 400 naming text", "c", (c) => ({ conversationId: chatConversation(c), clientMessageId: crypto.randomUUID(), text: "x".repeat(4001) }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("text")),
+  }),
+  sendMessage("SendMessage with a direct_user_id that is not a UUID: 400 naming direct_user_id", "c", () => ({ directUserId: "not-a-uuid", clientMessageId: crypto.randomUUID(), text: "x" }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("direct_user_id")),
+  }),
+  sendMessage("SendMessage to oneself: 400 naming direct_user_id", "c", (c) => ({ directUserId: idOf(c, "c"), clientMessageId: crypto.randomUUID(), text: "me" }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("direct_user_id")),
+  }),
+  {
+    name: "CreateGroup without a title: 400 naming title",
+    method: "POST",
+    path: "/v1/conversations",
+    headers: as("c"),
+    body: (c) => ({ memberIds: [idOf(c, "d")] }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("title")) },
+  },
+  {
+    name: "CreateGroup with a member id that is not a UUID: 400 naming member_ids[0]",
+    method: "POST",
+    path: "/v1/conversations",
+    headers: as("c"),
+    body: () => ({ title: "Bad", memberIds: ["nope"] }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("member_ids[0]")) },
+  },
+  {
+    name: "GetConversation with an id that is not a UUID: 400 naming conversation_id",
+    method: "GET",
+    path: "/v1/conversations/not-a-uuid",
+    headers: as("c"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("conversation_id")) },
+  },
+  {
+    name: "ListConversations with page_size=51: 400 naming page_size",
+    method: "GET",
+    path: "/v1/conversations?page_size=51",
+    headers: as("c"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("page_size")) },
+  },
+  {
+    name: "ListConversations with a malformed page_token: 400 naming page_token",
+    method: "GET",
+    path: "/v1/conversations?page_token=bm90LWEtdG9rZW4",
+    headers: as("c"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("page_token")) },
+  },
+  {
+    name: "ListMessages with page_size=101: 400 naming page_size",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages?page_size=101`,
+    headers: as("c"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("page_size")) },
+  },
+  {
+    name: "ListMessages after the rejected sends: still two messages (nothing written)",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages`,
+    headers: as("c"),
+    expect: { status: 200, json: { messages: [{ seq: "2" }, { seq: "1" }] } },
+  },
+  // No token: refused at the edge.
+  {
+    name: "SendMessage without a token: 401 from jwt_authn",
+    method: "POST",
+    path: "/v1/messages",
+    headers: () => json,
+    body: () => ({ directUserId: NOBODY, clientMessageId: crypto.randomUUID(), text: "x" }),
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+  {
+    name: "ListConversations without a token: 401 from jwt_authn",
+    method: "GET",
+    path: "/v1/conversations",
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+];
+
 export const restCases: RestCase[] = [
   // --- every annotated AuthService RPC, happy path ---------------------------------
   ...(["a", "b"] as const).map(
@@ -1438,6 +1808,7 @@ export const restCases: RestCase[] = [
   ...postCases,
   ...realtimeCases,
   ...notificationCases,
+  ...chatCases,
 
   // --- last: rows that end sessions ---------------------------------------------------------
   {

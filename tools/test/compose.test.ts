@@ -19,6 +19,7 @@ import { feedConfigSpec } from "@aviary/feed";
 import { bffConfigSpec } from "@aviary/bff";
 import { realtimeConfigSpec } from "@aviary/realtime";
 import { notificationConfigSpec } from "@aviary/notification";
+import { chatConfigSpec } from "@aviary/chat";
 import { jwtProvider } from "../../deploy/envoy/routes.ts";
 import { RATELIMIT_DOMAIN } from "../edge/envoy-config.ts";
 
@@ -65,6 +66,7 @@ const nodeServices: Record<string, { spec: Record<string, { variable: string }>;
   bff: { spec: bffConfigSpec, hostVar: "BFF_HOST", portVar: "BFF_PORT" },
   realtime: { spec: realtimeConfigSpec, hostVar: "REALTIME_HOST", portVar: "REALTIME_PORT" },
   notification: { spec: notificationConfigSpec, hostVar: "NOTIFICATION_HOST", portVar: "NOTIFICATION_PORT" },
+  chat: { spec: chatConfigSpec, hostVar: "CHAT_HOST", portVar: "CHAT_PORT" },
 };
 
 /** The default of a compose `${VAR:-default}` value (what the stack runs with when VAR is unset). */
@@ -196,6 +198,32 @@ test("the notification service: its identity matches the auth service's AUTH_SER
   for (const [variable, value] of Object.entries(notification)) {
     if (/^(APNS|FCM|WEBPUSH)_/.test(variable)) t.is(composeDefault(value), "", `${variable} defaults to unset`);
   }
+});
+
+test("the chat service: one all-role container on its own schema, the realtime service's Redis and prefix, the notification service's Kafka, peers that exist", (t) => {
+  const chat = services["chat"].environment as Record<string, string>;
+  const realtime = services["realtime"].environment as Record<string, string>;
+  const notification = services["notification"].environment as Record<string, string>;
+  t.is(chat["CHAT_ROLE"], "all");
+  t.is(chat["TRUSTED_PROXY_HOPS"], "1");
+  t.is(chat["AUTH_ISSUER"], jwtProvider.issuer);
+  t.true((jwtProvider.audiences as readonly string[]).includes(chat["AUTH_AUDIENCE"]!));
+  // Members' streams are the realtime service's; the notification service reads the chat topic on the same Kafka.
+  t.is(chat["REDIS_URL"], realtime["REDIS_URL"]);
+  t.is(chat["REALTIME_REDIS_URL"], realtime["REALTIME_REDIS_URL"]);
+  t.is(chat["REALTIME_REDIS_PREFIX"], realtime["REALTIME_REDIS_PREFIX"]);
+  t.is(chat["KAFKA_BROKERS"], notification["KAFKA_BROKERS"]);
+  t.is(chat["CHAT_EVENTS_TOPIC"], undefined, "the default topic: the one the notification service reads");
+  t.regex(chat["DATABASE_URL"]!, /^postgres:\/\/chat:.+@postgres:5432\/aviary$/);
+  t.regex(compose.configs["postgres-roles"].content, /CREATE SCHEMA chat AUTHORIZATION chat;/);
+  t.regex(compose.configs["postgres-roles"].content, /GRANT CONNECT, CREATE ON DATABASE "\$\$POSTGRES_DB" TO [^;]*\bchat;/);
+  t.truthy(services["postgres"].environment["AVIARY_CHAT_DB_PASSWORD"]);
+  for (const variable of ["AUTH_JWKS_URL", "USER_URL"]) {
+    const url = new URL(chat[variable]!);
+    t.truthy(services[url.hostname], `chat ${variable} → ${url.hostname}`);
+    t.true(exposed(services[url.hostname]).includes(Number(url.port)), `chat ${variable} port ${url.port}`);
+  }
+  t.true((services["chat"].healthcheck.test as string[]).join(" ").includes(`127.0.0.1:${chat["CHAT_PORT"]}/readyz`));
 });
 
 test("the stack has every part of the design brief, with healthchecks behind every service_healthy dependency", (t) => {

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { publicProcedures } from "@aviary/auth";
 import { defaultRules, rateLimitConfigFromEnv } from "@aviary/ratelimit";
-import { authRoute, EDGE_MAX_STREAM_SECONDS, EDGE_STREAM_IDLE_SECONDS, edgeRoutes, notificationRoute, realtimeRoute } from "../../deploy/envoy/routes.ts";
+import { authRoute, chatRoute, EDGE_MAX_STREAM_SECONDS, EDGE_STREAM_IDLE_SECONDS, edgeRoutes, notificationRoute, realtimeRoute } from "../../deploy/envoy/routes.ts";
 import { clientFacingServices, readDescriptorSet } from "../edge/descriptors.ts";
 import { deployConfigFile, descriptorSetPath, renderDeployConfig, renderLoopbackConfig, repoRoot } from "../edge/generate-envoy.ts";
 import { RATELIMIT_DOMAIN, RATELIMIT_FILTER_TIMEOUT_MS } from "../edge/envoy-config.ts";
@@ -260,6 +260,40 @@ test("notification: every RPC has its REST and gRPC route to the notification cl
   const local = loopback().static_resources.clusters.find((c) => c.name === "notification");
   t.deepEqual(local?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "127.0.0.1", port_value: 8088 });
   t.deepEqual(notificationRoute.idempotentMethods, ["ListNotifications", "GetUnreadCount", "GetPreferences"]);
+});
+
+// --- chat --------------------------------------------------------------------------
+
+test("chat: every RPC has its REST and gRPC route to the chat cluster (chat:8089), token required; reads retried, writes (SendMessage included) not", (t) => {
+  const NS = "/aviary.chat.v1.ChatService";
+  const rest: Record<string, string> = {
+    SendMessage: "POST /v1/messages",
+    CreateGroup: "POST /v1/conversations",
+    GetConversation: "GET /v1/conversations/{conversation_id}",
+    ListConversations: "GET /v1/conversations",
+    ListMessages: "GET /v1/conversations/{conversation_id}/messages",
+    MarkRead: "POST /v1/conversations/{conversation_id}:markRead",
+    SetTyping: "POST /v1/conversations/{conversation_id}:typing",
+  };
+  for (const config of [loopback(), renderDeployConfig() as Rendered]) {
+    const { routes, clusters } = parts(config);
+    t.true(clusters.includes("chat"));
+    for (const [method, binding] of Object.entries(rest)) {
+      for (const name of [`${NS}/${method} ${binding}`, `${NS}/${method}`]) {
+        const route = routes.find((r) => r.name === name);
+        t.is(route?.route?.cluster, "chat", name);
+        t.is(route?.route?.timeout, "5s", name);
+        t.is(route?.typed_per_filter_config?.["envoy.filters.http.jwt_authn"]?.requirement_name, "user", name);
+        t.is(route?.route?.retry_policy !== undefined, chatRoute.idempotentMethods.includes(method), name);
+      }
+    }
+  }
+  const deploy = renderDeployConfig() as Rendered;
+  const cluster = deploy.static_resources.clusters.find((c) => c.name === "chat");
+  t.deepEqual(cluster?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "chat", port_value: 8089 });
+  const local = loopback().static_resources.clusters.find((c) => c.name === "chat");
+  t.deepEqual(local?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "127.0.0.1", port_value: 8089 });
+  t.deepEqual(chatRoute.idempotentMethods, ["GetConversation", "ListConversations", "ListMessages"]);
 });
 
 test("the deploy render rate-limits through ratelimit:8090", (t) => {

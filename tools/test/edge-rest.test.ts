@@ -1,6 +1,6 @@
 // The REST contract table (tools/edge/rest-cases.ts) through a real Envoy in
-// front of the real auth, user, media, post, feed, BFF, realtime and
-// notification services (real PostgreSQL — a database each —, Redis, Kafka
+// front of the real auth, user, media, post, feed, BFF, realtime,
+// notification and chat services (real PostgreSQL — a database each —, Redis, Kafka
 // and S3; every service verifies tokens with the test auth service's JWKS;
 // the notification service gets its service identity from that auth service),
 // one ava test per row, in order; plus the
@@ -19,6 +19,7 @@ import { startTestFeed, type TestFeed } from "../../services/feed/test/harness.t
 import { bffConfigFromEnv, startBffService, type RunningBffService } from "@aviary/bff";
 import { realtimeConfigFromEnv, startRealtimeService, type RunningRealtimeService } from "@aviary/realtime";
 import { notificationConfigFromEnv, startNotificationService, type RunningNotificationService } from "@aviary/notification";
+import { chatConfigFromEnv, startChatService, type RunningChatService } from "@aviary/chat";
 import { infra, uniqueName } from "../../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../../services/runtime/test-support/database.ts";
 import { restCases } from "../edge/rest-cases.ts";
@@ -33,6 +34,8 @@ let bff: RunningBffService | undefined;
 let realtime: RunningRealtimeService | undefined;
 let notification: RunningNotificationService | undefined;
 let notificationDatabase: { drop(): Promise<void> } | undefined;
+let chat: RunningChatService | undefined;
+let chatDatabase: { url: string; drop(): Promise<void> } | undefined;
 let envoy: RunningEnvoy;
 let context: RestContext;
 
@@ -75,6 +78,24 @@ test.before(async () => {
       LOG_LEVEL: "silent",
     }),
   );
+  // The chat service (role all): its own database and delivery group, delivering to the realtime service's streams.
+  chatDatabase = await freshDatabase(urls.databaseUrl, "chat_rest");
+  chat = await startChatService(
+    chatConfigFromEnv({
+      CHAT_PORT: "0",
+      CHAT_ROLE: "all",
+      DATABASE_URL: chatDatabase.url,
+      REDIS_URL: urls.redisUrl,
+      KAFKA_BROKERS: urls.kafkaBrokers.join(","),
+      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+      USER_URL: user.service.url,
+      CHAT_GROUP: uniqueName("chat_rest"),
+      REALTIME_REDIS_PREFIX: realtimePrefix,
+      TRUSTED_PROXY_HOPS: "1",
+      PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
+      LOG_LEVEL: "silent",
+    }),
+  );
   bff = await startBffService(
     bffConfigFromEnv({
       BFF_PORT: "0",
@@ -106,6 +127,7 @@ test.before(async () => {
       feed: feed.service.url,
       bff: bff.url,
       notification: notification.url,
+      chat: chat.url,
     },
   });
   context = await newRestContext(envoy.url, { expiredToken: await mintExpiredToken(auth) });
@@ -117,6 +139,8 @@ test.after.always(async () => {
   await bff?.close();
   await notification?.close();
   await notificationDatabase?.drop();
+  await chat?.close();
+  await chatDatabase?.drop();
   await feed?.close();
   await Promise.all([user?.close(), media?.close()]);
   await auth?.close();

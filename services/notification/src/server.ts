@@ -17,7 +17,7 @@ import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
 import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createNotificationHandlers } from "./handlers.ts";
-import { consumeNotificationEvents, notificationGroup } from "./events/consume.ts";
+import { consumeChatMessages, consumeNotificationEvents, notificationGroup } from "./events/consume.ts";
 import { notificationEventsTopic } from "./events/publish.ts";
 import { createLiveUpdates } from "./events/live.ts";
 import { connectUserInternal, type DeviceRegistry, type UserDirectory } from "./peers.ts";
@@ -34,7 +34,7 @@ export const notificationRoles = ["all", "api", "consumer", "push"] as const;
 export const notificationConfigSpec = {
   host: string("NOTIFICATION_HOST", { default: "127.0.0.1" }),
   port: port("NOTIFICATION_PORT", { default: 8088 }),
-  /** all: everything in one process; api: the RPCs; consumer: post/user events → notifications; push: push delivery (health endpoints always served). */
+  /** all: everything in one process; api: the RPCs; consumer: post/user events → notifications, chat messages → push requests; push: push delivery (health endpoints always served). */
   role: oneOf("NOTIFICATION_ROLE", notificationRoles, { default: "all" }),
   ...userTokenConfigSpec,
   userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
@@ -121,20 +121,21 @@ export async function startNotificationService(config: NotificationConfig, adapt
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
   const subscriptions: Subscription[] = [];
   if (consumes && users) {
-    subscriptions.push(
-      await consumeNotificationEvents({
-        bus,
-        groupId: config.group,
-        database,
-        users: users.directory,
-        pushTopic: config.eventsTopic,
-        followWindowMs: config.followWindowMs,
-        unfollowWindowMs: config.unfollowWindowMs,
-        live,
-        logger,
-        partitionsConcurrently: config.consumerConcurrency,
-      }),
-    );
+    const consume = {
+      bus,
+      groupId: config.group,
+      database,
+      users: users.directory,
+      pushTopic: config.eventsTopic,
+      followWindowMs: config.followWindowMs,
+      unfollowWindowMs: config.unfollowWindowMs,
+      live,
+      logger,
+      partitionsConcurrently: config.consumerConcurrency,
+    };
+    subscriptions.push(await consumeNotificationEvents(consume));
+    // Chat messages → pushes, on their own subscription (group NOTIFICATION_GROUP + "-chat").
+    subscriptions.push(await consumeChatMessages(consume));
   }
   if (pushes && users) {
     const providers = adapters.providers ?? ownAll(base, await openPushProviders(config));

@@ -3,13 +3,16 @@
 // the group moves back to the top, unread, with each new one. Follows group
 // per time window, so a follower from last month does not join today's
 // "3 new followers". Mentions are never grouped: each mentioning post is
-// something to read.
+// something to read. Messages (push only, never listed) group per
+// conversation: the key only names their pushes' stand-in group.
 import type { KindName } from "./kinds.ts";
 
 export interface GroupSource {
-  kind: Exclude<KindName, "message">;
+  kind: KindName;
   /** The post it is about (like, comment, reply: the recipient's post; mention: the mentioning post). */
   postId?: string;
+  /** Messages: their conversation. */
+  conversationId?: string;
   /** When the source happened (the event's time), for the follow windows. */
   at: Date;
 }
@@ -24,6 +27,9 @@ export function groupKey(source: GroupSource, followWindowMs: number): string {
     case "mention":
       if (source.postId === undefined) throw new Error(`a ${source.kind} notification needs a post`);
       return `${source.kind}:${source.postId}`;
+    case "message":
+      if (source.conversationId === undefined) throw new Error("a message notification needs a conversation");
+      return `message:${source.conversationId}`;
   }
 }
 

@@ -18,6 +18,21 @@ export function pushBody(kind: KindName, actorName: string, actorCount: number):
   return `${who} ${VERB[kind]}`;
 }
 
+/** The most characters of a message a push shows. */
+export const MESSAGE_PREVIEW_CHARS = 100;
+
+/** The start of a message for its push: at most MESSAGE_PREVIEW_CHARS characters (code points, whitespace runs folded), "…" when cut. */
+export function messagePreview(text: string): string {
+  const chars = Array.from(text.replace(/\s+/g, " ").trim());
+  return chars.length <= MESSAGE_PREVIEW_CHARS ? chars.join("") : `${chars.slice(0, MESSAGE_PREVIEW_CHARS).join("").trimEnd()}…`;
+}
+
+/** A chat message's push: "Ana: hi", or in a group "Ana in Weekend: hi". */
+export function messagePushBody(actorName: string, preview: string, conversationTitle: string): string {
+  const title = conversationTitle.trim();
+  return title === "" ? `${actorName}: ${preview}` : `${actorName} in ${title}: ${preview}`;
+}
+
 /** The name to show: the display name, else @username, else a neutral word. */
 export function actorName(user: { displayName: string; username: string } | undefined): string {
   if (user === undefined) return "Someone";

@@ -15,6 +15,7 @@ import { groupKey } from "../domain/grouping.ts";
 import { listedKinds, type KindName } from "../domain/kinds.ts";
 import { effectiveChannels, resolvePreferences } from "../domain/preferences.ts";
 import { stableUuid } from "../domain/ids.ts";
+import { messagePreview } from "../domain/push-text.ts";
 import { ingestFacts, markPostDeleted, notificationsWhere, recordNotification, removeNotifications, unreadCount } from "../store/notifications.ts";
 import { deleteBlock, deleteFollow, insertBlock, insertFollow } from "../store/projection.ts";
 import { processedEvents } from "../store/schema.ts";
@@ -43,11 +44,13 @@ export interface ApplyDeps {
 export interface Candidate {
   recipientId: string;
   actorId: string;
-  kind: Exclude<KindName, "message">;
+  kind: KindName;
   /** NotificationGroup.post_id. */
   postId?: string;
   /** The comment or reply post. */
   sourceId?: string;
+  /** Messages (push only): the conversation, the start of the text, the group's title ("" for a direct conversation). */
+  message?: { conversationId: string; preview: string; title: string };
   /** When it happened (the event's time): the follow windows. */
   at: Date;
 }
@@ -86,13 +89,19 @@ async function applyCandidate(deps: ApplyDeps, tx: Tx, eventId: string, c: Candi
   const preferences = resolvePreferences(facts.preferences);
   const channels = effectiveChannels(preferences, c.kind);
   if (!channels.inApp && !channels.push) return undefined;
-  if (preferences.onlyFromFollowing && !facts.following) return undefined;
+  // Every kind but messages: a conversation the recipient is in is theirs to hear from.
+  if (preferences.onlyFromFollowing && c.kind !== "message" && !facts.following) return undefined;
 
-  const key = groupKey({ kind: c.kind, ...(c.postId === undefined ? {} : { postId: c.postId }), at: c.at }, deps.followWindowMs);
+  const key = groupKey(
+    { kind: c.kind, ...(c.postId === undefined ? {} : { postId: c.postId }), ...(c.message === undefined ? {} : { conversationId: c.message.conversationId }), at: c.at },
+    deps.followWindowMs,
+  );
   const notificationId = crypto.randomUUID();
-  const recorded = channels.inApp
-    ? await recordNotification(tx, { id: notificationId, eventId, recipientId: c.recipientId, kind: c.kind, groupKey: key, actorId: c.actorId, postId: c.postId, sourceId: c.sourceId })
-    : undefined;
+  // Messages are never listed (effectiveChannels: in-app false): only their push request is written.
+  const recorded =
+    channels.inApp && c.kind !== "message"
+      ? await recordNotification(tx, { id: notificationId, eventId, recipientId: c.recipientId, kind: c.kind, groupKey: key, actorId: c.actorId, postId: c.postId, sourceId: c.sourceId })
+      : undefined;
   // The badge: what the list would count now (this transaction's notification included).
   const unread = await unreadCount(
     tx,
@@ -111,7 +120,9 @@ async function applyCandidate(deps: ApplyDeps, tx: Tx, eventId: string, c: Candi
       groupNotificationCount: recorded?.group.notificationCount ?? 1,
       groupActorCount: recorded?.group.actorCount ?? 1,
       unreadCount: unread,
-      createdAt: new Date(),
+      // A message's push is as old as the message (PUSH_MAX_AGE drops a banner about one long gone).
+      createdAt: c.kind === "message" ? c.at : new Date(),
+      ...(c.message === undefined ? {} : { preview: c.message.preview, conversationId: c.message.conversationId, conversationTitle: c.message.title }),
     });
   }
   return recorded === undefined ? undefined : { recipientId: c.recipientId, group: recorded.group, seenSeq: recorded.seenSeq, unreadCount: unread };
@@ -187,4 +198,20 @@ export function applyUserBlocked(deps: ApplyDeps, eventId: string, blockerId: st
 export function applyUserUnblocked(deps: ApplyDeps, eventId: string, blockerId: string, blockedId: string): Promise<void> {
   // What the block removed stays removed.
   return applyRemoval(deps, eventId, (tx) => deleteBlock(tx, blockerId, blockedId), undefined);
+}
+
+/**
+ * A chat message: a push to every member but the sender (blocks and push
+ * preferences honoured, never listed). The push requests commit with the
+ * processed-event row, so a redelivered message pushes nothing twice.
+ */
+export function applyChatMessageSent(
+  deps: ApplyDeps,
+  eventId: string,
+  sent: { conversationId: string; senderId: string; memberIds: readonly string[]; text: string; title: string; at: Date },
+): Promise<void> {
+  const preview = messagePreview(sent.text);
+  const message = { conversationId: sent.conversationId, preview, title: sent.title };
+  const candidates: Candidate[] = [...new Set(sent.memberIds)].map((recipientId) => ({ recipientId, actorId: sent.senderId, kind: "message", message, at: sent.at }));
+  return applyCandidates(deps, eventId, candidates);
 }

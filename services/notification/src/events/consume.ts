@@ -1,15 +1,19 @@
-// The notification consumer: one subscription on the post and user topics.
+// The notification consumer: one subscription on the post and user topics,
+// and one on the chat topic (message pushes; see consumeChatMessages).
 // Events are applied one at a time per partition (several partitions at
 // once), at least once: handleOnce absorbs redeliveries (apply.ts). Event
 // types it does not use (profile updates) are skipped. An event that cannot
 // be decoded, or keeps failing, is retried with backoff by the bus and then
 // parked on `<topic>.dlq` with the reason.
 import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus/bus";
-import { isEventOf } from "@aviary/runtime/outbox/enqueue";
+import { EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
 import { decodedEvent, eventTime, eventUuid, optionalEventUuid } from "@aviary/runtime/outbox/fields";
 import { CommentCreatedSchema, CommentDeletedSchema, LikeCreatedSchema, LikeDeletedSchema, PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
+import { ChatMessageSentSchema } from "@aviary/gen/aviary/events/v1/chat_events_pb";
+import { ConversationKind } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import { FollowCreatedSchema, FollowDeletedReason, FollowDeletedSchema, UserBlockedSchema, UserUnblockedSchema } from "@aviary/gen/aviary/events/v1/user_events_pb";
 import {
+  applyChatMessageSent,
   applyCommentCreated,
   applyCommentDeleted,
   applyFollowCreated,
@@ -29,8 +33,16 @@ export const postEventsTopic = "aviary.post.events";
 /** The user service's topic, keyed by the acting user's id. */
 export const userEventsTopic = "aviary.user.events";
 
+/** The chat service's topic, keyed by conversation id. */
+export const chatEventsTopic = "aviary.chat.events";
+
 /** The default consumer group (NOTIFICATION_GROUP). */
 export const notificationGroup = "notification";
+
+/** The chat subscription's consumer group: NOTIFICATION_GROUP's, suffixed (a group per topic set). */
+export function chatGroupOf(groupId: string): string {
+  return `${groupId}-chat`;
+}
 
 export interface ConsumeOptions extends ApplyDeps {
   bus: EventBus;
@@ -110,4 +122,41 @@ export async function handleNotificationEvent(deps: ApplyDeps, event: DeliveredE
     const { id, message } = decodedEvent(UserUnblockedSchema, event);
     await applyUserUnblocked(deps, id, eventUuid(message.blockerId, "blocker_id", id), eventUuid(message.blockedId, "blocked_id", id));
   }
+}
+
+/**
+ * Message pushes, on a subscription of their own (group chatGroupOf(groupId)):
+ * chat traffic does not queue behind (or ahead of) post and user events, and
+ * a new group starts at the end of the topic, not the beginning. Messages are
+ * never listed, so there is nothing to back-fill; replaying the history would
+ * only write push requests the push worker then drops as too old.
+ */
+export function consumeChatMessages(options: ConsumeOptions): Promise<Subscription> {
+  return options.bus.subscribe({
+    groupId: chatGroupOf(options.groupId),
+    topics: [chatEventsTopic],
+    fromBeginning: false,
+    ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
+    ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
+    ...(options.initialBackoffMs === undefined ? {} : { initialBackoffMs: options.initialBackoffMs }),
+    handle: (event) => handleChatEvent(options, event),
+  });
+}
+
+/** ChatMessageSent → a push to every other member; the chat topic's other events (conversations, receipts) are skipped. */
+export async function handleChatEvent(deps: ApplyDeps, event: DeliveredEvent): Promise<void> {
+  if (!isEventOf(ChatMessageSentSchema, event)) return;
+  const { id, message: sent } = decodedEvent(ChatMessageSentSchema, event);
+  const message = sent.message;
+  if (message === undefined) throw new EventDecodeError(`event ${id} has no message`);
+  // Membership entries have no text (and come as ChatConversationChanged anyway): nothing to push.
+  if (message.membership !== undefined || message.text === "") return;
+  await applyChatMessageSent(deps, id, {
+    conversationId: eventUuid(message.conversationId, "message.conversation_id", id),
+    senderId: eventUuid(message.senderId, "message.sender_id", id),
+    memberIds: sent.memberIds.map((memberId) => eventUuid(memberId, "member_ids", id)),
+    text: message.text,
+    title: sent.kind === ConversationKind.GROUP ? sent.title : "",
+    at: message.createdAt ? eventTime(message.createdAt, "message.created_at", id) : new Date(),
+  });
 }

@@ -20,6 +20,10 @@ export interface PushRequest {
   groupActorCount: number;
   unreadCount: number;
   createdAt: Date;
+  /** Messages: the start of the text, the conversation, the group's title. */
+  preview?: string;
+  conversationId?: string;
+  conversationTitle?: string;
 }
 
 /** A push request to `topic`, in the transaction that recorded the notification (outbox). */
@@ -42,6 +46,9 @@ export function notificationCreated(tx: Tx, topic: string, push: PushRequest): P
         groupActorCount: push.groupActorCount,
         unreadCount: BigInt(push.unreadCount),
         createdAt: timestampFromDate(push.createdAt),
+        preview: push.preview ?? "",
+        conversationId: push.conversationId ?? "",
+        conversationTitle: push.conversationTitle ?? "",
       }),
     },
   );

@@ -21,7 +21,7 @@ import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams"
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { NotificationCreatedSchema } from "@aviary/gen/aviary/events/v1/notification_events_pb";
 import { kindName } from "../domain/kinds.ts";
-import { actorName, pushBody } from "../domain/push-text.ts";
+import { actorName, messagePushBody, pushBody } from "../domain/push-text.ts";
 import type { DeviceRegistry, PushDevice, UserDirectory } from "../peers.ts";
 import { claimDelivery, finishDelivery, type DeliveryStatus } from "../store/deliveries.ts";
 import type { PushMessage, PushPlatform, PushProvider, PushVerdict } from "./provider.ts";
@@ -92,12 +92,17 @@ async function handlePushRequest(deps: Worker, event: DeliveredEvent): Promise<v
   if (devices.length === 0) return;
   const foreground = await foregroundSessions(deps, recipientId);
   const actor = await actorSummary(deps, message.actorId);
+  // A message: its own text, one banner per conversation (the conversation id is the collapse key).
+  const chat = kind === "message" && message.conversationId !== "";
+  const data: Record<string, string> = chat
+    ? { notification_id: notificationId, group_id: message.groupId, kind, conversation_id: message.conversationId }
+    : { notification_id: notificationId, group_id: message.groupId, kind, post_id: message.postId };
   const push = {
     title: deps.title,
-    body: pushBody(kind, actorName(actor), Math.max(1, message.groupActorCount)),
-    collapseKey: message.groupId,
+    body: chat ? messagePushBody(actorName(actor), message.preview, message.conversationTitle) : pushBody(kind, actorName(actor), Math.max(1, message.groupActorCount)),
+    collapseKey: chat ? message.conversationId : message.groupId,
     badge: Number(message.unreadCount),
-    data: { notification_id: notificationId, group_id: message.groupId, kind, post_id: message.postId },
+    data,
   };
   await forEachLimited(devices, deps.deviceConcurrency, (device) => deliver(deps, event, { notificationId, recipientId }, device, push, foreground));
 }

@@ -77,6 +77,25 @@ export declare type NotificationCreated = Message<"aviary.events.v1.Notification
    * @generated from field: google.protobuf.Timestamp created_at = 10;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * Messages (KIND_MESSAGE, push only): the start of the message's text (at
+   * most 100 characters, "…" when cut), the conversation, and for groups its
+   * title. Push text: "Ana: <preview>" or "Ana in <title>: <preview>".
+   *
+   * @generated from field: string preview = 11;
+   */
+  preview: string;
+
+  /**
+   * @generated from field: string conversation_id = 12;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: string conversation_title = 13;
+   */
+  conversationTitle: string;
 };
 
 /**

@@ -5,6 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Conversation, Message as Message$1 } from "../../chat/v1/chat_pb.js";
 import type { NotificationGroup } from "../../notification/v1/notification_pb.js";
 
 /**
@@ -296,6 +297,38 @@ export declare type Event = Message<"aviary.realtime.v1.Event"> & {
      */
     value: NotificationsChanged;
     case: "notificationsChanged";
+  } | {
+    /**
+     * Durable: a message in one of the user's conversations (their own from another device included).
+     *
+     * @generated from field: aviary.chat.v1.Message chat_message = 13;
+     */
+    value: Message$1;
+    case: "chatMessage";
+  } | {
+    /**
+     * Durable: a conversation of the user's was created or its members changed.
+     *
+     * @generated from field: aviary.chat.v1.Conversation chat_conversation = 14;
+     */
+    value: Conversation;
+    case: "chatConversation";
+  } | {
+    /**
+     * Durable: a member's read or delivered watermark moved.
+     *
+     * @generated from field: aviary.realtime.v1.ChatReceipt chat_receipt = 15;
+     */
+    value: ChatReceipt;
+    case: "chatReceipt";
+  } | {
+    /**
+     * Ephemeral: someone is typing in one of the user's conversations.
+     *
+     * @generated from field: aviary.realtime.v1.ChatTyping chat_typing = 16;
+     */
+    value: ChatTyping;
+    case: "chatTyping";
   } | { case: undefined; value?: undefined };
 };
 
@@ -408,6 +441,65 @@ export declare type NotificationsChanged = Message<"aviary.realtime.v1.Notificat
  * Use `create(NotificationsChangedSchema)` to create a new message.
  */
 export declare const NotificationsChangedSchema: GenMessage<NotificationsChanged>;
+
+/**
+ * @generated from message aviary.realtime.v1.ChatReceipt
+ */
+export declare type ChatReceipt = Message<"aviary.realtime.v1.ChatReceipt"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: uint64 read_seq = 3;
+   */
+  readSeq: bigint;
+
+  /**
+   * @generated from field: uint64 delivered_seq = 4;
+   */
+  deliveredSeq: bigint;
+};
+
+/**
+ * Describes the message aviary.realtime.v1.ChatReceipt.
+ * Use `create(ChatReceiptSchema)` to create a new message.
+ */
+export declare const ChatReceiptSchema: GenMessage<ChatReceipt>;
+
+/**
+ * @generated from message aviary.realtime.v1.ChatTyping
+ */
+export declare type ChatTyping = Message<"aviary.realtime.v1.ChatTyping"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * The indicator goes away after this unless repeated.
+   *
+   * @generated from field: uint32 expires_in_seconds = 3;
+   */
+  expiresInSeconds: number;
+};
+
+/**
+ * Describes the message aviary.realtime.v1.ChatTyping.
+ * Use `create(ChatTypingSchema)` to create a new message.
+ */
+export declare const ChatTypingSchema: GenMessage<ChatTyping>;
 
 /**
  * @generated from message aviary.realtime.v1.SetPresenceRequest

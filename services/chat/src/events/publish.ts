@@ -1,0 +1,39 @@
+// The chat service's events, written to the outbox in the transaction of the
+// change they describe (the relay publishes them; nothing is dual-written).
+import { create } from "@bufbuild/protobuf";
+import type { Tx } from "@aviary/runtime/db/database";
+import { enqueueEvent } from "@aviary/runtime/outbox/enqueue";
+import type { ConversationKind, Conversation, Message } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { ChatConversationChangedSchema, ChatMessageSentSchema, ChatReceiptUpdatedSchema } from "@aviary/gen/aviary/events/v1/chat_events_pb";
+import { outboxEvents } from "../store/schema.ts";
+
+/** The default topic (CHAT_EVENTS_TOPIC), keyed by conversation id: a conversation's events stay in order. */
+export const chatEventsTopic = "aviary.chat.events";
+
+export interface ChatEvents {
+  messageSent(tx: Tx, event: { message: Message; memberIds: string[]; kind: ConversationKind; title: string }): Promise<void>;
+  conversationChanged(tx: Tx, event: { conversation: Conversation; seq: number; removedMemberIds?: string[] }): Promise<void>;
+  receiptUpdated(tx: Tx, event: { conversationId: string; userId: string; readSeq: number; deliveredSeq: number; memberIds: string[] }): Promise<void>;
+}
+
+export function chatEvents(topic: string): ChatEvents {
+  const tables = { outboxEvents };
+  return {
+    messageSent: (tx, event) =>
+      enqueueEvent(tx, tables, { topic, key: event.message.conversationId, schema: ChatMessageSentSchema, message: create(ChatMessageSentSchema, event) }),
+    conversationChanged: (tx, event) =>
+      enqueueEvent(tx, tables, {
+        topic,
+        key: event.conversation.conversationId,
+        schema: ChatConversationChangedSchema,
+        message: create(ChatConversationChangedSchema, { conversation: event.conversation, seq: BigInt(event.seq), removedMemberIds: event.removedMemberIds ?? [] }),
+      }),
+    receiptUpdated: (tx, event) =>
+      enqueueEvent(tx, tables, {
+        topic,
+        key: event.conversationId,
+        schema: ChatReceiptUpdatedSchema,
+        message: create(ChatReceiptUpdatedSchema, { ...event, readSeq: BigInt(event.readSeq), deliveredSeq: BigInt(event.deliveredSeq) }),
+      }),
+  };
+}

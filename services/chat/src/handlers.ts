@@ -1,0 +1,72 @@
+// The RPCs of aviary.chat.v1.ChatService: each takes the caller from the
+// verified token and hands the work to one module (write/, read/, events/).
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { ChatService } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { requirePrincipal, type HasContextValues } from "@aviary/runtime/context";
+import type { Database } from "@aviary/runtime/db/database";
+import type { LogSink } from "@aviary/runtime/bus/log-sink";
+import { pageSize, type PageTokens } from "@aviary/runtime/pagination";
+import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
+import { cursorPayload, parseCursor } from "./domain/page-token.ts";
+import type { TypingCoalescer } from "./domain/typing.ts";
+import type { ChatEvents } from "./events/publish.ts";
+import { signalTyping } from "./events/typing.ts";
+import type { ChatUsers } from "./peers.ts";
+import { getConversation, listConversations } from "./read/conversations.ts";
+import { listMessages } from "./read/history.ts";
+import { createGroup } from "./write/group.ts";
+import type { SendLimiter } from "./write/limit.ts";
+import { markRead } from "./write/receipts.ts";
+import { sendMessage } from "./write/send.ts";
+
+export interface ChatDeps {
+  database: Database;
+  users: ChatUsers;
+  events: ChatEvents;
+  limiter: SendLimiter;
+  streams: UserStreamPublisher;
+  typing: TypingCoalescer;
+  typingExpiresInSeconds: number;
+  pageTokens: PageTokens;
+  logger?: LogSink;
+}
+
+/** Ids are compared as lower-case strings everywhere (Postgres prints UUIDs lower-case). */
+function callerId(ctx: HasContextValues): string {
+  return requirePrincipal(ctx).userId.toLowerCase();
+}
+
+export function createChatHandlers(deps: ChatDeps): ServiceImpl<typeof ChatService> {
+  const db = deps.database.db;
+  return {
+    sendMessage: (request, ctx) => sendMessage(deps, ctx, callerId(ctx), request),
+
+    async createGroup(request, ctx) {
+      return { conversation: await createGroup(deps, ctx, callerId(ctx), request) };
+    },
+
+    async getConversation(request, ctx) {
+      return { conversation: await getConversation(db, callerId(ctx), request.conversationId.toLowerCase()) };
+    },
+
+    async listConversations(request, ctx) {
+      const size = pageSize(request.pageSize, { default: 20, max: 50 });
+      const after = request.pageToken === "" ? undefined : deps.pageTokens.decode(request.pageToken, parseCursor);
+      const page = await listConversations(db, callerId(ctx), size, after);
+      return { conversations: page.conversations, nextPageToken: page.next === undefined ? "" : deps.pageTokens.encode(cursorPayload(page.next)) };
+    },
+
+    listMessages: (request, ctx) => listMessages(db, callerId(ctx), request),
+
+    markRead: (request, ctx) => markRead(deps, callerId(ctx), request),
+
+    async setTyping(request, ctx) {
+      await signalTyping(
+        { db, streams: deps.streams, coalescer: deps.typing, expiresInSeconds: deps.typingExpiresInSeconds, ...(deps.logger ? { logger: deps.logger } : {}) },
+        callerId(ctx),
+        request.conversationId.toLowerCase(),
+      );
+      return { expiresInSeconds: deps.typingExpiresInSeconds };
+    },
+  };
+}

@@ -1,0 +1,33 @@
+// The user service, asked on the caller's behalf (their token, deadline and
+// cancellation): who exists for the caller. A port, so the handlers can be
+// tested without it (the embedded test hands in a fake).
+import type { Client } from "@connectrpc/connect";
+import type { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
+import type { asCaller } from "@aviary/runtime/context";
+import { fromDependency } from "@aviary/runtime/errors";
+
+export type CallerOptions = ReturnType<typeof asCaller>;
+
+export interface ChatUsers {
+  /**
+   * Which of `userIds` the caller may talk to: users that exist and where
+   * neither blocked the other (the user service leaves both out with
+   * omit_blocked). Lower-case ids.
+   */
+  reachable(userIds: readonly string[], call: CallerOptions): Promise<Set<string>>;
+}
+
+/** BatchGetProfilesRequest.user_ids max_items. */
+const BATCH_LIMIT = 100;
+
+export function chatUsersOver(users: Client<typeof UserService>): ChatUsers {
+  return {
+    async reachable(userIds, call) {
+      const ids = [...new Set(userIds)];
+      const batches: string[][] = [];
+      for (let start = 0; start < ids.length; start += BATCH_LIMIT) batches.push(ids.slice(start, start + BATCH_LIMIT));
+      const answers = await fromDependency("user", () => Promise.all(batches.map((batch) => users.batchGetProfiles({ userIds: batch, omitBlocked: true }, call))));
+      return new Set(answers.flatMap((answer) => answer.profiles.map((profile) => profile.userId.toLowerCase())));
+    },
+  };
+}

@@ -1,0 +1,29 @@
+// GetConversation and ListConversations: conversation rows, then their
+// members, the reader's unread counts and last entries, one query each for
+// the whole page (never one per conversation).
+import type { Conversation } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import type { Queryable } from "@aviary/runtime/db/database";
+import type { ConversationCursor } from "../domain/page-token.ts";
+import { presentConversation } from "../domain/present.ts";
+import { conversationOfMember, currentMembers, type ConversationRow } from "../store/conversations.ts";
+import { lastEntries, unreadCounts } from "../store/entries.ts";
+import { conversationPage } from "../store/listing.ts";
+import { noSuchConversation } from "../domain/not-found.ts";
+
+async function presentAll(db: Queryable, readerId: string, rows: readonly ConversationRow[]): Promise<Conversation[]> {
+  const ids = rows.map((row) => row.id);
+  const [members, unread, last] = await Promise.all([currentMembers(db, ids), unreadCounts(db, readerId, ids), lastEntries(db, readerId, ids)]);
+  return rows.map((row) => presentConversation(row, members.get(row.id) ?? [], { unread: unread.get(row.id) ?? 0, last: last.get(row.id) }));
+}
+
+export async function getConversation(db: Queryable, readerId: string, conversationId: string): Promise<Conversation> {
+  const found = await conversationOfMember(db, conversationId, readerId);
+  if (!found) throw noSuchConversation(conversationId);
+  const [conversation] = await presentAll(db, readerId, [found.conversation]);
+  return conversation!;
+}
+
+export async function listConversations(db: Queryable, readerId: string, size: number, after: ConversationCursor | undefined): Promise<{ conversations: Conversation[]; next: ConversationCursor | undefined }> {
+  const page = await conversationPage(db, readerId, size, after);
+  return { conversations: await presentAll(db, readerId, page.rows), next: page.next };
+}

@@ -1,0 +1,160 @@
+// Wiring of the chat service: configuration → adapters → the RPC server
+// and/or the delivery consumer. Everything else in this folder is plain
+// functions this file connects.
+import { fileURLToPath } from "node:url";
+import { ChatService } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
+import { ConfigError, int, loadConfig, oneOf, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import type { Logger } from "@aviary/runtime/log";
+import { startServer, type RunningServer } from "@aviary/runtime/server";
+import { createServiceClient } from "@aviary/runtime/interceptors/client";
+import { startOutboxRelay, type OutboxRelay } from "@aviary/runtime/outbox/relay";
+import type { Database } from "@aviary/runtime/db/database";
+import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import type { ReadinessCheck } from "@aviary/runtime/health";
+import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
+import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { parseSendRate, sendRatePattern, type SendRate } from "./domain/send-rate.ts";
+import { typingCoalescer } from "./domain/typing.ts";
+import { chatGroup, consumeChatEvents } from "./events/deliver.ts";
+import { chatEvents, chatEventsTopic } from "./events/publish.ts";
+import { createChatHandlers } from "./handlers.ts";
+import { chatUsersOver, type ChatUsers } from "./peers.ts";
+import { sendLimiter } from "./write/limit.ts";
+import { outboxEvents } from "./store/schema.ts";
+
+export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
+
+export const chatRoles = ["all", "api", "delivery"] as const;
+
+/** Every setting of the chat service, from the environment (see services/chat/README.md). */
+export const chatConfigSpec = {
+  host: string("CHAT_HOST", { default: "127.0.0.1" }),
+  port: port("CHAT_PORT", { default: 8089 }),
+  /** all: everything in one process; api: the RPCs (and the outbox relay); delivery: chat events → members' streams (health endpoints always served). */
+  role: oneOf("CHAT_ROLE", chatRoles, { default: "all" }),
+  ...userTokenConfigSpec,
+  /** Existence and blocks are asked of the user service as the caller. */
+  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
+  group: string("CHAT_GROUP", { default: chatGroup }),
+  eventsTopic: string("CHAT_EVENTS_TOPIC", { default: chatEventsTopic }),
+  /** COUNT/WINDOW: sends per user per fixed window (counted in the cache). */
+  sendRate: string("CHAT_SEND_RATE", { default: "30/10s", pattern: sendRatePattern }),
+  /** How long a typing indicator lasts unless repeated (SetTyping's expires_in_seconds). */
+  typingSeconds: int("CHAT_TYPING_SECONDS", { default: 5, min: 1, max: 60 }),
+  deliveryConcurrency: int("CHAT_DELIVERY_CONCURRENCY", { default: 6, min: 1, max: 64 }),
+  /** Members' streams (REALTIME_REDIS_URL, else REDIS_URL, else memory): must match the realtime service. */
+  ...userStreamsConfigSpec,
+  ...clientFacingConfigSpec,
+  ...databaseConfigSpec,
+  ...cacheConfigSpec,
+  ...busConfigSpec,
+  ...observabilityConfigSpec,
+};
+
+export type ChatConfig = ConfigOf<typeof chatConfigSpec>;
+
+export function chatConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ChatConfig {
+  const config = loadConfig(chatConfigSpec, env);
+  sendRateOf(config);
+  return config;
+}
+
+function sendRateOf(config: ChatConfig): SendRate {
+  try {
+    return parseSendRate(config.sendRate);
+  } catch (error) {
+    throw new ConfigError([{ variable: "CHAT_SEND_RATE", problem: error instanceof Error ? error.message : String(error) }]);
+  }
+}
+
+/** Adapters can be handed in (the dev launcher shares one PGlite, bus, cache and stream hub; tests hand in a user peer). */
+export interface ChatAdapters {
+  database?: Database;
+  cache?: Cache;
+  bus?: EventBus;
+  userStreams?: UserStreamPublisher;
+  /** Who exists for a caller; by default the user service's BatchGetProfiles as the caller. */
+  users?: ChatUsers;
+  logger?: Logger;
+}
+
+export interface RunningChatService extends RunningServer {
+  readonly database: Database;
+  readonly cache: Cache;
+  readonly bus: EventBus;
+  /** Resolves once every committed event has been handed to the bus. */
+  eventsFlushed(timeoutMs?: number): Promise<void>;
+}
+
+export async function startChatService(config: ChatConfig, adapters: ChatAdapters = {}): Promise<RunningChatService> {
+  const base = startServiceBase("chat", config, adapters);
+  const { logger, telemetry } = base;
+  const serves = config.role === "all" || config.role === "api";
+  const delivers = config.role === "all" || config.role === "delivery";
+
+  const database = await base.database(config, adapters.database);
+  const cache = await base.cache(config, adapters.cache);
+  const bus = await base.bus(config, adapters.bus);
+  // Not a readiness check: a realtime Redis outage delays delivery (the consumer retries), it must not take the API out of rotation.
+  const userStreams = adapters.userStreams ?? base.own(await openUserStreams(config, logger));
+  await database.migrate(migrationsFolder, { schema: "chat" });
+
+  // The API writes the outbox, so it relays it (one relay at a time publishes, under the relay's lock).
+  const relay: OutboxRelay | undefined = serves ? await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger }) : undefined;
+  const subscriptions: Subscription[] = [];
+  if (delivers) {
+    subscriptions.push(await consumeChatEvents({ bus, topic: config.eventsTopic, groupId: config.group, streams: userStreams, partitionsConcurrently: config.deliveryConcurrency }));
+  }
+
+  const handlers = createChatHandlers({
+    database,
+    // `URL.href` ends in "/"; Connect base URLs join paths themselves.
+    users: adapters.users ?? chatUsersOver(createServiceClient(UserService, config.userUrl.href.replace(/\/$/, ""), { defaultTimeoutMs: 5_000 })),
+    events: chatEvents(config.eventsTopic),
+    limiter: sendLimiter(cache, sendRateOf(config), logger),
+    streams: userStreams,
+    typing: typingCoalescer(),
+    typingExpiresInSeconds: config.typingSeconds,
+    pageTokens: pageTokensFor(ChatService.typeName, config, logger)("ListConversations"),
+    logger,
+  });
+
+  const readiness: ReadinessCheck[] = [
+    { name: "database", check: () => database.ping() },
+    { name: "cache", check: () => cache.ping() },
+    { name: "events", check: () => bus.ping() },
+  ];
+
+  const server = await startServer({
+    name: "chat",
+    host: config.host,
+    port: config.port,
+    logger,
+    telemetry,
+    trustedProxyHops: config.trustedProxyHops,
+    routes: (router) => {
+      if (serves) router.service(ChatService, handlers);
+    },
+    readiness,
+    auth: userTokenAuth(config, cache),
+  });
+  logger.info({ url: server.url, role: config.role, database: database.kind, cache: cache.kind, bus: bus.kind }, "chat service listening");
+
+  return {
+    ...server,
+    database,
+    cache,
+    bus,
+    eventsFlushed: (timeoutMs) => relay?.flushed(timeoutMs) ?? Promise.resolve(),
+    async close() {
+      await server.close();
+      for (const subscription of subscriptions) await subscription.stop();
+      await relay?.stop();
+      await base.close();
+    },
+  };
+}
+

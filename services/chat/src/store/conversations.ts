@@ -1,0 +1,95 @@
+// Conversations and their members. The conversation row is the lock every
+// write of its sequence takes (appendEntry in entries.ts).
+import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
+import type { Queryable, Tx } from "@aviary/runtime/db/database";
+import { conversations, members } from "./schema.ts";
+
+export type ConversationRow = typeof conversations.$inferSelect;
+export type MemberRow = typeof members.$inferSelect;
+export type Role = "owner" | "admin" | "member";
+
+/** The conversation, if `userId` is a current member of it (anything else is "not found" for them). */
+export async function conversationOfMember(db: Queryable, conversationId: string, userId: string): Promise<{ conversation: ConversationRow; member: MemberRow } | undefined> {
+  const [row] = await db
+    .select({ conversation: conversations, member: members })
+    .from(members)
+    .innerJoin(conversations, eq(conversations.id, members.conversationId))
+    .where(and(eq(members.conversationId, conversationId), eq(members.userId, userId), isNull(members.leftAt)))
+    .limit(1);
+  return row;
+}
+
+/** The same, locking the member row first (MarkRead: concurrent marks of one member apply one after the other). */
+export async function lockMember(tx: Tx, conversationId: string, userId: string): Promise<{ conversation: ConversationRow; member: MemberRow } | undefined> {
+  const [member] = await tx
+    .select()
+    .from(members)
+    .where(and(eq(members.conversationId, conversationId), eq(members.userId, userId), isNull(members.leftAt)))
+    .for("update");
+  if (!member) return undefined;
+  // Read after the lock, so last_seq is at least what any send of this member committed.
+  const [conversation] = await tx.select().from(conversations).where(eq(conversations.id, conversationId));
+  return conversation ? { conversation, member } : undefined;
+}
+
+/** Current members of each conversation, by conversation id. */
+export async function currentMembers(db: Queryable, conversationIds: readonly string[]): Promise<Map<string, MemberRow[]>> {
+  const out = new Map<string, MemberRow[]>(conversationIds.map((id) => [id, []]));
+  if (conversationIds.length === 0) return out;
+  const rows = await db
+    .select()
+    .from(members)
+    .where(and(inArray(members.conversationId, [...conversationIds]), isNull(members.leftAt)))
+    .orderBy(asc(members.joinedSeq), asc(members.userId));
+  for (const row of rows) out.get(row.conversationId)?.push(row);
+  return out;
+}
+
+export interface NewConversation {
+  id: string;
+  kind: "direct" | "group";
+  title: string | null;
+  directKey: string | null;
+  at: Date;
+}
+
+/** Inserts a group (no conflict possible: its id is new). */
+export async function insertGroup(tx: Tx, conversation: NewConversation): Promise<ConversationRow> {
+  const [row] = await tx.insert(conversations).values({ ...conversation, createdAt: conversation.at, lastActivityAt: conversation.at }).returning();
+  return row!;
+}
+
+/**
+ * The pair's direct conversation, created when missing. Two first messages
+ * of the pair at once: the unique direct_key makes the second insert wait
+ * for the first and do nothing, and the select after it sees the winner.
+ */
+export async function ensureDirect(tx: Tx, conversation: NewConversation & { directKey: string }): Promise<{ conversation: ConversationRow; created: boolean }> {
+  const [inserted] = await tx
+    .insert(conversations)
+    .values({ ...conversation, createdAt: conversation.at, lastActivityAt: conversation.at })
+    .onConflictDoNothing({ target: conversations.directKey, where: sql`${conversations.directKey} is not null` })
+    .returning();
+  if (inserted) return { conversation: inserted, created: true };
+  const [existing] = await tx.select().from(conversations).where(eq(conversations.directKey, conversation.directKey));
+  if (!existing) throw new Error(`direct conversation ${conversation.directKey} vanished`);
+  return { conversation: existing, created: false };
+}
+
+export async function insertMembers(tx: Tx, conversationId: string, rows: ReadonlyArray<{ userId: string; role: Role; joinedSeq: number; readSeq?: number }>): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.insert(members).values(
+    rows.map((row) => ({ conversationId, userId: row.userId, role: row.role, joinedSeq: row.joinedSeq, readSeq: row.readSeq ?? 0, deliveredSeq: row.readSeq ?? 0 })),
+  );
+}
+
+/** Moves a member's watermarks forward to at least the given values (never back). */
+export async function raiseWatermarks(tx: Tx, conversationId: string, userId: string, readSeq: number, deliveredSeq: number): Promise<MemberRow> {
+  const [row] = await tx
+    .update(members)
+    .set({ readSeq: sql`greatest(${members.readSeq}, ${readSeq})`, deliveredSeq: sql`greatest(${members.deliveredSeq}, ${deliveredSeq}, ${readSeq})` })
+    .where(and(eq(members.conversationId, conversationId), eq(members.userId, userId)))
+    .returning();
+  if (!row) throw new Error(`member ${userId} of ${conversationId} vanished`);
+  return row;
+}

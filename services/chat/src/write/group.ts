@@ -1,0 +1,58 @@
+// CreateGroup: the caller as owner, the others as members, and entry 1 of
+// the sequence recording the creation (a membership change listing everyone
+// added), in one transaction with its ChatConversationChanged event.
+import type { HandlerContext } from "@connectrpc/connect";
+import type { Conversation, CreateGroupRequest } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { asCaller } from "@aviary/runtime/context";
+import type { Database } from "@aviary/runtime/db/database";
+import { invalidArgument, type FieldViolation } from "@aviary/runtime/errors";
+import { presentConversation } from "../domain/present.ts";
+import type { ChatEvents } from "../events/publish.ts";
+import type { ChatUsers } from "../peers.ts";
+import { currentMembers, insertGroup, insertMembers } from "../store/conversations.ts";
+import { insertMembershipChange, nextSeq } from "../store/entries.ts";
+
+export interface GroupDeps {
+  database: Database;
+  users: ChatUsers;
+  events: ChatEvents;
+}
+
+export async function createGroup(deps: GroupDeps, ctx: HandlerContext, ownerId: string, request: CreateGroupRequest): Promise<Conversation> {
+  const memberIds = request.memberIds.map((id) => id.toLowerCase());
+  const violations = memberViolations(ownerId, memberIds);
+  if (request.title.trim() === "") violations.unshift({ field: "title", description: "must contain more than whitespace", reason: "BLANK" });
+  if (violations.length > 0) throw invalidArgument(violations);
+  // Unknown users and users on either side of a block with the caller are both absent here.
+  const reachable = memberIds.length === 0 ? new Set<string>() : await deps.users.reachable(memberIds, asCaller(ctx));
+  const unreachable = memberIds.flatMap((id, index) => (reachable.has(id) ? [] : [{ field: `member_ids[${index}]`, description: "is not a user you can add", reason: "UNKNOWN_USER" }]));
+  if (unreachable.length > 0) throw invalidArgument(unreachable);
+
+  return deps.database.db.transaction(async (tx) => {
+    const at = new Date();
+    const row = await insertGroup(tx, { id: crypto.randomUUID(), kind: "group", title: request.title, directKey: null, at });
+    const seq = await nextSeq(tx, row.id, at);
+    await insertMembers(tx, row.id, [
+      // The owner's own entry is read by them.
+      { userId: ownerId, role: "owner", joinedSeq: seq, readSeq: seq },
+      ...memberIds.map((userId) => ({ userId, role: "member" as const, joinedSeq: seq })),
+    ]);
+    const entry = await insertMembershipChange(tx, { conversationId: row.id, seq, actorId: ownerId, membership: { added: [ownerId, ...memberIds], removed: [] }, at });
+    const members = (await currentMembers(tx, [row.id])).get(row.id) ?? [];
+    const current = { ...row, lastSeq: seq, lastActivityAt: at };
+    await deps.events.conversationChanged(tx, { conversation: presentConversation(current, members, { unread: 0, last: entry }), seq });
+    return presentConversation(current, members, { unread: 0, last: entry });
+  });
+}
+
+/** The caller is added as owner, so listing them is a mistake; so is listing anyone twice. */
+function memberViolations(ownerId: string, memberIds: readonly string[]): FieldViolation[] {
+  const seen = new Set<string>();
+  const violations: FieldViolation[] = [];
+  for (const [index, id] of memberIds.entries()) {
+    if (id === ownerId) violations.push({ field: `member_ids[${index}]`, description: "is the caller (added as owner)", reason: "SELF" });
+    else if (seen.has(id)) violations.push({ field: `member_ids[${index}]`, description: "is listed more than once", reason: "DUPLICATE" });
+    seen.add(id);
+  }
+  return violations;
+}
