@@ -16,6 +16,7 @@ import { getConversation, listConversations } from "./read/conversations.ts";
 import { listMessages } from "./read/history.ts";
 import { createGroup } from "./write/group.ts";
 import type { SendLimiter } from "./write/limit.ts";
+import { addMembers, leaveConversation, removeMember, renameConversation, setMemberRole } from "./write/members.ts";
 import { markRead } from "./write/receipts.ts";
 import { sendMessage } from "./write/send.ts";
 
@@ -43,6 +44,27 @@ export function createChatHandlers(deps: ChatDeps): ServiceImpl<typeof ChatServi
 
     async createGroup(request, ctx) {
       return { conversation: await createGroup(deps, ctx, callerId(ctx), request) };
+    },
+
+    async addMembers(request, ctx) {
+      return { conversation: await addMembers(deps, ctx, callerId(ctx), request.conversationId, request.userIds) };
+    },
+
+    async removeMember(request, ctx) {
+      return { conversation: await removeMember(deps, callerId(ctx), request.conversationId, request.userId) };
+    },
+
+    async leaveConversation(request, ctx) {
+      await leaveConversation(deps, callerId(ctx), request.conversationId);
+      return {};
+    },
+
+    async updateConversation(request, ctx) {
+      return { conversation: await renameConversation(deps, callerId(ctx), request.conversationId, request.title) };
+    },
+
+    async setMemberRole(request, ctx) {
+      return { conversation: await setMemberRole(deps, callerId(ctx), request.conversationId, request.userId, request.role) };
     },
 
     async getConversation(request, ctx) {

@@ -20,14 +20,18 @@ import { parseSendRate, sendRatePattern, type SendRate } from "./domain/send-rat
 import { typingCoalescer } from "./domain/typing.ts";
 import { chatGroup, consumeChatEvents } from "./events/deliver.ts";
 import { chatEvents, chatEventsTopic } from "./events/publish.ts";
-import { createChatHandlers } from "./handlers.ts";
+import { createChatHandlers, type ChatDeps } from "./handlers.ts";
 import { chatUsersOver, type ChatUsers } from "./peers.ts";
 import { sendLimiter } from "./write/limit.ts";
+import type { SendDeps } from "./write/send.ts";
 import { outboxEvents } from "./store/schema.ts";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
 export const chatRoles = ["all", "api", "delivery"] as const;
+
+/** CHAT_FAILPOINT values (test-only). */
+export const chatFailpoints = ["none", "exit-after-send-commit"] as const;
 
 /** Every setting of the chat service, from the environment (see services/chat/README.md). */
 export const chatConfigSpec = {
@@ -45,6 +49,12 @@ export const chatConfigSpec = {
   /** How long a typing indicator lasts unless repeated (SetTyping's expires_in_seconds). */
   typingSeconds: int("CHAT_TYPING_SECONDS", { default: 5, min: 1, max: 60 }),
   deliveryConcurrency: int("CHAT_DELIVERY_CONCURRENCY", { default: 6, min: 1, max: 64 }),
+  /**
+   * TEST-ONLY failpoint, never set in production. `exit-after-send-commit`:
+   * the process SIGKILLs itself right after a SendMessage transaction commits,
+   * before answering (services/chat/test/failures.test.ts).
+   */
+  failpoint: oneOf("CHAT_FAILPOINT", chatFailpoints, { default: "none" }),
   /** Members' streams (REALTIME_REDIS_URL, else REDIS_URL, else memory): must match the realtime service. */
   ...userStreamsConfigSpec,
   ...clientFacingConfigSpec,
@@ -109,7 +119,8 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
     subscriptions.push(await consumeChatEvents({ bus, topic: config.eventsTopic, groupId: config.group, streams: userStreams, partitionsConcurrently: config.deliveryConcurrency }));
   }
 
-  const handlers = createChatHandlers({
+  // The handlers hand these deps to sendMessage as they are, so the send's test-only failpoint hook rides along.
+  const handlerDeps: ChatDeps & Pick<SendDeps, "afterCommit"> = {
     database,
     // `URL.href` ends in "/"; Connect base URLs join paths themselves.
     users: adapters.users ?? chatUsersOver(createServiceClient(UserService, config.userUrl.href.replace(/\/$/, ""), { defaultTimeoutMs: 5_000 })),
@@ -120,7 +131,10 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
     typingExpiresInSeconds: config.typingSeconds,
     pageTokens: pageTokensFor(ChatService.typeName, config, logger)("ListConversations"),
     logger,
-  });
+    // TEST-ONLY (CHAT_FAILPOINT): die as if SIGKILLed between the commit and the answer.
+    ...(config.failpoint === "exit-after-send-commit" ? { afterCommit: () => void process.kill(process.pid, "SIGKILL") } : {}),
+  };
+  const handlers = createChatHandlers(handlerDeps);
 
   const readiness: ReadinessCheck[] = [
     { name: "database", check: () => database.ping() },

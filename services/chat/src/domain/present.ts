@@ -32,7 +32,15 @@ export function presentEntry(row: EntryRow): Message {
     text: row.text ?? "",
     replyToSeq: BigInt(row.replyToSeq ?? 0),
     createdAt: timestampFromDate(row.createdAt),
-    ...(membership === undefined ? {} : { membership: { actorId: row.senderId, addedUserIds: membership.added, removedUserIds: membership.removed } }),
+    ...(membership === undefined ? {} : {
+          membership: {
+            actorId: row.senderId,
+            addedUserIds: membership.added,
+            removedUserIds: membership.removed,
+            title: membership.title ?? "",
+            roleChanges: (membership.roles ?? []).map((change) => ({ userId: change.userId, role: roles[change.role] ?? MemberRole.UNSPECIFIED })),
+          },
+        }),
   });
 }
 

@@ -27,10 +27,17 @@ export function consumeChatEvents(options: DeliverOptions): Promise<Subscription
   return options.bus.subscribe({
     groupId: options.groupId,
     topics: [options.topic],
+    // A stream store outage is waited out (backoff capped at 30 s), never
+    // dead-lettered: a parked event is a message some device never gets.
+    // Undecodable events are still parked at once (the bus does that).
+    maxAttempts: DELIVERY_MAX_ATTEMPTS,
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
     handle: (event) => deliverChatEvent(options.streams, event),
   });
 }
+
+/** About a week of 30 s retries: in practice, until the realtime Redis is back. */
+export const DELIVERY_MAX_ATTEMPTS = 20_000;
 
 export async function deliverChatEvent(streams: UserStreamPublisher, event: DeliveredEvent): Promise<void> {
   const delivery = recipientsAndPayload(event);

@@ -93,3 +93,42 @@ export async function raiseWatermarks(tx: Tx, conversationId: string, userId: st
   if (!row) throw new Error(`member ${userId} of ${conversationId} vanished`);
   return row;
 }
+
+/**
+ * Locks the conversation row (the lock every write of its sequence takes)
+ * and returns it with the caller's current membership, or undefined when
+ * the caller is not a current member. Membership changes check their rules
+ * after this, so they see what every concurrent writer committed.
+ */
+export async function lockConversationOfMember(tx: Tx, conversationId: string, userId: string): Promise<{ conversation: ConversationRow; members: MemberRow[]; member: MemberRow } | undefined> {
+  const [conversation] = await tx.select().from(conversations).where(eq(conversations.id, conversationId)).for("update");
+  if (!conversation) return undefined;
+  const current = (await currentMembers(tx, [conversationId])).get(conversationId) ?? [];
+  const member = current.find((m) => m.userId === userId);
+  return member ? { conversation, members: current, member } : undefined;
+}
+
+/** Adds members at `joinedSeq`; a user who left before rejoins as a member (their row is reused). */
+export async function joinMembers(tx: Tx, conversationId: string, userIds: readonly string[], joinedSeq: number): Promise<void> {
+  if (userIds.length === 0) return;
+  await tx
+    .insert(members)
+    .values(userIds.map((userId) => ({ conversationId, userId, role: "member", joinedSeq })))
+    .onConflictDoUpdate({ target: [members.conversationId, members.userId], set: { role: "member", joinedSeq, leftAt: null } });
+}
+
+/** Members stop being members (the row stays, with left_at). */
+export async function markLeft(tx: Tx, conversationId: string, userIds: readonly string[], at: Date): Promise<void> {
+  if (userIds.length === 0) return;
+  await tx.update(members).set({ leftAt: at }).where(and(eq(members.conversationId, conversationId), inArray(members.userId, [...userIds]), isNull(members.leftAt)));
+}
+
+export async function setRoles(tx: Tx, conversationId: string, roles: ReadonlyArray<{ userId: string; role: Role }>): Promise<void> {
+  for (const { userId, role } of roles) {
+    await tx.update(members).set({ role }).where(and(eq(members.conversationId, conversationId), eq(members.userId, userId)));
+  }
+}
+
+export async function setTitle(tx: Tx, conversationId: string, title: string): Promise<void> {
+  await tx.update(conversations).set({ title }).where(eq(conversations.id, conversationId));
+}

@@ -8,6 +8,10 @@ export type EntryRow = typeof entries.$inferSelect;
 export interface MembershipRecord {
   added: string[];
   removed: string[];
+  /** A rename: the new title. */
+  title?: string;
+  /** Roles from this entry on (role changes, an owner's hand-over). */
+  roles?: Array<{ userId: string; role: "owner" | "admin" | "member" }>;
 }
 
 /**

@@ -20,13 +20,8 @@ export interface GroupDeps {
 
 export async function createGroup(deps: GroupDeps, ctx: HandlerContext, ownerId: string, request: CreateGroupRequest): Promise<Conversation> {
   const memberIds = request.memberIds.map((id) => id.toLowerCase());
-  const violations = memberViolations(ownerId, memberIds);
-  if (request.title.trim() === "") violations.unshift({ field: "title", description: "must contain more than whitespace", reason: "BLANK" });
-  if (violations.length > 0) throw invalidArgument(violations);
-  // Unknown users and users on either side of a block with the caller are both absent here.
-  const reachable = memberIds.length === 0 ? new Set<string>() : await deps.users.reachable(memberIds, asCaller(ctx));
-  const unreachable = memberIds.flatMap((id, index) => (reachable.has(id) ? [] : [{ field: `member_ids[${index}]`, description: "is not a user you can add", reason: "UNKNOWN_USER" }]));
-  if (unreachable.length > 0) throw invalidArgument(unreachable);
+  const blank = request.title.trim() === "" ? [{ field: "title", description: "must contain more than whitespace", reason: "BLANK" }] : [];
+  await checkNewMembers(deps, ctx, ownerId, memberIds, "member_ids", blank);
 
   return deps.database.db.transaction(async (tx) => {
     const at = new Date();
@@ -45,13 +40,27 @@ export async function createGroup(deps: GroupDeps, ctx: HandlerContext, ownerId:
   });
 }
 
-/** The caller is added as owner, so listing them is a mistake; so is listing anyone twice. */
-function memberViolations(ownerId: string, memberIds: readonly string[]): FieldViolation[] {
+/**
+ * Users about to join (CreateGroup's member_ids, AddMembers' user_ids):
+ * distinct, not the caller, and reachable by the caller (unknown users and
+ * users on either side of a block with the caller are both absent there).
+ * Throws INVALID_ARGUMENT on `field[i]`, with `earlier` violations first.
+ */
+export async function checkNewMembers(deps: Pick<GroupDeps, "users">, ctx: HandlerContext, callerId: string, userIds: readonly string[], field: string, earlier: FieldViolation[] = []): Promise<void> {
+  const violations = [...earlier, ...listViolations(callerId, userIds, field)];
+  if (violations.length > 0) throw invalidArgument(violations);
+  const reachable = userIds.length === 0 ? new Set<string>() : await deps.users.reachable(userIds, asCaller(ctx));
+  const unreachable = userIds.flatMap((id, index) => (reachable.has(id) ? [] : [{ field: `${field}[${index}]`, description: "is not a user you can add", reason: "UNKNOWN_USER" }]));
+  if (unreachable.length > 0) throw invalidArgument(unreachable);
+}
+
+/** The caller is a member already, so listing them is a mistake; so is listing anyone twice. */
+function listViolations(callerId: string, userIds: readonly string[], field: string): FieldViolation[] {
   const seen = new Set<string>();
   const violations: FieldViolation[] = [];
-  for (const [index, id] of memberIds.entries()) {
-    if (id === ownerId) violations.push({ field: `member_ids[${index}]`, description: "is the caller (added as owner)", reason: "SELF" });
-    else if (seen.has(id)) violations.push({ field: `member_ids[${index}]`, description: "is listed more than once", reason: "DUPLICATE" });
+  for (const [index, id] of userIds.entries()) {
+    if (id === callerId) violations.push({ field: `${field}[${index}]`, description: "is the caller (a member already)", reason: "SELF" });
+    else if (seen.has(id)) violations.push({ field: `${field}[${index}]`, description: "is listed more than once", reason: "DUPLICATE" });
     seen.add(id);
   }
   return violations;

@@ -21,6 +21,8 @@ export interface SendDeps {
   users: ChatUsers;
   events: ChatEvents;
   limiter: SendLimiter;
+  /** TEST-ONLY failpoint (CHAT_FAILPOINT, see server.ts): runs right after a send's transaction commits, before it answers. */
+  afterCommit?: () => void;
 }
 
 /** A concurrent retry committed the same (sender, client_message_id) first: roll back, answer with it. */
@@ -41,7 +43,9 @@ export async function sendMessage(deps: SendDeps, ctx: HandlerContext, senderId:
   await deps.limiter.admit(senderId);
   const target = await resolveTarget(deps, ctx, senderId, request);
   try {
-    return await deps.database.db.transaction((tx) => write(deps, tx, senderId, clientMessageId, request, target));
+    const sent = await deps.database.db.transaction((tx) => write(deps, tx, senderId, clientMessageId, request, target));
+    deps.afterCommit?.(); // TEST-ONLY failpoint hook (unset in production): committed, not yet answered.
+    return sent;
   } catch (error) {
     if (!(error instanceof DuplicateSend)) throw error;
     const original = await messageByClientId(deps.database.db, senderId, clientMessageId);

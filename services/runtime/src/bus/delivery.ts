@@ -3,7 +3,7 @@ import { deadLetterTopic, EventHeaders, type DeliveredEvent, type EventRecord, t
 /**
  * The delivery policy both adapters run: call the handler, retry with
  * exponential backoff, and park the event on the dead-letter topic after the
- * last attempt. Sharing the code (not just the spec) is what keeps the Kafka
+ * last attempt (at once for an event that cannot be decoded). Sharing the code (not just the spec) is what keeps the Kafka
  * and in-memory buses behaving the same.
  */
 
@@ -53,13 +53,20 @@ export async function deliver(
       await handle({ ...event, attempt });
       return true;
     } catch (error) {
-      if (attempt >= policy.maxAttempts) {
+      // Bytes that cannot be decoded never will be: park them now instead of
+      // holding the partition through every retry.
+      if (attempt >= policy.maxAttempts || isUndecodable(error)) {
         await hooks.deadLetter(deadLetterRecord(event, groupId, error));
         return true;
       }
       if (!(await hooks.sleep(backoffMs(policy, attempt)))) return false;
     }
   }
+}
+
+/** outbox/enqueue.ts EventDecodeError, by name (the bus does not depend on the outbox). */
+function isUndecodable(error: unknown): boolean {
+  return error instanceof Error && error.name === "EventDecodeError";
 }
 
 /** The original record, re-addressed to `<topic>.dlq`, with why and from where. */

@@ -205,6 +205,20 @@ export declare type MembershipChange = Message$1<"aviary.chat.v1.MembershipChang
    * @generated from field: repeated string removed_user_ids = 3;
    */
   removedUserIds: string[];
+
+  /**
+   * A rename (UpdateConversation): the new title; empty otherwise.
+   *
+   * @generated from field: string title = 4;
+   */
+  title: string;
+
+  /**
+   * Roles that changed (SetMemberRole; an owner leaving hands ownership on).
+   *
+   * @generated from field: repeated aviary.chat.v1.MemberRoleChange role_changes = 5;
+   */
+  roleChanges: MemberRoleChange[];
 };
 
 /**
@@ -212,6 +226,29 @@ export declare type MembershipChange = Message$1<"aviary.chat.v1.MembershipChang
  * Use `create(MembershipChangeSchema)` to create a new message.
  */
 export declare const MembershipChangeSchema: GenMessage<MembershipChange>;
+
+/**
+ * @generated from message aviary.chat.v1.MemberRoleChange
+ */
+export declare type MemberRoleChange = Message$1<"aviary.chat.v1.MemberRoleChange"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The role from this entry on.
+   *
+   * @generated from field: aviary.chat.v1.MemberRole role = 2;
+   */
+  role: MemberRole;
+};
+
+/**
+ * Describes the message aviary.chat.v1.MemberRoleChange.
+ * Use `create(MemberRoleChangeSchema)` to create a new message.
+ */
+export declare const MemberRoleChangeSchema: GenMessage<MemberRoleChange>;
 
 /**
  * @generated from message aviary.chat.v1.SendMessageRequest
@@ -584,6 +621,199 @@ export declare type SetTypingResponse = Message$1<"aviary.chat.v1.SetTypingRespo
 export declare const SetTypingResponseSchema: GenMessage<SetTypingResponse>;
 
 /**
+ * @generated from message aviary.chat.v1.AddMembersRequest
+ */
+export declare type AddMembersRequest = Message$1<"aviary.chat.v1.AddMembersRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * 1 to 255 users, distinct, not members yet.
+   *
+   * @generated from field: repeated string user_ids = 2;
+   */
+  userIds: string[];
+};
+
+/**
+ * Describes the message aviary.chat.v1.AddMembersRequest.
+ * Use `create(AddMembersRequestSchema)` to create a new message.
+ */
+export declare const AddMembersRequestSchema: GenMessage<AddMembersRequest>;
+
+/**
+ * @generated from message aviary.chat.v1.AddMembersResponse
+ */
+export declare type AddMembersResponse = Message$1<"aviary.chat.v1.AddMembersResponse"> & {
+  /**
+   * The group as the caller sees it now (its last message: the entry).
+   *
+   * @generated from field: aviary.chat.v1.Conversation conversation = 1;
+   */
+  conversation?: Conversation | undefined;
+};
+
+/**
+ * Describes the message aviary.chat.v1.AddMembersResponse.
+ * Use `create(AddMembersResponseSchema)` to create a new message.
+ */
+export declare const AddMembersResponseSchema: GenMessage<AddMembersResponse>;
+
+/**
+ * @generated from message aviary.chat.v1.RemoveMemberRequest
+ */
+export declare type RemoveMemberRequest = Message$1<"aviary.chat.v1.RemoveMemberRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * A current member other than the caller.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message aviary.chat.v1.RemoveMemberRequest.
+ * Use `create(RemoveMemberRequestSchema)` to create a new message.
+ */
+export declare const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest>;
+
+/**
+ * @generated from message aviary.chat.v1.RemoveMemberResponse
+ */
+export declare type RemoveMemberResponse = Message$1<"aviary.chat.v1.RemoveMemberResponse"> & {
+  /**
+   * @generated from field: aviary.chat.v1.Conversation conversation = 1;
+   */
+  conversation?: Conversation | undefined;
+};
+
+/**
+ * Describes the message aviary.chat.v1.RemoveMemberResponse.
+ * Use `create(RemoveMemberResponseSchema)` to create a new message.
+ */
+export declare const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse>;
+
+/**
+ * @generated from message aviary.chat.v1.LeaveConversationRequest
+ */
+export declare type LeaveConversationRequest = Message$1<"aviary.chat.v1.LeaveConversationRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+};
+
+/**
+ * Describes the message aviary.chat.v1.LeaveConversationRequest.
+ * Use `create(LeaveConversationRequestSchema)` to create a new message.
+ */
+export declare const LeaveConversationRequestSchema: GenMessage<LeaveConversationRequest>;
+
+/**
+ * @generated from message aviary.chat.v1.LeaveConversationResponse
+ */
+export declare type LeaveConversationResponse = Message$1<"aviary.chat.v1.LeaveConversationResponse"> & {
+};
+
+/**
+ * Describes the message aviary.chat.v1.LeaveConversationResponse.
+ * Use `create(LeaveConversationResponseSchema)` to create a new message.
+ */
+export declare const LeaveConversationResponseSchema: GenMessage<LeaveConversationResponse>;
+
+/**
+ * @generated from message aviary.chat.v1.UpdateConversationRequest
+ */
+export declare type UpdateConversationRequest = Message$1<"aviary.chat.v1.UpdateConversationRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * The new title: 1 to 100 characters.
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+};
+
+/**
+ * Describes the message aviary.chat.v1.UpdateConversationRequest.
+ * Use `create(UpdateConversationRequestSchema)` to create a new message.
+ */
+export declare const UpdateConversationRequestSchema: GenMessage<UpdateConversationRequest>;
+
+/**
+ * @generated from message aviary.chat.v1.UpdateConversationResponse
+ */
+export declare type UpdateConversationResponse = Message$1<"aviary.chat.v1.UpdateConversationResponse"> & {
+  /**
+   * @generated from field: aviary.chat.v1.Conversation conversation = 1;
+   */
+  conversation?: Conversation | undefined;
+};
+
+/**
+ * Describes the message aviary.chat.v1.UpdateConversationResponse.
+ * Use `create(UpdateConversationResponseSchema)` to create a new message.
+ */
+export declare const UpdateConversationResponseSchema: GenMessage<UpdateConversationResponse>;
+
+/**
+ * @generated from message aviary.chat.v1.SetMemberRoleRequest
+ */
+export declare type SetMemberRoleRequest = Message$1<"aviary.chat.v1.SetMemberRoleRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * A current member other than the caller.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * ADMIN, MEMBER, or OWNER (transfers ownership).
+   *
+   * @generated from field: aviary.chat.v1.MemberRole role = 3;
+   */
+  role: MemberRole;
+};
+
+/**
+ * Describes the message aviary.chat.v1.SetMemberRoleRequest.
+ * Use `create(SetMemberRoleRequestSchema)` to create a new message.
+ */
+export declare const SetMemberRoleRequestSchema: GenMessage<SetMemberRoleRequest>;
+
+/**
+ * @generated from message aviary.chat.v1.SetMemberRoleResponse
+ */
+export declare type SetMemberRoleResponse = Message$1<"aviary.chat.v1.SetMemberRoleResponse"> & {
+  /**
+   * @generated from field: aviary.chat.v1.Conversation conversation = 1;
+   */
+  conversation?: Conversation | undefined;
+};
+
+/**
+ * Describes the message aviary.chat.v1.SetMemberRoleResponse.
+ * Use `create(SetMemberRoleResponseSchema)` to create a new message.
+ */
+export declare const SetMemberRoleResponseSchema: GenMessage<SetMemberRoleResponse>;
+
+/**
  * @generated from enum aviary.chat.v1.ConversationKind
  */
 export enum ConversationKind {
@@ -730,6 +960,72 @@ export declare const ChatService: GenService<{
     methodKind: "unary";
     input: typeof SetTypingRequestSchema;
     output: typeof SetTypingResponseSchema;
+  },
+  /**
+   * Adds users to a group (owner or admin). Every user must exist and be
+   * reachable by the caller (no block either way); users already in the
+   * group are refused on their field, like unknown ones; the group stays at
+   * most 256 members. One membership entry lists everyone added; they see
+   * history from that entry on. Direct conversations: FAILED_PRECONDITION.
+   *
+   * @generated from rpc aviary.chat.v1.ChatService.AddMembers
+   */
+  addMembers: {
+    methodKind: "unary";
+    input: typeof AddMembersRequestSchema;
+    output: typeof AddMembersResponseSchema;
+  },
+  /**
+   * Removes a member from a group. The owner may remove anyone else; an
+   * admin may remove members only (not the owner, not another admin):
+   * PERMISSION_DENIED otherwise. Removing oneself is LeaveConversation
+   * (INVALID_ARGUMENT here). The removed member is told once on their stream,
+   * then hears nothing more and gets NOT_FOUND for the conversation.
+   *
+   * @generated from rpc aviary.chat.v1.ChatService.RemoveMember
+   */
+  removeMember: {
+    methodKind: "unary";
+    input: typeof RemoveMemberRequestSchema;
+    output: typeof RemoveMemberResponseSchema;
+  },
+  /**
+   * The caller leaves a group. When the owner leaves, the longest-standing
+   * admin becomes owner, else the longest-standing member (recorded in the
+   * same entry); the last member leaving leaves an empty group. Direct
+   * conversations cannot be left: FAILED_PRECONDITION.
+   *
+   * @generated from rpc aviary.chat.v1.ChatService.LeaveConversation
+   */
+  leaveConversation: {
+    methodKind: "unary";
+    input: typeof LeaveConversationRequestSchema;
+    output: typeof LeaveConversationResponseSchema;
+  },
+  /**
+   * Renames a group (owner or admin). One membership entry carries the new
+   * title. Direct conversations have no title: FAILED_PRECONDITION.
+   *
+   * @generated from rpc aviary.chat.v1.ChatService.UpdateConversation
+   */
+  updateConversation: {
+    methodKind: "unary";
+    input: typeof UpdateConversationRequestSchema;
+    output: typeof UpdateConversationResponseSchema;
+  },
+  /**
+   * Changes a group member's role (owner only: PERMISSION_DENIED otherwise).
+   * ADMIN or MEMBER; OWNER transfers ownership, and the caller becomes an
+   * admin (both changes in one entry). The caller's own role cannot be set
+   * here (INVALID_ARGUMENT); setting the role a member already has writes
+   * nothing and answers the conversation as it is.
+   *
+   * @generated from rpc aviary.chat.v1.ChatService.SetMemberRole
+   */
+  setMemberRole: {
+    methodKind: "unary";
+    input: typeof SetMemberRoleRequestSchema;
+    output: typeof SetMemberRoleResponseSchema;
   },
 }>;
 

@@ -49,7 +49,8 @@ export declare type ChatMessageSent = Message<"aviary.events.v1.ChatMessageSent"
 export declare const ChatMessageSentSchema: GenMessage<ChatMessageSent>;
 
 /**
- * A conversation was created, or its members changed.
+ * A conversation was created, or changed by a membership entry: members
+ * added, removed or leaving, a rename, role changes (one event per entry).
  *
  * @generated from message aviary.events.v1.ChatConversationChanged
  */
