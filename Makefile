@@ -190,4 +190,5 @@ bench: tools envoy
 	  node --disable-warning=TimeoutNegativeWarning bench/feed.ts || status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/realtime.ts || status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/notification.ts || status=$$?; \
+	  node --disable-warning=TimeoutNegativeWarning bench/chat.ts || status=$$?; \
 	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status

@@ -1,0 +1,707 @@
+// `make bench`, chat part (runs after bench/notification.ts): send → the
+// other members' streams, history pages of a 1,000,000-message conversation,
+// and ListConversations of a user in 1,000 conversations. Writes
+// bench/results/chat.json and the section between the chat markers of
+// docs/benchmarks.md.
+//
+// The stack, all on this machine, each in its own process so its CPU is its
+// own (read from /proc): auth and user (a fresh database of the shared
+// PostgreSQL; real tokens, and the user service answers the chat service's
+// reachability check), the chat service (`node services/chat/src/main.ts`,
+// role all: RPCs, outbox relay and delivery consumer; a fresh database, its own
+// consumer group, events topic and realtime key prefix; CHAT_SEND_RATE raised
+// so the per-user limit never refuses a bench send), the load generator as a
+// worker process (bench/chat-sender.ts), and a Kafka started for the run
+// (infra.sh in a private state dir): the thousands of chat events published
+// here must not land in the shared topic the notification service reads.
+// Redis is the shared one, every key of the run under its prefix, deleted at
+// the end.
+//
+// Scenarios, in this order:
+//   deliver  SendMessage at a steady rate, open loop, from the worker, into
+//            BENCH_CHAT_GROUPS groups of 10 (500 messages/s = 4,500 deliveries
+//            to other members per second) and into the direct conversations
+//            of every pair of BENCH_CHAT_USERS users (1,000 messages/s);
+//            latency from the send until the message is on each other
+//            member's stream, read through the user-stream port's Redis
+//            adapter (listen) on the service's prefix, in this process. When
+//            the goal rate misses p99 ≤ 100 ms, lower rates are tried.
+//            Reference: raw Redis PUBLISH (from the same worker) → SUBSCRIBE
+//            (here) at the same deliveries per second.
+//   history  ListMessages, pages of 50, in a group of 1,000,001 entries seeded
+//            with SQL (generate_series) in the chat database: newest page,
+//            middle, near the beginning, and the very first page (after 1),
+//            beside the no-op.
+//   list     ListConversations, pages of 20, for a user in 1,000 group
+//            conversations seeded with SQL: the first page and page 26.
+//
+// `node bench/chat.ts --render` rewrites the section from the last results
+// file without measuring again.
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Kafka, logLevel } from "kafkajs";
+import { Redis } from "ioredis";
+import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
+import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
+import { ChatService, ListMessagesRequest_Direction } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { HealthService } from "@aviary/runtime/health";
+import { silentSink } from "../services/runtime/src/bus/log-sink.ts";
+import { openRedisUserStreams } from "../services/runtime/src/realtime/redis.ts";
+import { decodeEvent } from "../services/runtime/src/realtime/events.ts";
+import { privateServer, repoRoot, uniqueName, withClient, type PrivateServer } from "../services/runtime/test-support/infra.ts";
+import { freshDatabase } from "../services/runtime/test-support/database.ts";
+import { cpuMeter, inParallel, measure, quantile, repo, round, spawnServer, waitFor, type Result, type ServerProcess, teardown } from "./support.ts";
+import { startWorker, type Worker } from "./workers.ts";
+import type { OpenLoopResult, SendTarget } from "./chat-sender.ts";
+
+const env = process.env;
+const number = (name: string, fallback: number) => (env[name] === undefined || env[name] === "" ? fallback : Number(env[name]));
+const realStack = Boolean(env["DATABASE_URL"] && env["REDIS_URL"] && env["KAFKA_BROKERS"]);
+const READ_SECONDS = number("BENCH_SECONDS", 5);
+const GROUP_RATE = number("BENCH_CHAT_GROUP_RATE", 500);
+const DIRECT_RATE = number("BENCH_CHAT_DIRECT_RATE", 1_000);
+const SECONDS = number("BENCH_CHAT_SECONDS", 15);
+const WARMUP_SECONDS = number("BENCH_CHAT_WARMUP_SECONDS", 3);
+/** Tried as fractions of the goal rate (each for the same time) only when the goal rate misses p99. */
+const LOWER_FRACTIONS = (env["BENCH_CHAT_LOWER"] ?? "0.5,0.2,0.1,0.05").split(",").filter((r) => r !== "").map(Number);
+const USERS = number("BENCH_CHAT_USERS", 20);
+const GROUPS = number("BENCH_CHAT_GROUPS", 50);
+const GROUP_SIZE = 10;
+const HISTORY_ENTRIES = number("BENCH_CHAT_HISTORY", 1_000_000);
+const LIST_CONVERSATIONS = number("BENCH_CHAT_CONVERSATIONS", 1_000);
+const READ_CALLERS = 16;
+const DRAIN_MS = 90_000;
+const GOALS = { p50Ms: 20, p99Ms: 100 };
+const KAFKA_STATE = "bench-chat-kafka";
+const CHAT_MAIN = "services/chat/src/main.ts";
+const docsPath = resolve(repo, "docs/benchmarks.md");
+const resultsPath = resolve(repo, "bench/results/chat.json");
+const START = "<!-- chat:start -->";
+const END = "<!-- chat:end -->";
+
+/** process.hrtime (CLOCK_MONOTONIC) in ms: the clock the sender worker stamps with too. */
+const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+if (process.argv.includes("--render")) {
+  const saved = JSON.parse(await readFile(resultsPath, "utf8")) as RunMeta & Results;
+  await writeSection(renderSection(saved, saved));
+  console.log(`rewrote the chat section of docs/benchmarks.md from ${resultsPath} (${saved.at})`);
+  process.exit(0);
+}
+
+if (!realStack) {
+  await writeSection("## Chat\n\nNot measured: needs the real stack (DATABASE_URL, REDIS_URL, KAFKA_BROKERS; `make bench` starts it).\n");
+  console.log("chat bench skipped: not on the real stack");
+  process.exit(0);
+}
+
+const { steps: cleanups, run: cleanup } = teardown();
+const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit() };
+const started = performance.now();
+const step = (text: string) => console.log(`[chat bench ${((performance.now() - started) / 1000).toFixed(1)} s] ${text}`);
+
+try {
+  await run();
+} finally {
+  await cleanup();
+}
+
+async function run(): Promise<void> {
+  step("starting a private Kafka");
+  const kafka = await ownKafka();
+  const kafkaPid = privateKafkaPid();
+  const usersDatabase = await freshDatabase(env["DATABASE_URL"]!, "bench_chat_users");
+  const chatDatabase = await freshDatabase(env["DATABASE_URL"]!, "bench_chat");
+  cleanups.unshift(() => usersDatabase.drop());
+  cleanups.unshift(() => chatDatabase.drop());
+  const databases = [usersDatabase.name, chatDatabase.name];
+  const redisUrl = env["REDIS_URL"]!;
+  const redisPid = redisServerPid(redisUrl);
+  const prefix = `${uniqueName("benchchat")}:`;
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  redis.on("error", () => undefined);
+  cleanups.push(async () => {
+    await deleteKeys(redis, `${prefix}*`);
+    redis.disconnect();
+  });
+
+  const servers: ServerProcess[] = [];
+  const workers: Worker[] = [];
+  cleanups.push(async () => {
+    for (const worker of workers.reverse()) await worker.stop();
+    for (const server of servers.reverse()) await server.stop();
+  });
+  const start = async (label: string, script: string, own: Record<string, string | undefined>) => {
+    const server = await spawnServer(label, script, own);
+    servers.push(server);
+    return server;
+  };
+
+  step("starting noop, auth, user and chat");
+  const shared = { REDIS_URL: redisUrl, KAFKA_BROKERS: kafka.url, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789", REALTIME_REDIS_URL: undefined };
+  const noop = await start("chat-noop", "bench/noop-server.ts", {});
+  const authServer = await start("chat-auth", "services/auth/src/main.ts", {
+    ...shared,
+    DATABASE_URL: usersDatabase.url,
+    AUTH_PORT: "0",
+    AUTH_CODE_SINK: resolve(repo, ".dev/bench-chat-codes.jsonl"),
+    AUTH_ACCESS_TOKEN_TTL: "1h",
+    AUTH_ARGON2_MEMORY_KIB: "1024",
+    AUTH_ARGON2_PASSES: "1",
+    AUTH_LOGIN_FAILURES_PER_IDENTITY: "1000000",
+    AUTH_LOGIN_FAILURES_PER_IP: "1000000",
+  });
+  const jwks = `${authServer.url}/.well-known/jwks.json`;
+  const userServer = await start("chat-user", "services/user/src/main.ts", { ...shared, DATABASE_URL: usersDatabase.url, USER_PORT: "0", AUTH_JWKS_URL: jwks, MEDIA_URL: "http://127.0.0.1:9" });
+  const chatServer = await start("chat-chat", CHAT_MAIN, {
+    ...shared,
+    DATABASE_URL: chatDatabase.url,
+    CHAT_PORT: "0",
+    CHAT_ROLE: "all",
+    AUTH_JWKS_URL: jwks,
+    USER_URL: userServer.url,
+    CHAT_GROUP: uniqueName("bench_chat_delivery"),
+    CHAT_EVENTS_TOPIC: uniqueName("bench.chat.events"),
+    CHAT_SEND_RATE: "1000000/1s",
+    REALTIME_REDIS_PREFIX: prefix,
+  });
+  const grpc = (baseUrl: string) => createGrpcTransport({ baseUrl });
+  const auth = createClient(AuthService, grpc(authServer.url));
+  const users = createClient(UserService, grpc(userServer.url));
+  const chat = createClient(ChatService, grpc(chatServer.url));
+  const reference = createClient(HealthService, grpc(noop.url));
+  const chatQuery = <T extends Record<string, unknown>>(text: string, params: unknown[] = []) => withClient(chatDatabase.url, async (pg) => (await pg.query(text, params)).rows as T[]);
+
+  step(`signing up ${USERS + 1} accounts`);
+  const accounts = await inParallel(
+    Array.from({ length: USERS + 1 }, (_, i) => `u${i}`),
+    4,
+    (label) => signUp(auth, label),
+  );
+  const members = accounts.slice(0, USERS);
+  const lister = accounts[USERS]!;
+  await waitFor(
+    "every profile (UserRegistered → user service)",
+    async () => (await users.batchGetProfiles({ userIds: accounts.map((a) => a.userId) }, lister.call)).profiles.length === accounts.length,
+    60_000,
+  );
+
+  // --- send → the other members' streams -------------------------------------------
+  step(`creating ${GROUPS} groups of ${GROUP_SIZE} and the ${(USERS * (USERS - 1)) / 2} direct conversations of ${USERS} users`);
+  const groups = await inParallel(Array.from({ length: GROUPS }, (_, g) => g), 4, async (g) => {
+    const inGroup = Array.from({ length: GROUP_SIZE }, (_, k) => members[(g + k) % USERS]!);
+    const created = await chat.createGroup({ title: `bench group ${g}`, memberIds: inGroup.slice(1).map((a) => a.userId) }, inGroup[0]!.call);
+    return { conversationId: created.conversation!.conversationId, members: inGroup };
+  });
+  const pairs: [Account, Account][] = [];
+  for (let a = 0; a < USERS; a += 1) for (let b = a + 1; b < USERS; b += 1) pairs.push([members[a]!, members[b]!]);
+  const directs = await inParallel(pairs, 8, async ([a, b]) => {
+    const sent = await chat.sendMessage({ target: { case: "directUserId", value: b.userId }, clientMessageId: crypto.randomUUID(), text: "hello" }, a.call);
+    return { conversationId: sent.message!.conversationId, members: [a, b] };
+  });
+  const membersOf = new Map<string, string[]>([...groups, ...directs].map((c) => [c.conversationId, c.members.map((m) => m.userId)]));
+  // Sends cycle through the conversations, each conversation's sender in turn through its members.
+  const targetsOf = (conversations: { conversationId: string; members: Account[] }[], size: number): SendTarget[] =>
+    Array.from({ length: conversations.length * size }, (_, i) => {
+      const conversation = conversations[i % conversations.length]!;
+      return { conversationId: conversation.conversationId, token: conversation.members[Math.floor(i / conversations.length) % size]!.token };
+    });
+  const groupTargets = targetsOf(groups, GROUP_SIZE);
+  const directTargets = targetsOf(directs, 2);
+  const senderOf = new Map<string, string>();
+  for (const account of members) senderOf.set(account.token, account.userId);
+
+  const hub = openRedisUserStreams({ url: redisUrl, prefix, logger: silentSink });
+  cleanups.push(() => hub.close());
+  /** `<client message id>:<recipient>` → arrival (nowMs). */
+  const arrivals = new Map<string, number>();
+  let duplicates = 0;
+  const stops = await inParallel(members, 8, (account) =>
+    hub.listen(account.userId, (item) => {
+      const at = nowMs();
+      const event = decodeEvent(item.payload);
+      if (event.payload.case !== "chatMessage") return;
+      const key = `${event.payload.value.clientMessageId}:${account.userId}`;
+      if (arrivals.has(key)) duplicates += 1;
+      else arrivals.set(key, at);
+    }),
+  );
+  cleanups.push(async () => {
+    for (const stopListening of stops) await stopListening();
+  });
+  // Every listener subscribed: the first direct messages' deliveries show up (the last of them, at least).
+  const probe = await chat.sendMessage({ target: { case: "conversationId", value: groups[0]!.conversationId }, clientMessageId: crypto.randomUUID(), text: "probe" }, groups[0]!.members[0]!.call);
+  await waitFor("the probe on every member's stream", async () => groups[0]!.members.every((m) => arrivals.has(`${probe.message!.clientMessageId}:${m.userId}`)), 60_000, 20);
+
+  const sender = startWorker("chat-sender", "bench/chat-sender.ts");
+  workers.push(sender);
+  const meterOf = () => fullMeter({ chat: chatServer.process.pid, user: userServer.process.pid, kafka: kafkaPid, redis: redisPid, sender: sender.pid, "bench (listener)": process.pid }, databases);
+
+  const deliveryRun = async (name: string, rate: number, targets: SendTarget[]): Promise<PathResult> => {
+    step(`${name}: ${rate} messages/s for ${WARMUP_SECONDS} s (warm-up) + ${SECONDS} s`);
+    const meter = meterOf();
+    const startMeter = setTimeout(() => meter.start(), WARMUP_SECONDS * 1000);
+    const sent = await sender.call<OpenLoopResult>("send", { url: chatServer.url, rate, warmupS: WARMUP_SECONDS, seconds: SECONDS, targets }, (WARMUP_SECONDS + SECONDS) * 1000 + 120_000);
+    clearTimeout(startMeter);
+    // Which send was which target: the worker cycles from index 0, the measured ones start after the warm-up.
+    const warmup = Math.round(rate * WARMUP_SECONDS);
+    const expected: { key: string; sentAt: number }[] = [];
+    sent.ids.forEach((id, slot) => {
+      if (Number.isNaN(sent.ackMs[slot]!)) return;
+      const target = targets[(warmup + slot) % targets.length]!;
+      const from = senderOf.get(target.token);
+      for (const recipient of membersOf.get(target.conversationId) ?? []) if (recipient !== from) expected.push({ key: `${id}:${recipient}`, sentAt: sent.sentAt[slot]! });
+    });
+    await waitFor(`${name}: every delivery arrived`, async () => expected.every((e) => arrivals.has(e.key)), DRAIN_MS, 50).catch((error: unknown) => console.warn((error as Error).message));
+    const cpu = meter.stop();
+    return pathResult(name, rate, sent, expected, cpu);
+  };
+  const referenceRun = async (name: string, rate: number): Promise<PathResult> => {
+    const subscriber = new Redis(redisUrl);
+    const channels = members.map((m) => `${prefix}reference:${m.userId}`);
+    const seen = new Map<string, number>();
+    subscriber.on("message", (_channel: string, id: string) => void seen.set(id, nowMs()));
+    await subscriber.subscribe(...channels);
+    step(`${name}: ${rate} publishes/s for ${WARMUP_SECONDS} s (warm-up) + ${SECONDS} s`);
+    const meter = meterOf();
+    const startMeter = setTimeout(() => meter.start(), WARMUP_SECONDS * 1000);
+    const sent = await sender.call<OpenLoopResult>("publish", { redisUrl, rate, warmupS: WARMUP_SECONDS, seconds: SECONDS, channels }, (WARMUP_SECONDS + SECONDS) * 1000 + 120_000);
+    clearTimeout(startMeter);
+    const expected = sent.ids.flatMap((id, slot) => (Number.isNaN(sent.ackMs[slot]!) ? [] : [{ key: id, sentAt: sent.sentAt[slot]! }]));
+    await waitFor(`${name}: every publish arrived`, async () => expected.every((e) => seen.has(e.key)), 30_000, 50).catch((error: unknown) => console.warn((error as Error).message));
+    const cpu = meter.stop();
+    subscriber.disconnect();
+    return pathResult(name, rate, sent, expected, cpu, seen);
+  };
+  function pathResult(name: string, rate: number, sent: OpenLoopResult, expected: { key: string; sentAt: number }[], cpu: Cpu, seen: Map<string, number> = arrivals): PathResult {
+    const latencies = expected.flatMap((e) => (seen.has(e.key) ? [seen.get(e.key)! - e.sentAt] : [])).sort((a, b) => a - b);
+    const acks = [...sent.ackMs].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+    const result: PathResult = {
+      name,
+      rate,
+      seconds: SECONDS,
+      sent: sent.ids.length,
+      sentPerSecond: sent.sentPerSecond,
+      sendErrors: sent.errors,
+      ...(sent.firstError === undefined ? {} : { firstError: sent.firstError }),
+      deliveries: expected.length,
+      deliveriesPerSecond: round(expected.length / SECONDS, 0),
+      missing: expected.length - latencies.length,
+      ackP50Ms: round(quantile(acks, 0.5), 1),
+      ackP99Ms: round(quantile(acks, 0.99), 1),
+      p50Ms: round(quantile(latencies, 0.5), 1),
+      p90Ms: round(quantile(latencies, 0.9), 1),
+      p99Ms: round(quantile(latencies, 0.99), 1),
+      maxMs: round(latencies.at(-1) ?? Number.NaN, 1),
+      cpuMsPerMessage: perItem(cpu.msByProcess, sent.ids.length, 3),
+      corePercent: Object.fromEntries(Object.entries(cpu.msByProcess).map(([label, ms]) => [label, round((ms / Math.max(1, cpu.wallMs)) * 100, 0)])),
+      othersCorePercent: cpu.othersCorePercent,
+      machineBusy: cpu.machineBusy,
+    };
+    if (sent.errors > 0) console.warn(`${name}: ${sent.errors} send errors, first: ${sent.firstError}`);
+    step(`${name}: p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms; ${latencies.length} of ${expected.length} deliveries seen; machine ${Math.round(cpu.machineBusy * 100)} % busy`);
+    return result;
+  }
+  const stepped = async (name: string, goalRate: number, targets: SendTarget[], perMessage: number): Promise<DeliveryResult> => {
+    const reference = await referenceRun(`reference: raw Redis PUBLISH → SUBSCRIBE at ${goalRate * perMessage}/s`, goalRate * perMessage);
+    const service = await deliveryRun(name, goalRate, targets);
+    const lower: PathResult[] = [];
+    if (!meets(service)) {
+      for (const fraction of LOWER_FRACTIONS) {
+        const row = await deliveryRun(`${name}, at ${Math.round(goalRate * fraction)}/s`, Math.round(goalRate * fraction), targets);
+        lower.push(row);
+        if (meets(row)) break;
+      }
+    }
+    const held = [service, ...lower].filter((r) => r.p99Ms <= GOALS.p99Ms && r.missing === 0 && r.sendErrors === 0).map((r) => r.rate);
+    return {
+      service,
+      reference,
+      lower,
+      p50VsReference: ratio(service.p50Ms, reference.p50Ms),
+      p99VsReference: ratio(service.p99Ms, reference.p99Ms),
+      goalMet: { p50: service.p50Ms <= GOALS.p50Ms && service.missing === 0, p99: service.p99Ms <= GOALS.p99Ms && service.missing === 0 },
+      highestRateHoldingP99: held.length === 0 ? null : Math.max(...held),
+    };
+  };
+  const group = await stepped(`groups of ${GROUP_SIZE}: SendMessage → the 9 other members' streams`, GROUP_RATE, groupTargets, GROUP_SIZE - 1);
+  const direct = await stepped("1:1: SendMessage → the other member's stream", DIRECT_RATE, directTargets, 1);
+  await sender.stop();
+  workers.splice(workers.indexOf(sender), 1);
+
+  // --- history of 1,000,000 messages -------------------------------------------------
+  const [owner, other] = [members[0]!, members[1]!];
+  const big = (await chat.createGroup({ title: "bench history", memberIds: [other.userId] }, owner.call)).conversation!.conversationId;
+  step(`seeding ${HISTORY_ENTRIES.toLocaleString("en")} messages into one group (generate_series)`);
+  const seedStarted = performance.now();
+  await chatQuery(
+    `insert into chat.entries (conversation_id, seq, id, sender_id, client_message_id, text, created_at)
+     select $1::uuid, s, gen_random_uuid(), case when s % 2 = 0 then $2::uuid else $3::uuid end, gen_random_uuid(), 'bench history message number ' || s, now() - ($4::bigint + 2 - s) * interval '1 second'
+     from generate_series(2, $4::bigint + 1) s`,
+    [big, owner.userId, other.userId, HISTORY_ENTRIES],
+  );
+  await chatQuery("update chat.conversations set last_seq = $2, last_activity_at = now() where id = $1", [big, HISTORY_ENTRIES + 1]);
+  await chatQuery("analyze chat.entries");
+  const historySeedSeconds = round((performance.now() - seedStarted) / 1000, 1);
+  step(`seeded in ${historySeedSeconds} s`);
+  const last = HISTORY_ENTRIES + 1;
+  const page = (direction: ListMessagesRequest_Direction, anchorSeq: number) => async () => {
+    const answer = await chat.listMessages({ conversationId: big, direction, anchorSeq: BigInt(anchorSeq), pageSize: 50 }, owner.call);
+    if (answer.messages.length !== 50) throw new Error(`history: ${answer.messages.length} messages, not 50`);
+  };
+  const B = ListMessagesRequest_Direction.BEFORE;
+  const A = ListMessagesRequest_Direction.AFTER;
+  const historyRows = await readRows([
+    ["no-op (bare connect-node, Health/Check)", () => reference.check({})],
+    ["ListMessages, newest 50 (before the end)", page(B, 0)],
+    [`ListMessages, 50 before seq ${Math.round(last / 2).toLocaleString("en")} (middle)`, page(B, Math.round(last / 2))],
+    ["ListMessages, 50 before seq 1,000 (near the beginning)", page(B, 1_000)],
+    ["ListMessages, the first 50 (after seq 1)", page(A, 1)],
+  ]);
+
+  // --- ListConversations of a user in 1,000 conversations ------------------------------
+  step(`seeding ${LIST_CONVERSATIONS} group conversations for one user (SQL)`);
+  await chatQuery(
+    `with c as (select g, gen_random_uuid() as id from generate_series(1, $3::int) g),
+     conv as (insert into chat.conversations (id, kind, title, direct_key, last_seq, created_at, last_activity_at)
+              select id, 'group', 'bench list ' || g, null, 3, now() - interval '2 days', now() - g * interval '1 minute' from c returning id),
+     mem as (insert into chat.members (conversation_id, user_id, role, joined_seq, read_seq, delivered_seq)
+             select id, $1::uuid, 'member', 1, 1, 1 from c union all select id, $2::uuid, 'owner', 1, 3, 3 from c returning 1)
+     insert into chat.entries (conversation_id, seq, id, sender_id, client_message_id, text, membership, created_at)
+     select id, 1, gen_random_uuid(), $2::uuid, null, null, '{"added":[],"removed":[]}', now() - interval '2 days' from c
+     union all select id, s, gen_random_uuid(), $2::uuid, gen_random_uuid(), 'bench list message ' || s, null, now() - (c.g || ' minutes')::interval from c, generate_series(2, 3) s`,
+    [lister.userId, owner.userId, LIST_CONVERSATIONS],
+  );
+  await chatQuery("analyze");
+  const firstList = await chat.listConversations({ pageSize: 20 }, lister.call);
+  if (firstList.conversations.length !== 20 || firstList.conversations[0]!.unreadCount !== 2n) throw new Error(`list: first page has ${firstList.conversations.length} conversations, unread ${firstList.conversations[0]?.unreadCount}`);
+  let token = firstList.nextPageToken;
+  for (let p = 2; p < 26; p += 1) token = (await chat.listConversations({ pageSize: 20, pageToken: token }, lister.call)).nextPageToken;
+  const deepToken = token;
+  const listRows = await readRows([
+    ["no-op (bare connect-node, Health/Check)", () => reference.check({})],
+    [`ListConversations, first page of 20 (of ${LIST_CONVERSATIONS})`, () => chat.listConversations({ pageSize: 20 }, lister.call)],
+    ["ListConversations, page 26 of 20 (page token)", () => chat.listConversations({ pageSize: 20, pageToken: deepToken }, lister.call)],
+  ]);
+
+  async function readRows(rows: [string, () => Promise<unknown>][]): Promise<ReadRow[]> {
+    const out: ReadRow[] = [];
+    for (const [name, call] of rows) {
+      const meter = fullMeter({ chat: chatServer.process.pid, noop: noop.process.pid, "load generator": process.pid }, databases);
+      let cpu: Cpu | undefined;
+      const result = await measure(name, READ_CALLERS, call, READ_SECONDS * 1000, (phase) => (phase === "start" ? meter.start() : (cpu = meter.stop())));
+      out.push({ ...result, p50VsNoop: 1, throughputVsNoop: 1, cpuMsPerCall: perItem(cpu!.msByProcess, result.calls, 2), othersCorePercent: cpu!.othersCorePercent, machineBusy: cpu!.machineBusy });
+      step(`${name}: ${result.throughput} calls/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms`);
+    }
+    return out.map((r) => ({ ...r, throughputVsNoop: round(r.throughput / out[0]!.throughput, 3), p50VsNoop: round(r.p50Ms / out[0]!.p50Ms, 2) }));
+  }
+
+  await report({ group, direct, duplicates, historyRows, historySeedSeconds, listRows });
+}
+
+// --- measuring ---------------------------------------------------------------------------
+
+interface PathResult {
+  name: string;
+  rate: number;
+  seconds: number;
+  sent: number;
+  sentPerSecond: number;
+  sendErrors: number;
+  firstError?: string;
+  deliveries: number;
+  deliveriesPerSecond: number;
+  missing: number;
+  /** Send → SendMessage answer (or PUBLISH reply). */
+  ackP50Ms: number;
+  ackP99Ms: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  cpuMsPerMessage: Record<string, number>;
+  corePercent: Record<string, number>;
+  othersCorePercent: number;
+  machineBusy: number;
+}
+
+interface DeliveryResult {
+  service: PathResult;
+  reference: PathResult;
+  lower: PathResult[];
+  p50VsReference: number;
+  p99VsReference: number;
+  goalMet: { p50: boolean; p99: boolean };
+  highestRateHoldingP99: number | null;
+}
+
+interface Cpu {
+  msByProcess: Record<string, number>;
+  othersCorePercent: number;
+  machineBusy: number;
+  wallMs: number;
+}
+
+/** cpuMeter over `processes` plus the PostgreSQL backends of this run's databases and what the rest of the machine used. */
+function fullMeter(processes: Record<string, number | undefined>, databases: readonly string[]): { start(): void; stop(): Cpu } {
+  const base = cpuMeter(processes);
+  let backendsBefore = new Map<number, number>();
+  return {
+    start() {
+      base.start();
+      backendsBefore = backendTicks(databases);
+    },
+    stop() {
+      const cpu = base.stop();
+      let postgresMs = 0;
+      for (const [pid, ticks] of backendTicks(databases)) postgresMs += (ticks - (backendsBefore.get(pid) ?? 0)) * 10;
+      const msByProcess = { ...cpu.msByProcess, postgres: postgresMs };
+      const ours = Object.values(msByProcess).reduce((sum, ms) => sum + ms, 0);
+      const othersMs = Math.max(0, cpu.machineBusy * machine.cpus * cpu.wallMs - ours);
+      return { msByProcess, othersCorePercent: round((othersMs / Math.max(1, cpu.wallMs)) * 100, 0), machineBusy: cpu.machineBusy, wallMs: cpu.wallMs };
+    },
+  };
+}
+
+function backendTicks(databases: readonly string[]): Map<number, number> {
+  const found = new Map<number, number>();
+  let pids: string[] = [];
+  try {
+    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+  } catch {
+    return found;
+  }
+  for (const pid of pids) {
+    try {
+      const title = readFileSync(`/proc/${pid}/cmdline`, "utf8").split(/[\s\0]+/);
+      if (title[0] !== "postgres:" || !databases.includes(title[2] ?? "")) continue;
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+      found.set(Number(pid), Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+// --- helpers ---------------------------------------------------------------------------
+
+interface Account {
+  label: string;
+  userId: string;
+  token: string;
+  call: { headers: Record<string, string> };
+}
+
+async function signUp(auth: Client<typeof AuthService>, label: string): Promise<Account> {
+  const identity = { case: "email" as const, value: `${uniqueName(`chatbench.${label}`)}@example.org` };
+  const password = "violet-harbour-teapot-42";
+  const registered = await auth.register({ identity, password });
+  const login = await auth.login({ identity, password });
+  const token = login.tokens?.accessToken ?? "";
+  return { label, userId: registered.userId.toLowerCase(), token, call: { headers: { authorization: `Bearer ${token}` } } };
+}
+
+function perItem(msByProcess: Record<string, number>, items: number, digits: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(msByProcess).filter(([, ms]) => ms > 0).map(([label, ms]) => [label, round(ms / Math.max(1, items), digits)]));
+}
+
+async function ownKafka(): Promise<PrivateServer> {
+  let kafka = await privateServer("kafka", KAFKA_STATE);
+  if (await hasTopics(kafka.url)) {
+    await kafka.down();
+    kafka = await privateServer("kafka", KAFKA_STATE);
+  }
+  cleanups.push(() => kafka.down());
+  return kafka;
+}
+
+async function hasTopics(brokers: string): Promise<boolean> {
+  const admin = new Kafka({ clientId: "chat-bench", brokers: brokers.split(","), logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    return (await admin.listTopics()).some((topic) => topic.startsWith("aviary.") || topic.startsWith("bench."));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function privateKafkaPid(): number | undefined {
+  try {
+    const checkout = createHash("sha256").update(repoRoot).digest("hex").slice(0, 8);
+    const pid = Number(readFileSync(join(tmpdir(), `aviary-${checkout}-${KAFKA_STATE}`, "kafka", "kafka.pid"), "utf8").trim());
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(KAFKA_STATE) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function redisServerPid(url: string): number | undefined {
+  try {
+    const redisDir = resolve(env["AVIARY_INFRA_DIR"] ?? resolve(repo, ".infra"), "redis");
+    if (readFileSync(resolve(redisDir, "port"), "utf8").trim() !== new URL(url).port) return undefined;
+    const pid = Number(readFileSync(resolve(redisDir, "redis.pid"), "utf8").trim());
+    return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("redis") ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 5_000);
+    if (keys.length > 0) await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+}
+
+function serviceCommit(): string {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repo, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "services/chat", "services/runtime"], { cwd: repo, encoding: "utf8" }).trim() !== "";
+    return dirty ? `${head} + uncommitted changes in services/chat or services/runtime` : head;
+  } catch {
+    return "unknown";
+  }
+}
+
+// --- output ------------------------------------------------------------------------------
+
+type ReadRow = Result & {
+  throughputVsNoop: number;
+  p50VsNoop: number;
+  cpuMsPerCall: Record<string, number>;
+  othersCorePercent: number;
+  machineBusy: number;
+};
+
+interface Results {
+  group: DeliveryResult;
+  direct: DeliveryResult;
+  duplicates: number;
+  historyRows: ReadRow[];
+  historySeedSeconds: number;
+  listRows: ReadRow[];
+}
+
+interface RunMeta {
+  at: string;
+  cpus: number;
+  node: string;
+  loadAverageAtStart: number[];
+  loadAverageAtEnd?: number[];
+  commit: string;
+}
+
+async function report(results: Results): Promise<void> {
+  const at = new Date().toISOString();
+  const json = { at, stack: "real (PostgreSQL, Redis, a private Kafka; services as child processes)", ...machine, loadAverageAtEnd: loadavg().map((l) => round(l)), goals: GOALS, ...results };
+  await mkdir(resolve(repo, "bench/results"), { recursive: true });
+  await writeFile(resultsPath, `${JSON.stringify(json, null, 2)}\n`);
+  const section = renderSection({ at, ...machine, loadAverageAtEnd: json.loadAverageAtEnd }, results);
+  await writeSection(section);
+  console.log(section);
+}
+
+function renderSection(meta: RunMeta, results: Results): string {
+  const { group, direct, historyRows, listRows } = results;
+  const cpuText = (cpu: Record<string, number>) =>
+    Object.entries(cpu)
+      .sort((a, b) => b[1] - a[1])
+      .map(([label, ms]) => `${label} ${ms}`)
+      .join(", ");
+  const ms = (v: number) => (Number.isNaN(v) || v === null ? "—" : String(v));
+  const pathRow = (r: PathResult) =>
+    `| ${r.name} | ${r.rate.toLocaleString("en")}/s (${r.sentPerSecond}) | ${r.deliveriesPerSecond.toLocaleString("en")}/s | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${ms(r.maxMs)} | ${ms(r.ackP50Ms)} / ${ms(r.ackP99Ms)} | ${r.missing} / ${r.sendErrors} | ${Math.round(r.machineBusy * 100)} % (others ${r.othersCorePercent} % of a core) |`;
+  const deliveryTable = (d: DeliveryResult) =>
+    [
+      "| Path | Rate (sent/s) | Deliveries | p50 ms | p99 ms | max ms | answer p50 / p99 ms | missing / errors | machine busy |",
+      "|---|---|---|---|---|---|---|---|---|",
+      pathRow(d.reference),
+      pathRow(d.service),
+      ...d.lower.map(pathRow),
+    ].join("\n");
+  const verdict = (d: DeliveryResult) =>
+    `At ${d.service.rate.toLocaleString("en")}/s: p50 ${d.service.p50Ms} ms (goal ≤ ${GOALS.p50Ms}: ${d.goalMet.p50 ? "met" : "missed"}), p99 ${d.service.p99Ms} ms (goal ≤ ${GOALS.p99Ms}: ${d.goalMet.p99 ? "met" : "missed"}); ${d.p50VsReference}× / ${d.p99VsReference}× the reference's p50 / p99. Highest rate tried holding p99 ≤ ${GOALS.p99Ms} ms: ${d.highestRateHoldingP99 === null ? "none of those tried" : `${d.highestRateHoldingP99.toLocaleString("en")} messages/s`}. CPU per message (ms): ${cpuText(d.service.cpuMsPerMessage)}.`;
+  const readTable = (rows: ReadRow[]) =>
+    [
+      `| Call (${READ_CALLERS} callers) | calls/s | p50 ms | p99 ms | vs no-op (calls/s, p50) | CPU ms per call |`,
+      "|---|---|---|---|---|---|",
+      ...rows.map((r) => `| ${r.name} | ${r.throughput.toLocaleString("en")} | ${r.p50Ms} | ${r.p99Ms} | ${r.throughputVsNoop} / ${r.p50VsNoop}× | ${cpuText(r.cpuMsPerCall)} |`),
+    ].join("\n");
+  return `## Chat
+
+\`node bench/chat.ts\` (part of \`make bench\`), ${meta.at}, commit ${meta.commit}, ${meta.cpus} CPUs, Node ${meta.node}, load average at start ${meta.loadAverageAtStart.join(" / ")}${meta.loadAverageAtEnd === undefined ? "" : `, at the end ${meta.loadAverageAtEnd.join(" / ")}`}. **The machine is shared** and was busy with other work: the "machine busy" column and "others" (CPU of processes not in this run, % of one core) say how much, so read the figures as this machine on this day, not as a capacity.
+
+The stack: auth and user (real tokens; the user service answers the chat service's reachability check), the chat service as one child process (role all: RPCs, outbox relay, delivery consumer; its own database, consumer group, events topic and realtime prefix; \`CHAT_SEND_RATE=1000000/1s\` so the per-user limit never refuses a bench send), PostgreSQL and Redis shared, a Kafka started for the run. Sends come from a worker process (bench/chat-sender.ts), open loop at a fixed rate, ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured; a delivery is timed from the send until the message is on the recipient's stream, read through the user-stream port's Redis adapter (\`listen\`) in the bench process. Only the other members' deliveries count (the sender's own stream also gets the message). The reference is raw Redis PUBLISH (from the same worker) → SUBSCRIBE (in the bench process) at the same deliveries per second. Goal: p50 ≤ ${GOALS.p50Ms} ms, p99 ≤ ${GOALS.p99Ms} ms; when the goal rate misses, lower rates are tried.
+
+### Send → delivered, groups of ${GROUP_SIZE} (${GROUPS} groups of ${USERS} users)
+
+${deliveryTable(group)}
+
+${verdict(group)}${errorsText(group)}
+
+### Send → delivered, 1:1 (every pair of ${USERS} users)
+
+${deliveryTable(direct)}
+
+${verdict(direct)}${errorsText(direct)}
+
+Duplicate deliveries seen on the streams: ${results.duplicates}.
+
+### History: ListMessages, pages of 50, one group of ${(HISTORY_ENTRIES + 1).toLocaleString("en")} entries
+
+Seeded with one \`generate_series\` insert into the chat database (${results.historySeedSeconds} s), then \`analyze\`. ${READ_CALLERS} callers in a closed loop on one connection: p50 is mostly the calls queued in the chat process (≈ callers ÷ calls per second); CPU per call is what shows whether a deep page costs more.
+
+${readTable(historyRows)}
+
+${flatness(historyRows.slice(1))}
+
+### ListConversations, a user in ${LIST_CONVERSATIONS.toLocaleString("en")} conversations
+
+Seeded with SQL: ${LIST_CONVERSATIONS.toLocaleString("en")} groups of two, 3 entries each (2 unread for the user).
+
+${readTable(listRows)}
+
+${flatness(listRows.slice(1))}
+`;
+}
+
+/** The first error of every row that had send errors (an overloaded service answers INTERNAL when its database pool times out). */
+function errorsText(d: DeliveryResult): string {
+  const rows = [d.service, ...d.lower].filter((r) => r.sendErrors > 0);
+  return rows.length === 0 ? "" : `\n\nSend errors: ${rows.map((r) => `${r.rate}/s: ${r.sendErrors}, first "${r.firstError ?? "?"}"`).join("; ")}.`;
+}
+
+/** How flat the pages are: the spread of their p50 and p99 (the slowest over the fastest). */
+function flatness(rows: ReadRow[]): string {
+  const p50s = rows.map((r) => r.p50Ms);
+  const p99s = rows.map((r) => r.p99Ms);
+  return `Across the anchors: p50 ${Math.min(...p50s)}–${Math.max(...p50s)} ms (slowest ${ratio(Math.max(...p50s), Math.min(...p50s))}× the fastest), p99 ${Math.min(...p99s)}–${Math.max(...p99s)} ms.`;
+}
+
+function ratio(a: number, b: number): number {
+  const value = a / b;
+  return value >= 10 ? Math.round(value) : round(value, 2);
+}
+
+function meets(r: PathResult): boolean {
+  return r.p50Ms <= GOALS.p50Ms && r.p99Ms <= GOALS.p99Ms && r.missing === 0 && r.sendErrors === 0;
+}
+
+/** Replaces the chat section of docs/benchmarks.md (between the markers), or appends it. */
+async function writeSection(body: string): Promise<void> {
+  const current = await readFile(docsPath, "utf8").catch(() => "# Benchmarks\n");
+  const block = `${START}\n${body}${END}\n`;
+  const from = current.indexOf(START);
+  const to = current.indexOf(END);
+  const next = from !== -1 && to > from ? current.slice(0, from) + block + current.slice(to + END.length + 1) : `${current.replace(/\n*$/, "\n\n")}${block}`;
+  await writeFile(docsPath, next);
+}
