@@ -2,9 +2,9 @@
 // and one on the chat topic (message pushes; see consumeChatMessages).
 // Events are applied one at a time per partition (several partitions at
 // once), at least once: handleOnce absorbs redeliveries (apply.ts). Event
-// types it does not use (profile updates) are skipped. An event that cannot
-// be decoded, or keeps failing, is retried with backoff by the bus and then
-// parked on `<topic>.dlq` with the reason.
+// types it does not use (profile updates) are skipped. An event that keeps
+// failing is retried with backoff by the bus and then parked on
+// `<topic>.dlq` with the reason; one that cannot be decoded is parked at once.
 import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import { EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
 import { decodedEvent, eventTime, eventUuid, optionalEventUuid } from "@aviary/runtime/outbox/fields";

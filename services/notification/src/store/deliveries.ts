@@ -1,6 +1,6 @@
 // The push ledger (schema.ts, deliveries): a device is pushed a notification
 // only by whoever inserts its row first.
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { Queryable } from "@aviary/runtime/db/database";
 import { deliveries } from "./schema.ts";
 
@@ -28,12 +28,5 @@ export async function finishDelivery(db: Queryable, key: { notificationId: strin
   await db
     .update(deliveries)
     .set({ status: outcome.status, attempts: outcome.attempts, reason: outcome.reason ?? null, updatedAt: at })
-    .where(and(eq(deliveries.notificationId, key.notificationId), eq(deliveries.deviceId, key.deviceId)));
-}
-
-export async function countAttempt(db: Queryable, key: { notificationId: string; deviceId: string }): Promise<void> {
-  await db
-    .update(deliveries)
-    .set({ attempts: sql`${deliveries.attempts} + 1` })
     .where(and(eq(deliveries.notificationId, key.notificationId), eq(deliveries.deviceId, key.deviceId)));
 }

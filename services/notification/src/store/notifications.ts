@@ -6,8 +6,10 @@
 // lock and updates its group in the same statement sequence; removal marks
 // rows removed and recomputes each touched group from what is left. So a
 // group's counts always equal its live rows, and the list and the unread
-// count read the same rows with the same filter (visibleGroups).
-import { and, desc, eq, gt, inArray, lt, or, sql, type SQL } from "drizzle-orm";
+// count read the same rows with the same filter: live groups of the given
+// kinds (visibleGroups; groupPage spells the same three conditions in SQL,
+// for its one-statement page — change them together).
+import { and, eq, gt, inArray, or, sql, type SQL } from "drizzle-orm";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
 import { rowsOf } from "@aviary/runtime/db/rows";
 import { SAMPLE_ACTORS } from "../domain/grouping.ts";

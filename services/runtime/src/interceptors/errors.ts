@@ -2,10 +2,13 @@
 // ConnectErrors pass through; anything else (a driver error quoting SQL, a
 // TypeError with a stack) is logged here with the trace id and replaced by a
 // bare Internal "internal error", so no stack, query or hostname reaches a client.
+// A database that cannot be reached right now is Unavailable instead (clients
+// retry it; an overloaded pool is not a bug).
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Interceptor, UnaryRequest, StreamRequest } from "@connectrpc/connect";
 import type { Logger } from "../log.ts";
 import { followStream } from "./stream.ts";
+import { isDatabaseUnavailable } from "../db/unavailable.ts";
 
 /**
  * True when `error` is a deliberate ConnectError. `ConnectError.from(err)`
@@ -25,7 +28,12 @@ export function createErrorsInterceptor(logger: Logger): Interceptor {
     // A handler that gave up because its signal fired (deadline, cancel,
     // shutdown) typically throws a generic AbortError; report the reason.
     if (req.signal.aborted && req.signal.reason instanceof ConnectError) return req.signal.reason;
-    logger.error({ err: error, procedure: `${req.service.typeName}/${req.method.name}` }, "unhandled error in handler");
+    const procedure = `${req.service.typeName}/${req.method.name}`;
+    if (isDatabaseUnavailable(error)) {
+      logger.warn({ err: error, procedure }, "database unavailable");
+      return new ConnectError("temporarily unavailable, try again", Code.Unavailable);
+    }
+    logger.error({ err: error, procedure }, "unhandled error in handler");
     return new ConnectError("internal error", Code.Internal);
   };
 

@@ -18,8 +18,8 @@ export const profilesConsumer = "user-profiles";
  * Creates a profile for every `UserRegistered` on the auth topic, once per
  * event id (handleOnce), and idempotently per user (insert-or-keep), so
  * redeliveries and replays change nothing. Other auth event types are
- * skipped. An event that cannot be decoded throws: the bus retries it and
- * then parks it on the dead-letter topic with the reason.
+ * skipped. An event that cannot be decoded throws EventDecodeError: the bus
+ * parks it on the dead-letter topic with the reason at once.
  */
 export function consumeAuthEvents(options: { database: Database; bus: EventBus; groupId: string }): Promise<Subscription> {
   return options.bus.subscribe({
