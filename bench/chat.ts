@@ -37,15 +37,12 @@
 //
 // `node bench/chat.ts --render` rewrites the section from the last results
 // file without measuring again.
-import { createHash } from "node:crypto";
-import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { cpus, loadavg, tmpdir } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { join, resolve } from "node:path";
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { Kafka, logLevel } from "kafkajs";
+import { Kafka } from "kafkajs";
 import { Redis } from "ioredis";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
@@ -54,10 +51,11 @@ import { HealthService } from "@aviary/runtime/health";
 import { silentSink } from "../services/runtime/src/bus/log-sink.ts";
 import { openRedisUserStreams } from "../services/runtime/src/realtime/redis.ts";
 import { decodeEvent } from "../services/runtime/src/realtime/events.ts";
-import { privateServer, repoRoot, uniqueName, withClient, type PrivateServer } from "../services/runtime/test-support/infra.ts";
+import { uniqueName, withClient } from "../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
-import { cpuMeter, inParallel, measure, quantile, repo, round, spawnServer, waitFor, type Result, type ServerProcess, teardown } from "./support.ts";
+import { inParallel, measure, quantile, repo, round, spawnServer, waitFor, type Result, type ServerProcess, teardown } from "./support.ts";
 import { startWorker, type Worker } from "./workers.ts";
+import { deleteKeys, fullMeter, ownKafka, perItem, privateKafkaPid, ratio, redisServerPid, serviceCommit, signUp, writeSection, type Cpu } from "./stack.ts";
 import type { OpenLoopResult, SendTarget } from "./chat-sender.ts";
 
 const env = process.env;
@@ -90,19 +88,19 @@ const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 if (process.argv.includes("--render")) {
   const saved = JSON.parse(await readFile(resultsPath, "utf8")) as RunMeta & Results;
-  await writeSection(renderSection(saved, saved));
+  await writeSection(docsPath, START, END, renderSection(saved, saved));
   console.log(`rewrote the chat section of docs/benchmarks.md from ${resultsPath} (${saved.at})`);
   process.exit(0);
 }
 
 if (!realStack) {
-  await writeSection("## Chat\n\nNot measured: needs the real stack (DATABASE_URL, REDIS_URL, KAFKA_BROKERS; `make bench` starts it).\n");
+  await writeSection(docsPath, START, END, "## Chat\n\nNot measured: needs the real stack (DATABASE_URL, REDIS_URL, KAFKA_BROKERS; `make bench` starts it).\n");
   console.log("chat bench skipped: not on the real stack");
   process.exit(0);
 }
 
 const { steps: cleanups, run: cleanup } = teardown();
-const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit() };
+const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit("services/chat") };
 const started = performance.now();
 const step = (text: string) => console.log(`[chat bench ${((performance.now() - started) / 1000).toFixed(1)} s] ${text}`);
 
@@ -114,8 +112,8 @@ try {
 
 async function run(): Promise<void> {
   step("starting a private Kafka");
-  const kafka = await ownKafka();
-  const kafkaPid = privateKafkaPid();
+  const kafka = await ownKafka(KAFKA_STATE, cleanups);
+  const kafkaPid = privateKafkaPid(KAFKA_STATE);
   const usersDatabase = await freshDatabase(env["DATABASE_URL"]!, "bench_chat_users");
   const chatDatabase = await freshDatabase(env["DATABASE_URL"]!, "bench_chat");
   cleanups.unshift(() => usersDatabase.drop());
@@ -182,7 +180,7 @@ async function run(): Promise<void> {
   const accounts = await inParallel(
     Array.from({ length: USERS + 1 }, (_, i) => `u${i}`),
     4,
-    (label) => signUp(auth, label),
+    (label) => signUp(auth, "chatbench", label),
   );
   const members = accounts.slice(0, USERS);
   const lister = accounts[USERS]!;
@@ -441,54 +439,7 @@ interface DeliveryResult {
   highestRateHoldingP99: number | null;
 }
 
-interface Cpu {
-  msByProcess: Record<string, number>;
-  othersCorePercent: number;
-  machineBusy: number;
-  wallMs: number;
-}
 
-/** cpuMeter over `processes` plus the PostgreSQL backends of this run's databases and what the rest of the machine used. */
-function fullMeter(processes: Record<string, number | undefined>, databases: readonly string[]): { start(): void; stop(): Cpu } {
-  const base = cpuMeter(processes);
-  let backendsBefore = new Map<number, number>();
-  return {
-    start() {
-      base.start();
-      backendsBefore = backendTicks(databases);
-    },
-    stop() {
-      const cpu = base.stop();
-      let postgresMs = 0;
-      for (const [pid, ticks] of backendTicks(databases)) postgresMs += (ticks - (backendsBefore.get(pid) ?? 0)) * 10;
-      const msByProcess = { ...cpu.msByProcess, postgres: postgresMs };
-      const ours = Object.values(msByProcess).reduce((sum, ms) => sum + ms, 0);
-      const othersMs = Math.max(0, cpu.machineBusy * machine.cpus * cpu.wallMs - ours);
-      return { msByProcess, othersCorePercent: round((othersMs / Math.max(1, cpu.wallMs)) * 100, 0), machineBusy: cpu.machineBusy, wallMs: cpu.wallMs };
-    },
-  };
-}
-
-function backendTicks(databases: readonly string[]): Map<number, number> {
-  const found = new Map<number, number>();
-  let pids: string[] = [];
-  try {
-    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
-  } catch {
-    return found;
-  }
-  for (const pid of pids) {
-    try {
-      const title = readFileSync(`/proc/${pid}/cmdline`, "utf8").split(/[\s\0]+/);
-      if (title[0] !== "postgres:" || !databases.includes(title[2] ?? "")) continue;
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-      found.set(Number(pid), Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
-}
 
 // --- helpers ---------------------------------------------------------------------------
 
@@ -499,78 +450,13 @@ interface Account {
   call: { headers: Record<string, string> };
 }
 
-async function signUp(auth: Client<typeof AuthService>, label: string): Promise<Account> {
-  const identity = { case: "email" as const, value: `${uniqueName(`chatbench.${label}`)}@example.org` };
-  const password = "violet-harbour-teapot-42";
-  const registered = await auth.register({ identity, password });
-  const login = await auth.login({ identity, password });
-  const token = login.tokens?.accessToken ?? "";
-  return { label, userId: registered.userId.toLowerCase(), token, call: { headers: { authorization: `Bearer ${token}` } } };
-}
 
-function perItem(msByProcess: Record<string, number>, items: number, digits: number): Record<string, number> {
-  return Object.fromEntries(Object.entries(msByProcess).filter(([, ms]) => ms > 0).map(([label, ms]) => [label, round(ms / Math.max(1, items), digits)]));
-}
 
-async function ownKafka(): Promise<PrivateServer> {
-  let kafka = await privateServer("kafka", KAFKA_STATE);
-  if (await hasTopics(kafka.url)) {
-    await kafka.down();
-    kafka = await privateServer("kafka", KAFKA_STATE);
-  }
-  cleanups.push(() => kafka.down());
-  return kafka;
-}
 
-async function hasTopics(brokers: string): Promise<boolean> {
-  const admin = new Kafka({ clientId: "chat-bench", brokers: brokers.split(","), logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    return (await admin.listTopics()).some((topic) => topic.startsWith("aviary.") || topic.startsWith("bench."));
-  } finally {
-    await admin.disconnect();
-  }
-}
 
-function privateKafkaPid(): number | undefined {
-  try {
-    const checkout = createHash("sha256").update(repoRoot).digest("hex").slice(0, 8);
-    const pid = Number(readFileSync(join(tmpdir(), `aviary-${checkout}-${KAFKA_STATE}`, "kafka", "kafka.pid"), "utf8").trim());
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(KAFKA_STATE) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
-function redisServerPid(url: string): number | undefined {
-  try {
-    const redisDir = resolve(env["AVIARY_INFRA_DIR"] ?? resolve(repo, ".infra"), "redis");
-    if (readFileSync(resolve(redisDir, "port"), "utf8").trim() !== new URL(url).port) return undefined;
-    const pid = Number(readFileSync(resolve(redisDir, "redis.pid"), "utf8").trim());
-    return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("redis") ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 5_000);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== "0");
-}
 
-function serviceCommit(): string {
-  try {
-    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repo, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "services/chat", "services/runtime"], { cwd: repo, encoding: "utf8" }).trim() !== "";
-    return dirty ? `${head} + uncommitted changes in services/chat or services/runtime` : head;
-  } catch {
-    return "unknown";
-  }
-}
 
 // --- output ------------------------------------------------------------------------------
 
@@ -606,7 +492,7 @@ async function report(results: Results): Promise<void> {
   await mkdir(resolve(repo, "bench/results"), { recursive: true });
   await writeFile(resultsPath, `${JSON.stringify(json, null, 2)}\n`);
   const section = renderSection({ at, ...machine, loadAverageAtEnd: json.loadAverageAtEnd }, results);
-  await writeSection(section);
+  await writeSection(docsPath, START, END, section);
   console.log(section);
 }
 
@@ -687,21 +573,8 @@ function flatness(rows: ReadRow[]): string {
   return `Across the anchors: p50 ${Math.min(...p50s)}–${Math.max(...p50s)} ms (slowest ${ratio(Math.max(...p50s), Math.min(...p50s))}× the fastest), p99 ${Math.min(...p99s)}–${Math.max(...p99s)} ms.`;
 }
 
-function ratio(a: number, b: number): number {
-  const value = a / b;
-  return value >= 10 ? Math.round(value) : round(value, 2);
-}
 
 function meets(r: PathResult): boolean {
   return r.p50Ms <= GOALS.p50Ms && r.p99Ms <= GOALS.p99Ms && r.missing === 0 && r.sendErrors === 0;
 }
 
-/** Replaces the chat section of docs/benchmarks.md (between the markers), or appends it. */
-async function writeSection(body: string): Promise<void> {
-  const current = await readFile(docsPath, "utf8").catch(() => "# Benchmarks\n");
-  const block = `${START}\n${body}${END}\n`;
-  const from = current.indexOf(START);
-  const to = current.indexOf(END);
-  const next = from !== -1 && to > from ? current.slice(0, from) + block + current.slice(to + END.length + 1) : `${current.replace(/\n*$/, "\n\n")}${block}`;
-  await writeFile(docsPath, next);
-}

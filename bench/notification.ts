@@ -48,14 +48,13 @@
 // `node bench/notification.ts --render` rewrites the section from the last
 // results file (after the prose here changed), without measuring again.
 import { createHash, generateKeyPairSync } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SignJWT, importPKCS8 } from "jose";
 import { Kafka, logLevel } from "kafkajs";
@@ -70,11 +69,12 @@ import type { EventBus, EventRecord } from "../services/runtime/src/bus/bus.ts";
 import { silentSink } from "../services/runtime/src/bus/log-sink.ts";
 import { openRedisUserStreams } from "../services/runtime/src/realtime/redis.ts";
 import { decodeEvent } from "../services/runtime/src/realtime/events.ts";
-import { privateServer, repoRoot, uniqueName, withClient, type PrivateServer } from "../services/runtime/test-support/infra.ts";
+import { uniqueName, withClient } from "../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { freePort } from "../services/runtime/test-support/envoy.ts";
-import { cpuMeter, inParallel, measure, quantile, repo, round, spawnServer, waitFor, type Result, type ServerProcess, teardown } from "./support.ts";
+import { inParallel, measure, quantile, repo, round, spawnServer, waitFor, type Result, type ServerProcess, teardown } from "./support.ts";
 import { startWorker, type Worker } from "./workers.ts";
+import { deleteKeys, fullMeter, ownKafka, perItem, privateKafkaPid, ratio, redisServerPid, serviceCommit, signUp, writeSection, type Cpu, type Meter } from "./stack.ts";
 import { areaOf, attachInspector, summarizeCpuProfile, type Breakdown, type CpuProfile } from "./profiles.ts";
 import type { ApnsWindow, BlastResult } from "./notification-apns.ts";
 
@@ -119,20 +119,20 @@ const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 // `--render`: rewrites the section from bench/results/notification.json (the last run's figures) after the prose here changed; run with the same BENCH_* settings as the run.
 if (process.argv.includes("--render")) {
   const saved = JSON.parse(await readFile(resultsPath, "utf8")) as RunMeta & Results;
-  await writeSection(renderSection(saved, saved));
+  await writeSection(docsPath, START, END, renderSection(saved, saved));
   console.log(`rewrote the notification section of docs/benchmarks.md from ${resultsPath} (${saved.at})`);
   process.exit(0);
 }
 
 if (!realStack) {
-  await writeSection("## Notifications\n\nNot measured: needs the real stack (DATABASE_URL, REDIS_URL, KAFKA_BROKERS; `make bench` starts it).\n");
+  await writeSection(docsPath, START, END, "## Notifications\n\nNot measured: needs the real stack (DATABASE_URL, REDIS_URL, KAFKA_BROKERS; `make bench` starts it).\n");
   console.log("notification bench skipped: not on the real stack");
   process.exit(0);
 }
 
 const { steps: cleanups, run: cleanup } = teardown();
 
-const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit() };
+const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit("services/notification") };
 const started = performance.now();
 const step = (text: string) => console.log(`[notification bench ${((performance.now() - started) / 1000).toFixed(1)} s] ${text}`);
 
@@ -145,8 +145,8 @@ try {
 async function run(): Promise<void> {
   // --- the stack ------------------------------------------------------------
   step("starting a private Kafka");
-  const kafka = await ownKafka();
-  const kafkaPid = privateKafkaPid();
+  const kafka = await ownKafka(KAFKA_STATE, cleanups);
+  const kafkaPid = privateKafkaPid(KAFKA_STATE);
   const usersDatabase = await freshDatabase(env["DATABASE_URL"]!, "bench_notif_users");
   const notificationDatabase = await freshDatabase(env["DATABASE_URL"]!, "bench_notif");
   // Dropped last, once the services using them have stopped.
@@ -230,7 +230,7 @@ async function run(): Promise<void> {
 
   step(`signing up ${2 + READ_ACTORS} accounts`);
   const labels = ["pushee", "reader", ...Array.from({ length: READ_ACTORS }, (_, i) => `actor${i}`)];
-  const accounts = await inParallel(labels, 4, (label) => signUp(auth, label));
+  const accounts: Account[] = await inParallel(labels, 4, (label) => signUp(auth, "notifbench", label));
   const [pushee, reader, ...actors] = accounts as [Account, Account, ...Account[]];
   await waitFor(
     "every profile (UserRegistered → user service)",
@@ -864,65 +864,7 @@ async function likeScenario(deps: {
 
 // --- measuring ---------------------------------------------------------------------------
 
-interface Cpu {
-  msByProcess: Record<string, number>;
-  /** CPU of every process not in this run (the machine is shared), % of one core. */
-  othersCorePercent: number;
-  machineBusy: number;
-  wallMs: number;
-}
 
-interface Meter {
-  start(): void;
-  stop(): Cpu;
-}
-
-/**
- * cpuMeter over `processes`, plus the PostgreSQL backends serving this run's
- * databases (by their process title, sampled at both ends: a backend that
- * exits inside the window is missed), plus what the rest of the machine used.
- */
-function fullMeter(processes: Record<string, number | undefined>, databases: readonly string[]): Meter {
-  const base = cpuMeter(processes);
-  let backendsBefore = new Map<number, number>();
-  return {
-    start() {
-      base.start();
-      backendsBefore = backendTicks(databases);
-    },
-    stop() {
-      const cpu = base.stop();
-      let postgresMs = 0;
-      for (const [pid, ticks] of backendTicks(databases)) postgresMs += (ticks - (backendsBefore.get(pid) ?? 0)) * 10;
-      const msByProcess = { ...cpu.msByProcess, postgres: postgresMs };
-      const ours = Object.values(msByProcess).reduce((sum, ms) => sum + ms, 0);
-      const othersMs = Math.max(0, cpu.machineBusy * machine.cpus * cpu.wallMs - ours);
-      return { msByProcess, othersCorePercent: round((othersMs / Math.max(1, cpu.wallMs)) * 100, 0), machineBusy: cpu.machineBusy, wallMs: cpu.wallMs };
-    },
-  };
-}
-
-/** utime + stime (ticks) of every PostgreSQL backend connected to one of `databases` ("postgres: <user> <database> <client> <state>"). */
-function backendTicks(databases: readonly string[]): Map<number, number> {
-  const found = new Map<number, number>();
-  let pids: string[] = [];
-  try {
-    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
-  } catch {
-    return found;
-  }
-  for (const pid of pids) {
-    try {
-      const title = readFileSync(`/proc/${pid}/cmdline`, "utf8").split(/[\s\0]+/);
-      if (title[0] !== "postgres:" || !databases.includes(title[2] ?? "")) continue;
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-      found.set(Number(pid), Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
-}
 
 interface Profiled {
   server: ServerProcess;
@@ -992,13 +934,6 @@ interface Account {
   call: { headers: Record<string, string> };
 }
 
-async function signUp(auth: Client<typeof AuthService>, label: string): Promise<Account> {
-  const identity = { case: "email" as const, value: `${uniqueName(`notifbench.${label}`)}@example.org` };
-  const password = "violet-harbour-teapot-42";
-  const registered = await auth.register({ identity, password });
-  const login = await auth.login({ identity, password });
-  return { label, userId: registered.userId.toLowerCase(), call: { headers: { authorization: `Bearer ${login.tokens?.accessToken ?? ""}` } } };
-}
 
 /** A LikeCreated record with the headers the real producers write (services/notification/test/harness.ts `publish`). */
 function likeRecord(topic: string, id: string, like: { postId: string; likerId: string; postAuthorId: string }): EventRecord {
@@ -1006,41 +941,9 @@ function likeRecord(topic: string, id: string, like: { postId: string; likerId: 
   return { topic, key: like.postId, value, headers: { "event-id": id, "event-type": LikeCreatedSchema.typeName, "content-type": "application/x-protobuf" } };
 }
 
-function perItem(msByProcess: Record<string, number>, items: number, digits: number): Record<string, number> {
-  return Object.fromEntries(Object.entries(msByProcess).filter(([, ms]) => ms > 0).map(([label, ms]) => [label, round(ms / Math.max(1, items), digits)]));
-}
 
-/** This run's Kafka: a private infra.sh state dir, started empty (a leftover one with data from a crashed run is replaced). */
-async function ownKafka(): Promise<PrivateServer> {
-  let kafka = await privateServer("kafka", KAFKA_STATE);
-  if (await hasTopics(kafka.url)) {
-    await kafka.down();
-    kafka = await privateServer("kafka", KAFKA_STATE);
-  }
-  cleanups.push(() => kafka.down());
-  return kafka;
-}
 
-async function hasTopics(brokers: string): Promise<boolean> {
-  const admin = new Kafka({ clientId: "notification-bench", brokers: brokers.split(","), logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    return (await admin.listTopics()).some((topic) => topic.startsWith("aviary.") || topic.startsWith("bench."));
-  } finally {
-    await admin.disconnect();
-  }
-}
 
-/** The private Kafka's JVM (privateServer keeps its state dir where this computes it). */
-function privateKafkaPid(): number | undefined {
-  try {
-    const checkout = createHash("sha256").update(repoRoot).digest("hex").slice(0, 8);
-    const pid = Number(readFileSync(join(tmpdir(), `aviary-${checkout}-${KAFKA_STATE}`, "kafka", "kafka.pid"), "utf8").trim());
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(KAFKA_STATE) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Time the process's main thread was runnable but not running (/proc/<pid>/schedstat), ms. */
 function runQueueWaitMs(pid: number | undefined): number {
@@ -1052,35 +955,8 @@ function runQueueWaitMs(pid: number | undefined): number {
   }
 }
 
-function redisServerPid(url: string): number | undefined {
-  try {
-    const redisDir = resolve(env["AVIARY_INFRA_DIR"] ?? resolve(repo, ".infra"), "redis");
-    if (readFileSync(resolve(redisDir, "port"), "utf8").trim() !== new URL(url).port) return undefined;
-    const pid = Number(readFileSync(resolve(redisDir, "redis.pid"), "utf8").trim());
-    return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("redis") ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 5_000);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== "0");
-}
 
-function serviceCommit(): string {
-  try {
-    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repo, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "services/notification", "services/runtime"], { cwd: repo, encoding: "utf8" }).trim() !== "";
-    return dirty ? `${head} + uncommitted changes in services/notification or services/runtime` : head;
-  } catch {
-    return "unknown";
-  }
-}
 
 // --- output ------------------------------------------------------------------------------
 
@@ -1116,7 +992,7 @@ async function report(results: Results): Promise<void> {
   await mkdir(resolve(repo, "bench/results"), { recursive: true });
   await writeFile(resultsPath, `${JSON.stringify(json, null, 2)}\n`);
   const section = renderSection({ at, ...machine }, results);
-  await writeSection(section);
+  await writeSection(docsPath, START, END, section);
   console.log(section);
 }
 
@@ -1316,11 +1192,6 @@ function renderSection(meta: RunMeta, results: Results): string {
   );
 }
 
-/** a ÷ b, to two decimals below 10, whole above (a backlog's ratio is not worth more digits). */
-function ratio(a: number, b: number): number {
-  const value = a / b;
-  return value >= 10 ? Math.round(value) : round(value, 2);
-}
 
 function meets(r: PathResult): boolean {
   return r.p50Ms <= GOALS.p50Ms && r.p99Ms <= GOALS.p99Ms && r.missing === 0;
@@ -1332,12 +1203,3 @@ function statusText(statuses: Record<string, number>): string {
     .join(", ");
 }
 
-/** Replaces the notification section of docs/benchmarks.md (between the markers), or appends it. */
-async function writeSection(body: string): Promise<void> {
-  const current = await readFile(docsPath, "utf8").catch(() => "# Benchmarks\n");
-  const block = `${START}\n${body}${END}\n`;
-  const from = current.indexOf(START);
-  const to = current.indexOf(END);
-  const next = from !== -1 && to > from ? current.slice(0, from) + block + current.slice(to + END.length + 1) : `${current.replace(/\n*$/, "\n\n")}${block}`;
-  await writeFile(docsPath, next);
-}
