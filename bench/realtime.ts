@@ -927,7 +927,8 @@ async function report(results: {
     `Written by \`node bench/realtime.ts\` (${at}; commit ${machine.commit}; Node ${machine.node}, ${machine.cpus} cores, load average ${machine.loadAverageAtStart.join(" / ")} at the start). Raw figures: \`bench/results/realtime.json\`.\n` +
     `Everything on this one machine over loopback: the realtime service (\`node services/realtime/src/main.ts\` with its defaults, so a heartbeat every ${HEARTBEAT_S} s), auth and user as child processes,\n` +
     `the shared Redis (keys under a prefix of the run, deleted after), and the load generators as worker processes of their own, so every CPU and RSS figure is one process's, from /proc.\n` +
-    `The receiving load generator is node:http2 client sessions with gRPC framed by hand (5-byte prefix + protobuf), several streams per connection, no connect client per stream.\n` +
+    `The receiving load generator is node:http2 client sessions with gRPC framed by hand (5-byte prefix + protobuf), several streams per connection, no connect client per stream;\n` +
+    `plain gRPC, like everything the edge sends upstream, so the streams take the service's direct streaming path (runtime \`direct-stream.ts\`), not connect's pipeline.\n` +
     `${USERS} users signed up and logged in once each (1 h access tokens: no stream reaches its token's expiry); a user's streams share its token.\n` +
     `"Others on the machine" is the CPU of every process not in this run (the machine is shared): figures taken while it is high are slower than the service is;\n` +
     `Redis is shared too, so its column holds whatever else used it meanwhile.\n\n` +
@@ -936,7 +937,7 @@ async function report(results: {
     `A stream counts once its \`ready\` frame arrived (against the bare reference: its response headers). RSS (VmRSS) is read after a warm-up of 20 streams opened and closed,\n` +
     `then 5 s after the last stream opened (KiB per stream = the difference / streams), and again at the end of the rest window.\n` +
     `The rest window (${rt.idleSeconds} s, ${rt.idleSeconds / HEARTBEAT_S} heartbeat intervals) starts once every stream has had its first heartbeat (${(rt.steadyAfterMs / 1000).toFixed(0)} s after the settling), so it holds the steady state:\n` +
-    `each stream's heartbeat timer and the presence refresh fire the same number of times in it as in any window of that length.\n` +
+    `each stream's heartbeat (the instance's heartbeat wheel) and the presence refresh come the same number of times in it as in any window of that length.\n` +
     `The reference is a bare node:http2 server (\`bench/realtime-bare-server.ts\`) holding the same streams from the same load generator: response headers, no frames, never an end — the transport's own share.\n` +
     `Goals: ≤ ${GOALS.kbPerStream} KB per stream (${goal(s.idle.memoryGoalMet)}: ${rt.kibPerStream} KiB = ${round(rt.kibPerStream * 1.024, 1)} KB after opening, ${rt.kibPerStreamAfterRest} KiB after the rest), ` +
     `< ${GOALS.idleCorePercent} % of a core at rest (${goal(s.idle.cpuGoalMet)}: ${rt.serverCorePercent} %).\n\n` +
@@ -946,7 +947,7 @@ async function report(results: {
       .map(([label, ms]) => `${label} ${ms} ms`)
       .join(", ")} of CPU (JWT check, denylist lookup, subscribe, position and presence scripts).\n` +
     `At rest the service is not idle: each stream gets a heartbeat once it has been silent for ${HEARTBEAT_S} s (${Math.round(IDLE_STREAMS / HEARTBEAT_S)} frames/s in steady state),\n` +
-    `the presence tracker pushes every held connection's expiry forward in Redis once per heartbeat interval (pipelined script calls), ` +
+    `the presence tracker pushes every held connection's expiry forward in Redis once per heartbeat interval (one script call per 500 connections, pipelined), ` +
     `and the held sessions are re-checked against the denylist now and then (REALTIME_REVOCATION_RECHECK). ${rt.endedDuringRun > 0 ? `${rt.endedDuringRun} streams ended during the run: ${JSON.stringify(rt.endings)}.` : "No stream ended during the run."}\n\n` +
     `### Publish → delivered\n\n` +
     `${USERS} users, one stream each over ${LIVE_CONNECTIONS} HTTP/2 connections, on a fresh realtime process. A publisher process makes durable publishes through the user-stream port's Redis adapter\n` +

@@ -96,11 +96,11 @@ await runService(
     );
     // Chat: the RPCs and the delivery to members' streams in one process (role all), on the same stream
     // hub as the realtime service; the notification service above pushes its messages to offline devices.
-    const chat = await startChatService(chatConfigFromEnv({ CHAT_ROLE: "all", AUTH_JWKS_URL: jwks, USER_URL: user.url, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus, userStreams });
-    // The BFF's unread section asks the notification service, as the caller.
-    const bff = await startBffService(bffConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, FEED_URL: feed.url, NOTIFICATION_URL: notification.url, ...env }), { cache });
+    const chat = await startChatService(chatConfigFromEnv({ CHAT_ROLE: "all", AUTH_JWKS_URL: jwks, USER_URL: user.url, MEDIA_URL: media.url, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus, userStreams });
+    // The BFF's unread section asks the notification and chat services, as the caller.
+    const bff = await startBffService(bffConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, FEED_URL: feed.url, NOTIFICATION_URL: notification.url, CHAT_URL: chat.url, ...env }), { cache });
 
-    // The edge, when `make envoy` has installed it: the same generated config
+    // The edge, when Envoy is installed (`make dev` installs it first): the same generated config
     // as the tests, on EDGE_PORT (admin on EDGE_ADMIN_PORT, loopback only).
     // Global rate limiting rides along: the rate-limit service in this process,
     // counting in the shared dev cache (memory, or REDIS_URL), RATELIMIT_* as in deploy.
@@ -116,7 +116,7 @@ await runService(
         echo: true,
       });
     } else {
-      logger.info("Envoy is not installed (make envoy): no edge; the services are reachable directly");
+      logger.info("Envoy is not installed (make dev installs it when python3 with venv is present; see above): no edge; the services are reachable directly");
     }
 
     const register = `-H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`;

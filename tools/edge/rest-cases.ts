@@ -12,6 +12,7 @@
 // use a fresh user (d) whose only notification is a like the table causes;
 // the chat rows are c and d's conversations (a is the outsider).
 import { absent, anyString, uuid, type JsonMatcher } from "./json-match.ts";
+import { base32Decode, totpCode } from "../../services/auth/src/domain/totp.ts";
 
 export interface Tokens {
   userId: string;
@@ -20,9 +21,9 @@ export interface Tokens {
   refreshToken: string;
 }
 
-export type Who = "a" | "a2" | "b" | "c" | "d";
+export type Who = "a" | "a2" | "b" | "c" | "d" | "e";
 /** What rows capture for later rows (beyond tokens). */
-export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId" | "postId" | "commentId" | "likedPostId" | "notificationGroupId" | "chatClientMessageId" | "chatMessageId" | "chatConversationId" | "chatGroupId";
+export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId" | "postId" | "commentId" | "likedPostId" | "notificationGroupId" | "chatClientMessageId" | "chatMessageId" | "chatConversationId" | "chatGroupId" | "totpSecret" | "recoveryCode" | "challengeToken";
 /** Presigned upload forms captured from CreateUpload rows, by what they are for. */
 export type UploadName = "avatar";
 
@@ -101,7 +102,7 @@ const fieldViolation = (field: string) => [
 ];
 const unauthenticated = (message: JsonMatcher = anyString) => status(16, message);
 
-const loginRow = (who: Who, identity: "a" | "b" | "c" | "d", device: string): RestCase => ({
+const loginRow = (who: Who, identity: "a" | "b" | "c" | "d" | "e", device: string): RestCase => ({
   name: `Login ${who}`,
   method: "POST",
   path: "/v1/auth/login",
@@ -889,7 +890,8 @@ const realtimeCases: RestCase[] = [
     method: "GET",
     path: "/v1/realtime/stream?since.epoch=not%20valid&since.offset=1",
     headers: as("c"),
-    expect: { status: 200, json: status(3, anyString, fieldViolation("since.epoch")) },
+    // A refusal before the first frame is a trailers-only gRPC response, which the transcoder maps to the HTTP status.
+    expect: { status: 400, json: status(3, anyString, fieldViolation("since.epoch")) },
   },
 ];
 
@@ -1044,7 +1046,7 @@ const notificationCases: RestCase[] = [
     expect: { status: 200, json: { unreadCount: absent } },
   },
   {
-    name: "GetHome: the unread section comes from the notification service (as the caller); chats 0",
+    name: "GetHome: the unread section comes from the notification and chat services (as the caller); no conversation yet, chats 0",
     method: "GET",
     path: "/v1/home",
     headers: as("d"),
@@ -1218,6 +1220,26 @@ const chatCases: RestCase[] = [
     expect: { status: 200, jsonFor: (c) => ({ conversations: [{ conversationId: chatConversation(c), lastSeq: "2", unreadCount: absent }] }) },
   },
   {
+    name: "GetUnreadCount (chat) for c: one conversation, one message unread (int64 as JSON strings)",
+    method: "GET",
+    path: "/v1/chat/unread-count",
+    headers: as("c"),
+    expect: { status: 200, json: { unreadConversations: "1", unreadMessages: "1" } },
+  },
+  {
+    name: "GetUnreadCount (chat) for d: nothing unread (zero values absent)",
+    method: "GET",
+    path: "/v1/chat/unread-count",
+    headers: as("d"),
+    expect: { status: 200, json: { unreadConversations: absent, unreadMessages: absent } },
+  },
+  {
+    name: "GetUnreadCount (chat) without a token: 401 at the edge",
+    method: "GET",
+    path: "/v1/chat/unread-count",
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+  {
     name: "GetConversation for d: the same conversation",
     method: "GET",
     path: (c) => `/v1/conversations/${chatConversation(c)}`,
@@ -1333,6 +1355,20 @@ const chatCases: RestCase[] = [
         nextPageToken: absent,
       }),
     },
+  },
+  {
+    name: "GetUnreadCount (chat) for c: only the group's message (the direct conversation was read; the creation entry never counts)",
+    method: "GET",
+    path: "/v1/chat/unread-count",
+    headers: as("c"),
+    expect: { status: 200, json: { unreadConversations: "1", unreadMessages: "1" } },
+  },
+  {
+    name: "GetHome for c: unread.chats is the chat service's unread_conversations",
+    method: "GET",
+    path: "/v1/home",
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ profile: { userId: idOf(c, "c") }, unread: { chats: "1" }, errors: absent }) },
   },
   {
     name: "ListConversations for d with page_size=1: the group, and a next page token",
@@ -1474,6 +1510,151 @@ const chatCases: RestCase[] = [
     headers: as("c"),
     expect: { status: 200, json: { messages: [{ seq: "2" }, { seq: "1" }] } },
   },
+  // After the send: c edits and reacts to messages of the direct conversation, d deletes theirs (seq 2).
+  {
+    name: "EditMessage by c of their seq 1: 200, same seq, the new text, edited_at",
+    method: "PATCH",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/1`,
+    headers: as("c"),
+    body: () => ({ text: "hi d!" }),
+    expect: { status: 200, jsonFor: (c) => ({ message: { seq: "1", senderId: idOf(c, "c"), text: "hi d!", editedAt: anyString, deletedAt: absent } }) },
+  },
+  {
+    name: "EditMessage by d of c's message: 403",
+    method: "PATCH",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/1`,
+    headers: as("d"),
+    body: () => ({ text: "mine now" }),
+    expect: { status: 403, json: status(7) },
+  },
+  {
+    name: "EditMessage with a blank text: 400 naming text",
+    method: "PATCH",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/1`,
+    headers: as("c"),
+    body: () => ({ text: "   " }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("text")) },
+  },
+  {
+    name: "EditMessage of seq 0: 400 naming seq",
+    method: "PATCH",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/0`,
+    headers: as("c"),
+    body: () => ({ text: "x" }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("seq")) },
+  },
+  {
+    name: "EditMessage by a (not in the conversation): 404, as for any conversation a is not in",
+    method: "PATCH",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/1`,
+    headers: as("a"),
+    body: () => ({ text: "x" }),
+    expect: { status: 404, json: status(5, "no such conversation") },
+  },
+  {
+    name: "AddReaction by d to seq 1: 200, the counts with d's own",
+    method: "POST",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/1/reactions`,
+    headers: as("d"),
+    body: () => ({ reaction: "👍" }),
+    expect: { status: 200, json: { message: { seq: "1", reactions: [{ reaction: "👍", count: 1, reacted: true }] } } },
+  },
+  {
+    name: "AddReaction with a reaction outside the allowed set: 400 naming reaction",
+    method: "POST",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/1/reactions`,
+    headers: as("d"),
+    body: () => ({ reaction: "🦄" }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("reaction")) },
+  },
+  {
+    name: "AddReaction by a: 404",
+    method: "POST",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/1/reactions`,
+    headers: as("a"),
+    body: () => ({ reaction: "👍" }),
+    expect: { status: 404, json: status(5, "no such conversation") },
+  },
+  {
+    name: "ListMessages for c: seq 1 edited, with d's reaction (not c's: reacted absent)",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages`,
+    headers: as("c"),
+    expect: { status: 200, json: { messages: [{ seq: "2", reactions: absent }, { seq: "1", text: "hi d!", editedAt: anyString, reactions: [{ reaction: "👍", count: 1, reacted: absent }] }] } },
+  },
+  {
+    name: "RemoveReaction by d (the emoji percent-encoded in the path): 200, no reactions left",
+    method: "DELETE",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/1/reactions/${encodeURIComponent("👍")}`,
+    headers: as("d"),
+    expect: { status: 200, json: { message: { seq: "1", reactions: absent } } },
+  },
+  {
+    name: "RemoveReaction with a reaction outside the allowed set: 400 naming reaction",
+    method: "DELETE",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/1/reactions/heart`,
+    headers: as("d"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("reaction")) },
+  },
+  {
+    name: "DeleteMessage by c of d's seq 2: 403",
+    method: "DELETE",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/2`,
+    headers: as("c"),
+    expect: { status: 403, json: status(7) },
+  },
+  {
+    name: "DeleteMessage by d of their seq 2: 200, the tombstone (same seq, no text, deleted_at)",
+    method: "DELETE",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/2`,
+    headers: as("d"),
+    expect: { status: 200, jsonFor: (c) => ({ message: { seq: "2", senderId: idOf(c, "d"), text: absent, deletedAt: anyString } }) },
+  },
+  {
+    name: "DeleteMessage again: 200, the same tombstone",
+    method: "DELETE",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/2`,
+    headers: as("d"),
+    expect: { status: 200, json: { message: { seq: "2", text: absent, deletedAt: anyString } } },
+  },
+  {
+    name: "AddReaction to the deleted message: 400 FAILED_PRECONDITION",
+    method: "POST",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/2/reactions`,
+    headers: as("c"),
+    body: () => ({ reaction: "👍" }),
+    expect: { status: 400, json: status(9) },
+  },
+  {
+    name: "DeleteMessage of a seq with no message: 404",
+    method: "DELETE",
+    path: (c) => `/v1/conversations/${chatConversation(c)}/messages/99`,
+    headers: as("d"),
+    expect: { status: 404, json: status(5, "no such message") },
+  },
+  {
+    name: "GetConversation for c: the last message is the tombstone",
+    method: "GET",
+    path: (c) => `/v1/conversations/${chatConversation(c)}`,
+    headers: as("c"),
+    expect: { status: 200, json: { conversation: { lastSeq: "2", lastMessage: { seq: "2", text: absent, deletedAt: anyString } } } },
+  },
+  sendMessage("SendMessage with an attachment that is no confirmed upload: 400 naming attachment_media_ids[0]", "c", (c) => ({ conversationId: chatConversation(c), clientMessageId: crypto.randomUUID(), text: "look", attachmentMediaIds: [NOBODY] }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("attachment_media_ids[0]")),
+  }),
+  sendMessage("SendMessage with an attachment id that is not a UUID: 400 naming attachment_media_ids[0]", "c", (c) => ({ conversationId: chatConversation(c), clientMessageId: crypto.randomUUID(), text: "look", attachmentMediaIds: ["nope"] }), {
+    status: 400,
+    json: status(3, anyString, fieldViolation("attachment_media_ids[0]")),
+  }),
+  {
+    name: "CreateGroup with an avatar that is no confirmed upload: 400 naming avatar_media_id",
+    method: "POST",
+    path: "/v1/conversations",
+    headers: as("c"),
+    body: (c) => ({ title: "Faces", memberIds: [idOf(c, "d")], avatarMediaId: NOBODY }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("avatar_media_id")) },
+  },
   // Group changes after creation (the group is c's, with d): each one entry of its sequence.
   {
     name: "AddMembers by d (a plain member): 403",
@@ -1593,6 +1774,35 @@ const chatCases: RestCase[] = [
     headers: as("c"),
     expect: { status: 200, jsonFor: (c) => ({ conversation: { members: membersOf(c, { c: "MEMBER_ROLE_OWNER" }), lastSeq: "7", lastMessage: { membership: { removedUserIds: [idOf(c, "d")] } } } }) },
   },
+  {
+    name: "UpdateConversation by c: history visibility FULL, recorded in entry 8",
+    method: "PATCH",
+    path: (c) => `/v1/conversations/${chatGroup(c)}`,
+    headers: as("c"),
+    body: () => ({ historyVisibility: "HISTORY_VISIBILITY_FULL" }),
+    expect: {
+      status: 200,
+      jsonFor: (c) => ({
+        conversation: { conversationId: chatGroup(c), title: "Weekend plans", historyVisibility: "HISTORY_VISIBILITY_FULL", lastSeq: "8", lastMessage: { membership: { historyVisibility: "HISTORY_VISIBILITY_FULL" } } },
+      }),
+    },
+  },
+  {
+    name: "UpdateConversation with nothing to change: 400 naming title",
+    method: "PATCH",
+    path: (c) => `/v1/conversations/${chatGroup(c)}`,
+    headers: as("c"),
+    body: () => ({}),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("title")) },
+  },
+  {
+    name: "UpdateConversation with an avatar that is no confirmed upload: 400 naming avatar_media_id",
+    method: "PATCH",
+    path: (c) => `/v1/conversations/${chatGroup(c)}`,
+    headers: as("c"),
+    body: () => ({ avatarMediaId: NOBODY }),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("avatar_media_id")) },
+  },
   // No token: refused at the edge.
   {
     name: "SendMessage without a token: 401 from jwt_authn",
@@ -1689,6 +1899,163 @@ export const restCases: RestCase[] = [
     headers: () => json,
     body: (c) => ({ email: email(c, "b"), code: "000000", newPassword: NEW_PASSWORD }),
     expect: { status: 400, json: status(3, anyString, fieldViolation("code")) },
+  },
+
+  // --- two-factor sign-in (user e): enrol, sign in with a recovery code, disable --------------
+  {
+    name: "Register e (codes in German)",
+    method: "POST",
+    path: "/v1/auth/register",
+    headers: () => json,
+    body: (c) => ({ email: email(c, "e"), password: c.password, locale: "de" }),
+    expect: { status: 200, jsonFor: (c) => ({ userId: uuid, identity: email(c, "e") }) },
+  },
+  {
+    name: "Register with a locale that is not a language tag: 400 on locale",
+    method: "POST",
+    path: "/v1/auth/register",
+    headers: () => json,
+    body: (c) => ({ email: `locale.${c.runId}@example.org`, password: c.password, locale: "english please" }),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("locale")) },
+  },
+  loginRow("e", "e", "authenticator"),
+  {
+    name: "StartTotpEnrollment without a token: 401 from jwt_authn",
+    method: "POST",
+    path: "/v1/auth/two-factor/totp:start",
+    headers: () => json,
+    body: (c) => ({ password: c.password }),
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+  {
+    name: "StartTotpEnrollment with a wrong password: 400 on password",
+    method: "POST",
+    path: "/v1/auth/two-factor/totp:start",
+    headers: as("e"),
+    body: () => ({ password: "not-the-password" }),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("password")) },
+  },
+  {
+    name: "StartTotpEnrollment answers the secret and a QR-ready otpauth URI",
+    method: "POST",
+    path: "/v1/auth/two-factor/totp:start",
+    headers: as("e"),
+    body: (c) => ({ password: c.password }),
+    expect: { status: 200, json: { secret: /^[A-Z2-7]{32}$/, otpauthUri: /^otpauth:\/\/totp\/Aviary:.+\?secret=[A-Z2-7]{32}&issuer=Aviary/, digits: 6, periodSeconds: 30 } },
+    capture: (body, c) => void (c.captured.totpSecret = (body as { secret: string }).secret),
+  },
+  {
+    name: "ConfirmTotpEnrollment with a code that is not six digits: 400 on code",
+    method: "POST",
+    path: "/v1/auth/two-factor/totp:confirm",
+    headers: as("e"),
+    body: () => ({ code: "12a4" }),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("code")) },
+  },
+  {
+    name: "ConfirmTotpEnrollment with the app's current code: ten recovery codes, once",
+    method: "POST",
+    path: "/v1/auth/two-factor/totp:confirm",
+    headers: as("e"),
+    body: (c) => ({ code: totpCode(base32Decode(c.captured.totpSecret ?? ""), Date.now()) }),
+    expect: { status: 200, json: { recoveryCodes: (v) => Array.isArray(v) && v.length === 10 && v.every((code) => /^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/.test(String(code))) } },
+    capture: (body, c) => void (c.captured.recoveryCode = (body as { recoveryCodes: string[] }).recoveryCodes[0]),
+  },
+  {
+    name: "GetMe says two-factor sign-in is on",
+    method: "GET",
+    path: "/v1/auth/me",
+    headers: as("e"),
+    expect: { status: 200, json: { twoFactorEnabled: true } },
+  },
+  {
+    name: "Login e with two-factor on: a challenge instead of tokens",
+    method: "POST",
+    path: "/v1/auth/login",
+    headers: () => json,
+    body: (c) => ({ email: email(c, "e"), password: c.password, deviceName: "second device" }),
+    expect: { status: 200, json: { secondFactorRequired: true, challengeToken: anyString, challengeExpiresInSeconds: (v) => typeof v === "number" && v > 0, tokens: absent, userId: absent } },
+    capture: (body, c) => void (c.captured.challengeToken = (body as { challengeToken: string }).challengeToken),
+  },
+  {
+    name: "VerifySecondFactor with a code that is not six digits: 400 on code",
+    method: "POST",
+    path: "/v1/auth/login:verifySecondFactor",
+    headers: () => json,
+    body: (c) => ({ challengeToken: c.captured.challengeToken, code: "12ab56" }),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("code")) },
+  },
+  {
+    name: "VerifySecondFactor without a factor: 400 on factor",
+    method: "POST",
+    path: "/v1/auth/login:verifySecondFactor",
+    headers: () => json,
+    body: (c) => ({ challengeToken: c.captured.challengeToken }),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("factor")) },
+  },
+  {
+    name: "VerifySecondFactor with an unknown challenge: 401",
+    method: "POST",
+    path: "/v1/auth/login:verifySecondFactor",
+    headers: () => json,
+    body: (c) => ({ challengeToken: "not-a-challenge", recoveryCode: c.captured.recoveryCode }),
+    expect: { status: 401, json: unauthenticated() },
+  },
+  {
+    name: "VerifySecondFactor with a recovery code: the session's tokens",
+    method: "POST",
+    path: "/v1/auth/login:verifySecondFactor",
+    headers: () => json,
+    body: (c) => ({ challengeToken: c.captured.challengeToken, recoveryCode: c.captured.recoveryCode }),
+    expect: { status: 200, jsonFor: (c) => ({ userId: c.users.e!.userId, sessionId: uuid, tokens: { accessToken: anyString, refreshToken: anyString }, recoveryCodesRemaining: 9 }) },
+  },
+  {
+    name: "Login e again: a new challenge",
+    method: "POST",
+    path: "/v1/auth/login",
+    headers: () => json,
+    body: (c) => ({ email: email(c, "e"), password: c.password }),
+    expect: { status: 200, json: { secondFactorRequired: true, challengeToken: anyString } },
+    capture: (body, c) => void (c.captured.challengeToken = (body as { challengeToken: string }).challengeToken),
+  },
+  {
+    name: "VerifySecondFactor with a spent recovery code: 400 on recovery_code",
+    method: "POST",
+    path: "/v1/auth/login:verifySecondFactor",
+    headers: () => json,
+    body: (c) => ({ challengeToken: c.captured.challengeToken, recoveryCode: c.captured.recoveryCode }),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("recovery_code")) },
+  },
+  {
+    name: "DisableTwoFactor by a user who has none (a): 400 failed precondition",
+    method: "POST",
+    path: "/v1/auth/two-factor:disable",
+    headers: as("a"),
+    body: (c) => ({ password: c.password }),
+    expect: { status: 400, json: status(9) },
+  },
+  {
+    name: "DisableTwoFactor without proof: 400 on proof",
+    method: "POST",
+    path: "/v1/auth/two-factor:disable",
+    headers: as("e"),
+    body: () => ({}),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("proof")) },
+  },
+  {
+    name: "DisableTwoFactor with the password",
+    method: "POST",
+    path: "/v1/auth/two-factor:disable",
+    headers: as("e"),
+    body: (c) => ({ password: c.password }),
+    expect: { status: 200, json: {} },
+  },
+  {
+    name: "GetMe says two-factor sign-in is off again",
+    method: "GET",
+    path: "/v1/auth/me",
+    headers: as("e"),
+    expect: { status: 200, json: { twoFactorEnabled: absent } },
   },
   {
     name: "GetJwks through the transcoder (plain JWKS JSON)",

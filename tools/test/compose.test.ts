@@ -28,6 +28,8 @@ const deployDir = path.join(repoRoot, "deploy");
 const readYaml = (file: string): any => parse(readFileSync(path.join(deployDir, file), "utf8"), { merge: true });
 
 const compose = readYaml("docker-compose.yml");
+// The init script the postgres image runs once (mounted into docker-entrypoint-initdb.d).
+const postgresRoles = readFileSync(path.join(deployDir, "postgres/10-roles.sh"), "utf8");
 const services = compose.services as Record<string, any>;
 // The deploy render is JSON after its comment header.
 const envoyConfig = JSON.parse(
@@ -184,16 +186,18 @@ test("the notification service: its identity matches the auth service's AUTH_SER
   t.is(notification["REALTIME_REDIS_URL"], realtime["REALTIME_REDIS_URL"]);
   t.is(notification["REALTIME_REDIS_PREFIX"], realtime["REALTIME_REDIS_PREFIX"]);
   t.regex(notification["DATABASE_URL"]!, /^postgres:\/\/notification:.+@postgres:5432\/aviary$/);
-  t.regex(compose.configs["postgres-roles"].content, /CREATE SCHEMA notification AUTHORIZATION notification;/);
+  t.regex(postgresRoles, /CREATE SCHEMA notification AUTHORIZATION notification;/);
   // The auth service directly (service tokens are not routed by the edge), the user service, and the BFF's unread section.
   const bff = services["bff"].environment as Record<string, string>;
-  for (const [name, value] of [["notification AUTH_URL", notification["AUTH_URL"]], ["notification USER_URL", notification["USER_URL"]], ["notification AUTH_JWKS_URL", notification["AUTH_JWKS_URL"]], ["bff NOTIFICATION_URL", bff["NOTIFICATION_URL"]]] as const) {
+  for (const [name, value] of [["notification AUTH_URL", notification["AUTH_URL"]], ["notification USER_URL", notification["USER_URL"]], ["notification AUTH_JWKS_URL", notification["AUTH_JWKS_URL"]], ["bff NOTIFICATION_URL", bff["NOTIFICATION_URL"]], ["bff CHAT_URL", bff["CHAT_URL"]]] as const) {
     const url = new URL(value!);
     t.truthy(services[url.hostname], `${name} → ${url.hostname}`);
     t.true(exposed(services[url.hostname]).includes(Number(url.port)), `${name} port ${url.port}`);
   }
   t.is(new URL(notification["AUTH_URL"]!).hostname, "auth");
   t.is(new URL(bff["NOTIFICATION_URL"]!).port, String(notification["NOTIFICATION_PORT"]));
+  t.is(new URL(bff["CHAT_URL"]!).hostname, "chat");
+  t.is(new URL(bff["CHAT_URL"]!).port, String((services["chat"].environment as Record<string, string>)["CHAT_PORT"]));
   // Every push provider variable is optional: unset, the default stack runs with none (pushes recorded as skipped).
   for (const [variable, value] of Object.entries(notification)) {
     if (/^(APNS|FCM|WEBPUSH)_/.test(variable)) t.is(composeDefault(value), "", `${variable} defaults to unset`);
@@ -213,10 +217,11 @@ test("the chat service: one all-role container on its own schema, the realtime s
   t.is(chat["REALTIME_REDIS_URL"], realtime["REALTIME_REDIS_URL"]);
   t.is(chat["REALTIME_REDIS_PREFIX"], realtime["REALTIME_REDIS_PREFIX"]);
   t.is(chat["KAFKA_BROKERS"], notification["KAFKA_BROKERS"]);
-  t.is(chat["CHAT_EVENTS_TOPIC"], undefined, "the default topic: the one the notification service reads");
+  t.is(chat["CHAT_EVENTS_TOPIC"], undefined, "the default topic…");
+  t.is(notification["CHAT_EVENTS_TOPIC"], undefined, "…the one the notification service reads by default");
   t.regex(chat["DATABASE_URL"]!, /^postgres:\/\/chat:.+@postgres:5432\/aviary$/);
-  t.regex(compose.configs["postgres-roles"].content, /CREATE SCHEMA chat AUTHORIZATION chat;/);
-  t.regex(compose.configs["postgres-roles"].content, /GRANT CONNECT, CREATE ON DATABASE "\$\$POSTGRES_DB" TO [^;]*\bchat;/);
+  t.regex(postgresRoles, /CREATE SCHEMA chat AUTHORIZATION chat;/);
+  t.regex(postgresRoles, /GRANT CONNECT, CREATE ON DATABASE "\$POSTGRES_DB" TO [^;]*\bchat;/);
   t.truthy(services["postgres"].environment["AVIARY_CHAT_DB_PASSWORD"]);
   for (const variable of ["AUTH_JWKS_URL", "USER_URL"]) {
     const url = new URL(chat[variable]!);
@@ -248,7 +253,7 @@ test("the stack has every part of the design brief, with healthchecks behind eve
       if (!source.startsWith(".") && !source.startsWith("/")) t.true(source in compose.volumes, `${name}: volume ${source}`);
     }
   }
-  t.truthy(compose.configs["postgres-roles"].content);
+  t.true((services["postgres"].volumes as string[]).includes("./postgres/10-roles.sh:/docker-entrypoint-initdb.d/10-roles.sh:ro"));
 });
 
 test("Prometheus scrapes every Node service's /metrics and Envoy's stats; Grafana and the collector point at existing services", (t) => {

@@ -274,6 +274,7 @@ test("chat: every RPC has its REST and gRPC route to the chat cluster (chat:8089
     ListMessages: "GET /v1/conversations/{conversation_id}/messages",
     MarkRead: "POST /v1/conversations/{conversation_id}:markRead",
     SetTyping: "POST /v1/conversations/{conversation_id}:typing",
+    GetUnreadCount: "GET /v1/chat/unread-count",
   };
   for (const config of [loopback(), renderDeployConfig() as Rendered]) {
     const { routes, clusters } = parts(config);
@@ -293,7 +294,7 @@ test("chat: every RPC has its REST and gRPC route to the chat cluster (chat:8089
   t.deepEqual(cluster?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "chat", port_value: 8089 });
   const local = loopback().static_resources.clusters.find((c) => c.name === "chat");
   t.deepEqual(local?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "127.0.0.1", port_value: 8089 });
-  t.deepEqual(chatRoute.idempotentMethods, ["GetConversation", "ListConversations", "ListMessages"]);
+  t.deepEqual(chatRoute.idempotentMethods, ["GetConversation", "ListConversations", "ListMessages", "GetUnreadCount"]);
 });
 
 test("the deploy render rate-limits through ratelimit:8090", (t) => {

@@ -3,7 +3,6 @@
 // a stream open past the edge's idle timeout (and the same stream cut without
 // them); opening streams rate limited per user and per address.
 import test from "ava";
-import http from "node:http";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
@@ -13,6 +12,7 @@ import { startTestRateLimit, type TestRateLimit } from "../../services/ratelimit
 import { uniqueIp } from "../../services/auth/test/harness.ts";
 import { eventually } from "../../services/runtime/test-support/infra.ts";
 import { openStream, startTestRealtime, WAIT_MS, type Device, type TestRealtime } from "../../services/realtime/test/harness.ts";
+import { restStream } from "../../services/realtime/test/rest-stream.ts";
 
 /** The edge's idle timeout in this file: short, so the heartbeat test needs only seconds. */
 const IDLE_SECONDS = 2;
@@ -90,35 +90,6 @@ test("one user's devices on two instances, one through the edge and one direct: 
   viaEdge.cancel();
   direct.cancel();
 });
-
-/** GET /v1/realtime/stream with curl's manners: one JSON frame per line, read as they come. */
-function restStream(base: string, device: Device, query: string): { lines: unknown[]; done: Promise<void>; close(): void } {
-  const lines: unknown[] = [];
-  let request: http.ClientRequest | undefined;
-  const done = new Promise<void>((resolve, reject) => {
-    request = http.get(`${base}/v1/realtime/stream${query}`, { headers: device.call.headers }, (res) => {
-      let buffer = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        buffer += chunk;
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl).trim();
-          buffer = buffer.slice(nl + 1);
-          if (line !== "") lines.push(JSON.parse(line));
-        }
-      });
-      res.on("end", () => {
-        // An error answered before any frame is one JSON status without a newline.
-        if (buffer.trim() !== "") lines.push(JSON.parse(buffer));
-        resolve();
-      });
-      res.on("error", () => resolve());
-    });
-    request.on("error", (e) => (request?.destroyed ? resolve() : reject(e)));
-  });
-  return { lines, done, close: () => request?.destroy() };
-}
 
 test("REST: the stream is newline-delimited JSON, frames arrive while it stays open, and resume works with query parameters", async (t) => {
   const ana = fromIp(await rt.signUp());

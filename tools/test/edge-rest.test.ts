@@ -89,6 +89,8 @@ test.before(async () => {
       KAFKA_BROKERS: urls.kafkaBrokers.join(","),
       AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
       USER_URL: user.service.url,
+      // Attachments and group avatars are checked with this media service.
+      MEDIA_URL: media.service.url,
       CHAT_GROUP: uniqueName("chat_rest"),
       REALTIME_REDIS_PREFIX: realtimePrefix,
       TRUSTED_PROXY_HOPS: "1",
@@ -103,6 +105,7 @@ test.before(async () => {
       USER_URL: user.service.url,
       FEED_URL: feed.service.url,
       NOTIFICATION_URL: notification.url,
+      CHAT_URL: chat.url,
       REDIS_URL: urls.redisUrl,
       LOG_LEVEL: "silent",
     }),

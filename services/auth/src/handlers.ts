@@ -17,7 +17,6 @@ import { pageSize, type PageTokens } from "@aviary/runtime/pagination";
 import { IdentityError, identityKey, normaliseIdentity, type Identity, type IdentityOneof } from "./domain/identity.ts";
 import { decoyHash, passwordWeakness, type PasswordHashing } from "./domain/passwords.ts";
 import type { CodeCheck, CodePurpose, OneTimeCodes } from "./domain/codes.ts";
-import type { CodeSender } from "./domain/code-sender.ts";
 import type { AttemptLimiter } from "./domain/attempt-limits.ts";
 import type { KeyRing } from "./domain/signing-keys.ts";
 import { newRefreshToken, hashRefreshToken, signAccessToken, type TokenSettings } from "./domain/tokens.ts";
@@ -37,6 +36,11 @@ import {
 } from "./store/sessions.ts";
 import { sessionsRevoked, userLoggedIn, userRegistered, type RevocationReason } from "./events/publish.ts";
 import type { SessionDenylist } from "./domain/denylist.ts";
+import type { Sealer } from "./domain/sealing.ts";
+import { requestCodeDelivery } from "./events/code-delivery.ts";
+import { chooseLocale } from "./delivery/locale.ts";
+import { hasConfirmedTotp } from "./store/second-factors.ts";
+import { createTwoFactorHandlers, type TwoFactorDeps } from "./two-factor.ts";
 
 export interface AuthSettings extends TokenSettings {
   /** The public base URL of the issuer, for the discovery document. */
@@ -49,7 +53,8 @@ export interface AuthDeps {
   cache: Cache;
   keys: KeyRing;
   codes: OneTimeCodes;
-  sender: CodeSender;
+  /** Codes go out through the outbox to the sender role (delivery/worker.ts), sealed. */
+  deliveries: { topic: string; sealer: Sealer };
   hashing: PasswordHashing;
   denylist: SessionDenylist;
   pageTokens: PageTokens;
@@ -62,6 +67,7 @@ export interface AuthDeps {
     codesPerIdentity: AttemptLimiter;
   };
   settings: AuthSettings;
+  twoFactor: TwoFactorDeps;
   now?: () => Date;
 }
 
@@ -90,14 +96,47 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
     if (state.blocked) throw resourceExhausted(message, state.retryAfterSeconds);
   }
 
-  /** Sends a code for `purpose` unless the identity asked for too many already. */
-  async function sendCode(purpose: CodePurpose, identity: Identity, send: boolean): Promise<void> {
+  /**
+   * Counts a code request against the identity's hourly quota, refusing it
+   * when the quota is spent. Unknown identities count too, so the answer
+   * cannot tell them apart.
+   */
+  async function countCodeRequest(purpose: CodePurpose, identity: Identity): Promise<void> {
     const subject = `${purpose}:${identityKey(identity)}`;
     await enforce(deps.limits.codesPerIdentity, subject, "too many codes requested for this identity");
     await deps.limits.codesPerIdentity.count(subject);
-    if (!send) return;
+  }
+
+  /** Like countCodeRequest, but answers whether to send instead of refusing (a registration must not fail on someone else's requests). */
+  async function mayRequestCode(purpose: CodePurpose, identity: Identity): Promise<boolean> {
+    const subject = `${purpose}:${identityKey(identity)}`;
+    const state = await deps.limits.codesPerIdentity.state(subject);
+    await deps.limits.codesPerIdentity.count(subject);
+    return !state.blocked;
+  }
+
+  /**
+   * Issues a code and enqueues its delivery in `tx`: it goes out exactly when
+   * the transaction commits, through the sender role, so a slow mail server
+   * or SMS gateway never holds up the RPC.
+   */
+  async function enqueueCode(tx: Tx, purpose: CodePurpose, identity: Identity, locale: string): Promise<void> {
     const code = await deps.codes.issue(purpose, identity);
-    await deps.sender.send({ to: identity, purpose, code, expiresInSeconds: deps.codes.ttlSeconds });
+    await requestCodeDelivery(tx, deps.deliveries, { to: identity, purpose, locale, code, at: now(), ttlSeconds: deps.codes.ttlSeconds });
+  }
+
+  function localeOf(request: { locale: string }, context: HandlerContext): string {
+    return chooseLocale(request.locale, context.requestHeader.get("accept-language"));
+  }
+
+  /** The account's password, limited per account; a wrong one is a field violation on `field`. */
+  async function checkPassword(user: { id: string; passwordHash: string }, password: string, field: string): Promise<void> {
+    const subject = `user:${user.id}`;
+    await enforce(deps.limits.loginPerIdentity, subject, "too many wrong passwords for this account");
+    if (!(await deps.hashing.verify(user.passwordHash, password))) {
+      await deps.limits.loginPerIdentity.count(subject);
+      throw invalidArgument([{ field, description: "password is incorrect" }]);
+    }
   }
 
   /** Turns a failed code check into the error the client sees. */
@@ -154,27 +193,38 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
     return revoked;
   }
 
+  const twoFactor = createTwoFactorHandlers(deps, { openSession, tokenPair, enforce, checkPassword });
+
   return {
-    async register(request) {
+    ...twoFactor,
+
+    async register(request, context) {
       const identity = identityOf(request);
       rejectWeak("password", request.password, identity);
+      const locale = localeOf(request, context);
       const passwordHash = await deps.hashing.hash(request.password);
       const user = await db.transaction(async (tx) => {
         const inserted = await insertUser(tx, identity, passwordHash);
         if (inserted === undefined) throw alreadyExists(`an account with this ${identity.kind} already exists`);
         await userRegistered(tx, inserted.id, identity, inserted.createdAt);
+        // Someone may have asked for codes for this address before it was an account:
+        // the account is still created, and a code can be asked for once the window ends.
+        if (await mayRequestCode("verify", identity)) await enqueueCode(tx, "verify", identity, locale);
         return inserted;
       });
-      await sendCode("verify", identity, true);
       return { userId: user.id, identity: identity.value, verificationRequired: true };
     },
 
-    async sendVerificationCode(request) {
+    async sendVerificationCode(request, context) {
       const identity = identityOf(request);
       const user = await findUserByIdentity(db, identity);
       const verified = identity.kind === "email" ? user?.emailVerifiedAt : user?.phoneVerifiedAt;
+      await countCodeRequest("verify", identity);
       // Unknown or already verified identities get the same answer, without a message.
-      await sendCode("verify", identity, user !== undefined && (verified ?? null) === null);
+      if (user !== undefined && (verified ?? null) === null) {
+        const locale = localeOf(request, context);
+        await db.transaction((tx) => enqueueCode(tx, "verify", identity, locale));
+      }
       return { expiresInSeconds: deps.codes.ttlSeconds };
     },
 
@@ -200,6 +250,11 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
         throw unauthenticated("wrong email, phone or password");
       }
       await deps.limits.loginPerIdentity.reset(identityKey(identity));
+      if (await hasConfirmedTotp(db, user.id)) {
+        // The password was right; the session waits for the second factor (VerifySecondFactor).
+        const challengeToken = await deps.twoFactor.challenges.open({ userId: user.id, deviceName: request.deviceName });
+        return { secondFactorRequired: true, challengeToken, challengeExpiresInSeconds: deps.twoFactor.challenges.ttlSeconds };
+      }
       const opened = await db.transaction((tx) => openSession(tx, user.id, request.deviceName, context));
       return {
         userId: user.id,
@@ -260,6 +315,7 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
         phone: user.phone ?? "",
         phoneVerified: user.phoneVerifiedAt !== null,
         createdAt: timestampFromDate(user.createdAt),
+        twoFactorEnabled: await hasConfirmedTotp(db, user.id),
       };
     },
 
@@ -298,10 +354,14 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
       return {};
     },
 
-    async requestPasswordReset(request) {
+    async requestPasswordReset(request, context) {
       const identity = identityOf(request);
       const user = await findUserByIdentity(db, identity);
-      await sendCode("password_reset", identity, user !== undefined);
+      await countCodeRequest("password_reset", identity);
+      if (user !== undefined) {
+        const locale = localeOf(request, context);
+        await db.transaction((tx) => enqueueCode(tx, "password_reset", identity, locale));
+      }
       return { expiresInSeconds: deps.codes.ttlSeconds };
     },
 
@@ -325,12 +385,7 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
       const principal = requirePrincipal(context);
       const user = await findUserById(db, principal.userId);
       if (user === undefined) throw unauthenticated("account no longer exists");
-      const subject = `user:${user.id}`;
-      await enforce(deps.limits.loginPerIdentity, subject, "too many wrong passwords for this account");
-      if (!(await deps.hashing.verify(user.passwordHash, request.currentPassword))) {
-        await deps.limits.loginPerIdentity.count(subject);
-        throw invalidArgument([{ field: "current_password", description: "current password is incorrect" }]);
-      }
+      await checkPassword(user, request.currentPassword, "current_password");
       const identity: Identity | undefined =
         user.email !== null ? { kind: "email", value: user.email } : user.phone !== null ? { kind: "phone", value: user.phone } : undefined;
       rejectWeak("new_password", request.newPassword, identity);

@@ -7,6 +7,7 @@ export const publicAuthMethods = [
   "SendVerificationCode",
   "VerifyIdentity",
   "Login",
+  "VerifySecondFactor",
   "Refresh",
   "RequestPasswordReset",
   "ResetPassword",

@@ -3,13 +3,14 @@
 import { fileURLToPath } from "node:url";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { ServiceAuthService } from "@aviary/gen/aviary/auth/v1/service_auth_pb";
-import { ConfigError, duration, int, loadConfig, port, string, type ConfigOf } from "@aviary/runtime/config";
+import { randomBytes } from "node:crypto";
+import { ConfigError, duration, int, loadConfig, oneOf, optionalString, port, string, type ConfigOf, type ConfigProblem } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { respond, startServer, type RunningServer } from "@aviary/runtime/server";
 import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
-import type { EventBus } from "@aviary/runtime/bus/bus";
+import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { createAuthHandlers } from "./handlers.ts";
 import { createServiceAuthHandlers, serviceAuthPublicProcedures } from "./service-auth-handlers.ts";
@@ -17,7 +18,12 @@ import { serviceClients } from "./domain/service-clients.ts";
 import { publicAuthMethods } from "./public-methods.ts";
 import { loadKeyRing } from "./domain/signing-keys.ts";
 import { cacheOneTimeCodes } from "./domain/codes.ts";
-import { fileCodeSender, type CodeSender } from "./domain/code-sender.ts";
+import type { CodeSender } from "./domain/code-sender.ts";
+import { aesGcmSealer, parseSecretsKey } from "./domain/sealing.ts";
+import { cacheLoginChallenges } from "./domain/challenges.ts";
+import { codeDeliveriesTopic } from "./events/code-delivery.ts";
+import { codeSenderProblems, codeSendersConfigSpec, openCodeSenders } from "./delivery/senders.ts";
+import { senderGroup, startCodeSenderWorker } from "./delivery/worker.ts";
 import { cacheAttemptLimiter } from "./domain/attempt-limits.ts";
 import { cacheSessionDenylist, startDenylistSync } from "./domain/denylist.ts";
 import { argon2idHashing } from "./domain/passwords.ts";
@@ -29,6 +35,8 @@ export const migrationsFolder = fileURLToPath(new URL("./store/migrations", impo
 
 /** Procedures callable without an access token. */
 export const publicProcedures = publicAuthMethods.map((method) => `${AuthService.typeName}/${method}`);
+
+export const authRoles = ["all", "api", "sender"] as const;
 
 /** Every setting of the auth service, from the environment (see README "Configuration"). */
 export const authConfigSpec = {
@@ -49,7 +57,24 @@ export const authConfigSpec = {
   loginFailureWindowMs: duration("AUTH_LOGIN_FAILURE_WINDOW", { default: "15m", min: "1s" }),
   passwordMemoryKiB: int("AUTH_ARGON2_MEMORY_KIB", { default: 19456, min: 1024 }),
   passwordPasses: int("AUTH_ARGON2_PASSES", { default: 2, min: 1 }),
+  /** all: everything in one process; api: the RPCs; sender: delivers codes from the outbox (health endpoints always served). */
+  role: oneOf("AUTH_ROLE", authRoles, { default: "all" }),
+  /** 32 bytes, base64 or hex: seals TOTP secrets at rest and codes on their way to the sender role (random per process when unset, role all only). */
+  secretsKey: optionalString("AUTH_SECRETS_KEY"),
+  /** Where a channel without a configured provider writes its codes (make dev). */
   codeSink: string("AUTH_CODE_SINK", { default: ".dev/codes.jsonl" }),
+  /** The code deliveries' topic: its own per deployment (every sender reading it sends what it reads). */
+  deliveryTopic: string("AUTH_DELIVERY_TOPIC", { default: codeDeliveriesTopic }),
+  senderGroup: string("AUTH_SENDER_GROUP", { default: senderGroup }),
+  deliveryMaxAttempts: int("AUTH_DELIVERY_MAX_ATTEMPTS", { default: 5, min: 1, max: 20 }),
+  deliveryRetryInitialMs: duration("AUTH_DELIVERY_RETRY_INITIAL", { default: "1s", min: "1ms", max: "1m" }),
+  deliveryRetryMaxMs: duration("AUTH_DELIVERY_RETRY_MAX", { default: "30s", min: "1ms", max: "5m" }),
+  senderConcurrency: int("AUTH_SENDER_CONCURRENCY", { default: 6, min: 1, max: 64 }),
+  ...codeSendersConfigSpec,
+  totpIssuer: string("AUTH_TOTP_ISSUER", { default: "Aviary" }),
+  challengeTtlMs: duration("AUTH_2FA_CHALLENGE_TTL", { default: "5m", min: "10s", max: "30m" }),
+  challengeMaxAttempts: int("AUTH_2FA_ATTEMPTS_PER_CHALLENGE", { default: 5, min: 1, max: 20 }),
+  secondFactorFailuresPerAccount: int("AUTH_2FA_FAILURES_PER_ACCOUNT", { default: 10, min: 1 }),
   denylistSyncMs: duration("AUTH_DENYLIST_SYNC_INTERVAL", { default: "30s", min: "100ms" }),
   /** Services that may obtain service tokens: `client_id:scope+scope:secret_sha256_hex`, comma-separated (none by default). */
   serviceClients: serviceClients("AUTH_SERVICE_CLIENTS"),
@@ -66,6 +91,15 @@ export type AuthConfig = ConfigOf<typeof authConfigSpec>;
 
 export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthConfig {
   const config = loadConfig(authConfigSpec, env);
+  const problems: ConfigProblem[] = codeSenderProblems(config);
+  if (config.secretsKey !== undefined && parseSecretsKey(config.secretsKey) === undefined) {
+    problems.push({ variable: "AUTH_SECRETS_KEY", problem: "must be 32 bytes, base64 or hex (e.g. openssl rand -base64 32)" });
+  }
+  // Split roles seal in one process and open in another: they need the same key.
+  if (config.secretsKey === undefined && config.role !== "all") {
+    problems.push({ variable: "AUTH_SECRETS_KEY", problem: `required for the ${config.role} role (the api and sender roles must share it)` });
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
   // Retired signing keys stay published for one access-token lifetime, so no token may outlive that.
   if (config.serviceTokenTtlMs > config.accessTokenTtlMs) {
     throw new ConfigError([{ variable: "AUTH_SERVICE_TOKEN_TTL", problem: "must not exceed AUTH_ACCESS_TOKEN_TTL" }]);
@@ -82,7 +116,10 @@ export interface AuthAdapters {
   database?: Database;
   cache?: Cache;
   bus?: EventBus;
+  /** Delivers codes in the sender role; by default the configured providers (delivery/senders.ts). */
   sender?: CodeSender;
+  /** Milliseconds since the epoch for TOTP steps (tests step it instead of waiting 30 s). */
+  totpClock?: () => number;
   logger?: Logger;
 }
 
@@ -118,7 +155,39 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
   const reloadKeys = setInterval(() => keys.reload().catch((err: unknown) => logger.warn({ err }, "signing key reload failed")), 60_000);
   reloadKeys.unref();
 
+  // Every role relays the outbox (one instance at a time, under the relay's lock).
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
+  const serves = config.role === "all" || config.role === "api";
+  const sends = config.role === "all" || config.role === "sender";
+  const secretsKey = config.secretsKey === undefined ? undefined : parseSecretsKey(config.secretsKey);
+  if (secretsKey === undefined) {
+    logger.warn("AUTH_SECRETS_KEY is not set: using a random one, so authenticator enrolments and queued codes do not survive a restart");
+  }
+  const sealer = aesGcmSealer(secretsKey ?? randomBytes(32));
+  const subscriptions: Subscription[] = [];
+  if (sends) {
+    const opened = adapters.sender === undefined ? openCodeSenders(config) : undefined;
+    if (opened !== undefined) {
+      base.own(opened);
+      for (const [channel, provider] of Object.entries(opened.providers)) {
+        if (provider === "file") logger.warn({ channel, sink: config.codeSink }, "no provider configured for this channel: its codes are written to the code sink file");
+      }
+    }
+    subscriptions.push(
+      await startCodeSenderWorker({
+        database,
+        bus,
+        topic: config.deliveryTopic,
+        groupId: config.senderGroup,
+        sender: adapters.sender ?? opened!.sender,
+        sealer,
+        retry: { maxAttempts: config.deliveryMaxAttempts, initialBackoffMs: config.deliveryRetryInitialMs, maxBackoffMs: config.deliveryRetryMaxMs },
+        meter: telemetry.meter,
+        logger,
+        partitionsConcurrently: config.senderConcurrency,
+      }),
+    );
+  }
   const denylist = cacheSessionDenylist(cache, accessTokenTtlSeconds);
   const denylistSync = startDenylistSync({
     denylist,
@@ -134,7 +203,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     cache,
     keys,
     codes: cacheOneTimeCodes(cache, { ttlSeconds: Math.round(config.codeTtlMs / 1000), maxAttempts: config.codeMaxAttempts }),
-    sender: adapters.sender ?? fileCodeSender(config.codeSink),
+    deliveries: { topic: config.deliveryTopic, sealer },
     hashing: argon2idHashing({ memoryKiB: config.passwordMemoryKiB, passes: config.passwordPasses }),
     denylist,
     pageTokens: pageTokensFor(AuthService.typeName, config, logger)("ListSessions"),
@@ -142,6 +211,13 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
       loginPerIdentity: cacheAttemptLimiter(cache, "login-identity", { limit: config.loginFailuresPerIdentity, windowSeconds: window }),
       loginPerIp: cacheAttemptLimiter(cache, "login-ip", { limit: config.loginFailuresPerIp, windowSeconds: window }),
       codesPerIdentity: cacheAttemptLimiter(cache, "codes", { limit: config.codesPerHour, windowSeconds: 3600 }),
+    },
+    twoFactor: {
+      sealer,
+      challenges: cacheLoginChallenges(cache, { ttlSeconds: Math.round(config.challengeTtlMs / 1000), maxAttempts: config.challengeMaxAttempts }),
+      failures: cacheAttemptLimiter(cache, "second-factor", { limit: config.secondFactorFailuresPerAccount, windowSeconds: window }),
+      totpClock: adapters.totpClock ?? Date.now,
+      issuer: config.totpIssuer,
     },
     settings: {
       issuer: config.issuer,
@@ -167,6 +243,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     telemetry,
     trustedProxyHops: config.trustedProxyHops,
     routes: (router) => {
+      if (!serves) return;
       router.service(AuthService, handlers);
       router.service(ServiceAuthService, serviceAuthHandlers);
     },
@@ -194,7 +271,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
       },
     },
   });
-  logger.info({ url: server.url, database: database.kind, cache: cache.kind, bus: bus.kind }, "auth service listening");
+  logger.info({ url: server.url, role: config.role, database: database.kind, cache: cache.kind, bus: bus.kind }, "auth service listening");
 
   return {
     ...server,
@@ -208,6 +285,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
       clearInterval(reloadKeys);
       denylistSync.stop();
       await server.close();
+      for (const subscription of subscriptions) await subscription.stop();
       await relay.stop();
       await base.close();
     },

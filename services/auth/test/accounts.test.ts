@@ -56,13 +56,14 @@ test("register by phone normalises to E.164", async (t) => {
 test("a duplicate identity is ALREADY_EXISTS, case-insensitively, and writes nothing", async (t) => {
   const email = uniqueEmail("dup");
   await auth.client.register({ identity: { case: "email", value: email }, password });
+  // Outbox rows naming the address: the UserRegistered event and the code delivery.
   const eventsAbout = async () =>
     (await auth.query<{ n: number }>("select count(*)::int as n from auth.outbox_events where position(convert_to($1, 'UTF8') in payload) > 0", [email]))[0]?.n;
-  t.is(await eventsAbout(), 1, "the first registration's event");
+  t.is(await eventsAbout(), 2, "the first registration's event and its code delivery");
   const error = await rejection(auth.client.register({ identity: { case: "email", value: email.toUpperCase() }, password: "another-fine-passphrase" }));
   t.is(error.code, Code.AlreadyExists);
   t.is(await countUsers("email = $1", [email]), 1);
-  t.is(await eventsAbout(), 1, "no event for the rejected registration");
+  t.is(await eventsAbout(), 2, "no event and no code for the rejected registration");
 });
 
 test("a wrong code is INVALID_ARGUMENT on `code`; too many wrong codes lock it (RESOURCE_EXHAUSTED)", async (t) => {
@@ -85,12 +86,16 @@ test("a wrong code is INVALID_ARGUMENT on `code`; too many wrong codes lock it (
 });
 
 test("an expired code is refused", async (t) => {
-  const shortLived = await startTestAuth({ AUTH_CODE_TTL: "1s" });
+  // Long enough for the asynchronous delivery (a code that expires before it is sent is not sent at all).
+  const shortLived = await startTestAuth({ AUTH_CODE_TTL: "3s" });
   t.teardown(() => shortLived.close());
   const email = uniqueEmail("expiry");
+  const issuedBy = Date.now();
   await shortLived.client.register({ identity: { case: "email", value: email }, password });
-  const code = await shortLived.codeFor(email, "verify");
-  await new Promise((resolve) => setTimeout(resolve, 2100));
+  const expiresBy = Date.now() + 3_000;
+  const code = await shortLived.codeFor(email, "verify", { timeoutMs: expiresBy - issuedBy });
+  // Waiting out a known deadline (the code's TTL), not guessing at one.
+  await new Promise((resolve) => setTimeout(resolve, expiresBy - Date.now() + 200));
   const error = await rejection(shortLived.client.verifyIdentity({ identity: { case: "email", value: email }, code }));
   t.is(error.code, Code.FailedPrecondition);
   t.is((await shortLived.query<{ n: number }>("select count(*)::int as n from auth.users where email_verified_at is not null"))[0]?.n, 0);

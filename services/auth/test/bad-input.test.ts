@@ -61,6 +61,15 @@ const cases: Array<[string, string, object | string, string[]]> = [
   ["empty refresh token", "Refresh", { refreshToken: "" }, ["refresh_token"]],
   ["oversized refresh token", "Refresh", { refreshToken: long(201) }, ["refresh_token"]],
   ["reset with weak new password", "ResetPassword", { email: "a@example.org", code: "123456", newPassword: "1234567890" }, ["new_password"]],
+  ["locale that is not a language tag", "Register", { email: "a@example.org", password: good, locale: "english please" }, ["locale"]],
+  ["oversized locale", "SendVerificationCode", { email: "a@example.org", locale: `de-${"x".repeat(40)}` }, ["locale"]],
+  ["locale with a bad subtag", "RequestPasswordReset", { email: "a@example.org", locale: "de-" }, ["locale"]],
+  ["second factor without a challenge", "VerifySecondFactor", { code: "123456" }, ["challenge_token"]],
+  ["second factor without a code", "VerifySecondFactor", { challengeToken: "abc" }, ["factor"]],
+  ["second factor code not six digits", "VerifySecondFactor", { challengeToken: "abc", code: "12a456" }, ["code"]],
+  ["recovery code too short", "VerifySecondFactor", { challengeToken: "abc", recoveryCode: "ABCD-1234" }, ["recovery_code"]],
+  ["recovery code with symbols", "VerifySecondFactor", { challengeToken: "abc", recoveryCode: "ABCD-1234-EFGH-5678!" }, ["recovery_code"]],
+  ["oversized challenge", "VerifySecondFactor", { challengeToken: long(201), code: "123456" }, ["challenge_token"]],
 ];
 
 for (const [name, method, body, expected] of cases) {
@@ -100,6 +109,31 @@ test.serial("a page size out of range is a field violation; anonymous callers ar
   const response = await call("ListSessions", { pageSize: 1000 }, { authorization: `Bearer ${login.tokens?.accessToken}` });
   t.is(response.status, 400);
   t.deepEqual(fields(response.body), ["page_size"]);
+});
+
+test.serial("two-factor enrolment and disabling: bad input is a field violation after authentication, and nothing is written", async (t) => {
+  const email = uniqueEmail("bad2fa");
+  await auth.client.register({ identity: { case: "email", value: email }, password: good });
+  const login = await auth.client.login({ identity: { case: "email", value: email }, password: good });
+  const authorization = { authorization: `Bearer ${login.tokens?.accessToken}` };
+  const before = await rowCounts();
+  const factors = async () => (await auth.query<{ n: number }>("select count(*)::int as n from auth.totp_factors"))[0]?.n;
+  const factorsBefore = await factors();
+  for (const [method, body, expected] of [
+    ["StartTotpEnrollment", {}, ["password"]],
+    ["StartTotpEnrollment", { password: long(129) }, ["password"]],
+    ["ConfirmTotpEnrollment", { code: "12" }, ["code"]],
+    ["ConfirmTotpEnrollment", {}, ["code"]],
+    ["DisableTwoFactor", {}, ["proof"]],
+    ["DisableTwoFactor", { code: "abcdef" }, ["code"]],
+  ] as const) {
+    t.is((await call(method, body, { authorization: "Bearer x" })).status, 401, `${method} anonymous`);
+    const response = await call(method, body, authorization);
+    t.is(response.status, 400, method);
+    t.deepEqual(fields(response.body), [...expected], method);
+  }
+  t.is(await rowCounts(), before);
+  t.is(await factors(), factorsBefore);
 });
 
 test.serial("a request body over the size limit is refused before parsing", async (t) => {

@@ -7,16 +7,21 @@ import { join } from "node:path";
 import { ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
-import { infra, withClient } from "../../runtime/test-support/infra.ts";
+import { eventually, infra, uniqueName, withClient } from "../../runtime/test-support/infra.ts";
 import { freshDatabase } from "../../runtime/test-support/database.ts";
-import { authConfigFromEnv, startAuthService, type RunningAuthService } from "../src/index.ts";
+import { authConfigFromEnv, startAuthService, type AuthAdapters, type RunningAuthService } from "../src/index.ts";
 
 export interface TestAuth {
   service: RunningAuthService;
   client: Client<typeof AuthService>;
   databaseUrl: string;
-  /** The latest code sent to `to` for `purpose`, read from the sink like a user reads their inbox. */
-  codeFor(to: string, purpose: "verify" | "password_reset"): Promise<string>;
+  /**
+   * The latest code sent to `to` for `purpose`, read from the sink like a
+   * user reads their inbox. Delivery is asynchronous (the sender role reads
+   * the outbox through Kafka), so it waits for one to arrive; with `after`,
+   * for one newer than that code.
+   */
+  codeFor(to: string, purpose: "verify" | "password_reset", options?: { after?: string; timeoutMs?: number }): Promise<string>;
   /** Runs SQL against the service's database (for assertions on what was written). */
   query<T extends Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   /** Stops the service mid-test (an outage); close() still drops its database. */
@@ -46,7 +51,7 @@ export function as(options: { token?: string; ip?: string }): { headers: Record<
   return { headers };
 }
 
-export async function startTestAuth(env: Record<string, string> = {}): Promise<TestAuth> {
+export async function startTestAuth(env: Record<string, string> = {}, adapters: AuthAdapters = {}): Promise<TestAuth> {
   const urls = { ...(await infra()) };
   if (env["REDIS_URL"] !== undefined) urls.redisUrl = env["REDIS_URL"];
   const database = await freshDatabase(urls.databaseUrl, "auth_test");
@@ -63,10 +68,14 @@ export async function startTestAuth(env: Record<string, string> = {}): Promise<T
     AUTH_ARGON2_PASSES: "1",
     TRUSTED_PROXY_HOPS: "1",
     PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
+    // Each service its own delivery topic: senders of other test files must not send (or swallow) its codes.
+    AUTH_DELIVERY_TOPIC: uniqueName("auth_code_deliveries_test"),
+    AUTH_SENDER_GROUP: uniqueName("auth_sender_test"),
+    AUTH_DELIVERY_RETRY_INITIAL: "50ms",
     LOG_LEVEL: "silent",
     ...env,
   });
-  const service = await startAuthService(config);
+  const service = await startAuthService(config, adapters);
   const client = createClient(AuthService, createGrpcTransport({ baseUrl: service.url }));
   let stopped: Promise<void> | undefined;
   const stopService = () => (stopped ??= service.close());
@@ -74,13 +83,13 @@ export async function startTestAuth(env: Record<string, string> = {}): Promise<T
     service,
     client,
     databaseUrl: database.url,
-    async codeFor(to, purpose) {
-      const lines = (await readFile(sink, "utf8")).trim().split("\n");
-      for (const line of lines.reverse()) {
-        const message = JSON.parse(line) as { to: string; purpose: string; code: string };
-        if (message.to === to && message.purpose === purpose) return message.code;
-      }
-      throw new Error(`no ${purpose} code was sent to ${to}`);
+    async codeFor(to, purpose, options = {}) {
+      let code: string | undefined;
+      await eventually(`a ${purpose} code for ${to}`, async () => {
+        code = latestCode(await readFile(sink, "utf8").catch(() => ""), to, purpose);
+        return code !== undefined && code !== options.after;
+      }, options.timeoutMs ?? 30_000);
+      return code!;
     },
     query: (text, params = []) => withClient(database.url, async (pg) => (await pg.query(text, params)).rows),
     stopService,
@@ -90,6 +99,15 @@ export async function startTestAuth(env: Record<string, string> = {}): Promise<T
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+function latestCode(sink: string, to: string, purpose: string): string | undefined {
+  const lines = sink.trim().split("\n").filter((line) => line !== "");
+  for (const line of lines.reverse()) {
+    const message = JSON.parse(line) as { to: string; purpose: string; code: string };
+    if (message.to === to && message.purpose === purpose) return message.code;
+  }
+  return undefined;
 }
 
 /** A password every validation rule accepts. */

@@ -2,4 +2,4 @@
 export { bffConfigFromEnv, bffConfigSpec, startBffService } from "./server.ts";
 export type { BffAdapters, BffConfig, RunningBffService } from "./server.ts";
 export { noUnreadYet, type CallAsViewer, type UnreadCounts, type UnreadSource } from "./domain/unread.ts";
-export { notificationUnread } from "./peers.ts";
+export { serviceUnread } from "./peers.ts";

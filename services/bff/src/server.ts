@@ -1,11 +1,12 @@
 // Wiring of the BFF: configuration → clients of the services it reads (user,
-// feed, notification) → server.
+// feed, notification, chat) → server.
 // It owns no data: no database, no events; the cache is only for the session
 // denylist every client-facing service checks.
 import { BffService } from "@aviary/gen/aviary/bff/v1/bff_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
 import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { NotificationService } from "@aviary/gen/aviary/notification/v1/notification_pb";
+import { ChatService } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import { duration, int, loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
@@ -14,7 +15,7 @@ import type { Cache } from "@aviary/runtime/cache/cache";
 import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createBffHandlers } from "./handlers.ts";
 import type { UnreadSource } from "./domain/unread.ts";
-import { notificationUnread } from "./peers.ts";
+import { serviceUnread } from "./peers.ts";
 
 /** Every setting of the BFF, from the environment (see README "Configuration"). */
 export const bffConfigSpec = {
@@ -25,6 +26,8 @@ export const bffConfigSpec = {
   feedUrl: url("FEED_URL", { default: "http://127.0.0.1:8085" }),
   /** The notification service: the unread section (GetUnreadCount, as the caller). */
   notificationUrl: url("NOTIFICATION_URL", { default: "http://127.0.0.1:8088" }),
+  /** The chat service: the unread section's chats (GetUnreadCount, as the caller). */
+  chatUrl: url("CHAT_URL", { default: "http://127.0.0.1:8089" }),
   /** Each section's time budget: past it, the section is reported as failed and the rest is answered. */
   sectionBudgetMs: duration("BFF_SECTION_TIMEOUT", { default: "3s", min: "10ms", max: "30s" }),
   feedPageSize: int("BFF_FEED_PAGE_SIZE", { default: 20, min: 1, max: 50 }),
@@ -43,7 +46,7 @@ export function bffConfigFromEnv(env: NodeJS.ProcessEnv = process.env): BffConfi
 export interface BffAdapters {
   cache?: Cache;
   logger?: Logger;
-  /** Unread counts; by default from the notification service at NOTIFICATION_URL (chats zero until chat exists). */
+  /** Unread counts; by default from the notification service at NOTIFICATION_URL and the chat service at CHAT_URL. */
   unread?: UnreadSource;
 }
 
@@ -59,7 +62,7 @@ export async function startBffService(config: BffConfig, adapters: BffAdapters =
   const handlers = createBffHandlers({
     users: createServiceClient(UserService, config.userUrl.origin),
     feed: createServiceClient(FeedService, config.feedUrl.origin),
-    unread: adapters.unread ?? notificationUnread(createServiceClient(NotificationService, config.notificationUrl.origin)),
+    unread: adapters.unread ?? serviceUnread(createServiceClient(NotificationService, config.notificationUrl.origin), createServiceClient(ChatService, config.chatUrl.origin)),
     sectionBudgetMs: config.sectionBudgetMs,
     feedPageSize: config.feedPageSize,
   });

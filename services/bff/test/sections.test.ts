@@ -5,7 +5,7 @@ import { GetProfileResponseSchema, ProfileSchema } from "@aviary/gen/aviary/user
 import { GetHomeFeedResponseSchema } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { callerError, loadSection } from "../src/domain/sections.ts";
 import { presentHome } from "../src/handlers.ts";
-import { notificationUnread } from "../src/peers.ts";
+import { serviceUnread } from "../src/peers.ts";
 
 const never = new AbortController().signal;
 
@@ -79,15 +79,32 @@ test("presentation: loaded sections fill the response, failed ones are empty and
   t.deepEqual(home.errors, [{ section: "feed", code: "unavailable", message: "down" }]);
 });
 
-test("the notification source asks GetUnreadCount over every kind with the viewer's call options, and reports chats as 0", async (t) => {
+test("the unread source asks both services' GetUnreadCount with the viewer's call options; chats are conversations, not messages", async (t) => {
   const seen: unknown[] = [];
-  const fake = {
+  const fake = <T>(name: string, reply: T) => ({
     getUnreadCount: async (request: unknown, options: unknown) => {
-      seen.push([request, options]);
-      return { unreadCount: 7n };
+      seen.push([name, request, options]);
+      return reply;
     },
-  } as unknown as Parameters<typeof notificationUnread>[0];
+  });
+  const notifications = fake("notification", { unreadCount: 7n }) as unknown as Parameters<typeof serviceUnread>[0];
+  const chat = fake("chat", { unreadConversations: 2n, unreadMessages: 9n }) as unknown as Parameters<typeof serviceUnread>[1];
   const call = { headers: { authorization: "Bearer viewer-token" }, signal: never, timeoutMs: 250 };
-  t.deepEqual(await notificationUnread(fake).counts("u1", call), { notifications: 7n, chats: 0n });
-  t.deepEqual(seen, [[{}, call]]);
+  t.deepEqual(await serviceUnread(notifications, chat).counts("u1", call), { notifications: 7n, chats: 2n });
+  t.deepEqual(seen, [
+    ["notification", {}, call],
+    ["chat", {}, call],
+  ]);
+});
+
+test("a failing chat call fails the unread source (the section), whatever the notification service answered", async (t) => {
+  const notifications = { getUnreadCount: async () => ({ unreadCount: 1n }) } as unknown as Parameters<typeof serviceUnread>[0];
+  const chat = {
+    getUnreadCount: async () => {
+      throw new ConnectError("chat store unreachable", Code.Unavailable);
+    },
+  } as unknown as Parameters<typeof serviceUnread>[1];
+  const result = await loadSection("unread", 1000, never, (signal, timeoutMs) => serviceUnread(notifications, chat).counts("u1", { headers: {}, signal, timeoutMs }));
+  t.false(result.ok);
+  if (!result.ok) t.deepEqual(result.failure, { section: "unread", code: "unavailable", message: "chat store unreachable" });
 });

@@ -11,23 +11,29 @@ import { cursorPayload, parseCursor } from "./domain/page-token.ts";
 import type { TypingCoalescer } from "./domain/typing.ts";
 import type { ChatEvents } from "./events/publish.ts";
 import { signalTyping } from "./events/typing.ts";
-import type { ChatUsers } from "./peers.ts";
+import type { ChatMedia, ChatUsers } from "./peers.ts";
 import { getConversation, listConversations } from "./read/conversations.ts";
 import { listMessages } from "./read/history.ts";
+import { getUnreadCount } from "./read/unread.ts";
 import { createGroup } from "./write/group.ts";
 import type { SendLimiter } from "./write/limit.ts";
-import { addMembers, leaveConversation, removeMember, renameConversation, setMemberRole } from "./write/members.ts";
+import { deleteMessage, editMessage } from "./write/edit.ts";
+import { addMembers, leaveConversation, removeMember, setMemberRole, updateConversation } from "./write/members.ts";
+import { addReaction, removeReaction } from "./write/reactions.ts";
 import { markRead } from "./write/receipts.ts";
 import { sendMessage } from "./write/send.ts";
 
 export interface ChatDeps {
   database: Database;
   users: ChatUsers;
+  media: ChatMedia;
   events: ChatEvents;
   limiter: SendLimiter;
   streams: UserStreamPublisher;
   typing: TypingCoalescer;
   typingExpiresInSeconds: number;
+  /** CHAT_EDIT_WINDOW in milliseconds. */
+  editWindowMs: number;
   pageTokens: PageTokens;
   logger?: LogSink;
 }
@@ -60,7 +66,7 @@ export function createChatHandlers(deps: ChatDeps): ServiceImpl<typeof ChatServi
     },
 
     async updateConversation(request, ctx) {
-      return { conversation: await renameConversation(deps, callerId(ctx), request.conversationId, request.title) };
+      return { conversation: await updateConversation(deps, ctx, callerId(ctx), request) };
     },
 
     async setMemberRole(request, ctx) {
@@ -81,6 +87,24 @@ export function createChatHandlers(deps: ChatDeps): ServiceImpl<typeof ChatServi
     listMessages: (request, ctx) => listMessages(db, callerId(ctx), request),
 
     markRead: (request, ctx) => markRead(deps, callerId(ctx), request),
+
+    async editMessage(request, ctx) {
+      return { message: await editMessage(deps, ctx, callerId(ctx), request) };
+    },
+
+    async deleteMessage(request, ctx) {
+      return { message: await deleteMessage(deps, callerId(ctx), request) };
+    },
+
+    async addReaction(request, ctx) {
+      return { message: await addReaction(deps, ctx, callerId(ctx), request) };
+    },
+
+    async removeReaction(request, ctx) {
+      return { message: await removeReaction(deps, callerId(ctx), request) };
+    },
+
+    getUnreadCount: (_request, ctx) => getUnreadCount(db, callerId(ctx)),
 
     async setTyping(request, ctx) {
       await signalTyping(

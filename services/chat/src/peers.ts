@@ -1,10 +1,13 @@
-// The user service, asked on the caller's behalf (their token, deadline and
-// cancellation): who exists for the caller. A port, so the handlers can be
-// tested without it (the embedded test hands in a fake).
+// The services chat asks on the caller's behalf (their token, deadline and
+// cancellation): the user service (who exists for the caller) and the media
+// service (which uploads are the caller's, confirmed). Ports, so the
+// handlers can be tested without them (the embedded test hands in a fake).
 import type { Client } from "@connectrpc/connect";
 import type { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
+import type { Media, MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
 import type { asCaller } from "@aviary/runtime/context";
 import { fromDependency } from "@aviary/runtime/errors";
+import { readyMedia } from "@aviary/runtime/media";
 
 export type CallerOptions = ReturnType<typeof asCaller>;
 
@@ -15,6 +18,11 @@ export interface ChatUsers {
    * omit_blocked). Lower-case ids.
    */
   reachable(userIds: readonly string[], call: CallerOptions): Promise<Set<string>>;
+}
+
+export interface ChatMedia {
+  /** The confirmed items among `mediaIds`, by lower-case id (unknown and pending ones are absent). */
+  ready(mediaIds: readonly string[], call: CallerOptions): Promise<Map<string, Media>>;
 }
 
 /** BatchGetProfilesRequest.user_ids max_items. */
@@ -29,5 +37,12 @@ export function chatUsersOver(users: Client<typeof UserService>): ChatUsers {
       const answers = await fromDependency("user", () => Promise.all(batches.map((batch) => users.batchGetProfiles({ userIds: batch, omitBlocked: true }, call))));
       return new Set(answers.flatMap((answer) => answer.profiles.map((profile) => profile.userId.toLowerCase())));
     },
+  };
+}
+
+/** BatchGetMedia as the caller; a media service that cannot answer makes the write UNAVAILABLE (nothing is written). */
+export function chatMediaOver(media: Pick<Client<typeof MediaService>, "batchGetMedia">): ChatMedia {
+  return {
+    ready: (mediaIds, call) => (mediaIds.length === 0 ? Promise.resolve(new Map()) : fromDependency("media", () => readyMedia(media, mediaIds, call))),
   };
 }

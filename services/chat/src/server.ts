@@ -3,8 +3,9 @@
 // functions this file connects.
 import { fileURLToPath } from "node:url";
 import { ChatService } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
-import { ConfigError, int, loadConfig, oneOf, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { ConfigError, duration, int, loadConfig, oneOf, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
@@ -21,7 +22,7 @@ import { typingCoalescer } from "./domain/typing.ts";
 import { chatGroup, consumeChatEvents } from "./events/deliver.ts";
 import { chatEvents, chatEventsTopic } from "./events/publish.ts";
 import { createChatHandlers, type ChatDeps } from "./handlers.ts";
-import { chatUsersOver, type ChatUsers } from "./peers.ts";
+import { chatMediaOver, chatUsersOver, type ChatMedia, type ChatUsers } from "./peers.ts";
 import { sendLimiter } from "./write/limit.ts";
 import type { SendDeps } from "./write/send.ts";
 import { outboxEvents } from "./store/schema.ts";
@@ -42,13 +43,19 @@ export const chatConfigSpec = {
   ...userTokenConfigSpec,
   /** Existence and blocks are asked of the user service as the caller. */
   userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
+  /** Attachments and group avatars are checked with the media service as the caller (BatchGetMedia). */
+  mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083" }),
   group: string("CHAT_GROUP", { default: chatGroup }),
   eventsTopic: string("CHAT_EVENTS_TOPIC", { default: chatEventsTopic }),
   /** COUNT/WINDOW: sends per user per fixed window (counted in the cache). */
   sendRate: string("CHAT_SEND_RATE", { default: "30/10s", pattern: sendRatePattern }),
   /** How long a typing indicator lasts unless repeated (SetTyping's expires_in_seconds). */
   typingSeconds: int("CHAT_TYPING_SECONDS", { default: 5, min: 1, max: 60 }),
+  /** How long after sending the sender may edit a message (EditMessage). */
+  editWindowMs: duration("CHAT_EDIT_WINDOW", { default: "15m", min: "1s", max: "7d" }),
   deliveryConcurrency: int("CHAT_DELIVERY_CONCURRENCY", { default: 6, min: 1, max: 64 }),
+  /** While the outbox relay is busy, its passes start at least this many ms apart (events committed meanwhile share a pass). */
+  relayLingerMs: int("CHAT_RELAY_LINGER_MS", { default: 10, min: 0, max: 1_000 }),
   /**
    * TEST-ONLY failpoint, never set in production. `exit-after-send-commit`:
    * the process SIGKILLs itself right after a SendMessage transaction commits,
@@ -88,6 +95,8 @@ export interface ChatAdapters {
   userStreams?: UserStreamPublisher;
   /** Who exists for a caller; by default the user service's BatchGetProfiles as the caller. */
   users?: ChatUsers;
+  /** Which uploads a caller may attach; by default the media service's BatchGetMedia as the caller. */
+  media?: ChatMedia;
   logger?: Logger;
 }
 
@@ -113,7 +122,7 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
   await database.migrate(migrationsFolder, { schema: "chat" });
 
   // The API writes the outbox, so it relays it (one relay at a time publishes, under the relay's lock).
-  const relay: OutboxRelay | undefined = serves ? await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger }) : undefined;
+  const relay: OutboxRelay | undefined = serves ? await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, lingerMs: config.relayLingerMs }) : undefined;
   const subscriptions: Subscription[] = [];
   if (delivers) {
     subscriptions.push(await consumeChatEvents({ bus, topic: config.eventsTopic, groupId: config.group, streams: userStreams, partitionsConcurrently: config.deliveryConcurrency }));
@@ -124,11 +133,13 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
     database,
     // `URL.href` ends in "/"; Connect base URLs join paths themselves.
     users: adapters.users ?? chatUsersOver(createServiceClient(UserService, config.userUrl.href.replace(/\/$/, ""), { defaultTimeoutMs: 5_000 })),
+    media: adapters.media ?? chatMediaOver(createServiceClient(MediaService, config.mediaUrl.href.replace(/\/$/, ""), { defaultTimeoutMs: 5_000 })),
     events: chatEvents(config.eventsTopic),
     limiter: sendLimiter(cache, sendRateOf(config), logger),
     streams: userStreams,
     typing: typingCoalescer(),
     typingExpiresInSeconds: config.typingSeconds,
+    editWindowMs: config.editWindowMs,
     pageTokens: pageTokensFor(ChatService.typeName, config, logger)("ListConversations"),
     logger,
     // TEST-ONLY (CHAT_FAILPOINT): die as if SIGKILLed between the commit and the answer.

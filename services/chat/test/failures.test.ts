@@ -153,6 +153,14 @@ test.serial("the realtime Redis down while members send: the messages are commit
         throw error;
       }
     },
+    async publishMany(items) {
+      try {
+        return await outageHub.publishMany(items);
+      } catch (error) {
+        failedPublishes++;
+        throw error;
+      }
+    },
     signal: (userIds, item, options) => outageHub.signal(userIds, item, options),
     foregroundSessions: (userIds) => outageHub.foregroundSessions(userIds),
     ping: () => outageHub.ping(),

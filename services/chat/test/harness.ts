@@ -14,7 +14,9 @@ import type { UserStreamHub } from "../../runtime/src/realtime/user-streams.ts";
 import { silentSink } from "../../runtime/src/bus/log-sink.ts";
 import { eventually, infra, uniqueName, withClient } from "../../runtime/test-support/infra.ts";
 import { freshDatabase } from "../../runtime/test-support/database.ts";
-import { startTestUser, type Account, type TestUser } from "../../user/test/harness.ts";
+import { NO_MEDIA_URL, startTestUser, type Account, type TestUser } from "../../user/test/harness.ts";
+import { startTestMedia, uploadSample, type TestMedia } from "../../media/test/harness.ts";
+import type { MediaPurpose } from "@aviary/gen/aviary/media/v1/media_pb";
 import { chatConfigFromEnv, startChatService, type RunningChatService } from "../src/index.ts";
 
 export { rejection } from "../../auth/test/harness.ts";
@@ -51,14 +53,28 @@ export interface TestChat {
   counts(): Promise<{ conversations: number; members: number; entries: number; outbox: number }>;
   /** Polls until `check` holds (DELIVERY_WAIT_MS). */
   until(what: string, check: () => boolean | Promise<boolean>): Promise<void>;
+  /** The media service (with `media: true`), verifying the same issuer's tokens. */
+  media?: TestMedia;
+  /** Uploads a small PNG as `account` (confirmed unless `confirm` is false); needs `media: true`. */
+  upload(account: Signed, options: { purpose: MediaPurpose; confirm?: boolean }): Promise<string>;
   close(): Promise<void>;
 }
 
-export async function startTestChat(env: Record<string, string> = {}): Promise<TestChat> {
+export interface TestChatOptions {
+  /** Auth and user services to run behind (left running at close); its own otherwise. */
+  user?: TestUser;
+  /** The realtime key prefix (a realtime service's, to deliver to its streams); its own otherwise. */
+  prefix?: string;
+  /** Starts a media service (attachments, group avatars); without it media checks fail as UNAVAILABLE. */
+  media?: boolean;
+}
+
+export async function startTestChat(env: Record<string, string> = {}, options: TestChatOptions = {}): Promise<TestChat> {
   const urls = await infra();
-  const user = await startTestUser();
+  const user = options.user ?? (await startTestUser());
   const database = await freshDatabase(urls.databaseUrl, "chat_test");
-  const prefix = `${uniqueName("chattest")}:`;
+  const prefix = options.prefix ?? `${uniqueName("chattest")}:`;
+  const media = options.media === true ? await startTestMedia({}, user.auth) : undefined;
   const service = await startChatService(
     chatConfigFromEnv({
       CHAT_PORT: "0",
@@ -67,6 +83,7 @@ export async function startTestChat(env: Record<string, string> = {}): Promise<T
       KAFKA_BROKERS: urls.kafkaBrokers.join(","),
       AUTH_JWKS_URL: `${user.auth.service.url}/.well-known/jwks.json`,
       USER_URL: user.service.url,
+      MEDIA_URL: media?.service.url ?? NO_MEDIA_URL,
       CHAT_GROUP: uniqueName("chat_test"),
       // Its own topic: a fresh group on the shared one would first work through every other suite's events.
       CHAT_EVENTS_TOPIC: uniqueName("chat_events_test"),
@@ -114,11 +131,17 @@ export async function startTestChat(env: Record<string, string> = {}): Promise<T
       return row!;
     },
     until: (what, check) => eventually(what, check, DELIVERY_WAIT_MS),
+    ...(media === undefined ? {} : { media }),
+    async upload(account, uploadOptions) {
+      if (media === undefined) throw new Error("startTestChat without media: true");
+      return uploadSample(media.client, account.call, uploadOptions);
+    },
     async close() {
       await service.close();
       await hub.close();
       await database.drop();
-      await user.close();
+      await media?.close();
+      if (options.user === undefined) await user.close();
     },
   };
 }

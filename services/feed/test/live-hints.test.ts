@@ -222,6 +222,7 @@ test("a hint that cannot be sent is logged, never thrown, and pauses hints for a
   let failing = true;
   const streams: UserStreamPublisher = {
     publish: () => Promise.reject(new Error("not used")),
+    publishMany: () => Promise.reject(new Error("not used")),
     async signal(userIds) {
       calls.push([...userIds]);
       if (failing) throw new Error("realtime redis down");

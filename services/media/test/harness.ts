@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { DeleteBucketCommand, DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { MediaService, type CreateUploadResponse } from "@aviary/gen/aviary/media/v1/media_pb";
+import { MediaService, type CreateUploadResponse, type MediaPurpose } from "@aviary/gen/aviary/media/v1/media_pb";
 import { infra, withClient, type S3Settings } from "../../runtime/test-support/infra.ts";
 import { freshDatabase } from "../../runtime/test-support/database.ts";
 import { as, password, startTestAuth, uniqueEmail, uniqueIp, type TestAuth } from "../../auth/test/harness.ts";
@@ -117,6 +117,25 @@ export async function postUpload(
   form.append("file", new Blob([bytes as Uint8Array<ArrayBuffer>], { type: overrides["Content-Type"] ?? upload.fields["Content-Type"] ?? "application/octet-stream" }), "upload.bin");
   const response = await fetch(upload.url, { method: "POST", body: form });
   return { status: response.status, body: await response.text() };
+}
+
+/**
+ * Uploads a small PNG as the caller (`call` carries their token) and, unless
+ * `confirm` is false, confirms it; resolves to the media id (a pending one
+ * when unconfirmed). What other services' tests use to get media to refer to.
+ */
+export async function uploadSample(
+  client: Client<typeof MediaService>,
+  call: { headers: Record<string, string> },
+  options: { purpose: MediaPurpose; confirm?: boolean },
+): Promise<string> {
+  const png = samples.png();
+  const upload = await client.createUpload({ contentType: "image/png", sizeBytes: BigInt(png.length), purpose: options.purpose }, call);
+  const posted = await postUpload(upload, png);
+  if (posted.status !== 204 && posted.status !== 201 && posted.status !== 200) throw new Error(`upload POST answered ${posted.status}: ${posted.body}`);
+  if (options.confirm === false) return upload.mediaId;
+  const confirmed = await client.confirmUpload({ mediaId: upload.mediaId }, call);
+  return confirmed.media?.mediaId ?? upload.mediaId;
 }
 
 /** Small files with real magic numbers (and filler to a given size). */

@@ -17,7 +17,7 @@ import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
 import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createNotificationHandlers } from "./handlers.ts";
-import { consumeChatMessages, consumeNotificationEvents, notificationGroup } from "./events/consume.ts";
+import { chatEventsTopic, consumeChatMessages, consumeNotificationEvents, notificationGroup } from "./events/consume.ts";
 import { notificationEventsTopic } from "./events/publish.ts";
 import { createLiveUpdates } from "./events/live.ts";
 import { connectUserInternal, type DeviceRegistry, type UserDirectory } from "./peers.ts";
@@ -51,6 +51,8 @@ export const notificationConfigSpec = {
    * Kafka cluster (or two test suites) must not share it.
    */
   eventsTopic: string("NOTIFICATION_EVENTS_TOPIC", { default: notificationEventsTopic }),
+  /** The chat service's topic (its CHAT_EVENTS_TOPIC), read for message pushes. */
+  chatEventsTopic: string("CHAT_EVENTS_TOPIC", { default: chatEventsTopic }),
   /** Follows within one window of this length share a group. */
   followWindowMs: duration("NOTIFICATION_FOLLOW_GROUP_WINDOW", { default: "1d", min: "1m", max: "30d" }),
   /** An unfollow this soon after the follow takes its notification back. */
@@ -135,7 +137,7 @@ export async function startNotificationService(config: NotificationConfig, adapt
     };
     subscriptions.push(await consumeNotificationEvents(consume));
     // Chat messages → pushes, on their own subscription (group NOTIFICATION_GROUP + "-chat").
-    subscriptions.push(await consumeChatMessages(consume));
+    subscriptions.push(await consumeChatMessages({ ...consume, chatTopic: config.chatEventsTopic }));
   }
   if (pushes && users) {
     const providers = adapters.providers ?? ownAll(base, await openPushProviders(config));

@@ -1,19 +1,20 @@
-// Chat message pushes: a ChatMessageSent on aviary.chat.events (published
-// here by hand, as the chat service would) becomes one push per device of
+// Chat message pushes: a ChatMessageSent on the chat topic (the suite's own
+// CHAT_EVENTS_TOPIC, published here by hand, as the chat service would) becomes one push per device of
 // every member but the sender, collapsed per conversation, with the
 // message's text; never listed; blocks and push preferences honoured; a
 // redelivered event pushes nothing twice.
 import test from "ava";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConversationKind } from "@aviary/gen/aviary/chat/v1/chat_pb";
-import { ChatMessageSentSchema } from "@aviary/gen/aviary/events/v1/chat_events_pb";
+import { ChatMessageDeletedSchema, ChatMessageEditedSchema, ChatMessageSentSchema, ChatReactionChangedSchema } from "@aviary/gen/aviary/events/v1/chat_events_pb";
 import { Kind } from "@aviary/gen/aviary/notification/v1/notification_pb";
-import { chatEventsTopic } from "../src/index.ts";
-import { messagePreview, messagePushBody } from "../src/domain/push-text.ts";
+import { attachmentsPreview, messagePreview, messagePushBody } from "../src/domain/push-text.ts";
 import { webPushId, startTestNotification, type Signed, type TestNotification } from "./harness.ts";
 import { webPushTopic } from "../src/push/webpush.ts";
 
 let n: TestNotification;
+/** The suite's chat topic (the harness's CHAT_EVENTS_TOPIC): the service reads it for pushes. */
+const chatTopic = () => n.env["CHAT_EVENTS_TOPIC"]!;
 
 interface Sent {
   eventId: string;
@@ -33,7 +34,7 @@ async function send(
 ): Promise<Sent> {
   const seq = options.seq ?? ++seqs;
   const eventId = await n.publish(
-    chatEventsTopic,
+    chatTopic(),
     conversationId,
     ChatMessageSentSchema,
     {
@@ -88,6 +89,10 @@ test("push text: the sender's name and the first 100 characters; groups name the
   t.is(messagePushBody("Ana", "hi", "Weekend"), "Ana in Weekend: hi");
   t.is(messagePreview("  hello\n\nthere  "), "hello there");
   t.is(messagePreview("x".repeat(100)), "x".repeat(100));
+  t.is(attachmentsPreview(["image/png"]), "📷 Photo");
+  t.is(attachmentsPreview(["video/mp4", "video/quicktime"]), "🎥 2 videos");
+  t.is(attachmentsPreview(["image/png", "video/mp4"]), "📎 2 attachments");
+  t.is(attachmentsPreview([]), "");
   t.is(messagePreview("x".repeat(101)), `${"x".repeat(100)}…`);
   // Code points, not UTF-16 units: an emoji is never cut in half.
   t.is(messagePreview("😀".repeat(120)), `${"😀".repeat(100)}…`);
@@ -172,7 +177,7 @@ test("only-from-following does not silence messages (a conversation is the recip
   const device = await n.registerDevice(bob, "ios");
   await n.client.updatePreferences({ onlyFromFollowing: true }, bob.call);
   const conversationId = crypto.randomUUID();
-  await n.publish(chatEventsTopic, conversationId, ChatMessageSentSchema, {
+  await n.publish(chatTopic(), conversationId, ChatMessageSentSchema, {
     message: { conversationId, seq: 1n, messageId: crypto.randomUUID(), senderId: ana.userId, membership: { actorId: ana.userId, addedUserIds: [bob.userId] }, createdAt: timestampFromDate(new Date()) },
     memberIds: [ana.userId, bob.userId],
     kind: ConversationKind.GROUP,
@@ -184,5 +189,25 @@ test("only-from-following does not silence messages (a conversation is the recip
   t.deepEqual(
     apnsBodies(device.token).map((b) => b.aps.alert.body),
     ["Ana in New: welcome"],
+  );
+});
+
+test("a message of media only pushes what it carries; edits, deletions and reactions on the chat topic push nothing", async (t) => {
+  const [ana, bob] = await Promise.all([named("ana"), n.signUp()]);
+  const device = await n.registerDevice(bob, "ios");
+  const conversationId = crypto.randomUUID();
+  const members = [ana.userId, bob.userId];
+  const photo = (seq: bigint) => ({ conversationId, seq, messageId: crypto.randomUUID(), senderId: ana.userId, text: "", attachments: [{ mediaId: crypto.randomUUID(), contentType: "image/png", sizeBytes: 10n }], createdAt: timestampFromDate(new Date()) });
+  await n.publish(chatTopic(), conversationId, ChatMessageSentSchema, { message: photo(1n), memberIds: members, kind: ConversationKind.DIRECT });
+  // What the chat service publishes for a message after it was sent: none of it is news to push.
+  await n.publish(chatTopic(), conversationId, ChatMessageEditedSchema, { message: { ...photo(1n), text: "our cat", editedAt: timestampFromDate(new Date()) }, memberIds: members });
+  await n.publish(chatTopic(), conversationId, ChatReactionChangedSchema, { change: { conversationId, seq: 1n, messageId: crypto.randomUUID(), userId: bob.userId, reaction: "👍", added: true }, memberIds: members });
+  await n.publish(chatTopic(), conversationId, ChatMessageDeletedSchema, { message: { ...photo(1n), attachments: [], deletedAt: timestampFromDate(new Date()) }, memberIds: members });
+  // Once this one is pushed, everything before it on the key was handled (in order).
+  await send(conversationId, ana, [ana, bob], "last", { seq: 2 });
+  await n.until("the last message's push", async () => apnsBodies(device.token).length >= 2);
+  t.deepEqual(
+    apnsBodies(device.token).map((b) => b.aps.alert.body),
+    ["Ana: 📷 Photo", "Ana: last"],
   );
 });

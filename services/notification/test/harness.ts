@@ -117,6 +117,8 @@ export async function startTestNotification(env: Record<string, string> = {}, op
     NOTIFICATION_PUSH_GROUP: uniqueName("notification_push_test"),
     // Its own push topic: a worker pushes every request it reads to the devices it knows.
     NOTIFICATION_EVENTS_TOPIC: uniqueName("notification_events_test"),
+    // Its own chat topic too: the chat subscription reads only what this suite publishes there, not every other suite's messages.
+    CHAT_EVENTS_TOPIC: uniqueName("chat_events_notification_test"),
     REALTIME_REDIS_PREFIX: prefix,
     TRUSTED_PROXY_HOPS: "1",
     PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",

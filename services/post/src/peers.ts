@@ -7,6 +7,7 @@ import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
 import { MediaService, type Media } from "@aviary/gen/aviary/media/v1/media_pb";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import { unavailable } from "@aviary/runtime/errors";
+import { readyMedia } from "@aviary/runtime/media";
 import type { asCaller } from "@aviary/runtime/context";
 
 /** Call options that carry the caller's token, cancellation and remaining deadline. */
@@ -75,11 +76,9 @@ export function connectPeers(urls: { userUrl: string; mediaUrl: string }): Peers
       }
     },
     async readyMedia(mediaIds, call) {
-      const ids = [...new Set(mediaIds)];
-      if (ids.length === 0) return new Map();
+      if (mediaIds.length === 0) return new Map();
       try {
-        const answers = await Promise.all(slices(ids).map((slice) => media.batchGetMedia({ mediaIds: slice }, call)));
-        return new Map(answers.flatMap((a) => Object.entries(a.media)).map(([id, m]) => [id.toLowerCase(), m]));
+        return await readyMedia(media, mediaIds, call);
       } catch (error) {
         throw peerFailure("media", error);
       }

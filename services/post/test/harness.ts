@@ -13,7 +13,7 @@ import { infra, withClient } from "../../runtime/test-support/infra.ts";
 import { freshDatabase } from "../../runtime/test-support/database.ts";
 import { startTestAuth, type TestAuth } from "../../auth/test/harness.ts";
 import { startTestUser, type Account, type TestUser } from "../../user/test/harness.ts";
-import { postUpload, samples, startTestMedia, type TestMedia } from "../../media/test/harness.ts";
+import { startTestMedia, uploadSample, type TestMedia } from "../../media/test/harness.ts";
 import { postConfigFromEnv, startPostService, type RunningPostService } from "../src/index.ts";
 
 export { as, rejection } from "../../auth/test/harness.ts";
@@ -66,14 +66,7 @@ export async function startTestPost(
     client,
     query: (text, params = []) => withClient(database.url, async (pg) => (await pg.query(text, params)).rows),
     signUp: () => user.signUp({ label: "post" }),
-    async uploadMedia(account, purpose = MediaPurpose.POST) {
-      const png = samples.png();
-      const upload = await media.client.createUpload({ contentType: "image/png", sizeBytes: BigInt(png.length), purpose }, account.call);
-      const posted = await postUpload(upload, png);
-      if (posted.status !== 204 && posted.status !== 201 && posted.status !== 200) throw new Error(`upload POST answered ${posted.status}: ${posted.body}`);
-      const confirmed = await media.client.confirmUpload({ mediaId: upload.mediaId }, account.call);
-      return confirmed.media?.mediaId ?? upload.mediaId;
-    },
+    uploadMedia: (account, purpose = MediaPurpose.POST) => uploadSample(media.client, account.call, { purpose }),
     async close() {
       await service.close();
       await database.drop();

@@ -4,13 +4,15 @@
 // the position, (3) mark the connection live for presence, (4) send `ready`
 // and the replayed items, then the held live items through the offset rules.
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { Rotate_Reason, SetPresenceRequest_Hint, type RealtimeService, type SubscribeRequest } from "@aviary/gen/aviary/realtime/v1/realtime_pb";
-import { requirePrincipal } from "@aviary/runtime/context";
+import { RealtimeService, Rotate_Reason, SetPresenceRequest_Hint, type SubscribeRequest } from "@aviary/gen/aviary/realtime/v1/realtime_pb";
+import { requirePrincipal, type CallContext } from "@aviary/runtime/context";
+import { directServerStream, type DirectServerStream } from "@aviary/runtime/direct-stream";
 import type { Logger } from "@aviary/runtime/log";
 import { decodeEvent } from "@aviary/runtime/realtime/events";
 import type { Replay, UserStreamHub } from "@aviary/runtime/realtime/user-streams";
 import { DeviceStream } from "./streams/device-stream.ts";
 import { tokenExpired, type StreamRegistry } from "./streams/registry.ts";
+import type { HeartbeatWheel } from "./streams/heartbeats.ts";
 import { presenceEvent, presenceMessage, type PresenceTracker } from "./presence/tracker.ts";
 import type { VisibleUsers } from "./presence/visibility.ts";
 
@@ -29,13 +31,26 @@ export interface StreamSettings {
 export interface RealtimeDeps {
   hub: UserStreamHub;
   registry: StreamRegistry;
+  heartbeats: HeartbeatWheel;
   presence: PresenceTracker;
   visibleUsers: VisibleUsers;
   settings: StreamSettings;
   logger: Logger;
 }
 
-export function createRealtimeHandlers(deps: RealtimeDeps): ServiceImpl<typeof RealtimeService> {
+interface Subscription {
+  stream: DeviceStream;
+  close(): void;
+}
+
+export interface RealtimeHandlers {
+  /** Every RPC, served by connect. */
+  impl: ServiceImpl<typeof RealtimeService>;
+  /** Subscribe's direct path for plain gRPC (the same stream logic). */
+  directStreams: DirectServerStream[];
+}
+
+export function createRealtimeHandlers(deps: RealtimeDeps): RealtimeHandlers {
   const { hub, registry, presence, settings, logger } = deps;
 
   /** Redis (or whatever holds the streams) failing is a retryable condition for the client; the cause is logged, not sent. */
@@ -49,7 +64,12 @@ export function createRealtimeHandlers(deps: RealtimeDeps): ServiceImpl<typeof R
     }
   }
 
-  async function* subscribe(request: SubscribeRequest, ctx: HandlerContext) {
+  /**
+   * Opens a device stream for the caller: everything up to the `ready` frame
+   * queued. `close` undoes what the opening did (registry, presence watch,
+   * the connection's presence); a failed opening undoes itself.
+   */
+  async function openSubscription(request: SubscribeRequest, ctx: CallContext): Promise<Subscription> {
     const principal = requirePrincipal(ctx);
     const userId = principal.userId.toLowerCase();
     // The verifier allows for clock skew; a stream, which is ended at the
@@ -62,6 +82,7 @@ export function createRealtimeHandlers(deps: RealtimeDeps): ServiceImpl<typeof R
       streamId: crypto.randomUUID(),
       queueLimit: settings.queueLimit,
       heartbeatMs: settings.heartbeatMs,
+      heartbeats: deps.heartbeats,
       coalesceMs: settings.coalesceMs,
       fetchRange: (epoch, from, to) => hub.range(userId, epoch, from, to),
       decode: decodeEvent,
@@ -69,6 +90,12 @@ export function createRealtimeHandlers(deps: RealtimeDeps): ServiceImpl<typeof R
     const connection = { userId, sessionId: principal.sessionId, connectionId: stream.streamId };
     const timers: NodeJS.Timeout[] = [];
     let connected = false;
+    const close = () => {
+      for (const timer of timers) clearTimeout(timer);
+      registry.detach(stream);
+      presence.unwatch(stream);
+      if (connected) hub.disconnect(connection).catch((e: unknown) => logger.warn({ err: e, userId }, "presence disconnect failed"));
+    };
     try {
       await store("listen", registry.attach(stream));
       const since = request.since;
@@ -95,17 +122,36 @@ export function createRealtimeHandlers(deps: RealtimeDeps): ServiceImpl<typeof R
       timers.push(setTimeout(() => stream.fail(tokenExpired()), Math.max(0, principal.expiresAt.getTime() - Date.now())));
       for (const timer of timers) timer.unref();
       logger.debug({ userId, streamId: stream.streamId, recovered: replay.recovered, offset: replay.position.offset }, "stream opened");
-
-      yield* stream.frames(ctx.signal);
-    } finally {
-      for (const timer of timers) clearTimeout(timer);
-      registry.detach(stream);
-      presence.unwatch(stream);
-      if (connected) hub.disconnect(connection).catch((e: unknown) => logger.warn({ err: e, userId }, "presence disconnect failed"));
+      return { stream, close };
+    } catch (e) {
+      close();
+      throw e;
     }
   }
 
-  return {
+  // Subscribe through connect: Connect, gRPC-web and JSON clients straight
+  // to the service, and HTTP/1.1.
+  async function* subscribe(request: SubscribeRequest, ctx: HandlerContext) {
+    const subscription = await openSubscription(request, ctx);
+    try {
+      yield* subscription.stream.frames(ctx.signal);
+    } finally {
+      subscription.close();
+    }
+  }
+
+  // Subscribe over plain gRPC (everything through the edge): frames written
+  // straight onto the HTTP/2 stream (runtime direct-stream.ts).
+  const directSubscribe = directServerStream(RealtimeService.method.subscribe, async (request, ctx, out) => {
+    const subscription = await openSubscription(request, ctx);
+    try {
+      await subscription.stream.pipeTo(out, ctx.signal);
+    } finally {
+      subscription.close();
+    }
+  });
+
+  const impl: ServiceImpl<typeof RealtimeService> = {
     subscribe,
 
     async setPresence(request, ctx) {
@@ -122,4 +168,6 @@ export function createRealtimeHandlers(deps: RealtimeDeps): ServiceImpl<typeof R
       return { presences: statuses.map(presenceMessage) };
     },
   };
+
+  return { impl, directStreams: [directSubscribe] };
 }

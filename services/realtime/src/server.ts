@@ -15,6 +15,7 @@ import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, start
 import { createRealtimeHandlers } from "./handlers.ts";
 import { createStreamRegistry, type StreamRegistry } from "./streams/registry.ts";
 import { watchRevocations } from "./streams/revocation.ts";
+import { createHeartbeatWheel, heartbeatTickMs } from "./streams/heartbeats.ts";
 import { startPresenceTracker } from "./presence/tracker.ts";
 import { visibleUsersVia } from "./presence/visibility.ts";
 
@@ -82,9 +83,11 @@ export async function startRealtimeService(config: RealtimeConfig, adapters: Rea
   const revocations = await watchRevocations({ cache, registry, logger, recheckMs: config.revocationRecheckMs });
   const users = createServiceClient(UserService, config.userUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 });
 
+  const heartbeats = createHeartbeatWheel(heartbeatTickMs(config.heartbeatMs));
   const handlers = createRealtimeHandlers({
     hub,
     registry,
+    heartbeats,
     presence,
     visibleUsers: visibleUsersVia(users),
     settings: {
@@ -106,7 +109,8 @@ export async function startRealtimeService(config: RealtimeConfig, adapters: Rea
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,
-    routes: (router) => router.service(RealtimeService, handlers),
+    routes: (router) => router.service(RealtimeService, handlers.impl),
+    directStreams: handlers.directStreams,
     readiness: [
       { name: "cache", check: () => cache.ping() },
       { name: "streams", check: () => hub.ping() },
@@ -127,6 +131,7 @@ export async function startRealtimeService(config: RealtimeConfig, adapters: Rea
     registry,
     async close() {
       await server.close();
+      heartbeats.close();
       presence.close();
       await revocations.stop();
       await base.close();

@@ -60,6 +60,9 @@ export const servicePrincipalKey = createContextKey<ServicePrincipal | undefined
 /** The verified bearer token itself, so a handler can call another service as its caller. */
 export const bearerTokenKey = createContextKey<string | undefined>(undefined, { description: "aviary.bearer-token" });
 
+/** The parts of a call's context that handlers and the helpers here read (a connect HandlerContext has them; so does a direct stream's). */
+export type CallContext = Pick<HandlerContext, "values" | "signal" | "timeoutMs">;
+
 /** Anything that carries context values: a HandlerContext or an interceptor request's ContextValues. */
 export type HasContextValues = Pick<HandlerContext, "values"> | ContextValues;
 
@@ -113,7 +116,7 @@ export function requireServiceScope(ctx: HasContextValues, scope: string): Servi
  * a service token has nothing to forward (Unauthenticated): a service's token
  * is not passed on by the services it calls.
  */
-export function asCaller(ctx: Pick<HandlerContext, "values" | "signal" | "timeoutMs">): { headers: Record<string, string>; signal: AbortSignal; timeoutMs?: number } {
+export function asCaller(ctx: CallContext): { headers: Record<string, string>; signal: AbortSignal; timeoutMs?: number } {
   const token = ctx.values.get(bearerTokenKey);
   if (token === undefined) throw new ConnectError("authentication required", Code.Unauthenticated);
   const remaining = ctx.timeoutMs();

@@ -17,12 +17,13 @@ import type { Health, ReadinessCheck } from "./health.ts";
 import { peerKey } from "./context.ts";
 import type { Peer } from "./context.ts";
 import { createTracingInterceptor } from "./interceptors/tracing.ts";
-import { createErrorsInterceptor } from "./interceptors/errors.ts";
+import { createErrorSanitizer, createErrorsInterceptor } from "./interceptors/errors.ts";
 import { createDeadlineInterceptor } from "./interceptors/deadline.ts";
 import type { DeadlineOptions } from "./interceptors/deadline.ts";
-import { createAuthInterceptor } from "./interceptors/auth.ts";
+import { createAuthInterceptor, createCallAuthenticator } from "./interceptors/auth.ts";
 import type { AuthOptions } from "./interceptors/auth.ts";
 import { createValidationInterceptor } from "./interceptors/validation.ts";
+import { createDirectStreams, type DirectServerStream } from "./direct-stream.ts";
 
 export type HttpRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type HttpResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -69,6 +70,12 @@ export interface ServerOptions {
    * drain. Streams still open when it resolves are aborted with UNAVAILABLE.
    */
   endStreams?: () => Promise<void>;
+  /**
+   * Server-streaming methods (also registered in `routes`) whose plain gRPC
+   * calls are written straight onto the HTTP/2 stream, for streams held by
+   * the thousand (direct-stream.ts); other protocols still go through `routes`.
+   */
+  directStreams?: readonly DirectServerStream[];
 }
 
 export interface RunningServer {
@@ -160,6 +167,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const host = options.host ?? "127.0.0.1";
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
   const trustedProxyHops = options.trustedProxyHops ?? 0;
+  const readMaxBytes = options.readMaxBytes ?? 1024 * 1024;
 
   const served = new Set<string>();
   const health = createHealth({
@@ -188,14 +196,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   if (options.auth === undefined) logger.warn("no auth configured: every procedure is public");
+  const auth = options.auth === undefined ? undefined : { ...options.auth, publicProcedures: [...(options.auth.publicProcedures ?? []), ...HEALTH_PROCEDURES] };
   const interceptors: Interceptor[] = [
     drain,
     createTracingInterceptor(telemetry),
     createErrorsInterceptor(logger),
     createDeadlineInterceptor(options.deadlines),
-    ...(options.auth === undefined
-      ? []
-      : [createAuthInterceptor({ ...options.auth, publicProcedures: [...(options.auth.publicProcedures ?? []), ...HEALTH_PROCEDURES] }, logger)]),
+    ...(auth === undefined ? [] : [createAuthInterceptor(auth, logger)]),
     createValidationInterceptor(),
     ...(options.interceptors ?? []),
   ];
@@ -210,13 +217,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     grpc: true,
     grpcWeb: true,
     connect: true,
-    readMaxBytes: options.readMaxBytes ?? 1024 * 1024,
+    readMaxBytes,
     maxTimeoutMs: PROTOCOL_MAX_TIMEOUT_MS,
     shutdownSignal: shutdown.signal,
     // Unknown JSON fields are an error (protobuf-es' default, stated here
     // because the design relies on it: a misspelt field must not be ignored).
     jsonOptions: { ignoreUnknownFields: false },
     contextValues: (req) => createContextValues().set(peerKey, peerOf(req, trustedProxyHops)),
+  });
+
+  const direct = createDirectStreams(options.directStreams ?? [], {
+    telemetry,
+    authenticate: auth === undefined ? undefined : createCallAuthenticator(auth, logger),
+    sanitize: createErrorSanitizer(logger),
+    deadlines: options.deadlines,
+    readMaxBytes,
+    peer: (req) => peerOf(req, trustedProxyHops),
+    closing: () => closing !== undefined,
   });
 
   const builtins: Record<string, HttpHandler> = {
@@ -254,7 +271,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const custom = httpRoutes[path];
     const handler = builtin ?? custom;
     if (handler === undefined) {
-      rpc(req, res);
+      const stream = req instanceof http2.Http2ServerRequest ? direct.match(req) : undefined;
+      if (stream !== undefined && req instanceof http2.Http2ServerRequest && res instanceof http2.Http2ServerResponse) direct.serve(stream, req, res);
+      else rpc(req, res);
       return;
     }
     if (builtin !== undefined && req.method !== "GET" && req.method !== "HEAD") {
@@ -358,6 +377,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (unaryCalls.count > 0) logger.warn({ calls: unaryCalls.count }, "shutdown timeout: aborting unary calls still running");
     // 4. End streams (and stragglers) through their signals, with status Unavailable.
     shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+    direct.abortAll(new ConnectError("server is shutting down", Code.Unavailable));
     // 5. Give the final messages and statuses a moment to reach the wire, then cut.
     await responses.idle(Math.max(deadline - Date.now(), 1_000));
     for (const session of sessions) session.destroy();

@@ -141,7 +141,7 @@ export async function privateServer(service: InfraService, name: string): Promis
   };
 }
 
-async function infraSh(args: string[], env: Record<string, string> = {}): Promise<string> {
+export async function infraSh(args: string[], env: Record<string, string> = {}): Promise<string> {
   try {
     const { stdout } = await run("bash", [infraScript, ...args], {
       cwd: repoRoot,
@@ -157,7 +157,7 @@ async function infraSh(args: string[], env: Record<string, string> = {}): Promis
 }
 
 /** Parses the `export NAME=value` lines infra.sh writes (values may be shell-quoted with %q). */
-async function readEnvFile(dir: string): Promise<Record<string, string>> {
+export async function readEnvFile(dir: string): Promise<Record<string, string>> {
   const text = await readFile(path.join(dir, "env"), "utf8");
   const env: Record<string, string> = {};
   for (const line of text.split("\n")) {

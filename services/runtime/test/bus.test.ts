@@ -108,6 +108,55 @@ function busSuite(fixture: Fixture): void {
     }
   });
 
+  test(`${name}: handleBatch gets runs of one partition in order; when it throws, handle gets each of them, and a poison event is parked alone`, async (t) => {
+    const topic = uniqueName("bus");
+    const keys = ["alice", "bob", "carol"];
+    const batches: DeliveredEvent[][] = [];
+    const single: DeliveredEvent[] = [];
+    let failBatches = true;
+    const sub = await subscribe({
+      groupId: uniqueName("g"),
+      topics: [topic],
+      maxAttempts: 1,
+      initialBackoffMs: 10,
+      handleBatch: async (events) => {
+        if (failBatches) throw new Error("batch refused");
+        batches.push(events);
+      },
+      handle: async (event) => {
+        if (text(event.value) === "poison") throw Object.assign(new Error("cannot decode"), { name: "EventDecodeError" });
+        single.push(event);
+      },
+    });
+    try {
+      // Failing batches: every event still arrives once through handle, in order per key; the poison one goes to the DLQ.
+      const first: EventRecord[] = [];
+      for (let n = 0; n < 5; n++) for (const key of keys) first.push(record(topic, key, n === 2 && key === "bob" ? "poison" : String(n)));
+      await publish(first);
+      await eventually("14 events one by one", () => single.length >= 14, 60_000);
+      for (const key of keys) {
+        const expected = key === "bob" ? [0, 1, 3, 4] : [0, 1, 2, 3, 4];
+        t.deepEqual(single.filter((e) => e.key === key).map((e) => Number(text(e.value))), expected, `order of ${key}`);
+      }
+      // Working batches: each run is one partition's, in offset order, and nothing is seen twice.
+      failBatches = false;
+      const second: EventRecord[] = [];
+      for (let n = 10; n < 20; n++) for (const key of keys) second.push(record(topic, key, String(n)));
+      await publish(second);
+      await eventually("30 more events", () => batches.flat().length + (single.length - 14) >= 30, 60_000);
+      await sleep(fixture.quietMs);
+      const batched = [...batches.flat(), ...single.slice(14)];
+      t.is(batched.length, 30);
+      for (const run of batches) {
+        t.is(new Set(run.map((e) => e.partition)).size, 1, "a run is one partition's");
+        t.deepEqual(run.map((e) => Number(e.offset)), [...run].map((e) => Number(e.offset)).sort((a, b) => a - b), "in offset order");
+      }
+      for (const key of keys) t.deepEqual(batched.filter((e) => e.key === key).map((e) => Number(text(e.value))), Array.from({ length: 10 }, (_, i) => 10 + i), `order of ${key}`);
+    } finally {
+      await sub.stop();
+    }
+  });
+
   test(`${name}: partitionsConcurrently handles partitions at once, each still in order; the default one at a time`, async (t) => {
     const run = async (partitionsConcurrently: number | undefined) => {
       const topic = uniqueName("bus");

@@ -214,6 +214,42 @@ function outboxSuite(stack: Stack): void {
     }
   });
 
+  test(`${name}: with lingerMs, an event after a quiet spell goes out at once and a burst behind it in one pass or two`, async (t) => {
+    const s = await setup();
+    try {
+      const got: Array<{ event: DeliveredEvent; at: number }> = [];
+      await s.consume(async (event) => void got.push({ event, at: Date.now() }));
+      const inner = await stack.bus();
+      const batches: number[] = [];
+      // The relay's bus, counting its publish calls (one per pass with events).
+      const counting: EventBus = {
+        kind: inner.kind,
+        publish: (records) => {
+          batches.push(records.length);
+          return inner.publish(records);
+        },
+        subscribe: (options) => inner.subscribe(options),
+        ping: () => inner.ping(),
+        close: () => inner.close(),
+      };
+      const relay = await s.relay({ bus: counting, lingerMs: 1_000, fallbackPollMs: 60_000 });
+      await relay.flushed();
+      await sleep(200);
+      const enqueuedAt = Date.now();
+      await s.enqueue("k", 0);
+      await eventually("the first event", () => got.length === 1, 10_000);
+      t.true(got[0]!.at - enqueuedAt < 1_000, `the first event waited no linger (${got[0]!.at - enqueuedAt} ms)`);
+      for (let n = 1; n <= 10; n++) await s.enqueue("k", n);
+      await eventually("eleven events", () => got.length === 11, 20_000);
+      t.deepEqual(got.map((g) => sequenceOf(g.event)), Array.from({ length: 11 }, (_, i) => i), "in order");
+      t.is(batches[0], 1);
+      t.true(batches.length <= 3, `the burst of ten went out in ${batches.length - 1} passes (${batches.join(", ")})`);
+      await relay.flushed(5_000);
+    } finally {
+      await s.cleanup();
+    }
+  });
+
   test(`${name}: per-key order holds across batches and two relays`, async (t) => {
     const s = await setup();
     try {

@@ -64,6 +64,38 @@ function suite(name: string, open: (history: { maxItems: number; ttlSeconds: num
     })();
   });
 
+  test(`${name}: publishMany publishes each user's items in order in one go, answers in the items' order, and skips ids already held`, async (t) => {
+    await withHub(3, async ({ hub }) => {
+      const [u, v] = [user(), user()];
+      const live = await collect(hub, u);
+      await hub.publish(u, { id: "a0", payload: bytes("earlier") });
+      const results = await hub.publishMany([
+        { userId: u, id: "a1", payload: bytes("1") },
+        { userId: v, id: "b1", payload: bytes("1") },
+        { userId: u, id: "a0", payload: bytes("again") },
+        { userId: u, id: "a2", payload: new Uint8Array([0, 10, 255]) },
+        { userId: v, id: "b2", payload: bytes("2") },
+        { userId: u, id: "a3", payload: bytes("3") },
+      ]);
+      const { epoch } = await hub.position(u);
+      t.deepEqual(
+        results.map((r) => [r.offset, r.duplicate]),
+        [[2, false], [1, false], [1, true], [3, false], [2, false], [4, false]],
+      );
+      t.is(results[0]!.epoch, epoch);
+      t.deepEqual(await hub.position(v), { epoch: results[1]!.epoch, offset: 2 });
+      await eventually("four live items", () => live.items.length >= 4, 5_000);
+      t.deepEqual(live.items.map((i) => [i.offset, i.id]), [[1, "a0"], [2, "a1"], [3, "a2"], [4, "a3"]]);
+      t.deepEqual([...live.items[2]!.payload], [0, 10, 255]);
+      // History bounds hold within one call too: three kept, older ids forgotten with them.
+      t.deepEqual((await hub.range(u, epoch, 2, 4))?.map((i) => i.id), ["a1", "a2", "a3"]);
+      t.is(await hub.range(u, epoch, 1, 4), null);
+      t.false((await hub.publishMany([{ userId: u, id: "a0", payload: bytes("0") }]))[0]!.duplicate, "a0 left the window");
+      t.deepEqual(await hub.publishMany([]), []);
+      await live.stop();
+    })();
+  });
+
   test(`${name}: replay gives exactly what came after a position, or says it cannot`, async (t) => {
     await withHub(100, async ({ hub }) => {
       const u = user();

@@ -12,7 +12,7 @@ import { normaliseQuery } from "./domain/search.ts";
 import { avatarViolation, canonicalMediaId, malformedMediaId, type AvatarCandidate } from "./domain/avatar.ts";
 import {
   blockersAmong,
-  blockedAmong,
+  blocksAmong,
   ensureProfile,
   findProfile,
   findProfileByUsernameKey,
@@ -177,12 +177,8 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
     async batchGetProfiles(request, context) {
       const principal = requirePrincipal(context);
       const ids = [...new Set(request.userIds.map((id) => id.toLowerCase()))];
-      const [rows, blockers, blocked] = await Promise.all([
-        findProfiles(db, ids),
-        blockersAmong(db, principal.userId, ids),
-        request.omitBlocked ? blockedAmong(db, principal.userId, ids) : new Set<string>(),
-      ]);
-      const hidden = (id: string) => blockers.has(id) || blocked.has(id);
+      const [rows, { blockers, blocked }] = await Promise.all([findProfiles(db, ids), blocksAmong(db, principal.userId, ids)]);
+      const hidden = (id: string) => blockers.has(id) || (request.omitBlocked && blocked.has(id));
       return { profiles: rows.filter((row) => !hidden(row.userId)).map((row) => presentProfile(row, principal.userId)) };
     },
 

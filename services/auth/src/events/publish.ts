@@ -3,8 +3,12 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Tx } from "@aviary/runtime/db/database";
 import { enqueueEvent } from "@aviary/runtime/outbox/enqueue";
 import {
+  RecoveryCodeUsedSchema,
+  SecondFactorMethod,
   SessionRevokedReason,
   SessionRevokedSchema,
+  TwoFactorDisabledSchema,
+  TwoFactorEnabledSchema,
   UserLoggedInSchema,
   UserRegisteredSchema,
 } from "@aviary/gen/aviary/events/v1/auth_events_pb";
@@ -74,4 +78,38 @@ export async function sessionsRevoked(tx: Tx, revoked: Array<typeof sessions.$in
       }),
     });
   }
+}
+
+// Two-factor changes, for the audit log.
+
+export function twoFactorEnabled(tx: Tx, userId: string, recoveryCodes: number, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: userId,
+    schema: TwoFactorEnabledSchema,
+    message: create(TwoFactorEnabledSchema, { userId, method: SecondFactorMethod.TOTP, recoveryCodes, enabledAt: timestampFromDate(at) }),
+  });
+}
+
+/** What the holder proved to turn two-factor off. */
+export type SecondFactorProof = "password" | "totp" | "recovery_code";
+
+const proofs = { password: SecondFactorMethod.PASSWORD, totp: SecondFactorMethod.TOTP, recovery_code: SecondFactorMethod.RECOVERY_CODE } as const;
+
+export function twoFactorDisabled(tx: Tx, userId: string, proof: SecondFactorProof, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: userId,
+    schema: TwoFactorDisabledSchema,
+    message: create(TwoFactorDisabledSchema, { userId, method: SecondFactorMethod.TOTP, proof: proofs[proof], disabledAt: timestampFromDate(at) }),
+  });
+}
+
+export function recoveryCodeUsed(tx: Tx, userId: string, sessionId: string, remaining: number, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: userId,
+    schema: RecoveryCodeUsedSchema,
+    message: create(RecoveryCodeUsedSchema, { userId, sessionId, remaining, usedAt: timestampFromDate(at) }),
+  });
 }

@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
-import { index, jsonb, pgSchema, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { bigint, index, jsonb, pgSchema, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import type { JWK } from "jose";
 import { outboxTables } from "@aviary/runtime/outbox/tables";
+import { bytea } from "@aviary/runtime/outbox/bytea";
 
 /** Everything the auth service stores lives in its own schema. */
 export const auth = pgSchema("auth");
@@ -96,5 +97,37 @@ export const signingKeys = auth.table("signing_keys", {
   /** After this the key is no longer published (retiredAt + access-token lifetime + leeway). */
   unpublishAt: timestamp("unpublish_at", { withTimezone: true }),
 });
+
+/**
+ * An authenticator app (TOTP) bound to an account: one per account. The row
+ * exists from StartTotpEnrollment; sign-in asks for a code only once it is
+ * confirmed. The secret is sealed (domain/sealing.ts) and never answered
+ * again after the enrolment started.
+ */
+export const totpFactors = auth.table("totp_factors", {
+  userId: uuid("user_id")
+    .primaryKey()
+    .references(() => users.id, { onDelete: "cascade" }),
+  secretSealed: bytea("secret_sealed").notNull(),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  confirmedAt: timestamp("confirmed_at", { withTimezone: true }),
+  /** The time step of the last code accepted: a code of this step or an earlier one is a replay. */
+  lastUsedStep: bigint("last_used_step", { mode: "number" }),
+});
+
+/** Single-use recovery codes, stored as SHA-256 (they carry 80 random bits; see domain/recovery-codes.ts). */
+export const recoveryCodes = auth.table(
+  "recovery_codes",
+  {
+    id: uuid("id").primaryKey(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    codeHash: text("code_hash").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    usedAt: timestamp("used_at", { withTimezone: true }),
+  },
+  (t) => [uniqueIndex("recovery_codes_user_hash_key").on(t.userId, t.codeHash)],
+);
 
 export const { outboxEvents, processedEvents } = outboxTables(auth);

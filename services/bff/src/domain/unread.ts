@@ -1,9 +1,9 @@
-// Where unread counts come from. The notification service answers for
-// notifications (services/bff/src/peers.ts); chat is not built yet, so its
-// count stays zero until the chat service exists and plugs in here too, and
-// GetHome will not change shape.
+// Where unread counts come from: the notification service answers for
+// notifications and the chat service for chats (services/bff/src/peers.ts),
+// each as the viewer.
 export interface UnreadCounts {
   notifications: bigint;
+  /** Conversations with something unread (the chat badge counts chats, not messages). */
   chats: bigint;
 }
 
@@ -18,7 +18,7 @@ export interface UnreadSource {
   counts(userId: string, call: CallAsViewer): Promise<UnreadCounts>;
 }
 
-/** Knows nothing: zero everywhere (tests of other sections, and a BFF without the notification service). */
+/** Knows nothing: zero everywhere (tests of other sections). */
 export const noUnreadYet: UnreadSource = {
   counts: async () => ({ notifications: 0n, chats: 0n }),
 };

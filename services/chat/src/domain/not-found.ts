@@ -7,3 +7,16 @@ import { notFound } from "@aviary/runtime/errors";
 export function noSuchConversation(id: string): Error {
   return notFound("no such conversation", { type: "aviary.chat.v1.Conversation", name: id });
 }
+
+/**
+ * No message at `seq` that the caller can see: beyond the sequence, a
+ * membership entry, or before their visible history. One answer for all.
+ */
+export function noSuchMessage(conversationId: string, seq: number | bigint): Error {
+  return notFound("no such message", { type: "aviary.chat.v1.Message", name: subjectOf({ conversationId, seq }) });
+}
+
+/** A message's resource name (NOT_FOUND details, precondition subjects). */
+export function subjectOf(message: { conversationId: string; seq: number | bigint }): string {
+  return `conversations/${message.conversationId}/messages/${message.seq}`;
+}

@@ -7,9 +7,16 @@
 import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import { EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
 import { decodedEvent, eventUuid } from "@aviary/runtime/outbox/fields";
-import { publishEvent, type EventPayload } from "@aviary/runtime/realtime/events";
-import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
-import { ChatConversationChangedSchema, ChatMessageSentSchema, ChatReceiptUpdatedSchema } from "@aviary/gen/aviary/events/v1/chat_events_pb";
+import { encodeEventCopies, type EventPayload } from "@aviary/runtime/realtime/events";
+import type { UserItem, UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
+import {
+  ChatConversationChangedSchema,
+  ChatMessageDeletedSchema,
+  ChatMessageEditedSchema,
+  ChatMessageSentSchema,
+  ChatReactionChangedSchema,
+  ChatReceiptUpdatedSchema,
+} from "@aviary/gen/aviary/events/v1/chat_events_pb";
 import { deliveryId } from "../domain/ids.ts";
 
 /** The default consumer group (CHAT_GROUP). */
@@ -32,25 +39,40 @@ export function consumeChatEvents(options: DeliverOptions): Promise<Subscription
     // Undecodable events are still parked at once (the bus does that).
     maxAttempts: DELIVERY_MAX_ATTEMPTS,
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
-    handle: (event) => deliverChatEvent(options.streams, event),
+    handle: (event) => deliverChatEvents(options.streams, [event]),
+    // A batch's items in one round trip: every member's items of every event, in order per member.
+    handleBatch: (events) => deliverChatEvents(options.streams, events),
   });
 }
 
 /** About a week of 30 s retries: in practice, until the realtime Redis is back. */
 export const DELIVERY_MAX_ATTEMPTS = 20_000;
 
-export async function deliverChatEvent(streams: UserStreamPublisher, event: DeliveredEvent): Promise<void> {
-  const delivery = recipientsAndPayload(event);
-  if (delivery === undefined) return;
-  const { id, recipients, payload } = delivery;
-  await Promise.all([...new Set(recipients)].map((userId) => publishEvent(streams, userId, deliveryId(id, userId), payload)));
+/**
+ * Every recipient's item of each event, in the events' order, published at
+ * once: a member's items keep that order (the port publishes a prefix of
+ * them if it fails), so a conversation's events reach each device in seq
+ * order. An undecodable event throws before anything is published.
+ */
+export async function deliverChatEvents(streams: UserStreamPublisher, events: readonly DeliveredEvent[]): Promise<void> {
+  const items: UserItem[] = [];
+  for (const event of events) {
+    const delivery = recipientsAndPayload(event);
+    if (delivery === undefined) continue;
+    const { id, recipients, payload } = delivery;
+    const userIds = [...new Set(recipients)];
+    const ids = userIds.map((userId) => deliveryId(id, userId));
+    const copies = encodeEventCopies(ids, payload);
+    userIds.forEach((userId, i) => items.push({ userId, id: ids[i]!, payload: copies[i]! }));
+  }
+  await streams.publishMany(items);
 }
 
 function recipientsAndPayload(event: DeliveredEvent): { id: string; recipients: string[]; payload: EventPayload } | undefined {
   if (isEventOf(ChatMessageSentSchema, event)) {
     const { id, message } = decodedEvent(ChatMessageSentSchema, event);
     // The sender's own devices included: their other devices learn of the send.
-    return { id, recipients: message.memberIds.map((m, i) => eventUuid(m, `member_ids[${i}]`, id)), payload: { case: "chatMessage", value: required(message.message, "message", id) } };
+    return { id, recipients: recipientsOf(message.memberIds, id), payload: { case: "chatMessage", value: required(message.message, "message", id) } };
   }
   if (isEventOf(ChatConversationChangedSchema, event)) {
     const { id, message } = decodedEvent(ChatConversationChangedSchema, event);
@@ -63,9 +85,26 @@ function recipientsAndPayload(event: DeliveredEvent): { id: string; recipients: 
   if (isEventOf(ChatReceiptUpdatedSchema, event)) {
     const { id, message } = decodedEvent(ChatReceiptUpdatedSchema, event);
     const { conversationId, userId, readSeq, deliveredSeq } = message;
-    return { id, recipients: message.memberIds.map((m, i) => eventUuid(m, `member_ids[${i}]`, id)), payload: { case: "chatReceipt", value: { conversationId, userId, readSeq, deliveredSeq } } };
+    return { id, recipients: recipientsOf(message.memberIds, id), payload: { case: "chatReceipt", value: { conversationId, userId, readSeq, deliveredSeq } } };
+  }
+  // Changes to a sent message go to the members who can see it (the event lists them).
+  if (isEventOf(ChatMessageEditedSchema, event)) {
+    const { id, message } = decodedEvent(ChatMessageEditedSchema, event);
+    return { id, recipients: recipientsOf(message.memberIds, id), payload: { case: "chatMessageEdited", value: required(message.message, "message", id) } };
+  }
+  if (isEventOf(ChatMessageDeletedSchema, event)) {
+    const { id, message } = decodedEvent(ChatMessageDeletedSchema, event);
+    return { id, recipients: recipientsOf(message.memberIds, id), payload: { case: "chatMessageDeleted", value: required(message.message, "message", id) } };
+  }
+  if (isEventOf(ChatReactionChangedSchema, event)) {
+    const { id, message } = decodedEvent(ChatReactionChangedSchema, event);
+    return { id, recipients: recipientsOf(message.memberIds, id), payload: { case: "chatReaction", value: required(message.change, "change", id) } };
   }
   return undefined;
+}
+
+function recipientsOf(memberIds: readonly string[], eventId: string): string[] {
+  return memberIds.map((m, i) => eventUuid(m, `member_ids[${i}]`, eventId));
 }
 
 function required<T>(value: T | undefined, field: string, eventId: string): T {

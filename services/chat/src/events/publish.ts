@@ -3,8 +3,15 @@
 import { create } from "@bufbuild/protobuf";
 import type { Tx } from "@aviary/runtime/db/database";
 import { enqueueEvent } from "@aviary/runtime/outbox/enqueue";
-import type { ConversationKind, Conversation, Message } from "@aviary/gen/aviary/chat/v1/chat_pb";
-import { ChatConversationChangedSchema, ChatMessageSentSchema, ChatReceiptUpdatedSchema } from "@aviary/gen/aviary/events/v1/chat_events_pb";
+import type { ConversationKind, Conversation, Message, ReactionChange } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import {
+  ChatConversationChangedSchema,
+  ChatMessageDeletedSchema,
+  ChatMessageEditedSchema,
+  ChatMessageSentSchema,
+  ChatReactionChangedSchema,
+  ChatReceiptUpdatedSchema,
+} from "@aviary/gen/aviary/events/v1/chat_events_pb";
 import { outboxEvents } from "../store/schema.ts";
 
 /** The default topic (CHAT_EVENTS_TOPIC), keyed by conversation id: a conversation's events stay in order. */
@@ -14,6 +21,10 @@ export interface ChatEvents {
   messageSent(tx: Tx, event: { message: Message; memberIds: string[]; kind: ConversationKind; title: string }): Promise<void>;
   conversationChanged(tx: Tx, event: { conversation: Conversation; seq: number; removedMemberIds?: string[] }): Promise<void>;
   receiptUpdated(tx: Tx, event: { conversationId: string; userId: string; readSeq: number; deliveredSeq: number; memberIds: string[] }): Promise<void>;
+  /** `memberIds`: the members who can see the message (for these three). */
+  messageEdited(tx: Tx, event: { message: Message; memberIds: string[] }): Promise<void>;
+  messageDeleted(tx: Tx, event: { message: Message; memberIds: string[] }): Promise<void>;
+  reactionChanged(tx: Tx, event: { change: ReactionChange; memberIds: string[] }): Promise<void>;
 }
 
 export function chatEvents(topic: string): ChatEvents {
@@ -35,5 +46,11 @@ export function chatEvents(topic: string): ChatEvents {
         schema: ChatReceiptUpdatedSchema,
         message: create(ChatReceiptUpdatedSchema, { ...event, readSeq: BigInt(event.readSeq), deliveredSeq: BigInt(event.deliveredSeq) }),
       }),
+    messageEdited: (tx, event) =>
+      enqueueEvent(tx, tables, { topic, key: event.message.conversationId, schema: ChatMessageEditedSchema, message: create(ChatMessageEditedSchema, event) }),
+    messageDeleted: (tx, event) =>
+      enqueueEvent(tx, tables, { topic, key: event.message.conversationId, schema: ChatMessageDeletedSchema, message: create(ChatMessageDeletedSchema, event) }),
+    reactionChanged: (tx, event) =>
+      enqueueEvent(tx, tables, { topic, key: event.change.conversationId, schema: ChatReactionChangedSchema, message: create(ChatReactionChangedSchema, event) }),
   };
 }

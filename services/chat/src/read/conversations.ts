@@ -8,12 +8,18 @@ import { presentConversation } from "../domain/present.ts";
 import { conversationOfMember, currentMembers, type ConversationRow } from "../store/conversations.ts";
 import { lastEntries, unreadCounts } from "../store/entries.ts";
 import { conversationPage } from "../store/listing.ts";
+import { messageKey, reactionTallies } from "../store/reactions.ts";
 import { noSuchConversation } from "../domain/not-found.ts";
 
 async function presentAll(db: Queryable, readerId: string, rows: readonly ConversationRow[]): Promise<Conversation[]> {
   const ids = rows.map((row) => row.id);
   const [members, unread, last] = await Promise.all([currentMembers(db, ids), unreadCounts(db, readerId, ids), lastEntries(db, readerId, ids)]);
-  return rows.map((row) => presentConversation(row, members.get(row.id) ?? [], { unread: unread.get(row.id) ?? 0, last: last.get(row.id) }));
+  // The last messages' reactions: one more query for the whole page.
+  const tallies = await reactionTallies(db, readerId, [...last.values()].filter((e) => e.membership === null && e.deletedAt === null));
+  return rows.map((row) => {
+    const lastEntry = last.get(row.id);
+    return presentConversation(row, members.get(row.id) ?? [], { unread: unread.get(row.id) ?? 0, last: lastEntry, ...(lastEntry ? { lastReactions: tallies.get(messageKey(lastEntry)) ?? [] } : {}) });
+  });
 }
 
 export async function getConversation(db: Queryable, readerId: string, conversationId: string): Promise<Conversation> {

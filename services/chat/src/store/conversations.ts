@@ -2,6 +2,7 @@
 // write of its sequence takes (appendEntry in entries.ts).
 import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
+import type { Visibility } from "../domain/visibility.ts";
 import { conversations, members } from "./schema.ts";
 
 export type ConversationRow = typeof conversations.$inferSelect;
@@ -50,6 +51,9 @@ export interface NewConversation {
   kind: "direct" | "group";
   title: string | null;
   directKey: string | null;
+  /** Groups: the picture and who sees which history (the column defaults otherwise). */
+  avatarMediaId?: string | null;
+  historyVisibility?: Visibility;
   at: Date;
 }
 
@@ -129,6 +133,8 @@ export async function setRoles(tx: Tx, conversationId: string, roles: ReadonlyAr
   }
 }
 
-export async function setTitle(tx: Tx, conversationId: string, title: string): Promise<void> {
-  await tx.update(conversations).set({ title }).where(eq(conversations.id, conversationId));
+/** A group's settings (UpdateConversation): only the ones given change. */
+export async function setGroupSettings(tx: Tx, conversationId: string, settings: { title?: string; avatarMediaId?: string | null; historyVisibility?: Visibility }): Promise<void> {
+  if (Object.keys(settings).length === 0) return;
+  await tx.update(conversations).set(settings).where(eq(conversations.id, conversationId));
 }

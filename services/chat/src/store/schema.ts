@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { bigint, index, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { bigint, index, jsonb, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import { outboxTables } from "@aviary/runtime/outbox/tables";
 
 /** The chat service's tables: the source of truth for conversations, members and messages. */
@@ -20,6 +20,10 @@ export const conversations = chat.table(
     title: text("title"),
     /** Direct only: the two user ids, sorted, joined by ":" (one conversation per pair). */
     directKey: text("direct_key"),
+    /** Groups only: the picture (a media id the media service confirmed as the setter's avatar upload). */
+    avatarMediaId: uuid("avatar_media_id"),
+    /** "from_join" (members see history from their joined_seq) | "full" (members see all of it). */
+    historyVisibility: text("history_visibility").notNull().default("from_join"),
     lastSeq: bigint("last_seq", { mode: "number" }).notNull().default(0),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
     lastActivityAt: timestamp("last_activity_at", { withTimezone: true }).notNull(),
@@ -63,7 +67,18 @@ export const entries = chat.table(
     replyToSeq: bigint("reply_to_seq", { mode: "number" }),
     /** Membership changes: JSON { added: [...], removed: [...] }; null for messages. */
     membership: text("membership"),
+    /**
+     * Messages with media: what the media service said of each item when it
+     * was sent (id, type, size), in the sender's order; null without any.
+     * Kept here rather than asked again on every read: a confirmed item does
+     * not change.
+     */
+    attachments: jsonb("attachments").$type<AttachmentRecord[]>(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
+    /** The last EditMessage. */
+    editedAt: timestamp("edited_at", { withTimezone: true }),
+    /** A tombstone: text and attachments cleared, reactions deleted, the row (and its seq) kept. */
+    deletedAt: timestamp("deleted_at", { withTimezone: true }),
   },
   (t) => [
     primaryKey({ columns: [t.conversationId, t.seq] }),
@@ -71,6 +86,27 @@ export const entries = chat.table(
     // A retried send finds the original (durably, not in a cache).
     uniqueIndex("entries_sender_client_key").on(t.senderId, t.clientMessageId).where(sql`${t.clientMessageId} is not null`),
   ],
+);
+
+/** A media item sent with a message, as stored in entries.attachments. */
+export interface AttachmentRecord {
+  mediaId: string;
+  contentType: string;
+  sizeBytes: number;
+}
+
+/** One member's reaction to one message (a message takes a few per member, from a fixed set). */
+export const reactions = chat.table(
+  "reactions",
+  {
+    conversationId: uuid("conversation_id").notNull(),
+    seq: bigint("seq", { mode: "number" }).notNull(),
+    userId: uuid("user_id").notNull(),
+    reaction: text("reaction").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
+  },
+  // Leads with the message: a history page's counts are one range scan per message.
+  (t) => [primaryKey({ columns: [t.conversationId, t.seq, t.userId, t.reaction] })],
 );
 
 export const { outboxEvents, processedEvents } = outboxTables(chat);

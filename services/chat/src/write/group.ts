@@ -7,25 +7,32 @@ import { asCaller } from "@aviary/runtime/context";
 import type { Database } from "@aviary/runtime/db/database";
 import { invalidArgument, type FieldViolation } from "@aviary/runtime/errors";
 import { presentConversation } from "../domain/present.ts";
+import { requestedVisibility, type Visibility } from "../domain/visibility.ts";
 import type { ChatEvents } from "../events/publish.ts";
-import type { ChatUsers } from "../peers.ts";
+import type { ChatMedia, ChatUsers } from "../peers.ts";
 import { currentMembers, insertGroup, insertMembers } from "../store/conversations.ts";
 import { insertMembershipChange, nextSeq } from "../store/entries.ts";
+import { checkedAvatar } from "./media.ts";
 
 export interface GroupDeps {
   database: Database;
   users: ChatUsers;
+  media: ChatMedia;
   events: ChatEvents;
 }
 
 export async function createGroup(deps: GroupDeps, ctx: HandlerContext, ownerId: string, request: CreateGroupRequest): Promise<Conversation> {
   const memberIds = request.memberIds.map((id) => id.toLowerCase());
   const blank = request.title.trim() === "" ? [{ field: "title", description: "must contain more than whitespace", reason: "BLANK" }] : [];
-  await checkNewMembers(deps, ctx, ownerId, memberIds, "member_ids", blank);
+  const visibility = requestedVisibility(request.historyVisibility);
+  const undeclared = visibility === "invalid" ? [visibilityViolation] : [];
+  await checkNewMembers(deps, ctx, ownerId, memberIds, "member_ids", [...blank, ...undeclared]);
+  const historyVisibility: Visibility = visibility === "full" ? "full" : "from_join";
+  const avatarMediaId = await checkedAvatar(deps.media, ctx, ownerId, request.avatarMediaId);
 
   return deps.database.db.transaction(async (tx) => {
     const at = new Date();
-    const row = await insertGroup(tx, { id: crypto.randomUUID(), kind: "group", title: request.title, directKey: null, at });
+    const row = await insertGroup(tx, { id: crypto.randomUUID(), kind: "group", title: request.title, directKey: null, avatarMediaId, historyVisibility, at });
     const seq = await nextSeq(tx, row.id, at);
     await insertMembers(tx, row.id, [
       // The owner's own entry is read by them.
@@ -39,6 +46,9 @@ export async function createGroup(deps: GroupDeps, ctx: HandlerContext, ownerId:
     return presentConversation(current, members, { unread: 0, last: entry });
   });
 }
+
+/** An enum number the contract does not declare (JSON clients can only send declared names). */
+export const visibilityViolation: FieldViolation = { field: "history_visibility", description: "must be HISTORY_VISIBILITY_FROM_JOIN or HISTORY_VISIBILITY_FULL", reason: "DEFINED_ENUM" };
 
 /**
  * Users about to join (CreateGroup's member_ids, AddMembers' user_ids):

@@ -1,20 +1,22 @@
 // Group changes after creation: AddMembers, RemoveMember, LeaveConversation,
-// UpdateConversation (rename) and SetMemberRole. Each is one membership
-// entry of the conversation's sequence, written under the conversation row
-// lock with its ChatConversationChanged event (the conversation as it is
-// now, plus who is no longer in it) in the same transaction. The rules are
-// checked under that lock, so they see every concurrent change; a refused
-// request writes nothing.
+// UpdateConversation (title, avatar, history visibility) and SetMemberRole.
+// Each is one membership entry of the conversation's sequence, written under
+// the conversation row lock with its ChatConversationChanged event (the
+// conversation as it is now, plus who is no longer in it) in the same
+// transaction. The rules are checked under that lock, so they see every
+// concurrent change; a refused request writes nothing.
 import type { HandlerContext } from "@connectrpc/connect";
-import { MemberRole, type Conversation } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { MemberRole, type Conversation, type UpdateConversationRequest } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import type { Tx } from "@aviary/runtime/db/database";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied, type FieldViolation } from "@aviary/runtime/errors";
 import { noSuchConversation } from "../domain/not-found.ts";
 import { presentConversation } from "../domain/present.ts";
+import { requestedVisibility, type Visibility } from "../domain/visibility.ts";
 import { getConversation } from "../read/conversations.ts";
-import { currentMembers, joinMembers, lockConversationOfMember, markLeft, setRoles, setTitle, type MemberRow, type Role } from "../store/conversations.ts";
+import { currentMembers, joinMembers, lockConversationOfMember, markLeft, setGroupSettings, setRoles, type MemberRow, type Role } from "../store/conversations.ts";
 import { insertMembershipChange, nextSeq, type MembershipRecord } from "../store/entries.ts";
-import { checkNewMembers, type GroupDeps } from "./group.ts";
+import { checkNewMembers, visibilityViolation, type GroupDeps } from "./group.ts";
+import { checkedAvatar } from "./media.ts";
 
 /** Members of a group, its owner included. */
 export const GROUP_MAX_MEMBERS = 256;
@@ -27,6 +29,9 @@ interface Change {
   removed?: string[];
   title?: string;
   roles?: Array<{ userId: string; role: Role }>;
+  /** A new avatar; null removes it. */
+  avatarMediaId?: string | null;
+  historyVisibility?: Visibility;
 }
 
 const blankTitle: FieldViolation = { field: "title", description: "must contain more than whitespace", reason: "BLANK" };
@@ -66,11 +71,32 @@ export async function leaveConversation(deps: GroupDeps, callerId: string, conve
   });
 }
 
-export async function renameConversation(deps: GroupDeps, callerId: string, conversationId: string, title: string): Promise<Conversation> {
-  if (title.trim() === "") throw invalidArgument([blankTitle]);
-  return (await change(deps, callerId, conversationId, (locked) => {
+/**
+ * UpdateConversation: the title ("" keeps it), the avatar (unset keeps it,
+ * "" removes it) and the history visibility (UNSPECIFIED keeps it). Only
+ * what differs from the group as it is goes into the entry; nothing
+ * differing writes nothing.
+ */
+export async function updateConversation(deps: GroupDeps, ctx: HandlerContext, callerId: string, request: UpdateConversationRequest): Promise<Conversation> {
+  const visibility = requestedVisibility(request.historyVisibility);
+  const violations: FieldViolation[] = [];
+  if (request.title === "" && request.avatarMediaId === undefined && visibility === undefined) {
+    violations.push({ field: "title", description: "set at least one of title, avatar_media_id, history_visibility", reason: "REQUIRED" });
+  }
+  if (request.title !== "" && request.title.trim() === "") violations.push(blankTitle);
+  if (visibility === "invalid") violations.push(visibilityViolation);
+  if (violations.length > 0) throw invalidArgument(violations);
+  // The media service is asked before the lock is taken (a peer call never holds it).
+  const avatar = request.avatarMediaId === undefined ? undefined : await checkedAvatar(deps.media, ctx, callerId, request.avatarMediaId);
+  return (await change(deps, callerId, request.conversationId, (locked) => {
     requireManager(locked);
-    return locked.conversation.title === title ? undefined : { title };
+    const current = locked.conversation;
+    const decided: Change = {
+      ...(request.title !== "" && request.title !== current.title ? { title: request.title } : {}),
+      ...(avatar !== undefined && avatar !== current.avatarMediaId ? { avatarMediaId: avatar } : {}),
+      ...(visibility !== undefined && visibility !== "invalid" && visibility !== current.historyVisibility ? { historyVisibility: visibility } : {}),
+    };
+    return Object.keys(decided).length === 0 ? undefined : decided;
   }))!;
 }
 
@@ -144,15 +170,22 @@ async function write(deps: GroupDeps, tx: Tx, locked: Locked, actorId: string, d
   await joinMembers(tx, conversationId, decided.added ?? [], seq);
   await markLeft(tx, conversationId, removed, at);
   await setRoles(tx, conversationId, decided.roles ?? []);
-  if (decided.title !== undefined) await setTitle(tx, conversationId, decided.title);
+  const settings = {
+    ...(decided.title === undefined ? {} : { title: decided.title }),
+    ...(decided.avatarMediaId === undefined ? {} : { avatarMediaId: decided.avatarMediaId }),
+    ...(decided.historyVisibility === undefined ? {} : { historyVisibility: decided.historyVisibility }),
+  };
+  await setGroupSettings(tx, conversationId, settings);
   const membership: MembershipRecord = {
     added: decided.added ?? [],
     removed,
     ...(decided.title === undefined ? {} : { title: decided.title }),
     ...(decided.roles === undefined ? {} : { roles: decided.roles }),
+    ...(decided.avatarMediaId === undefined ? {} : { avatarMediaId: decided.avatarMediaId ?? "" }),
+    ...(decided.historyVisibility === undefined ? {} : { historyVisibility: decided.historyVisibility }),
   };
   await insertMembershipChange(tx, { conversationId, seq, actorId, membership, at });
   const members = (await currentMembers(tx, [conversationId])).get(conversationId) ?? [];
-  const current = { ...locked.conversation, lastSeq: seq, lastActivityAt: at, title: decided.title ?? locked.conversation.title };
+  const current = { ...locked.conversation, ...settings, lastSeq: seq, lastActivityAt: at };
   await deps.events.conversationChanged(tx, { conversation: presentConversation(current, members), seq, removedMemberIds: removed });
 }

@@ -6,19 +6,25 @@ import type { HandlerContext } from "@connectrpc/connect";
 import { ConversationKind, type Message, type SendMessageRequest } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import { asCaller } from "@aviary/runtime/context";
 import type { Database, Tx } from "@aviary/runtime/db/database";
-import { failedPrecondition, invalidArgument, notFound } from "@aviary/runtime/errors";
+import { invalidArgument, notFound } from "@aviary/runtime/errors";
 import { directKey } from "../domain/ids.ts";
 import { noSuchConversation } from "../domain/not-found.ts";
 import { presentConversation, presentEntry } from "../domain/present.ts";
+import { textViolation } from "../domain/text.ts";
+import { visibleFrom } from "../domain/visibility.ts";
 import type { ChatEvents } from "../events/publish.ts";
-import type { ChatUsers } from "../peers.ts";
-import { conversationOfMember, currentMembers, ensureDirect, insertMembers, raiseWatermarks, type ConversationRow } from "../store/conversations.ts";
-import { insertMessage, messageByClientId, nextSeq, visibleMessageAt } from "../store/entries.ts";
+import type { ChatMedia, ChatUsers } from "../peers.ts";
+import type { AttachmentRecord } from "../store/schema.ts";
+import { currentMembers, ensureDirect, insertMembers } from "../store/conversations.ts";
+import { insertMessage, messageByClientId, sendLookup, takeSeq, visibleMessageAt } from "../store/entries.ts";
 import type { SendLimiter } from "./limit.ts";
+import { requireUnblocked } from "./blocks.ts";
+import { checkedAttachments } from "./media.ts";
 
 export interface SendDeps {
   database: Database;
   users: ChatUsers;
+  media: ChatMedia;
   events: ChatEvents;
   limiter: SendLimiter;
   /** TEST-ONLY failpoint (CHAT_FAILPOINT, see server.ts): runs right after a send's transaction commits, before it answers. */
@@ -32,18 +38,24 @@ class DuplicateSend extends Error {}
 type Target = { kind: "existing"; conversationId: string } | { kind: "direct"; otherId: string };
 
 export async function sendMessage(deps: SendDeps, ctx: HandlerContext, senderId: string, request: SendMessageRequest): Promise<{ message: Message; created: boolean }> {
-  if (request.text.trim() === "") throw invalidArgument([{ field: "text", description: "must contain more than whitespace", reason: "BLANK" }]);
+  const blank = textViolation(request.text, request.attachmentMediaIds.length > 0);
+  if (blank) throw invalidArgument([blank]);
   if (request.target.case === "directUserId" && request.target.value.toLowerCase() === senderId) {
     throw invalidArgument([{ field: "direct_user_id", description: "must not be the caller", reason: "SELF" }]);
   }
   const clientMessageId = request.clientMessageId.toLowerCase();
-  const earlier = await messageByClientId(deps.database.db, senderId, clientMessageId);
+  const conversationId = request.target.case === "conversationId" ? request.target.value.toLowerCase() : undefined;
+  // One round trip for both (read-only), each acted on in its turn below.
+  const lookup = await sendLookup(deps.database.db, senderId, clientMessageId, conversationId);
+  const earlier = lookup.retried ? await messageByClientId(deps.database.db, senderId, clientMessageId) : undefined;
   // A retry is answered before the rate limit: it costs nothing and must not be refused.
   if (earlier) return { message: presentEntry(earlier), created: false };
   await deps.limiter.admit(senderId);
-  const target = await resolveTarget(deps, ctx, senderId, request);
+  const target = await resolveTarget(deps, ctx, senderId, request, lookup.kind);
+  // After the target: a conversation the sender is not in is NOT_FOUND whatever the attachments.
+  const attachments = await checkedAttachments(deps.media, ctx, senderId, request.attachmentMediaIds);
   try {
-    const sent = await deps.database.db.transaction((tx) => write(deps, tx, senderId, clientMessageId, request, target));
+    const sent = await deps.database.db.transaction((tx) => write(deps, tx, senderId, clientMessageId, request, target, attachments));
     deps.afterCommit?.(); // TEST-ONLY failpoint hook (unset in production): committed, not yet answered.
     return sent;
   } catch (error) {
@@ -62,7 +74,7 @@ export async function sendMessage(deps: SendDeps, ctx: HandlerContext, senderId:
  * - In an existing direct conversation: FAILED_PRECONDITION (the caller
  *   knows the conversation; it just cannot be written to while blocked).
  */
-async function resolveTarget(deps: SendDeps, ctx: HandlerContext, senderId: string, request: SendMessageRequest): Promise<Target> {
+async function resolveTarget(deps: SendDeps, ctx: HandlerContext, senderId: string, request: SendMessageRequest, memberOfKind: string | undefined): Promise<Target> {
   if (request.target.case === "directUserId") {
     const otherId = request.target.value.toLowerCase();
     const reachable = await deps.users.reachable([otherId], asCaller(ctx));
@@ -74,54 +86,55 @@ async function resolveTarget(deps: SendDeps, ctx: HandlerContext, senderId: stri
     throw invalidArgument([{ field: "target", description: "one of conversation_id, direct_user_id is required", reason: "ONEOF_REQUIRED" }]);
   }
   const conversationId = request.target.value.toLowerCase();
-  const found = await conversationOfMember(deps.database.db, conversationId, senderId);
-  if (!found) throw noSuchConversation(conversationId);
-  if (found.conversation.kind === "direct") {
-    const members = (await currentMembers(deps.database.db, [conversationId])).get(conversationId) ?? [];
-    const others = members.map((m) => m.userId).filter((id) => id !== senderId);
-    const reachable = await deps.users.reachable(others, asCaller(ctx));
-    if (others.some((id) => !reachable.has(id))) {
-      throw failedPrecondition("you cannot message this user", [{ type: "BLOCKED", subject: `conversations/${conversationId}`, description: "a block stands between the two members" }]);
-    }
-  }
+  // `memberOfKind` is sendLookup's: undefined when the sender is not a current member.
+  if (memberOfKind === undefined) throw noSuchConversation(conversationId);
+  if (memberOfKind === "direct") await requireUnblocked(deps, ctx, senderId, conversationId);
   return { kind: "existing", conversationId };
 }
 
-async function write(deps: SendDeps, tx: Tx, senderId: string, clientMessageId: string, request: SendMessageRequest, target: Target): Promise<{ message: Message; created: boolean }> {
+async function write(
+  deps: SendDeps,
+  tx: Tx,
+  senderId: string,
+  clientMessageId: string,
+  request: SendMessageRequest,
+  target: Target,
+  attachments: AttachmentRecord[],
+): Promise<{ message: Message; created: boolean }> {
   const at = new Date();
-  let conversation: ConversationRow;
+  let conversationId = target.kind === "existing" ? target.conversationId : "";
   let createdConversation = false;
   if (target.kind === "direct") {
     const direct = await ensureDirect(tx, { id: crypto.randomUUID(), kind: "direct", title: null, directKey: directKey(senderId, target.otherId), at });
-    conversation = direct.conversation;
+    conversationId = direct.conversation.id;
     createdConversation = direct.created;
     // A direct conversation starts with its first message: both see history from seq 1.
-    if (createdConversation) await insertMembers(tx, conversation.id, [senderId, target.otherId].map((userId) => ({ userId, role: "member" as const, joinedSeq: 1 })));
-  } else {
-    const found = await conversationOfMember(tx, target.conversationId, senderId);
-    if (!found) throw noSuchConversation(target.conversationId);
-    conversation = found.conversation;
+    if (createdConversation) await insertMembers(tx, conversationId, [senderId, target.otherId].map((userId) => ({ userId, role: "member" as const, joinedSeq: 1 })));
   }
-  const seq = await nextSeq(tx, conversation.id, at);
-  // Re-read under the lock: membership is only changed under it too.
-  const member = await conversationOfMember(tx, conversation.id, senderId);
-  if (!member) throw noSuchConversation(conversation.id);
+  // The lock first (membership was checked before the transaction, in
+  // resolveTarget); what counts is the check under it, below.
+  const conversation = await takeSeq(tx, conversationId, at);
+  if (!conversation) throw noSuchConversation(conversationId);
+  const seq = conversation.lastSeq;
+  // Read under the lock: membership is only changed under it too.
+  const members = (await currentMembers(tx, [conversationId])).get(conversationId) ?? [];
+  const member = members.find((m) => m.userId === senderId);
+  if (!member) throw noSuchConversation(conversationId);
   const replyToSeq = Number(request.replyToSeq);
-  if (replyToSeq !== 0 && !(await visibleMessageAt(tx, conversation.id, replyToSeq, member.member.joinedSeq))) {
+  if (replyToSeq !== 0 && !(await visibleMessageAt(tx, conversationId, replyToSeq, visibleFrom(conversation, member)))) {
     throw invalidArgument([{ field: "reply_to_seq", description: "is not a message of this conversation you can see", reason: "UNKNOWN_MESSAGE" }]);
   }
-  const row = await insertMessage(tx, { conversationId: conversation.id, seq, id: crypto.randomUUID(), senderId, clientMessageId, text: request.text, replyToSeq: replyToSeq || null, at });
+  // Raises the sender's watermarks to it in the same statement; `raised` is the members as they are then.
+  const row = await insertMessage(tx, { conversationId, seq, id: crypto.randomUUID(), senderId, clientMessageId, text: request.text, replyToSeq: replyToSeq || null, attachments: attachments.length > 0 ? attachments : null, at });
   if (!row) throw new DuplicateSend();
-  await raiseWatermarks(tx, conversation.id, senderId, seq, seq);
+  const raised = members.map((m) => (m.userId === senderId ? { ...m, readSeq: Math.max(m.readSeq, seq), deliveredSeq: Math.max(m.deliveredSeq, seq) } : m));
 
-  const members = (await currentMembers(tx, [conversation.id])).get(conversation.id) ?? [];
-  const current = { ...conversation, lastSeq: seq, lastActivityAt: at };
   const message = presentEntry(row);
   // Enqueued in this order, on one key: members learn of the conversation before its first message.
-  if (createdConversation) await deps.events.conversationChanged(tx, { conversation: presentConversation(current, members), seq });
+  if (createdConversation) await deps.events.conversationChanged(tx, { conversation: presentConversation(conversation, raised), seq });
   await deps.events.messageSent(tx, {
     message,
-    memberIds: members.map((m) => m.userId),
+    memberIds: raised.map((m) => m.userId),
     kind: conversation.kind === "direct" ? ConversationKind.DIRECT : ConversationKind.GROUP,
     title: conversation.title ?? "",
   });

@@ -27,6 +27,19 @@ export function messagePreview(text: string): string {
   return chars.length <= MESSAGE_PREVIEW_CHARS ? chars.join("") : `${chars.slice(0, MESSAGE_PREVIEW_CHARS).join("").trimEnd()}…`;
 }
 
+/**
+ * What a message without text shows instead (it has media): "📷 Photo",
+ * "📷 3 photos", "🎥 Video", "📎 2 attachments" (images and videos mixed).
+ * Empty when there is nothing to show either.
+ */
+export function attachmentsPreview(contentTypes: readonly string[]): string {
+  const n = contentTypes.length;
+  if (n === 0) return "";
+  if (contentTypes.every((t) => t.startsWith("image/"))) return n === 1 ? "📷 Photo" : `📷 ${n} photos`;
+  if (contentTypes.every((t) => t.startsWith("video/"))) return n === 1 ? "🎥 Video" : `🎥 ${n} videos`;
+  return n === 1 ? "📎 Attachment" : `📎 ${n} attachments`;
+}
+
 /** A chat message's push: "Ana: hi", or in a group "Ana in Weekend: hi". */
 export function messagePushBody(actorName: string, preview: string, conversationTitle: string): string {
   const title = conversationTitle.trim();

@@ -27,13 +27,14 @@ import {
   MAX_MENTIONS,
   type ApplyDeps,
 } from "./apply.ts";
+import { attachmentsPreview } from "../domain/push-text.ts";
 
 /** The post service's topic, keyed by post id. */
 export const postEventsTopic = "aviary.post.events";
 /** The user service's topic, keyed by the acting user's id. */
 export const userEventsTopic = "aviary.user.events";
 
-/** The chat service's topic, keyed by conversation id. */
+/** The chat service's topic, keyed by conversation id: the default of CHAT_EVENTS_TOPIC (the chat service's default too). */
 export const chatEventsTopic = "aviary.chat.events";
 
 /** The default consumer group (NOTIFICATION_GROUP). */
@@ -131,10 +132,10 @@ export async function handleNotificationEvent(deps: ApplyDeps, event: DeliveredE
  * never listed, so there is nothing to back-fill; replaying the history would
  * only write push requests the push worker then drops as too old.
  */
-export function consumeChatMessages(options: ConsumeOptions): Promise<Subscription> {
+export function consumeChatMessages(options: ConsumeOptions & { chatTopic: string }): Promise<Subscription> {
   return options.bus.subscribe({
     groupId: chatGroupOf(options.groupId),
-    topics: [chatEventsTopic],
+    topics: [options.chatTopic],
     fromBeginning: false,
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
     ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
@@ -143,19 +144,25 @@ export function consumeChatMessages(options: ConsumeOptions): Promise<Subscripti
   });
 }
 
-/** ChatMessageSent → a push to every other member; the chat topic's other events (conversations, receipts) are skipped. */
+/**
+ * ChatMessageSent → a push to every other member; the chat topic's other
+ * events (conversations, receipts, edits, deletions, reactions) are skipped:
+ * a push is for news, and a banner already shown cannot be taken back.
+ */
 export async function handleChatEvent(deps: ApplyDeps, event: DeliveredEvent): Promise<void> {
   if (!isEventOf(ChatMessageSentSchema, event)) return;
   const { id, message: sent } = decodedEvent(ChatMessageSentSchema, event);
   const message = sent.message;
   if (message === undefined) throw new EventDecodeError(`event ${id} has no message`);
   // Membership entries have no text (and come as ChatConversationChanged anyway): nothing to push.
-  if (message.membership !== undefined || message.text === "") return;
+  // A message of media only says what it carries.
+  const text = message.text !== "" ? message.text : attachmentsPreview(message.attachments.map((a) => a.contentType));
+  if (message.membership !== undefined || text === "") return;
   await applyChatMessageSent(deps, id, {
     conversationId: eventUuid(message.conversationId, "message.conversation_id", id),
     senderId: eventUuid(message.senderId, "message.sender_id", id),
     memberIds: sent.memberIds.map((memberId) => eventUuid(memberId, "member_ids", id)),
-    text: message.text,
+    text,
     title: sent.kind === ConversationKind.GROUP ? sent.title : "",
     at: message.createdAt ? eventTime(message.createdAt, "message.created_at", id) : new Date(),
   });

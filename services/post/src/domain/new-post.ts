@@ -4,6 +4,7 @@
 // violation, so a client sees all of them at once.
 import { MediaPurpose } from "@aviary/gen/aviary/media/v1/media_pb";
 import type { FieldViolation } from "@aviary/runtime/errors";
+import { mediaViolations, type MediaFacts } from "@aviary/runtime/media";
 import { codePointLength, MAX_TEXT_CODE_POINTS, parseHashtags, parseMentions } from "./text.ts";
 
 export const MAX_MEDIA = 4;
@@ -43,29 +44,14 @@ export function checkDraft(draft: PostDraft): FieldViolation[] {
   return violations;
 }
 
-/** The part of a media item the rules look at. */
-export interface MediaFacts {
-  ownerId: string;
-  purpose: MediaPurpose;
-}
-
 /**
  * `found` is the media service's BatchGetMedia answer, which holds only
  * confirmed (ready) items: an id missing from it is unknown or not ready.
+ * The rules are the shared ones (chat attachments use them too); a post's
+ * violations name `media_ids` as a whole, as they always have.
  */
 export function checkMedia(authorId: string, mediaIds: readonly string[], found: ReadonlyMap<string, MediaFacts>): FieldViolation[] {
-  const violations: FieldViolation[] = [];
-  for (const id of new Set(mediaIds)) {
-    const media = found.get(id);
-    if (media === undefined) {
-      violations.push({ field: "media_ids", description: `${id} is not a confirmed upload`, reason: "MEDIA_NOT_READY" });
-    } else if (media.ownerId !== authorId) {
-      violations.push({ field: "media_ids", description: `${id} is not one of your uploads`, reason: "MEDIA_NOT_OWNED" });
-    } else if (media.purpose !== MediaPurpose.POST) {
-      violations.push({ field: "media_ids", description: `${id} was not uploaded for a post`, reason: "MEDIA_WRONG_PURPOSE" });
-    }
-  }
-  return violations;
+  return mediaViolations(mediaIds, found, { ownerId: authorId, purpose: MediaPurpose.POST, field: () => "media_ids" });
 }
 
 /**

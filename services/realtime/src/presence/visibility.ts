@@ -2,12 +2,12 @@
 // shows them with `omit_blocked`, that is, nobody separated from the caller by
 // a block in either direction (and no unknown ids). One BatchGetProfiles as
 // the caller per request.
-import type { Client, HandlerContext } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
-import { asCaller } from "@aviary/runtime/context";
+import { asCaller, type CallContext } from "@aviary/runtime/context";
 
-export type VisibleUsers = (ctx: HandlerContext, userIds: readonly string[]) => Promise<string[]>;
+export type VisibleUsers = (ctx: CallContext, userIds: readonly string[]) => Promise<string[]>;
 
 export function visibleUsersVia(users: Client<typeof UserService>): VisibleUsers {
   return async (ctx, userIds) => {

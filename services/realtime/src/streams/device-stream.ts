@@ -25,7 +25,9 @@ import {
   type Event,
   type SubscribeResponse,
 } from "@aviary/gen/aviary/realtime/v1/realtime_pb";
+import type { DirectStreamOut } from "@aviary/runtime/direct-stream";
 import type { LiveItem, StoredItem } from "@aviary/runtime/realtime/user-streams";
+import type { Beating, HeartbeatWheel } from "./heartbeats.ts";
 
 export interface DeviceStreamOptions {
   userId: string;
@@ -34,6 +36,8 @@ export interface DeviceStreamOptions {
   /** Frames waiting for a slow client before the stream is rotated (SLOW_CONSUMER). */
   queueLimit: number;
   heartbeatMs: number;
+  /** Beats the stream when it has been silent for `heartbeatMs`. */
+  heartbeats: HeartbeatWheel;
   /** Ephemeral coalescing window per key. */
   coalesceMs: number;
   /** Fills a gap: items from..to of the epoch, or null when the history lacks any. */
@@ -53,12 +57,9 @@ interface Coalesced {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** Timers fire a little late or early; a beat this close to due is sent rather than re-armed for a few ms. */
-const HEARTBEAT_SLACK_MS = 5;
-
 type Ending = { kind: "rotate"; reason: Rotate_Reason } | { kind: "error"; error: ConnectError };
 
-export class DeviceStream {
+export class DeviceStream implements Beating {
   readonly userId: string;
   readonly sessionId: string;
   readonly streamId: string;
@@ -73,7 +74,9 @@ export class DeviceStream {
   #ending: Ending | undefined;
   /** When the last frame was queued: heartbeats fill silences only. */
   #lastSentMs = Date.now();
-  #heartbeat: NodeJS.Timeout | undefined;
+  /** The last heartbeat frame, sent again while the offset stays (an idle stream allocates nothing to beat). */
+  #heartbeatFrame: SubscribeResponse | undefined;
+  #heartbeatOffset = -1;
   readonly #coalesced = new Map<string, Coalesced>();
   readonly #timers = new Set<NodeJS.Timeout>();
 
@@ -118,7 +121,7 @@ export class DeviceStream {
     const held = this.#held;
     this.#held = [];
     for (const item of held) this.deliver(item);
-    this.#armHeartbeat(this.#options.heartbeatMs);
+    this.#options.heartbeats.schedule(this, this.#lastSentMs + this.#options.heartbeatMs);
   }
 
   /** A live item for this stream's user (in channel order). */
@@ -213,22 +216,23 @@ export class DeviceStream {
     this.#timers.add(timer);
   }
 
-  // One timer per stream, re-armed only when it fires (never per frame): it
-  // fires when the stream would have been silent for a whole interval since
-  // the last frame, so an idle stream beats once per interval and no stream
-  // is ever silent for longer.
-  #armHeartbeat(delayMs: number): void {
-    this.#heartbeat = setTimeout(() => {
-      const silentMs = Date.now() - this.#lastSentMs;
-      const interval = this.#options.heartbeatMs;
-      if (silentMs >= interval - HEARTBEAT_SLACK_MS) {
-        this.#push(create(SubscribeResponseSchema, { frame: { case: "heartbeat", value: { offset: BigInt(this.#lastOffset) } } }));
-        if (!this.#ending) this.#armHeartbeat(interval);
-      } else {
-        this.#armHeartbeat(interval - silentMs);
+  /**
+   * The wheel's call: a heartbeat when the stream has been silent for its
+   * interval (less the wheel's tick, which may ask that much early), so an
+   * idle stream beats once per interval and no stream is silent for longer.
+   */
+  beat(nowMs: number): number | undefined {
+    if (this.#ending) return undefined;
+    const interval = this.#options.heartbeatMs;
+    if (nowMs - this.#lastSentMs >= interval - this.#options.heartbeats.tickMs) {
+      if (this.#heartbeatFrame === undefined || this.#heartbeatOffset !== this.#lastOffset) {
+        this.#heartbeatOffset = this.#lastOffset;
+        this.#heartbeatFrame = create(SubscribeResponseSchema, { frame: { case: "heartbeat", value: { offset: BigInt(this.#lastOffset) } } });
       }
-    }, Math.max(1, delayMs));
-    this.#heartbeat.unref();
+      this.#push(this.#heartbeatFrame);
+      if (this.#ending) return undefined;
+    }
+    return this.#lastSentMs + interval;
   }
 
   #push(frame: SubscribeResponse): void {
@@ -259,7 +263,7 @@ export class DeviceStream {
 
   #end(ending: Ending): void {
     this.#ending = ending;
-    clearTimeout(this.#heartbeat);
+    this.#options.heartbeats.cancel(this);
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#wakeUp();
@@ -269,6 +273,47 @@ export class DeviceStream {
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
+  }
+
+  /**
+   * Writes the frames to `out` as they come (the server's direct path),
+   * holding them here while `out` is backed up, so a slow client still meets
+   * the queue limit. Resolves when the stream ends or `signal` aborts;
+   * rejects with the error of a failed stream.
+   */
+  pipeTo(out: DirectStreamOut<SubscribeResponse>, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let waiting = false;
+      const done = (error?: ConnectError) => {
+        signal.removeEventListener("abort", onAbort);
+        // The client went away (or the server aborted): stop the timers.
+        if (this.#ending === undefined) this.#end({ kind: "rotate", reason: Rotate_Reason.UNSPECIFIED });
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const flush = () => {
+        waiting = false;
+        for (;;) {
+          const frame = this.#queue.shift();
+          if (frame === undefined) break;
+          if (!out.send(frame)) {
+            waiting = true;
+            out.onWritable(flush);
+            return;
+          }
+        }
+        if (this.#ending?.kind === "error") return done(this.#ending.error);
+        if (this.#ending !== undefined || signal.aborted) return done();
+        this.#wake = flush;
+      };
+      const onAbort = () => {
+        // An abort while backed up is handled here; otherwise the flush it wakes ends the stream.
+        if (waiting) done();
+        else this.#wakeUp();
+      };
+      signal.addEventListener("abort", onAbort);
+      flush();
+    });
   }
 
   /** The frames for the RPC's response; ends when the stream ends or `signal` aborts. */

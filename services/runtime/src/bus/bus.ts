@@ -27,6 +27,15 @@ export interface SubscribeOptions {
   groupId: string;
   topics: string[];
   handle: (event: DeliveredEvent) => Promise<void>;
+  /**
+   * Optional, for handlers that gain from doing many events at once (one
+   * round trip for all of them): called with runs of consecutive events of
+   * one partition, in order, and must apply all of them or throw. When it
+   * throws, the run's events go to `handle` one by one, with the retry and
+   * dead-letter policy, so it must have the same effect as `handle` on each
+   * event in turn, and be idempotent (events it did apply are seen again).
+   */
+  handleBatch?: (events: DeliveredEvent[]) => Promise<void>;
   /** Attempts before an event is parked on the dead-letter topic. Default 5. */
   maxAttempts?: number;
   /** First retry delay; doubles each attempt (capped at 30 s). Default 100 ms. */

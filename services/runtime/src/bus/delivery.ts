@@ -64,6 +64,44 @@ export async function deliver(
   }
 }
 
+/** Events handed to `handleBatch` at once, at most (bounds a run's latency and its retry). */
+export const MAX_BATCH = 256;
+
+/**
+ * Delivers a run of consecutive events of one partition: through
+ * `handleBatch` in one call when the subscriber has one and the run is
+ * longer than one event, else (or when that call throws) each event through
+ * `deliver`. Calls `done(event)` for each event done, in order (the adapter
+ * commits its offset); returns false when delivery was interrupted and the
+ * rest of the run must be redelivered later.
+ */
+export async function deliverRun(
+  events: ReadonlyArray<Omit<DeliveredEvent, "attempt">>,
+  groupId: string,
+  options: Pick<SubscribeOptions, "handle" | "handleBatch">,
+  policy: RetryPolicy,
+  hooks: DeliveryHooks & { done(event: Omit<DeliveredEvent, "attempt">): Promise<void> },
+): Promise<boolean> {
+  if (options.handleBatch !== undefined && events.length > 1) {
+    let applied = false;
+    try {
+      await options.handleBatch(events.map((event) => ({ ...event, attempt: 1 })));
+      applied = true;
+    } catch {
+      // Not counted as an attempt: each event is tried on its own next.
+    }
+    if (applied) {
+      for (const event of events) await hooks.done(event);
+      return true;
+    }
+  }
+  for (const event of events) {
+    if (!(await deliver(event, groupId, options.handle, policy, hooks))) return false;
+    await hooks.done(event);
+  }
+  return true;
+}
+
 /** outbox/enqueue.ts EventDecodeError, by name (the bus does not depend on the outbox). */
 function isUndecodable(error: unknown): boolean {
   return error instanceof Error && error.name === "EventDecodeError";

@@ -1,6 +1,6 @@
 import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
 import type { DeliveredEvent, EventRecord, SubscribeOptions, Subscription } from "./bus.ts";
-import { deliver, retryPolicy } from "./delivery.ts";
+import { deliverRun, MAX_BATCH, retryPolicy } from "./delivery.ts";
 import type { LogSink } from "./log-sink.ts";
 import { abortable, sleep } from "./timing.ts";
 
@@ -29,6 +29,8 @@ const HEARTBEAT_SLICE_MS = 1_000;
  * loop heartbeats; if the group rebalances meanwhile, the heartbeat throws,
  * the batch is abandoned unresolved, and whoever owns the partition next
  * starts again from that event — retries are cut short, events never skipped.
+ * A subscriber's `handleBatch` gets up to MAX_BATCH of a batch's events at
+ * once (`deliverRun`: one by one when that fails).
  *
  * Recovery: kafkajs restarts a crashed consumer itself when the error was
  * retriable; for the others (e.g. no broker reachable for a while) it gives
@@ -51,16 +53,19 @@ export async function startKafkaSubscription(deps: KafkaSubscriptionDeps, option
       }
       return active();
     };
-    for (const message of batch.messages) {
+    const hooks = {
+      sleep: sleepWithHeartbeats,
+      deadLetter: (record: EventRecord) => deps.publish([record]),
+      async done(event: { offset: string }) {
+        resolveOffset(event.offset);
+        await commitOffsetsIfNecessary();
+        await heartbeat();
+      },
+    };
+    for (let start = 0; start < batch.messages.length; start += MAX_BATCH) {
       if (!active()) return;
-      const done = await deliver(toEvent(batch.topic, batch.partition, message), groupId, options.handle, policy, {
-        sleep: sleepWithHeartbeats,
-        deadLetter: (record) => deps.publish([record]),
-      });
-      if (!done) return;
-      resolveOffset(message.offset);
-      await commitOffsetsIfNecessary();
-      await heartbeat();
+      const run = batch.messages.slice(start, start + MAX_BATCH).map((message) => toEvent(batch.topic, batch.partition, message));
+      if (!(await deliverRun(run, groupId, options, policy, hooks))) return;
     }
   };
 

@@ -1,5 +1,5 @@
 import { deadLetterTopic, type DeliveredEvent, type EventBus, type EventRecord, type SubscribeOptions, type Subscription } from "./bus.ts";
-import { deliver, retryPolicy } from "./delivery.ts";
+import { deliverRun, MAX_BATCH, retryPolicy } from "./delivery.ts";
 import { Doorbell } from "./doorbell.ts";
 
 /**
@@ -94,17 +94,17 @@ export class MemoryEventBus implements EventBus {
         }
         group.busy.add(work.id);
         try {
-          const { offset, ...record } = work.record;
-          const done = await deliver({ ...record, offset: String(offset) }, options.groupId, options.handle, policy, {
+          const run = work.records.map(({ offset, ...record }) => ({ ...record, offset: String(offset) }));
+          // Stopped mid-retry: the rest keeps its offsets, the next member
+          // of the group gets those events again (at-least-once).
+          await deliverRun(run, options.groupId, options, policy, {
             sleep: async (ms) => {
               if (!stopping) await stopped.wait(ms);
               return !stopping;
             },
             deadLetter: (dead) => this.publish([dead]),
+            done: async (event) => void group.committed.set(work.id, Number(event.offset) + 1),
           });
-          // Not done = stopped mid-retry: leave the offset, the next member
-          // of the group gets the event again (at-least-once).
-          if (done) group.committed.set(work.id, offset + 1);
         } catch {
           // Only reachable if dead-lettering itself failed; retry the event.
         } finally {
@@ -142,18 +142,19 @@ export class MemoryEventBus implements EventBus {
     await Promise.all([...this.#subscriptions].map((s) => s.stop()));
   }
 
-  /** The next event `member` may handle: an assigned, idle partition with an uncommitted event. */
-  #nextWork(group: Group, member: Member): { id: PartitionId; record: Stored } | null {
+  /** The next events `member` may handle: an assigned, idle partition's uncommitted ones (up to MAX_BATCH). */
+  #nextWork(group: Group, member: Member): { id: PartitionId; records: Stored[] } | null {
     const count = member.assignment.length;
     for (let i = 0; i < count; i++) {
       const index = (member.cursor + i) % count;
       const id = member.assignment[index]!;
       if (group.busy.has(id)) continue;
       const [topic, partition] = parsePartitionId(id);
-      const record = this.#topic(topic)[partition]![group.committed.get(id) ?? 0];
-      if (record) {
+      const from = group.committed.get(id) ?? 0;
+      const records = this.#topic(topic)[partition]!.slice(from, from + MAX_BATCH);
+      if (records.length > 0) {
         member.cursor = index + 1;
-        return { id, record };
+        return { id, records };
       }
     }
     return null;

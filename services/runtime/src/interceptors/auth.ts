@@ -7,7 +7,7 @@
 // audience) on the procedures listed for it. The unverified `typ` header only
 // picks the verifier; each verifier then enforces its own typ and audience.
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Interceptor } from "@connectrpc/connect";
+import type { ContextValues, Interceptor } from "@connectrpc/connect";
 import { decodeProtectedHeader } from "jose";
 import { SERVICE_TOKEN_TYP } from "../auth/verifier.ts";
 import type { ServiceTokenVerifier, TokenVerifier } from "../auth/verifier.ts";
@@ -59,7 +59,15 @@ function typOf(token: string): string {
   }
 }
 
-export function createAuthInterceptor(options: AuthOptions, logger?: Logger): Interceptor {
+/**
+ * Authenticates one call: verifies its Authorization header (null when
+ * absent) for `procedure` and puts the principal (and, for users, the bearer
+ * token) on `values`. Shared by the interceptor and the server's direct
+ * streaming path, so both apply the same rules.
+ */
+export type CallAuthenticator = (procedure: string, authorization: string | null, values: ContextValues) => Promise<void>;
+
+export function createCallAuthenticator(options: AuthOptions, logger?: Logger): CallAuthenticator {
   const publicProcedures = new Set(options.publicProcedures ?? []);
   const serviceProcedures = new Set(options.serviceTokens?.procedures ?? []);
 
@@ -98,22 +106,20 @@ export function createAuthInterceptor(options: AuthOptions, logger?: Logger): In
     return { kind: "user", principal, token };
   };
 
-  return (next) => async (req) => {
-    const procedure = `${req.service.typeName}/${req.method.name}`;
+  return async (procedure, authorization, values) => {
     const isPublic = publicProcedures.has(procedure);
-    const authorization = req.header.get("authorization");
     if (authorization === null) {
-      if (isPublic) return next(req);
+      if (isPublic) return;
       throw unauthenticated("authentication required", "invalid_request");
     }
     try {
       const caller = await authenticate(authorization);
       if (caller.kind === "user") {
-        req.contextValues.set(principalKey, caller.principal);
-        req.contextValues.set(bearerTokenKey, caller.token);
+        values.set(principalKey, caller.principal);
+        values.set(bearerTokenKey, caller.token);
       } else if (serviceProcedures.has(procedure)) {
         // No bearerTokenKey: a service's token is not forwarded (asCaller) by the services it calls.
-        req.contextValues.set(servicePrincipalKey, caller.principal);
+        values.set(servicePrincipalKey, caller.principal);
       } else if (!isPublic) {
         throw new ConnectError("service tokens are not accepted by this procedure", Code.PermissionDenied);
       }
@@ -123,6 +129,13 @@ export function createAuthInterceptor(options: AuthOptions, logger?: Logger): In
       // stop, say, Login or Refresh; the handler just sees no principal.
       if (!isPublic || ConnectError.from(e).code !== Code.Unauthenticated) throw e;
     }
+  };
+}
+
+export function createAuthInterceptor(options: AuthOptions, logger?: Logger): Interceptor {
+  const authenticateCall = createCallAuthenticator(options, logger);
+  return (next) => async (req) => {
+    await authenticateCall(`${req.service.typeName}/${req.method.name}`, req.header.get("authorization"), req.contextValues);
     return next(req);
   };
 }

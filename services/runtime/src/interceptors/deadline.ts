@@ -23,7 +23,7 @@ export interface DeadlineOptions {
 const GRPC_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000001 };
 
 /** The deadline the client asked for, from `grpc-timeout` (gRPC, gRPC-web) or `connect-timeout-ms` (Connect). */
-export function clientTimeoutMs(header: Headers): number | undefined {
+export function clientTimeoutMs(header: Pick<Headers, "get">): number | undefined {
   const grpc = header.get("grpc-timeout");
   if (grpc !== null) {
     const m = /^(\d{1,8})([HMSmun])$/.exec(grpc);
@@ -34,14 +34,18 @@ export function clientTimeoutMs(header: Headers): number | undefined {
   return undefined;
 }
 
-export function createDeadlineInterceptor(options: DeadlineOptions = {}): Interceptor {
-  const unary = { dflt: options.defaultTimeoutMs ?? 10_000, max: options.maxTimeoutMs ?? 60_000 };
-  const stream = { dflt: options.streamDefaultTimeoutMs, max: options.streamMaxTimeoutMs };
+/** The deadline a call gets, in ms from now: the client's (capped) or the default; undefined is none. */
+export function callTimeoutMs(header: Pick<Headers, "get">, streaming: boolean, options: DeadlineOptions = {}): number | undefined {
+  const limits = streaming
+    ? { dflt: options.streamDefaultTimeoutMs, max: options.streamMaxTimeoutMs }
+    : { dflt: options.defaultTimeoutMs ?? 10_000, max: options.maxTimeoutMs ?? 60_000 };
+  const ms = clientTimeoutMs(header) ?? limits.dflt;
+  return limits.max !== undefined && (ms === undefined || ms > limits.max) ? limits.max : ms;
+}
 
+export function createDeadlineInterceptor(options: DeadlineOptions = {}): Interceptor {
   return (next) => async (req) => {
-    const limits = req.method.methodKind === "unary" ? unary : stream;
-    let ms = clientTimeoutMs(req.header) ?? limits.dflt;
-    if (limits.max !== undefined && (ms === undefined || ms > limits.max)) ms = limits.max;
+    const ms = callTimeoutMs(req.header, req.method.methodKind !== "unary", options);
     if (ms === undefined) return next(req);
 
     // connect already enforces a client deadline on req.signal; this timer

@@ -22,13 +22,16 @@ function isDeliberate(error: unknown): error is ConnectError {
   return error.cause === undefined || error.cause instanceof ConnectError;
 }
 
-export function createErrorsInterceptor(logger: Logger): Interceptor {
-  const sanitize = (error: unknown, req: UnaryRequest | StreamRequest): ConnectError => {
+/** What a caller may see of `error`, raised by the call to `procedure` whose signal is `signal`. */
+export type ErrorSanitizer = (error: unknown, call: { procedure: string; signal: AbortSignal }) => ConnectError;
+
+/** The sanitizer of the errors interceptor, for the server's direct streaming path too. */
+export function createErrorSanitizer(logger: Logger): ErrorSanitizer {
+  return (error, { procedure, signal }) => {
     if (isDeliberate(error)) return error;
     // A handler that gave up because its signal fired (deadline, cancel,
     // shutdown) typically throws a generic AbortError; report the reason.
-    if (req.signal.aborted && req.signal.reason instanceof ConnectError) return req.signal.reason;
-    const procedure = `${req.service.typeName}/${req.method.name}`;
+    if (signal.aborted && signal.reason instanceof ConnectError) return signal.reason;
     if (isDatabaseUnavailable(error)) {
       logger.warn({ err: error, procedure }, "database unavailable");
       return new ConnectError("temporarily unavailable, try again", Code.Unavailable);
@@ -36,6 +39,12 @@ export function createErrorsInterceptor(logger: Logger): Interceptor {
     logger.error({ err: error, procedure }, "unhandled error in handler");
     return new ConnectError("internal error", Code.Internal);
   };
+}
+
+export function createErrorsInterceptor(logger: Logger): Interceptor {
+  const sanitizeError = createErrorSanitizer(logger);
+  const sanitize = (error: unknown, req: UnaryRequest | StreamRequest): ConnectError =>
+    sanitizeError(error, { procedure: `${req.service.typeName}/${req.method.name}`, signal: req.signal });
 
   return (next) => async (req) => {
     try {

@@ -4,7 +4,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import type { Attributes, TextMapGetter } from "@opentelemetry/api";
+import type { Attributes, Context, TextMapGetter } from "@opentelemetry/api";
 import type { Telemetry } from "../telemetry.ts";
 import { followStream } from "./stream.ts";
 
@@ -43,19 +43,34 @@ function rpcSystem(header: Headers): "grpc" | "connect_rpc" {
   return (header.get("content-type") ?? "").startsWith("application/grpc") ? "grpc" : "connect_rpc";
 }
 
-export function createTracingInterceptor(telemetry: Pick<Telemetry, "tracer" | "propagator" | "rpcMetrics">): Interceptor {
-  const { tracer, propagator, rpcMetrics } = telemetry;
-  return (next) => async (req) => {
-    const system = rpcSystem(req.header);
-    const base: Attributes = { [RPC_SYSTEM]: system, [RPC_SERVICE]: req.service.typeName, [RPC_METHOD]: req.method.name };
-    // Extract into the root context: whatever happens to be active in the
-    // server's own async context must not become the parent of a request.
-    const parent = propagator.extract(ROOT_CONTEXT, req.header, headersGetter);
-    const span = tracer.startSpan(`${req.service.typeName}/${req.method.name}`, { kind: SpanKind.SERVER, attributes: base }, parent);
-    const ctx = trace.setSpan(parent, span);
-    const started = performance.now();
+/** A server call being traced and measured: its span's context, and how it ends. */
+export interface ServerCallObservation {
+  /** The span's context: run the call's work inside it. */
+  readonly context: Context;
+  /** Ends the span and records the metrics; `error` undefined means OK. */
+  finish(error: unknown): void;
+}
 
-    const finish = (error: unknown) => {
+/**
+ * Starts the SERVER span and the clock of one call, continuing the trace in
+ * the request headers (`carrier`, read through `getter`). Shared by the
+ * interceptor and the server's direct streaming path.
+ */
+export function observeServerCall<C>(
+  telemetry: Pick<Telemetry, "tracer" | "propagator" | "rpcMetrics">,
+  call: { service: string; method: string; system: "grpc" | "connect_rpc"; carrier: C; getter: TextMapGetter<C> },
+): ServerCallObservation {
+  const { tracer, propagator, rpcMetrics } = telemetry;
+  const { system } = call;
+  const base: Attributes = { [RPC_SYSTEM]: system, [RPC_SERVICE]: call.service, [RPC_METHOD]: call.method };
+  // Extract into the root context: whatever happens to be active in the
+  // server's own async context must not become the parent of a request.
+  const parent = propagator.extract(ROOT_CONTEXT, call.carrier, call.getter);
+  const span = tracer.startSpan(`${call.service}/${call.method}`, { kind: SpanKind.SERVER, attributes: base }, parent);
+  const started = performance.now();
+  return {
+    context: trace.setSpan(parent, span),
+    finish(error) {
       const code = error === undefined ? undefined : ConnectError.from(error).code;
       if (system === "grpc") span.setAttribute(RPC_GRPC_STATUS_CODE, code ?? 0);
       else if (code !== undefined) span.setAttribute(RPC_CONNECT_RPC_ERROR_CODE, codeName(code));
@@ -66,7 +81,21 @@ export function createTracingInterceptor(telemetry: Pick<Telemetry, "tracer" | "
       const attributes = { ...base, [STATUS]: codeName(code) };
       rpcMetrics.duration.record(performance.now() - started, attributes);
       rpcMetrics.requests.add(1, attributes);
-    };
+    },
+  };
+}
+
+export function createTracingInterceptor(telemetry: Pick<Telemetry, "tracer" | "propagator" | "rpcMetrics">): Interceptor {
+  return (next) => async (req) => {
+    const call = observeServerCall(telemetry, {
+      service: req.service.typeName,
+      method: req.method.name,
+      system: rpcSystem(req.header),
+      carrier: req.header,
+      getter: headersGetter,
+    });
+    const ctx = call.context;
+    const finish = (error: unknown) => call.finish(error);
 
     try {
       const res = await context.with(ctx, () => next(req));

@@ -39,7 +39,7 @@ export async function enqueueEvent<Desc extends DescMessage>(
     [EventHeaders.contentType]: PROTOBUF_CONTENT_TYPE,
     ...(traceparent ? { [EventHeaders.traceparent]: traceparent } : {}),
   };
-  await tx.insert(tables.outboxEvents).values({
+  const insert = tx.insert(tables.outboxEvents).values({
     id,
     topic: input.topic,
     key: input.key,
@@ -47,7 +47,8 @@ export async function enqueueEvent<Desc extends DescMessage>(
     payload: toBinary(input.schema, input.message),
     headers,
   });
-  await tx.execute(sql`SELECT pg_notify(${outboxChannel(tables.outboxEvents)}, '')`);
+  // One statement, one round trip: a data-modifying CTE always runs to completion.
+  await tx.execute(sql`WITH inserted AS ${insert} SELECT pg_notify(${outboxChannel(tables.outboxEvents)}, '')`);
 }
 
 function activeTraceparent(): string | undefined {

@@ -59,5 +59,10 @@ export type ProcessedEventsTable = OutboxTables["processedEvents"];
  * Derived from the table, so producers and the relay cannot disagree.
  */
 export function outboxChannel(table: OutboxEventsTable): string {
-  return `${getTableConfig(table).schema ?? "public"}_outbox`;
+  // Remembered: getTableConfig builds the table's whole config (indexes too), and every enqueue asks.
+  let channel = channels.get(table);
+  if (channel === undefined) channels.set(table, (channel = `${getTableConfig(table).schema ?? "public"}_outbox`));
+  return channel;
 }
+
+const channels = new WeakMap<OutboxEventsTable, string>();

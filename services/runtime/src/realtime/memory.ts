@@ -11,7 +11,9 @@ import {
   type LiveItem,
   type PresenceState,
   type PresenceStatus,
+  type PublishResult,
   type StoredItem,
+  type UserItem,
   type UserStreamHub,
 } from "./user-streams.ts";
 
@@ -87,6 +89,12 @@ export class MemoryUserStreams implements UserStreamHub {
     user.expiresAt = Date.now() + this.#history.ttlSeconds * 1000;
     this.#emit(userId, { epoch: user.epoch, offset, id: item.id, payload });
     return { epoch: user.epoch, offset, duplicate: false };
+  }
+
+  async publishMany(items: readonly UserItem[]) {
+    const results: PublishResult[] = [];
+    for (const { userId, ...item } of items) results.push(await this.publish(userId, item));
+    return results;
   }
 
   async signal(userIds: readonly string[], item: { id: string; payload: Uint8Array }, options?: { onlyLive?: boolean }) {

@@ -24,7 +24,9 @@ import {
   type HistoryOptions,
   type PresenceState,
   type PresenceStatus,
+  type PublishResult,
   type StoredItem,
+  type UserItem,
   type UserStreamHub,
 } from "./user-streams.ts";
 
@@ -60,19 +62,36 @@ local function ensure_epoch(e, n, h, d, fresh, ttl)
 end
 `;
 
-// KEYS e n h d; ARGV fresh-epoch, id, payload, max-items, ttl-ms, channel
+// KEYS e n h d; ARGV fresh-epoch, max-items, ttl-ms, channel, then an
+// (id, payload) pair per item. The items of one user, in order: one call
+// for all the events a consumer batch has for them. An error stops the loop,
+// so what was published is always a prefix of the items (a user's items
+// never overtake each other). Replies epoch, then (offset, duplicate) per item.
 const PUBLISH = `${ENSURE_EPOCH}
-local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[5])
-local seen = redis.call('ZSCORE', KEYS[4], ARGV[2])
-if seen then return {epoch, tonumber(seen), 1} end
-local offset = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], offset .. '-1', 'i', ARGV[2], 'p', ARGV[3])
-redis.call('ZADD', KEYS[4], offset, ARGV[2])
-local floor = offset - tonumber(ARGV[4])
-if floor > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', floor) end
-for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
-redis.call('PUBLISH', ARGV[6], epoch .. '\\n' .. offset .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
-return {epoch, offset, 0}
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[3])
+local max = tonumber(ARGV[2])
+local out = {epoch}
+local newest = 0
+for i = 5, #ARGV, 2 do
+  local seen = redis.call('ZSCORE', KEYS[4], ARGV[i])
+  if seen then
+    out[#out + 1] = tonumber(seen)
+    out[#out + 1] = 1
+  else
+    newest = redis.call('INCR', KEYS[2])
+    redis.call('XADD', KEYS[3], 'MAXLEN', max, newest .. '-1', 'i', ARGV[i], 'p', ARGV[i + 1])
+    redis.call('ZADD', KEYS[4], newest, ARGV[i])
+    redis.call('PUBLISH', ARGV[4], epoch .. '\\n' .. newest .. '\\n' .. ARGV[i] .. '\\n' .. ARGV[i + 1])
+    out[#out + 1] = newest
+    out[#out + 1] = 0
+  end
+end
+if newest > 0 then
+  local floor = newest - max
+  if floor > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', floor) end
+  for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+end
+return out
 `;
 
 // KEYS e n h d; ARGV fresh-epoch, ttl-ms
@@ -149,15 +168,19 @@ touch(KEYS[1], KEYS[3], KEYS[5], ARGV[4], ARGV[3], ARGV[2], ARGV[1], ARGV[6])
 return announce(KEYS[4], KEYS[3], ARGV[5], presence_state(KEYS[1], KEYS[2], ARGV[1]), ARGV[6])
 `;
 
-// KEYS L; ARGV prefix, now, ttl, then (user, member, expiry) per connection.
+// KEYS L; ARGV prefix, now, ttl, expiry, then the connections as one string,
+// a "user session connection\n" line each (ids never hold spaces or line
+// breaks).
 // The periodic refresh of every connection an instance holds, many per call:
 // it only pushes expiries forward, and works out (and announces) a user's
 // state only for a connection that had been swept meanwhile. Builds key names
-// from the prefix, so like the sweep set it assumes a single node.
+// from the prefix, so like the sweep set it assumes a single node. At rest
+// this is most of what an instance sends Redis: one argument for a batch, not
+// three per connection, spares the client an allocation and the server a
+// parse per value.
 const REFRESH = `${PRESENCE_STATE}
-local prefix, now, ttl = ARGV[1], ARGV[2], ARGV[3]
-for i = 4, #ARGV, 3 do
-  local user, member, expiry = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+local prefix, now, ttl, expiry = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+for user, member in string.gmatch(ARGV[5], '(%S+) (%S+ %S+)\\n') do
   local base = prefix .. '{' .. user .. '}:'
   local c = base .. 'c'
   if touch(c, base .. 's', KEYS[1], user, member, expiry, now, ttl) == 1 then announce(base .. 'p', base .. 's', base .. 'presence', presence_state(c, base .. 'a', now), ttl) end
@@ -217,7 +240,7 @@ return announce(KEYS[4], KEYS[3], ARGV[3], state, ARGV[4])
 type Reply = Buffer | number | null | Reply[];
 
 interface StreamCommands {
-  rtPublishBuffer(e: string, n: string, h: string, d: string, fresh: string, id: string, payload: Buffer, max: number, ttl: number, channel: string): Promise<Reply>;
+  rtPublishBuffer(e: string, n: string, h: string, d: string, fresh: string, max: number, ttl: number, channel: string, ...items: Array<string | Buffer>): Promise<Reply>;
   rtPositionBuffer(e: string, n: string, h: string, d: string, fresh: string, ttl: number): Promise<Reply>;
   rtReplayBuffer(e: string, n: string, h: string, d: string, fresh: string, ttl: number, sinceEpoch: string, sinceOffset: number): Promise<Reply>;
   rtRangeBuffer(e: string, h: string, epoch: string, from: number, to: number): Promise<Reply>;
@@ -299,15 +322,48 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
   const keys = (userId: string) => userStreamKeys(prefix, userId);
   const member = (c: Connection) => `${c.sessionId} ${c.connectionId}`;
 
+  /** One script call per user with all of that user's items, every call in one pipeline. */
+  async function publishMany(items: readonly UserItem[]): Promise<PublishResult[]> {
+    if (items.length === 0) return [];
+    const byUser = new Map<string, number[]>();
+    items.forEach((item, index) => {
+      checkItemId(item.id);
+      const indexes = byUser.get(item.userId);
+      if (indexes === undefined) byUser.set(item.userId, [index]);
+      else indexes.push(index);
+    });
+    const pipeline = client.pipeline() as unknown as StreamCommands;
+    for (const [userId, indexes] of byUser) {
+      const k = keys(userId);
+      const pairs: Array<string | Buffer> = [];
+      for (const index of indexes) {
+        const { id, payload } = items[index]!;
+        pairs.push(id, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+      }
+      void pipeline.rtPublishBuffer(k.epoch, k.newest, k.history, k.ids, newEpoch(), history.maxItems, historyTtlMs, k.live, ...pairs);
+    }
+    const replies = (await (pipeline as unknown as ReturnType<Redis["pipeline"]>).exec()) ?? [];
+    const results: PublishResult[] = new Array(items.length);
+    [...byUser.values()].forEach((indexes, call) => {
+      const [error, value] = replies[call] ?? [new Error("no reply from the realtime redis pipeline"), null];
+      if (error) throw error;
+      const reply = value as Reply[];
+      const epoch = text(reply[0]);
+      indexes.forEach((index, n) => {
+        results[index] = { epoch, offset: Number(reply[1 + 2 * n]), duplicate: reply[2 + 2 * n] === 1 };
+      });
+    });
+    return results;
+  }
+
   return {
     kind: "redis",
 
     async publish(userId, item) {
-      checkItemId(item.id);
-      const k = keys(userId);
-      const reply = (await commands.rtPublishBuffer(k.epoch, k.newest, k.history, k.ids, newEpoch(), item.id, Buffer.from(item.payload), history.maxItems, historyTtlMs, k.live)) as Reply[];
-      return { epoch: text(reply[0]), offset: Number(reply[1]), duplicate: reply[2] === 1 };
+      return (await publishMany([{ userId, ...item }]))[0]!;
     },
+
+    publishMany,
 
     async signal(userIds, item, signalOptions) {
       if (userIds.length === 0) return 0;
@@ -372,9 +428,12 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
       const now = Date.now();
       const pipeline = client.pipeline();
       for (let i = 0; i < connections.length; i += REFRESH_BATCH) {
-        const args: (string | number)[] = [prefix, now, PRESENCE_TTL_MS];
-        for (const connection of connections.slice(i, i + REFRESH_BATCH)) args.push(connection.userId, member(connection), now + ttlMs);
-        (pipeline as unknown as { rtRefresh(...args: unknown[]): void }).rtRefresh(sweepKey, ...args);
+        let lines = "";
+        for (let j = i; j < Math.min(i + REFRESH_BATCH, connections.length); j++) {
+          const connection = connections[j]!;
+          lines += `${connection.userId} ${member(connection)}\n`;
+        }
+        (pipeline as unknown as { rtRefresh(...args: unknown[]): void }).rtRefresh(sweepKey, prefix, now, PRESENCE_TTL_MS, now + ttlMs, lines);
       }
       for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
     },

@@ -38,6 +38,13 @@ export interface StoredItem {
   readonly payload: Uint8Array;
 }
 
+/** A durable item for one user (publishMany). */
+export interface UserItem {
+  readonly userId: string;
+  readonly id: string;
+  readonly payload: Uint8Array;
+}
+
 /** What arrives on a user's live channel. */
 export interface LiveItem {
   /** The epoch the offset belongs to; "" for ephemeral items. */
@@ -82,6 +89,15 @@ export interface Connection {
 export interface UserStreamPublisher {
   /** Stores the item as the user's next offset and publishes it live; idempotent by `id`. */
   publish(userId: string, item: { id: string; payload: Uint8Array }): Promise<PublishResult>;
+  /**
+   * `publish` for many items at once (an outbox consumer's batch of events):
+   * each user's items in the order given, in one round trip for all users.
+   * Results in the order of `items`. Throws when any item could not be
+   * published; what was published is then, per user, a prefix of that
+   * user's items, so retrying the whole list (ids make it idempotent)
+   * publishes the rest in order.
+   */
+  publishMany(items: readonly UserItem[]): Promise<PublishResult[]>;
   /**
    * Publishes an ephemeral item to each user's live channel. With `onlyLive`,
    * users with no unexpired connection are skipped (nothing is sent for

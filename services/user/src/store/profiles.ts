@@ -116,14 +116,23 @@ export async function blockersAmong(db: Queryable, viewerId: string, otherIds: s
   return new Set(rows.map((r) => r.blockerId));
 }
 
-/** Which of `otherIds` `viewerId` blocked. */
-export async function blockedAmong(db: Queryable, viewerId: string, otherIds: string[]): Promise<Set<string>> {
-  if (otherIds.length === 0) return new Set();
+/**
+ * The blocks between `viewerId` and `otherIds`, both ways, in one statement
+ * (BatchGetProfiles runs on every direct chat message): which of them
+ * blocked the viewer, and which the viewer blocked.
+ */
+export async function blocksAmong(db: Queryable, viewerId: string, otherIds: string[]): Promise<{ blockers: Set<string>; blocked: Set<string> }> {
+  const found = { blockers: new Set<string>(), blocked: new Set<string>() };
+  if (otherIds.length === 0) return found;
   const rows = await db
-    .select({ blockedId: blocks.blockedId })
+    .select({ blockerId: blocks.blockerId, blockedId: blocks.blockedId })
     .from(blocks)
-    .where(and(eq(blocks.blockerId, viewerId), inArray(blocks.blockedId, otherIds)));
-  return new Set(rows.map((r) => r.blockedId));
+    .where(or(and(eq(blocks.blockedId, viewerId), inArray(blocks.blockerId, otherIds)), and(eq(blocks.blockerId, viewerId), inArray(blocks.blockedId, otherIds))));
+  for (const row of rows) {
+    if (row.blockedId === viewerId) found.blockers.add(row.blockerId);
+    if (row.blockerId === viewerId) found.blocked.add(row.blockedId);
+  }
+  return found;
 }
 
 export interface SearchCursor {

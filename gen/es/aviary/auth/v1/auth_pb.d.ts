@@ -42,6 +42,14 @@ export declare type RegisterRequest = Message<"aviary.auth.v1.RegisterRequest"> 
    * @generated from field: string password = 3;
    */
   password: string;
+
+  /**
+   * The language of the message with the code (BCP 47, e.g. "de" or "en-GB");
+   * when empty, the request's Accept-Language header decides, then English.
+   *
+   * @generated from field: string locale = 4;
+   */
+  locale: string;
 };
 
 /**
@@ -100,6 +108,14 @@ export declare type SendVerificationCodeRequest = Message<"aviary.auth.v1.SendVe
     value: string;
     case: "phone";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * The language of the message with the code (BCP 47, e.g. "de" or "en-GB");
+   * when empty, the request's Accept-Language header decides, then English.
+   *
+   * @generated from field: string locale = 3;
+   */
+  locale: string;
 };
 
 /**
@@ -270,6 +286,97 @@ export declare const TokenPairSchema: GenMessage<TokenPair>;
  */
 export declare type LoginResponse = Message<"aviary.auth.v1.LoginResponse"> & {
   /**
+   * Empty while a second factor is required.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Empty while a second factor is required.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * Absent while a second factor is required.
+   *
+   * @generated from field: aviary.auth.v1.TokenPair tokens = 3;
+   */
+  tokens?: TokenPair | undefined;
+
+  /**
+   * True when the password was right and the account has two-factor sign-in
+   * on: no session was opened; send challenge_token and a code to VerifySecondFactor.
+   *
+   * @generated from field: bool second_factor_required = 4;
+   */
+  secondFactorRequired: boolean;
+
+  /**
+   * Opaque and short-lived; not an access token. Good for a few attempts.
+   *
+   * @generated from field: string challenge_token = 5;
+   */
+  challengeToken: string;
+
+  /**
+   * @generated from field: int32 challenge_expires_in_seconds = 6;
+   */
+  challengeExpiresInSeconds: number;
+};
+
+/**
+ * Describes the message aviary.auth.v1.LoginResponse.
+ * Use `create(LoginResponseSchema)` to create a new message.
+ */
+export declare const LoginResponseSchema: GenMessage<LoginResponse>;
+
+/**
+ * @generated from message aviary.auth.v1.VerifySecondFactorRequest
+ */
+export declare type VerifySecondFactorRequest = Message<"aviary.auth.v1.VerifySecondFactorRequest"> & {
+  /**
+   * From the LoginResponse that asked for a second factor.
+   *
+   * @generated from field: string challenge_token = 1;
+   */
+  challengeToken: string;
+
+  /**
+   * @generated from oneof aviary.auth.v1.VerifySecondFactorRequest.factor
+   */
+  factor: {
+    /**
+     * The six-digit code the authenticator app shows now.
+     *
+     * @generated from field: string code = 2;
+     */
+    value: string;
+    case: "code";
+  } | {
+    /**
+     * One of the recovery codes (works once); dashes and spaces are ignored.
+     *
+     * @generated from field: string recovery_code = 3;
+     */
+    value: string;
+    case: "recoveryCode";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message aviary.auth.v1.VerifySecondFactorRequest.
+ * Use `create(VerifySecondFactorRequestSchema)` to create a new message.
+ */
+export declare const VerifySecondFactorRequestSchema: GenMessage<VerifySecondFactorRequest>;
+
+/**
+ * @generated from message aviary.auth.v1.VerifySecondFactorResponse
+ */
+export declare type VerifySecondFactorResponse = Message<"aviary.auth.v1.VerifySecondFactorResponse"> & {
+  /**
    * @generated from field: string user_id = 1;
    */
   userId: string;
@@ -283,13 +390,161 @@ export declare type LoginResponse = Message<"aviary.auth.v1.LoginResponse"> & {
    * @generated from field: aviary.auth.v1.TokenPair tokens = 3;
    */
   tokens?: TokenPair | undefined;
+
+  /**
+   * Recovery codes not used yet; set when a recovery code was used (then ask the user to make new ones soon).
+   *
+   * @generated from field: int32 recovery_codes_remaining = 4;
+   */
+  recoveryCodesRemaining: number;
 };
 
 /**
- * Describes the message aviary.auth.v1.LoginResponse.
- * Use `create(LoginResponseSchema)` to create a new message.
+ * Describes the message aviary.auth.v1.VerifySecondFactorResponse.
+ * Use `create(VerifySecondFactorResponseSchema)` to create a new message.
  */
-export declare const LoginResponseSchema: GenMessage<LoginResponse>;
+export declare const VerifySecondFactorResponseSchema: GenMessage<VerifySecondFactorResponse>;
+
+/**
+ * @generated from message aviary.auth.v1.StartTotpEnrollmentRequest
+ */
+export declare type StartTotpEnrollmentRequest = Message<"aviary.auth.v1.StartTotpEnrollmentRequest"> & {
+  /**
+   * The caller's current password: a stolen access token alone cannot bind someone else's authenticator.
+   *
+   * @generated from field: string password = 1;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message aviary.auth.v1.StartTotpEnrollmentRequest.
+ * Use `create(StartTotpEnrollmentRequestSchema)` to create a new message.
+ */
+export declare const StartTotpEnrollmentRequestSchema: GenMessage<StartTotpEnrollmentRequest>;
+
+/**
+ * @generated from message aviary.auth.v1.StartTotpEnrollmentResponse
+ */
+export declare type StartTotpEnrollmentResponse = Message<"aviary.auth.v1.StartTotpEnrollmentResponse"> & {
+  /**
+   * The shared secret, base32 (RFC 4648, no padding), for typing it in by hand.
+   *
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+
+  /**
+   * otpauth://totp/…: what the QR code encodes.
+   *
+   * @generated from field: string otpauth_uri = 2;
+   */
+  otpauthUri: string;
+
+  /**
+   * Always 6.
+   *
+   * @generated from field: int32 digits = 3;
+   */
+  digits: number;
+
+  /**
+   * Always 30.
+   *
+   * @generated from field: int32 period_seconds = 4;
+   */
+  periodSeconds: number;
+};
+
+/**
+ * Describes the message aviary.auth.v1.StartTotpEnrollmentResponse.
+ * Use `create(StartTotpEnrollmentResponseSchema)` to create a new message.
+ */
+export declare const StartTotpEnrollmentResponseSchema: GenMessage<StartTotpEnrollmentResponse>;
+
+/**
+ * @generated from message aviary.auth.v1.ConfirmTotpEnrollmentRequest
+ */
+export declare type ConfirmTotpEnrollmentRequest = Message<"aviary.auth.v1.ConfirmTotpEnrollmentRequest"> & {
+  /**
+   * A code the app shows for the new secret.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message aviary.auth.v1.ConfirmTotpEnrollmentRequest.
+ * Use `create(ConfirmTotpEnrollmentRequestSchema)` to create a new message.
+ */
+export declare const ConfirmTotpEnrollmentRequestSchema: GenMessage<ConfirmTotpEnrollmentRequest>;
+
+/**
+ * @generated from message aviary.auth.v1.ConfirmTotpEnrollmentResponse
+ */
+export declare type ConfirmTotpEnrollmentResponse = Message<"aviary.auth.v1.ConfirmTotpEnrollmentResponse"> & {
+  /**
+   * Ten single-use recovery codes. Shown only here: store them somewhere safe.
+   *
+   * @generated from field: repeated string recovery_codes = 1;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message aviary.auth.v1.ConfirmTotpEnrollmentResponse.
+ * Use `create(ConfirmTotpEnrollmentResponseSchema)` to create a new message.
+ */
+export declare const ConfirmTotpEnrollmentResponseSchema: GenMessage<ConfirmTotpEnrollmentResponse>;
+
+/**
+ * @generated from message aviary.auth.v1.DisableTwoFactorRequest
+ */
+export declare type DisableTwoFactorRequest = Message<"aviary.auth.v1.DisableTwoFactorRequest"> & {
+  /**
+   * Fresh proof that the account holder asks.
+   *
+   * @generated from oneof aviary.auth.v1.DisableTwoFactorRequest.proof
+   */
+  proof: {
+    /**
+     * @generated from field: string password = 1;
+     */
+    value: string;
+    case: "password";
+  } | {
+    /**
+     * @generated from field: string code = 2;
+     */
+    value: string;
+    case: "code";
+  } | {
+    /**
+     * @generated from field: string recovery_code = 3;
+     */
+    value: string;
+    case: "recoveryCode";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message aviary.auth.v1.DisableTwoFactorRequest.
+ * Use `create(DisableTwoFactorRequestSchema)` to create a new message.
+ */
+export declare const DisableTwoFactorRequestSchema: GenMessage<DisableTwoFactorRequest>;
+
+/**
+ * @generated from message aviary.auth.v1.DisableTwoFactorResponse
+ */
+export declare type DisableTwoFactorResponse = Message<"aviary.auth.v1.DisableTwoFactorResponse"> & {
+};
+
+/**
+ * Describes the message aviary.auth.v1.DisableTwoFactorResponse.
+ * Use `create(DisableTwoFactorResponseSchema)` to create a new message.
+ */
+export declare const DisableTwoFactorResponseSchema: GenMessage<DisableTwoFactorResponse>;
 
 /**
  * @generated from message aviary.auth.v1.RefreshRequest
@@ -397,6 +652,13 @@ export declare type GetMeResponse = Message<"aviary.auth.v1.GetMeResponse"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 7;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * Whether sign-in needs a second factor (a confirmed authenticator app).
+   *
+   * @generated from field: bool two_factor_enabled = 8;
+   */
+  twoFactorEnabled: boolean;
 };
 
 /**
@@ -549,6 +811,14 @@ export declare type RequestPasswordResetRequest = Message<"aviary.auth.v1.Reques
     value: string;
     case: "phone";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * The language of the message with the code (BCP 47, e.g. "de" or "en-GB");
+   * when empty, the request's Accept-Language header decides, then English.
+   *
+   * @generated from field: string locale = 3;
+   */
+  locale: string;
 };
 
 /**
@@ -818,8 +1088,9 @@ export declare const CodePurposeSchema: GenEnum<CodePurpose>;
  * Accounts, credentials, sessions and tokens.
  *
  * Public RPCs (no access token): Register, SendVerificationCode, VerifyIdentity,
- * Login, Refresh, RequestPasswordReset, ResetPassword, GetJwks,
- * GetOpenIdConfiguration. Every other RPC needs `Authorization: Bearer <access token>`.
+ * Login, VerifySecondFactor, Refresh, RequestPasswordReset, ResetPassword,
+ * GetJwks, GetOpenIdConfiguration. Every other RPC needs
+ * `Authorization: Bearer <access token>`.
  *
  * @generated from service aviary.auth.v1.AuthService
  */
@@ -858,6 +1129,8 @@ export declare const AuthService: GenService<{
   },
   /**
    * Exchanges credentials for an access token and a refresh token, opening a session.
+   * When the account has two-factor sign-in on, answers second_factor_required
+   * with a challenge token instead (no session yet): finish with VerifySecondFactor.
    *
    * @generated from rpc aviary.auth.v1.AuthService.Login
    */
@@ -865,6 +1138,50 @@ export declare const AuthService: GenService<{
     methodKind: "unary";
     input: typeof LoginRequestSchema;
     output: typeof LoginResponseSchema;
+  },
+  /**
+   * Finishes a login that answered second_factor_required: the challenge
+   * token and an authenticator code (or one of the recovery codes) open the session.
+   *
+   * @generated from rpc aviary.auth.v1.AuthService.VerifySecondFactor
+   */
+  verifySecondFactor: {
+    methodKind: "unary";
+    input: typeof VerifySecondFactorRequestSchema;
+    output: typeof VerifySecondFactorResponseSchema;
+  },
+  /**
+   * Starts enrolling an authenticator app (TOTP, RFC 6238) for the caller:
+   * answers the secret and an otpauth:// URI to show as a QR code. Nothing
+   * changes for sign-in until ConfirmTotpEnrollment. Needs the current password.
+   *
+   * @generated from rpc aviary.auth.v1.AuthService.StartTotpEnrollment
+   */
+  startTotpEnrollment: {
+    methodKind: "unary";
+    input: typeof StartTotpEnrollmentRequestSchema;
+    output: typeof StartTotpEnrollmentResponseSchema;
+  },
+  /**
+   * Confirms the enrolment with a first code from the app: two-factor sign-in
+   * is on from now, and ten single-use recovery codes are answered (only here, once).
+   *
+   * @generated from rpc aviary.auth.v1.AuthService.ConfirmTotpEnrollment
+   */
+  confirmTotpEnrollment: {
+    methodKind: "unary";
+    input: typeof ConfirmTotpEnrollmentRequestSchema;
+    output: typeof ConfirmTotpEnrollmentResponseSchema;
+  },
+  /**
+   * Turns two-factor sign-in off; needs the current password, a current code or a recovery code.
+   *
+   * @generated from rpc aviary.auth.v1.AuthService.DisableTwoFactor
+   */
+  disableTwoFactor: {
+    methodKind: "unary";
+    input: typeof DisableTwoFactorRequestSchema;
+    output: typeof DisableTwoFactorResponseSchema;
   },
   /**
    * Exchanges a refresh token for new tokens. The refresh token is spent:

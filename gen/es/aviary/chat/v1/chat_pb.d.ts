@@ -112,6 +112,22 @@ export declare type Conversation = Message$1<"aviary.chat.v1.Conversation"> & {
    * @generated from field: google.protobuf.Timestamp last_activity_at = 9;
    */
   lastActivityAt?: Timestamp | undefined;
+
+  /**
+   * Groups only: the group's picture, a media id (read it with
+   * aviary.media.v1.MediaService/GetMedia); empty when there is none.
+   *
+   * @generated from field: string avatar_media_id = 10;
+   */
+  avatarMediaId: string;
+
+  /**
+   * Groups only: which history members see (UNSPECIFIED for direct
+   * conversations, whose two members see all of it).
+   *
+   * @generated from field: aviary.chat.v1.HistoryVisibility history_visibility = 11;
+   */
+  historyVisibility: HistoryVisibility;
 };
 
 /**
@@ -177,6 +193,37 @@ export declare type Message = Message$1<"aviary.chat.v1.Message"> & {
    * @generated from field: aviary.chat.v1.MembershipChange membership = 9;
    */
   membership?: MembershipChange | undefined;
+
+  /**
+   * When the text was last changed (EditMessage); absent if never.
+   *
+   * @generated from field: google.protobuf.Timestamp edited_at = 10;
+   */
+  editedAt?: Timestamp | undefined;
+
+  /**
+   * Set on a deleted message's tombstone, which has no text, attachments or
+   * reactions (and keeps its seq, sender and reply_to_seq).
+   *
+   * @generated from field: google.protobuf.Timestamp deleted_at = 11;
+   */
+  deletedAt?: Timestamp | undefined;
+
+  /**
+   * Media sent with the message, in the sender's order.
+   *
+   * @generated from field: repeated aviary.chat.v1.Attachment attachments = 12;
+   */
+  attachments: Attachment[];
+
+  /**
+   * Reaction counts, in the order of the allowed set; absent when none. In
+   * realtime events `reacted` is always false (the event is the same for
+   * every member; `chat_reaction` names who reacted).
+   *
+   * @generated from field: repeated aviary.chat.v1.ReactionCount reactions = 13;
+   */
+  reactions: ReactionCount[];
 };
 
 /**
@@ -184,6 +231,124 @@ export declare type Message = Message$1<"aviary.chat.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export declare const MessageSchema: GenMessage<Message>;
+
+/**
+ * A media item sent with a message (its read URL: MediaService/GetMedia,
+ * which signs one on demand; URLs are not stored, they expire).
+ *
+ * @generated from message aviary.chat.v1.Attachment
+ */
+export declare type Attachment = Message$1<"aviary.chat.v1.Attachment"> & {
+  /**
+   * @generated from field: string media_id = 1;
+   */
+  mediaId: string;
+
+  /**
+   * The type the media service found in the file's bytes, e.g. image/png, video/mp4.
+   *
+   * @generated from field: string content_type = 2;
+   */
+  contentType: string;
+
+  /**
+   * @generated from field: int64 size_bytes = 3;
+   */
+  sizeBytes: bigint;
+};
+
+/**
+ * Describes the message aviary.chat.v1.Attachment.
+ * Use `create(AttachmentSchema)` to create a new message.
+ */
+export declare const AttachmentSchema: GenMessage<Attachment>;
+
+/**
+ * A member added or took back a reaction (events and realtime streams).
+ *
+ * @generated from message aviary.chat.v1.ReactionChange
+ */
+export declare type ReactionChange = Message$1<"aviary.chat.v1.ReactionChange"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: string message_id = 3;
+   */
+  messageId: string;
+
+  /**
+   * Who reacted (on a stream: its own user too, from another device).
+   *
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string reaction = 5;
+   */
+  reaction: string;
+
+  /**
+   * True: added; false: taken back.
+   *
+   * @generated from field: bool added = 6;
+   */
+  added: boolean;
+
+  /**
+   * The message's counts after the change; `reacted` is always false here
+   * (the change is the same for every member: compare user_id).
+   *
+   * @generated from field: repeated aviary.chat.v1.ReactionCount reactions = 7;
+   */
+  reactions: ReactionCount[];
+};
+
+/**
+ * Describes the message aviary.chat.v1.ReactionChange.
+ * Use `create(ReactionChangeSchema)` to create a new message.
+ */
+export declare const ReactionChangeSchema: GenMessage<ReactionChange>;
+
+/**
+ * @generated from message aviary.chat.v1.ReactionCount
+ */
+export declare type ReactionCount = Message$1<"aviary.chat.v1.ReactionCount"> & {
+  /**
+   * One of the allowed reactions (AddReactionRequest.reaction).
+   *
+   * @generated from field: string reaction = 1;
+   */
+  reaction: string;
+
+  /**
+   * How many members reacted so.
+   *
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+
+  /**
+   * Whether the caller is one of them.
+   *
+   * @generated from field: bool reacted = 3;
+   */
+  reacted: boolean;
+};
+
+/**
+ * Describes the message aviary.chat.v1.ReactionCount.
+ * Use `create(ReactionCountSchema)` to create a new message.
+ */
+export declare const ReactionCountSchema: GenMessage<ReactionCount>;
 
 /**
  * @generated from message aviary.chat.v1.MembershipChange
@@ -219,6 +384,25 @@ export declare type MembershipChange = Message$1<"aviary.chat.v1.MembershipChang
    * @generated from field: repeated aviary.chat.v1.MemberRoleChange role_changes = 5;
    */
   roleChanges: MemberRoleChange[];
+
+  /**
+   * UpdateConversation changed the avatar: to avatar_media_id ("" removed it).
+   *
+   * @generated from field: bool avatar_changed = 6;
+   */
+  avatarChanged: boolean;
+
+  /**
+   * @generated from field: string avatar_media_id = 7;
+   */
+  avatarMediaId: string;
+
+  /**
+   * UpdateConversation changed the history visibility to this; UNSPECIFIED otherwise.
+   *
+   * @generated from field: aviary.chat.v1.HistoryVisibility history_visibility = 8;
+   */
+  historyVisibility: HistoryVisibility;
 };
 
 /**
@@ -283,7 +467,8 @@ export declare type SendMessageRequest = Message$1<"aviary.chat.v1.SendMessageRe
   clientMessageId: string;
 
   /**
-   * 1 to 4000 characters.
+   * Up to 4000 characters, not only whitespace; may be empty when the
+   * message has attachments.
    *
    * @generated from field: string text = 4;
    */
@@ -295,6 +480,17 @@ export declare type SendMessageRequest = Message$1<"aviary.chat.v1.SendMessageRe
    * @generated from field: uint64 reply_to_seq = 5;
    */
   replyToSeq: bigint;
+
+  /**
+   * Up to 10 distinct media items to send with the message: each a
+   * confirmed upload of the caller's made for content
+   * (MEDIA_PURPOSE_POST), checked with the media service as the caller.
+   * An unknown, unconfirmed or foreign id is refused on its field
+   * (`attachment_media_ids[i]`).
+   *
+   * @generated from field: repeated string attachment_media_ids = 6;
+   */
+  attachmentMediaIds: string[];
 };
 
 /**
@@ -343,6 +539,21 @@ export declare type CreateGroupRequest = Message$1<"aviary.chat.v1.CreateGroupRe
    * @generated from field: repeated string member_ids = 2;
    */
   memberIds: string[];
+
+  /**
+   * The group's picture: a confirmed upload of the caller's made for avatars
+   * (MEDIA_PURPOSE_AVATAR), checked with the media service as the caller.
+   *
+   * @generated from field: string avatar_media_id = 3;
+   */
+  avatarMediaId: string;
+
+  /**
+   * Which history members see; unset: FROM_JOIN.
+   *
+   * @generated from field: aviary.chat.v1.HistoryVisibility history_visibility = 4;
+   */
+  historyVisibility: HistoryVisibility;
 };
 
 /**
@@ -534,6 +745,43 @@ export declare type ListMessagesResponse = Message$1<"aviary.chat.v1.ListMessage
  * Use `create(ListMessagesResponseSchema)` to create a new message.
  */
 export declare const ListMessagesResponseSchema: GenMessage<ListMessagesResponse>;
+
+/**
+ * @generated from message aviary.chat.v1.GetUnreadCountRequest
+ */
+export declare type GetUnreadCountRequest = Message$1<"aviary.chat.v1.GetUnreadCountRequest"> & {
+};
+
+/**
+ * Describes the message aviary.chat.v1.GetUnreadCountRequest.
+ * Use `create(GetUnreadCountRequestSchema)` to create a new message.
+ */
+export declare const GetUnreadCountRequestSchema: GenMessage<GetUnreadCountRequest>;
+
+/**
+ * @generated from message aviary.chat.v1.GetUnreadCountResponse
+ */
+export declare type GetUnreadCountResponse = Message$1<"aviary.chat.v1.GetUnreadCountResponse"> & {
+  /**
+   * Conversations with at least one unread message.
+   *
+   * @generated from field: int64 unread_conversations = 1;
+   */
+  unreadConversations: bigint;
+
+  /**
+   * Unread messages summed over those conversations.
+   *
+   * @generated from field: int64 unread_messages = 2;
+   */
+  unreadMessages: bigint;
+};
+
+/**
+ * Describes the message aviary.chat.v1.GetUnreadCountResponse.
+ * Use `create(GetUnreadCountResponseSchema)` to create a new message.
+ */
+export declare const GetUnreadCountResponseSchema: GenMessage<GetUnreadCountResponse>;
 
 /**
  * @generated from message aviary.chat.v1.MarkReadRequest
@@ -738,11 +986,32 @@ export declare type UpdateConversationRequest = Message$1<"aviary.chat.v1.Update
   conversationId: string;
 
   /**
-   * The new title: 1 to 100 characters.
+   * The new title: 1 to 100 characters; empty leaves it as it is.
    *
    * @generated from field: string title = 2;
    */
   title: string;
+
+  /**
+   * Unset leaves the avatar as it is; "" removes it; a media id sets it (a
+   * confirmed upload of the caller's made for avatars, as in CreateGroup).
+   *
+   * @generated from field: optional string avatar_media_id = 3;
+   */
+  avatarMediaId?: string | undefined;
+
+  /**
+   * UNSPECIFIED leaves it as it is. FULL lets every member, present and
+   * future, read the whole history; FROM_JOIN limits each member to the
+   * history from their join on.
+   *
+   * At least one of title, avatar_media_id and history_visibility is set
+   * (INVALID_ARGUMENT on title otherwise). One membership entry records
+   * every change; what changes nothing writes nothing.
+   *
+   * @generated from field: aviary.chat.v1.HistoryVisibility history_visibility = 4;
+   */
+  historyVisibility: HistoryVisibility;
 };
 
 /**
@@ -814,6 +1083,183 @@ export declare type SetMemberRoleResponse = Message$1<"aviary.chat.v1.SetMemberR
 export declare const SetMemberRoleResponseSchema: GenMessage<SetMemberRoleResponse>;
 
 /**
+ * @generated from message aviary.chat.v1.EditMessageRequest
+ */
+export declare type EditMessageRequest = Message$1<"aviary.chat.v1.EditMessageRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * The message's sequence number.
+   *
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * The new text, as SendMessage's: up to 4000 characters, not only
+   * whitespace; empty only when the message has attachments.
+   *
+   * @generated from field: string text = 3;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message aviary.chat.v1.EditMessageRequest.
+ * Use `create(EditMessageRequestSchema)` to create a new message.
+ */
+export declare const EditMessageRequestSchema: GenMessage<EditMessageRequest>;
+
+/**
+ * @generated from message aviary.chat.v1.EditMessageResponse
+ */
+export declare type EditMessageResponse = Message$1<"aviary.chat.v1.EditMessageResponse"> & {
+  /**
+   * @generated from field: aviary.chat.v1.Message message = 1;
+   */
+  message?: Message | undefined;
+};
+
+/**
+ * Describes the message aviary.chat.v1.EditMessageResponse.
+ * Use `create(EditMessageResponseSchema)` to create a new message.
+ */
+export declare const EditMessageResponseSchema: GenMessage<EditMessageResponse>;
+
+/**
+ * @generated from message aviary.chat.v1.DeleteMessageRequest
+ */
+export declare type DeleteMessageRequest = Message$1<"aviary.chat.v1.DeleteMessageRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message aviary.chat.v1.DeleteMessageRequest.
+ * Use `create(DeleteMessageRequestSchema)` to create a new message.
+ */
+export declare const DeleteMessageRequestSchema: GenMessage<DeleteMessageRequest>;
+
+/**
+ * @generated from message aviary.chat.v1.DeleteMessageResponse
+ */
+export declare type DeleteMessageResponse = Message$1<"aviary.chat.v1.DeleteMessageResponse"> & {
+  /**
+   * The tombstone.
+   *
+   * @generated from field: aviary.chat.v1.Message message = 1;
+   */
+  message?: Message | undefined;
+};
+
+/**
+ * Describes the message aviary.chat.v1.DeleteMessageResponse.
+ * Use `create(DeleteMessageResponseSchema)` to create a new message.
+ */
+export declare const DeleteMessageResponseSchema: GenMessage<DeleteMessageResponse>;
+
+/**
+ * @generated from message aviary.chat.v1.AddReactionRequest
+ */
+export declare type AddReactionRequest = Message$1<"aviary.chat.v1.AddReactionRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * One of: 👍 ❤️ 😂 😮 😢 🙏 (the heart with or without the variation
+   * selector U+FE0F; answers spell it with). Anything else: INVALID_ARGUMENT.
+   *
+   * @generated from field: string reaction = 3;
+   */
+  reaction: string;
+};
+
+/**
+ * Describes the message aviary.chat.v1.AddReactionRequest.
+ * Use `create(AddReactionRequestSchema)` to create a new message.
+ */
+export declare const AddReactionRequestSchema: GenMessage<AddReactionRequest>;
+
+/**
+ * @generated from message aviary.chat.v1.AddReactionResponse
+ */
+export declare type AddReactionResponse = Message$1<"aviary.chat.v1.AddReactionResponse"> & {
+  /**
+   * The message with its reaction counts after the change.
+   *
+   * @generated from field: aviary.chat.v1.Message message = 1;
+   */
+  message?: Message | undefined;
+};
+
+/**
+ * Describes the message aviary.chat.v1.AddReactionResponse.
+ * Use `create(AddReactionResponseSchema)` to create a new message.
+ */
+export declare const AddReactionResponseSchema: GenMessage<AddReactionResponse>;
+
+/**
+ * @generated from message aviary.chat.v1.RemoveReactionRequest
+ */
+export declare type RemoveReactionRequest = Message$1<"aviary.chat.v1.RemoveReactionRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * One of the allowed reactions (AddReactionRequest.reaction).
+   *
+   * @generated from field: string reaction = 3;
+   */
+  reaction: string;
+};
+
+/**
+ * Describes the message aviary.chat.v1.RemoveReactionRequest.
+ * Use `create(RemoveReactionRequestSchema)` to create a new message.
+ */
+export declare const RemoveReactionRequestSchema: GenMessage<RemoveReactionRequest>;
+
+/**
+ * @generated from message aviary.chat.v1.RemoveReactionResponse
+ */
+export declare type RemoveReactionResponse = Message$1<"aviary.chat.v1.RemoveReactionResponse"> & {
+  /**
+   * @generated from field: aviary.chat.v1.Message message = 1;
+   */
+  message?: Message | undefined;
+};
+
+/**
+ * Describes the message aviary.chat.v1.RemoveReactionResponse.
+ * Use `create(RemoveReactionResponseSchema)` to create a new message.
+ */
+export declare const RemoveReactionResponseSchema: GenMessage<RemoveReactionResponse>;
+
+/**
  * @generated from enum aviary.chat.v1.ConversationKind
  */
 export enum ConversationKind {
@@ -841,6 +1287,40 @@ export enum ConversationKind {
  * Describes the enum aviary.chat.v1.ConversationKind.
  */
 export declare const ConversationKindSchema: GenEnum<ConversationKind>;
+
+/**
+ * Which history a group's members see.
+ *
+ * @generated from enum aviary.chat.v1.HistoryVisibility
+ */
+export enum HistoryVisibility {
+  /**
+   * Treated as FROM_JOIN.
+   *
+   * @generated from enum value: HISTORY_VISIBILITY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * From the entry that added them on (the default).
+   *
+   * @generated from enum value: HISTORY_VISIBILITY_FROM_JOIN = 1;
+   */
+  FROM_JOIN = 1,
+
+  /**
+   * All of it, also what was written before they joined (direct
+   * conversations: both members see everything anyway).
+   *
+   * @generated from enum value: HISTORY_VISIBILITY_FULL = 2;
+   */
+  FULL = 2,
+}
+
+/**
+ * Describes the enum aviary.chat.v1.HistoryVisibility.
+ */
+export declare const HistoryVisibilitySchema: GenEnum<HistoryVisibility>;
 
 /**
  * @generated from enum aviary.chat.v1.MemberRole
@@ -899,7 +1379,8 @@ export declare const ChatService: GenService<{
     output: typeof SendMessageResponseSchema;
   },
   /**
-   * Creates a group with the caller as its owner.
+   * Creates a group with the caller as its owner (a title, optionally an
+   * avatar and the history visibility).
    *
    * @generated from rpc aviary.chat.v1.ChatService.CreateGroup
    */
@@ -1003,8 +1484,9 @@ export declare const ChatService: GenService<{
     output: typeof LeaveConversationResponseSchema;
   },
   /**
-   * Renames a group (owner or admin). One membership entry carries the new
-   * title. Direct conversations have no title: FAILED_PRECONDITION.
+   * Changes a group's title, avatar and/or history visibility (owner or
+   * admin). One membership entry carries every change. Direct conversations
+   * have none of these: FAILED_PRECONDITION.
    *
    * @generated from rpc aviary.chat.v1.ChatService.UpdateConversation
    */
@@ -1026,6 +1508,76 @@ export declare const ChatService: GenService<{
     methodKind: "unary";
     input: typeof SetMemberRoleRequestSchema;
     output: typeof SetMemberRoleResponseSchema;
+  },
+  /**
+   * The caller's unread summary across every conversation they are in: how
+   * many conversations have messages by others after the caller's read
+   * watermark, and how many such messages in all (the badge of a chat tab).
+   *
+   * @generated from rpc aviary.chat.v1.ChatService.GetUnreadCount
+   */
+  getUnreadCount: {
+    methodKind: "unary";
+    input: typeof GetUnreadCountRequestSchema;
+    output: typeof GetUnreadCountResponseSchema;
+  },
+  /**
+   * Changes the text of one of the caller's own messages, within the edit
+   * window of its sending (15 minutes by default). The message keeps its
+   * sequence number and gets `edited_at`; every member who can see it gets
+   * `chat_message_edited` on their stream. Not the sender: PERMISSION_DENIED;
+   * a deleted message, after the window, or a block between the members of a
+   * direct conversation: FAILED_PRECONDITION. The text it already has writes
+   * nothing (a retry of an answered edit succeeds, even after the window).
+   *
+   * @generated from rpc aviary.chat.v1.ChatService.EditMessage
+   */
+  editMessage: {
+    methodKind: "unary";
+    input: typeof EditMessageRequestSchema;
+    output: typeof EditMessageResponseSchema;
+  },
+  /**
+   * Deletes one of the caller's own messages: a tombstone keeps its place
+   * and sequence number in the history (which stays gapless), without text,
+   * attachments or reactions, with `deleted_at` set; members who can see it
+   * get `chat_message_deleted`. Deleting a tombstone answers it and writes
+   * nothing. Not the sender: PERMISSION_DENIED.
+   *
+   * @generated from rpc aviary.chat.v1.ChatService.DeleteMessage
+   */
+  deleteMessage: {
+    methodKind: "unary";
+    input: typeof DeleteMessageRequestSchema;
+    output: typeof DeleteMessageResponseSchema;
+  },
+  /**
+   * Adds the caller's reaction to a message: one of the allowed reactions
+   * (AddReactionRequest.reaction), at most 3 different ones per user per
+   * message (FAILED_PRECONDITION `TOO_MANY_REACTIONS` beyond). A reaction
+   * the caller already has writes nothing. A deleted message takes none
+   * (FAILED_PRECONDITION `MESSAGE_DELETED`); a membership entry is no
+   * message (NOT_FOUND); a block between the members of a direct
+   * conversation: FAILED_PRECONDITION `BLOCKED`. Members who can see the
+   * message get `chat_reaction`.
+   *
+   * @generated from rpc aviary.chat.v1.ChatService.AddReaction
+   */
+  addReaction: {
+    methodKind: "unary";
+    input: typeof AddReactionRequestSchema;
+    output: typeof AddReactionResponseSchema;
+  },
+  /**
+   * Takes the caller's reaction back; one they do not have (a deleted
+   * message has none left) writes nothing and answers the message as it is.
+   *
+   * @generated from rpc aviary.chat.v1.ChatService.RemoveReaction
+   */
+  removeReaction: {
+    methodKind: "unary";
+    input: typeof RemoveReactionRequestSchema;
+    output: typeof RemoveReactionResponseSchema;
   },
 }>;
 

@@ -12,7 +12,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file aviary/chat/v1/chat.proto.
  */
 export const file_aviary_chat_v1_chat = /*@__PURE__*/
-  fileDesc("ChlhdmlhcnkvY2hhdC92MS9jaGF0LnByb3RvEg5hdmlhcnkuY2hhdC52MSKAAQoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSKAoEcm9sZRgCIAEoDjIaLmF2aWFyeS5jaGF0LnYxLk1lbWJlclJvbGUSEgoKam9pbmVkX3NlcRgDIAEoBBIQCghyZWFkX3NlcRgEIAEoBBIVCg1kZWxpdmVyZWRfc2VxGAUgASgEIswCCgxDb252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEi4KBGtpbmQYAiABKA4yIC5hdmlhcnkuY2hhdC52MS5Db252ZXJzYXRpb25LaW5kEg0KBXRpdGxlGAMgASgJEicKB21lbWJlcnMYBCADKAsyFi5hdmlhcnkuY2hhdC52MS5NZW1iZXISEAoIbGFzdF9zZXEYBSABKAQSFAoMdW5yZWFkX2NvdW50GAYgASgEEi0KDGxhc3RfbWVzc2FnZRgHIAEoCzIXLmF2aWFyeS5jaGF0LnYxLk1lc3NhZ2USLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGFzdF9hY3Rpdml0eV9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi+wEKB01lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEgsKA3NlcRgCIAEoBBISCgptZXNzYWdlX2lkGAMgASgJEhEKCXNlbmRlcl9pZBgEIAEoCRIZChFjbGllbnRfbWVzc2FnZV9pZBgFIAEoCRIMCgR0ZXh0GAYgASgJEhQKDHJlcGx5X3RvX3NlcRgHIAEoBBIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0CgptZW1iZXJzaGlwGAkgASgLMiAuYXZpYXJ5LmNoYXQudjEuTWVtYmVyc2hpcENoYW5nZSKdAQoQTWVtYmVyc2hpcENoYW5nZRIQCghhY3Rvcl9pZBgBIAEoCRIWCg5hZGRlZF91c2VyX2lkcxgCIAMoCRIYChByZW1vdmVkX3VzZXJfaWRzGAMgAygJEg0KBXRpdGxlGAQgASgJEjYKDHJvbGVfY2hhbmdlcxgFIAMoCzIgLmF2aWFyeS5jaGF0LnYxLk1lbWJlclJvbGVDaGFuZ2UiTQoQTWVtYmVyUm9sZUNoYW5nZRIPCgd1c2VyX2lkGAEgASgJEigKBHJvbGUYAiABKA4yGi5hdmlhcnkuY2hhdC52MS5NZW1iZXJSb2xlIsUBChJTZW5kTWVzc2FnZVJlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgbK8xgCMANIABIgCg5kaXJlY3RfdXNlcl9pZBgCIAEoCUIGyvMYAjADSAASJgoRY2xpZW50X21lc3NhZ2VfaWQYAyABKAlCC+BBAsrzGAQIATADEhoKBHRleHQYBCABKAlCDOBBAsrzGAUIARigHxIUCgxyZXBseV90b19zZXEYBSABKARCEAoGdGFyZ2V0EgbS8xgCCAEiUAoTU2VuZE1lc3NhZ2VSZXNwb25zZRIoCgdtZXNzYWdlGAEgASgLMhcuYXZpYXJ5LmNoYXQudjEuTWVzc2FnZRIPCgdjcmVhdGVkGAIgASgIIk8KEkNyZWF0ZUdyb3VwUmVxdWVzdBIaCgV0aXRsZRgBIAEoCUIL4EECyvMYBAgBGGQSHQoKbWVtYmVyX2lkcxgCIAMoCUIJyvMYBTADSP8BIkkKE0NyZWF0ZUdyb3VwUmVzcG9uc2USMgoMY29udmVyc2F0aW9uGAEgASgLMhwuYXZpYXJ5LmNoYXQudjEuQ29udmVyc2F0aW9uIj4KFkdldENvbnZlcnNhdGlvblJlcXVlc3QSJAoPY29udmVyc2F0aW9uX2lkGAEgASgJQgvgQQLK8xgECAEwAyJNChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIyCgxjb252ZXJzYXRpb24YASABKAsyHC5hdmlhcnkuY2hhdC52MS5Db252ZXJzYXRpb24iVAoYTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoBUIIyvMYBDgAQDISGwoKcGFnZV90b2tlbhgCIAEoCUIHyvMYAxiABCJpChlMaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEjMKDWNvbnZlcnNhdGlvbnMYASADKAsyHC5hdmlhcnkuY2hhdC52MS5Db252ZXJzYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIoECChNMaXN0TWVzc2FnZXNSZXF1ZXN0EiQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIL4EECyvMYBAgBMAMSQAoJZGlyZWN0aW9uGAIgASgOMi0uYXZpYXJ5LmNoYXQudjEuTGlzdE1lc3NhZ2VzUmVxdWVzdC5EaXJlY3Rpb24SEgoKYW5jaG9yX3NlcRgDIAEoBBIbCglwYWdlX3NpemUYBCABKAVCCMrzGAQ4AEBkIlEKCURpcmVjdGlvbhIZChVESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIUChBESVJFQ1RJT05fQkVGT1JFEAESEwoPRElSRUNUSU9OX0FGVEVSEAIiUwoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USKQoIbWVzc2FnZXMYASADKAsyFy5hdmlhcnkuY2hhdC52MS5NZXNzYWdlEhAKCGhhc19tb3JlGAIgASgIImAKD01hcmtSZWFkUmVxdWVzdBIkCg9jb252ZXJzYXRpb25faWQYASABKAlCC+BBAsrzGAQIATADEhAKCHJlYWRfc2VxGAIgASgEEhUKDWRlbGl2ZXJlZF9zZXEYAyABKAQiUAoQTWFya1JlYWRSZXNwb25zZRImCgZtZW1iZXIYASABKAsyFi5hdmlhcnkuY2hhdC52MS5NZW1iZXISFAoMdW5yZWFkX2NvdW50GAIgASgEIjgKEFNldFR5cGluZ1JlcXVlc3QSJAoPY29udmVyc2F0aW9uX2lkGAEgASgJQgvgQQLK8xgECAEwAyIvChFTZXRUeXBpbmdSZXNwb25zZRIaChJleHBpcmVzX2luX3NlY29uZHMYASABKA0iWwoRQWRkTWVtYmVyc1JlcXVlc3QSJAoPY29udmVyc2F0aW9uX2lkGAEgASgJQgvgQQLK8xgECAEwAxIgCgh1c2VyX2lkcxgCIAMoCUIO4EECyvMYBwgBMANI/wEiSAoSQWRkTWVtYmVyc1Jlc3BvbnNlEjIKDGNvbnZlcnNhdGlvbhgBIAEoCzIcLmF2aWFyeS5jaGF0LnYxLkNvbnZlcnNhdGlvbiJZChNSZW1vdmVNZW1iZXJSZXF1ZXN0EiQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIL4EECyvMYBAgBMAMSHAoHdXNlcl9pZBgCIAEoCUIL4EECyvMYBAgBMAMiSgoUUmVtb3ZlTWVtYmVyUmVzcG9uc2USMgoMY29udmVyc2F0aW9uGAEgASgLMhwuYXZpYXJ5LmNoYXQudjEuQ29udmVyc2F0aW9uIkAKGExlYXZlQ29udmVyc2F0aW9uUmVxdWVzdBIkCg9jb252ZXJzYXRpb25faWQYASABKAlCC+BBAsrzGAQIATADIhsKGUxlYXZlQ29udmVyc2F0aW9uUmVzcG9uc2UiXQoZVXBkYXRlQ29udmVyc2F0aW9uUmVxdWVzdBIkCg9jb252ZXJzYXRpb25faWQYASABKAlCC+BBAsrzGAQIATADEhoKBXRpdGxlGAIgASgJQgvgQQLK8xgECAEYZCJQChpVcGRhdGVDb252ZXJzYXRpb25SZXNwb25zZRIyCgxjb252ZXJzYXRpb24YASABKAsyHC5hdmlhcnkuY2hhdC52MS5Db252ZXJzYXRpb24ijwEKFFNldE1lbWJlclJvbGVSZXF1ZXN0EiQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIL4EECyvMYBAgBMAMSHAoHdXNlcl9pZBgCIAEoCUIL4EECyvMYBAgBMAMSMwoEcm9sZRgDIAEoDjIaLmF2aWFyeS5jaGF0LnYxLk1lbWJlclJvbGVCCeBBAsrzGAJQASJLChVTZXRNZW1iZXJSb2xlUmVzcG9uc2USMgoMY29udmVyc2F0aW9uGAEgASgLMhwuYXZpYXJ5LmNoYXQudjEuQ29udmVyc2F0aW9uKnAKEENvbnZlcnNhdGlvbktpbmQSIQodQ09OVkVSU0FUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIcChhDT05WRVJTQVRJT05fS0lORF9ESVJFQ1QQARIbChdDT05WRVJTQVRJT05fS0lORF9HUk9VUBACKm8KCk1lbWJlclJvbGUSGwoXTUVNQkVSX1JPTEVfVU5TUEVDSUZJRUQQABIWChJNRU1CRVJfUk9MRV9NRU1CRVIQARIVChFNRU1CRVJfUk9MRV9BRE1JThACEhUKEU1FTUJFUl9ST0xFX09XTkVSEAMywg0KC0NoYXRTZXJ2aWNlEm8KC1NlbmRNZXNzYWdlEiIuYXZpYXJ5LmNoYXQudjEuU2VuZE1lc3NhZ2VSZXF1ZXN0GiMuYXZpYXJ5LmNoYXQudjEuU2VuZE1lc3NhZ2VSZXNwb25zZSIXgtPkkwIROgEqIgwvdjEvbWVzc2FnZXMSdAoLQ3JlYXRlR3JvdXASIi5hdmlhcnkuY2hhdC52MS5DcmVhdGVHcm91cFJlcXVlc3QaIy5hdmlhcnkuY2hhdC52MS5DcmVhdGVHcm91cFJlc3BvbnNlIhyC0+STAhY6ASoiES92MS9jb252ZXJzYXRpb25zEo8BCg9HZXRDb252ZXJzYXRpb24SJi5hdmlhcnkuY2hhdC52MS5HZXRDb252ZXJzYXRpb25SZXF1ZXN0GicuYXZpYXJ5LmNoYXQudjEuR2V0Q29udmVyc2F0aW9uUmVzcG9uc2UiK4LT5JMCJRIjL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH0SgwEKEUxpc3RDb252ZXJzYXRpb25zEiguYXZpYXJ5LmNoYXQudjEuTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0GikuYXZpYXJ5LmNoYXQudjEuTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZSIZgtPkkwITEhEvdjEvY29udmVyc2F0aW9ucxKPAQoMTGlzdE1lc3NhZ2VzEiMuYXZpYXJ5LmNoYXQudjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBokLmF2aWFyeS5jaGF0LnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlIjSC0+STAi4SLC92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L21lc3NhZ2VzEoYBCghNYXJrUmVhZBIfLmF2aWFyeS5jaGF0LnYxLk1hcmtSZWFkUmVxdWVzdBogLmF2aWFyeS5jaGF0LnYxLk1hcmtSZWFkUmVzcG9uc2UiN4LT5JMCMToBKiIsL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH06bWFya1JlYWQShwEKCVNldFR5cGluZxIgLmF2aWFyeS5jaGF0LnYxLlNldFR5cGluZ1JlcXVlc3QaIS5hdmlhcnkuY2hhdC52MS5TZXRUeXBpbmdSZXNwb25zZSI1gtPkkwIvOgEqIiovdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfTp0eXBpbmcSiwEKCkFkZE1lbWJlcnMSIS5hdmlhcnkuY2hhdC52MS5BZGRNZW1iZXJzUmVxdWVzdBoiLmF2aWFyeS5jaGF0LnYxLkFkZE1lbWJlcnNSZXNwb25zZSI2gtPkkwIwOgEqIisvdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS9tZW1iZXJzEpgBCgxSZW1vdmVNZW1iZXISIy5hdmlhcnkuY2hhdC52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GiQuYXZpYXJ5LmNoYXQudjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2UiPYLT5JMCNyo1L3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH0vbWVtYmVycy97dXNlcl9pZH0SngEKEUxlYXZlQ29udmVyc2F0aW9uEiguYXZpYXJ5LmNoYXQudjEuTGVhdmVDb252ZXJzYXRpb25SZXF1ZXN0GikuYXZpYXJ5LmNoYXQudjEuTGVhdmVDb252ZXJzYXRpb25SZXNwb25zZSI0gtPkkwIuOgEqIikvdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfTpsZWF2ZRKbAQoSVXBkYXRlQ29udmVyc2F0aW9uEikuYXZpYXJ5LmNoYXQudjEuVXBkYXRlQ29udmVyc2F0aW9uUmVxdWVzdBoqLmF2aWFyeS5jaGF0LnYxLlVwZGF0ZUNvbnZlcnNhdGlvblJlc3BvbnNlIi6C0+STAig6ASoyIy92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9EqYBCg1TZXRNZW1iZXJSb2xlEiQuYXZpYXJ5LmNoYXQudjEuU2V0TWVtYmVyUm9sZVJlcXVlc3QaJS5hdmlhcnkuY2hhdC52MS5TZXRNZW1iZXJSb2xlUmVzcG9uc2UiSILT5JMCQjoBKiI9L3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH0vbWVtYmVycy97dXNlcl9pZH06c2V0Um9sZWIGcHJvdG8z", [file_aviary_validate_v1_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("ChlhdmlhcnkvY2hhdC92MS9jaGF0LnByb3RvEg5hdmlhcnkuY2hhdC52MSKAAQoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSKAoEcm9sZRgCIAEoDjIaLmF2aWFyeS5jaGF0LnYxLk1lbWJlclJvbGUSEgoKam9pbmVkX3NlcRgDIAEoBBIQCghyZWFkX3NlcRgEIAEoBBIVCg1kZWxpdmVyZWRfc2VxGAUgASgEIqQDCgxDb252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEi4KBGtpbmQYAiABKA4yIC5hdmlhcnkuY2hhdC52MS5Db252ZXJzYXRpb25LaW5kEg0KBXRpdGxlGAMgASgJEicKB21lbWJlcnMYBCADKAsyFi5hdmlhcnkuY2hhdC52MS5NZW1iZXISEAoIbGFzdF9zZXEYBSABKAQSFAoMdW5yZWFkX2NvdW50GAYgASgEEi0KDGxhc3RfbWVzc2FnZRgHIAEoCzIXLmF2aWFyeS5jaGF0LnYxLk1lc3NhZ2USLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGFzdF9hY3Rpdml0eV9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPYXZhdGFyX21lZGlhX2lkGAogASgJEj0KEmhpc3RvcnlfdmlzaWJpbGl0eRgLIAEoDjIhLmF2aWFyeS5jaGF0LnYxLkhpc3RvcnlWaXNpYmlsaXR5Ir0DCgdNZXNzYWdlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRILCgNzZXEYAiABKAQSEgoKbWVzc2FnZV9pZBgDIAEoCRIRCglzZW5kZXJfaWQYBCABKAkSGQoRY2xpZW50X21lc3NhZ2VfaWQYBSABKAkSDAoEdGV4dBgGIAEoCRIUCgxyZXBseV90b19zZXEYByABKAQSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoKbWVtYmVyc2hpcBgJIAEoCzIgLmF2aWFyeS5jaGF0LnYxLk1lbWJlcnNoaXBDaGFuZ2USLQoJZWRpdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpkZWxldGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthdHRhY2htZW50cxgMIAMoCzIaLmF2aWFyeS5jaGF0LnYxLkF0dGFjaG1lbnQSMAoJcmVhY3Rpb25zGA0gAygLMh0uYXZpYXJ5LmNoYXQudjEuUmVhY3Rpb25Db3VudCJICgpBdHRhY2htZW50EhAKCG1lZGlhX2lkGAEgASgJEhQKDGNvbnRlbnRfdHlwZRgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgDIq4BCg5SZWFjdGlvbkNoYW5nZRIXCg9jb252ZXJzYXRpb25faWQYASABKAkSCwoDc2VxGAIgASgEEhIKCm1lc3NhZ2VfaWQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRIQCghyZWFjdGlvbhgFIAEoCRINCgVhZGRlZBgGIAEoCBIwCglyZWFjdGlvbnMYByADKAsyHS5hdmlhcnkuY2hhdC52MS5SZWFjdGlvbkNvdW50IkEKDVJlYWN0aW9uQ291bnQSEAoIcmVhY3Rpb24YASABKAkSDQoFY291bnQYAiABKA0SDwoHcmVhY3RlZBgDIAEoCCKNAgoQTWVtYmVyc2hpcENoYW5nZRIQCghhY3Rvcl9pZBgBIAEoCRIWCg5hZGRlZF91c2VyX2lkcxgCIAMoCRIYChByZW1vdmVkX3VzZXJfaWRzGAMgAygJEg0KBXRpdGxlGAQgASgJEjYKDHJvbGVfY2hhbmdlcxgFIAMoCzIgLmF2aWFyeS5jaGF0LnYxLk1lbWJlclJvbGVDaGFuZ2USFgoOYXZhdGFyX2NoYW5nZWQYBiABKAgSFwoPYXZhdGFyX21lZGlhX2lkGAcgASgJEj0KEmhpc3RvcnlfdmlzaWJpbGl0eRgIIAEoDjIhLmF2aWFyeS5jaGF0LnYxLkhpc3RvcnlWaXNpYmlsaXR5Ik0KEE1lbWJlclJvbGVDaGFuZ2USDwoHdXNlcl9pZBgBIAEoCRIoCgRyb2xlGAIgASgOMhouYXZpYXJ5LmNoYXQudjEuTWVtYmVyUm9sZSLoAQoSU2VuZE1lc3NhZ2VSZXF1ZXN0EiEKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIGyvMYAjADSAASIAoOZGlyZWN0X3VzZXJfaWQYAiABKAlCBsrzGAIwA0gAEiYKEWNsaWVudF9tZXNzYWdlX2lkGAMgASgJQgvgQQLK8xgECAEwAxIVCgR0ZXh0GAQgASgJQgfK8xgDGKAfEhQKDHJlcGx5X3RvX3NlcRgFIAEoBBImChRhdHRhY2htZW50X21lZGlhX2lkcxgGIAMoCUIIyvMYBDADSApCEAoGdGFyZ2V0EgbS8xgCCAEiUAoTU2VuZE1lc3NhZ2VSZXNwb25zZRIoCgdtZXNzYWdlGAEgASgLMhcuYXZpYXJ5LmNoYXQudjEuTWVzc2FnZRIPCgdjcmVhdGVkGAIgASgIIq8BChJDcmVhdGVHcm91cFJlcXVlc3QSGgoFdGl0bGUYASABKAlCC+BBAsrzGAQIARhkEh0KCm1lbWJlcl9pZHMYAiADKAlCCcrzGAUwA0j/ARIfCg9hdmF0YXJfbWVkaWFfaWQYAyABKAlCBsrzGAIwAxI9ChJoaXN0b3J5X3Zpc2liaWxpdHkYBCABKA4yIS5hdmlhcnkuY2hhdC52MS5IaXN0b3J5VmlzaWJpbGl0eSJJChNDcmVhdGVHcm91cFJlc3BvbnNlEjIKDGNvbnZlcnNhdGlvbhgBIAEoCzIcLmF2aWFyeS5jaGF0LnYxLkNvbnZlcnNhdGlvbiI+ChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EiQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIL4EECyvMYBAgBMAMiTQoXR2V0Q29udmVyc2F0aW9uUmVzcG9uc2USMgoMY29udmVyc2F0aW9uGAEgASgLMhwuYXZpYXJ5LmNoYXQudjEuQ29udmVyc2F0aW9uIlQKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBIbCglwYWdlX3NpemUYASABKAVCCMrzGAQ4AEAyEhsKCnBhZ2VfdG9rZW4YAiABKAlCB8rzGAMYgAQiaQoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIzCg1jb252ZXJzYXRpb25zGAEgAygLMhwuYXZpYXJ5LmNoYXQudjEuQ29udmVyc2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKBAgoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIkCg9jb252ZXJzYXRpb25faWQYASABKAlCC+BBAsrzGAQIATADEkAKCWRpcmVjdGlvbhgCIAEoDjItLmF2aWFyeS5jaGF0LnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QuRGlyZWN0aW9uEhIKCmFuY2hvcl9zZXEYAyABKAQSGwoJcGFnZV9zaXplGAQgASgFQgjK8xgEOABAZCJRCglEaXJlY3Rpb24SGQoVRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASFAoQRElSRUNUSU9OX0JFRk9SRRABEhMKD0RJUkVDVElPTl9BRlRFUhACIlMKFExpc3RNZXNzYWdlc1Jlc3BvbnNlEikKCG1lc3NhZ2VzGAEgAygLMhcuYXZpYXJ5LmNoYXQudjEuTWVzc2FnZRIQCghoYXNfbW9yZRgCIAEoCCIXChVHZXRVbnJlYWRDb3VudFJlcXVlc3QiTwoWR2V0VW5yZWFkQ291bnRSZXNwb25zZRIcChR1bnJlYWRfY29udmVyc2F0aW9ucxgBIAEoAxIXCg91bnJlYWRfbWVzc2FnZXMYAiABKAMiYAoPTWFya1JlYWRSZXF1ZXN0EiQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIL4EECyvMYBAgBMAMSEAoIcmVhZF9zZXEYAiABKAQSFQoNZGVsaXZlcmVkX3NlcRgDIAEoBCJQChBNYXJrUmVhZFJlc3BvbnNlEiYKBm1lbWJlchgBIAEoCzIWLmF2aWFyeS5jaGF0LnYxLk1lbWJlchIUCgx1bnJlYWRfY291bnQYAiABKAQiOAoQU2V0VHlwaW5nUmVxdWVzdBIkCg9jb252ZXJzYXRpb25faWQYASABKAlCC+BBAsrzGAQIATADIi8KEVNldFR5cGluZ1Jlc3BvbnNlEhoKEmV4cGlyZXNfaW5fc2Vjb25kcxgBIAEoDSJbChFBZGRNZW1iZXJzUmVxdWVzdBIkCg9jb252ZXJzYXRpb25faWQYASABKAlCC+BBAsrzGAQIATADEiAKCHVzZXJfaWRzGAIgAygJQg7gQQLK8xgHCAEwA0j/ASJIChJBZGRNZW1iZXJzUmVzcG9uc2USMgoMY29udmVyc2F0aW9uGAEgASgLMhwuYXZpYXJ5LmNoYXQudjEuQ29udmVyc2F0aW9uIlkKE1JlbW92ZU1lbWJlclJlcXVlc3QSJAoPY29udmVyc2F0aW9uX2lkGAEgASgJQgvgQQLK8xgECAEwAxIcCgd1c2VyX2lkGAIgASgJQgvgQQLK8xgECAEwAyJKChRSZW1vdmVNZW1iZXJSZXNwb25zZRIyCgxjb252ZXJzYXRpb24YASABKAsyHC5hdmlhcnkuY2hhdC52MS5Db252ZXJzYXRpb24iQAoYTGVhdmVDb252ZXJzYXRpb25SZXF1ZXN0EiQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIL4EECyvMYBAgBMAMiGwoZTGVhdmVDb252ZXJzYXRpb25SZXNwb25zZSLJAQoZVXBkYXRlQ29udmVyc2F0aW9uUmVxdWVzdBIkCg9jb252ZXJzYXRpb25faWQYASABKAlCC+BBAsrzGAQIATADEhUKBXRpdGxlGAIgASgJQgbK8xgCGGQSHAoPYXZhdGFyX21lZGlhX2lkGAMgASgJSACIAQESPQoSaGlzdG9yeV92aXNpYmlsaXR5GAQgASgOMiEuYXZpYXJ5LmNoYXQudjEuSGlzdG9yeVZpc2liaWxpdHlCEgoQX2F2YXRhcl9tZWRpYV9pZCJQChpVcGRhdGVDb252ZXJzYXRpb25SZXNwb25zZRIyCgxjb252ZXJzYXRpb24YASABKAsyHC5hdmlhcnkuY2hhdC52MS5Db252ZXJzYXRpb24ijwEKFFNldE1lbWJlclJvbGVSZXF1ZXN0EiQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIL4EECyvMYBAgBMAMSHAoHdXNlcl9pZBgCIAEoCUIL4EECyvMYBAgBMAMSMwoEcm9sZRgDIAEoDjIaLmF2aWFyeS5jaGF0LnYxLk1lbWJlclJvbGVCCeBBAsrzGAJQASJLChVTZXRNZW1iZXJSb2xlUmVzcG9uc2USMgoMY29udmVyc2F0aW9uGAEgASgLMhwuYXZpYXJ5LmNoYXQudjEuQ29udmVyc2F0aW9uImkKEkVkaXRNZXNzYWdlUmVxdWVzdBIkCg9jb252ZXJzYXRpb25faWQYASABKAlCC+BBAsrzGAQIATADEhYKA3NlcRgCIAEoBEIJ4EECyvMYAjgBEhUKBHRleHQYAyABKAlCB8rzGAMYoB8iPwoTRWRpdE1lc3NhZ2VSZXNwb25zZRIoCgdtZXNzYWdlGAEgASgLMhcuYXZpYXJ5LmNoYXQudjEuTWVzc2FnZSJUChREZWxldGVNZXNzYWdlUmVxdWVzdBIkCg9jb252ZXJzYXRpb25faWQYASABKAlCC+BBAsrzGAQIATADEhYKA3NlcRgCIAEoBEIJ4EECyvMYAjgBIkEKFURlbGV0ZU1lc3NhZ2VSZXNwb25zZRIoCgdtZXNzYWdlGAEgASgLMhcuYXZpYXJ5LmNoYXQudjEuTWVzc2FnZSJxChJBZGRSZWFjdGlvblJlcXVlc3QSJAoPY29udmVyc2F0aW9uX2lkGAEgASgJQgvgQQLK8xgECAEwAxIWCgNzZXEYAiABKARCCeBBAsrzGAI4ARIdCghyZWFjdGlvbhgDIAEoCUIL4EECyvMYBAgBGAgiPwoTQWRkUmVhY3Rpb25SZXNwb25zZRIoCgdtZXNzYWdlGAEgASgLMhcuYXZpYXJ5LmNoYXQudjEuTWVzc2FnZSJ0ChVSZW1vdmVSZWFjdGlvblJlcXVlc3QSJAoPY29udmVyc2F0aW9uX2lkGAEgASgJQgvgQQLK8xgECAEwAxIWCgNzZXEYAiABKARCCeBBAsrzGAI4ARIdCghyZWFjdGlvbhgDIAEoCUIL4EECyvMYBAgBGAgiQgoWUmVtb3ZlUmVhY3Rpb25SZXNwb25zZRIoCgdtZXNzYWdlGAEgASgLMhcuYXZpYXJ5LmNoYXQudjEuTWVzc2FnZSpwChBDb252ZXJzYXRpb25LaW5kEiEKHUNPTlZFUlNBVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYQ09OVkVSU0FUSU9OX0tJTkRfRElSRUNUEAESGwoXQ09OVkVSU0FUSU9OX0tJTkRfR1JPVVAQAip2ChFIaXN0b3J5VmlzaWJpbGl0eRIiCh5ISVNUT1JZX1ZJU0lCSUxJVFlfVU5TUEVDSUZJRUQQABIgChxISVNUT1JZX1ZJU0lCSUxJVFlfRlJPTV9KT0lOEAESGwoXSElTVE9SWV9WSVNJQklMSVRZX0ZVTEwQAipvCgpNZW1iZXJSb2xlEhsKF01FTUJFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSTUVNQkVSX1JPTEVfTUVNQkVSEAESFQoRTUVNQkVSX1JPTEVfQURNSU4QAhIVChFNRU1CRVJfUk9MRV9PV05FUhADMsoTCgtDaGF0U2VydmljZRJvCgtTZW5kTWVzc2FnZRIiLmF2aWFyeS5jaGF0LnYxLlNlbmRNZXNzYWdlUmVxdWVzdBojLmF2aWFyeS5jaGF0LnYxLlNlbmRNZXNzYWdlUmVzcG9uc2UiF4LT5JMCEToBKiIML3YxL21lc3NhZ2VzEnQKC0NyZWF0ZUdyb3VwEiIuYXZpYXJ5LmNoYXQudjEuQ3JlYXRlR3JvdXBSZXF1ZXN0GiMuYXZpYXJ5LmNoYXQudjEuQ3JlYXRlR3JvdXBSZXNwb25zZSIcgtPkkwIWOgEqIhEvdjEvY29udmVyc2F0aW9ucxKPAQoPR2V0Q29udmVyc2F0aW9uEiYuYXZpYXJ5LmNoYXQudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBonLmF2aWFyeS5jaGF0LnYxLkdldENvbnZlcnNhdGlvblJlc3BvbnNlIiuC0+STAiUSIy92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9EoMBChFMaXN0Q29udmVyc2F0aW9ucxIoLmF2aWFyeS5jaGF0LnYxLkxpc3RDb252ZXJzYXRpb25zUmVxdWVzdBopLmF2aWFyeS5jaGF0LnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2UiGYLT5JMCExIRL3YxL2NvbnZlcnNhdGlvbnMSjwEKDExpc3RNZXNzYWdlcxIjLmF2aWFyeS5jaGF0LnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaJC5hdmlhcnkuY2hhdC52MS5MaXN0TWVzc2FnZXNSZXNwb25zZSI0gtPkkwIuEiwvdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS9tZXNzYWdlcxKGAQoITWFya1JlYWQSHy5hdmlhcnkuY2hhdC52MS5NYXJrUmVhZFJlcXVlc3QaIC5hdmlhcnkuY2hhdC52MS5NYXJrUmVhZFJlc3BvbnNlIjeC0+STAjE6ASoiLC92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9Om1hcmtSZWFkEocBCglTZXRUeXBpbmcSIC5hdmlhcnkuY2hhdC52MS5TZXRUeXBpbmdSZXF1ZXN0GiEuYXZpYXJ5LmNoYXQudjEuU2V0VHlwaW5nUmVzcG9uc2UiNYLT5JMCLzoBKiIqL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH06dHlwaW5nEosBCgpBZGRNZW1iZXJzEiEuYXZpYXJ5LmNoYXQudjEuQWRkTWVtYmVyc1JlcXVlc3QaIi5hdmlhcnkuY2hhdC52MS5BZGRNZW1iZXJzUmVzcG9uc2UiNoLT5JMCMDoBKiIrL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH0vbWVtYmVycxKYAQoMUmVtb3ZlTWVtYmVyEiMuYXZpYXJ5LmNoYXQudjEuUmVtb3ZlTWVtYmVyUmVxdWVzdBokLmF2aWFyeS5jaGF0LnYxLlJlbW92ZU1lbWJlclJlc3BvbnNlIj2C0+STAjcqNS92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L21lbWJlcnMve3VzZXJfaWR9Ep4BChFMZWF2ZUNvbnZlcnNhdGlvbhIoLmF2aWFyeS5jaGF0LnYxLkxlYXZlQ29udmVyc2F0aW9uUmVxdWVzdBopLmF2aWFyeS5jaGF0LnYxLkxlYXZlQ29udmVyc2F0aW9uUmVzcG9uc2UiNILT5JMCLjoBKiIpL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH06bGVhdmUSmwEKElVwZGF0ZUNvbnZlcnNhdGlvbhIpLmF2aWFyeS5jaGF0LnYxLlVwZGF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaKi5hdmlhcnkuY2hhdC52MS5VcGRhdGVDb252ZXJzYXRpb25SZXNwb25zZSIugtPkkwIoOgEqMiMvdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfRKmAQoNU2V0TWVtYmVyUm9sZRIkLmF2aWFyeS5jaGF0LnYxLlNldE1lbWJlclJvbGVSZXF1ZXN0GiUuYXZpYXJ5LmNoYXQudjEuU2V0TWVtYmVyUm9sZVJlc3BvbnNlIkiC0+STAkI6ASoiPS92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L21lbWJlcnMve3VzZXJfaWR9OnNldFJvbGUSfgoOR2V0VW5yZWFkQ291bnQSJS5hdmlhcnkuY2hhdC52MS5HZXRVbnJlYWRDb3VudFJlcXVlc3QaJi5hdmlhcnkuY2hhdC52MS5HZXRVbnJlYWRDb3VudFJlc3BvbnNlIh2C0+STAhcSFS92MS9jaGF0L3VucmVhZC1jb3VudBKVAQoLRWRpdE1lc3NhZ2USIi5hdmlhcnkuY2hhdC52MS5FZGl0TWVzc2FnZVJlcXVlc3QaIy5hdmlhcnkuY2hhdC52MS5FZGl0TWVzc2FnZVJlc3BvbnNlIj2C0+STAjc6ASoyMi92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L21lc3NhZ2VzL3tzZXF9EpgBCg1EZWxldGVNZXNzYWdlEiQuYXZpYXJ5LmNoYXQudjEuRGVsZXRlTWVzc2FnZVJlcXVlc3QaJS5hdmlhcnkuY2hhdC52MS5EZWxldGVNZXNzYWdlUmVzcG9uc2UiOoLT5JMCNCoyL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH0vbWVzc2FnZXMve3NlcX0SnwEKC0FkZFJlYWN0aW9uEiIuYXZpYXJ5LmNoYXQudjEuQWRkUmVhY3Rpb25SZXF1ZXN0GiMuYXZpYXJ5LmNoYXQudjEuQWRkUmVhY3Rpb25SZXNwb25zZSJHgtPkkwJBOgEqIjwvdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS9tZXNzYWdlcy97c2VxfS9yZWFjdGlvbnMSsAEKDlJlbW92ZVJlYWN0aW9uEiUuYXZpYXJ5LmNoYXQudjEuUmVtb3ZlUmVhY3Rpb25SZXF1ZXN0GiYuYXZpYXJ5LmNoYXQudjEuUmVtb3ZlUmVhY3Rpb25SZXNwb25zZSJPgtPkkwJJKkcvdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS9tZXNzYWdlcy97c2VxfS9yZWFjdGlvbnMve3JlYWN0aW9ufWIGcHJvdG8z", [file_aviary_validate_v1_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message aviary.chat.v1.Member.
@@ -36,87 +36,108 @@ export const MessageSchema = /*@__PURE__*/
   messageDesc(file_aviary_chat_v1_chat, 2);
 
 /**
+ * Describes the message aviary.chat.v1.Attachment.
+ * Use `create(AttachmentSchema)` to create a new message.
+ */
+export const AttachmentSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 3);
+
+/**
+ * Describes the message aviary.chat.v1.ReactionChange.
+ * Use `create(ReactionChangeSchema)` to create a new message.
+ */
+export const ReactionChangeSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 4);
+
+/**
+ * Describes the message aviary.chat.v1.ReactionCount.
+ * Use `create(ReactionCountSchema)` to create a new message.
+ */
+export const ReactionCountSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 5);
+
+/**
  * Describes the message aviary.chat.v1.MembershipChange.
  * Use `create(MembershipChangeSchema)` to create a new message.
  */
 export const MembershipChangeSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 3);
+  messageDesc(file_aviary_chat_v1_chat, 6);
 
 /**
  * Describes the message aviary.chat.v1.MemberRoleChange.
  * Use `create(MemberRoleChangeSchema)` to create a new message.
  */
 export const MemberRoleChangeSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 4);
+  messageDesc(file_aviary_chat_v1_chat, 7);
 
 /**
  * Describes the message aviary.chat.v1.SendMessageRequest.
  * Use `create(SendMessageRequestSchema)` to create a new message.
  */
 export const SendMessageRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 5);
+  messageDesc(file_aviary_chat_v1_chat, 8);
 
 /**
  * Describes the message aviary.chat.v1.SendMessageResponse.
  * Use `create(SendMessageResponseSchema)` to create a new message.
  */
 export const SendMessageResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 6);
+  messageDesc(file_aviary_chat_v1_chat, 9);
 
 /**
  * Describes the message aviary.chat.v1.CreateGroupRequest.
  * Use `create(CreateGroupRequestSchema)` to create a new message.
  */
 export const CreateGroupRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 7);
+  messageDesc(file_aviary_chat_v1_chat, 10);
 
 /**
  * Describes the message aviary.chat.v1.CreateGroupResponse.
  * Use `create(CreateGroupResponseSchema)` to create a new message.
  */
 export const CreateGroupResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 8);
+  messageDesc(file_aviary_chat_v1_chat, 11);
 
 /**
  * Describes the message aviary.chat.v1.GetConversationRequest.
  * Use `create(GetConversationRequestSchema)` to create a new message.
  */
 export const GetConversationRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 9);
+  messageDesc(file_aviary_chat_v1_chat, 12);
 
 /**
  * Describes the message aviary.chat.v1.GetConversationResponse.
  * Use `create(GetConversationResponseSchema)` to create a new message.
  */
 export const GetConversationResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 10);
+  messageDesc(file_aviary_chat_v1_chat, 13);
 
 /**
  * Describes the message aviary.chat.v1.ListConversationsRequest.
  * Use `create(ListConversationsRequestSchema)` to create a new message.
  */
 export const ListConversationsRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 11);
+  messageDesc(file_aviary_chat_v1_chat, 14);
 
 /**
  * Describes the message aviary.chat.v1.ListConversationsResponse.
  * Use `create(ListConversationsResponseSchema)` to create a new message.
  */
 export const ListConversationsResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 12);
+  messageDesc(file_aviary_chat_v1_chat, 15);
 
 /**
  * Describes the message aviary.chat.v1.ListMessagesRequest.
  * Use `create(ListMessagesRequestSchema)` to create a new message.
  */
 export const ListMessagesRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 13);
+  messageDesc(file_aviary_chat_v1_chat, 16);
 
 /**
  * Describes the enum aviary.chat.v1.ListMessagesRequest.Direction.
  */
 export const ListMessagesRequest_DirectionSchema = /*@__PURE__*/
-  enumDesc(file_aviary_chat_v1_chat, 13, 0);
+  enumDesc(file_aviary_chat_v1_chat, 16, 0);
 
 /**
  * Which way to read from the anchor.
@@ -131,105 +152,175 @@ export const ListMessagesRequest_Direction = /*@__PURE__*/
  * Use `create(ListMessagesResponseSchema)` to create a new message.
  */
 export const ListMessagesResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 14);
+  messageDesc(file_aviary_chat_v1_chat, 17);
+
+/**
+ * Describes the message aviary.chat.v1.GetUnreadCountRequest.
+ * Use `create(GetUnreadCountRequestSchema)` to create a new message.
+ */
+export const GetUnreadCountRequestSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 18);
+
+/**
+ * Describes the message aviary.chat.v1.GetUnreadCountResponse.
+ * Use `create(GetUnreadCountResponseSchema)` to create a new message.
+ */
+export const GetUnreadCountResponseSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 19);
 
 /**
  * Describes the message aviary.chat.v1.MarkReadRequest.
  * Use `create(MarkReadRequestSchema)` to create a new message.
  */
 export const MarkReadRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 15);
+  messageDesc(file_aviary_chat_v1_chat, 20);
 
 /**
  * Describes the message aviary.chat.v1.MarkReadResponse.
  * Use `create(MarkReadResponseSchema)` to create a new message.
  */
 export const MarkReadResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 16);
+  messageDesc(file_aviary_chat_v1_chat, 21);
 
 /**
  * Describes the message aviary.chat.v1.SetTypingRequest.
  * Use `create(SetTypingRequestSchema)` to create a new message.
  */
 export const SetTypingRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 17);
+  messageDesc(file_aviary_chat_v1_chat, 22);
 
 /**
  * Describes the message aviary.chat.v1.SetTypingResponse.
  * Use `create(SetTypingResponseSchema)` to create a new message.
  */
 export const SetTypingResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 18);
+  messageDesc(file_aviary_chat_v1_chat, 23);
 
 /**
  * Describes the message aviary.chat.v1.AddMembersRequest.
  * Use `create(AddMembersRequestSchema)` to create a new message.
  */
 export const AddMembersRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 19);
+  messageDesc(file_aviary_chat_v1_chat, 24);
 
 /**
  * Describes the message aviary.chat.v1.AddMembersResponse.
  * Use `create(AddMembersResponseSchema)` to create a new message.
  */
 export const AddMembersResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 20);
+  messageDesc(file_aviary_chat_v1_chat, 25);
 
 /**
  * Describes the message aviary.chat.v1.RemoveMemberRequest.
  * Use `create(RemoveMemberRequestSchema)` to create a new message.
  */
 export const RemoveMemberRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 21);
+  messageDesc(file_aviary_chat_v1_chat, 26);
 
 /**
  * Describes the message aviary.chat.v1.RemoveMemberResponse.
  * Use `create(RemoveMemberResponseSchema)` to create a new message.
  */
 export const RemoveMemberResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 22);
+  messageDesc(file_aviary_chat_v1_chat, 27);
 
 /**
  * Describes the message aviary.chat.v1.LeaveConversationRequest.
  * Use `create(LeaveConversationRequestSchema)` to create a new message.
  */
 export const LeaveConversationRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 23);
+  messageDesc(file_aviary_chat_v1_chat, 28);
 
 /**
  * Describes the message aviary.chat.v1.LeaveConversationResponse.
  * Use `create(LeaveConversationResponseSchema)` to create a new message.
  */
 export const LeaveConversationResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 24);
+  messageDesc(file_aviary_chat_v1_chat, 29);
 
 /**
  * Describes the message aviary.chat.v1.UpdateConversationRequest.
  * Use `create(UpdateConversationRequestSchema)` to create a new message.
  */
 export const UpdateConversationRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 25);
+  messageDesc(file_aviary_chat_v1_chat, 30);
 
 /**
  * Describes the message aviary.chat.v1.UpdateConversationResponse.
  * Use `create(UpdateConversationResponseSchema)` to create a new message.
  */
 export const UpdateConversationResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 26);
+  messageDesc(file_aviary_chat_v1_chat, 31);
 
 /**
  * Describes the message aviary.chat.v1.SetMemberRoleRequest.
  * Use `create(SetMemberRoleRequestSchema)` to create a new message.
  */
 export const SetMemberRoleRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 27);
+  messageDesc(file_aviary_chat_v1_chat, 32);
 
 /**
  * Describes the message aviary.chat.v1.SetMemberRoleResponse.
  * Use `create(SetMemberRoleResponseSchema)` to create a new message.
  */
 export const SetMemberRoleResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_chat_v1_chat, 28);
+  messageDesc(file_aviary_chat_v1_chat, 33);
+
+/**
+ * Describes the message aviary.chat.v1.EditMessageRequest.
+ * Use `create(EditMessageRequestSchema)` to create a new message.
+ */
+export const EditMessageRequestSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 34);
+
+/**
+ * Describes the message aviary.chat.v1.EditMessageResponse.
+ * Use `create(EditMessageResponseSchema)` to create a new message.
+ */
+export const EditMessageResponseSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 35);
+
+/**
+ * Describes the message aviary.chat.v1.DeleteMessageRequest.
+ * Use `create(DeleteMessageRequestSchema)` to create a new message.
+ */
+export const DeleteMessageRequestSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 36);
+
+/**
+ * Describes the message aviary.chat.v1.DeleteMessageResponse.
+ * Use `create(DeleteMessageResponseSchema)` to create a new message.
+ */
+export const DeleteMessageResponseSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 37);
+
+/**
+ * Describes the message aviary.chat.v1.AddReactionRequest.
+ * Use `create(AddReactionRequestSchema)` to create a new message.
+ */
+export const AddReactionRequestSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 38);
+
+/**
+ * Describes the message aviary.chat.v1.AddReactionResponse.
+ * Use `create(AddReactionResponseSchema)` to create a new message.
+ */
+export const AddReactionResponseSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 39);
+
+/**
+ * Describes the message aviary.chat.v1.RemoveReactionRequest.
+ * Use `create(RemoveReactionRequestSchema)` to create a new message.
+ */
+export const RemoveReactionRequestSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 40);
+
+/**
+ * Describes the message aviary.chat.v1.RemoveReactionResponse.
+ * Use `create(RemoveReactionResponseSchema)` to create a new message.
+ */
+export const RemoveReactionResponseSchema = /*@__PURE__*/
+  messageDesc(file_aviary_chat_v1_chat, 41);
 
 /**
  * Describes the enum aviary.chat.v1.ConversationKind.
@@ -244,10 +335,24 @@ export const ConversationKind = /*@__PURE__*/
   tsEnum(ConversationKindSchema);
 
 /**
+ * Describes the enum aviary.chat.v1.HistoryVisibility.
+ */
+export const HistoryVisibilitySchema = /*@__PURE__*/
+  enumDesc(file_aviary_chat_v1_chat, 1);
+
+/**
+ * Which history a group's members see.
+ *
+ * @generated from enum aviary.chat.v1.HistoryVisibility
+ */
+export const HistoryVisibility = /*@__PURE__*/
+  tsEnum(HistoryVisibilitySchema);
+
+/**
  * Describes the enum aviary.chat.v1.MemberRole.
  */
 export const MemberRoleSchema = /*@__PURE__*/
-  enumDesc(file_aviary_chat_v1_chat, 1);
+  enumDesc(file_aviary_chat_v1_chat, 2);
 
 /**
  * @generated from enum aviary.chat.v1.MemberRole

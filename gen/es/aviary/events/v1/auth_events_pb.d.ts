@@ -120,6 +120,168 @@ export declare type SessionRevoked = Message<"aviary.events.v1.SessionRevoked"> 
 export declare const SessionRevokedSchema: GenMessage<SessionRevoked>;
 
 /**
+ * Two-factor sign-in was turned on (an enrolment was confirmed).
+ *
+ * @generated from message aviary.events.v1.TwoFactorEnabled
+ */
+export declare type TwoFactorEnabled = Message<"aviary.events.v1.TwoFactorEnabled"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: aviary.events.v1.SecondFactorMethod method = 2;
+   */
+  method: SecondFactorMethod;
+
+  /**
+   * @generated from field: int32 recovery_codes = 3;
+   */
+  recoveryCodes: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp enabled_at = 4;
+   */
+  enabledAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.TwoFactorEnabled.
+ * Use `create(TwoFactorEnabledSchema)` to create a new message.
+ */
+export declare const TwoFactorEnabledSchema: GenMessage<TwoFactorEnabled>;
+
+/**
+ * Two-factor sign-in was turned off; `proof` is what the holder showed to do it.
+ *
+ * @generated from message aviary.events.v1.TwoFactorDisabled
+ */
+export declare type TwoFactorDisabled = Message<"aviary.events.v1.TwoFactorDisabled"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: aviary.events.v1.SecondFactorMethod method = 2;
+   */
+  method: SecondFactorMethod;
+
+  /**
+   * @generated from field: aviary.events.v1.SecondFactorMethod proof = 3;
+   */
+  proof: SecondFactorMethod;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp disabled_at = 4;
+   */
+  disabledAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.TwoFactorDisabled.
+ * Use `create(TwoFactorDisabledSchema)` to create a new message.
+ */
+export declare const TwoFactorDisabledSchema: GenMessage<TwoFactorDisabled>;
+
+/**
+ * A recovery code was spent to finish a sign-in (a DisableTwoFactor proven by
+ * one says so in TwoFactorDisabled.proof instead).
+ *
+ * @generated from message aviary.events.v1.RecoveryCodeUsed
+ */
+export declare type RecoveryCodeUsed = Message<"aviary.events.v1.RecoveryCodeUsed"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The session it opened.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: int32 remaining = 3;
+   */
+  remaining: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp used_at = 4;
+   */
+  usedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.RecoveryCodeUsed.
+ * Use `create(RecoveryCodeUsedSchema)` to create a new message.
+ */
+export declare const RecoveryCodeUsedSchema: GenMessage<RecoveryCodeUsed>;
+
+/**
+ * A one-time code waits to be delivered. Not on the auth topic: on the auth
+ * service's own delivery topic (AUTH_DELIVERY_TOPIC, default
+ * `aviary.auth.code-deliveries`), keyed by recipient, read only by its sender
+ * role. The code itself is sealed (AES-256-GCM under AUTH_SECRETS_KEY), so
+ * the topic, its dead letters and the outbox never hold a usable code.
+ *
+ * @generated from message aviary.events.v1.CodeDeliveryRequested
+ */
+export declare type CodeDeliveryRequested = Message<"aviary.events.v1.CodeDeliveryRequested"> & {
+  /**
+   * @generated from field: aviary.events.v1.CodeChannel channel = 1;
+   */
+  channel: CodeChannel;
+
+  /**
+   * The normalised email or E.164 phone.
+   *
+   * @generated from field: string recipient = 2;
+   */
+  recipient: string;
+
+  /**
+   * "verify" or "password_reset".
+   *
+   * @generated from field: string purpose = 3;
+   */
+  purpose: string;
+
+  /**
+   * The BCP 47 tag asked for (templates fall back to English).
+   *
+   * @generated from field: string locale = 4;
+   */
+  locale: string;
+
+  /**
+   * @generated from field: bytes sealed_code = 5;
+   */
+  sealedCode: Uint8Array;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp requested_at = 6;
+   */
+  requestedAt?: Timestamp | undefined;
+
+  /**
+   * After this the code no longer works: it is not sent.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 7;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.CodeDeliveryRequested.
+ * Use `create(CodeDeliveryRequestedSchema)` to create a new message.
+ */
+export declare const CodeDeliveryRequestedSchema: GenMessage<CodeDeliveryRequested>;
+
+/**
  * Why a session ended.
  *
  * @generated from enum aviary.events.v1.SessionRevokedReason
@@ -160,4 +322,65 @@ export enum SessionRevokedReason {
  * Describes the enum aviary.events.v1.SessionRevokedReason.
  */
 export declare const SessionRevokedReasonSchema: GenEnum<SessionRevokedReason>;
+
+/**
+ * A second factor for sign-in.
+ *
+ * @generated from enum aviary.events.v1.SecondFactorMethod
+ */
+export enum SecondFactorMethod {
+  /**
+   * @generated from enum value: SECOND_FACTOR_METHOD_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An authenticator app (TOTP, RFC 6238).
+   *
+   * @generated from enum value: SECOND_FACTOR_METHOD_TOTP = 1;
+   */
+  TOTP = 1,
+
+  /**
+   * @generated from enum value: SECOND_FACTOR_METHOD_RECOVERY_CODE = 2;
+   */
+  RECOVERY_CODE = 2,
+
+  /**
+   * @generated from enum value: SECOND_FACTOR_METHOD_PASSWORD = 3;
+   */
+  PASSWORD = 3,
+}
+
+/**
+ * Describes the enum aviary.events.v1.SecondFactorMethod.
+ */
+export declare const SecondFactorMethodSchema: GenEnum<SecondFactorMethod>;
+
+/**
+ * Where a one-time code goes.
+ *
+ * @generated from enum aviary.events.v1.CodeChannel
+ */
+export enum CodeChannel {
+  /**
+   * @generated from enum value: CODE_CHANNEL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: CODE_CHANNEL_EMAIL = 1;
+   */
+  EMAIL = 1,
+
+  /**
+   * @generated from enum value: CODE_CHANNEL_SMS = 2;
+   */
+  SMS = 2,
+}
+
+/**
+ * Describes the enum aviary.events.v1.CodeChannel.
+ */
+export declare const CodeChannelSchema: GenEnum<CodeChannel>;
 

@@ -9,7 +9,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file aviary/events/v1/auth_events.proto.
  */
 export const file_aviary_events_v1_auth_events = /*@__PURE__*/
-  fileDesc("CiJhdmlhcnkvZXZlbnRzL3YxL2F1dGhfZXZlbnRzLnByb3RvEhBhdmlhcnkuZXZlbnRzLnYxInIKDlVzZXJSZWdpc3RlcmVkEg8KB3VzZXJfaWQYASABKAkSDQoFZW1haWwYAiABKAkSDQoFcGhvbmUYAyABKAkSMQoNcmVnaXN0ZXJlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijgEKDFVzZXJMb2dnZWRJbhIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSEwoLZGV2aWNlX25hbWUYAyABKAkSEgoKaXBfYWRkcmVzcxgEIAEoCRIwCgxsb2dnZWRfaW5fYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp0BCg5TZXNzaW9uUmV2b2tlZBIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSNgoGcmVhc29uGAMgASgOMiYuYXZpYXJ5LmV2ZW50cy52MS5TZXNzaW9uUmV2b2tlZFJlYXNvbhIuCgpyZXZva2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqVAgoUU2Vzc2lvblJldm9rZWRSZWFzb24SJgoiU0VTU0lPTl9SRVZPS0VEX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHVNFU1NJT05fUkVWT0tFRF9SRUFTT05fTE9HT1VUEAESKgomU0VTU0lPTl9SRVZPS0VEX1JFQVNPTl9SRVZPS0VEX0JZX1VTRVIQAhIuCipTRVNTSU9OX1JFVk9LRURfUkVBU09OX1JFRlJFU0hfVE9LRU5fUkVVU0UQAxIrCidTRVNTSU9OX1JFVk9LRURfUkVBU09OX1BBU1NXT1JEX0NIQU5HRUQQBBIpCiVTRVNTSU9OX1JFVk9LRURfUkVBU09OX1BBU1NXT1JEX1JFU0VUEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiJhdmlhcnkvZXZlbnRzL3YxL2F1dGhfZXZlbnRzLnByb3RvEhBhdmlhcnkuZXZlbnRzLnYxInIKDlVzZXJSZWdpc3RlcmVkEg8KB3VzZXJfaWQYASABKAkSDQoFZW1haWwYAiABKAkSDQoFcGhvbmUYAyABKAkSMQoNcmVnaXN0ZXJlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijgEKDFVzZXJMb2dnZWRJbhIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSEwoLZGV2aWNlX25hbWUYAyABKAkSEgoKaXBfYWRkcmVzcxgEIAEoCRIwCgxsb2dnZWRfaW5fYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp0BCg5TZXNzaW9uUmV2b2tlZBIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSNgoGcmVhc29uGAMgASgOMiYuYXZpYXJ5LmV2ZW50cy52MS5TZXNzaW9uUmV2b2tlZFJlYXNvbhIuCgpyZXZva2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKhAQoQVHdvRmFjdG9yRW5hYmxlZBIPCgd1c2VyX2lkGAEgASgJEjQKBm1ldGhvZBgCIAEoDjIkLmF2aWFyeS5ldmVudHMudjEuU2Vjb25kRmFjdG9yTWV0aG9kEhYKDnJlY292ZXJ5X2NvZGVzGAMgASgFEi4KCmVuYWJsZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsABChFUd29GYWN0b3JEaXNhYmxlZBIPCgd1c2VyX2lkGAEgASgJEjQKBm1ldGhvZBgCIAEoDjIkLmF2aWFyeS5ldmVudHMudjEuU2Vjb25kRmFjdG9yTWV0aG9kEjMKBXByb29mGAMgASgOMiQuYXZpYXJ5LmV2ZW50cy52MS5TZWNvbmRGYWN0b3JNZXRob2QSLwoLZGlzYWJsZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIncKEFJlY292ZXJ5Q29kZVVzZWQSDwoHdXNlcl9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEhEKCXJlbWFpbmluZxgDIAEoBRIrCgd1c2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLyAQoVQ29kZURlbGl2ZXJ5UmVxdWVzdGVkEi4KB2NoYW5uZWwYASABKA4yHS5hdmlhcnkuZXZlbnRzLnYxLkNvZGVDaGFubmVsEhEKCXJlY2lwaWVudBgCIAEoCRIPCgdwdXJwb3NlGAMgASgJEg4KBmxvY2FsZRgEIAEoCRITCgtzZWFsZWRfY29kZRgFIAEoDBIwCgxyZXF1ZXN0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKpUCChRTZXNzaW9uUmV2b2tlZFJlYXNvbhImCiJTRVNTSU9OX1JFVk9LRURfUkVBU09OX1VOU1BFQ0lGSUVEEAASIQodU0VTU0lPTl9SRVZPS0VEX1JFQVNPTl9MT0dPVVQQARIqCiZTRVNTSU9OX1JFVk9LRURfUkVBU09OX1JFVk9LRURfQllfVVNFUhACEi4KKlNFU1NJT05fUkVWT0tFRF9SRUFTT05fUkVGUkVTSF9UT0tFTl9SRVVTRRADEisKJ1NFU1NJT05fUkVWT0tFRF9SRUFTT05fUEFTU1dPUkRfQ0hBTkdFRBAEEikKJVNFU1NJT05fUkVWT0tFRF9SRUFTT05fUEFTU1dPUkRfUkVTRVQQBSqkAQoSU2Vjb25kRmFjdG9yTWV0aG9kEiQKIFNFQ09ORF9GQUNUT1JfTUVUSE9EX1VOU1BFQ0lGSUVEEAASHQoZU0VDT05EX0ZBQ1RPUl9NRVRIT0RfVE9UUBABEiYKIlNFQ09ORF9GQUNUT1JfTUVUSE9EX1JFQ09WRVJZX0NPREUQAhIhCh1TRUNPTkRfRkFDVE9SX01FVEhPRF9QQVNTV09SRBADKlkKC0NvZGVDaGFubmVsEhwKGENPREVfQ0hBTk5FTF9VTlNQRUNJRklFRBAAEhYKEkNPREVfQ0hBTk5FTF9FTUFJTBABEhQKEENPREVfQ0hBTk5FTF9TTVMQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Describes the message aviary.events.v1.UserRegistered.
@@ -33,6 +33,34 @@ export const SessionRevokedSchema = /*@__PURE__*/
   messageDesc(file_aviary_events_v1_auth_events, 2);
 
 /**
+ * Describes the message aviary.events.v1.TwoFactorEnabled.
+ * Use `create(TwoFactorEnabledSchema)` to create a new message.
+ */
+export const TwoFactorEnabledSchema = /*@__PURE__*/
+  messageDesc(file_aviary_events_v1_auth_events, 3);
+
+/**
+ * Describes the message aviary.events.v1.TwoFactorDisabled.
+ * Use `create(TwoFactorDisabledSchema)` to create a new message.
+ */
+export const TwoFactorDisabledSchema = /*@__PURE__*/
+  messageDesc(file_aviary_events_v1_auth_events, 4);
+
+/**
+ * Describes the message aviary.events.v1.RecoveryCodeUsed.
+ * Use `create(RecoveryCodeUsedSchema)` to create a new message.
+ */
+export const RecoveryCodeUsedSchema = /*@__PURE__*/
+  messageDesc(file_aviary_events_v1_auth_events, 5);
+
+/**
+ * Describes the message aviary.events.v1.CodeDeliveryRequested.
+ * Use `create(CodeDeliveryRequestedSchema)` to create a new message.
+ */
+export const CodeDeliveryRequestedSchema = /*@__PURE__*/
+  messageDesc(file_aviary_events_v1_auth_events, 6);
+
+/**
  * Describes the enum aviary.events.v1.SessionRevokedReason.
  */
 export const SessionRevokedReasonSchema = /*@__PURE__*/
@@ -45,4 +73,32 @@ export const SessionRevokedReasonSchema = /*@__PURE__*/
  */
 export const SessionRevokedReason = /*@__PURE__*/
   tsEnum(SessionRevokedReasonSchema);
+
+/**
+ * Describes the enum aviary.events.v1.SecondFactorMethod.
+ */
+export const SecondFactorMethodSchema = /*@__PURE__*/
+  enumDesc(file_aviary_events_v1_auth_events, 1);
+
+/**
+ * A second factor for sign-in.
+ *
+ * @generated from enum aviary.events.v1.SecondFactorMethod
+ */
+export const SecondFactorMethod = /*@__PURE__*/
+  tsEnum(SecondFactorMethodSchema);
+
+/**
+ * Describes the enum aviary.events.v1.CodeChannel.
+ */
+export const CodeChannelSchema = /*@__PURE__*/
+  enumDesc(file_aviary_events_v1_auth_events, 2);
+
+/**
+ * Where a one-time code goes.
+ *
+ * @generated from enum aviary.events.v1.CodeChannel
+ */
+export const CodeChannel = /*@__PURE__*/
+  tsEnum(CodeChannelSchema);
 

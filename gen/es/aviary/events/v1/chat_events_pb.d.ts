@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Conversation, ConversationKind, Message as Message$1 } from "../../chat/v1/chat_pb.js";
+import type { Conversation, ConversationKind, Message as Message$1, ReactionChange } from "../../chat/v1/chat_pb.js";
 
 /**
  * Describes the file aviary/events/v1/chat_events.proto.
@@ -120,4 +120,83 @@ export declare type ChatReceiptUpdated = Message<"aviary.events.v1.ChatReceiptUp
  * Use `create(ChatReceiptUpdatedSchema)` to create a new message.
  */
 export declare const ChatReceiptUpdatedSchema: GenMessage<ChatReceiptUpdated>;
+
+/**
+ * A message's text was edited (it keeps its sequence number).
+ *
+ * @generated from message aviary.events.v1.ChatMessageEdited
+ */
+export declare type ChatMessageEdited = Message<"aviary.events.v1.ChatMessageEdited"> & {
+  /**
+   * The message as it is now (edited_at set; reaction counts without `reacted`).
+   *
+   * @generated from field: aviary.chat.v1.Message message = 1;
+   */
+  message?: Message$1 | undefined;
+
+  /**
+   * The members who can see the message (history visibility applied), the sender included.
+   *
+   * @generated from field: repeated string member_ids = 2;
+   */
+  memberIds: string[];
+};
+
+/**
+ * Describes the message aviary.events.v1.ChatMessageEdited.
+ * Use `create(ChatMessageEditedSchema)` to create a new message.
+ */
+export declare const ChatMessageEditedSchema: GenMessage<ChatMessageEdited>;
+
+/**
+ * A message was deleted: its tombstone replaces it in the history.
+ *
+ * @generated from message aviary.events.v1.ChatMessageDeleted
+ */
+export declare type ChatMessageDeleted = Message<"aviary.events.v1.ChatMessageDeleted"> & {
+  /**
+   * The tombstone (deleted_at set, no text, attachments or reactions).
+   *
+   * @generated from field: aviary.chat.v1.Message message = 1;
+   */
+  message?: Message$1 | undefined;
+
+  /**
+   * The members who can see the message, the sender included.
+   *
+   * @generated from field: repeated string member_ids = 2;
+   */
+  memberIds: string[];
+};
+
+/**
+ * Describes the message aviary.events.v1.ChatMessageDeleted.
+ * Use `create(ChatMessageDeletedSchema)` to create a new message.
+ */
+export declare const ChatMessageDeletedSchema: GenMessage<ChatMessageDeleted>;
+
+/**
+ * A member added or took back a reaction to a message.
+ *
+ * @generated from message aviary.events.v1.ChatReactionChanged
+ */
+export declare type ChatReactionChanged = Message<"aviary.events.v1.ChatReactionChanged"> & {
+  /**
+   * @generated from field: aviary.chat.v1.ReactionChange change = 1;
+   */
+  change?: ReactionChange | undefined;
+
+  /**
+   * The members who can see the message, the reacting user included.
+   *
+   * @generated from field: repeated string member_ids = 2;
+   */
+  memberIds: string[];
+};
+
+/**
+ * Describes the message aviary.events.v1.ChatReactionChanged.
+ * Use `create(ChatReactionChangedSchema)` to create a new message.
+ */
+export declare const ChatReactionChangedSchema: GenMessage<ChatReactionChanged>;
 

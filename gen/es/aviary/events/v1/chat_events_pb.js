@@ -9,7 +9,7 @@ import { file_aviary_chat_v1_chat } from "../../chat/v1/chat_pb.js";
  * Describes the file aviary/events/v1/chat_events.proto.
  */
 export const file_aviary_events_v1_chat_events = /*@__PURE__*/
-  fileDesc("CiJhdmlhcnkvZXZlbnRzL3YxL2NoYXRfZXZlbnRzLnByb3RvEhBhdmlhcnkuZXZlbnRzLnYxIo4BCg9DaGF0TWVzc2FnZVNlbnQSKAoHbWVzc2FnZRgBIAEoCzIXLmF2aWFyeS5jaGF0LnYxLk1lc3NhZ2USEgoKbWVtYmVyX2lkcxgCIAMoCRIuCgRraW5kGAMgASgOMiAuYXZpYXJ5LmNoYXQudjEuQ29udmVyc2F0aW9uS2luZBINCgV0aXRsZRgEIAEoCSJ2ChdDaGF0Q29udmVyc2F0aW9uQ2hhbmdlZBIyCgxjb252ZXJzYXRpb24YASABKAsyHC5hdmlhcnkuY2hhdC52MS5Db252ZXJzYXRpb24SCwoDc2VxGAIgASgEEhoKEnJlbW92ZWRfbWVtYmVyX2lkcxgDIAMoCSJ7ChJDaGF0UmVjZWlwdFVwZGF0ZWQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEAoIcmVhZF9zZXEYAyABKAQSFQoNZGVsaXZlcmVkX3NlcRgEIAEoBBISCgptZW1iZXJfaWRzGAUgAygJYgZwcm90bzM", [file_aviary_chat_v1_chat]);
+  fileDesc("CiJhdmlhcnkvZXZlbnRzL3YxL2NoYXRfZXZlbnRzLnByb3RvEhBhdmlhcnkuZXZlbnRzLnYxIo4BCg9DaGF0TWVzc2FnZVNlbnQSKAoHbWVzc2FnZRgBIAEoCzIXLmF2aWFyeS5jaGF0LnYxLk1lc3NhZ2USEgoKbWVtYmVyX2lkcxgCIAMoCRIuCgRraW5kGAMgASgOMiAuYXZpYXJ5LmNoYXQudjEuQ29udmVyc2F0aW9uS2luZBINCgV0aXRsZRgEIAEoCSJ2ChdDaGF0Q29udmVyc2F0aW9uQ2hhbmdlZBIyCgxjb252ZXJzYXRpb24YASABKAsyHC5hdmlhcnkuY2hhdC52MS5Db252ZXJzYXRpb24SCwoDc2VxGAIgASgEEhoKEnJlbW92ZWRfbWVtYmVyX2lkcxgDIAMoCSJ7ChJDaGF0UmVjZWlwdFVwZGF0ZWQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEAoIcmVhZF9zZXEYAyABKAQSFQoNZGVsaXZlcmVkX3NlcRgEIAEoBBISCgptZW1iZXJfaWRzGAUgAygJIlEKEUNoYXRNZXNzYWdlRWRpdGVkEigKB21lc3NhZ2UYASABKAsyFy5hdmlhcnkuY2hhdC52MS5NZXNzYWdlEhIKCm1lbWJlcl9pZHMYAiADKAkiUgoSQ2hhdE1lc3NhZ2VEZWxldGVkEigKB21lc3NhZ2UYASABKAsyFy5hdmlhcnkuY2hhdC52MS5NZXNzYWdlEhIKCm1lbWJlcl9pZHMYAiADKAkiWQoTQ2hhdFJlYWN0aW9uQ2hhbmdlZBIuCgZjaGFuZ2UYASABKAsyHi5hdmlhcnkuY2hhdC52MS5SZWFjdGlvbkNoYW5nZRISCgptZW1iZXJfaWRzGAIgAygJYgZwcm90bzM", [file_aviary_chat_v1_chat]);
 
 /**
  * Describes the message aviary.events.v1.ChatMessageSent.
@@ -31,4 +31,25 @@ export const ChatConversationChangedSchema = /*@__PURE__*/
  */
 export const ChatReceiptUpdatedSchema = /*@__PURE__*/
   messageDesc(file_aviary_events_v1_chat_events, 2);
+
+/**
+ * Describes the message aviary.events.v1.ChatMessageEdited.
+ * Use `create(ChatMessageEditedSchema)` to create a new message.
+ */
+export const ChatMessageEditedSchema = /*@__PURE__*/
+  messageDesc(file_aviary_events_v1_chat_events, 3);
+
+/**
+ * Describes the message aviary.events.v1.ChatMessageDeleted.
+ * Use `create(ChatMessageDeletedSchema)` to create a new message.
+ */
+export const ChatMessageDeletedSchema = /*@__PURE__*/
+  messageDesc(file_aviary_events_v1_chat_events, 4);
+
+/**
+ * Describes the message aviary.events.v1.ChatReactionChanged.
+ * Use `create(ChatReactionChangedSchema)` to create a new message.
+ */
+export const ChatReactionChangedSchema = /*@__PURE__*/
+  messageDesc(file_aviary_events_v1_chat_events, 5);
 

@@ -5,7 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Conversation, Message as Message$1 } from "../../chat/v1/chat_pb.js";
+import type { Conversation, Message as Message$1, ReactionChange } from "../../chat/v1/chat_pb.js";
 import type { NotificationGroup } from "../../notification/v1/notification_pb.js";
 
 /**
@@ -329,6 +329,30 @@ export declare type Event = Message<"aviary.realtime.v1.Event"> & {
      */
     value: ChatTyping;
     case: "chatTyping";
+  } | {
+    /**
+     * Durable: a message's text was edited (same seq; replace it).
+     *
+     * @generated from field: aviary.chat.v1.Message chat_message_edited = 17;
+     */
+    value: Message$1;
+    case: "chatMessageEdited";
+  } | {
+    /**
+     * Durable: a message was deleted (same seq; replace it by the tombstone).
+     *
+     * @generated from field: aviary.chat.v1.Message chat_message_deleted = 18;
+     */
+    value: Message$1;
+    case: "chatMessageDeleted";
+  } | {
+    /**
+     * Durable: a member added or took back a reaction.
+     *
+     * @generated from field: aviary.chat.v1.ReactionChange chat_reaction = 19;
+     */
+    value: ReactionChange;
+    case: "chatReaction";
   } | { case: undefined; value?: undefined };
 };
 
