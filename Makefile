@@ -41,6 +41,7 @@ help:
 	@echo "make envoy-config   regenerate deploy/envoy/envoy.yaml from gen/aviary.binpb + deploy/envoy/routes.ts"
 	@echo "make k8s-manifests  regenerate deploy/k8s/base/{services,networkpolicies,migrations}.yaml"
 	@echo "make check-k8s / check-compose   kustomize + kubeconform on deploy/k8s; docker-compose config on deploy/docker-compose.yml"
+	@echo "make check-alerts   promtool check config + test rules on deploy/prometheus"
 	@echo "make rest-contract BASE_URL=http://127.0.0.1:8080   the REST contract table against a running edge"
 
 # --- toolchain -------------------------------------------------------------
@@ -175,6 +176,15 @@ check-compose:
 	  echo "docker-compose config rejected deploy/docker-compose.yml:"; echo "$$out"; exit 1; fi; \
 	echo "deploy/docker-compose.yml: valid (docker-compose config)"
 
+# deploy/prometheus: the config and its alert rules as Prometheus' own promtool
+# reads them, and the rules' unit tests (alerts.test.yml: series in, alerts out).
+.PHONY: check-alerts
+check-alerts:
+	@promtool=$$($(INFRA_TOOL) promtool); \
+	if ! out=$$("$$promtool" check config deploy/prometheus/prometheus.yml 2>&1); then echo "promtool check config rejected deploy/prometheus/prometheus.yml:"; echo "$$out"; exit 1; fi; \
+	if ! out=$$(cd deploy/prometheus && "$$promtool" test rules alerts.test.yml 2>&1); then echo "promtool test rules failed (deploy/prometheus/alerts.test.yml):"; echo "$$out"; exit 1; fi; \
+	echo "deploy/prometheus: config and $$(grep -c '^      - alert:' deploy/prometheus/alerts.yml) alert rules valid, alerts.test.yml passes (promtool)"
+
 # Each service's drizzle schema must match its committed migrations.
 .PHONY: check-migrations
 check-migrations: tools
@@ -229,8 +239,10 @@ rest-contract: tools
 # tests end; the last line is the "N passed, N failed" summary CI reads.
 .PHONY: test
 test: tools envoy
-	@$(MAKE) --no-print-directory lint check-generated breaking check-migrations check-envoy check-k8s check-compose typecheck
+	@$(MAKE) --no-print-directory lint check-generated breaking check-migrations check-envoy check-k8s check-compose check-alerts typecheck
 	@deploy/local/infra.sh up
+	@# The trace test's Jaeger: built once (~6-8 min cold, outside ava's timeouts), cached after.
+	@deploy/local/infra.sh tool jaeger >/dev/null
 	@set +e; source $(AVIARY_INFRA_DIR)/env; \
 	  node tools/run-tests.ts; status=$$?; \
 	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status

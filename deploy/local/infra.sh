@@ -12,7 +12,7 @@
 #   infra.sh stop|start|kill SVC     SVC = postgres|redis|kafka|s3|mail (failure tests)
 #   infra.sh kafka-run-class CLASS [ARGS...]   run a Kafka CLI class on the cached classpath
 #   infra.sh tool NAME               install a deploy checker once, print its path
-#                                    NAME = kustomize|kubeconform|k8s-schemas|docker-compose|promtool
+#                                    NAME = kustomize|kubeconform|k8s-schemas|docker-compose|promtool|prometheus|jaeger
 #
 # Only stdout carries the export lines (so `eval "$(infra.sh up)"` works);
 # progress and errors go to stderr.
@@ -878,6 +878,38 @@ ensure_k8s_schemas() {
   ) 8>"$home/.lock"
 }
 
+# Jaeger v2 (the trace backend tools/test/trace.test.ts queries), built from
+# source once and cached: `go install` refuses its module (it needs a replace
+# directive for sarama), so it is built in a scratch module pinned to the tag.
+readonly JAEGER_VERSION=${AVIARY_JAEGER_VERSION:-v1.76.0}
+ensure_jaeger() {
+  local home=$CACHE_DIR/jaeger-$JAEGER_VERSION
+  [[ -x $home/jaeger ]] && return 0
+  command -v go >/dev/null 2>&1 || die "go not found (needed once to build jaeger $JAEGER_VERSION)"
+  mkdir -p -- "$home"
+  (
+    flock -w "$TOOL_BUILD_TIMEOUT" 8 || die "timed out waiting for another jaeger build ($home/.lock)"
+    [[ -x $home/jaeger ]] && exit 0
+    local t0
+    t0=$(now_us)
+    log "building jaeger $JAEGER_VERSION into $home (one-time, ~8 min)"
+    rm -rf -- "$home/src"
+    mkdir -p -- "$home/src"
+    if ! (cd "$home/src" && export GOFLAGS=-buildvcs=false CGO_ENABLED=0 &&
+        go mod init aviary.local/jaeger &&
+        go mod edit -replace github.com/Shopify/sarama=github.com/Shopify/sarama@v1.33.0 &&
+        timeout "$TOOL_BUILD_TIMEOUT" go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" &&
+        timeout "$TOOL_BUILD_TIMEOUT" go build -trimpath -ldflags='-s -w' -o "$home/jaeger.tmp" github.com/jaegertracing/jaeger/cmd/jaeger) \
+        </dev/null >"$home/build.log" 2>&1 9>&-; then
+      show_tail "$home/build.log"
+      die "jaeger $JAEGER_VERSION build failed"
+    fi
+    mv -- "$home/jaeger.tmp" "$home/jaeger"
+    rm -rf -- "$home/src"
+    log "jaeger built ($(since "$t0"))"
+  ) 8>"$home/.lock"
+}
+
 cmd_tool() {
   local name=${1:-} home
   case $name in
@@ -896,7 +928,13 @@ cmd_tool() {
     promtool)
       ensure_promtool
       printf '%s\n' "$CACHE_DIR/prometheus-deb/root/usr/bin/promtool" ;;
-    *) die "usage: infra.sh tool kustomize|kubeconform|k8s-schemas|docker-compose|promtool" ;;
+    prometheus)
+      ensure_promtool  # the same Debian package ships the server
+      printf '%s\n' "$CACHE_DIR/prometheus-deb/root/usr/bin/prometheus" ;;
+    jaeger)
+      ensure_jaeger
+      printf '%s\n' "$CACHE_DIR/jaeger-$JAEGER_VERSION/jaeger" ;;
+    *) die "usage: infra.sh tool kustomize|kubeconform|k8s-schemas|docker-compose|promtool|prometheus|jaeger" ;;
   esac
 }
 

@@ -34,7 +34,7 @@ export function renderDeployConfig(): object {
   });
 }
 
-/** The loopback render: every upstream on 127.0.0.1, no tracing (no collector runs locally). */
+/** The loopback render: every upstream on 127.0.0.1; tracing only when a collector is given (none runs locally by default). */
 export function renderLoopbackConfig(options: {
   listenPort: number;
   adminPort: number;
@@ -44,6 +44,8 @@ export function renderLoopbackConfig(options: {
   rateLimitTimeoutMs?: number;
   trustedProxyHops?: number;
   streamIdleSeconds?: number;
+  /** An OTLP/gRPC endpoint (e.g. the trace test's Jaeger); no tracing when absent. */
+  otlpCollector?: HostPort;
 }): object {
   // Every service is on loopback; one not given explicitly is expected on its
   // deploy port (the services' own defaults), so the render is always complete.
@@ -60,6 +62,7 @@ export function renderLoopbackConfig(options: {
     ...(options.rateLimitTimeoutMs !== undefined ? { rateLimitTimeoutMs: options.rateLimitTimeoutMs } : {}),
     ...(options.trustedProxyHops !== undefined ? { trustedProxyHops: options.trustedProxyHops } : {}),
     ...(options.streamIdleSeconds !== undefined ? { streamIdleSeconds: options.streamIdleSeconds } : {}),
+    ...(options.otlpCollector ? { otlpCollector: options.otlpCollector } : {}),
   });
 }
 
@@ -75,10 +78,16 @@ export function toEnvoyFile(config: object, header: string): string {
 
 if (import.meta.main) {
   const { values } = parseArgs({ options: { out: { type: "string" }, loopback: { type: "boolean", default: false } } });
-  // The loopback render switches every optional part on (rate limiting too), so the validate gate covers it.
+  // The loopback render switches every optional part on (rate limiting, tracing), so the validate gate covers it.
   const text = values.loopback
     ? toEnvoyFile(
-        renderLoopbackConfig({ listenPort: 8080, adminPort: 9901, upstreams: { auth: { host: "127.0.0.1", port: 8081 } }, rateLimitService: { host: "127.0.0.1", port: 8090 } }),
+        renderLoopbackConfig({
+          listenPort: 8080,
+          adminPort: 9901,
+          upstreams: { auth: { host: "127.0.0.1", port: 8081 } },
+          rateLimitService: { host: "127.0.0.1", port: 8090 },
+          otlpCollector: { host: "127.0.0.1", port: 4317 },
+        }),
         "Loopback edge (make dev ports).",
       )
     : deployConfigFile();

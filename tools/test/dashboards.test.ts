@@ -5,7 +5,8 @@
 // OpenTelemetry Prometheus exporter names them) and Envoy's (scraped from a
 // real Envoy started with the edge config) — uses only labels those metrics
 // carry, and filters rpc_method only by RPCs the contracts define. Grafana
-// provisions them from the folder compose mounts.
+// provisions them from the folder compose mounts. The alert rules'
+// expressions (deploy/prometheus/alerts.yml) are held to the same checks.
 import test from "ava";
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -15,40 +16,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parse } from "yaml";
 import { startEnvoy } from "../../services/runtime/test-support/envoy.ts";
+import { alertExpressions, dashboardExpressions, dashboardFiles, dashboards, interpolate, repoRoot } from "./promql.ts";
 
-const repoRoot = path.resolve(import.meta.dirname, "../..");
-const dashboardsDir = path.join(repoRoot, "deploy/grafana/dashboards");
-const files = readdirSync(dashboardsDir).filter((f) => f.endsWith(".json"));
-const dashboards = files.map((file) => ({ file, json: JSON.parse(readFileSync(path.join(dashboardsDir, file), "utf8")) }));
-
-interface Expr {
-  where: string;
-  expr: string;
-}
-
-/** Every PromQL expression: panel targets (rows nest panels too) and query variables. */
-function expressions(): Expr[] {
-  const out: Expr[] = [];
-  const walk = (file: string, panels: any[]) => {
-    for (const panel of panels ?? []) {
-      for (const target of panel.targets ?? []) if (target.expr) out.push({ where: `${file}: ${panel.title} (${target.refId})`, expr: target.expr });
-      walk(file, panel.panels);
-    }
-  };
-  for (const { file, json } of dashboards) {
-    walk(file, json.panels);
-    for (const variable of json.templating?.list ?? []) {
-      const query = typeof variable.query === "string" ? variable.query : variable.query?.query;
-      const inner = /^label_values\((.+),\s*\w+\)$/.exec(query ?? "")?.[1] ?? /^label_values\((\w+)\)$/.exec(query ?? "")?.[1];
-      if (inner) out.push({ where: `${file}: variable ${variable.name}`, expr: inner });
-    }
-  }
-  return out;
-}
-
-/** Grafana's variables as Prometheus would see them after interpolation. */
-const interpolate = (expr: string) =>
-  expr.replaceAll("$__rate_interval", "5m").replaceAll("$__interval", "1m").replaceAll("$service", "auth").replaceAll("$method", ".+");
+const files = dashboardFiles;
+const expressions = () => [...dashboardExpressions(), ...alertExpressions()];
 
 const FUNCTIONS = new Set(
   "abs absent absent_over_time avg avg_over_time bottomk ceil changes clamp clamp_max clamp_min count count_over_time count_values delta deriv exp floor group histogram_quantile holt_winters idelta increase irate label_join label_replace last_over_time ln log10 log2 max max_over_time min min_over_time predict_linear quantile quantile_over_time rate resets round scalar sgn sort sort_desc sqrt stddev stddev_over_time stdvar sum sum_over_time time timestamp topk vector".split(" "),
@@ -113,8 +84,10 @@ function serviceMetrics(): Map<string, Set<string>> {
   return metrics;
 }
 const RPC_LABELS = ["rpc_system", "rpc_service", "rpc_method", "status"];
-// ratelimit.decisions {rule, code}; auth.code_deliveries {channel, outcome}.
-const INSTRUMENT_LABELS = ["rule", "code", "channel", "outcome"];
+// ratelimit.decisions {rule, code}; auth.code_deliveries {channel, outcome}; the runtime's metrics.ts:
+// events.consumed {group, topic, outcome}, kafka.consumer.lag {group, topic, partition}, outbox.* {outbox},
+// cache.lookups {cache, keyspace, result}, push.deliveries {provider, verdict}.
+const INSTRUMENT_LABELS = ["rule", "code", "channel", "outcome", "group", "topic", "partition", "outbox", "cache", "keyspace", "result", "provider", "verdict"];
 
 /** The metric families a real Envoy with the loopback edge config exports, with their labels. */
 async function envoyMetrics(): Promise<Map<string, Set<string>>> {

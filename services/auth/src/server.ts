@@ -156,7 +156,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
   reloadKeys.unref();
 
   // Every role relays the outbox (one instance at a time, under the relay's lock).
-  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
+  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry });
   const serves = config.role === "all" || config.role === "api";
   const sends = config.role === "all" || config.role === "sender";
   const secretsKey = config.secretsKey === undefined ? undefined : parseSecretsKey(config.secretsKey);

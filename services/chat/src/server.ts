@@ -15,6 +15,7 @@ import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import type { ReadinessCheck } from "@aviary/runtime/health";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
+import { tracedUserStreams } from "@aviary/runtime/realtime/traced";
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
 import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { parseSendRate, sendRatePattern, type SendRate } from "./domain/send-rate.ts";
@@ -118,14 +119,14 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
   const cache = await base.cache(config, adapters.cache);
   const bus = await base.bus(config, adapters.bus);
   // Not a readiness check: a realtime Redis outage delays delivery (the consumer retries), it must not take the API out of rotation.
-  const userStreams = adapters.userStreams ?? base.own(await openUserStreams(config, logger));
+  const userStreams = tracedUserStreams(adapters.userStreams ?? base.own(await openUserStreams(config, logger)), telemetry);
   await database.migrate(migrationsFolder, { schema: "chat" });
 
   // The API writes the outbox, so it relays it (one relay at a time publishes, under the relay's lock).
-  const relay: OutboxRelay | undefined = serves ? await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, lingerMs: config.relayLingerMs }) : undefined;
+  const relay: OutboxRelay | undefined = serves ? await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry, lingerMs: config.relayLingerMs }) : undefined;
   const subscriptions: Subscription[] = [];
   if (delivers) {
-    subscriptions.push(await consumeChatEvents({ bus, topic: config.eventsTopic, groupId: config.group, streams: userStreams, partitionsConcurrently: config.deliveryConcurrency }));
+    subscriptions.push(await consumeChatEvents({ bus, topic: config.eventsTopic, groupId: config.group, streams: userStreams, partitionsConcurrently: config.deliveryConcurrency, telemetry }));
   }
 
   // The handlers hand these deps to sendMessage as they are, so the send's test-only failpoint hook rides along.

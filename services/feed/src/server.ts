@@ -14,6 +14,7 @@ import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import type { ReadinessCheck } from "@aviary/runtime/health";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
+import { tracedUserStreams } from "@aviary/runtime/realtime/traced";
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
 import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createFeedHandlers } from "./handlers.ts";
@@ -97,7 +98,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
   const bus = consumes ? await base.bus(config, adapters.bus) : undefined;
   // Only the consumer sends hints. Not a readiness check: hints are optional,
   // a realtime Redis outage must not take the feed out of rotation.
-  const userStreams = bus && config.liveHints ? (adapters.userStreams ?? base.own(await openUserStreams(config, logger))) : undefined;
+  const userStreams = bus && config.liveHints ? tracedUserStreams(adapters.userStreams ?? base.own(await openUserStreams(config, logger)), telemetry) : undefined;
   await database.migrate(migrationsFolder, { schema: "feed" });
 
   let subscription: Subscription | undefined;
@@ -112,6 +113,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
       backfill: config.backfill,
       ...(userStreams ? { hints: createFeedHints({ streams: userStreams, logger }) } : {}),
       partitionsConcurrently: config.consumerConcurrency,
+      telemetry,
     });
   }
 

@@ -14,6 +14,7 @@ import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import type { ReadinessCheck } from "@aviary/runtime/health";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
+import { tracedUserStreams } from "@aviary/runtime/realtime/traced";
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
 import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createNotificationHandlers } from "./handlers.ts";
@@ -113,14 +114,14 @@ export async function startNotificationService(config: NotificationConfig, adapt
   const cache = await base.cache(config, adapters.cache);
   const bus = await base.bus(config, adapters.bus);
   // Not a readiness check: a realtime Redis outage degrades live updates, it must not take the service out of rotation.
-  const userStreams = adapters.userStreams ?? base.own(await openUserStreams(config, logger));
+  const userStreams = tracedUserStreams(adapters.userStreams ?? base.own(await openUserStreams(config, logger)), telemetry);
   await database.migrate(migrationsFolder, { schema: "notification" });
   const users = consumes || pushes ? (adapters.users ?? internalUsers(config)) : undefined;
   const live = createLiveUpdates({ streams: userStreams, database, logger });
 
   // Every role relays the outbox: ingest writes push requests to it, and any
   // instance may publish them (one at a time, under the relay's lock).
-  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
+  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry });
   const subscriptions: Subscription[] = [];
   if (consumes && users) {
     const consume = {
@@ -134,6 +135,7 @@ export async function startNotificationService(config: NotificationConfig, adapt
       live,
       logger,
       partitionsConcurrently: config.consumerConcurrency,
+      telemetry,
     };
     subscriptions.push(await consumeNotificationEvents(consume));
     // Chat messages → pushes, on their own subscription (group NOTIFICATION_GROUP + "-chat").
@@ -158,6 +160,7 @@ export async function startNotificationService(config: NotificationConfig, adapt
           deviceConcurrency: config.pushDeviceConcurrency,
           maxAgeMs: config.pushMaxAgeMs,
           logger,
+          telemetry,
         },
         { partitionsConcurrently: config.pushConcurrency },
       ),

@@ -65,7 +65,7 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
   const bus = await base.bus(config, adapters.bus);
   await database.migrate(migrationsFolder, { schema: "posts" });
 
-  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
+  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry });
   const tokens = pageTokensFor(PostService.typeName, config, logger);
 
   const handlers = createPostHandlers({

@@ -75,6 +75,8 @@ export async function startRateLimitService(config: RateLimitConfig, adapters: R
 
   const decisions = telemetry.meter.createCounter("ratelimit.decisions", { description: "Limited descriptors checked, by rule and outcome" });
   const failOpens = telemetry.meter.createCounter("ratelimit.fail_open", { description: "Requests answered OK because the counters did not answer" });
+  // Exported at 0 from the start: "never failed open" is a series with rate 0, not an absent one (dashboards, alerts).
+  failOpens.add(0);
   const handlers = createRateLimitHandlers({
     cache,
     rules: config.rules,

@@ -9,6 +9,7 @@ import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { decodeEvent } from "@aviary/runtime/realtime/events";
+import { realtimeInstruments } from "@aviary/runtime/metrics";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import type { UserStreamHub } from "@aviary/runtime/realtime/user-streams";
 import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
@@ -72,6 +73,8 @@ export async function startRealtimeService(config: RealtimeConfig, adapters: Rea
   const hub = adapters.userStreams ?? base.own(await openUserStreams(config, logger));
 
   const registry = createStreamRegistry({ hub, decode: decodeEvent, logger });
+  // realtime_streams_open: read from the registry when Prometheus scrapes.
+  realtimeInstruments(telemetry.meter).open.addCallback((result) => result.observe(registry.size));
   const presence = startPresenceTracker({
     hub,
     registry,

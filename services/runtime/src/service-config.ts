@@ -10,6 +10,7 @@ import { createLogger, type Logger } from "./log.ts";
 import { startTelemetry, type Telemetry } from "./telemetry.ts";
 import { openDatabase } from "./db/open.ts";
 import { openCache } from "./cache/open.ts";
+import { meteredCache } from "./cache/metered.ts";
 import { openEventBus } from "./bus/open.ts";
 import type { Database } from "./db/database.ts";
 import type { Cache } from "./cache/cache.ts";
@@ -117,7 +118,8 @@ export function startServiceBase(name: string, config: ConfigOf<typeof observabi
     logger,
     telemetry,
     database: async (databaseConfig, handedIn) => handedIn ?? resources.own(await openDatabaseFrom(databaseConfig, logger)),
-    cache: async (cacheConfig, handedIn) => handedIn ?? resources.own(await openCacheFrom(cacheConfig, logger)),
+    // Hits and misses are counted whichever adapter it is, handed in or opened (cache/metered.ts).
+    cache: async (cacheConfig, handedIn) => meteredCache(handedIn ?? resources.own(await openCacheFrom(cacheConfig, logger)), telemetry.meter),
     bus: async (busConfig, handedIn) => handedIn ?? resources.own(await openBusFrom(name, busConfig, logger)),
     own: (resource) => resources.own(resource),
     async close() {

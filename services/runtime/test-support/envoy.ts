@@ -35,6 +35,8 @@ export interface EnvoyOptions {
   rateLimitTimeoutMs?: number;
   /** xff_num_trusted_hops (default 0): with 1, a test's x-forwarded-for sets the client address per request. */
   trustedProxyHops?: number;
+  /** An OTLP/gRPC collector URL (e.g. http://127.0.0.1:4317): the edge traces every request to it; no tracing when absent. */
+  otlpCollector?: string;
   /** The edge's stream_idle_timeout in seconds (default: the deploy value). */
   streamIdleSeconds?: number;
   /** Fixed ports (`make dev`); free ones when absent. */
@@ -82,6 +84,7 @@ export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {
     ...(options.rateLimitTimeoutMs !== undefined ? { rateLimitTimeoutMs: options.rateLimitTimeoutMs } : {}),
     ...(options.trustedProxyHops !== undefined ? { trustedProxyHops: options.trustedProxyHops } : {}),
     ...(options.streamIdleSeconds !== undefined ? { streamIdleSeconds: options.streamIdleSeconds } : {}),
+    ...(options.otlpCollector ? { otlpCollector: hostPort(options.otlpCollector) } : {}),
   });
   const dir = await mkdtemp(path.join(tmpdir(), "aviary-envoy-"));
   const configPath = path.join(dir, "envoy.yaml");

@@ -69,7 +69,7 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
   const bus = await base.bus(config, adapters.bus);
   await database.migrate(migrationsFolder, { schema: "users" });
 
-  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger });
+  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry });
   const profilesSubscription = await consumeAuthEvents({ database, bus, groupId: config.profilesGroup });
   const tokens = pageTokensFor(UserService.typeName, config, logger);
 

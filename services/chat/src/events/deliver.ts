@@ -5,6 +5,7 @@
 // A stream outage fails the handler, so the bus retries with backoff and
 // finally parks the event on `<topic>.dlq`.
 import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus/bus";
+import type { EventTelemetry } from "@aviary/runtime/bus/tracing";
 import { EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
 import { decodedEvent, eventUuid } from "@aviary/runtime/outbox/fields";
 import { encodeEventCopies, type EventPayload } from "@aviary/runtime/realtime/events";
@@ -28,6 +29,8 @@ export interface DeliverOptions {
   groupId: string;
   streams: UserStreamPublisher;
   partitionsConcurrently?: number;
+  /** The chat service's tracer: each delivery is a CONSUMER span in the event's trace. */
+  telemetry?: EventTelemetry;
 }
 
 export function consumeChatEvents(options: DeliverOptions): Promise<Subscription> {
@@ -39,6 +42,7 @@ export function consumeChatEvents(options: DeliverOptions): Promise<Subscription
     // Undecodable events are still parked at once (the bus does that).
     maxAttempts: DELIVERY_MAX_ATTEMPTS,
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
+    ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
     handle: (event) => deliverChatEvents(options.streams, [event]),
     // A batch's items in one round trip: every member's items of every event, in order per member.
     handleBatch: (events) => deliverChatEvents(options.streams, events),

@@ -18,6 +18,7 @@
 // Live hints (FeedUpdated, see live-hints.ts) follow a post's timeline writes,
 // batch by batch, outside the projection transaction; they never fail an event.
 import type { Database } from "@aviary/runtime/db/database";
+import { inSpan, type EventTelemetry } from "@aviary/runtime/bus/tracing";
 import { handleOnce } from "@aviary/runtime/outbox/idempotent";
 import type { TimelineStore } from "../store/timelines.ts";
 import type { FeedHints } from "./live-hints.ts";
@@ -50,6 +51,8 @@ export interface ProjectorDeps {
   backfill: number;
   /** Live "new posts" hints; none when absent (FEED_LIVE_HINTS=false, or the api role). */
   hints?: FeedHints;
+  /** The feed service's tracer: the fan-out is a span in the consuming event's trace. */
+  telemetry?: EventTelemetry;
 }
 
 const once = (deps: ProjectorDeps, eventId: string, apply: Parameters<typeof handleOnce>[4]) =>
@@ -65,15 +68,18 @@ export async function applyPostCreated(deps: ProjectorDeps, eventId: string, pos
   const row = await findPost(deps.database.db, post.postId);
   if (!row || row.deletedAt !== null) return;
   const entry = [{ postId: row.postId, score: row.createdAt.getTime() }];
-  await deps.timelines.addToExisting([row.authorId], entry);
-  await deps.hints?.postAdded([row.authorId], row.postId);
-  // Not fanned out: followers merge it at read time, and get no live hint;
-  // walking every follower just for hints is the cost the hybrid avoids.
-  if (!row.fannedOut) return;
-  await forEachFollowerBatch(deps, row.authorId, async (followers) => {
-    await deps.timelines.addToExisting(followers, entry);
-    // After the write: a reader acting on the hint finds the post.
-    await deps.hints?.postAdded(followers, row.postId);
+  // The timeline writes (and live hints) are one span in the event's trace.
+  await inSpan(deps.telemetry, "feed fan-out", { "aviary.post_id": row.postId, "aviary.fanned_out": String(row.fannedOut) }, async () => {
+    await deps.timelines.addToExisting([row.authorId], entry);
+    await deps.hints?.postAdded([row.authorId], row.postId);
+    // Not fanned out: followers merge it at read time, and get no live hint;
+    // walking every follower just for hints is the cost the hybrid avoids.
+    if (!row.fannedOut) return;
+    await forEachFollowerBatch(deps, row.authorId, async (followers) => {
+      await deps.timelines.addToExisting(followers, entry);
+      // After the write: a reader acting on the hint finds the post.
+      await deps.hints?.postAdded(followers, row.postId);
+    });
   });
 }
 

@@ -42,6 +42,7 @@ export function consumeFeedEvents(options: ConsumeOptions): Promise<Subscription
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
     ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
     ...(options.initialBackoffMs === undefined ? {} : { initialBackoffMs: options.initialBackoffMs }),
+    ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
     handle: (event) => handleFeedEvent(options, event),
   });
 }

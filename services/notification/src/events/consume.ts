@@ -6,6 +6,7 @@
 // failing is retried with backoff by the bus and then parked on
 // `<topic>.dlq` with the reason; one that cannot be decoded is parked at once.
 import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus/bus";
+import type { EventTelemetry } from "@aviary/runtime/bus/tracing";
 import { EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
 import { decodedEvent, eventTime, eventUuid, optionalEventUuid } from "@aviary/runtime/outbox/fields";
 import { CommentCreatedSchema, CommentDeletedSchema, LikeCreatedSchema, LikeDeletedSchema, PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
@@ -52,6 +53,8 @@ export interface ConsumeOptions extends ApplyDeps {
   /** Delivery policy overrides (tests); the bus' defaults otherwise. */
   maxAttempts?: number;
   initialBackoffMs?: number;
+  /** The notification service's tracer: each event is a CONSUMER span in its producer's trace. */
+  telemetry?: EventTelemetry;
 }
 
 export function consumeNotificationEvents(options: ConsumeOptions): Promise<Subscription> {
@@ -61,6 +64,7 @@ export function consumeNotificationEvents(options: ConsumeOptions): Promise<Subs
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
     ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
     ...(options.initialBackoffMs === undefined ? {} : { initialBackoffMs: options.initialBackoffMs }),
+    ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
     handle: (event) => handleNotificationEvent(options, event),
   });
 }
@@ -140,6 +144,7 @@ export function consumeChatMessages(options: ConsumeOptions & { chatTopic: strin
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
     ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
     ...(options.initialBackoffMs === undefined ? {} : { initialBackoffMs: options.initialBackoffMs }),
+    ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
     handle: (event) => handleChatEvent(options, event),
   });
 }

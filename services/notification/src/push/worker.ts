@@ -18,6 +18,8 @@ import type { Database } from "@aviary/runtime/db/database";
 import type { Logger } from "@aviary/runtime/log";
 import { decodedEvent, eventUuid } from "@aviary/runtime/outbox/fields";
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
+import { meterOf, pushInstruments } from "@aviary/runtime/metrics";
+import type { Telemetry } from "@aviary/runtime/telemetry";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { NotificationCreatedSchema } from "@aviary/gen/aviary/events/v1/notification_events_pb";
 import { kindName } from "../domain/kinds.ts";
@@ -52,6 +54,8 @@ export interface PushWorkerDeps {
   logger: Logger;
   /** Waits between retries (default: a timer). */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** The service's telemetry: push_deliveries_total{provider, verdict}, and the subscription's spans and event counters (the global API when absent). */
+  telemetry?: Pick<Telemetry, "tracer" | "propagator" | "meter">;
 }
 
 /** The worker's state across requests: the deps, and whether the stream store looked down lately. */
@@ -68,12 +72,16 @@ interface Worker extends PushWorkerDeps {
  */
 export function consumePushRequests(deps: PushWorkerDeps, options: { partitionsConcurrently?: number } = {}): Promise<Subscription> {
   const worker: Worker = { ...deps, foregroundGate: outageGate(FOREGROUND_SKIP_MS) };
+  // The failure verdicts exported at 0 from the start, so the first failures after a start are an increase Prometheus sees.
+  const { outcomes } = pushInstruments(meterOf(deps.telemetry));
+  for (const provider of deps.providers.keys()) for (const verdict of ["failed", "retry"]) outcomes.add(0, { provider, verdict });
   return deps.bus.subscribe({
     groupId: deps.groupId,
     topics: [deps.topic],
     fromBeginning: false,
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
     handle: (event) => handlePushRequest(worker, event),
+    ...(deps.telemetry === undefined ? {} : { telemetry: deps.telemetry }),
   });
 }
 
@@ -116,13 +124,17 @@ async function deliver(
   foreground: ReadonlySet<string>,
 ): Promise<void> {
   const row = { notificationId: request.notificationId, deviceId: device.deviceId, recipientId: request.recipientId, platform: device.platform };
+  // push_deliveries_total{provider, verdict}: the provider is the device's platform (ios → APNs, android → FCM, web → Web Push).
+  const counted = (verdict: string) => pushInstruments(meterOf(deps.telemetry)).outcomes.add(1, { provider: device.platform, verdict });
   if (device.sessionId !== "" && foreground.has(device.sessionId)) {
     await claimDelivery(deps.database.db, { ...row, status: "skipped", reason: "foreground stream" }, new Date());
+    counted("skipped_foreground");
     return;
   }
   const provider = deps.providers.get(device.platform);
   if (provider === undefined) {
     await claimDelivery(deps.database.db, { ...row, status: "skipped", reason: `no ${device.platform} provider configured` }, new Date());
+    counted("skipped_no_provider");
     return;
   }
   if (!(await claimDelivery(deps.database.db, { ...row, status: "sending" }, new Date()))) return;
@@ -139,6 +151,7 @@ async function deliver(
     await sleep(retryDelayMs(deps.retry, attempts, verdict.retryAfterMs));
   }
   const outcome = await settle(deps, event, device, verdict, attempts);
+  counted(verdict.kind);
   await finishDelivery(deps.database.db, { notificationId: request.notificationId, deviceId: device.deviceId }, { ...outcome, attempts }, new Date());
 }
 

@@ -1,3 +1,5 @@
+import type { EventTelemetry } from "./tracing.ts";
+
 /**
  * The event-bus port. Two adapters share these semantics and one test suite:
  * Kafka (kafkajs, idempotent producer) and an in-process bus for `make dev`.
@@ -49,6 +51,8 @@ export interface SubscribeOptions {
    * gains throughput from more. Default 1.
    */
   partitionsConcurrently?: number;
+  /** The consuming service's tracer and propagator, for the CONSUMER span of each event (the global tracer and W3C tracecontext when absent). */
+  telemetry?: EventTelemetry;
 }
 
 export interface Subscription {

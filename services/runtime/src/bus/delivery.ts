@@ -1,4 +1,5 @@
 import { deadLetterTopic, EventHeaders, type DeliveredEvent, type EventRecord, type SubscribeOptions } from "./bus.ts";
+import { eventInstruments, meterOf, type EventOutcome } from "../metrics.ts";
 
 /**
  * The delivery policy both adapters run: call the handler, retry with
@@ -47,21 +48,36 @@ export async function deliver(
   handle: (event: DeliveredEvent) => Promise<void>,
   policy: RetryPolicy,
   hooks: DeliveryHooks,
+  count: (event: EventRecord, outcome: EventOutcome, n?: number) => void = () => {},
 ): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     try {
       await handle({ ...event, attempt });
+      count(event, "handled");
       return true;
     } catch (error) {
+      count(event, "failed");
       // Bytes that cannot be decoded never will be: park them now instead of
       // holding the partition through every retry.
       if (attempt >= policy.maxAttempts || isUndecodable(error)) {
         await hooks.deadLetter(deadLetterRecord(event, groupId, error));
+        count(event, "dead_lettered");
         return true;
       }
       if (!(await hooks.sleep(backoffMs(policy, attempt)))) return false;
     }
   }
+}
+
+/**
+ * Exports the subscription's events_consumed_total series at 0 for every
+ * outcome as it starts, so the first dead letter after a start is an
+ * increase Prometheus sees (a counter that appears at 1 has not increased).
+ * Both adapters call it in `subscribe`.
+ */
+export function zeroEventCounters(options: Pick<SubscribeOptions, "groupId" | "topics" | "telemetry">): void {
+  const { consumed } = eventInstruments(meterOf(options.telemetry));
+  for (const topic of options.topics) for (const outcome of ["handled", "failed", "dead_lettered"] as const) consumed.add(0, { group: options.groupId, topic, outcome });
 }
 
 /** Events handed to `handleBatch` at once, at most (bounds a run's latency and its retry). */
@@ -78,10 +94,13 @@ export const MAX_BATCH = 256;
 export async function deliverRun(
   events: ReadonlyArray<Omit<DeliveredEvent, "attempt">>,
   groupId: string,
-  options: Pick<SubscribeOptions, "handle" | "handleBatch">,
+  options: Pick<SubscribeOptions, "handle" | "handleBatch" | "telemetry">,
   policy: RetryPolicy,
   hooks: DeliveryHooks & { done(event: Omit<DeliveredEvent, "attempt">): Promise<void> },
 ): Promise<boolean> {
+  // events_consumed_total{group, topic, outcome}: a counter add per event, nothing more on the hot path.
+  const consumed = eventInstruments(meterOf(options.telemetry)).consumed;
+  const count = (event: EventRecord, outcome: EventOutcome, n = 1) => consumed.add(n, { group: groupId, topic: event.topic, outcome });
   if (options.handleBatch !== undefined && events.length > 1) {
     let applied = false;
     try {
@@ -91,12 +110,13 @@ export async function deliverRun(
       // Not counted as an attempt: each event is tried on its own next.
     }
     if (applied) {
+      count(events[0]!, "handled", events.length);
       for (const event of events) await hooks.done(event);
       return true;
     }
   }
   for (const event of events) {
-    if (!(await deliver(event, groupId, options.handle, policy, hooks))) return false;
+    if (!(await deliver(event, groupId, options.handle, policy, hooks, count))) return false;
     await hooks.done(event);
   }
   return true;

@@ -1,9 +1,12 @@
 import { Kafka, logLevel, Partitioners, type Admin, type Producer, type TopicMessages } from "kafkajs";
 import { deadLetterTopic, type EventBus, type EventRecord, type SubscribeOptions, type Subscription } from "./bus.ts";
 import { startKafkaSubscription } from "./kafka-consumer.ts";
+import { zeroEventCounters } from "./delivery.ts";
+import { observeConsumerLag } from "./kafka-lag.ts";
 import { kafkaLogCreator } from "./kafka-log.ts";
 import { consoleSink, type LogSink } from "./log-sink.ts";
 import { sleep } from "./timing.ts";
+import { tracedSubscriber } from "./tracing.ts";
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -49,6 +52,8 @@ export function openKafkaBus(options: KafkaBusOptions): EventBus {
   const replicationFactor = options.replicationFactor ?? 1;
   const knownTopics = new Set<string>();
   const subscriptions = new Set<Subscription>();
+  /** Consumer-lag gauge callbacks (kafka-lag.ts), one per subscription; removed before the admin client closes. */
+  const lagObservers = new Set<() => void>();
 
   const admin = lazyClient<Admin>(
     () => connected(kafka.admin()),
@@ -128,13 +133,18 @@ export function openKafkaBus(options: KafkaBusOptions): EventBus {
 
     async subscribe(subscribeOptions: SubscribeOptions) {
       await ensureTopics([...subscribeOptions.topics, ...subscribeOptions.topics.map(deadLetterTopic)]);
+      zeroEventCounters(subscribeOptions);
       const subscription = await startKafkaSubscription(
         { kafka, publish, log, joinTimeoutMs: options.joinTimeoutMs ?? 30_000, sessionTimeoutMs: options.sessionTimeoutMs ?? 10_000 },
-        subscribeOptions,
+        tracedSubscriber(subscribeOptions, "kafka"),
       );
       subscriptions.add(subscription);
+      const unobserve = observeConsumerLag(subscribeOptions.telemetry, subscribeOptions.groupId, subscribeOptions.topics, withAdmin);
+      lagObservers.add(unobserve);
       return {
         async stop() {
+          lagObservers.delete(unobserve);
+          unobserve();
           subscriptions.delete(subscription);
           await subscription.stop();
         },
@@ -158,6 +168,8 @@ export function openKafkaBus(options: KafkaBusOptions): EventBus {
     },
 
     async close() {
+      for (const unobserve of lagObservers) unobserve();
+      lagObservers.clear();
       await Promise.all([...subscriptions].map((s) => s.stop()));
       subscriptions.clear();
       await serially(() => producer.reset());

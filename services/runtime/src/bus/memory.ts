@@ -1,6 +1,7 @@
 import { deadLetterTopic, type DeliveredEvent, type EventBus, type EventRecord, type SubscribeOptions, type Subscription } from "./bus.ts";
-import { deliverRun, MAX_BATCH, retryPolicy } from "./delivery.ts";
+import { deliverRun, MAX_BATCH, retryPolicy, zeroEventCounters } from "./delivery.ts";
 import { Doorbell } from "./doorbell.ts";
+import { tracedSubscriber } from "./tracing.ts";
 
 /**
  * The in-process event bus for `make dev` and unit tests, with the Kafka
@@ -65,7 +66,9 @@ export class MemoryEventBus implements EventBus {
     }
   }
 
-  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+  async subscribe(subscriber: SubscribeOptions): Promise<Subscription> {
+    const options = tracedSubscriber(subscriber, "memory");
+    zeroEventCounters(options);
     const policy = retryPolicy(options);
     const group = this.#group(options.groupId);
     const fromBeginning = options.fromBeginning ?? true;

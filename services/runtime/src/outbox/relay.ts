@@ -4,8 +4,10 @@ import type { EventBus } from "../bus/bus.ts";
 import { Doorbell } from "../bus/doorbell.ts";
 import { consoleSink, type LogSink } from "../bus/log-sink.ts";
 import { sleep } from "../bus/timing.ts";
+import { tracePublish, type EventTelemetry } from "../bus/tracing.ts";
 import type { Database, Tx } from "../db/database.ts";
 import { outboxChannel, type OutboxEventsTable } from "./tables.ts";
+import { observeOutboxBacklog } from "./backlog.ts";
 import { rowsOf } from "../db/rows.ts";
 
 export interface OutboxRelayOptions {
@@ -31,6 +33,8 @@ export interface OutboxRelayOptions {
    * out together. An event after a quiet spell still goes out at once.
    */
   lingerMs?: number;
+  /** The service's tracer and propagator, for the PRODUCER span of each published event (the global tracer and W3C tracecontext when absent). */
+  telemetry?: EventTelemetry;
 }
 
 export interface OutboxRelay {
@@ -102,7 +106,19 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
       .limit(batchSize)
       .for("update", { skipLocked: true });
     if (rows.length === 0) return 0;
-    await bus.publish(rows.map((row) => ({ topic: row.topic, key: row.key, value: row.payload, headers: row.headers })));
+    // One PRODUCER span per event, child of the context enqueueEvent stored with it.
+    const published = tracePublish(
+      rows.map((row) => ({ topic: row.topic, key: row.key, value: row.payload, headers: row.headers })),
+      bus.kind,
+      options.telemetry,
+    );
+    try {
+      await bus.publish(published.records);
+    } catch (error) {
+      published.end(error);
+      throw error;
+    }
+    published.end();
     await tx
       .update(table)
       .set({ publishedAt: sql`now()` })
@@ -158,6 +174,8 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
   const unlisten = await database.listen(options.channel ?? outboxChannel(table), () => wake.ring());
   wake.ring(); // drain what was committed while no relay ran
   const running = run();
+  // outbox_backlog / outbox_oldest_age_seconds, read at scrape time (backlog.ts).
+  const unobserve = observeOutboxBacklog(options.telemetry, database, table, lockName);
 
   return {
     pending,
@@ -180,6 +198,7 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
     lastError: () => lastError,
 
     async stop() {
+      unobserve();
       stop.abort();
       wake.ring();
       await running;
