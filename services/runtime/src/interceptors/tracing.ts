@@ -94,23 +94,20 @@ export function createTracingInterceptor(telemetry: Pick<Telemetry, "tracer" | "
       carrier: req.header,
       getter: headersGetter,
     });
-    const ctx = call.context;
-    const finish = (error: unknown) => call.finish(error);
-
     try {
-      const res = await context.with(ctx, () => next(req));
+      const res = await context.with(call.context, () => next(req));
       if (!res.stream) {
-        finish(undefined);
+        call.finish(undefined);
         return res;
       }
       return {
         ...res,
         // Handlers of streaming methods run while the response is iterated,
         // so each pull re-enters the span's context.
-        message: followStream(res.message, { pull: (p) => context.with(ctx, p), onEnd: finish }),
+        message: followStream(res.message, { pull: (p) => context.with(call.context, p), onEnd: call.finish }),
       };
     } catch (e) {
-      finish(e);
+      call.finish(e);
       throw e;
     }
   };
