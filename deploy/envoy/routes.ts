@@ -44,10 +44,10 @@ export const authRoute: EdgeServiceRoute = {
   cluster: "auth",
   upstream: { host: "auth", port: 8081 },
   publicMethods: [...publicAuthMethods],
-  idempotentMethods: ["GetMe", "ListSessions", "GetJwks", "GetOpenIdConfiguration"],
+  idempotentMethods: ["GetMe", "ListSessions", "GetJwks", "GetOpenIdConfiguration", "GetAccountDeletion"],
   timeout: "5s",
   // argon2id hashing (and the decoy verification on unknown identities) is the slow part.
-  methodTimeouts: { Register: "10s", Login: "10s", ResetPassword: "10s", ChangePassword: "10s", StartTotpEnrollment: "10s", DisableTwoFactor: "10s" },
+  methodTimeouts: { Register: "10s", Login: "10s", ResetPassword: "10s", ChangePassword: "10s", StartTotpEnrollment: "10s", DisableTwoFactor: "10s", DeleteAccount: "10s" },
   publicRateLimitClass: "auth_public",
 };
 
@@ -148,7 +148,67 @@ export const chatRoute: EdgeServiceRoute = {
   publicRateLimitClass: "auth_public",
 };
 
-export const edgeRoutes: EdgeServiceRoute[] = [authRoute, userRoute, mediaRoute, postRoute, feedRoute, bffRoute, realtimeRoute, notificationRoute, chatRoute];
+export const roleRoute: EdgeServiceRoute = {
+  service: "aviary.auth.v1.RoleService",
+  cluster: "auth",
+  upstream: { host: "auth", port: 8081 },
+  // Admins only (required_role in the proto; refused at the edge and in the service).
+  publicMethods: [],
+  idempotentMethods: ["ListUserRoles"],
+  timeout: "5s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const dataExportRoute: EdgeServiceRoute = {
+  service: "aviary.auth.v1.DataExportService",
+  cluster: "auth",
+  upstream: { host: "auth", port: 8081 },
+  // The owner's own exports only.
+  publicMethods: [],
+  idempotentMethods: ["GetDataExport", "ListDataExports"],
+  // A request writes a row and an outbox event; the build itself runs in the exporter role.
+  timeout: "5s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const moderationRoute: EdgeServiceRoute = {
+  service: "aviary.moderation.v1.ModerationService",
+  cluster: "moderation",
+  upstream: { host: "moderation", port: 8091 },
+  // CreateReport: any signed-in user; the rest need the moderator role (required_role in the proto).
+  publicMethods: [],
+  idempotentMethods: ["ListReports", "GetSuspension"],
+  timeout: "5s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const auditRoute: EdgeServiceRoute = {
+  service: "aviary.audit.v1.AuditService",
+  cluster: "audit",
+  upstream: { host: "audit", port: 8092 },
+  // Admins only (required_role in the proto). VerifyChain is a POST but reads only: safe to retry.
+  publicMethods: [],
+  idempotentMethods: ["ListAuditEntries", "VerifyChain"],
+  // VerifyChain checks up to 10,000 entries per call.
+  timeout: "15s",
+  publicRateLimitClass: "auth_public",
+};
+
+export const edgeRoutes: EdgeServiceRoute[] = [
+  authRoute,
+  roleRoute,
+  dataExportRoute,
+  userRoute,
+  mediaRoute,
+  postRoute,
+  feedRoute,
+  bffRoute,
+  realtimeRoute,
+  notificationRoute,
+  chatRoute,
+  moderationRoute,
+  auditRoute,
+];
 
 /**
  * The longest a stream lives at the edge (every streaming route's

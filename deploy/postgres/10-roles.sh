@@ -29,7 +29,13 @@ ALTER ROLE notification SET search_path = notification;
 CREATE ROLE chat LOGIN PASSWORD '$AVIARY_CHAT_DB_PASSWORD';
 CREATE SCHEMA chat AUTHORIZATION chat;
 ALTER ROLE chat SET search_path = chat;
+CREATE ROLE moderation LOGIN PASSWORD '$AVIARY_MODERATION_DB_PASSWORD';
+CREATE SCHEMA moderation AUTHORIZATION moderation;
+ALTER ROLE moderation SET search_path = moderation;
+CREATE ROLE audit LOGIN PASSWORD '$AVIARY_AUDIT_DB_PASSWORD';
+CREATE SCHEMA audit AUTHORIZATION audit;
+ALTER ROLE audit SET search_path = audit;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 REVOKE ALL ON DATABASE "$POSTGRES_DB" FROM PUBLIC;
-GRANT CONNECT, CREATE ON DATABASE "$POSTGRES_DB" TO auth, user_svc, media, post, feed, notification, chat;
+GRANT CONNECT, CREATE ON DATABASE "$POSTGRES_DB" TO auth, user_svc, media, post, feed, notification, chat, moderation, audit;
 SQL

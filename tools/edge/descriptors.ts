@@ -6,6 +6,7 @@ import { createFileRegistry, fromBinary, getExtension, hasExtension } from "@buf
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { http } from "@aviary/gen/google/api/annotations_pb";
+import { requiredRoleOf, roleClaimOf } from "@aviary/runtime/auth/roles";
 import type { HttpRule } from "@aviary/gen/google/api/http_pb";
 
 export type HttpVerb = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -24,6 +25,8 @@ export interface EdgeMethod {
   streaming: boolean;
   /** The primary rule and its additional_bindings, in declaration order. */
   rest: RestBinding[];
+  /** The `roles` claim value the method requires (aviary.auth.v1.required_role), e.g. "moderator"; absent for any signed-in user. */
+  requiredRole?: string;
 }
 
 export interface EdgeService {
@@ -60,7 +63,9 @@ function toEdgeMethod(method: DescMethod): EdgeMethod {
     const rule = getExtension(method.proto.options, http);
     rules.push(rule, ...rule.additionalBindings);
   }
+  const role = requiredRoleOf(method);
   return {
+    ...(role === undefined ? {} : { requiredRole: roleClaimOf(role) }),
     name: method.name,
     grpcPath: `/${method.parent.typeName}/${method.name}`,
     streaming: method.methodKind === "server_streaming" || method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",

@@ -14,6 +14,7 @@ import {
 } from "../../deploy/envoy/routes.ts";
 import { clientFacingServices, serviceByName, type EdgeMethod, type EdgeService, type RestBinding } from "./descriptors.ts";
 import type { DescService } from "@bufbuild/protobuf";
+import { Role, roleClaims } from "@aviary/runtime/auth/roles";
 
 export interface HostPort {
   host: string;
@@ -55,6 +56,14 @@ export interface EdgeOptions {
    * The routes are left out when absent.
    */
   docsDir?: string;
+  /**
+   * Where Envoy reads the built web app (`index.html`, `app.js`, `app.css`
+   * from clients/web/build.ts), served at /, /app.js and /app.css without a
+   * token, so the app and the API share one origin (no CORS). Envoy reads the
+   * files when it loads the config: they must exist then, and a rebuild needs
+   * a restart. The routes are left out when absent (the deploy render).
+   */
+  appDir?: string;
   /**
    * A listener that serves only /stats/prometheus (proxied to the admin
    * interface), so Prometheus can scrape the edge while admin itself stays on
@@ -127,11 +136,13 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
       grpcRoute(healthRoute.cluster, method, { isPublic: false, idempotent: false, routeClass: rateLimitClasses.read, timeout: HEALTH_CHECK_TIMEOUT, rateLimited }),
     ),
     ...(options.docsDir === undefined ? [] : docsRoutes(options.docsDir)),
+    ...(options.appDir === undefined ? [] : appRoutes(options.appDir)),
     preflightRoute(),
   ];
 
   const clusters: JsonObject[] = [
-    ...planned.map(({ route }) => grpcCluster(route.cluster, upstream(route.cluster, route.upstream), discovery)),
+    // One cluster per service process: several proto services may share one (the auth service serves RoleService too).
+    ...[...new Map(planned.map(({ route }) => [route.cluster, route])).values()].map((route) => grpcCluster(route.cluster, upstream(route.cluster, route.upstream), discovery)),
     plainCluster(JWKS_CLUSTER, jwksUpstream, discovery, false),
     noUpstreamCluster(),
   ];
@@ -162,7 +173,8 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
     local_reply_config: localReplyAsStatus(),
     route_config: {
       name: "edge",
-      // The API reference pages are served from files by direct_response.
+      // The API reference pages and the web app are served from files by
+      // direct_response; the app bundle must stay below this too (its build checks).
       max_direct_response_body_size_bytes: MAX_DOCS_BYTES,
       virtual_hosts: [
         {
@@ -178,6 +190,7 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
       { name: "envoy.filters.http.cors", typed_config: typed("envoy.extensions.filters.http.cors.v3.Cors", {}) },
       { name: "envoy.filters.http.grpc_web", typed_config: typed("envoy.extensions.filters.http.grpc_web.v3.GrpcWeb", {}) },
       jwtFilter(),
+      roleFilter(),
       ...(options.rateLimitService ? [rateLimitFilter(options.rateLimitTimeoutMs ?? RATELIMIT_FILTER_TIMEOUT_MS)] : []),
       bufferFilter(),
       transcoderFilter(options.descriptorPath, planned.map((p) => p.service.typeName)),
@@ -205,18 +218,18 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
 
 // --- API reference and stats ---------------------------------------------------
 
-const MAX_DOCS_BYTES = 1024 * 1024;
+export const MAX_DOCS_BYTES = 1024 * 1024;
 const ADMIN_CLUSTER = "envoy_admin";
 
-/** GET /docs and GET /openapi.json, answered from files, public, never proxied. */
-function docsRoutes(dir: string): JsonObject[] {
-  const file = (name: string, path: string, contentType: string): JsonObject => ({
+/** A GET answered from a file: public, never proxied, not an RPC. */
+function fileRoute(name: string, path: string, filename: string, contentType: string, cacheControl: string): JsonObject {
+  return {
     name,
     match: { path, headers: [{ name: ":method", string_match: { exact: "GET" } }] },
-    direct_response: { status: 200, body: { filename: `${dir}/${path === "/docs" ? "docs.html" : "openapi.json"}` } },
+    direct_response: { status: 200, body: { filename } },
     response_headers_to_add: [
       { header: { key: "content-type", value: contentType }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" },
-      { header: { key: "cache-control", value: "public, max-age=300" }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" },
+      { header: { key: "cache-control", value: cacheControl }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" },
     ],
     typed_per_filter_config: {
       ...jwtPerRoute(true),
@@ -224,8 +237,29 @@ function docsRoutes(dir: string): JsonObject[] {
       "envoy.filters.http.grpc_json_transcoder": typed("envoy.config.route.v3.FilterConfig", { disabled: true }),
       "envoy.filters.http.buffer": typed("envoy.config.route.v3.FilterConfig", { disabled: true }),
     },
-  });
-  return [file("api-docs", "/docs", "text/html; charset=utf-8"), file("api-openapi", "/openapi.json", "application/json")];
+  };
+}
+
+/** GET /docs and GET /openapi.json, answered from files, public, never proxied. */
+function docsRoutes(dir: string): JsonObject[] {
+  const cache = "public, max-age=300";
+  return [
+    fileRoute("api-docs", "/docs", `${dir}/docs.html`, "text/html; charset=utf-8", cache),
+    fileRoute("api-openapi", "/openapi.json", `${dir}/openapi.json`, "application/json", cache),
+  ];
+}
+
+/**
+ * The web app's three files. Their names carry no content hash, so browsers
+ * revalidate every time (`no-cache`) and never run yesterday's bundle.
+ */
+function appRoutes(dir: string): JsonObject[] {
+  const cache = "no-cache";
+  return [
+    fileRoute("web-app", "/", `${dir}/index.html`, "text/html; charset=utf-8", cache),
+    fileRoute("web-app-js", "/app.js", `${dir}/app.js`, "text/javascript; charset=utf-8", cache),
+    fileRoute("web-app-css", "/app.css", `${dir}/app.css`, "text/css; charset=utf-8", cache),
+  ];
 }
 
 /** Only /stats/prometheus, proxied to the admin interface (which stays on loopback). */
@@ -285,7 +319,7 @@ function restRoute(cluster: string, method: EdgeMethod, binding: RestBinding, po
     name: `${method.grpcPath} ${binding.verb} ${binding.template}`,
     match: { ...pathMatch(binding.template), headers: [{ name: ":method", string_match: { exact: binding.verb } }] },
     route: routeAction(cluster, method, policy),
-    typed_per_filter_config: jwtPerRoute(policy.isPublic),
+    typed_per_filter_config: { ...jwtPerRoute(policy.isPublic), ...rolePerRoute(method.requiredRole) },
   };
 }
 
@@ -301,6 +335,7 @@ function grpcRoute(cluster: string, method: EdgeMethod, policy: RoutePolicy): Js
     route: routeAction(cluster, method, policy),
     typed_per_filter_config: {
       ...jwtPerRoute(policy.isPublic),
+      ...rolePerRoute(method.requiredRole),
       "envoy.filters.http.grpc_json_transcoder": typed("envoy.config.route.v3.FilterConfig", { disabled: true }),
       // Streams must not be buffered; the service enforces its own message limit.
       "envoy.filters.http.buffer": typed("envoy.config.route.v3.FilterConfig", { disabled: true }),
@@ -435,6 +470,36 @@ function jwtPerRoute(isPublic: boolean): JsonObject {
  * (which answered RESOURCE_EXHAUSTED). The buffer filter answers 413 at the
  * edge instead, on REST routes only.
  */
+/**
+ * Roles at the edge: RBAC after jwt_authn, allowing everything unless a
+ * route says otherwise. A method that declares a required role in its proto
+ * (aviary.auth.v1.required_role) gets a per-route policy that admits only
+ * tokens whose verified `roles` claim lists that role or "admin"; anyone
+ * else gets 403 (PERMISSION_DENIED) from the edge. The services check the
+ * same option themselves (runtime auth interceptor), and the edge cannot see
+ * revocations: a revoked role's sessions are refused by the services.
+ */
+function roleFilter(): JsonObject {
+  return { name: "envoy.filters.http.rbac", typed_config: typed("envoy.extensions.filters.http.rbac.v3.RBAC", {}) };
+}
+
+function rolePerRoute(role: string | undefined): JsonObject {
+  if (role === undefined) return {};
+  const holds = (claim: string): JsonObject => ({
+    metadata: {
+      filter: "envoy.filters.http.jwt_authn",
+      path: [{ key: "jwt_payload" }, { key: "roles" }],
+      value: { list_match: { one_of: { string_match: { exact: claim } } } },
+    },
+  });
+  const principals = [...new Set([role, roleClaims[Role.ADMIN]])].map(holds);
+  return {
+    "envoy.filters.http.rbac": typed("envoy.extensions.filters.http.rbac.v3.RBACPerRoute", {
+      rbac: { rules: { action: "ALLOW", policies: { [`role-${role}`]: { permissions: [{ any: true }], principals } } } },
+    }),
+  };
+}
+
 function bufferFilter(): JsonObject {
   return { name: "envoy.filters.http.buffer", typed_config: typed("envoy.extensions.filters.http.buffer.v3.Buffer", { max_request_bytes: MAX_REST_BODY_BYTES }) };
 }
@@ -599,7 +664,7 @@ function localReplyAsStatus(): JsonObject {
         body_format_override: body(code),
       })),
       // Any other error Envoy answers itself: UNKNOWN. Successful local replies
-      // (the /docs and /openapi.json files) keep their body and content type.
+      // (the /docs, /openapi.json and web app files) keep their body and content type.
       {
         filter: {
           and_filter: {

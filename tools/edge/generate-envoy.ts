@@ -46,6 +46,8 @@ export function renderLoopbackConfig(options: {
   streamIdleSeconds?: number;
   /** An OTLP/gRPC endpoint (e.g. the trace test's Jaeger); no tracing when absent. */
   otlpCollector?: HostPort;
+  /** The built web app (clients/web/build.ts), served at /; left out when absent. */
+  appDir?: string;
 }): object {
   // Every service is on loopback; one not given explicitly is expected on its
   // deploy port (the services' own defaults), so the render is always complete.
@@ -63,6 +65,7 @@ export function renderLoopbackConfig(options: {
     ...(options.trustedProxyHops !== undefined ? { trustedProxyHops: options.trustedProxyHops } : {}),
     ...(options.streamIdleSeconds !== undefined ? { streamIdleSeconds: options.streamIdleSeconds } : {}),
     ...(options.otlpCollector ? { otlpCollector: options.otlpCollector } : {}),
+    ...(options.appDir ? { appDir: options.appDir } : {}),
   });
 }
 

@@ -21,9 +21,9 @@ export interface Tokens {
   refreshToken: string;
 }
 
-export type Who = "a" | "a2" | "b" | "c" | "d" | "e";
+export type Who = "a" | "a2" | "b" | "c" | "d" | "e" | "x";
 /** What rows capture for later rows (beyond tokens). */
-export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId" | "postId" | "commentId" | "likedPostId" | "notificationGroupId" | "chatClientMessageId" | "chatMessageId" | "chatConversationId" | "chatGroupId" | "totpSecret" | "recoveryCode" | "challengeToken";
+export type Captured = "mediaId" | "deviceId" | "followersPageToken" | "avatarMediaId" | "postId" | "commentId" | "likedPostId" | "notificationGroupId" | "chatClientMessageId" | "chatMessageId" | "chatConversationId" | "chatGroupId" | "totpSecret" | "recoveryCode" | "challengeToken" | "dataExportId";
 /** Presigned upload forms captured from CreateUpload rows, by what they are for. */
 export type UploadName = "avatar";
 
@@ -102,7 +102,7 @@ const fieldViolation = (field: string) => [
 ];
 const unauthenticated = (message: JsonMatcher = anyString) => status(16, message);
 
-const loginRow = (who: Who, identity: "a" | "b" | "c" | "d" | "e", device: string): RestCase => ({
+const loginRow = (who: Who, identity: "a" | "b" | "c" | "d" | "e" | "x", device: string): RestCase => ({
   name: `Login ${who}`,
   method: "POST",
   path: "/v1/auth/login",
@@ -701,6 +701,20 @@ const postCases: RestCase[] = [
     expect: { status: 200, jsonFor: (c) => ({ posts: [{ postId: captured(c, "postId") }], nextPageToken: absent }) },
   },
   {
+    name: "SearchPosts by hashtag, best match (GET /v1/posts:search): the post is found",
+    method: "GET",
+    path: "/v1/posts:search?query=%23Aviary&order=SEARCH_ORDER_BEST_MATCH&page_size=100",
+    headers: as("c"),
+    expect: { status: 200, jsonFor: (c) => ({ posts: (v: unknown) => Array.isArray(v) && v.some((p) => (p as { postId?: unknown }).postId === captured(c, "postId")) }) },
+  },
+  {
+    name: "SearchPosts with a lone #: 400 with a field violation on query",
+    method: "GET",
+    path: "/v1/posts:search?query=%23",
+    headers: as("c"),
+    expect: { status: 400, json: status(3, anyString, fieldViolation("query")) },
+  },
+  {
     name: "BatchGetPosts (repeated post_ids): a map of visible posts; unknown ids absent",
     method: "GET",
     path: (c) => `/v1/posts:batchGet?post_ids=${captured(c, "postId")}&post_ids=${NOBODY}`,
@@ -1153,6 +1167,82 @@ const sendMessage = (name: string, who: Who, body: (c: RestContext) => unknown, 
 });
 const chatConversation = (c: RestContext) => captured(c, "chatConversationId");
 const chatGroup = (c: RestContext) => captured(c, "chatGroupId");
+
+// --- moderation and roles: reports are for everyone; the rest needs the moderator or admin role, and the edge
+// refuses tokens without it (403, RBAC on the verified `roles` claim) before any service sees the call.
+// The table's users hold no roles, so only the refusals and reporting run here; moderator calls are covered
+// behind a real Envoy by services/moderation/test/edge.test.ts.
+const someId = "0190a9b0-0000-7000-8000-000000000001";
+const refusedToUsers: Array<{ name: string; method: RestCase["method"]; path: (c: RestContext) => string; body?: () => unknown }> = [
+  { name: "ListReports", method: "GET", path: () => "/v1/moderation/reports" },
+  { name: "ResolveReport", method: "POST", path: () => `/v1/moderation/reports/${someId}:resolve`, body: () => ({ action: "RESOLUTION_ACTION_DISMISS" }) },
+  { name: "SuspendUser", method: "POST", path: (c) => `/v1/moderation/users/${idOf(c, "b")}:suspend`, body: () => ({ reason: "spam" }) },
+  { name: "UnsuspendUser", method: "POST", path: (c) => `/v1/moderation/users/${idOf(c, "b")}:unsuspend`, body: () => ({ reason: "appeal" }) },
+  { name: "GetSuspension", method: "GET", path: (c) => `/v1/moderation/users/${idOf(c, "b")}/suspension` },
+  { name: "RemoveContent", method: "POST", path: () => "/v1/moderation/content:remove", body: () => ({ target: { postId: someId }, reason: "spam" }) },
+  { name: "RestoreContent", method: "POST", path: () => "/v1/moderation/content:restore", body: () => ({ target: { postId: someId }, reason: "appeal" }) },
+  { name: "GrantRole", method: "POST", path: (c) => `/v1/users/${idOf(c, "c")}/roles`, body: () => ({ role: "ROLE_ADMIN" }) },
+  { name: "RevokeRole", method: "DELETE", path: (c) => `/v1/users/${idOf(c, "c")}/roles/ROLE_MODERATOR` },
+  { name: "ListUserRoles", method: "GET", path: (c) => `/v1/users/${idOf(c, "c")}/roles` },
+  // The audit log: admins only (services/audit/test/audit.test.ts calls it as one).
+  { name: "ListAuditEntries", method: "GET", path: (c) => `/v1/audit/entries?actor_id=${idOf(c, "a")}` },
+  { name: "VerifyChain", method: "POST", path: () => "/v1/audit:verify", body: () => ({}) },
+];
+
+const moderationCases: RestCase[] = [
+  {
+    name: "CreateReport of a post",
+    method: "POST",
+    path: "/v1/reports",
+    headers: as("b"),
+    body: (c) => ({ target: { postId: captured(c, "postId") }, reason: "REPORT_REASON_SPAM", note: "link farm" }),
+    expect: {
+      status: 200,
+      jsonFor: (c) => ({ report: { reportId: uuid, reporterId: idOf(c, "b"), target: { postId: captured(c, "postId") }, reason: "REPORT_REASON_SPAM", status: "REPORT_STATUS_OPEN" }, created: true }),
+    },
+  },
+  {
+    name: "CreateReport again while it is open: the open report, created false",
+    method: "POST",
+    path: "/v1/reports",
+    headers: as("b"),
+    body: (c) => ({ target: { postId: captured(c, "postId") }, reason: "REPORT_REASON_HATE" }),
+    expect: { status: 200, jsonFor: (c) => ({ report: { reporterId: idOf(c, "b"), reason: "REPORT_REASON_SPAM" }, created: absent }) },
+  },
+  {
+    name: "CreateReport with a bad target and no reason: 400 naming both",
+    method: "POST",
+    path: "/v1/reports",
+    headers: as("b"),
+    body: () => ({ target: { userId: "ben" } }),
+    expect: {
+      status: 400,
+      json: status(3, anyString, [
+        {
+          "@type": "type.googleapis.com/google.rpc.BadRequest",
+          fieldViolations: (v: unknown) => Array.isArray(v) && ["target.user_id", "reason"].every((field) => v.some((f) => (f as { field?: unknown }).field === field)),
+        },
+      ]),
+    },
+  },
+  {
+    name: "CreateReport without a token: 401",
+    method: "POST",
+    path: "/v1/reports",
+    body: () => ({ target: { userId: someId }, reason: "REPORT_REASON_SPAM" }),
+    expect: { status: 401, json: unauthenticated() },
+  },
+  ...refusedToUsers.map(
+    (row): RestCase => ({
+      name: `${row.name} by a user without the role: 403 at the edge`,
+      method: row.method,
+      path: row.path,
+      headers: as("a"),
+      ...(row.body === undefined ? {} : { body: row.body }),
+      expect: { status: 403, json: status(7) },
+    }),
+  ),
+];
 
 const chatCases: RestCase[] = [
   sendMessage(
@@ -1901,6 +1991,193 @@ export const restCases: RestCase[] = [
     expect: { status: 400, json: status(3, anyString, fieldViolation("code")) },
   },
 
+  // --- account deletion (user x): refused without fresh proof or for others, scheduled, cancelled ---
+  {
+    name: "Register x (to delete)",
+    method: "POST",
+    path: "/v1/auth/register",
+    headers: () => json,
+    body: (c) => ({ email: email(c, "x"), password: c.password }),
+    expect: { status: 200, jsonFor: (c) => ({ userId: uuid, identity: email(c, "x") }) },
+  },
+  loginRow("x", "x", "doomed phone"),
+  {
+    name: "DeleteAccount without a token: 401 from jwt_authn",
+    method: "POST",
+    path: "/v1/auth/account:delete",
+    headers: () => json,
+    body: (c) => ({ password: c.password }),
+    expect: { status: 401, json: unauthenticated("Jwt is missing") },
+  },
+  {
+    name: "DeleteAccount with a wrong password: 400 on password, nothing scheduled",
+    method: "POST",
+    path: "/v1/auth/account:delete",
+    headers: as("x"),
+    body: () => ({ password: "not-the-password" }),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("password")) },
+  },
+  {
+    name: "DeleteAccount without any proof: 400 on proof",
+    method: "POST",
+    path: "/v1/auth/account:delete",
+    headers: as("x"),
+    body: () => ({}),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("proof")) },
+  },
+  {
+    name: "DeleteAccount with a code while two-factor is off: 400 on code",
+    method: "POST",
+    path: "/v1/auth/account:delete",
+    headers: as("x"),
+    body: () => ({ code: "123456" }),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("code")) },
+  },
+  {
+    name: "GetAccountDeletion: nothing scheduled",
+    method: "GET",
+    path: "/v1/auth/account/deletion",
+    headers: as("x"),
+    expect: { status: 200, json: { deletion: absent } },
+  },
+  {
+    name: "GetAccountDeletion of another account: 403",
+    method: "GET",
+    path: (c) => `/v1/auth/account/deletion?userId=${idOf(c, "a")}`,
+    headers: as("x"),
+    expect: { status: 403, json: status(7) },
+  },
+  {
+    name: "GetAccountDeletion with a user_id that is not a UUID: 400 on user_id",
+    method: "GET",
+    path: "/v1/auth/account/deletion?userId=nope",
+    headers: as("x"),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("user_id")) },
+  },
+  {
+    name: "CancelAccountDeletion with nothing scheduled: 400 FAILED_PRECONDITION",
+    method: "POST",
+    path: "/v1/auth/account/deletion:cancel",
+    headers: as("x"),
+    body: () => ({}),
+    expect: { status: 400, json: status(9) },
+  },
+  {
+    name: "DeleteAccount with the password: scheduled, with the time everything goes",
+    method: "POST",
+    path: "/v1/auth/account:delete",
+    headers: as("x"),
+    body: (c) => ({ password: c.password }),
+    expect: { status: 200, json: { deletion: { requestedAt: anyString, purgeAt: anyString } } },
+  },
+  {
+    name: "The token of the session that asked no longer works: every session ended",
+    method: "GET",
+    path: "/v1/auth/me",
+    headers: as("x"),
+    expect: { status: 401, json: unauthenticated() },
+  },
+  {
+    name: "Login x during the grace period: a session, and the pending deletion",
+    method: "POST",
+    path: "/v1/auth/login",
+    headers: () => json,
+    body: (c) => ({ email: email(c, "x"), password: c.password, deviceName: "doomed phone" }),
+    expect: { status: 200, json: { userId: uuid, tokens: { accessToken: anyString }, pendingDeletion: { requestedAt: anyString, purgeAt: anyString } } },
+    capture: (body, c) => {
+      const r = body as { userId: string; sessionId: string; tokens: { accessToken: string; refreshToken: string } };
+      c.users.x = { userId: r.userId, sessionId: r.sessionId, accessToken: r.tokens.accessToken, refreshToken: r.tokens.refreshToken };
+    },
+  },
+  {
+    name: "CancelAccountDeletion of another account: 403",
+    method: "POST",
+    path: "/v1/auth/account/deletion:cancel",
+    headers: as("a"),
+    body: (c) => ({ userId: idOf(c, "x") }),
+    expect: { status: 403, json: status(7) },
+  },
+  {
+    name: "CancelAccountDeletion by the holder: the account stays",
+    method: "POST",
+    path: "/v1/auth/account/deletion:cancel",
+    headers: as("x"),
+    body: (c) => ({ userId: idOf(c, "x") }),
+    expect: { status: 200, json: {} },
+  },
+  {
+    name: "GetAccountDeletion after the cancel: nothing scheduled",
+    method: "GET",
+    path: "/v1/auth/account/deletion",
+    headers: as("x"),
+    expect: { status: 200, json: { deletion: absent } },
+  },
+
+  // --- data exports (user a; b is the outsider) -------------------------------------------
+  // Whether the build has finished by the next row depends on the deployment (the exporter
+  // role builds in the background), so these rows hold for any state.
+  {
+    name: "RequestDataExport without a token: 401",
+    method: "POST",
+    path: "/v1/auth/account/data-exports",
+    headers: () => json,
+    body: () => ({}),
+    expect: { status: 401, json: unauthenticated() },
+  },
+  {
+    name: "RequestDataExport: a new export for the caller",
+    method: "POST",
+    path: "/v1/auth/account/data-exports",
+    headers: as("a"),
+    body: () => ({}),
+    expect: { status: 200, json: { export: { exportId: uuid, state: /^DATA_EXPORT_STATE_/, requestedAt: anyString }, created: true } },
+    capture: (body, c) => {
+      c.captured.dataExportId = (body as { export: { exportId: string } }).export.exportId;
+    },
+  },
+  {
+    name: "GetDataExport by its owner",
+    method: "GET",
+    path: (c) => `/v1/auth/account/data-exports/${captured(c, "dataExportId")}`,
+    headers: as("a"),
+    expect: { status: 200, jsonFor: (c) => ({ export: { exportId: captured(c, "dataExportId"), state: /^DATA_EXPORT_STATE_/ } }) },
+  },
+  {
+    name: "GetDataExport of someone else's export: 404, as if there were none",
+    method: "GET",
+    path: (c) => `/v1/auth/account/data-exports/${captured(c, "dataExportId")}`,
+    headers: as("b"),
+    expect: { status: 404, json: notFound },
+  },
+  {
+    name: "GetDataExport with an id that is not a UUID: 400 on export_id",
+    method: "GET",
+    path: "/v1/auth/account/data-exports/nope",
+    headers: as("a"),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("export_id")) },
+  },
+  {
+    name: "ListDataExports: the caller's own",
+    method: "GET",
+    path: "/v1/auth/account/data-exports?pageSize=10",
+    headers: as("a"),
+    expect: { status: 200, jsonFor: (c) => ({ exports: [{ exportId: captured(c, "dataExportId") }] }) },
+  },
+  {
+    name: "ListDataExports of another user: only their own (none)",
+    method: "GET",
+    path: "/v1/auth/account/data-exports",
+    headers: as("b"),
+    expect: { status: 200, json: { exports: absent } },
+  },
+  {
+    name: "ListDataExports with page_size over 50: 400 on page_size",
+    method: "GET",
+    path: "/v1/auth/account/data-exports?pageSize=51",
+    headers: as("a"),
+    expect: { status: 400, json: status(3, "invalid request", fieldViolation("page_size")) },
+  },
+
   // --- two-factor sign-in (user e): enrol, sign in with a recovery code, disable --------------
   {
     name: "Register e (codes in German)",
@@ -2295,6 +2572,7 @@ export const restCases: RestCase[] = [
   ...realtimeCases,
   ...notificationCases,
   ...chatCases,
+  ...moderationCases,
 
   // --- last: rows that end sessions ---------------------------------------------------------
   {

@@ -21,6 +21,8 @@ import { bffConfigSpec } from "@aviary/bff";
 import { realtimeConfigSpec } from "@aviary/realtime";
 import { notificationConfigSpec } from "@aviary/notification";
 import { chatConfigSpec } from "@aviary/chat";
+import { moderationConfigSpec } from "@aviary/moderation";
+import { auditConfigSpec } from "@aviary/audit";
 import { edgeRoutes } from "../../deploy/envoy/routes.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
@@ -76,12 +78,13 @@ export const services: ServiceDef[] = [
     prefix: "AUTH",
     port: 8081,
     schema: "auth",
-    calls: {},
+    // The exporter role reads each owning service's share of a user's data (data exports).
+    calls: { USER_URL: "user", POST_URL: "post", MEDIA_URL: "media", CHAT_URL: "chat" },
     literal: { AUTH_CODE_SINK: "/var/lib/aviary/codes.jsonl" },
-    config: ["AUTH_PUBLIC_URL"],
-    secrets: ["AUTH_SECRETS_KEY", "AUTH_SERVICE_CLIENTS"],
+    config: ["AUTH_PUBLIC_URL", "S3_ENDPOINT", "S3_REGION", "AUTH_EXPORT_BUCKET", "AUTH_BOOTSTRAP_ADMINS"],
+    secrets: ["AUTH_SECRETS_KEY", "AUTH_KEY_ENCRYPTION_KEYS", "AUTH_SERVICE_CLIENTS", "S3_ACCESS_KEY", "S3_SECRET_KEY"],
     providers: ["AUTH_SMTP_URL", "AUTH_SMTP_FROM", "AUTH_SMS_BASE_URL", "AUTH_SMS_ACCOUNT_SID", "AUTH_SMS_AUTH_TOKEN", "AUTH_SMS_FROM"],
-    parts: [api(hashing), worker("sender")],
+    parts: [api(hashing), worker("sender"), worker("exporter")],
   },
   {
     name: "ratelimit",
@@ -152,6 +155,24 @@ export const services: ServiceDef[] = [
     schema: "chat",
     calls: { ...jwks, USER_URL: "user", MEDIA_URL: "media" },
     parts: [api(), worker("delivery")],
+  },
+  {
+    name: "moderation",
+    spec: moderationConfigSpec,
+    prefix: "MODERATION",
+    port: 8091,
+    schema: "moderation",
+    calls: { ...jwks },
+    parts: [single()],
+  },
+  {
+    name: "audit",
+    spec: auditConfigSpec,
+    prefix: "AUDIT",
+    port: 8092,
+    schema: "audit",
+    calls: { ...jwks },
+    parts: [single()],
   },
 ];
 

@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createFileRegistry, fromBinary, getExtension, hasExtension, ScalarType } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import type { DescEnum, DescField, DescFile, DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
+import type { DescEnum, DescField, DescFile, DescMessage, DescMethod, DescOneof, DescService } from "@bufbuild/protobuf";
 import { http } from "@aviary/gen/google/api/annotations_pb";
 import type { HttpRule } from "@aviary/gen/google/api/http_pb";
 import { field_behavior, FieldBehavior } from "@aviary/gen/google/api/field_behavior_pb";
@@ -206,6 +206,18 @@ class SchemaBuilder {
     return ref(message.typeName);
   }
 
+  /** The message's schema as a request body whose `fromPath` fields (proto names) come from the path: not required in the body. */
+  bodyOf(message: DescMessage, fromPath: ReadonlySet<string>): JsonObject {
+    const reference = this.message(message);
+    const schema = this.schemas.get(message.typeName);
+    const pathJsonNames = new Set(message.fields.filter((f) => fromPath.has(f.name)).map((f) => f.jsonName));
+    const required = Array.isArray(schema?.["required"]) ? schema["required"] : [];
+    if (!schema || !required.some((name) => typeof name === "string" && pathJsonNames.has(name))) return reference;
+    const rest = required.filter((name) => typeof name !== "string" || !pathJsonNames.has(name));
+    const { required: _, ...body } = schema;
+    return rest.length > 0 ? { ...body, required: rest } : body;
+  }
+
   enumRef(desc: DescEnum): JsonObject {
     if (desc.typeName === "google.protobuf.NullValue") return { type: "null" };
     if (!this.schemas.has(desc.typeName)) {
@@ -230,7 +242,7 @@ class SchemaBuilder {
     const oneOfGroups: Json[] = [];
     for (const o of message.oneofs) {
       const members = o.fields.map((f) => f.jsonName);
-      const mustSet = o.proto.options && hasExtension(o.proto.options, oneofRules) && getExtension(o.proto.options, oneofRules).required;
+      const mustSet = mustBeSet(o);
       notes.push(`\`${o.name}\` is a oneof: set ${mustSet ? "exactly" : "at most"} one of ${members.map((m) => `\`${m}\``).join(", ")}.`);
       if (mustSet) oneOfGroups.push({ oneOf: members.map((m) => ({ required: [m] })) });
     }
@@ -283,6 +295,16 @@ function behaviors(f: DescField): FieldBehavior[] {
 function isRequired(f: DescField): boolean {
   if (behaviors(f).includes(FieldBehavior.REQUIRED)) return true;
   return f.proto.options !== undefined && hasExtension(f.proto.options, fieldRules) && getExtension(f.proto.options, fieldRules).required;
+}
+
+/** Whether the empty message would be rejected: a required field (other than those the path sets) or a oneof that must be set. */
+function hasRequiredFields(message: DescMessage, fromPath: ReadonlySet<string>): boolean {
+  if (message.fields.some((f) => isRequired(f) && !fromPath.has(f.name))) return true;
+  return message.oneofs.some(mustBeSet);
+}
+
+function mustBeSet(o: DescOneof): boolean {
+  return o.proto.options !== undefined && hasExtension(o.proto.options, oneofRules) && getExtension(o.proto.options, oneofRules).required;
 }
 
 /** aviary.validate.v1 rules as JSON Schema keywords (what JSON Schema cannot say goes into x-aviary-* and the description). */
@@ -416,14 +438,18 @@ function operation(method: DescMethod, binding: Binding, isPublic: boolean, buil
   }
   let requestBody: JsonObject | undefined;
   if (binding.body === "*") {
-    requestBody = { required: true, content: { "application/json": { schema: builder.message(method.input) } } };
+    // The transcoder reads a missing body as the empty message, so the body is only required when that would be
+    // rejected; fields bound from the path are set by the path, so the body need not repeat them.
+    const fromPath = new Set(variables.map((v) => v.split(".")[0]!));
+    const schema = variables.length > 0 ? builder.bodyOf(method.input, fromPath) : builder.message(method.input);
+    requestBody = { required: hasRequiredFields(method.input, fromPath), content: { "application/json": { schema } } };
     if (variables.length > 0) {
       requestBody["description"] = `The path parameters (${variables.join(", ")}) take precedence over the same fields in the body.`;
     }
   } else {
     if (binding.body) {
       const bodyField = fieldByPath(method.input, binding.body);
-      requestBody = { required: true, content: { "application/json": { schema: builder.fieldSchema(bodyField) } } };
+      requestBody = { required: isRequired(bodyField), content: { "application/json": { schema: builder.fieldSchema(bodyField) } } };
       bound.add(bodyField.name);
     }
     for (const f of method.input.fields) {
@@ -442,8 +468,11 @@ function operation(method: DescMethod, binding: Binding, isPublic: boolean, buil
     parameters,
     responses: {
       "200": {
-        description: streaming ? "A stream of response messages (a JSON array, written as they arrive)." : "OK",
-        content: { "application/json": { schema: streaming ? { type: "array", items: responseSchema } : responseSchema } },
+        // The edge's transcoder writes a server stream newline-delimited
+        // (stream_newline_delimited in tools/edge/envoy-config.ts): each line
+        // is one message, so the schema is the message's, not an array's.
+        description: streaming ? "A stream of response messages: newline-delimited JSON, one message a line, written as they arrive." : "OK",
+        content: { "application/json": { schema: responseSchema, ...(streaming ? { "x-aviary-stream": "newline-delimited" } : {}) } },
       },
       ...responseSet(isPublic ? PUBLIC_ERRORS : PROTECTED_ERRORS),
     },
@@ -454,6 +483,49 @@ function operation(method: DescMethod, binding: Binding, isPublic: boolean, buil
   if (description) op["description"] = description;
   if (requestBody) op["requestBody"] = requestBody;
   return op;
+}
+
+// --- links -----------------------------------------------------------------
+
+/**
+ * Where an operation's response carries each id, by proto field name: its own
+ * scalar fields (`/userId`) and those of its singular message fields
+ * (`/post/postId`), one JSON pointer per name per message, so a link's
+ * parameters all come from one resource.
+ */
+function idSources(output: DescMessage): Array<Map<string, string>> {
+  const scalars = (message: DescMessage, prefix: string) =>
+    new Map(message.fields.filter((f) => f.fieldKind === "scalar" && f.scalar !== ScalarType.BYTES).map((f) => [f.name, `${prefix}/${f.jsonName}`] as const));
+  const nested = output.fields.filter((f) => f.fieldKind === "message" && wellKnownSchema(f.message.typeName) === null);
+  return [scalars(output, ""), ...nested.map((f) => scalars(f.message as DescMessage, `/${f.jsonName}`))];
+}
+
+/**
+ * OpenAPI links (what stateful fuzzing follows, e.g. CreatePost → GetPost):
+ * from every POST operation to every operation whose path parameters its
+ * response supplies, each parameter from the response field of the same
+ * proto name (`post_id` ← `post.post_id`), all from one resource.
+ */
+function addLinks(paths: { [path: string]: JsonObject }, services: DescService[]): void {
+  const methodsByGrpc = new Map<string, DescMethod>(services.flatMap((service) => service.methods.map((m) => [`/${service.typeName}/${m.name}`, m] as const)));
+  const operations = Object.entries(paths).flatMap(([p, item]) => Object.entries(item).map(([verb, op]) => ({ path: p, verb, op: op as JsonObject })));
+  for (const source of operations) {
+    const method = methodsByGrpc.get(String(source.op["x-grpc-method"]));
+    if (source.verb !== "post" || !method || method.methodKind !== "unary") continue;
+    const sources = idSources(method.output);
+    const links: JsonObject = {};
+    for (const target of operations) {
+      const variables = parseTemplate(target.path).variables;
+      if (variables.length === 0 || target.op === source.op) continue;
+      const from = sources.find((fields) => variables.every((v) => fields.has(v)));
+      if (!from) continue;
+      const parameters: JsonObject = {};
+      for (const v of variables) parameters[v] = `$response.body#${from.get(v)}`;
+      links[String(target.op["operationId"])] = { operationId: String(target.op["operationId"]), parameters };
+    }
+    const ok = (source.op["responses"] as JsonObject)["200"] as JsonObject;
+    if (Object.keys(links).length > 0) ok["links"] = links;
+  }
 }
 
 // --- document --------------------------------------------------------------
@@ -483,6 +555,7 @@ export function buildOpenApi(options: OpenApiOptions): JsonObject {
       }
     }
   }
+  addLinks(paths, services);
   builder.schemas.set(STATUS_SCHEMA, statusSchema(builder, registry.getMessage(STATUS_SCHEMA)));
   const responses: JsonObject = {
     Error: { description: "Any other error, as google.rpc.Status JSON.", content: { "application/json": { schema: ref(STATUS_SCHEMA) } } },

@@ -221,7 +221,7 @@ test("the chat service: one all-role container on its own schema, the realtime s
   t.is(notification["CHAT_EVENTS_TOPIC"], undefined, "…the one the notification service reads by default");
   t.regex(chat["DATABASE_URL"]!, /^postgres:\/\/chat:.+@postgres:5432\/aviary$/);
   t.regex(postgresRoles, /CREATE SCHEMA chat AUTHORIZATION chat;/);
-  t.regex(postgresRoles, /GRANT CONNECT, CREATE ON DATABASE "\$POSTGRES_DB" TO [^;]*\bchat;/);
+  t.regex(postgresRoles, /GRANT CONNECT, CREATE ON DATABASE "\$POSTGRES_DB" TO [^;]*\bchat\b[^;]*;/);
   t.truthy(services["postgres"].environment["AVIARY_CHAT_DB_PASSWORD"]);
   for (const variable of ["AUTH_JWKS_URL", "USER_URL"]) {
     const url = new URL(chat[variable]!);
@@ -293,4 +293,20 @@ test("the Dockerfile runs `node services/<name>/src/main.ts` on Node 24 after np
   // Every workspace manifest is copied before npm ci (or the lockfile does not match).
   const workspaces = ["gen", ...Object.keys(nodeServices).map((s) => `services/${s}`), "services/runtime"];
   for (const w of workspaces) t.regex(dockerfile, new RegExp(`COPY ${w}/package\\.json`), w);
+});
+
+test("the moderation service: its own schema and role, the same Kafka and events topic as auth and post, which apply its events", (t) => {
+  const moderation = services["moderation"].environment as Record<string, string>;
+  const auth = services["auth"].environment as Record<string, string>;
+  const post = services["post"].environment as Record<string, string>;
+  t.is(moderation["TRUSTED_PROXY_HOPS"], "1");
+  t.is(moderation["AUTH_ISSUER"], jwtProvider.issuer);
+  t.is(moderation["KAFKA_BROKERS"], auth["KAFKA_BROKERS"]);
+  t.is(moderation["KAFKA_BROKERS"], post["KAFKA_BROKERS"]);
+  for (const env of [moderation, auth, post]) t.is(env["MODERATION_EVENTS_TOPIC"], undefined, "every side on the default topic");
+  t.regex(moderation["DATABASE_URL"]!, /^postgres:\/\/moderation:.+@postgres:5432\/aviary$/);
+  t.regex(postgresRoles, /CREATE SCHEMA moderation AUTHORIZATION moderation;/);
+  t.regex(postgresRoles, /GRANT CONNECT, CREATE ON DATABASE "\$POSTGRES_DB" TO [^;]*\bmoderation\b[^;]*;/);
+  t.truthy(services["postgres"].environment["AVIARY_MODERATION_DB_PASSWORD"]);
+  t.true(exposed(services["moderation"]).includes(Number(moderation["MODERATION_PORT"])));
 });

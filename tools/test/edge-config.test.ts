@@ -68,7 +68,7 @@ test("every client-facing service is transcoded, and every RPC has its REST and 
 
 test("filter order: claims stripped first, CORS and gRPC-web before jwt_authn, transcoder last before the router", (t) => {
   const names = parts(loopback()).filters.map((f) => f.name.replace("envoy.filters.http.", ""));
-  t.deepEqual(names, ["header_mutation", "cors", "grpc_web", "jwt_authn", "buffer", "grpc_json_transcoder", "router"]);
+  t.deepEqual(names, ["header_mutation", "cors", "grpc_web", "jwt_authn", "rbac", "buffer", "grpc_json_transcoder", "router"]);
 });
 
 test("the edge's public methods are exactly the auth service's public procedures", (t) => {
@@ -295,6 +295,45 @@ test("chat: every RPC has its REST and gRPC route to the chat cluster (chat:8089
   const local = loopback().static_resources.clusters.find((c) => c.name === "chat");
   t.deepEqual(local?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "127.0.0.1", port_value: 8089 });
   t.deepEqual(chatRoute.idempotentMethods, ["GetConversation", "ListConversations", "ListMessages", "GetUnreadCount"]);
+});
+
+test("roles: RBAC after jwt_authn; every route of an RPC declaring a required role admits only that role or admin, no other route has a policy", (t) => {
+  for (const config of [loopback(), renderDeployConfig() as Rendered]) {
+    const { filters, routes } = parts(config);
+    const names = filters.map((f) => f.name);
+    t.is(names.indexOf("envoy.filters.http.rbac"), names.indexOf("envoy.filters.http.jwt_authn") + 1);
+    t.deepEqual(filters.find((f) => f.name === "envoy.filters.http.rbac")?.typed_config, { "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC" }, "allows all without a per-route policy");
+    const gated = services.flatMap((s) => s.methods).filter((m) => m.requiredRole !== undefined);
+    t.true(gated.some((m) => m.grpcPath === "/aviary.moderation.v1.ModerationService/SuspendUser" && m.requiredRole === "moderator"));
+    t.true(gated.some((m) => m.grpcPath === "/aviary.auth.v1.RoleService/GrantRole" && m.requiredRole === "admin"));
+    for (const route of routes) {
+      const method = gated.find((m) => route.name === m.grpcPath || route.name.startsWith(`${m.grpcPath} `));
+      const policy = route.typed_per_filter_config?.["envoy.filters.http.rbac"] as { rbac?: { rules?: { action: string; policies: Record<string, { principals: Array<{ metadata: { path: Array<{ key: string }>; value: { list_match: { one_of: { string_match: { exact: string } } } } } }> }> } } } | undefined;
+      if (method === undefined) {
+        t.is(policy, undefined, `${route.name} has no role policy`);
+        continue;
+      }
+      t.is(policy?.rbac?.rules?.action, "ALLOW", route.name);
+      const principals = Object.values(policy?.rbac?.rules?.policies ?? {}).flatMap((p) => p.principals);
+      t.deepEqual(principals.map((p) => p.metadata.path.map((k) => k.key).join(".")), principals.map(() => "jwt_payload.roles"), route.name);
+      t.deepEqual(principals.map((p) => p.metadata.value.list_match.one_of.string_match.exact).sort(), [...new Set([method.requiredRole!, "admin"])].sort(), route.name);
+    }
+  }
+});
+
+test("the web app: GET /, /app.js and /app.css from the app's files, public, not transcoded; only with appDir, never in the deploy render", (t) => {
+  const withApp = parts(renderLoopbackConfig({ listenPort: 18080, adminPort: 19901, upstreams: {}, appDir: "/srv/web" }) as Rendered).routes;
+  const app = withApp.filter((r) => r.name.startsWith("web-app"));
+  t.deepEqual(
+    app.map((r) => [r.match.path, (r as Route & { direct_response?: { body: { filename: string } } }).direct_response?.body.filename]),
+    [["/", "/srv/web/index.html"], ["/app.js", "/srv/web/app.js"], ["/app.css", "/srv/web/app.css"]],
+  );
+  for (const route of app) {
+    t.true(route.typed_per_filter_config?.["envoy.filters.http.jwt_authn"]?.disabled, route.name);
+    t.true(route.typed_per_filter_config?.["envoy.filters.http.grpc_json_transcoder"]?.disabled, route.name);
+  }
+  t.false(parts(loopback()).routes.some((r) => r.name.startsWith("web-app")));
+  t.false(parts(renderDeployConfig() as Rendered).routes.some((r) => r.name.startsWith("web-app")));
 });
 
 test("the deploy render rate-limits through ratelimit:8090", (t) => {

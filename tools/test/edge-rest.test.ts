@@ -1,152 +1,32 @@
 // The REST contract table (tools/edge/rest-cases.ts) through a real Envoy in
-// front of the real auth, user, media, post, feed, BFF, realtime,
-// notification and chat services (real PostgreSQL — a database each —, Redis, Kafka
-// and S3; every service verifies tokens with the test auth service's JWKS;
-// the notification service gets its service identity from that auth service),
+// front of the whole real mesh (services/runtime/test-support/mesh.ts),
 // one ava test per row, in order; plus the
 // cases a table against a black box cannot show: what the service actually
 // receives in x-aviary-claims, and the edge while the auth service is down.
 import test from "ava";
-import { createHash } from "node:crypto";
 import { createServer, type IncomingHttpHeaders } from "node:http2";
 import type { AddressInfo } from "node:net";
-import { SignJWT, importJWK, type JWK } from "jose";
 import { startTestAuth, uniqueEmail, password, type TestAuth } from "../../services/auth/test/harness.ts";
 import { startEnvoy, type RunningEnvoy } from "../../services/runtime/test-support/envoy.ts";
-import { startTestUser, type TestUser } from "../../services/user/test/harness.ts";
-import { startTestMedia, type TestMedia } from "../../services/media/test/harness.ts";
-import { startTestFeed, type TestFeed } from "../../services/feed/test/harness.ts";
-import { bffConfigFromEnv, startBffService, type RunningBffService } from "@aviary/bff";
-import { realtimeConfigFromEnv, startRealtimeService, type RunningRealtimeService } from "@aviary/realtime";
-import { notificationConfigFromEnv, startNotificationService, type RunningNotificationService } from "@aviary/notification";
-import { chatConfigFromEnv, startChatService, type RunningChatService } from "@aviary/chat";
-import { infra, uniqueName } from "../../services/runtime/test-support/infra.ts";
-import { freshDatabase } from "../../services/runtime/test-support/database.ts";
+import { startTestMesh, type TestMesh } from "../../services/runtime/test-support/mesh.ts";
+import { AUDIENCE, ISSUER, signAsIssuer } from "../../services/runtime/test-support/token-forgeries.ts";
 import { restCases } from "../edge/rest-cases.ts";
 import { newRestContext, runRestCases } from "../edge/rest-runner.ts";
 import type { RestContext } from "../edge/rest-cases.ts";
 
+let mesh: TestMesh | undefined;
 let auth: TestAuth;
-let user: TestUser | undefined;
-let media: TestMedia | undefined;
-let feed: TestFeed | undefined;
-let bff: RunningBffService | undefined;
-let realtime: RunningRealtimeService | undefined;
-let notification: RunningNotificationService | undefined;
-let notificationDatabase: { drop(): Promise<void> } | undefined;
-let chat: RunningChatService | undefined;
-let chatDatabase: { url: string; drop(): Promise<void> } | undefined;
 let envoy: RunningEnvoy;
 let context: RestContext;
 
-/** The notification service's client secret; the auth service knows only its SHA-256. */
-const notificationSecret = "edge-rest-notification-secret-0123456789abcdef";
-
 test.before(async () => {
-  const urls = await infra();
-  // The notification service trades this secret for service tokens (UserInternalService: who follows whom, devices).
-  auth = await startTestAuth({
-    AUTH_SERVICE_CLIENTS: `notification:user.devices.read+user.devices.write+user.profiles.read:${createHash("sha256").update(notificationSecret).digest("hex")}`,
-  });
-  // The user and media services verify tokens of this one auth service; the
-  // user service asks this media service about avatars.
-  media = await startTestMedia({}, auth);
-  user = await startTestUser({}, auth, media);
-  // The feed harness brings its own post service, which calls this user and media service.
-  feed = await startTestFeed({}, { deps: { auth, user, media } });
-  // The notification service (role all, no push provider: pushes are recorded as skipped) consumes
-  // the post and user events in its own group and publishes to the realtime service's streams.
-  const realtimePrefix = `${uniqueName("rtrest")}:`;
-  const database = await freshDatabase(urls.databaseUrl, "notification_rest");
-  notificationDatabase = database;
-  notification = await startNotificationService(
-    notificationConfigFromEnv({
-      NOTIFICATION_PORT: "0",
-      DATABASE_URL: database.url,
-      REDIS_URL: urls.redisUrl,
-      KAFKA_BROKERS: urls.kafkaBrokers.join(","),
-      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
-      AUTH_URL: auth.service.url,
-      USER_URL: user.service.url,
-      NOTIFICATION_CLIENT_SECRET: notificationSecret,
-      NOTIFICATION_GROUP: uniqueName("notification_rest"),
-      NOTIFICATION_PUSH_GROUP: uniqueName("notification_push_rest"),
-      NOTIFICATION_EVENTS_TOPIC: uniqueName("notification_events_rest"),
-      REALTIME_REDIS_PREFIX: realtimePrefix,
-      TRUSTED_PROXY_HOPS: "1",
-      PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
-      LOG_LEVEL: "silent",
-    }),
-  );
-  // The chat service (role all): its own database and delivery group, delivering to the realtime service's streams.
-  chatDatabase = await freshDatabase(urls.databaseUrl, "chat_rest");
-  chat = await startChatService(
-    chatConfigFromEnv({
-      CHAT_PORT: "0",
-      CHAT_ROLE: "all",
-      DATABASE_URL: chatDatabase.url,
-      REDIS_URL: urls.redisUrl,
-      KAFKA_BROKERS: urls.kafkaBrokers.join(","),
-      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
-      USER_URL: user.service.url,
-      // Attachments and group avatars are checked with this media service.
-      MEDIA_URL: media.service.url,
-      CHAT_GROUP: uniqueName("chat_rest"),
-      REALTIME_REDIS_PREFIX: realtimePrefix,
-      TRUSTED_PROXY_HOPS: "1",
-      PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
-      LOG_LEVEL: "silent",
-    }),
-  );
-  bff = await startBffService(
-    bffConfigFromEnv({
-      BFF_PORT: "0",
-      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
-      USER_URL: user.service.url,
-      FEED_URL: feed.service.url,
-      NOTIFICATION_URL: notification.url,
-      CHAT_URL: chat.url,
-      REDIS_URL: urls.redisUrl,
-      LOG_LEVEL: "silent",
-    }),
-  );
-  realtime = await startRealtimeService(
-    realtimeConfigFromEnv({
-      REALTIME_PORT: "0",
-      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
-      USER_URL: user.service.url,
-      REDIS_URL: urls.redisUrl,
-      REALTIME_REDIS_PREFIX: realtimePrefix,
-      LOG_LEVEL: "silent",
-    }),
-  );
-  envoy = await startEnvoy({
-    upstreams: {
-      realtime: realtime.url,
-      auth: auth.service.url,
-      user: user.service.url,
-      media: media.service.url,
-      post: feed.post.service.url,
-      feed: feed.service.url,
-      bff: bff.url,
-      notification: notification.url,
-      chat: chat.url,
-    },
-  });
+  mesh = await startTestMesh();
+  ({ auth, envoy } = mesh);
   context = await newRestContext(envoy.url, { expiredToken: await mintExpiredToken(auth) });
 });
 
 test.after.always(async () => {
-  await envoy?.stop();
-  await realtime?.close();
-  await bff?.close();
-  await notification?.close();
-  await notificationDatabase?.drop();
-  await chat?.close();
-  await chatDatabase?.drop();
-  await feed?.close();
-  await Promise.all([user?.close(), media?.close()]);
-  await auth?.close();
+  await mesh?.close();
 });
 
 for (const row of restCases) {
@@ -157,22 +37,11 @@ for (const row of restCases) {
   });
 }
 
-/** A token genuinely signed with the issuer's key, expired an hour ago (the key is read from the auth schema). */
+/** A token genuinely signed with the issuer's key, expired an hour ago. */
 async function mintExpiredToken(service: TestAuth): Promise<string> {
-  const [key] = await service.query<{ kid: string; private_jwk: JWK }>(
-    "SELECT kid, private_jwk FROM auth.signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
-  );
-  if (!key) throw new Error("the auth service has no signing key");
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ sid: crypto.randomUUID() })
-    .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "at+jwt" })
-    .setIssuer("aviary-auth")
-    .setAudience("aviary")
-    .setSubject(crypto.randomUUID())
-    .setIssuedAt(now - 7200)
-    .setNotBefore(now - 7200)
-    .setExpirationTime(now - 3600)
-    .sign(await importJWK(key.private_jwk, "ES256"));
+  const claims = { iss: ISSUER, aud: AUDIENCE, sub: crypto.randomUUID(), sid: crypto.randomUUID(), jti: crypto.randomUUID() };
+  return signAsIssuer(service, { ...claims, iat: now - 7200, nbf: now - 7200, exp: now - 3600 });
 }
 
 async function login(baseUrl: string, email: string): Promise<{ userId: string; accessToken: string }> {

@@ -115,6 +115,45 @@ test("GET query parameters come from the remaining request fields; body:* operat
   t.is(login?.op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/aviary.auth.v1.LoginResponse");
 });
 
+test("a body is required only when the empty message is rejected; fields the path sets are not required in it", (t) => {
+  const [login] = opFor("aviary.auth.v1.AuthService/Login");
+  t.true(login?.op["requestBody"]["required"]);
+  // LogoutRequest has no required field: the transcoder reads a missing body as {}.
+  const [logout] = opFor("aviary.auth.v1.AuthService/Logout");
+  t.false(logout?.op["requestBody"]["required"]);
+  // LikePost's only required field is the path's post_id.
+  const [like] = opFor("aviary.post.v1.PostService/LikePost");
+  t.false(like?.op["requestBody"]["required"]);
+  t.is(like?.op["requestBody"]["content"]["application/json"]["schema"]["required"], undefined);
+  const [comment] = opFor("aviary.post.v1.PostService/CreateComment");
+  t.true(comment?.op["requestBody"]["required"]);
+  t.deepEqual(comment?.op["requestBody"]["content"]["application/json"]["schema"]["required"], ["text"]);
+  // The message schema itself keeps post_id required (it is the gRPC contract).
+  t.true((schemas["aviary.post.v1.CreateCommentRequest"]!["required"] as string[]).includes("postId"));
+});
+
+test("links: a POST's response feeds the path parameters of the operations on what it returned", (t) => {
+  const [create] = opFor("aviary.post.v1.PostService/CreatePost");
+  const links = create?.op["responses"]["200"]["links"] as Record<string, Schema>;
+  t.deepEqual(links["PostService_GetPost"], { operationId: "PostService_GetPost", parameters: { post_id: "$response.body#/post/postId" } });
+  t.deepEqual(links["PostService_ListPostsByAuthor"]?.["parameters"], { author_id: "$response.body#/post/authorId" });
+  // Every parameter of a link comes from the same resource.
+  const [comment] = opFor("aviary.post.v1.PostService/CreateComment");
+  t.deepEqual(comment?.op["responses"]["200"]["links"]["PostService_DeleteComment"]["parameters"], {
+    comment_id: "$response.body#/comment/commentId",
+    post_id: "$response.body#/comment/postId",
+  });
+  // Every link names an operation that exists, with exactly its path parameters.
+  for (const { op } of operations) {
+    for (const link of Object.values((op["responses"]["200"]["links"] ?? {}) as Record<string, Schema>)) {
+      const target = operations.find((o) => o.op["operationId"] === link["operationId"]);
+      t.truthy(target, String(link["operationId"]));
+      const pathParams = (target?.op["parameters"] as Schema[]).filter((x) => x["in"] === "path").map((x) => x["name"]);
+      t.deepEqual(Object.keys(link["parameters"]).sort(), pathParams.sort());
+    }
+  }
+});
+
 test("protected operations require a bearer token; the public ones (the auth service's publicProcedures) do not", (t) => {
   t.deepEqual(spec["components"]["securitySchemes"]["bearerAuth"], {
     type: "http",

@@ -7,7 +7,6 @@ import type { Cache } from "@aviary/runtime/cache/cache";
 import { requirePrincipal, getPeer } from "@aviary/runtime/context";
 import {
   alreadyExists,
-  failedPrecondition,
   invalidArgument,
   notFound,
   resourceExhausted,
@@ -32,15 +31,18 @@ import {
   spendRefreshToken,
   touchSession,
   type SessionCursor,
+  type RefreshTokenRow,
   type SessionRow,
 } from "./store/sessions.ts";
-import { sessionsRevoked, userLoggedIn, userRegistered, type RevocationReason } from "./events/publish.ts";
+import { loginFailed, passwordChanged, sessionsRevoked, userLoggedIn, userRegistered, type RevocationReason } from "./events/publish.ts";
 import type { SessionDenylist } from "./domain/denylist.ts";
 import type { Sealer } from "./domain/sealing.ts";
 import { requestCodeDelivery } from "./events/code-delivery.ts";
 import { chooseLocale } from "./delivery/locale.ts";
 import { hasConfirmedTotp } from "./store/second-factors.ts";
 import { createTwoFactorHandlers, type TwoFactorDeps } from "./two-factor.ts";
+import { accessRoles, refuseIfSuspended } from "./roles.ts";
+import { createAccountDeletionHandlers, pendingDeletionOf, type AccountDeletionDeps } from "./account-deletion.ts";
 
 export interface AuthSettings extends TokenSettings {
   /** The public base URL of the issuer, for the discovery document. */
@@ -59,7 +61,9 @@ export interface AuthDeps {
   denylist: SessionDenylist;
   pageTokens: PageTokens;
   limits: {
-    /** Failed logins per identity. */
+    /** Failed logins per (identity, client IP): what stops one attacker, without locking the owner out elsewhere. */
+    loginPerIdentityIp: AttemptLimiter;
+    /** Failed logins per identity from every address: the higher ceiling for a distributed attack (and password re-checks per account). */
     loginPerIdentity: AttemptLimiter;
     /** Failed logins per client IP. */
     loginPerIp: AttemptLimiter;
@@ -67,7 +71,14 @@ export interface AuthDeps {
     codesPerIdentity: AttemptLimiter;
   };
   settings: AuthSettings;
+  /**
+   * A spent refresh token presented again within `windowMs` of its spending,
+   * while its successor is still unused, answers that same successor (two
+   * requests of one client raced); otherwise reuse revokes the session.
+   */
+  refreshReuse: { windowMs: number; sealer: Sealer };
   twoFactor: TwoFactorDeps;
+  deletion: AccountDeletionDeps;
   now?: () => Date;
 }
 
@@ -129,12 +140,17 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
     return chooseLocale(request.locale, context.requestHeader.get("accept-language"));
   }
 
-  /** The account's password, limited per account; a wrong one is a field violation on `field`. */
+  /**
+   * The account's password, limited per account; a wrong one is a field
+   * violation on `field`. Only a signed-in caller gets here, so the
+   * per-account limit cannot be spent by a stranger: the per-pair budget
+   * (AUTH_LOGIN_FAILURES_PER_IDENTITY_IP) applies per account.
+   */
   async function checkPassword(user: { id: string; passwordHash: string }, password: string, field: string): Promise<void> {
     const subject = `user:${user.id}`;
-    await enforce(deps.limits.loginPerIdentity, subject, "too many wrong passwords for this account");
+    await enforce(deps.limits.loginPerIdentityIp, subject, "too many wrong passwords for this account");
     if (!(await deps.hashing.verify(user.passwordHash, password))) {
-      await deps.limits.loginPerIdentity.count(subject);
+      await deps.limits.loginPerIdentityIp.count(subject);
       throw invalidArgument([{ field, description: "password is incorrect" }]);
     }
   }
@@ -142,10 +158,12 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
   /** Turns a failed code check into the error the client sees. */
   function codeError(check: Exclude<CodeCheck, "ok">): Error {
     switch (check) {
+      // One answer for a wrong code and for none at all: "no code pending"
+      // would tell a guesser which identities have an account (a reset or
+      // verification code is only ever sent to those).
       case "mismatch":
-        return invalidArgument([{ field: "code", description: "code is incorrect" }]);
       case "missing":
-        return failedPrecondition("no valid code for this identity; request a new one");
+        return invalidArgument([{ field: "code", description: "code is incorrect or has expired; request a new one" }]);
       case "locked":
         return resourceExhausted("too many wrong codes; request a new one", deps.codes.ttlSeconds);
     }
@@ -153,6 +171,7 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
 
   /** Opens a session with its first refresh token, in the caller's transaction. */
   async function openSession(tx: Tx, userId: string, deviceName: string, context: HandlerContext) {
+    await refuseIfSuspended(tx, userId);
     const at = now();
     const peer = getPeer(context);
     const session = {
@@ -173,12 +192,33 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
 
   async function tokenPair(userId: string, sessionId: string, refreshToken: string): Promise<MessageInitShape<typeof TokenPairSchema>> {
     return {
-      accessToken: await signAccessToken(deps.keys, deps.settings, { userId, sessionId }, now()),
+      accessToken: await signAccessToken(deps.keys, deps.settings, { userId, sessionId, roles: await accessRoles(db, userId) }, now()),
       tokenType: "Bearer",
       expiresInSeconds: deps.settings.accessTokenTtlSeconds,
       refreshToken,
       refreshExpiresInSeconds: deps.settings.refreshTokenTtlSeconds,
     };
+  }
+
+  /**
+   * The successor of a spent token, when the token was spent less than the
+   * reuse window ago and the successor is still unspent (in the same
+   * session); undefined otherwise, which makes the presentation a reuse.
+   * A successor sealed under another key (a restart without
+   * AUTH_SECRETS_KEY) counts as unavailable: the session is revoked, as
+   * without the window.
+   */
+  async function unusedSuccessor(tx: Tx, token: RefreshTokenRow, at: Date): Promise<string | undefined> {
+    if (token.spentAt === null || token.successorSealed === null) return undefined;
+    if (at.getTime() - token.spentAt.getTime() >= deps.refreshReuse.windowMs) return undefined;
+    let successor: string;
+    try {
+      successor = new TextDecoder().decode(deps.refreshReuse.sealer.open("refresh-successor", token.successorSealed));
+    } catch {
+      return undefined;
+    }
+    const row = await lockRefreshToken(tx, hashRefreshToken(successor));
+    return row !== undefined && row.sessionId === token.sessionId && row.spentAt === null && row.expiresAt > at ? successor : undefined;
   }
 
   /** Revokes sessions in a transaction, emits events, then denylists their access tokens. */
@@ -193,10 +233,13 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
     return revoked;
   }
 
-  const twoFactor = createTwoFactorHandlers(deps, { openSession, tokenPair, enforce, checkPassword });
+  const tools = { openSession, tokenPair, enforce, checkPassword };
+  const twoFactor = createTwoFactorHandlers(deps, tools);
+  const accountDeletion = createAccountDeletionHandlers(deps, tools);
 
   return {
     ...twoFactor,
+    ...accountDeletion,
 
     async register(request, context) {
       const identity = identityOf(request);
@@ -231,7 +274,8 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
     async verifyIdentity(request) {
       const identity = identityOf(request);
       const user = await findUserByIdentity(db, identity);
-      const check = user === undefined ? "missing" : await deps.codes.check("verify", identity, request.code);
+      // Checked (and counted) for unknown identities too, so they lock at the same guess as known ones.
+      const check = await deps.codes.check("verify", identity, request.code);
       if (check !== "ok" || user === undefined) throw codeError(check === "ok" ? "missing" : check);
       await markIdentityVerified(db, user.id, identity, now());
       return { userId: user.id };
@@ -240,15 +284,23 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
     async login(request, context) {
       const identity = identityOf(request);
       const ip = getPeer(context).ip;
+      // Failures from one address block that address for this account only;
+      // the owner signing in from elsewhere is not held up by them. The
+      // account-wide ceiling is higher: only many addresses together reach it.
+      const pair = `${identityKey(identity)}@${ip}`;
+      await enforce(deps.limits.loginPerIdentityIp, pair, "too many failed logins for this account from this address");
       await enforce(deps.limits.loginPerIdentity, identityKey(identity), "too many failed logins for this account");
       await enforce(deps.limits.loginPerIp, ip, "too many failed logins from this address");
       const user = await findUserByIdentity(db, identity);
       const matches = await deps.hashing.verify(user?.passwordHash ?? (await decoy), request.password);
       if (user === undefined || !matches) {
+        await deps.limits.loginPerIdentityIp.count(pair);
         await deps.limits.loginPerIdentity.count(identityKey(identity));
         await deps.limits.loginPerIp.count(ip);
+        await db.transaction((tx) => loginFailed(tx, { userId: user?.id, identityKind: identity.kind, ipAddress: ip }, now()));
         throw unauthenticated("wrong email, phone or password");
       }
+      await deps.limits.loginPerIdentityIp.reset(pair);
       await deps.limits.loginPerIdentity.reset(identityKey(identity));
       if (await hasConfirmedTotp(db, user.id)) {
         // The password was right; the session waits for the second factor (VerifySecondFactor).
@@ -260,6 +312,8 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
         userId: user.id,
         sessionId: opened.session.id,
         tokens: await tokenPair(user.id, opened.session.id, opened.refreshToken),
+        // Signing in during the grace period works (that is how the owner cancels); the client is told.
+        pendingDeletion: await pendingDeletionOf(db, user.id),
       };
     },
 
@@ -273,13 +327,19 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
           return { kind: "ended" } as const;
         }
         if (token.spentAt !== null) {
+          // The same client racing itself (two tabs, a retry after a lost answer): the successor it already has, once more.
+          const successor = await unusedSuccessor(tx, token, at);
+          if (successor !== undefined) {
+            await touchSession(tx, session.id, at);
+            return { kind: "rotated", userId: session.userId, sessionId: session.id, refreshToken: successor } as const;
+          }
           // A spent token came back: it was stolen or leaked. End the whole family.
           const revoked = await revokeSession(tx, session.userId, session.id, "refresh_token_reuse", at);
           await sessionsRevoked(tx, revoked, "refresh_token_reuse", at);
           return { kind: "reused", sessionId: session.id } as const;
         }
-        await spendRefreshToken(tx, token.id, at);
         const next = newRefreshToken();
+        await spendRefreshToken(tx, token.id, at, deps.refreshReuse.sealer.seal("refresh-successor", new TextEncoder().encode(next.token)));
         await insertRefreshToken(tx, { sessionId: session.id, hash: next.hash, expiresAt: session.expiresAt });
         await touchSession(tx, session.id, at);
         return { kind: "rotated", userId: session.userId, sessionId: session.id, refreshToken: next.token } as const;
@@ -370,11 +430,12 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
       // Judge the new password before spending the code on it.
       rejectWeak("new_password", request.newPassword, identity);
       const user = await findUserByIdentity(db, identity);
-      const check = user === undefined ? "missing" : await deps.codes.check("password_reset", identity, request.code);
+      const check = await deps.codes.check("password_reset", identity, request.code);
       if (check !== "ok" || user === undefined) throw codeError(check === "ok" ? "missing" : check);
       const passwordHash = await deps.hashing.hash(request.newPassword);
       await revoke(async (tx, at) => {
         await setPasswordHash(tx, user.id, passwordHash, at);
+        await passwordChanged(tx, user.id, true, at);
         return revokeUserSessions(tx, user.id, "password_reset", at);
       }, "password_reset");
       await deps.limits.loginPerIdentity.reset(identityKey(identity));
@@ -395,6 +456,7 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
       const passwordHash = await deps.hashing.hash(request.newPassword);
       await revoke(async (tx, at) => {
         await setPasswordHash(tx, user.id, passwordHash, at);
+        await passwordChanged(tx, user.id, false, at);
         return revokeUserSessions(tx, user.id, "password_changed", at, principal.sessionId);
       }, "password_changed");
       return {};

@@ -3,8 +3,10 @@
 import { fileURLToPath } from "node:url";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { ServiceAuthService } from "@aviary/gen/aviary/auth/v1/service_auth_pb";
+import { RoleService } from "@aviary/gen/aviary/auth/v1/roles_pb";
+import { DataExportService } from "@aviary/gen/aviary/auth/v1/data_export_pb";
 import { randomBytes } from "node:crypto";
-import { ConfigError, duration, int, loadConfig, oneOf, optionalString, port, string, type ConfigOf, type ConfigProblem } from "@aviary/runtime/config";
+import { ConfigError, duration, int, list, loadConfig, oneOf, optionalString, port, string, type ConfigOf, type ConfigProblem } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { respond, startServer, type RunningServer } from "@aviary/runtime/server";
 import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
@@ -17,6 +19,7 @@ import { createServiceAuthHandlers, serviceAuthPublicProcedures } from "./servic
 import { serviceClients } from "./domain/service-clients.ts";
 import { publicAuthMethods } from "./public-methods.ts";
 import { loadKeyRing } from "./domain/signing-keys.ts";
+import { KEK_VARIABLE, parseKeyEncryptionKeys } from "./domain/key-encryption.ts";
 import { cacheOneTimeCodes } from "./domain/codes.ts";
 import type { CodeSender } from "./domain/code-sender.ts";
 import { aesGcmSealer, parseSecretsKey } from "./domain/sealing.ts";
@@ -26,9 +29,14 @@ import { codeSenderProblems, codeSendersConfigSpec, openCodeSenders } from "./de
 import { senderGroup, startCodeSenderWorker } from "./delivery/worker.ts";
 import { cacheAttemptLimiter } from "./domain/attempt-limits.ts";
 import { cacheSessionDenylist, startDenylistSync } from "./domain/denylist.ts";
+import { applyBootstrapAdmins, createRoleHandlers } from "./roles.ts";
+import { consumeSuspensions, moderationEventsTopic, suspensionsConsumer } from "./events/suspensions.ts";
+import { startDeletionScheduler } from "./domain/deletion-scheduler.ts";
 import { argon2idHashing } from "./domain/passwords.ts";
 import { isSessionOver, recentlyRevokedSessionIds } from "./store/sessions.ts";
 import { outboxEvents } from "./store/schema.ts";
+import { dataExportConfigSpec, startDataExports, type DataExportAdapters } from "./export/wiring.ts";
+import { s3ConfigProblems } from "@aviary/runtime/blob/open";
 import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
@@ -36,7 +44,7 @@ export const migrationsFolder = fileURLToPath(new URL("./store/migrations", impo
 /** Procedures callable without an access token. */
 export const publicProcedures = publicAuthMethods.map((method) => `${AuthService.typeName}/${method}`);
 
-export const authRoles = ["all", "api", "sender"] as const;
+export const authRoles = ["all", "api", "sender", "exporter"] as const;
 
 /** Every setting of the auth service, from the environment (see README "Configuration"). */
 export const authConfigSpec = {
@@ -47,20 +55,30 @@ export const authConfigSpec = {
   audience: string("AUTH_AUDIENCE", { default: "aviary" }),
   accessTokenTtlMs: duration("AUTH_ACCESS_TOKEN_TTL", { default: "15m", min: "5s", max: "1h" }),
   refreshTokenTtlMs: duration("AUTH_REFRESH_TOKEN_TTL", { default: "30d", min: "1h", max: "365d" }),
+  /** How long a spent refresh token still answers its (unused) successor instead of counting as reuse; 0 turns the window off. */
+  refreshReuseWindowMs: duration("AUTH_REFRESH_REUSE_WINDOW", { default: "5s", min: "0s", max: "1m" }),
   keyRotationMs: duration("AUTH_KEY_ROTATION_INTERVAL", { default: "30d", min: "1h" }),
   keyPrepublishMs: duration("AUTH_KEY_PREPUBLISH", { default: "5m", min: "0s", max: "1d" }),
   codeTtlMs: duration("AUTH_CODE_TTL", { default: "10m", min: "1s", max: "1d" }),
   codeMaxAttempts: int("AUTH_CODE_MAX_ATTEMPTS", { default: 5, min: 1, max: 20 }),
   codesPerHour: int("AUTH_CODES_PER_HOUR", { default: 5, min: 1 }),
-  loginFailuresPerIdentity: int("AUTH_LOGIN_FAILURES_PER_IDENTITY", { default: 5, min: 1 }),
+  /** Failed logins per (identity, client IP) per window before that address waits for that account. */
+  loginFailuresPerIdentityIp: int("AUTH_LOGIN_FAILURES_PER_IDENTITY_IP", { default: 5, min: 1 }),
+  /** Failed logins per identity from all addresses together per window: the ceiling against distributed guessing. */
+  loginFailuresPerIdentity: int("AUTH_LOGIN_FAILURES_PER_IDENTITY", { default: 100, min: 1 }),
   loginFailuresPerIp: int("AUTH_LOGIN_FAILURES_PER_IP", { default: 50, min: 1 }),
   loginFailureWindowMs: duration("AUTH_LOGIN_FAILURE_WINDOW", { default: "15m", min: "1s" }),
   passwordMemoryKiB: int("AUTH_ARGON2_MEMORY_KIB", { default: 19456, min: 1024 }),
   passwordPasses: int("AUTH_ARGON2_PASSES", { default: 2, min: 1 }),
-  /** all: everything in one process; api: the RPCs; sender: delivers codes from the outbox (health endpoints always served). */
+  /** all: everything in one process; api: the RPCs; sender: delivers codes from the outbox; exporter: builds and sweeps data exports (health endpoints always served). */
   role: oneOf("AUTH_ROLE", authRoles, { default: "all" }),
   /** 32 bytes, base64 or hex: seals TOTP secrets at rest and codes on their way to the sender role (random per process when unset, role all only). */
   secretsKey: optionalString("AUTH_SECRETS_KEY"),
+  /**
+   * id:key[,id:key…] (32-byte keys, base64 or hex): encrypt the private signing keys at rest; the first wraps,
+   * all unwrap (KEK rotation). Unset: a public development KEK, with a warning.
+   */
+  keyEncryptionKeys: optionalString("AUTH_KEY_ENCRYPTION_KEYS"),
   /** Where a channel without a configured provider writes its codes (make dev). */
   codeSink: string("AUTH_CODE_SINK", { default: ".dev/codes.jsonl" }),
   /** The code deliveries' topic: its own per deployment (every sender reading it sends what it reads). */
@@ -76,10 +94,20 @@ export const authConfigSpec = {
   challengeMaxAttempts: int("AUTH_2FA_ATTEMPTS_PER_CHALLENGE", { default: 5, min: 1, max: 20 }),
   secondFactorFailuresPerAccount: int("AUTH_2FA_FAILURES_PER_ACCOUNT", { default: 10, min: 1 }),
   denylistSyncMs: duration("AUTH_DENYLIST_SYNC_INTERVAL", { default: "30s", min: "100ms" }),
+  /** Emails of the accounts made admins at startup (comma-separated; idempotent): the first admins, who grant every other role. */
+  bootstrapAdmins: list("AUTH_BOOTSTRAP_ADMINS", { default: [] }),
+  /** The moderation service's topic: suspensions end sessions and refuse sign-in here. */
+  moderationTopic: string("MODERATION_EVENTS_TOPIC", { default: moderationEventsTopic }),
+  suspensionsGroup: string("AUTH_SUSPENSIONS_GROUP", { default: suspensionsConsumer }),
+  /** How long a scheduled account deletion can be cancelled before everything is purged. */
+  deletionGraceMs: duration("AUTH_DELETION_GRACE", { default: "7d", min: "0s", max: "90d" }),
+  /** How often due deletions are looked for (the due times are rows: nothing is lost between polls or restarts). */
+  deletionPollMs: duration("AUTH_DELETION_POLL_INTERVAL", { default: "30s", min: "100ms", max: "1h" }),
   /** Services that may obtain service tokens: `client_id:scope+scope:secret_sha256_hex`, comma-separated (none by default). */
   serviceClients: serviceClients("AUTH_SERVICE_CLIENTS"),
   internalAudience: string("AUTH_INTERNAL_AUDIENCE", { default: "aviary-internal" }),
   serviceTokenTtlMs: duration("AUTH_SERVICE_TOKEN_TTL", { default: "5m", min: "5s", max: "1h" }),
+  ...dataExportConfigSpec,
   ...clientFacingConfigSpec,
   ...databaseConfigSpec,
   ...cacheConfigSpec,
@@ -91,14 +119,17 @@ export type AuthConfig = ConfigOf<typeof authConfigSpec>;
 
 export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthConfig {
   const config = loadConfig(authConfigSpec, env);
-  const problems: ConfigProblem[] = codeSenderProblems(config);
+  const problems: ConfigProblem[] = [...codeSenderProblems(config), ...s3ConfigProblems(config)];
   if (config.secretsKey !== undefined && parseSecretsKey(config.secretsKey) === undefined) {
     problems.push({ variable: "AUTH_SECRETS_KEY", problem: "must be 32 bytes, base64 or hex (e.g. openssl rand -base64 32)" });
   }
   // Split roles seal in one process and open in another: they need the same key.
-  if (config.secretsKey === undefined && config.role !== "all") {
+  // (The exporter role seals nothing.)
+  if (config.secretsKey === undefined && (config.role === "api" || config.role === "sender")) {
     problems.push({ variable: "AUTH_SECRETS_KEY", problem: `required for the ${config.role} role (the api and sender roles must share it)` });
   }
+  const keyEncryption = parseKeyEncryptionKeys(config.keyEncryptionKeys);
+  if (typeof keyEncryption === "string") problems.push({ variable: KEK_VARIABLE, problem: keyEncryption });
   if (problems.length > 0) throw new ConfigError(problems);
   // Retired signing keys stay published for one access-token lifetime, so no token may outlive that.
   if (config.serviceTokenTtlMs > config.accessTokenTtlMs) {
@@ -112,7 +143,7 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
 }
 
 /** Adapters can be handed in (the dev launcher shares one PGlite and one bus across services). */
-export interface AuthAdapters {
+export interface AuthAdapters extends DataExportAdapters {
   database?: Database;
   cache?: Cache;
   bus?: EventBus;
@@ -120,6 +151,10 @@ export interface AuthAdapters {
   sender?: CodeSender;
   /** Milliseconds since the epoch for TOTP steps (tests step it instead of waiting 30 s). */
   totpClock?: () => number;
+  /** The handlers' clock (token times, the refresh reuse window); tests move it instead of waiting. */
+  clock?: () => Date;
+  /** The account-deletion clock (schedules and due times); tests move it past the grace period instead of waiting. */
+  deletionClock?: () => Date;
   logger?: Logger;
 }
 
@@ -133,6 +168,12 @@ export interface RunningAuthService extends RunningServer {
   syncDenylist(): Promise<void>;
   /** Resolves once every committed event has been handed to the bus. */
   eventsFlushed(timeoutMs?: number): Promise<void>;
+  /** Deletes expired data-export archives now (normally on a timer, in the exporter role); answers how many. */
+  sweepDataExports(): Promise<number>;
+  /** Applies AUTH_BOOTSTRAP_ADMINS again now (it runs at startup); answers the user ids made admin. */
+  applyBootstrapAdmins(): Promise<string[]>;
+  /** Purges the deletions due now by the deletion clock (normally on a timer); answers how many. */
+  purgeDueDeletions(): Promise<number>;
 }
 
 export async function startAuthService(config: AuthConfig, adapters: AuthAdapters = {}): Promise<RunningAuthService> {
@@ -145,7 +186,13 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
   await database.migrate(migrationsFolder, { schema: "auth" });
 
   const accessTokenTtlSeconds = Math.round(config.accessTokenTtlMs / 1000);
+  const keyEncryption = parseKeyEncryptionKeys(config.keyEncryptionKeys);
+  if (typeof keyEncryption === "string") throw new ConfigError([{ variable: KEK_VARIABLE, problem: keyEncryption }]);
+  if (keyEncryption.development) {
+    logger.warn(`${KEK_VARIABLE} is not set: private signing keys are encrypted under the public development key, which protects nothing. Set it in every real deployment (k1:$(openssl rand -base64 32)).`);
+  }
   const keys = await loadKeyRing(database.db, {
+    keyEncryption,
     accessTokenTtlSeconds,
     rotationIntervalSeconds: Math.round(config.keyRotationMs / 1000),
     prepublishSeconds: Math.round(config.keyPrepublishMs / 1000),
@@ -197,6 +244,19 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     onError: (err) => logger.warn({ err }, "denylist sync failed"),
   });
   const window = Math.round(config.loginFailureWindowMs / 1000);
+  const bootstrapAdmins = () => applyBootstrapAdmins(database, config.bootstrapAdmins, logger);
+  await bootstrapAdmins();
+  if (serves) {
+    subscriptions.push(await consumeSuspensions({ database, bus, denylist, topic: config.moderationTopic, groupId: config.suspensionsGroup }));
+  }
+  const deletionClock = adapters.deletionClock ?? (() => new Date());
+  const deletionScheduler = startDeletionScheduler({
+    database,
+    denylist,
+    clock: deletionClock,
+    intervalMs: config.deletionPollMs,
+    onError: (err) => logger.warn({ err }, "account deletion pass failed"),
+  });
 
   const handlers = createAuthHandlers({
     database,
@@ -208,6 +268,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     denylist,
     pageTokens: pageTokensFor(AuthService.typeName, config, logger)("ListSessions"),
     limits: {
+      loginPerIdentityIp: cacheAttemptLimiter(cache, "login-identity-ip", { limit: config.loginFailuresPerIdentityIp, windowSeconds: window }),
       loginPerIdentity: cacheAttemptLimiter(cache, "login-identity", { limit: config.loginFailuresPerIdentity, windowSeconds: window }),
       loginPerIp: cacheAttemptLimiter(cache, "login-ip", { limit: config.loginFailuresPerIp, windowSeconds: window }),
       codesPerIdentity: cacheAttemptLimiter(cache, "codes", { limit: config.codesPerHour, windowSeconds: 3600 }),
@@ -219,6 +280,9 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
       totpClock: adapters.totpClock ?? Date.now,
       issuer: config.totpIssuer,
     },
+    deletion: { graceMs: config.deletionGraceMs, clock: deletionClock },
+    refreshReuse: { windowMs: config.refreshReuseWindowMs, sealer },
+    ...(adapters.clock === undefined ? {} : { now: adapters.clock }),
     settings: {
       issuer: config.issuer,
       audience: config.audience,
@@ -228,11 +292,23 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     },
   });
 
+  const serviceTokenSettings = { issuer: config.issuer, audience: config.internalAudience, ttlSeconds: Math.round(config.serviceTokenTtlMs / 1000) };
   const serviceAuthHandlers = createServiceAuthHandlers({
     keys,
     clients: config.serviceClients,
-    failures: cacheAttemptLimiter(cache, "service-client", { limit: config.loginFailuresPerIdentity, windowSeconds: window }),
-    settings: { issuer: config.issuer, audience: config.internalAudience, ttlSeconds: Math.round(config.serviceTokenTtlMs / 1000) },
+    failures: cacheAttemptLimiter(cache, "service-client", { limit: config.loginFailuresPerIdentityIp, windowSeconds: window }),
+    settings: serviceTokenSettings,
+  });
+  const dataExports = await startDataExports({
+    config,
+    roles: { serves, exports: config.role === "all" || config.role === "exporter" },
+    database,
+    bus,
+    keys,
+    tokens: serviceTokenSettings,
+    pageTokens: pageTokensFor(DataExportService.typeName, config, logger)("ListDataExports"),
+    logger,
+    adapters,
   });
 
   const server = await startServer({
@@ -246,12 +322,15 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
       if (!serves) return;
       router.service(AuthService, handlers);
       router.service(ServiceAuthService, serviceAuthHandlers);
+      router.service(RoleService, createRoleHandlers({ database, denylist }));
+      if (dataExports !== undefined) router.service(DataExportService, dataExports.handlers);
     },
     // The key set as a plain document too, for verifiers that fetch a JWKS URL
     // (other services, Envoy's jwt_authn) without going through the edge.
     httpRoutes: {
       "/.well-known/jwks.json": (_req, res) =>
         respond(res, 200, { "content-type": "application/json", "cache-control": "public, max-age=300" }, JSON.stringify(keys.jwks())),
+      ...dataExports?.httpRoutes,
     },
     readiness: [
       { name: "database", check: () => database.ping() },
@@ -281,11 +360,16 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     rotateSigningKey: () => keys.rotate(),
     eventsFlushed: (timeoutMs) => relay.flushed(timeoutMs),
     syncDenylist: () => denylistSync.syncNow(),
+    applyBootstrapAdmins: bootstrapAdmins,
+    purgeDueDeletions: () => deletionScheduler.purgeDue(),
+    sweepDataExports: () => dataExports?.sweepNow() ?? Promise.resolve(0),
     async close() {
       clearInterval(reloadKeys);
       denylistSync.stop();
+      deletionScheduler.stop();
       await server.close();
       for (const subscription of subscriptions) await subscription.stop();
+      await dataExports?.close();
       await relay.stop();
       await base.close();
     },

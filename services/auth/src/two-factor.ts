@@ -6,7 +6,7 @@
 // shoulder or replayed from a log is refused.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { AuthService, TokenPairSchema } from "@aviary/gen/aviary/auth/v1/auth_pb";
+import type { AuthService, DisableTwoFactorRequest, TokenPairSchema } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import type { Tx } from "@aviary/runtime/db/database";
 import { requirePrincipal } from "@aviary/runtime/context";
 import { failedPrecondition, invalidArgument, resourceExhausted, unauthenticated } from "@aviary/runtime/errors";
@@ -28,6 +28,7 @@ import {
 } from "./store/second-factors.ts";
 import { recoveryCodeUsed, twoFactorDisabled, twoFactorEnabled, type SecondFactorProof } from "./events/publish.ts";
 import type { AuthDeps } from "./handlers.ts";
+import { pendingDeletionOf } from "./account-deletion.ts";
 
 type TwoFactorMethods = "startTotpEnrollment" | "confirmTotpEnrollment" | "disableTwoFactor" | "verifySecondFactor";
 
@@ -60,7 +61,15 @@ class WrongProof extends Error {
   }
 }
 
-export function createTwoFactorHandlers(deps: AuthDeps & { twoFactor: TwoFactorDeps }, tools: SessionTools): Pick<ServiceImpl<typeof AuthService>, TwoFactorMethods> {
+/** The proof oneof of DisableTwoFactor and DeleteAccount (the same three choices). */
+export type FreshProofOneof = DisableTwoFactorRequest["proof"];
+
+/**
+ * Checking fresh proof that the account holder asks: the password (limited
+ * like ChangePassword's), a current TOTP code (claimed once) or a recovery
+ * code (spent). Shared by DisableTwoFactor and DeleteAccount.
+ */
+export function createFreshProof(deps: AuthDeps & { twoFactor: TwoFactorDeps }, tools: SessionTools) {
   const { db } = deps.database;
   const tf = deps.twoFactor;
   const now = deps.now ?? (() => new Date());
@@ -97,6 +106,38 @@ export function createTwoFactorHandlers(deps: AuthDeps & { twoFactor: TwoFactorD
       throw invalidArgument([{ field: error.field, description: error.message }]);
     }
   }
+
+  /**
+   * Checks `proof` and runs `then` in the transaction that spends it (a code
+   * step or a recovery code), so a failed `then` spends nothing. Codes need
+   * two-factor sign-in on; without it only the password proves anything.
+   */
+  async function prove<T>(user: UserRow, proof: FreshProofOneof, then: (tx: Tx, kind: SecondFactorProof) => Promise<T>): Promise<T> {
+    if (proof.case === undefined) throw invalidArgument([{ field: "proof", description: "a password, code or recovery code is required" }]);
+    if (proof.case === "password") {
+      await tools.checkPassword(user, proof.value, "password");
+      return db.transaction((tx) => then(tx, "password"));
+    }
+    const factor = await findTotpFactor(db, user.id);
+    const field = proof.case === "code" ? "code" : "recovery_code";
+    if (factor === undefined || factor.confirmedAt === null) throw invalidArgument([{ field, description: "two-factor sign-in is not on; give the password" }]);
+    return proving(user.id, () =>
+      db.transaction(async (tx) => {
+        if (proof.case === "code") await claimStep(tx, user.id, totpStep(factor, proof.value));
+        else await spendRecovery(tx, user.id, proof.value);
+        return then(tx, proof.case === "code" ? "totp" : "recovery_code");
+      }),
+    );
+  }
+
+  return { totpStep, claimStep, spendRecovery, proving, prove };
+}
+
+export function createTwoFactorHandlers(deps: AuthDeps & { twoFactor: TwoFactorDeps }, tools: SessionTools): Pick<ServiceImpl<typeof AuthService>, TwoFactorMethods> {
+  const { db } = deps.database;
+  const tf = deps.twoFactor;
+  const now = deps.now ?? (() => new Date());
+  const { totpStep, claimStep, spendRecovery, proving, prove } = createFreshProof(deps, tools);
 
   async function callerAccount(context: HandlerContext): Promise<UserRow> {
     const principal = requirePrincipal(context);
@@ -142,19 +183,11 @@ export function createTwoFactorHandlers(deps: AuthDeps & { twoFactor: TwoFactorD
       const user = await callerAccount(context);
       const factor = await findTotpFactor(db, user.id);
       if (factor === undefined || factor.confirmedAt === null) throw failedPrecondition("two-factor sign-in is not on");
-      const proof = request.proof;
-      if (proof.case === undefined) throw invalidArgument([{ field: "proof", description: "a password, code or recovery code is required" }]);
       // A password is checked (and limited) like ChangePassword's; codes like sign-in codes.
-      if (proof.case === "password") await tools.checkPassword(user, proof.value, "password");
-      const kind: SecondFactorProof = proof.case === "password" ? "password" : proof.case === "code" ? "totp" : "recovery_code";
-      await proving(user.id, () =>
-        db.transaction(async (tx) => {
-          if (proof.case === "code") await claimStep(tx, user.id, totpStep(factor, proof.value));
-          if (proof.case === "recoveryCode") await spendRecovery(tx, user.id, proof.value);
-          await removeSecondFactor(tx, user.id);
-          await twoFactorDisabled(tx, user.id, kind, now());
-        }),
-      );
+      await prove(user, request.proof, async (tx, kind) => {
+        await removeSecondFactor(tx, user.id);
+        await twoFactorDisabled(tx, user.id, kind, now());
+      });
       return {};
     },
 
@@ -187,6 +220,7 @@ export function createTwoFactorHandlers(deps: AuthDeps & { twoFactor: TwoFactorD
         sessionId: opened.session.id,
         tokens: await tools.tokenPair(userId, opened.session.id, opened.refreshToken),
         recoveryCodesRemaining: opened.remaining,
+        pendingDeletion: await pendingDeletionOf(db, userId),
       };
     },
   };

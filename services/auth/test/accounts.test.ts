@@ -41,7 +41,7 @@ test("register stores a normalised email, sends a code, and verification marks i
   t.false(me.phoneVerified);
 
   const again = await rejection(auth.client.verifyIdentity({ identity: { case: "email", value: email }, code }));
-  t.is(again.code, Code.FailedPrecondition, "a code works once");
+  t.is(again.code, Code.InvalidArgument, "a code works once");
 });
 
 test("register by phone normalises to E.164", async (t) => {
@@ -81,7 +81,7 @@ test("a wrong code is INVALID_ARGUMENT on `code`; too many wrong codes lock it (
   t.is(fifth.code, Code.ResourceExhausted);
   // The right code no longer works: it was dropped with the lock.
   const late = await rejection(auth.client.verifyIdentity({ identity: { case: "email", value: email }, code: right }));
-  t.is(late.code, Code.FailedPrecondition);
+  t.is(late.code, Code.InvalidArgument);
   t.is(await countUsers("email = $1 and email_verified_at is not null", [email]), 0);
 });
 
@@ -97,7 +97,7 @@ test("an expired code is refused", async (t) => {
   // Waiting out a known deadline (the code's TTL), not guessing at one.
   await new Promise((resolve) => setTimeout(resolve, expiresBy - Date.now() + 200));
   const error = await rejection(shortLived.client.verifyIdentity({ identity: { case: "email", value: email }, code }));
-  t.is(error.code, Code.FailedPrecondition);
+  t.is(error.code, Code.InvalidArgument);
   t.is((await shortLived.query<{ n: number }>("select count(*)::int as n from auth.users where email_verified_at is not null"))[0]?.n, 0);
 });
 
@@ -114,19 +114,47 @@ test("asking for codes is limited per identity, and answers the same for unknown
   t.is(unknown.expiresInSeconds, 600);
 });
 
-test("wrong passwords are UNAUTHENTICATED, and after five the identity is locked with retry info", async (t) => {
+test("wrong passwords are UNAUTHENTICATED; after five from one address that address waits (retry info), the owner elsewhere still signs in", async (t) => {
   const email = uniqueEmail("brute");
   await auth.client.register({ identity: { case: "email", value: email }, password });
-  const ip = uniqueIp();
+  const attacker = uniqueIp();
   for (let i = 0; i < 5; i += 1) {
-    const error = await rejection(auth.client.login({ identity: { case: "email", value: email }, password: `wrong-password-${i}` }, as({ ip })));
+    const error = await rejection(auth.client.login({ identity: { case: "email", value: email }, password: `wrong-password-${i}` }, as({ ip: attacker })));
     t.is(error.code, Code.Unauthenticated);
   }
-  const locked = await rejection(auth.client.login({ identity: { case: "email", value: email }, password }, as({ ip: uniqueIp() })));
-  t.is(locked.code, Code.ResourceExhausted, "even the right password waits out the window");
+  const locked = await rejection(auth.client.login({ identity: { case: "email", value: email }, password }, as({ ip: attacker })));
+  t.is(locked.code, Code.ResourceExhausted, "from the attacking address even the right password waits out the window");
   const retryAfter = Number(locked.metadata.get("retry-after"));
   t.true(retryAfter > 0 && retryAfter <= 900, `retry-after ${retryAfter}`);
-  t.is(await auth.query<{ n: number }>("select count(*)::int as n from auth.sessions s join auth.users u on u.id = s.user_id where u.email = $1", [email]).then((r) => r[0]?.n), 0);
+  const sessions = () => auth.query<{ n: number }>("select count(*)::int as n from auth.sessions s join auth.users u on u.id = s.user_id where u.email = $1", [email]).then((r) => r[0]?.n);
+  t.is(await sessions(), 0);
+
+  // The owner, from another address, is not held up by the attacker's failures.
+  const victim = uniqueIp();
+  const owner = await auth.client.login({ identity: { case: "email", value: email }, password }, as({ ip: victim }));
+  t.truthy(owner.tokens?.accessToken);
+  t.is(await sessions(), 1);
+  // A success clears that address's counter (and the account-wide one): four wrong ones and the right one still work from there.
+  for (let i = 0; i < 4; i += 1) await rejection(auth.client.login({ identity: { case: "email", value: email }, password: `typo-${i}` }, as({ ip: victim })));
+  t.truthy((await auth.client.login({ identity: { case: "email", value: email }, password }, as({ ip: victim }))).tokens?.accessToken);
+  // The attacker's address stays blocked for this account.
+  t.is((await rejection(auth.client.login({ identity: { case: "email", value: email }, password }, as({ ip: attacker })))).code, Code.ResourceExhausted);
+});
+
+test("the account-wide ceiling still stops guessing spread over many addresses", async (t) => {
+  const ceiling = await startTestAuth({ AUTH_LOGIN_FAILURES_PER_IDENTITY_IP: "2", AUTH_LOGIN_FAILURES_PER_IDENTITY: "6" });
+  t.teardown(() => ceiling.close());
+  const email = uniqueEmail("spread");
+  await ceiling.client.register({ identity: { case: "email", value: email }, password });
+  // Three addresses, two failures each: each within its own budget, together at the ceiling.
+  for (let n = 0; n < 3; n += 1) {
+    const ip = uniqueIp();
+    for (let i = 0; i < 2; i += 1) t.is((await rejection(ceiling.client.login({ identity: { case: "email", value: email }, password: `guess-${n}-${i}` }, as({ ip })))).code, Code.Unauthenticated);
+  }
+  const blocked = await rejection(ceiling.client.login({ identity: { case: "email", value: email }, password }, as({ ip: uniqueIp() })));
+  t.is(blocked.code, Code.ResourceExhausted, "a fresh address with the right password waits too");
+  t.regex(blocked.rawMessage, /for this account$/);
+  t.true(Number(blocked.metadata.get("retry-after")) > 0);
 });
 
 test("failed logins are limited per client IP across identities", async (t) => {

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
+import { BadRequestSchema } from "@aviary/gen/google/rpc/error_details_pb";
 import { eventually, infra, uniqueName, withClient } from "../../runtime/test-support/infra.ts";
 import { freshDatabase } from "../../runtime/test-support/database.ts";
 import { authConfigFromEnv, startAuthService, type AuthAdapters, type RunningAuthService } from "../src/index.ts";
@@ -22,6 +23,8 @@ export interface TestAuth {
    * for one newer than that code.
    */
   codeFor(to: string, purpose: "verify" | "password_reset", options?: { after?: string; timeoutMs?: number }): Promise<string>;
+  /** The code sink file itself (AUTH_CODE_SINK), for clients outside this process that read codes the same way. */
+  codeSink: string;
   /** Runs SQL against the service's database (for assertions on what was written). */
   query<T extends Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   /** Stops the service mid-test (an outage); close() still drops its database. */
@@ -72,6 +75,10 @@ export async function startTestAuth(env: Record<string, string> = {}, adapters: 
     AUTH_DELIVERY_TOPIC: uniqueName("auth_code_deliveries_test"),
     AUTH_SENDER_GROUP: uniqueName("auth_sender_test"),
     AUTH_DELIVERY_RETRY_INITIAL: "50ms",
+    // Likewise the data-export topic, and archives (on disk unless S3 is configured) in the temp dir.
+    AUTH_EXPORT_TOPIC: uniqueName("auth_data_exports_test"),
+    AUTH_EXPORTER_GROUP: uniqueName("auth_exporter_test"),
+    AUTH_EXPORT_DISK_DIR: join(dir, "exports"),
     LOG_LEVEL: "silent",
     ...env,
   });
@@ -83,6 +90,7 @@ export async function startTestAuth(env: Record<string, string> = {}, adapters: 
     service,
     client,
     databaseUrl: database.url,
+    codeSink: sink,
     async codeFor(to, purpose, options = {}) {
       let code: string | undefined;
       await eventually(`a ${purpose} code for ${to}`, async () => {
@@ -121,4 +129,23 @@ export async function rejection(call: Promise<unknown>): Promise<ConnectError> {
     return ConnectError.from(error);
   }
   throw new Error("the call succeeded but was expected to fail");
+}
+
+/** The fields a rejection's BadRequest details name. */
+export function violatedFields(error: ConnectError): string[] {
+  return error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field));
+}
+
+export interface SignedInAccount {
+  email: string;
+  userId: string;
+  token: string;
+}
+
+/** Registers an email account with `password` and signs it in, from a client IP of its own. */
+export async function signedInAccount(auth: TestAuth, label: string): Promise<SignedInAccount> {
+  const email = uniqueEmail(label);
+  const { userId } = await auth.client.register({ identity: { case: "email", value: email }, password });
+  const login = await auth.client.login({ identity: { case: "email", value: email }, password }, as({ ip: uniqueIp() }));
+  return { email, userId, token: login.tokens?.accessToken ?? "" };
 }

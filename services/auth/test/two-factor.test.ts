@@ -6,7 +6,7 @@ import test from "ava";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "@aviary/gen/google/rpc/error_details_pb";
 import { base32Decode, totpCode, TOTP_PERIOD_SECONDS } from "../src/domain/totp.ts";
-import { as, password, rejection, startTestAuth, uniqueEmail, uniqueIp, type TestAuth } from "./harness.ts";
+import { as, password, rejection, startTestAuth, uniqueEmail, uniqueIp, signedInAccount, violatedFields as fields, type SignedInAccount, type TestAuth } from "./harness.ts";
 
 let offsetMs = 0;
 const clock = () => Date.now() + offsetMs;
@@ -21,22 +21,8 @@ test.after.always(async () => {
   await auth?.close();
 });
 
-function fields(error: ConnectError): string[] {
-  return error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field));
-}
-
-interface Account {
-  email: string;
-  userId: string;
-  token: string;
-}
-
-async function account(label: string): Promise<Account> {
-  const email = uniqueEmail(label);
-  const { userId } = await auth.client.register({ identity: { case: "email", value: email }, password });
-  const login = await auth.client.login({ identity: { case: "email", value: email }, password }, as({ ip: uniqueIp() }));
-  return { email, userId, token: login.tokens?.accessToken ?? "" };
-}
+type Account = SignedInAccount;
+const account = (label: string): Promise<Account> => signedInAccount(auth, label);
 
 /** Enrols and confirms an authenticator for `who`; returns its secret and recovery codes. */
 async function enrol(who: Account): Promise<{ secret: Buffer; recoveryCodes: string[] }> {

@@ -3,9 +3,10 @@
 // functions this file connects.
 import { fileURLToPath } from "node:url";
 import { ChatService } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { ChatInternalService } from "@aviary/gen/aviary/chat/v1/chat_internal_pb";
 import { MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
-import { ConfigError, duration, int, loadConfig, oneOf, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { duration, int, loadConfig, oneOf, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
@@ -17,12 +18,16 @@ import type { ReadinessCheck } from "@aviary/runtime/health";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { tracedUserStreams } from "@aviary/runtime/realtime/traced";
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
-import { parseSendRate, sendRatePattern, type SendRate } from "./domain/send-rate.ts";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { sendRatePattern, type SendRate } from "./domain/send-rate.ts";
+import { windowRateSetting } from "@aviary/runtime/window-limit";
 import { typingCoalescer } from "./domain/typing.ts";
 import { chatGroup, consumeChatEvents } from "./events/deliver.ts";
+import { purgeUserChat } from "./write/purge.ts";
+import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
 import { chatEvents, chatEventsTopic } from "./events/publish.ts";
 import { createChatHandlers, type ChatDeps } from "./handlers.ts";
+import { createChatInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { chatMediaOver, chatUsersOver, type ChatMedia, type ChatUsers } from "./peers.ts";
 import { sendLimiter } from "./write/limit.ts";
 import type { SendDeps } from "./write/send.ts";
@@ -42,6 +47,8 @@ export const chatConfigSpec = {
   /** all: everything in one process; api: the RPCs (and the outbox relay); delivery: chat events → members' streams (health endpoints always served). */
   role: oneOf("CHAT_ROLE", chatRoles, { default: "all" }),
   ...userTokenConfigSpec,
+  /** Audience of service tokens, accepted on ChatInternalService only. */
+  ...serviceTokenConfigSpec,
   /** Existence and blocks are asked of the user service as the caller. */
   userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
   /** Attachments and group avatars are checked with the media service as the caller (BatchGetMedia). */
@@ -81,11 +88,7 @@ export function chatConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ChatCon
 }
 
 function sendRateOf(config: ChatConfig): SendRate {
-  try {
-    return parseSendRate(config.sendRate);
-  } catch (error) {
-    throw new ConfigError([{ variable: "CHAT_SEND_RATE", problem: error instanceof Error ? error.message : String(error) }]);
-  }
+  return windowRateSetting("CHAT_SEND_RATE", config.sendRate);
 }
 
 /** Adapters can be handed in (the dev launcher shares one PGlite, bus, cache and stream hub; tests hand in a user peer). */
@@ -127,6 +130,15 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
   const subscriptions: Subscription[] = [];
   if (delivers) {
     subscriptions.push(await consumeChatEvents({ bus, topic: config.eventsTopic, groupId: config.group, streams: userStreams, partitionsConcurrently: config.deliveryConcurrency, telemetry }));
+    // The consumer role also purges deleted accounts (nothing of it needs the API).
+    subscriptions.push(
+      await consumeAccountDeletions({
+        bus,
+        groupId: accountsGroupOf(config.group),
+        telemetry,
+        purge: ({ userId, deletedAt }) => database.db.transaction((tx) => purgeUserChat(tx, userId, deletedAt)),
+      }),
+    );
   }
 
   // The handlers hand these deps to sendMessage as they are, so the send's test-only failpoint hook rides along.
@@ -162,10 +174,13 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
     telemetry,
     trustedProxyHops: config.trustedProxyHops,
     routes: (router) => {
-      if (serves) router.service(ChatService, handlers);
+      if (!serves) return;
+      router.service(ChatService, handlers);
+      router.service(ChatInternalService, createChatInternalHandlers({ database }));
     },
     readiness,
-    auth: userTokenAuth(config, cache),
+    // Service tokens (the data exporter, no user behind the call) on the internal procedures only.
+    auth: userAndServiceTokenAuth(config, cache, internalProcedures),
   });
   logger.info({ url: server.url, role: config.role, database: database.kind, cache: cache.kind, bus: bus.kind }, "chat service listening");
 

@@ -20,6 +20,8 @@ import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigS
 import { createFeedHandlers } from "./handlers.ts";
 import { createViewCache } from "./read/view-cache.ts";
 import { consumeFeedEvents, feedGroup } from "./events/consume.ts";
+import { applyAccountDeleted } from "./events/apply.ts";
+import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
 import { createFeedHints } from "./events/live-hints.ts";
 import { fanoutThreshold } from "./domain/threshold.ts";
 import type { TimelineStore } from "./store/timelines.ts";
@@ -102,18 +104,28 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
   await database.migrate(migrationsFolder, { schema: "feed" });
 
   let subscription: Subscription | undefined;
+  let accountDeletions: Subscription | undefined;
   if (bus) {
-    subscription = await consumeFeedEvents({
-      bus,
-      groupId: config.group,
+    const projector = {
       database,
       timelines,
       fanoutBatch: config.fanoutBatch,
       fanoutThreshold: config.fanoutThreshold,
       backfill: config.backfill,
       ...(userStreams ? { hints: createFeedHints({ streams: userStreams, logger }) } : {}),
+    };
+    subscription = await consumeFeedEvents({
+      bus,
+      groupId: config.group,
+      ...projector,
       partitionsConcurrently: config.consumerConcurrency,
       telemetry,
+    });
+    accountDeletions = await consumeAccountDeletions({
+      bus,
+      groupId: accountsGroupOf(config.group),
+      telemetry,
+      purge: ({ userId }) => applyAccountDeleted(projector, userId),
     });
   }
 
@@ -160,6 +172,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
     async close() {
       await server.close();
       await subscription?.stop();
+      await accountDeletions?.stop();
       await base.close();
     },
   };

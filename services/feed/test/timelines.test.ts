@@ -42,6 +42,22 @@ for (const [name, open] of adapters) {
     t.is(await store.members("u2"), null);
   });
 
+  test(`${name}: drop deletes a timeline and its rebuild, and only that user's`, async (t) => {
+    const store = await open();
+    t.teardown(() => store.close());
+    await ready(store, "gone");
+    await ready(store, "stays");
+    await store.addToExisting(["gone", "stays"], [entry(1)]);
+    t.is(await store.beginRebuild("gone-rebuilding"), "started");
+    await store.drop("gone");
+    await store.drop("gone-rebuilding");
+    t.false(await store.exists("gone"));
+    t.false(await store.fillRebuild("gone-rebuilding", [entry(2)]), "the rebuild went too");
+    t.deepEqual(await store.members("stays"), [id(1)]);
+    await store.drop("gone");
+    t.is(await store.page("gone", 10), null, "dropping again changes nothing");
+  });
+
   test(`${name}: keyset pages break score ties by post id, descending`, async (t) => {
     const store = await open();
     t.teardown(() => store.close());

@@ -37,20 +37,17 @@ export function objectKeyFor(ownerId: string, mediaId: string): string {
   return `uploads/${ownerId}/${mediaId}`;
 }
 
-export function createMediaHandlers(deps: MediaDeps): ServiceImpl<typeof MediaService> {
+/** A media row as the API shows it, with a read URL (presigned GET, or under MEDIA_PUBLIC_BASE_URL). */
+export function mediaPresenter(deps: Pick<MediaDeps, "storage" | "settings" | "now">): (row: MediaRow) => Promise<MessageInitShape<typeof MediaSchema>> {
   const now = deps.now ?? (() => new Date());
-  const { db } = deps.database;
   const { settings, storage } = deps;
-
-  const notFoundError = (id: string) => notFound("no such media", { type: "aviary.media.v1.Media", name: id });
-
   async function readUrl(row: MediaRow): Promise<{ url: string; expiresAt?: Date }> {
     if (settings.publicBaseUrl !== undefined) return { url: `${settings.publicBaseUrl.replace(/\/+$/, "")}/${row.objectKey}` };
     const expiresAt = new Date(now().getTime() + settings.readUrlTtlMs);
     return { url: await storage.readUrl(row.objectKey, expiresAt), expiresAt };
   }
 
-  async function present(row: MediaRow): Promise<MessageInitShape<typeof MediaSchema>> {
+  return async function present(row: MediaRow): Promise<MessageInitShape<typeof MediaSchema>> {
     const read = await readUrl(row);
     return {
       mediaId: row.id,
@@ -62,7 +59,17 @@ export function createMediaHandlers(deps: MediaDeps): ServiceImpl<typeof MediaSe
       ...(read.expiresAt ? { urlExpiresAt: timestampFromDate(read.expiresAt) } : {}),
       createdAt: timestampFromDate(row.createdAt),
     };
-  }
+  };
+}
+
+export function createMediaHandlers(deps: MediaDeps): ServiceImpl<typeof MediaService> {
+  const now = deps.now ?? (() => new Date());
+  const { db } = deps.database;
+  const { settings, storage } = deps;
+
+  const notFoundError = (id: string) => notFound("no such media", { type: "aviary.media.v1.Media", name: id });
+
+  const present = mediaPresenter(deps);
 
   return {
     async createUpload(request, context) {

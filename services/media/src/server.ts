@@ -2,18 +2,23 @@
 // Everything else in this folder is plain functions this file connects.
 import { fileURLToPath } from "node:url";
 import { MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
-import { bool, duration, int, loadConfig, optionalString, optionalUrl, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { MediaInternalService } from "@aviary/gen/aviary/media/v1/media_internal_pb";
+import { ConfigError, duration, int, loadConfig, optionalString, optionalUrl, port, string, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import type { Database } from "@aviary/runtime/db/database";
 import type { Cache } from "@aviary/runtime/cache/cache";
-import { createMediaHandlers } from "./handlers.ts";
+import { createMediaHandlers, type MediaDeps } from "./handlers.ts";
+import { createMediaInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { startSweeper, type Sweeper } from "./domain/sweeper.ts";
 import type { BlobStorage } from "./storage/storage.ts";
-import { openS3Storage } from "./storage/s3.ts";
-import { openDiskStorage, type DiskStorage } from "./storage/disk.ts";
+import type { DiskStorage } from "./storage/disk.ts";
+import { bucketPattern, openBlobStorage, s3ConfigProblems, s3ConfigSpec } from "@aviary/runtime/blob/open";
 import { deleteExpiredPending, expiredPendingMedia } from "./store/media.ts";
-import { cacheConfigSpec, databaseConfigSpec, observabilityConfigSpec, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, databaseConfigSpec, observabilityConfigSpec, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import type { EventBus } from "@aviary/runtime/bus/bus";
+import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
+import { purgeOwnerMedia } from "./domain/purge.ts";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -26,6 +31,8 @@ export const mediaConfigSpec = {
   /** Base URL clients reach this service at; the disk adapter's upload and read URLs point here. */
   publicUrl: string("MEDIA_PUBLIC_URL", { default: "http://127.0.0.1:8083" }),
   ...userTokenConfigSpec,
+  /** Audience of service tokens, accepted on MediaInternalService only. */
+  ...serviceTokenConfigSpec,
   maxImageBytes: int("MEDIA_MAX_IMAGE_BYTES", { default: 10 * MiB, min: 1, max: 5 * 1024 * MiB }),
   maxVideoBytes: int("MEDIA_MAX_VIDEO_BYTES", { default: 50 * MiB, min: 1, max: 5 * 1024 * MiB }),
   uploadUrlTtlMs: duration("MEDIA_UPLOAD_URL_TTL", { default: "15m", min: "1s", max: "7d" }),
@@ -33,18 +40,16 @@ export const mediaConfigSpec = {
   readUrlTtlMs: duration("MEDIA_READ_URL_TTL", { default: "1h", min: "1m", max: "7d" }),
   publicBaseUrl: optionalUrl("MEDIA_PUBLIC_BASE_URL", { protocols: ["http", "https"] }),
   sweepIntervalMs: duration("MEDIA_SWEEP_INTERVAL", { default: "1m", min: "100ms" }),
-  s3Endpoint: optionalString("S3_ENDPOINT"),
-  s3AccessKey: optionalString("S3_ACCESS_KEY"),
-  s3SecretKey: optionalString("S3_SECRET_KEY"),
-  s3Region: string("S3_REGION", { default: "us-east-1" }),
-  s3Bucket: string("S3_BUCKET", { default: "aviary-media", pattern: /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/ }),
-  s3ForcePathStyle: bool("S3_FORCE_PATH_STYLE", { default: true }),
-  s3CreateBucket: bool("S3_CREATE_BUCKET", { default: false }),
+  ...s3ConfigSpec,
+  s3Bucket: string("S3_BUCKET", { default: "aviary-media", pattern: bucketPattern }),
   diskDir: string("MEDIA_DISK_DIR", { default: ".dev/media" }),
   diskSecret: optionalString("MEDIA_DISK_SECRET", { minLength: 16 }),
   trustedProxyHops: int("TRUSTED_PROXY_HOPS", { default: 0, min: 0, max: 5 }),
+  /** The consumer group prefix: account deletions (their uploads are removed) are read in `<group>-accounts`. */
+  group: string("MEDIA_GROUP", { default: "media" }),
   ...databaseConfigSpec,
   ...cacheConfigSpec,
+  ...busConfigSpec,
   ...observabilityConfigSpec,
 };
 
@@ -52,9 +57,8 @@ export type MediaConfig = ConfigOf<typeof mediaConfigSpec>;
 
 export function mediaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): MediaConfig {
   const config = loadConfig(mediaConfigSpec, env);
-  if (config.s3Endpoint !== undefined && (config.s3AccessKey === undefined || config.s3SecretKey === undefined)) {
-    throw new Error("S3_ENDPOINT is set: S3_ACCESS_KEY and S3_SECRET_KEY must be set too");
-  }
+  const problems = s3ConfigProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
 
@@ -63,6 +67,7 @@ export interface MediaAdapters {
   database?: Database;
   cache?: Cache;
   storage?: BlobStorage;
+  bus?: EventBus;
   logger?: Logger;
 }
 
@@ -73,27 +78,15 @@ export interface RunningMediaService extends RunningServer {
   sweepNow(): Promise<number>;
 }
 
-async function openStorage(config: MediaConfig, logger: Logger): Promise<BlobStorage> {
-  if (config.s3Endpoint !== undefined) {
-    return openS3Storage({
-      endpoint: config.s3Endpoint,
-      region: config.s3Region,
-      accessKeyId: config.s3AccessKey ?? "",
-      secretAccessKey: config.s3SecretKey ?? "",
+function openStorage(config: MediaConfig, logger: Logger): Promise<BlobStorage> {
+  return openBlobStorage(
+    config,
+    {
       bucket: config.s3Bucket,
-      forcePathStyle: config.s3ForcePathStyle,
-      createBucket: config.s3CreateBucket,
-    });
-  }
-  if (config.diskSecret === undefined) {
-    logger.warn("MEDIA_DISK_SECRET is not set: upload forms and read URLs are signed with a random key and die with the process");
-  }
-  return openDiskStorage({
-    dir: config.diskDir,
-    baseUrl: config.publicUrl,
-    secret: config.diskSecret ?? crypto.randomUUID() + crypto.randomUUID(),
-    maxUploadBytes: Math.max(config.maxImageBytes, config.maxVideoBytes),
-  });
+      disk: { dir: config.diskDir, baseUrl: config.publicUrl, secret: config.diskSecret, secretVariable: "MEDIA_DISK_SECRET", maxUploadBytes: Math.max(config.maxImageBytes, config.maxVideoBytes) },
+    },
+    logger,
+  );
 }
 
 export async function startMediaService(config: MediaConfig, adapters: MediaAdapters = {}): Promise<RunningMediaService> {
@@ -104,8 +97,9 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
   const cache = await base.cache(config, adapters.cache);
   const storage = adapters.storage ?? base.own(await openStorage(config, logger));
   await database.migrate(migrationsFolder, { schema: "media" });
+  const bus = await base.bus(config, adapters.bus);
 
-  const handlers = createMediaHandlers({
+  const deps: MediaDeps = {
     database,
     storage,
     settings: {
@@ -115,7 +109,8 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
       readUrlTtlMs: config.readUrlTtlMs,
       ...(config.publicBaseUrl ? { publicBaseUrl: config.publicBaseUrl.toString() } : {}),
     },
-  });
+  };
+  const handlers = createMediaHandlers(deps);
 
   const sweeper: Sweeper = startSweeper(
     {
@@ -127,6 +122,13 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
     { intervalMs: config.sweepIntervalMs },
   );
 
+  const accountDeletions = await consumeAccountDeletions({
+    bus,
+    groupId: accountsGroupOf(config.group),
+    telemetry,
+    purge: ({ userId }) => purgeOwnerMedia(database, storage, userId),
+  });
+
   const server = await startServer({
     name: "media",
     host: config.host,
@@ -134,15 +136,20 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,
-    routes: (router) => router.service(MediaService, handlers),
+    routes: (router) => {
+      router.service(MediaService, handlers);
+      router.service(MediaInternalService, createMediaInternalHandlers(deps));
+    },
     // The disk adapter's stand-in for the bucket's POST and GET endpoints.
     ...(storage.kind === "disk" ? { httpRoutes: (storage as DiskStorage).httpRoutes } : {}),
     readiness: [
       { name: "database", check: () => database.ping() },
       { name: "cache", check: () => cache.ping() },
       { name: "storage", check: () => storage.ping() },
+      { name: "events", check: () => bus.ping() },
     ],
-    auth: userTokenAuth(config, cache),
+    // Service tokens (the data exporter, no user behind the call) on the internal procedures only.
+    auth: userAndServiceTokenAuth(config, cache, internalProcedures),
   });
   logger.info({ url: server.url, database: database.kind, storage: storage.kind }, "media service listening");
 
@@ -154,6 +161,7 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
     async close() {
       sweeper.stop();
       await server.close();
+      await accountDeletions.stop();
       await base.close();
     },
   };

@@ -7,7 +7,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { DeleteBucketCommand, DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { MediaService, type CreateUploadResponse, type MediaPurpose } from "@aviary/gen/aviary/media/v1/media_pb";
-import { infra, withClient, type S3Settings } from "../../runtime/test-support/infra.ts";
+import { infra, uniqueName, withClient, type S3Settings } from "../../runtime/test-support/infra.ts";
 import { freshDatabase } from "../../runtime/test-support/database.ts";
 import { as, password, startTestAuth, uniqueEmail, uniqueIp, type TestAuth } from "../../auth/test/harness.ts";
 import { mediaConfigFromEnv, startMediaService, type RunningMediaService } from "../src/index.ts";
@@ -62,6 +62,8 @@ export async function startTestMedia(env: Record<string, string> = {}, issuer?: 
     S3_REGION: urls.s3.region,
     S3_BUCKET: bucket,
     S3_CREATE_BUCKET: "true",
+    KAFKA_BROKERS: urls.kafkaBrokers.join(","),
+    MEDIA_GROUP: uniqueName("media_test"),
     TRUSTED_PROXY_HOPS: "1",
     LOG_LEVEL: "silent",
     ...env,

@@ -19,6 +19,8 @@ import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams"
 import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createNotificationHandlers } from "./handlers.ts";
 import { chatEventsTopic, consumeChatMessages, consumeNotificationEvents, notificationGroup } from "./events/consume.ts";
+import { purgeUserNotifications } from "./store/purge.ts";
+import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
 import { notificationEventsTopic } from "./events/publish.ts";
 import { createLiveUpdates } from "./events/live.ts";
 import { connectUserInternal, type DeviceRegistry, type UserDirectory } from "./peers.ts";
@@ -138,6 +140,14 @@ export async function startNotificationService(config: NotificationConfig, adapt
       telemetry,
     };
     subscriptions.push(await consumeNotificationEvents(consume));
+    subscriptions.push(
+      await consumeAccountDeletions({
+        bus,
+        groupId: accountsGroupOf(config.group),
+        telemetry,
+        purge: ({ userId }) => database.db.transaction((tx) => purgeUserNotifications(tx, userId)),
+      }),
+    );
     // Chat messages → pushes, on their own subscription (group NOTIFICATION_GROUP + "-chat").
     subscriptions.push(await consumeChatMessages({ ...consume, chatTopic: config.chatEventsTopic }));
   }

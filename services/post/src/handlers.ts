@@ -1,7 +1,7 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { PostService, type CommentSchema } from "@aviary/gen/aviary/post/v1/post_pb";
+import { PostService, SearchOrder, type CommentSchema } from "@aviary/gen/aviary/post/v1/post_pb";
 import type { Database } from "@aviary/runtime/db/database";
 import { asCaller, requirePrincipal } from "@aviary/runtime/context";
 import { invalidArgument, notFound, permissionDenied } from "@aviary/runtime/errors";
@@ -13,13 +13,16 @@ import type { Peers } from "./peers.ts";
 import { adjustCount, findPost, insertPost, listPostsByAuthor, lockLivePost, lockPost, tombstonePost, type PostRow } from "./store/posts.ts";
 import { deleteComment, findComment, insertComment, listComments, type CommentRow } from "./store/comments.ts";
 import { deleteLike, insertLike, likedAmong } from "./store/likes.ts";
+import { removedAmong, type RemovalFact } from "./store/moderation.ts";
+import { searchPosts } from "./store/search.ts";
+import { parseSearchCursor, parseSearchQuery, searchCursorPayload, searchKey, type SearchOrderName } from "./domain/search.ts";
 import { commentCreated, commentDeleted, likeCreated, likeDeleted, postCreated, postDeleted } from "./events/publish.ts";
 
 /** Everything the handlers need; assembled by server.ts, replaced in tests. */
 export interface PostDeps {
   database: Database;
   peers: Peers;
-  pageTokens: { byAuthor: PageTokens; comments: PageTokens };
+  pageTokens: { byAuthor: PageTokens; comments: PageTokens; search: PageTokens };
   now?: () => Date;
 }
 
@@ -27,9 +30,17 @@ const POST_TYPE = "aviary.post.v1.Post";
 const COMMENT_TYPE = "aviary.post.v1.Comment";
 const USER_TYPE = "aviary.user.v1.Profile";
 const PAGE = { default: 20, max: 100 };
+const searchOrders: Record<number, SearchOrderName | undefined> = { [SearchOrder.UNSPECIFIED]: "newest", [SearchOrder.NEWEST]: "newest", [SearchOrder.BEST_MATCH]: "best" };
 
-function presentComment(row: CommentRow): MessageInitShape<typeof CommentSchema> {
-  return { commentId: row.id, postId: row.postId, authorId: row.authorId, text: row.text, createdAt: timestampFromDate(row.createdAt) };
+function presentComment(row: CommentRow, removal?: RemovalFact): MessageInitShape<typeof CommentSchema> {
+  return {
+    commentId: row.id,
+    postId: row.postId,
+    authorId: row.authorId,
+    text: row.text,
+    createdAt: timestampFromDate(row.createdAt),
+    ...(removal === undefined ? {} : { removal: { reason: removal.reason, removedAt: timestampFromDate(removal.removedAt) } }),
+  };
 }
 
 function postNotFound(postId: string): Error {
@@ -48,6 +59,7 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
       visibleUsers: (ids) => peers.visibleUsers(ids, call),
       readyMedia: (ids) => peers.readyMedia(ids, call),
       likedByViewer: (ids) => likedAmong(db, viewerId, ids),
+      removedPosts: (ids) => removedAmong(db, "post", ids),
     };
   }
 
@@ -60,8 +72,15 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
   /** The live post as the viewer may see it; NOT_FOUND when unknown, tombstoned or by an author who blocked the viewer. */
   async function visiblePost(context: HandlerContext, viewerId: string, postId: string): Promise<PostRow> {
     const row = await findPost(db, postId);
-    if (row === undefined || row.deletedAt !== null || !(await canSee(context, viewerId, row.authorId))) throw postNotFound(postId);
+    if (row === undefined || !(await isVisible(context, viewerId, row))) throw postNotFound(postId);
     return row;
+  }
+
+  /** Whether the viewer may see the post: live, by an author who did not block them, and not removed by a moderator (but for its author). */
+  async function isVisible(context: HandlerContext, viewerId: string, row: PostRow): Promise<boolean> {
+    if (row.deletedAt !== null || !(await canSee(context, viewerId, row.authorId))) return false;
+    // A post a moderator removed is gone for everyone but its author.
+    return row.authorId === viewerId || (await removedAmong(db, "post", [row.id])).size === 0;
   }
 
   return {
@@ -122,19 +141,22 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
       const principal = requirePrincipal(context);
       const postId = request.postId.toLowerCase();
       const at = now();
-      await db.transaction(async (tx) => {
+      const foreign = await db.transaction(async (tx) => {
         const row = await lockPost(tx, postId);
         if (row === undefined) throw postNotFound(postId);
-        if (row.authorId !== principal.userId) {
-          // Someone else's tombstone is gone for everyone but its author.
-          if (row.deletedAt !== null) throw postNotFound(postId);
-          throw permissionDenied("only the author can delete a post");
-        }
+        // Someone else's post: nothing is written, and what the caller is told is decided below, outside the lock.
+        if (row.authorId !== principal.userId) return row;
         // Deleting again changes nothing and publishes nothing.
-        if (row.deletedAt !== null) return;
+        if (row.deletedAt !== null) return undefined;
         await tombstonePost(tx, postId, at);
         await postDeleted(tx, row, at);
+        return undefined;
       });
+      if (foreign !== undefined) {
+        // A post the caller cannot see (a tombstone, its author blocked them, a moderator removed it) is not there for them.
+        if (!(await isVisible(context, principal.userId, foreign))) throw postNotFound(postId);
+        throw permissionDenied("only the author can delete a post");
+      }
       return {};
     },
 
@@ -154,6 +176,28 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
       return {
         posts,
         nextPageToken: rows.length > limit && last !== undefined ? tokens.encode({ of: authorId, createdAt: last.createdAt.toISOString(), id: last.id }) : "",
+      };
+    },
+
+    async searchPosts(request, context) {
+      const principal = requirePrincipal(context);
+      const query = parseSearchQuery(request.query);
+      const order = searchOrders[request.order];
+      if (order === undefined) throw invalidArgument([{ field: "order", description: "is not a search order", reason: "DEFINED_ENUM" }]);
+      const key = searchKey(query, order);
+      const limit = pageSize(request.pageSize, PAGE);
+      const after = request.pageToken === "" ? undefined : deps.pageTokens.search.decode(request.pageToken, (v) => parseSearchCursor(v, key));
+      const rows = await searchPosts(db, query, order, limit + 1, after);
+      const page = rows.slice(0, limit);
+      const sources = sourcesFor(context, principal.userId);
+      // Blocks either way, as on a profile: search is how one finds strangers.
+      const call = asCaller(context);
+      const posts = await present(page, principal.userId, { ...sources, visibleUsers: (ids) => peers.visibleUsers(ids, call, { omitBlocked: true }) });
+      const last = page.at(-1);
+      return {
+        posts,
+        nextPageToken:
+          rows.length > limit && last !== undefined ? deps.pageTokens.search.encode(searchCursorPayload({ rank: last.rank, createdAt: last.createdAt.toISOString(), id: last.id, of: key })) : "",
       };
     },
 
@@ -189,10 +233,16 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
       // (one BatchGetProfiles for the page's authors). A page may then hold
       // fewer than page_size comments; the token still continues after the last row read.
       const others = [...new Set(page.map((c) => c.authorId).filter((id) => id !== principal.userId))];
-      const visible = others.length === 0 ? new Set<string>() : await peers.visibleUsers(others, asCaller(context));
+      const [visible, removed] = await Promise.all([
+        others.length === 0 ? new Set<string>() : peers.visibleUsers(others, asCaller(context)),
+        removedAmong(db, "comment", page.map((c) => c.id)),
+      ]);
       const last = page.at(-1);
       return {
-        comments: page.filter((c) => c.authorId === principal.userId || visible.has(c.authorId)).map(presentComment),
+        // A comment a moderator removed is shown to its author only, with the reason.
+        comments: page
+          .filter((c) => c.authorId === principal.userId || (visible.has(c.authorId) && !removed.has(c.id)))
+          .map((c) => presentComment(c, removed.get(c.id))),
         nextPageToken: rows.length > limit && last !== undefined ? tokens.encode({ of: postId, createdAt: last.createdAt.toISOString(), id: last.id }) : "",
       };
     },
@@ -202,16 +252,24 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
       const postId = request.postId.toLowerCase();
       const commentId = request.commentId.toLowerCase();
       const at = now();
-      await db.transaction(async (tx) => {
+      const noSuchComment = () => notFound("no such comment", { type: COMMENT_TYPE, name: commentId });
+      const foreignPost = await db.transaction(async (tx) => {
         // The post first, as CreateComment locks it: its comment_count changes with the row.
         const post = await lockPost(tx, postId);
         const comment = await findComment(tx, postId, commentId);
-        if (post === undefined || comment === undefined) throw notFound("no such comment", { type: COMMENT_TYPE, name: commentId });
-        if (comment.authorId !== principal.userId) throw permissionDenied("only the author can delete a comment");
-        if (!(await deleteComment(tx, commentId))) return;
+        if (post === undefined || comment === undefined) throw noSuchComment();
+        // Someone else's comment: nothing is written; the answer is decided below, outside the lock.
+        if (comment.authorId !== principal.userId) return post;
+        if (!(await deleteComment(tx, commentId))) return undefined;
         await adjustCount(tx, postId, "commentCount", -1);
         await commentDeleted(tx, comment, post.authorId, at);
+        return undefined;
       });
+      if (foreignPost !== undefined) {
+        // Under a post the caller cannot see, a comment is not there for them either.
+        if (!(await isVisible(context, principal.userId, foreignPost))) throw noSuchComment();
+        throw permissionDenied("only the author can delete a comment");
+      }
       return {};
     },
 

@@ -19,9 +19,14 @@ export interface Peers {
    * profiles of users who blocked the caller, so an absent id is a user whose
    * posts the caller must not see (or one without a profile).
    */
-  visibleUsers(userIds: readonly string[], call: CallerOptions): Promise<Set<string>>;
+  visibleUsers(userIds: readonly string[], call: CallerOptions, options?: VisibilityOptions): Promise<Set<string>>;
   /** The confirmed (ready) media among `mediaIds`, by id; unknown and pending ids are absent. */
   readyMedia(mediaIds: readonly string[], call: CallerOptions): Promise<Map<string, Media>>;
+}
+
+export interface VisibilityOptions {
+  /** Also hide the users the caller blocked (search does; feeds and posts by id do not). */
+  omitBlocked?: boolean;
 }
 
 /** The batch RPCs' max_items: larger sets go in slices of this size (one call per 100 ids, not per item). */
@@ -65,11 +70,11 @@ export function connectPeers(urls: { userUrl: string; mediaUrl: string }): Peers
   const users: Client<typeof UserService> = createServiceClient(UserService, urls.userUrl);
   const media: Client<typeof MediaService> = createServiceClient(MediaService, urls.mediaUrl);
   return {
-    async visibleUsers(userIds, call) {
+    async visibleUsers(userIds, call, options) {
       const ids = [...new Set(userIds)];
       if (ids.length === 0) return new Set();
       try {
-        const answers = await Promise.all(slices(ids).map((slice) => users.batchGetProfiles({ userIds: slice }, call)));
+        const answers = await Promise.all(slices(ids).map((slice) => users.batchGetProfiles({ userIds: slice, omitBlocked: options?.omitBlocked ?? false }, call)));
         return new Set(answers.flatMap((a) => a.profiles.map((p) => p.userId.toLowerCase())));
       } catch (error) {
         throw peerFailure("user", error);
@@ -82,6 +87,23 @@ export function connectPeers(urls: { userUrl: string; mediaUrl: string }): Peers
       } catch (error) {
         throw peerFailure("media", error);
       }
+    },
+  };
+}
+
+/**
+ * Suspended users are invisible to everyone else, like users who blocked the
+ * reader: their posts and comments leave every read (GetPost, BatchGetPosts —
+ * so every feed —, the profile's ListPostsByAuthor answers "no such user")
+ * until they are unsuspended, and nothing is deleted meanwhile.
+ */
+export function withSuspensions(peers: Peers, suspendedAmong: (userIds: readonly string[]) => Promise<Set<string>>): Peers {
+  return {
+    ...peers,
+    async visibleUsers(userIds, call, options) {
+      const suspended = await suspendedAmong(userIds);
+      const rest = userIds.filter((id) => !suspended.has(id));
+      return rest.length === 0 ? new Set() : peers.visibleUsers(rest, call, options);
     },
   };
 }

@@ -2,6 +2,7 @@
 // Everything else in this folder is plain functions this file connects.
 import { fileURLToPath } from "node:url";
 import { PostService } from "@aviary/gen/aviary/post/v1/post_pb";
+import { PostInternalService } from "@aviary/gen/aviary/post/v1/post_internal_pb";
 import { loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
@@ -9,10 +10,15 @@ import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createPostHandlers } from "./handlers.ts";
-import { connectPeers, type Peers } from "./peers.ts";
+import { createPostInternalHandlers, internalProcedures } from "./internal-handlers.ts";
+import { connectPeers, withSuspensions, type Peers } from "./peers.ts";
+import { consumeModerationEvents, moderationEventsTopic } from "./events/moderation.ts";
+import { suspendedAmong } from "./store/moderation.ts";
 import { outboxEvents } from "./store/schema.ts";
+import { purgeUserPosts } from "./store/purge.ts";
+import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -25,6 +31,12 @@ export const postConfigSpec = {
   userUrl: url("USER_URL", { default: "http://127.0.0.1:8082", protocols: ["http", "https"] }),
   /** The media service: which uploads are confirmed, and their read URLs. */
   mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083", protocols: ["http", "https"] }),
+  /** The consumer group prefix: account deletions are read in `<group>-accounts`. */
+  group: string("POST_GROUP", { default: "post" }),
+  /** The moderation service's topic: suspensions hide a user's posts, removals tombstone content (read in `<group>-moderation`). */
+  moderationTopic: string("MODERATION_EVENTS_TOPIC", { default: moderationEventsTopic }),
+  /** Audience of service tokens, accepted on PostInternalService only. */
+  ...serviceTokenConfigSpec,
   ...clientFacingConfigSpec,
   ...databaseConfigSpec,
   ...cacheConfigSpec,
@@ -66,12 +78,22 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
   await database.migrate(migrationsFolder, { schema: "posts" });
 
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry });
+  const accountDeletions = await consumeAccountDeletions({
+    bus,
+    groupId: accountsGroupOf(config.group),
+    telemetry,
+    purge: ({ userId }) => database.db.transaction((tx) => purgeUserPosts(tx, userId)),
+  });
+  const moderation = await consumeModerationEvents({ database, bus, topic: config.moderationTopic, groupId: `${config.group}-moderation` });
   const tokens = pageTokensFor(PostService.typeName, config, logger);
 
   const handlers = createPostHandlers({
     database,
-    peers: adapters.peers ?? connectPeers({ userUrl: stripSlash(config.userUrl.toString()), mediaUrl: stripSlash(config.mediaUrl.toString()) }),
-    pageTokens: { byAuthor: tokens("ListPostsByAuthor"), comments: tokens("ListComments") },
+    peers: withSuspensions(
+      adapters.peers ?? connectPeers({ userUrl: stripSlash(config.userUrl.toString()), mediaUrl: stripSlash(config.mediaUrl.toString()) }),
+      (ids) => suspendedAmong(database.db, ids),
+    ),
+    pageTokens: { byAuthor: tokens("ListPostsByAuthor"), comments: tokens("ListComments"), search: tokens("SearchPosts") },
   });
 
   const server = await startServer({
@@ -81,7 +103,10 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,
-    routes: (router) => router.service(PostService, handlers),
+    routes: (router) => {
+      router.service(PostService, handlers);
+      router.service(PostInternalService, createPostInternalHandlers({ database }));
+    },
     // The user and media services are not readiness checks: a post service
     // that cannot reach them still serves the caller's own posts, and fails
     // only the calls that need them (UNAVAILABLE).
@@ -90,7 +115,8 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
       { name: "cache", check: () => cache.ping() },
       { name: "events", check: () => bus.ping() },
     ],
-    auth: userTokenAuth(config, cache),
+    // Service tokens (the data exporter, no user behind the call) on the internal procedures only.
+    auth: userAndServiceTokenAuth(config, cache, internalProcedures),
   });
   logger.info({ url: server.url, database: database.kind, cache: cache.kind, bus: bus.kind }, "post service listening");
 
@@ -102,6 +128,8 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
     eventsFlushed: (timeoutMs) => relay.flushed(timeoutMs),
     async close() {
       await server.close();
+      await accountDeletions.stop();
+      await moderation.stop();
       await relay.stop();
       await base.close();
     },

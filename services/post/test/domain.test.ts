@@ -89,23 +89,33 @@ function row(id: string, authorId: string, extra: Partial<PostRow> = {}): PostRo
   };
 }
 
-test("read pipeline: one call per source for all rows; tombstones and blockers' posts are dropped", async (t) => {
+test("read pipeline: one call per source for all rows; tombstones, blockers' and removed posts are dropped", async (t) => {
   const rows = [
     row("p1", "viewer", { mediaIds: ["m1", "m2"] }),
     row("p2", "friend", { mediaIds: ["m2", "m3"] }),
     row("p3", "blocker"),
     row("p4", "friend", { deletedAt: new Date(), mediaIds: ["m9"] }),
+    row("p5", "friend"),
+    row("p6", "viewer"),
   ];
-  const calls: Record<string, string[][]> = { users: [], media: [], likes: [] };
+  const removedAt = new Date("2025-02-01T00:00:00Z");
+  const calls: Record<string, string[][]> = { users: [], media: [], likes: [], removed: [] };
   const hydration = await hydrate(rows, "viewer", {
     visibleUsers: async (ids) => (calls.users!.push([...ids]), new Set(ids.filter((id) => id !== "blocker"))),
     readyMedia: async (ids) => (calls.media!.push([...ids]), new Map(ids.filter((id) => id !== "m3").map((id) => [id, { mediaId: id } as Media]))),
     likedByViewer: async (ids) => (calls.likes!.push([...ids]), new Set(["p2"])),
+    removedPosts: async (ids) => (calls.removed!.push([...ids]), new Map(["p5", "p6"].map((id) => [id, { reason: "spam", removedAt }]))),
   });
-  t.deepEqual(calls, { users: [["friend", "blocker"]], media: [["m1", "m2", "m3"]], likes: [["p1", "p2", "p3"]] }, "the viewer and tombstones need no lookups");
+  t.deepEqual(
+    calls,
+    { users: [["friend", "blocker"]], media: [["m1", "m2", "m3"]], likes: [["p1", "p2", "p3", "p5", "p6"]], removed: [["p1", "p2", "p3", "p5", "p6"]] },
+    "the viewer and tombstones need no lookups",
+  );
   const visible = applyRules(rows, hydration, "viewer");
-  t.deepEqual(visible.map((r) => r.id), ["p1", "p2"]);
-  const [own, friends] = visible.map((r) => presentPost(r, hydration));
+  t.deepEqual(visible.map((r) => r.id), ["p1", "p2", "p6"], "a removed post is gone for others, kept for its author");
+  const [own, friends, ownRemoved] = visible.map((r) => presentPost(r, hydration));
+  t.is(own?.removal, undefined);
+  t.deepEqual(ownRemoved?.removal?.reason, "spam", "the author sees why");
   t.deepEqual(own?.media?.map((m) => m.mediaId), ["m1", "m2"], "media in the author's order");
   t.deepEqual(friends?.media?.map((m) => m.mediaId), ["m2"], "media the media service no longer has are left out");
   t.is(own?.likedByViewer, false);
@@ -120,6 +130,7 @@ test("read pipeline: a failing source fails the read", async (t) => {
       },
       readyMedia: async () => new Map(),
       likedByViewer: async () => new Set(),
+      removedPosts: async () => new Map(),
     }),
     { message: "user service down" },
   );

@@ -36,7 +36,7 @@ test("posts with media, likes, comments and blocks on PGlite, the memory bus and
   const users = await startUserService(userConfigFromEnv({ USER_PORT: "0", AUTH_JWKS_URL: jwks, LOG_LEVEL: "silent" }), { database, cache, bus });
   const media = await startMediaService(
     mediaConfigFromEnv({ MEDIA_PORT: "0", AUTH_JWKS_URL: jwks, MEDIA_DISK_DIR: join(dir, "media"), MEDIA_DISK_SECRET: "embedded-test-secret-0123456789", LOG_LEVEL: "silent" }),
-    { database, cache },
+    { database, cache, bus },
   );
   const posts = await startPostService(
     postConfigFromEnv({ POST_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: users.url, MEDIA_URL: media.url, LOG_LEVEL: "silent" }),

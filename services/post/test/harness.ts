@@ -9,7 +9,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { PostService } from "@aviary/gen/aviary/post/v1/post_pb";
 import { MediaPurpose } from "@aviary/gen/aviary/media/v1/media_pb";
 import { BadRequestSchema } from "@aviary/gen/google/rpc/error_details_pb";
-import { infra, withClient } from "../../runtime/test-support/infra.ts";
+import { infra, uniqueName, withClient } from "../../runtime/test-support/infra.ts";
 import { freshDatabase } from "../../runtime/test-support/database.ts";
 import { startTestAuth, type TestAuth } from "../../auth/test/harness.ts";
 import { startTestUser, type Account, type TestUser } from "../../user/test/harness.ts";
@@ -50,6 +50,7 @@ export async function startTestPost(
     AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
     USER_URL: user.service.url,
     MEDIA_URL: media.service.url,
+    POST_GROUP: uniqueName("post_test"),
     TRUSTED_PROXY_HOPS: "1",
     PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
     LOG_LEVEL: "silent",

@@ -27,6 +27,8 @@ export interface Principal {
   readonly tokenId: string;
   /** `exp` as a Date. */
   readonly expiresAt: Date;
+  /** The `roles` claim ("moderator", "admin"); absent or empty for an ordinary user. */
+  readonly roles?: readonly string[];
 }
 
 /**

@@ -191,7 +191,7 @@ export function createDirectStreams(entries: readonly DirectServerStream[], env:
     const run = async (): Promise<void> => {
       const body = await readBody(req, env.readMaxBytes);
       const values: ContextValues = createContextValues().set(peerKey, env.peer(req));
-      await env.authenticate?.(procedure, firstValue(req.headers["authorization"]), values);
+      await env.authenticate?.(method, firstValue(req.headers["authorization"]), values);
       const request = decodeRequest(method.input, body);
       assertValid(method.input, request);
       const ctx: DirectStreamContext = {

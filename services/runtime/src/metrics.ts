@@ -7,8 +7,9 @@
 // Hot paths only add to counters. What needs a query (consumer lag, outbox
 // backlog) is an observable gauge: its callback runs when Prometheus scrapes
 // /metrics, so the cost is one cheap query per scrape, not per event.
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { metrics, ValueType } from "@opentelemetry/api";
-import type { Counter, Meter, ObservableGauge } from "@opentelemetry/api";
+import type { BatchObservableResult, Counter, Meter, ObservableGauge } from "@opentelemetry/api";
 
 /**
  * The meter of whatever telemetry a component was handed. Services hand the
@@ -78,4 +79,36 @@ export function keyspaceOf(key: string): string {
   const end = key.indexOf(":");
   const head = end < 0 ? "" : key.slice(0, end);
   return /^[a-z][a-z0-9_-]{0,23}$/.test(head) ? head : "other";
+}
+
+/**
+ * The process's own health, for soak runs and dashboards: resident memory,
+ * live libuv handles and requests (`process.getActiveResourcesInfo()`: what a
+ * leak of sockets, timers or streams grows), and the event-loop delay seen
+ * since the previous scrape (perf_hooks' histogram, reset on each read, so a
+ * scrape shows the last interval, not the process's whole life). Every
+ * service in one process (`make dev`, tests) reports the same process.
+ * Returns a stop function that ends the delay sampling.
+ */
+export function observeProcess(meter: Meter): () => void {
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  const resident = meter.createObservableGauge("process.resident_memory_bytes", { description: "Resident set size of this process", unit: "By", valueType: ValueType.INT });
+  const resources = meter.createObservableGauge("nodejs.active_resources", { description: "Live libuv handles and requests (sockets, timers, file handles) keeping the event loop alive", valueType: ValueType.INT });
+  const lag = meter.createObservableGauge("nodejs.eventloop.delay_seconds", { description: "Event-loop delay since the previous scrape, by quantile (p50, p99, max)", unit: "s", valueType: ValueType.DOUBLE });
+  const callback = (result: BatchObservableResult) => {
+    result.observe(resident, process.memoryUsage.rss());
+    result.observe(resources, process.getActiveResourcesInfo().length);
+    if (delay.count > 0) {
+      result.observe(lag, delay.percentile(50) / 1e9, { quantile: "p50" });
+      result.observe(lag, delay.percentile(99) / 1e9, { quantile: "p99" });
+      result.observe(lag, delay.max / 1e9, { quantile: "max" });
+    }
+    delay.reset();
+  };
+  meter.addBatchObservableCallback(callback, [resident, resources, lag]);
+  return () => {
+    meter.removeBatchObservableCallback(callback, [resident, resources, lag]);
+    delay.disable();
+  };
 }

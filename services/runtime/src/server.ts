@@ -13,6 +13,7 @@ import type { Logger } from "./log.ts";
 import { ConfigError } from "./config.ts";
 import type { Telemetry } from "./telemetry.ts";
 import { createHealth, HealthService } from "./health.ts";
+import { createReflectionIndex, REFLECTION_PROCEDURES, reflectionV1, reflectionV1Alpha, ServerReflectionV1, ServerReflectionV1Alpha } from "./reflection.ts";
 import type { Health, ReadinessCheck } from "./health.ts";
 import { peerKey } from "./context.ts";
 import type { Peer } from "./context.ts";
@@ -37,7 +38,7 @@ export interface ServerOptions {
   host?: string;
   /** 0 picks any free port. */
   port: number;
-  /** Registers the service implementations. grpc.health.v1.Health is added by the server. */
+  /** Registers the service implementations. grpc.health.v1.Health and gRPC reflection (v1, v1alpha) are added by the server. */
   routes: (router: ConnectRouter) => void;
   /** Service-specific interceptors, run after the standard chain (closest to the handler). */
   interceptors?: Interceptor[];
@@ -196,7 +197,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   if (options.auth === undefined) logger.warn("no auth configured: every procedure is public");
-  const auth = options.auth === undefined ? undefined : { ...options.auth, publicProcedures: [...(options.auth.publicProcedures ?? []), ...HEALTH_PROCEDURES] };
+  const auth = options.auth === undefined ? undefined : { ...options.auth, publicProcedures: [...(options.auth.publicProcedures ?? []), ...HEALTH_PROCEDURES, ...REFLECTION_PROCEDURES] };
   const interceptors: Interceptor[] = [
     drain,
     createTracingInterceptor(telemetry),
@@ -211,6 +212,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     routes(router) {
       router.service(HealthService, health.impl);
       options.routes(router);
+      // Reflection describes what is served (itself included), so it goes last.
+      const reflection = createReflectionIndex([...new Set(router.handlers.map((h) => h.service)), ServerReflectionV1, ServerReflectionV1Alpha]);
+      router.service(ServerReflectionV1, reflectionV1(reflection));
+      router.service(ServerReflectionV1Alpha, reflectionV1Alpha(reflection));
       for (const h of router.handlers) served.add(h.service.typeName);
     },
     interceptors,
@@ -380,6 +385,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     direct.abortAll(new ConnectError("server is shutting down", Code.Unavailable));
     // 5. Give the final messages and statuses a moment to reach the wire, then cut.
     await responses.idle(Math.max(deadline - Date.now(), 1_000));
+    // A finished response can still sit in its session's write queue (trailers
+    // behind the last frame): sessions told to close end by themselves once
+    // flushed, so wait for that, and cut only what outlives the budget.
+    await sessionsEnded(sessions, Math.max(deadline - Date.now(), 1_000));
     for (const session of sessions) session.destroy();
     for (const socket of sockets) socket.destroy();
     await tcpClosed;
@@ -392,6 +401,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     health,
     close: () => (closing ??= close()),
   };
+}
+
+/** Resolves when every session in `sessions` has closed, or after `ms`. */
+async function sessionsEnded(sessions: ReadonlySet<http2.ServerHttp2Session>, ms: number): Promise<void> {
+  const open = [...sessions].filter((session) => !session.destroyed);
+  if (open.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(open.map((session) => new Promise<void>((resolve) => session.once("close", () => resolve())))),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
+  clearTimeout(timer);
 }
 
 /** Anything runService can stop on a signal. */

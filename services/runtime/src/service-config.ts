@@ -2,7 +2,7 @@
 // server.ts lists only what is its own. Spread the spec fragments into a
 // service's config spec; open each adapter from the parsed config.
 import { int, oneOf, optionalString, string, url, type ConfigOf } from "./config.ts";
-import { createTokenVerifier } from "./auth/verifier.ts";
+import { createServiceTokenVerifier, createTokenVerifier } from "./auth/verifier.ts";
 import { cacheRevocationCheck } from "./auth/denylist.ts";
 import { createPageTokens, type PageTokens } from "./pagination.ts";
 import type { AuthOptions } from "./interceptors/auth.ts";
@@ -47,6 +47,35 @@ export function userTokenAuth(config: ConfigOf<typeof userTokenConfigSpec>, cach
     verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
     publicProcedures: [],
     isSessionRevoked: cacheRevocationCheck(cache),
+  };
+}
+
+/** The audience of service tokens (must differ from AUTH_AUDIENCE), for services with internal procedures. */
+export const serviceTokenConfigSpec = {
+  internalAudience: string("AUTH_INTERNAL_AUDIENCE", { default: "aviary-internal" }),
+};
+
+/** Every procedure of an internal service (`<type name>/<method>`), the ones that take service tokens. */
+export function proceduresOf(service: { typeName: string; methods: ReadonlyArray<{ name: string }> }): string[] {
+  return service.methods.map((method) => `${service.typeName}/${method.name}`);
+}
+
+/**
+ * User-token authentication (userTokenAuth) plus service tokens (other
+ * services, no user behind the call) on `procedures` only; a valid service
+ * token anywhere else is PERMISSION_DENIED.
+ */
+export function userAndServiceTokenAuth(
+  config: ConfigOf<typeof userTokenConfigSpec> & ConfigOf<typeof serviceTokenConfigSpec>,
+  cache: Cache,
+  procedures: readonly string[],
+): AuthOptions {
+  return {
+    ...userTokenAuth(config, cache),
+    serviceTokens: {
+      verifier: createServiceTokenVerifier({ issuer: config.issuer, audience: config.internalAudience, jwks: config.authJwksUrl }),
+      procedures: [...procedures],
+    },
   };
 }
 

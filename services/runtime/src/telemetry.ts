@@ -15,6 +15,7 @@ import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import http2 from "node:http2";
 import type { HttpHandler, HttpResponse } from "./server.ts";
+import { observeProcess } from "./metrics.ts";
 
 export interface TelemetryOptions {
   serviceName: string;
@@ -105,6 +106,8 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     }),
   };
 
+  const stopObservingProcess = observeProcess(meter);
+
   const reply = (res: HttpResponse, status: number, body: string) => {
     const headers = { "content-type": status === 200 ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8" };
     // The HTTP/1.1 and HTTP/2 response classes have incompatible writeHead overloads.
@@ -131,6 +134,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     rpcMetrics,
     metricsHandler,
     async shutdown() {
+      stopObservingProcess();
       if (globalOwner === owner) {
         trace.disable();
         context.disable();

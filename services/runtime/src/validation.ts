@@ -18,6 +18,9 @@
 //   "items[1].name", `labels["k"].value`).
 // - Lengths are Unicode code points; max_bytes is UTF-8 bytes (bytes: length);
 //   `pattern` must match the whole value.
+// - No string, whatever its rules (or none), may contain U+0000: PostgreSQL
+//   text cannot store it, so it would fail at the store as an internal error
+//   instead of here as a field violation (found by the API fuzzer).
 import { getOption, hasOption } from "@bufbuild/protobuf";
 import type { DescField, DescMessage, DescOneof, MessageShape } from "@bufbuild/protobuf";
 import { isReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
@@ -152,6 +155,7 @@ function walk(r: ReflectMessage, prefix: string, out: Out): void {
         for (const item of list) {
           const itemPath = `${path}[${i++}]`;
           if (isReflectMessage(item)) walk(item, `${itemPath}.`, out);
+          else if (typeof item === "string" && hasNul(item, itemPath, out)) continue;
           else if (rules !== undefined) checkValue(field, rules, item, itemPath, out);
         }
         break;
@@ -163,16 +167,19 @@ function walk(r: ReflectMessage, prefix: string, out: Out): void {
         }
         for (const [key, value] of map) {
           const entryPath = `${path}[${JSON.stringify(String(key))}]`;
+          if (typeof key === "string" && hasNul(key, path, out)) continue;
           if (isReflectMessage(value)) walk(value, `${entryPath}.`, out);
+          else if (typeof value === "string" && hasNul(value, entryPath, out)) continue;
           else if (rules !== undefined) checkValue(field, rules, value, entryPath, out);
         }
         break;
       }
       case "scalar":
       case "enum": {
+        const value = r.get(field);
+        if (typeof value === "string" && hasNul(value, path, out)) break;
         if (rules === undefined) break;
         const implicit = field.presence === FeatureSet_FieldPresence.IMPLICIT && field.oneof === undefined;
-        const value = r.get(field);
         // Absent values are only subject to `required` (see the header comment).
         const absent = implicit ? (typeof value === "string" || value instanceof Uint8Array) && !set : !set;
         if (!absent) checkValue(field, rules, value, path, out);
@@ -180,6 +187,13 @@ function walk(r: ReflectMessage, prefix: string, out: Out): void {
       }
     }
   }
+}
+
+/** Records a violation when `value` holds U+0000 (see the header comment). */
+function hasNul(value: string, path: string, out: Out): boolean {
+  if (!value.includes("\u0000")) return false;
+  violation(out, path, "NO_NUL", "must not contain the NUL character (U+0000)");
+  return true;
 }
 
 function checkValue(field: DescField, rules: FieldRules, value: unknown, path: string, out: Out): void {

@@ -1,5 +1,6 @@
 // A service as a process of its own, for tests that SIGKILL it mid-work.
 import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "./infra.ts";
 
@@ -11,6 +12,8 @@ export interface ServiceProcessOptions {
   ready: string;
   /** How long to wait for `ready` (default 60 s). */
   timeoutMs?: number;
+  /** A file the whole output is appended to (long runs that want the logs afterwards). */
+  logFile?: string;
 }
 
 /** Starts the process with LOG_LEVEL info; resolves once its log shows `ready`, rejects with its output if it exits first. */
@@ -20,6 +23,11 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
+  if (options.logFile !== undefined) {
+    const log = createWriteStream(options.logFile, { flags: "a" });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+  }
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${options.entry} did not start:\n${output.slice(-2000)}`)), options.timeoutMs ?? 60_000);
     const onExit = (code: number | null) => {

@@ -39,6 +39,8 @@ export interface EnvoyOptions {
   otlpCollector?: string;
   /** The edge's stream_idle_timeout in seconds (default: the deploy value). */
   streamIdleSeconds?: number;
+  /** The built web app's directory (clients/web/build.ts), served at /; not served when absent. */
+  appDir?: string;
   /** Fixed ports (`make dev`); free ones when absent. */
   listenPort?: number;
   adminPort?: number;
@@ -85,6 +87,7 @@ export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {
     ...(options.trustedProxyHops !== undefined ? { trustedProxyHops: options.trustedProxyHops } : {}),
     ...(options.streamIdleSeconds !== undefined ? { streamIdleSeconds: options.streamIdleSeconds } : {}),
     ...(options.otlpCollector ? { otlpCollector: hostPort(options.otlpCollector) } : {}),
+    ...(options.appDir ? { appDir: options.appDir } : {}),
   });
   const dir = await mkdtemp(path.join(tmpdir(), "aviary-envoy-"));
   const configPath = path.join(dir, "envoy.yaml");

@@ -54,7 +54,15 @@ async function rejects(t: import("ava").ExecutionContext, token: string, message
 test("a valid token yields the principal", async (t) => {
   const exp = now() + 900;
   const principal = await verifier.verify(await sign(current, claims({ exp })));
-  t.deepEqual(principal, { userId: "user-1", sessionId: "session-1", tokenId: "token-1", expiresAt: new Date(exp * 1000) });
+  t.deepEqual(principal, { userId: "user-1", sessionId: "session-1", tokenId: "token-1", expiresAt: new Date(exp * 1000), roles: [] });
+});
+
+test("the roles claim becomes the principal's roles; a malformed one is a bad token", async (t) => {
+  const exp = now() + 900;
+  t.deepEqual((await verifier.verify(await sign(current, claims({ exp, roles: ["moderator", "admin"] })))).roles, ["moderator", "admin"]);
+  for (const roles of ["admin", [1], { admin: true }]) {
+    await rejects(t, await sign(current, claims({ exp, roles })));
+  }
 });
 
 test("alg none is rejected", async (t) => {

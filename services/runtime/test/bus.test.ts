@@ -9,6 +9,7 @@ import { MemoryEventBus } from "../src/bus/memory.ts";
 import { openKafkaBus } from "../src/bus/kafka.ts";
 import { openEventBus } from "../src/bus/open.ts";
 import { silentSink } from "../src/bus/log-sink.ts";
+import { EventDecodeError } from "../src/outbox/enqueue.ts";
 import { eventually, infra, uniqueName } from "../test-support/infra.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -300,6 +301,47 @@ function busSuite(fixture: Fixture): void {
         [EventHeaders.id]: "poison-1",
         [EventHeaders.type]: "test.Poison",
       });
+    } finally {
+      await Promise.all([sub.stop(), deadSub.stop()]);
+    }
+  });
+
+  test(`${name}: an infrastructure failure holds the partition past maxAttempts and is never parked; an undecodable event is parked at its first attempt`, async (t) => {
+    const topic = uniqueName("bus");
+    const dead = collector();
+    const handled: string[] = [];
+    const attempts: Record<string, number[]> = { outage: [], garbage: [] };
+    const OUTAGE_ATTEMPTS = 7;
+    const deadSub = await subscribe({ groupId: uniqueName("dlq"), topics: [deadLetterTopic(topic)], handle: dead.handle });
+    const sub = await subscribe({
+      groupId: uniqueName("g"),
+      topics: [topic],
+      maxAttempts: 2,
+      initialBackoffMs: 1,
+      handle: async (event) => {
+        const value = text(event.value);
+        if (value === "garbage") {
+          attempts.garbage!.push(event.attempt);
+          throw new EventDecodeError("not a valid test event");
+        }
+        if (value === "outage") {
+          attempts.outage!.push(event.attempt);
+          // What a store client throws while its server is down: a refused connection inside the driver's own error.
+          const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6379"), { code: "ECONNREFUSED" });
+          if (event.attempt < OUTAGE_ATTEMPTS) throw new Error("timeline write failed", { cause: refused });
+        }
+        handled.push(value);
+      },
+    });
+    try {
+      await publish([record(topic, "same-key", "outage"), record(topic, "same-key", "after"), record(topic, "other-key", "garbage")]);
+      await eventually("the outage waited out and the garbage parked", () => handled.length === 2 && dead.events.length === 1, 30_000);
+      await sleep(fixture.quietMs);
+      t.deepEqual(attempts.outage, [1, 2, 3, 4, 5, 6, 7], "retried well past maxAttempts (2) until it succeeded");
+      t.deepEqual(handled, ["outage", "after"], "the partition waited: nothing behind the event ran before it");
+      t.deepEqual(attempts.garbage, [1], "parked at the first attempt");
+      t.is(text(dead.events[0]!.value), "garbage");
+      t.is(dead.events[0]!.headers[EventHeaders.deadLetterReason], "not a valid test event");
     } finally {
       await Promise.all([sub.stop(), deadSub.stop()]);
     }

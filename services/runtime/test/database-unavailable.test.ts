@@ -11,6 +11,7 @@ test("refused, reset and timed-out connections, pool timeouts and server shutdow
   t.true(isDatabaseUnavailable(coded("read ECONNRESET", "ECONNRESET")));
   t.true(isDatabaseUnavailable(new Error("timeout exceeded when trying to connect")));
   t.true(isDatabaseUnavailable(new Error("Connection terminated unexpectedly")));
+  t.true(isDatabaseUnavailable(new Error("Client has encountered a connection error and is not queryable")));
   t.true(isDatabaseUnavailable(coded("terminating connection due to administrator command", "57P01")));
   t.true(isDatabaseUnavailable(coded("sorry, too many clients already", "53300")));
   t.true(isDatabaseUnavailable(coded("connection failure", "08006")));

@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Database, Queryable } from "../src/db/database.ts";
 import { openDatabase } from "../src/db/open.ts";
+import { isDatabaseUnavailable } from "../src/db/unavailable.ts";
 import { silentSink } from "../src/bus/log-sink.ts";
 import { eventually, freshSchema, infra, uniqueName, withClient } from "../test-support/infra.ts";
 
@@ -215,6 +216,29 @@ test("postgres: the LISTEN connection comes back after the server drops it", asy
     );
     t.is(listeners.rows.length, 1);
     t.not(listeners.rows[0]!.pid, killed, "a new backend re-issued LISTEN");
+  } finally {
+    await database.close();
+  }
+});
+
+// The outbox relay holds its transaction's connection while it awaits Kafka;
+// the chaos matrix's post ↔ PostgreSQL partition dropped it right then, and
+// the unhandled 'error' of the checked-out client killed the process.
+test("postgres: a transaction's connection dropped between statements fails that transaction, not the process", async (t) => {
+  const { databaseUrl } = await infra();
+  const warnings: string[] = [];
+  const database = await openDatabase({ url: databaseUrl, logger: { warn: (_context, message) => void warnings.push(message), error: () => undefined } });
+  try {
+    const failed = database.db.transaction(async (tx) => {
+      const [own] = await rows(tx, sql`SELECT pg_backend_pid() AS pid`);
+      await withClient(databaseUrl, (client) => client.query("SELECT pg_terminate_backend($1)", [own!["pid"]]));
+      // Idle inside the transaction, as the relay is while it awaits its publish, until the client has seen the drop.
+      await eventually("the dropped connection reported", () => warnings.includes("postgres connection failed while checked out"), 15_000);
+      await tx.execute(sql`SELECT 1`);
+    });
+    const error = await t.throwsAsync(failed);
+    t.true(isDatabaseUnavailable(error), `UNAVAILABLE to callers, not INTERNAL: ${String(error)}`);
+    t.deepEqual(await rows(database.db, sql`SELECT 1 AS one`), [{ one: 1 }], "the pool hands out a working connection afterwards");
   } finally {
     await database.close();
   }

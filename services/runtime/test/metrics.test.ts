@@ -1,6 +1,7 @@
 // The runtime's instruments as Prometheus reads them from /metrics: event
 // outcomes counted by the delivery loop (handled, failed, dead_lettered per
-// group and topic) and cache hits and misses per keyspace. Consumer lag,
+// group and topic), cache hits and misses per keyspace, and the process
+// gauges (RSS, live handles, event-loop delay reset per scrape). Consumer lag,
 // outbox backlog, open streams and push outcomes are observed against real
 // Kafka, PostgreSQL and services in tools/test/prometheus.test.ts.
 import test from "ava";
@@ -62,4 +63,26 @@ test("cache_lookups_total counts hits and misses per keyspace; everything else g
   t.is(keyspaceOf("9f0e:x"), "other");
   await cache.close();
   await telemetry.shutdown();
+});
+
+test("the process gauges: RSS, live handles, and the event-loop delay since the previous scrape", async (t) => {
+  const telemetry = startTelemetry({ serviceName: "metrics-process-test" });
+  t.teardown(() => telemetry.shutdown());
+  // Block the loop for 500 ms, so the delay histogram has something to show.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const blockedUntil = performance.now() + 500;
+  while (performance.now() < blockedUntil) {
+    // busy on purpose
+  }
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const first = await scrape(telemetry);
+  const gauge = (text: string, name: string, labels = "") => Number(new RegExp(`^${name}\\{?[^}\\n]*${labels}[^}\\n]*\\}? (\\S+)$`, "m").exec(text)?.[1]);
+  t.true(gauge(first, "process_resident_memory_bytes") > 10 * 1024 * 1024);
+  // The timers and sockets of this process: at least one is live.
+  t.true(gauge(first, "nodejs_active_resources") >= 1);
+  t.true(gauge(first, "nodejs_eventloop_delay_seconds", 'quantile="max"') >= 0.45);
+  // Reset at each scrape: the next one covers only the 100 ms since, not the 500 ms stall before.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const second = await scrape(telemetry);
+  t.true(gauge(second, "nodejs_eventloop_delay_seconds", 'quantile="max"') < 0.45);
 });

@@ -131,6 +131,21 @@ test("pattern must match the whole value", (t) => {
   t.deepEqual(violations(m), ["code:PATTERN"]);
 });
 
+test("no string may hold U+0000, with or without rules: scalars, oneof members, list items, map keys", (t) => {
+  const m = valid();
+  const r = m as unknown as Record<string, unknown>;
+  r["name"] = "a\u0000b";
+  t.deepEqual(violations(m), ["name:NO_NUL"]);
+  r["name"] = "abc";
+  r["choice"] = { case: "a", value: "\u0000" };
+  t.deepEqual(violations(m), ["a:NO_NUL"]);
+  r["choice"] = { case: "a", value: "" };
+  r["tags"] = ["x", "y\u0000"];
+  t.deepEqual(violations(m), ["tags[1]:NO_NUL"]);
+  const withMap = create(Sample, { name: "abc", tags: ["x"], kind: 1, count: 1, child: { label: "ok" }, choice: { case: "b", value: 3 }, byKey: { "k\u0000": { label: "ok" } } } as never);
+  t.deepEqual(violations(withMap), ["by_key:NO_NUL"]);
+});
+
 test("formats: email, phone, uuid", (t) => {
   const m = valid();
   const r = m as unknown as Record<string, unknown>;

@@ -8,7 +8,6 @@ import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import { loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
-import { createServiceTokenVerifier } from "@aviary/runtime/auth/verifier";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
@@ -17,7 +16,7 @@ import { createUserHandlers } from "./handlers.ts";
 import { createUserInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { consumeAuthEvents, profilesConsumer } from "./events/consume.ts";
 import { outboxEvents } from "./store/schema.ts";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -29,7 +28,7 @@ export const userConfigSpec = {
   /** The media service, asked whether a media id may be an avatar. */
   mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083" }),
   /** Audience of service tokens, accepted on UserInternalService only. */
-  internalAudience: string("AUTH_INTERNAL_AUDIENCE", { default: "aviary-internal" }),
+  ...serviceTokenConfigSpec,
   profilesGroup: string("USER_PROFILES_GROUP", { default: profilesConsumer }),
   ...clientFacingConfigSpec,
   ...databaseConfigSpec,
@@ -96,14 +95,8 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
       { name: "cache", check: () => cache.ping() },
       { name: "events", check: () => bus.ping() },
     ],
-    auth: {
-      ...userTokenAuth(config, cache),
-      // Service tokens (other services, no user behind the call) on the internal procedures only.
-      serviceTokens: {
-        verifier: createServiceTokenVerifier({ issuer: config.issuer, audience: config.internalAudience, jwks: config.authJwksUrl }),
-        procedures: internalProcedures,
-      },
-    },
+    // Service tokens (other services, no user behind the call) on the internal procedures only.
+    auth: userAndServiceTokenAuth(config, cache, internalProcedures),
   });
   logger.info({ url: server.url, database: database.kind, cache: cache.kind, bus: bus.kind }, "user service listening");
 

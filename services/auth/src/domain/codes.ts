@@ -17,9 +17,10 @@ export interface OneTimeCodes {
 }
 
 /**
- * One-time codes in the cache, stored as hashes with a TTL. Wrong guesses are
- * counted atomically (INCR) per issued code: after `maxAttempts` the code is
- * dropped, so a six-digit code cannot be brute-forced within its lifetime.
+ * One-time codes in the cache, stored as hashes with a TTL. Guesses are
+ * counted atomically (INCR) per identity and purpose, with or without a
+ * pending code: after `maxAttempts` wrong ones the code is dropped, so a
+ * six-digit code cannot be brute-forced within its lifetime.
  * Losing the cache only means the user asks for a new code.
  */
 export function cacheOneTimeCodes(cache: Cache, options: { ttlSeconds: number; maxAttempts: number }): OneTimeCodes {
@@ -34,15 +35,15 @@ export function cacheOneTimeCodes(cache: Cache, options: { ttlSeconds: number; m
       return code;
     },
     async check(purpose, identity, code) {
-      const stored = await cache.get(codeKey(purpose, identity));
-      if (stored === null) return "missing";
+      // Every guess counts, whether a code is pending or not, so the lock
+      // comes at the same guess for an identity with a code, one without and
+      // one that has no account: the answers cannot tell them apart.
       const attempts = await cache.incrWindow(attemptsKey(purpose, identity), options.ttlSeconds);
-      if (attempts > options.maxAttempts) {
-        await cache.del(codeKey(purpose, identity), attemptsKey(purpose, identity));
-        return "locked";
-      }
-      if (!timingSafeEqual(Buffer.from(stored, "hex"), Buffer.from(digest(code), "hex"))) {
-        return attempts === options.maxAttempts ? lockNow() : "mismatch";
+      if (attempts > options.maxAttempts) return lockNow();
+      const stored = await cache.get(codeKey(purpose, identity));
+      if (stored === null || !timingSafeEqual(Buffer.from(stored, "hex"), Buffer.from(digest(code), "hex"))) {
+        if (attempts === options.maxAttempts) return lockNow();
+        return stored === null ? "missing" : "mismatch";
       }
       // Consume before answering, so a code cannot be used twice by racing requests.
       const removed = await cache.del(codeKey(purpose, identity));

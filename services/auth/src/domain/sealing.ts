@@ -9,7 +9,7 @@ const VERSION = 1;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
-export type SealUse = "totp-secret" | "code-delivery";
+export type SealUse = "totp-secret" | "code-delivery" | "refresh-successor" | "signing-key";
 
 export interface Sealer {
   seal(use: SealUse, plaintext: Uint8Array): Uint8Array;

@@ -1,7 +1,9 @@
-import { asc, desc, gt, isNull, lt, or, sql } from "drizzle-orm";
+import { asc, desc, eq, gt, isNull, lt, ne, or, sql } from "drizzle-orm";
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
 import type { Db } from "@aviary/runtime/db/database";
 import { signingKeys } from "../store/schema.ts";
+import { signingKeyRotated } from "../events/publish.ts";
+import { unwrapPrivateJwk, wrapPrivateJwk, type KeyEncryptionKeys } from "./key-encryption.ts";
 
 export const signingAlgorithm = "ES256";
 
@@ -53,8 +55,12 @@ export interface KeyRingOptions {
   rotationIntervalSeconds: number;
   /** How long a scheduled rotation publishes the new key before it signs. */
   prepublishSeconds: number;
+  /** Private keys are stored sealed under these (domain/key-encryption.ts). */
+  keyEncryption: KeyEncryptionKeys;
   now?: () => Date;
 }
+
+type SigningKeyRow = typeof signingKeys.$inferSelect;
 
 export async function loadKeyRing(db: Db, options: KeyRingOptions): Promise<KeyRing> {
   const now = options.now ?? (() => new Date());
@@ -73,13 +79,43 @@ export async function loadKeyRing(db: Db, options: KeyRingOptions): Promise<KeyR
       rows.map(async (row) => ({
         kid: row.kid,
         publicJwk: toPublicJwk(row.publicJwk),
-        privateKey: (await importJWK(row.privateJwk, signingAlgorithm)) as CryptoKey,
+        privateKey: (await importJWK(privateJwkOf(row), signingAlgorithm)) as CryptoKey,
         activatesAt: row.activatesAt,
         retiredAt: row.retiredAt,
       })),
     );
     const kids = keys.map((key) => key.kid).join();
     if (kids !== published.keys.map((key) => key.kid).join()) published = { keys: keys.map((key) => key.publicJwk) };
+  }
+
+  function privateJwkOf(row: SigningKeyRow): JWK {
+    if (row.privateKeySealed !== null && row.kekId !== null) return unwrapPrivateJwk(options.keyEncryption, row.kid, row.kekId, row.privateKeySealed);
+    if (row.privateJwk !== null) return row.privateJwk;
+    throw new Error(`signing key ${row.kid} has no private key`);
+  }
+
+  /**
+   * Seals every key not yet under the current KEK: plaintext rows from
+   * before encryption at rest, and keys under a previous KEK after a KEK
+   * rotation. Under the rotation's advisory lock, so instances do not
+   * re-wrap one key twice at once.
+   */
+  async function rewrap(): Promise<void> {
+    const current = options.keyEncryption.currentId;
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext('auth.signing_keys'))`);
+      const stale = await tx
+        .select()
+        .from(signingKeys)
+        .where(or(isNull(signingKeys.privateKeySealed), isNull(signingKeys.kekId), ne(signingKeys.kekId, current)));
+      for (const row of stale) {
+        const { sealed, kekId } = wrapPrivateJwk(options.keyEncryption, { ...privateJwkOf(row), kid: row.kid });
+        await tx
+          .update(signingKeys)
+          .set({ privateKeySealed: sealed, kekId, privateJwk: null })
+          .where(eq(signingKeys.kid, row.kid));
+      }
+    });
   }
 
   /**
@@ -107,7 +143,9 @@ export async function loadKeyRing(db: Db, options: KeyRingOptions): Promise<KeyR
         .update(signingKeys)
         .set({ retiredAt: activatesAt, unpublishAt: new Date(activatesAt.getTime() + publishGraceMs) })
         .where(or(isNull(signingKeys.retiredAt), gt(signingKeys.retiredAt, activatesAt)));
-      await tx.insert(signingKeys).values({ kid, alg: signingAlgorithm, publicJwk, privateJwk, createdAt: at, activatesAt });
+      const { sealed, kekId } = wrapPrivateJwk(options.keyEncryption, privateJwk);
+      await tx.insert(signingKeys).values({ kid, alg: signingAlgorithm, publicJwk, privateKeySealed: sealed, kekId, createdAt: at, activatesAt });
+      await signingKeyRotated(tx, kid, activatesAt, at);
       // Forget keys that are no longer published; nothing can verify with them anyway.
       await tx.delete(signingKeys).where(lt(signingKeys.unpublishAt, new Date(at.getTime() - publishGraceMs)));
       return kid;
@@ -132,6 +170,7 @@ export async function loadKeyRing(db: Db, options: KeyRingOptions): Promise<KeyR
       return kid as string;
     },
     async reload() {
+      await rewrap();
       await addKey(true, options.prepublishSeconds * 1000);
       await read();
     },

@@ -13,6 +13,8 @@ export interface TokenSettings {
 export interface AccessClaims {
   userId: string;
   sessionId: string;
+  /** The `roles` claim ("moderator", "admin"); left out of the token when empty. */
+  roles?: readonly string[];
 }
 
 /**
@@ -23,7 +25,8 @@ export interface AccessClaims {
 export async function signAccessToken(keys: KeyRing, settings: TokenSettings, claims: AccessClaims, now = new Date()): Promise<string> {
   const { kid, privateKey } = keys.current();
   const issuedAt = Math.floor(now.getTime() / 1000);
-  return new SignJWT({ sid: claims.sessionId })
+  const roles = claims.roles ?? [];
+  return new SignJWT(roles.length === 0 ? { sid: claims.sessionId } : { sid: claims.sessionId, roles: [...roles] })
     .setProtectedHeader({ alg: signingAlgorithm, kid, typ: "at+jwt" })
     .setIssuer(settings.issuer)
     .setAudience(settings.audience)

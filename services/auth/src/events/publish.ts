@@ -3,10 +3,17 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Tx } from "@aviary/runtime/db/database";
 import { enqueueEvent } from "@aviary/runtime/outbox/enqueue";
 import {
+  AccountDeletedSchema,
+  AccountDeletionCancelledSchema,
+  AccountDeletionScheduledSchema,
+  LoginFailedSchema,
+  PasswordChangedSchema,
+  PasswordResetSchema,
   RecoveryCodeUsedSchema,
   SecondFactorMethod,
   SessionRevokedReason,
   SessionRevokedSchema,
+  SigningKeyRotatedSchema,
   TwoFactorDisabledSchema,
   TwoFactorEnabledSchema,
   UserLoggedInSchema,
@@ -53,6 +60,34 @@ export function userLoggedIn(tx: Tx, session: { userId: string; id: string; devi
   });
 }
 
+// Security events for the audit log (services/audit).
+
+/** A refused sign-in (wrong password or no such account); keyed by the account, or by the address when there is none. */
+export function loginFailed(tx: Tx, attempt: { userId: string | undefined; identityKind: Identity["kind"]; ipAddress: string }, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: attempt.userId ?? attempt.ipAddress,
+    schema: LoginFailedSchema,
+    message: create(LoginFailedSchema, { userId: attempt.userId ?? "", identityKind: attempt.identityKind, ipAddress: attempt.ipAddress, failedAt: timestampFromDate(at) }),
+  });
+}
+
+export function passwordChanged(tx: Tx, userId: string, reset: boolean, at: Date): Promise<void> {
+  return reset
+    ? enqueueEvent(tx, tables, { topic: authEventsTopic, key: userId, schema: PasswordResetSchema, message: create(PasswordResetSchema, { userId, resetAt: timestampFromDate(at) }) })
+    : enqueueEvent(tx, tables, { topic: authEventsTopic, key: userId, schema: PasswordChangedSchema, message: create(PasswordChangedSchema, { userId, changedAt: timestampFromDate(at) }) });
+}
+
+/** A signing key was added; keyed by its kid. */
+export function signingKeyRotated(tx: Tx, kid: string, activatesAt: Date, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: kid,
+    schema: SigningKeyRotatedSchema,
+    message: create(SigningKeyRotatedSchema, { kid, activatesAt: timestampFromDate(activatesAt), rotatedAt: timestampFromDate(at) }),
+  });
+}
+
 /** The stored reason names, mapped to the event's enum. */
 export const revocationReasons = {
   logout: SessionRevokedReason.LOGOUT,
@@ -60,6 +95,9 @@ export const revocationReasons = {
   refresh_token_reuse: SessionRevokedReason.REFRESH_TOKEN_REUSE,
   password_changed: SessionRevokedReason.PASSWORD_CHANGED,
   password_reset: SessionRevokedReason.PASSWORD_RESET,
+  account_deletion: SessionRevokedReason.ACCOUNT_DELETION,
+  role_revoked: SessionRevokedReason.ROLE_REVOKED,
+  account_suspended: SessionRevokedReason.ACCOUNT_SUSPENDED,
 } as const;
 
 export type RevocationReason = keyof typeof revocationReasons;
@@ -111,5 +149,35 @@ export function recoveryCodeUsed(tx: Tx, userId: string, sessionId: string, rema
     key: userId,
     schema: RecoveryCodeUsedSchema,
     message: create(RecoveryCodeUsedSchema, { userId, sessionId, remaining, usedAt: timestampFromDate(at) }),
+  });
+}
+
+// Account deletion (see account-deletion.ts): scheduled, cancelled, and the
+// final AccountDeleted every service that holds user data purges on.
+
+export function accountDeletionScheduled(tx: Tx, userId: string, requestedAt: Date, purgeAt: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: userId,
+    schema: AccountDeletionScheduledSchema,
+    message: create(AccountDeletionScheduledSchema, { userId, requestedAt: timestampFromDate(requestedAt), purgeAt: timestampFromDate(purgeAt) }),
+  });
+}
+
+export function accountDeletionCancelled(tx: Tx, userId: string, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: userId,
+    schema: AccountDeletionCancelledSchema,
+    message: create(AccountDeletionCancelledSchema, { userId, cancelledAt: timestampFromDate(at) }),
+  });
+}
+
+export function accountDeleted(tx: Tx, userId: string, requestedAt: Date, at: Date): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: userId,
+    schema: AccountDeletedSchema,
+    message: create(AccountDeletedSchema, { userId, requestedAt: timestampFromDate(requestedAt), deletedAt: timestampFromDate(at) }),
   });
 }

@@ -30,8 +30,9 @@ export async function lockRefreshToken(db: Queryable, hash: string): Promise<Ref
   return rows[0];
 }
 
-export async function spendRefreshToken(db: Queryable, id: string, at: Date): Promise<void> {
-  await db.update(refreshTokens).set({ spentAt: at }).where(eq(refreshTokens.id, id));
+/** Marks a token spent, remembering its successor (sealed) for the reuse window. */
+export async function spendRefreshToken(db: Queryable, id: string, at: Date, successorSealed: Uint8Array): Promise<void> {
+  await db.update(refreshTokens).set({ spentAt: at, successorSealed }).where(eq(refreshTokens.id, id));
 }
 
 export async function touchSession(db: Queryable, id: string, at: Date): Promise<void> {

@@ -37,10 +37,10 @@ export function consumeChatEvents(options: DeliverOptions): Promise<Subscription
   return options.bus.subscribe({
     groupId: options.groupId,
     topics: [options.topic],
-    // A stream store outage is waited out (backoff capped at 30 s), never
-    // dead-lettered: a parked event is a message some device never gets.
-    // Undecodable events are still parked at once (the bus does that).
-    maxAttempts: DELIVERY_MAX_ATTEMPTS,
+    // A stream store outage is an infrastructure failure, which the bus
+    // waits out for as long as it lasts and never dead-letters (a parked
+    // event would be a message some device never gets); undecodable events
+    // are parked at once (bus/failures.ts).
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
     ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
     handle: (event) => deliverChatEvents(options.streams, [event]),
@@ -48,9 +48,6 @@ export function consumeChatEvents(options: DeliverOptions): Promise<Subscription
     handleBatch: (events) => deliverChatEvents(options.streams, events),
   });
 }
-
-/** About a week of 30 s retries: in practice, until the realtime Redis is back. */
-export const DELIVERY_MAX_ATTEMPTS = 20_000;
 
 /**
  * Every recipient's item of each event, in the events' order, published at

@@ -34,6 +34,8 @@ import {
   postsByAuthorAmong,
   recentPosts,
   followExists,
+  postIdsByAuthor,
+  purgeUserProjection,
   type FollowEdge,
 } from "../store/projection.ts";
 
@@ -117,6 +119,24 @@ export async function applyUserBlocked(deps: ProjectorDeps, eventId: string, blo
   if (!(await followExists(deps.database.db, { followerId: blockedId, followeeId: blockerId }))) {
     await removeAuthorFromTimeline(deps, blockedId, blockerId);
   }
+}
+
+/**
+ * A deleted account (AccountDeleted): its posts leave its followers'
+ * timelines, its own timeline goes, then the projections forget it. The
+ * timelines first, while the projection still says who followed it and what
+ * it posted; a crash after them is redone by the redelivery (each step is
+ * idempotent), and once the projection is purged a repeat finds nothing.
+ * No processed-event row: it would be the only thing left to say the event
+ * was applied, and it is not needed.
+ */
+export async function applyAccountDeleted(deps: ProjectorDeps, userId: string): Promise<void> {
+  const postIds = await postIdsByAuthor(deps.database.db, userId);
+  if (postIds.length > 0) {
+    await forEachFollowerBatch(deps, userId, (followers) => deps.timelines.remove(followers, postIds));
+  }
+  await deps.timelines.drop(userId);
+  await deps.database.db.transaction((tx) => purgeUserProjection(tx, userId));
 }
 
 /** Removes `authorId`'s posts from `userId`'s timeline: the timeline's members (at most the cap) matched against the projection. */

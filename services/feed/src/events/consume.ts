@@ -31,9 +31,10 @@ export interface ConsumeOptions extends ProjectorDeps {
  * follower reaches them through the fan-out or the back-fill (each reads
  * after its own commit), and a post fanned out while its author loses one is
  * dropped by the read-time rule that a feed only shows followed authors. Other event types on these topics (comments, likes, profile
- * updates) are skipped. An event that keeps failing is retried with backoff
- * by the bus and then parked on `<topic>.dlq` with the reason; one that
- * cannot be decoded is parked at once.
+ * updates) are skipped. A timeline Redis or database outage is waited out by
+ * the bus (the partition holds, retrying with backoff, nothing is parked);
+ * an event that cannot be decoded is parked on `<topic>.dlq` at once, one
+ * that keeps failing for another reason after its attempts.
  */
 export function consumeFeedEvents(options: ConsumeOptions): Promise<Subscription> {
   return options.bus.subscribe({

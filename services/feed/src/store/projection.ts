@@ -168,3 +168,27 @@ export async function followExists(db: Queryable, edge: FollowEdge): Promise<boo
     .limit(1);
   return rows.length > 0;
 }
+
+/** The ids of an author's posts in the projection (deleted ones too). */
+export async function postIdsByAuthor(db: Queryable, authorId: string): Promise<string[]> {
+  const rows = await db.select({ postId: posts.postId }).from(posts).where(eq(posts.authorId, authorId));
+  return rows.map((row) => row.postId);
+}
+
+/**
+ * Removes a deleted account from the projections: its follows both ways
+ * (the follower counts of the accounts it followed go down), its own count,
+ * its posts. Deleting what is gone changes nothing.
+ */
+export async function purgeUserProjection(tx: Tx, userId: string): Promise<void> {
+  const followed = await tx.delete(follows).where(eq(follows.followerId, userId)).returning({ followeeId: follows.followeeId });
+  if (followed.length > 0) {
+    await tx
+      .update(followerCounts)
+      .set({ followers: sql`greatest(${followerCounts.followers} - 1, 0)` })
+      .where(inArray(followerCounts.userId, followed.map((row) => row.followeeId)));
+  }
+  await tx.delete(follows).where(eq(follows.followeeId, userId));
+  await tx.delete(followerCounts).where(eq(followerCounts.userId, userId));
+  await tx.delete(posts).where(eq(posts.authorId, userId));
+}

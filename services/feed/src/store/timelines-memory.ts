@@ -27,6 +27,11 @@ export class MemoryTimelineStore implements TimelineStore {
     }
   }
 
+  async drop(userId: string): Promise<void> {
+    this.#timelines.delete(userId);
+    this.#rebuilds.delete(userId);
+  }
+
   async remove(userIds: readonly string[], postIds: readonly string[]): Promise<void> {
     for (const userId of userIds) {
       for (const set of [this.#timelines.get(userId), this.#rebuild(userId)?.entries]) {

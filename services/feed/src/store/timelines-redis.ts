@@ -89,6 +89,10 @@ export function openRedisTimelineStore(options: RedisTimelineStoreOptions): Time
       throwFirstError(await pipeline.exec());
     },
 
+    async drop(userId) {
+      await client.del(keyOf(userId), rebuildKeyOf(userId));
+    },
+
     async remove(userIds, postIds) {
       if (userIds.length === 0 || postIds.length === 0) return;
       const pipeline = client.pipeline();

@@ -39,6 +39,8 @@ export interface TimelineStore {
   /** Every post id in the timeline (at most the cap); null when it does not exist. */
   members(userId: string): Promise<string[] | null>;
   exists(userId: string): Promise<boolean>;
+  /** Deletes the user's timeline and any rebuild of it (a deleted account's). */
+  drop(userId: string): Promise<void>;
   /** "exists": nothing to do; "started": the caller rebuilds; "busy": another rebuild runs. */
   beginRebuild(userId: string): Promise<RebuildStart>;
   /** Adds to the rebuild in progress; false when it is gone (expired). */

@@ -1,40 +1,4 @@
-// The object storage port. Two adapters: S3 (any S3-compatible server, MinIO
-// locally) and local disk for `make dev`, where the service itself plays the
-// part of the bucket's POST endpoint with the same policy rules.
-
-/** What a presigned POST allows: exactly one key, one content type, a size range, until a time. */
-export interface UploadPolicy {
-  key: string;
-  contentType: string;
-  minBytes: number;
-  maxBytes: number;
-  expiresAt: Date;
-}
-
-/** A form to POST as multipart/form-data: `fields` first, then the file as the part named "file". */
-export interface PresignedPost {
-  url: string;
-  fields: Record<string, string>;
-}
-
-export interface StoredObject {
-  sizeBytes: number;
-  /** The Content-Type the object was stored with, when the store keeps one. */
-  contentType?: string;
-}
-
-export interface BlobStorage {
-  readonly kind: "s3" | "disk";
-  presignPost(policy: UploadPolicy): Promise<PresignedPost>;
-  /** Metadata of the object, or undefined when there is none. */
-  head(key: string): Promise<StoredObject | undefined>;
-  /** Up to `length` bytes from the start of the object. */
-  readStart(key: string, length: number): Promise<Uint8Array>;
-  /** Deletes the object; a missing object is not an error. */
-  delete(key: string): Promise<void>;
-  /** A URL that reads the object until `expiresAt`. */
-  readUrl(key: string, expiresAt: Date): Promise<string>;
-  /** Throws when the store cannot answer (readiness). */
-  ping(): Promise<void>;
-  close(): Promise<void>;
-}
+// The storage port moved to the runtime (services/runtime/src/blob) when the
+// auth service's data exports started keeping archives too; this module keeps
+// the media service's imports short.
+export type * from "@aviary/runtime/blob/storage";

@@ -1,4 +1,4 @@
-import { and, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
 import type { Queryable } from "@aviary/runtime/db/database";
 import { mediaItems } from "./schema.ts";
 
@@ -62,4 +62,23 @@ export async function deleteExpiredPending(db: Queryable, ids: readonly string[]
     .where(and(inArray(mediaItems.id, [...ids]), eq(mediaItems.status, "pending"), lt(mediaItems.expiresAt, sql`now()`)))
     .returning({ id: mediaItems.id });
   return rows.length;
+}
+
+/** Every item of an owner (any status), for purging a deleted account. */
+export async function mediaOfOwner(db: Queryable, ownerId: string): Promise<Array<{ id: string; objectKey: string }>> {
+  return db.select({ id: mediaItems.id, objectKey: mediaItems.objectKey }).from(mediaItems).where(eq(mediaItems.ownerId, ownerId));
+}
+
+export async function deleteMediaRows(db: Queryable, ids: readonly string[]): Promise<void> {
+  if (ids.length > 0) await db.delete(mediaItems).where(inArray(mediaItems.id, [...ids]));
+}
+
+/** One page of an owner's confirmed uploads by id, for ExportUserMedia (pending ones are not the user's data yet). */
+export function readyMediaOfOwnerPage(db: Queryable, ownerId: string, after: MediaRow | undefined, limit: number): Promise<MediaRow[]> {
+  return db
+    .select()
+    .from(mediaItems)
+    .where(and(eq(mediaItems.ownerId, ownerId), eq(mediaItems.status, "ready"), after ? gt(mediaItems.id, after.id) : undefined))
+    .orderBy(asc(mediaItems.id))
+    .limit(limit);
 }

@@ -9,6 +9,7 @@ import type { Media } from "@aviary/gen/aviary/media/v1/media_pb";
 import type { PostSchema } from "@aviary/gen/aviary/post/v1/post_pb";
 import type { Queryable } from "@aviary/runtime/db/database";
 import { findPosts, type PostRow } from "../store/posts.ts";
+import type { RemovalFact } from "../store/moderation.ts";
 
 export type PostMessage = MessageInitShape<typeof PostSchema>;
 
@@ -24,12 +25,15 @@ export interface HydrationSources {
   readyMedia(mediaIds: readonly string[]): Promise<Map<string, Media>>;
   /** The posts (among the given ids) the viewer likes. */
   likedByViewer(postIds: readonly string[]): Promise<Set<string>>;
+  /** The posts (among the given ids) a moderator removed, with the reason. */
+  removedPosts(postIds: readonly string[]): Promise<Map<string, RemovalFact>>;
 }
 
 export interface Hydration {
   visibleAuthors: ReadonlySet<string>;
   media: ReadonlyMap<string, Media>;
   liked: ReadonlySet<string>;
+  removed: ReadonlyMap<string, RemovalFact>;
 }
 
 /**
@@ -42,24 +46,30 @@ export async function hydrate(rows: readonly PostRow[], viewerId: string, source
   const live = rows.filter((r) => r.deletedAt === null);
   const authors = [...new Set(live.map((r) => r.authorId).filter((id) => id !== viewerId))];
   const mediaIds = [...new Set(live.flatMap((r) => r.mediaIds))];
-  const [visibleAuthors, media, liked] = await Promise.all([
+  const [visibleAuthors, media, liked, removed] = await Promise.all([
     authors.length === 0 ? new Set<string>() : sources.visibleUsers(authors),
     mediaIds.length === 0 ? new Map<string, Media>() : sources.readyMedia(mediaIds),
     live.length === 0 ? new Set<string>() : sources.likedByViewer(live.map((r) => r.id)),
+    live.length === 0 ? new Map<string, RemovalFact>() : sources.removedPosts(live.map((r) => r.id)),
   ]);
-  return { visibleAuthors, media, liked };
+  return { visibleAuthors, media, liked, removed };
 }
 
-/** Step 3: what the viewer may see — not tombstoned, and not by an author who blocked them. */
-export function applyRules(rows: readonly PostRow[], hydration: Pick<Hydration, "visibleAuthors">, viewerId: string): PostRow[] {
-  return rows.filter((r) => r.deletedAt === null && (r.authorId === viewerId || hydration.visibleAuthors.has(r.authorId)));
+/**
+ * Step 3: what the viewer may see — not tombstoned, and either their own or
+ * by an author who did not block them (nor is suspended) and not removed by
+ * a moderator. Authors still see their removed posts, with the reason.
+ */
+export function applyRules(rows: readonly PostRow[], hydration: Pick<Hydration, "visibleAuthors" | "removed">, viewerId: string): PostRow[] {
+  return rows.filter((r) => r.deletedAt === null && (r.authorId === viewerId || (hydration.visibleAuthors.has(r.authorId) && !hydration.removed.has(r.id))));
 }
 
 /**
  * Step 4: the Post message. Media keep the author's order; an item the media
  * service no longer has (removed since) is left out rather than failing the post.
  */
-export function presentPost(row: PostRow, hydration: Pick<Hydration, "media" | "liked">): PostMessage {
+export function presentPost(row: PostRow, hydration: Pick<Hydration, "media" | "liked"> & Partial<Pick<Hydration, "removed">>): PostMessage {
+  const removal = hydration.removed?.get(row.id);
   return {
     postId: row.id,
     authorId: row.authorId,
@@ -75,6 +85,7 @@ export function presentPost(row: PostRow, hydration: Pick<Hydration, "media" | "
     commentCount: BigInt(row.commentCount),
     likedByViewer: hydration.liked.has(row.id),
     createdAt: timestampFromDate(row.createdAt),
+    ...(removal === undefined ? {} : { removal: { reason: removal.reason, removedAt: timestampFromDate(removal.removedAt) } }),
   };
 }
 

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { bigint, check, index, pgSchema, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, check, index, pgSchema, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import { outboxTables } from "@aviary/runtime/outbox/tables";
 
 /** Everything the post service stores lives in its own schema. */
@@ -30,6 +30,11 @@ export const postItems = posts.table(
   (t) => [
     // Keyset pages of an author's live posts, newest first (ListPostsByAuthor).
     index("posts_author_created_idx").on(t.authorId, t.createdAt.desc(), t.id.desc()).where(sql`${t.deletedAt} is null`),
+    // SearchPosts (store/search.ts): words through the `simple` text search configuration, hashtags by containment, and
+    // every live post newest first, which the planner walks for a common word instead of sorting all its matches.
+    index("posts_text_search_idx").using("gin", sql`to_tsvector('simple', ${t.text})`).where(sql`${t.deletedAt} is null`),
+    index("posts_hashtags_idx").using("gin", t.hashtags).where(sql`${t.deletedAt} is null`),
+    index("posts_created_idx").on(t.createdAt.desc(), t.id.desc()).where(sql`${t.deletedAt} is null`),
     check("posts_counts_non_negative", sql`${t.likeCount} >= 0 and ${t.commentCount} >= 0`),
   ],
 );
@@ -65,3 +70,29 @@ export const likes = posts.table(
 
 // The service consumes no events, so it needs no processed-events table.
 export const { outboxEvents } = outboxTables(posts);
+
+/**
+ * What the moderation service decided, as its events said
+ * (aviary.moderation.events): users whose content is hidden while
+ * suspended, and removed posts and comments with the reason. One row per
+ * subject, last change wins by the event's time (`changed_at`), so
+ * redeliveries and replays of older events change nothing.
+ */
+export const moderatedUsers = posts.table("moderated_users", {
+  userId: uuid("user_id").primaryKey(),
+  suspended: boolean("suspended").notNull(),
+  changedAt: timestamp("changed_at", { withTimezone: true }).notNull(),
+});
+
+/** `target_kind`: "post" | "comment". */
+export const moderatedContent = posts.table(
+  "moderated_content",
+  {
+    targetKind: text("target_kind").notNull(),
+    targetId: uuid("target_id").notNull(),
+    removed: boolean("removed").notNull(),
+    reason: text("reason").notNull(),
+    changedAt: timestamp("changed_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.targetKind, t.targetId] })],
+);

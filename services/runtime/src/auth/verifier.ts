@@ -139,9 +139,11 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
           return remembered;
         }
       }
-      const { sub, sid, jti, exp } = (await check(token)) as { sub?: unknown; sid?: unknown; jti?: unknown; exp?: unknown };
+      const { sub, sid, jti, exp, roles } = (await check(token)) as { sub?: unknown; sid?: unknown; jti?: unknown; exp?: unknown; roles?: unknown };
       if (!nonEmptyString(sub) || !nonEmptyString(sid) || !nonEmptyString(jti) || typeof exp !== "number") throw invalid();
-      const principal: Principal = { userId: sub, sessionId: sid, tokenId: jti, expiresAt: new Date(exp * 1000) };
+      // A malformed `roles` claim (not an array of strings) is a bad token, not "no roles": the issuer never writes one.
+      if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === "string"))) throw invalid();
+      const principal: Principal = { userId: sub, sessionId: sid, tokenId: jti, expiresAt: new Date(exp * 1000), roles: roles ?? [] };
       if (capacity > 0 && principal.expiresAt.getTime() > now()) {
         verified.set(token, principal);
         const oldest = verified.keys().next();

@@ -38,7 +38,13 @@ export interface SubscribeOptions {
    * event in turn, and be idempotent (events it did apply are seen again).
    */
   handleBatch?: (events: DeliveredEvent[]) => Promise<void>;
-  /** Attempts before an event is parked on the dead-letter topic. Default 5. */
+  /**
+   * Attempts before an event that fails for an unknown reason is parked on
+   * the dead-letter topic. Default 5. Poison events (undecodable, refused as
+   * invalid) are parked at once; infrastructure failures (a store or peer
+   * unreachable) are retried for as long as they last and never parked
+   * (`failures.ts`).
+   */
   maxAttempts?: number;
   /** First retry delay; doubles each attempt (capped at 30 s). Default 100 ms. */
   initialBackoffMs?: number;

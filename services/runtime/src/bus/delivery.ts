@@ -1,11 +1,17 @@
 import { deadLetterTopic, EventHeaders, type DeliveredEvent, type EventRecord, type SubscribeOptions } from "./bus.ts";
 import { eventInstruments, meterOf, type EventOutcome } from "../metrics.ts";
+import { classifyFailure } from "./failures.ts";
 
 /**
- * The delivery policy both adapters run: call the handler, retry with
- * exponential backoff, and park the event on the dead-letter topic after the
- * last attempt (at once for an event that cannot be decoded). Sharing the code (not just the spec) is what keeps the Kafka
- * and in-memory buses behaving the same.
+ * The delivery policy both adapters run: call the handler and, when it
+ * fails, act on why (`failures.ts`): a poison event (undecodable, or
+ * refused as invalid) is parked on the dead-letter topic at once; an
+ * infrastructure failure (a store or peer unreachable) is retried with
+ * exponential backoff for as long as it lasts, holding the partition (its
+ * offset is not committed, nothing behind it on the partition runs) and
+ * never parked; any other failure is retried up to `maxAttempts` and then
+ * parked. Sharing the code (not just the spec) is what keeps the Kafka and
+ * in-memory buses behaving the same.
  */
 
 export const DEFAULT_MAX_ATTEMPTS = 5;
@@ -50,6 +56,9 @@ export async function deliver(
   hooks: DeliveryHooks,
   count: (event: EventRecord, outcome: EventOutcome, n?: number) => void = () => {},
 ): Promise<boolean> {
+  // Only failures of unknown cause use up the budget: an outage of any
+  // length before or between them does not bring an event closer to the DLQ.
+  let unexplained = 0;
   for (let attempt = 1; ; attempt++) {
     try {
       await handle({ ...event, attempt });
@@ -57,9 +66,9 @@ export async function deliver(
       return true;
     } catch (error) {
       count(event, "failed");
-      // Bytes that cannot be decoded never will be: park them now instead of
-      // holding the partition through every retry.
-      if (attempt >= policy.maxAttempts || isUndecodable(error)) {
+      const kind = classifyFailure(error);
+      if (kind === "unknown") unexplained++;
+      if (kind === "poison" || unexplained >= policy.maxAttempts) {
         await hooks.deadLetter(deadLetterRecord(event, groupId, error));
         count(event, "dead_lettered");
         return true;
@@ -120,11 +129,6 @@ export async function deliverRun(
     await hooks.done(event);
   }
   return true;
-}
-
-/** outbox/enqueue.ts EventDecodeError, by name (the bus does not depend on the outbox). */
-function isUndecodable(error: unknown): boolean {
-  return error instanceof Error && error.name === "EventDecodeError";
 }
 
 /** The original record, re-addressed to `<topic>.dlq`, with why and from where. */

@@ -31,6 +31,13 @@ export function openPostgres(options: PostgresOptions): Database {
   // Idle pooled clients report server restarts here; without a listener the
   // process would crash. The pool replaces them on the next checkout.
   pool.on("error", (error) => log.warn({ err: error }, "idle postgres connection failed"));
+  // The pool listens only while a client is idle. A checked-out client whose
+  // socket drops between statements (the outbox relay's transaction while it
+  // awaits Kafka, any transaction awaiting other work) emits 'error' with no
+  // listener, which crashed the process (found by `make chaos`: post ↔
+  // PostgreSQL partition). With this listener the transaction's next
+  // statement fails instead, and the pool discards the broken client on release.
+  pool.on("connect", (client) => client.on("error", (error) => log.warn({ err: error }, "postgres connection failed while checked out")));
   const listener = createPgListener(config, log);
   const db: Db = drizzle({ client: pool });
 

@@ -6,9 +6,11 @@
 // and, for services that opt in, a service token (typ svc+jwt, the internal
 // audience) on the procedures listed for it. The unverified `typ` header only
 // picks the verifier; each verifier then enforces its own typ and audience.
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ContextValues, Interceptor } from "@connectrpc/connect";
 import { decodeProtectedHeader } from "jose";
+import { requiredRoleOf, roleClaimOf, satisfiesRole } from "../auth/roles.ts";
 import { SERVICE_TOKEN_TYP } from "../auth/verifier.ts";
 import type { ServiceTokenVerifier, TokenVerifier } from "../auth/verifier.ts";
 import { bearerTokenKey, principalKey, servicePrincipalKey } from "../context.ts";
@@ -61,11 +63,13 @@ function typOf(token: string): string {
 
 /**
  * Authenticates one call: verifies its Authorization header (null when
- * absent) for `procedure` and puts the principal (and, for users, the bearer
- * token) on `values`. Shared by the interceptor and the server's direct
- * streaming path, so both apply the same rules.
+ * absent) for `method` and puts the principal (and, for users, the bearer
+ * token) on `values`. A method declaring a required role
+ * (aviary.auth.v1.required_role) is PermissionDenied to users whose token
+ * lacks it, and to service tokens. Shared by the interceptor and the
+ * server's direct streaming path, so both apply the same rules.
  */
-export type CallAuthenticator = (procedure: string, authorization: string | null, values: ContextValues) => Promise<void>;
+export type CallAuthenticator = (method: DescMethod, authorization: string | null, values: ContextValues) => Promise<void>;
 
 export function createCallAuthenticator(options: AuthOptions, logger?: Logger): CallAuthenticator {
   const publicProcedures = new Set(options.publicProcedures ?? []);
@@ -106,14 +110,19 @@ export function createCallAuthenticator(options: AuthOptions, logger?: Logger): 
     return { kind: "user", principal, token };
   };
 
-  return async (procedure, authorization, values) => {
-    const isPublic = publicProcedures.has(procedure);
+  return async (method, authorization, values) => {
+    const procedure = `${method.parent.typeName}/${method.name}`;
+    const requiredRole = requiredRoleOf(method);
+    const isPublic = requiredRole === undefined && publicProcedures.has(procedure);
     if (authorization === null) {
       if (isPublic) return;
       throw unauthenticated("authentication required", "invalid_request");
     }
     try {
       const caller = await authenticate(authorization);
+      if (requiredRole !== undefined && (caller.kind !== "user" || !satisfiesRole(caller.principal.roles ?? [], requiredRole))) {
+        throw new ConnectError(`this procedure needs the ${roleClaimOf(requiredRole) ?? "required"} role`, Code.PermissionDenied);
+      }
       if (caller.kind === "user") {
         values.set(principalKey, caller.principal);
         values.set(bearerTokenKey, caller.token);
@@ -135,7 +144,7 @@ export function createCallAuthenticator(options: AuthOptions, logger?: Logger): 
 export function createAuthInterceptor(options: AuthOptions, logger?: Logger): Interceptor {
   const authenticateCall = createCallAuthenticator(options, logger);
   return (next) => async (req) => {
-    await authenticateCall(`${req.service.typeName}/${req.method.name}`, req.header.get("authorization"), req.contextValues);
+    await authenticateCall(req.method, req.header.get("authorization"), req.contextValues);
     return next(req);
   };
 }

@@ -33,6 +33,8 @@ export interface OutboxRelayOptions {
    * out together. An event after a quiet spell still goes out at once.
    */
   lingerMs?: number;
+  /** Told each time a busy relay lingers before its next pass (for tests: what the relay did, without timing it). */
+  onLinger?: (ms: number) => void;
   /** The service's tracer and propagator, for the PRODUCER span of each published event (the global tracer and W3C tracecontext when absent). */
   telemetry?: EventTelemetry;
 }
@@ -156,7 +158,10 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
         await wake.wait(fallbackPollMs);
         // Busy (the last pass had events): the next starts lingerMs after it did, taking what commits meanwhile too.
         const lingered = startedAt + lingerMs - performance.now();
-        if (published > 0 && lingered > 0) await sleep(lingered, stop.signal);
+        if (published > 0 && lingered > 0) {
+          options.onLinger?.(lingered);
+          await sleep(lingered, stop.signal);
+        }
       } catch (error) {
         lastError = error instanceof Error ? error : new Error(String(error));
         passed.ring();

@@ -3,7 +3,9 @@ import { EventHeaders, type EventBus, type Subscription } from "@aviary/runtime/
 import { decodeEvent, EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
 import { handleOnce } from "@aviary/runtime/outbox/idempotent";
 import { isUuid } from "@aviary/runtime/validation";
-import { UserRegisteredSchema } from "@aviary/gen/aviary/events/v1/auth_events_pb";
+import { AccountDeletedSchema, UserRegisteredSchema } from "@aviary/gen/aviary/events/v1/auth_events_pb";
+import { decodedEvent, eventUuid } from "@aviary/runtime/outbox/fields";
+import { purgeUser } from "../store/purge.ts";
 import { processedEvents } from "../store/schema.ts";
 import { createProfileFromRegistration } from "../store/profiles.ts";
 import { regionOfPhone } from "../domain/region.ts";
@@ -17,8 +19,10 @@ export const profilesConsumer = "user-profiles";
 /**
  * Creates a profile for every `UserRegistered` on the auth topic, once per
  * event id (handleOnce), and idempotently per user (insert-or-keep), so
- * redeliveries and replays change nothing. Other auth event types are
- * skipped. An event that cannot be decoded throws EventDecodeError: the bus
+ * redeliveries and replays change nothing; purges everything of the account
+ * on `AccountDeleted` (store/purge.ts; its processed-event row keeps a replay
+ * of the registration from making the profile again). Other auth event types
+ * are skipped. An event that cannot be decoded throws EventDecodeError: the bus
  * parks it on the dead-letter topic with the reason at once.
  */
 export function consumeAuthEvents(options: { database: Database; bus: EventBus; groupId: string }): Promise<Subscription> {
@@ -26,6 +30,12 @@ export function consumeAuthEvents(options: { database: Database; bus: EventBus; 
     groupId: options.groupId,
     topics: [authEventsTopic],
     handle: async (event) => {
+      if (isEventOf(AccountDeletedSchema, event)) {
+        const { id, message } = decodedEvent(AccountDeletedSchema, event);
+        const userId = eventUuid(message.userId, "user_id", id);
+        await handleOnce(options.database, { processedEvents }, profilesConsumer, id, (tx) => purgeUser(tx, userId));
+        return;
+      }
       if (!isEventOf(UserRegisteredSchema, event)) return;
       const registered = decodeEvent(UserRegisteredSchema, event);
       const eventId = event.headers[EventHeaders.id] ?? "";

@@ -325,6 +325,14 @@ export declare type LoginResponse = Message<"aviary.auth.v1.LoginResponse"> & {
    * @generated from field: int32 challenge_expires_in_seconds = 6;
    */
   challengeExpiresInSeconds: number;
+
+  /**
+   * Set when the account is scheduled for deletion: the session works, and
+   * CancelAccountDeletion keeps the account.
+   *
+   * @generated from field: aviary.auth.v1.AccountDeletion pending_deletion = 7;
+   */
+  pendingDeletion?: AccountDeletion | undefined;
 };
 
 /**
@@ -397,6 +405,13 @@ export declare type VerifySecondFactorResponse = Message<"aviary.auth.v1.VerifyS
    * @generated from field: int32 recovery_codes_remaining = 4;
    */
   recoveryCodesRemaining: number;
+
+  /**
+   * Set when the account is scheduled for deletion (as in LoginResponse).
+   *
+   * @generated from field: aviary.auth.v1.AccountDeletion pending_deletion = 5;
+   */
+  pendingDeletion?: AccountDeletion | undefined;
 };
 
 /**
@@ -927,6 +942,150 @@ export declare type ChangePasswordResponse = Message<"aviary.auth.v1.ChangePassw
 export declare const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse>;
 
 /**
+ * @generated from message aviary.auth.v1.DeleteAccountRequest
+ */
+export declare type DeleteAccountRequest = Message<"aviary.auth.v1.DeleteAccountRequest"> & {
+  /**
+   * Fresh proof that the account holder asks (as for DisableTwoFactor): the
+   * password, or, when two-factor sign-in is on, a current code or a recovery code.
+   *
+   * @generated from oneof aviary.auth.v1.DeleteAccountRequest.proof
+   */
+  proof: {
+    /**
+     * @generated from field: string password = 1;
+     */
+    value: string;
+    case: "password";
+  } | {
+    /**
+     * @generated from field: string code = 2;
+     */
+    value: string;
+    case: "code";
+  } | {
+    /**
+     * @generated from field: string recovery_code = 3;
+     */
+    value: string;
+    case: "recoveryCode";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message aviary.auth.v1.DeleteAccountRequest.
+ * Use `create(DeleteAccountRequestSchema)` to create a new message.
+ */
+export declare const DeleteAccountRequestSchema: GenMessage<DeleteAccountRequest>;
+
+/**
+ * A scheduled deletion of an account.
+ *
+ * @generated from message aviary.auth.v1.AccountDeletion
+ */
+export declare type AccountDeletion = Message<"aviary.auth.v1.AccountDeletion"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp requested_at = 1;
+   */
+  requestedAt?: Timestamp | undefined;
+
+  /**
+   * When everything is removed; CancelAccountDeletion works until then.
+   *
+   * @generated from field: google.protobuf.Timestamp purge_at = 2;
+   */
+  purgeAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.auth.v1.AccountDeletion.
+ * Use `create(AccountDeletionSchema)` to create a new message.
+ */
+export declare const AccountDeletionSchema: GenMessage<AccountDeletion>;
+
+/**
+ * @generated from message aviary.auth.v1.DeleteAccountResponse
+ */
+export declare type DeleteAccountResponse = Message<"aviary.auth.v1.DeleteAccountResponse"> & {
+  /**
+   * @generated from field: aviary.auth.v1.AccountDeletion deletion = 1;
+   */
+  deletion?: AccountDeletion | undefined;
+};
+
+/**
+ * Describes the message aviary.auth.v1.DeleteAccountResponse.
+ * Use `create(DeleteAccountResponseSchema)` to create a new message.
+ */
+export declare const DeleteAccountResponseSchema: GenMessage<DeleteAccountResponse>;
+
+/**
+ * @generated from message aviary.auth.v1.CancelAccountDeletionRequest
+ */
+export declare type CancelAccountDeletionRequest = Message<"aviary.auth.v1.CancelAccountDeletionRequest"> & {
+  /**
+   * The account; empty means the caller's. Another account's is PERMISSION_DENIED.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message aviary.auth.v1.CancelAccountDeletionRequest.
+ * Use `create(CancelAccountDeletionRequestSchema)` to create a new message.
+ */
+export declare const CancelAccountDeletionRequestSchema: GenMessage<CancelAccountDeletionRequest>;
+
+/**
+ * @generated from message aviary.auth.v1.CancelAccountDeletionResponse
+ */
+export declare type CancelAccountDeletionResponse = Message<"aviary.auth.v1.CancelAccountDeletionResponse"> & {
+};
+
+/**
+ * Describes the message aviary.auth.v1.CancelAccountDeletionResponse.
+ * Use `create(CancelAccountDeletionResponseSchema)` to create a new message.
+ */
+export declare const CancelAccountDeletionResponseSchema: GenMessage<CancelAccountDeletionResponse>;
+
+/**
+ * @generated from message aviary.auth.v1.GetAccountDeletionRequest
+ */
+export declare type GetAccountDeletionRequest = Message<"aviary.auth.v1.GetAccountDeletionRequest"> & {
+  /**
+   * The account; empty means the caller's. Another account's is PERMISSION_DENIED.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message aviary.auth.v1.GetAccountDeletionRequest.
+ * Use `create(GetAccountDeletionRequestSchema)` to create a new message.
+ */
+export declare const GetAccountDeletionRequestSchema: GenMessage<GetAccountDeletionRequest>;
+
+/**
+ * @generated from message aviary.auth.v1.GetAccountDeletionResponse
+ */
+export declare type GetAccountDeletionResponse = Message<"aviary.auth.v1.GetAccountDeletionResponse"> & {
+  /**
+   * Absent when no deletion is scheduled.
+   *
+   * @generated from field: aviary.auth.v1.AccountDeletion deletion = 1;
+   */
+  deletion?: AccountDeletion | undefined;
+};
+
+/**
+ * Describes the message aviary.auth.v1.GetAccountDeletionResponse.
+ * Use `create(GetAccountDeletionResponseSchema)` to create a new message.
+ */
+export declare const GetAccountDeletionResponseSchema: GenMessage<GetAccountDeletionResponse>;
+
+/**
  * @generated from message aviary.auth.v1.GetJwksRequest
  */
 export declare type GetJwksRequest = Message<"aviary.auth.v1.GetJwksRequest"> & {
@@ -1263,6 +1422,41 @@ export declare const AuthService: GenService<{
     methodKind: "unary";
     input: typeof ChangePasswordRequestSchema;
     output: typeof ChangePasswordResponseSchema;
+  },
+  /**
+   * Schedules the caller's account for deletion after the grace period
+   * (AUTH_DELETION_GRACE). Needs fresh proof: the password, or a current code
+   * or a recovery code when two-factor sign-in is on. Every session ends at
+   * once; signing in again during the grace period is allowed (the login
+   * answers pending_deletion) so the owner can cancel. When it is due,
+   * everything every service holds for the account is removed.
+   *
+   * @generated from rpc aviary.auth.v1.AuthService.DeleteAccount
+   */
+  deleteAccount: {
+    methodKind: "unary";
+    input: typeof DeleteAccountRequestSchema;
+    output: typeof DeleteAccountResponseSchema;
+  },
+  /**
+   * Cancels the caller's scheduled deletion (during the grace period); nothing is lost.
+   *
+   * @generated from rpc aviary.auth.v1.AuthService.CancelAccountDeletion
+   */
+  cancelAccountDeletion: {
+    methodKind: "unary";
+    input: typeof CancelAccountDeletionRequestSchema;
+    output: typeof CancelAccountDeletionResponseSchema;
+  },
+  /**
+   * The caller's scheduled deletion, if any.
+   *
+   * @generated from rpc aviary.auth.v1.AuthService.GetAccountDeletion
+   */
+  getAccountDeletion: {
+    methodKind: "unary";
+    input: typeof GetAccountDeletionRequestSchema;
+    output: typeof GetAccountDeletionResponseSchema;
   },
   /**
    * The public keys that verify access tokens (RFC 7517 JSON Web Key Set).

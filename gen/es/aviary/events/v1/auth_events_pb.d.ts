@@ -120,6 +120,118 @@ export declare type SessionRevoked = Message<"aviary.events.v1.SessionRevoked"> 
 export declare const SessionRevokedSchema: GenMessage<SessionRevoked>;
 
 /**
+ * A sign-in was refused: wrong password, or no such account. For the audit
+ * log; only the refusal, never what was typed.
+ *
+ * @generated from message aviary.events.v1.LoginFailed
+ */
+export declare type LoginFailed = Message<"aviary.events.v1.LoginFailed"> & {
+  /**
+   * The account the identity belongs to; empty when there is none.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * "email" or "phone": which kind of identity was tried.
+   *
+   * @generated from field: string identity_kind = 2;
+   */
+  identityKind: string;
+
+  /**
+   * @generated from field: string ip_address = 3;
+   */
+  ipAddress: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp failed_at = 4;
+   */
+  failedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.LoginFailed.
+ * Use `create(LoginFailedSchema)` to create a new message.
+ */
+export declare const LoginFailedSchema: GenMessage<LoginFailed>;
+
+/**
+ * The holder changed their password (ChangePassword); their other sessions ended.
+ *
+ * @generated from message aviary.events.v1.PasswordChanged
+ */
+export declare type PasswordChanged = Message<"aviary.events.v1.PasswordChanged"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp changed_at = 2;
+   */
+  changedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.PasswordChanged.
+ * Use `create(PasswordChangedSchema)` to create a new message.
+ */
+export declare const PasswordChangedSchema: GenMessage<PasswordChanged>;
+
+/**
+ * The password was reset with a one-time code (ResetPassword); every session ended.
+ *
+ * @generated from message aviary.events.v1.PasswordReset
+ */
+export declare type PasswordReset = Message<"aviary.events.v1.PasswordReset"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp reset_at = 2;
+   */
+  resetAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.PasswordReset.
+ * Use `create(PasswordResetSchema)` to create a new message.
+ */
+export declare const PasswordResetSchema: GenMessage<PasswordReset>;
+
+/**
+ * A new signing key was added (keyed by its kid): scheduled or immediate rotation.
+ *
+ * @generated from message aviary.events.v1.SigningKeyRotated
+ */
+export declare type SigningKeyRotated = Message<"aviary.events.v1.SigningKeyRotated"> & {
+  /**
+   * @generated from field: string kid = 1;
+   */
+  kid: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp activates_at = 2;
+   */
+  activatesAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp rotated_at = 3;
+   */
+  rotatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.SigningKeyRotated.
+ * Use `create(SigningKeyRotatedSchema)` to create a new message.
+ */
+export declare const SigningKeyRotatedSchema: GenMessage<SigningKeyRotated>;
+
+/**
  * Two-factor sign-in was turned on (an enrolment was confirmed).
  *
  * @generated from message aviary.events.v1.TwoFactorEnabled
@@ -222,6 +334,88 @@ export declare type RecoveryCodeUsed = Message<"aviary.events.v1.RecoveryCodeUse
 export declare const RecoveryCodeUsedSchema: GenMessage<RecoveryCodeUsed>;
 
 /**
+ * The owner scheduled the account's deletion; every session was ended. Until
+ * purge_at the owner can cancel (AccountDeletionCancelled); then AccountDeleted follows.
+ *
+ * @generated from message aviary.events.v1.AccountDeletionScheduled
+ */
+export declare type AccountDeletionScheduled = Message<"aviary.events.v1.AccountDeletionScheduled"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp requested_at = 2;
+   */
+  requestedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp purge_at = 3;
+   */
+  purgeAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.AccountDeletionScheduled.
+ * Use `create(AccountDeletionScheduledSchema)` to create a new message.
+ */
+export declare const AccountDeletionScheduledSchema: GenMessage<AccountDeletionScheduled>;
+
+/**
+ * The owner cancelled a scheduled deletion: the account stays.
+ *
+ * @generated from message aviary.events.v1.AccountDeletionCancelled
+ */
+export declare type AccountDeletionCancelled = Message<"aviary.events.v1.AccountDeletionCancelled"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp cancelled_at = 2;
+   */
+  cancelledAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.AccountDeletionCancelled.
+ * Use `create(AccountDeletionCancelledSchema)` to create a new message.
+ */
+export declare const AccountDeletionCancelledSchema: GenMessage<AccountDeletionCancelled>;
+
+/**
+ * The account is gone: its credentials are removed, and every service that
+ * holds data of the user removes or anonymises it when it reads this. Final;
+ * applying it again changes nothing.
+ *
+ * @generated from message aviary.events.v1.AccountDeleted
+ */
+export declare type AccountDeleted = Message<"aviary.events.v1.AccountDeleted"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp requested_at = 2;
+   */
+  requestedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp deleted_at = 3;
+   */
+  deletedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.AccountDeleted.
+ * Use `create(AccountDeletedSchema)` to create a new message.
+ */
+export declare const AccountDeletedSchema: GenMessage<AccountDeleted>;
+
+/**
  * A one-time code waits to be delivered. Not on the auth topic: on the auth
  * service's own delivery topic (AUTH_DELIVERY_TOPIC, default
  * `aviary.auth.code-deliveries`), keyed by recipient, read only by its sender
@@ -282,6 +476,37 @@ export declare type CodeDeliveryRequested = Message<"aviary.events.v1.CodeDelive
 export declare const CodeDeliveryRequestedSchema: GenMessage<CodeDeliveryRequested>;
 
 /**
+ * The owner asked for a copy of their data. Not on the auth topic: on the
+ * auth service's own export topic (AUTH_EXPORT_TOPIC, default
+ * `aviary.auth.data-exports`), keyed by user id, read only by its exporter
+ * role, which builds the archive.
+ *
+ * @generated from message aviary.events.v1.DataExportRequested
+ */
+export declare type DataExportRequested = Message<"aviary.events.v1.DataExportRequested"> & {
+  /**
+   * @generated from field: string export_id = 1;
+   */
+  exportId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp requested_at = 3;
+   */
+  requestedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.DataExportRequested.
+ * Use `create(DataExportRequestedSchema)` to create a new message.
+ */
+export declare const DataExportRequestedSchema: GenMessage<DataExportRequested>;
+
+/**
  * Why a session ended.
  *
  * @generated from enum aviary.events.v1.SessionRevokedReason
@@ -316,6 +541,25 @@ export enum SessionRevokedReason {
    * @generated from enum value: SESSION_REVOKED_REASON_PASSWORD_RESET = 5;
    */
   PASSWORD_RESET = 5,
+
+  /**
+   * @generated from enum value: SESSION_REVOKED_REASON_ACCOUNT_DELETION = 6;
+   */
+  ACCOUNT_DELETION = 6,
+
+  /**
+   * A role of the user was revoked (RoleService.RevokeRole): tokens carrying it must stop working.
+   *
+   * @generated from enum value: SESSION_REVOKED_REASON_ROLE_REVOKED = 7;
+   */
+  ROLE_REVOKED = 7,
+
+  /**
+   * A moderator suspended the account (aviary.events.v1.UserSuspended).
+   *
+   * @generated from enum value: SESSION_REVOKED_REASON_ACCOUNT_SUSPENDED = 8;
+   */
+  ACCOUNT_SUSPENDED = 8,
 }
 
 /**

@@ -2,7 +2,7 @@
 // @generated from file aviary/post/v1/post.proto (package aviary.post.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Media } from "../../media/v1/media_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -80,6 +80,14 @@ export declare type Post = Message<"aviary.post.v1.Post"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 11;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * Set only for the author, on a post a moderator removed: everyone else no
+   * longer sees it at all.
+   *
+   * @generated from field: aviary.post.v1.ModerationRemoval removal = 12;
+   */
+  removal?: ModerationRemoval | undefined;
 };
 
 /**
@@ -87,6 +95,29 @@ export declare type Post = Message<"aviary.post.v1.Post"> & {
  * Use `create(PostSchema)` to create a new message.
  */
 export declare const PostSchema: GenMessage<Post>;
+
+/**
+ * Why a moderator removed a post or comment (shown to its author).
+ *
+ * @generated from message aviary.post.v1.ModerationRemoval
+ */
+export declare type ModerationRemoval = Message<"aviary.post.v1.ModerationRemoval"> & {
+  /**
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp removed_at = 2;
+   */
+  removedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.post.v1.ModerationRemoval.
+ * Use `create(ModerationRemovalSchema)` to create a new message.
+ */
+export declare const ModerationRemovalSchema: GenMessage<ModerationRemoval>;
 
 /**
  * @generated from message aviary.post.v1.CreatePostRequest
@@ -284,6 +315,66 @@ export declare type ListPostsByAuthorResponse = Message<"aviary.post.v1.ListPost
 export declare const ListPostsByAuthorResponseSchema: GenMessage<ListPostsByAuthorResponse>;
 
 /**
+ * @generated from message aviary.post.v1.SearchPostsRequest
+ */
+export declare type SearchPostsRequest = Message<"aviary.post.v1.SearchPostsRequest"> & {
+  /**
+   * Words and #hashtags, e.g. `harbour "blue boat" #sailing`.
+   *
+   * @generated from field: string query = 1;
+   */
+  query: string;
+
+  /**
+   * Default: newest first.
+   *
+   * @generated from field: aviary.post.v1.SearchOrder order = 2;
+   */
+  order: SearchOrder;
+
+  /**
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * Bound to the query and order it was made for.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message aviary.post.v1.SearchPostsRequest.
+ * Use `create(SearchPostsRequestSchema)` to create a new message.
+ */
+export declare const SearchPostsRequestSchema: GenMessage<SearchPostsRequest>;
+
+/**
+ * @generated from message aviary.post.v1.SearchPostsResponse
+ */
+export declare type SearchPostsResponse = Message<"aviary.post.v1.SearchPostsResponse"> & {
+  /**
+   * @generated from field: repeated aviary.post.v1.Post posts = 1;
+   */
+  posts: Post[];
+
+  /**
+   * Empty when there are no more.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message aviary.post.v1.SearchPostsResponse.
+ * Use `create(SearchPostsResponseSchema)` to create a new message.
+ */
+export declare const SearchPostsResponseSchema: GenMessage<SearchPostsResponse>;
+
+/**
  * @generated from message aviary.post.v1.Comment
  */
 export declare type Comment = Message<"aviary.post.v1.Comment"> & {
@@ -311,6 +402,13 @@ export declare type Comment = Message<"aviary.post.v1.Comment"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 5;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * Set only for the author, on a comment a moderator removed (see Post.removal).
+   *
+   * @generated from field: aviary.post.v1.ModerationRemoval removal = 6;
+   */
+  removal?: ModerationRemoval | undefined;
 };
 
 /**
@@ -509,6 +607,36 @@ export declare type UnlikePostResponse = Message<"aviary.post.v1.UnlikePostRespo
 export declare const UnlikePostResponseSchema: GenMessage<UnlikePostResponse>;
 
 /**
+ * @generated from enum aviary.post.v1.SearchOrder
+ */
+export enum SearchOrder {
+  /**
+   * Newest first.
+   *
+   * @generated from enum value: SEARCH_ORDER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: SEARCH_ORDER_NEWEST = 1;
+   */
+  NEWEST = 1,
+
+  /**
+   * Most relevant first (ts_rank over the words; ties newest first). With
+   * hashtags only, every match ranks alike: newest first.
+   *
+   * @generated from enum value: SEARCH_ORDER_BEST_MATCH = 2;
+   */
+  BEST_MATCH = 2,
+}
+
+/**
+ * Describes the enum aviary.post.v1.SearchOrder.
+ */
+export declare const SearchOrderSchema: GenEnum<SearchOrder>;
+
+/**
  * Posts, comments and likes.
  *
  * Every RPC needs `Authorization: Bearer <access token>`. A post is invisible
@@ -571,6 +699,21 @@ export declare const PostService: GenService<{
     methodKind: "unary";
     input: typeof ListPostsByAuthorRequestSchema;
     output: typeof ListPostsByAuthorResponseSchema;
+  },
+  /**
+   * Full-text search over posts: words (language-neutral: no stemming, no
+   * stop words; "quoted phrases", `or` and `-word` work as in web search)
+   * and #hashtags, which must all match. Newest first or best match. The
+   * same visibility as feeds: never deleted or removed posts, suspended
+   * authors, or authors who blocked the caller or whom the caller blocked,
+   * so a page may hold fewer than page_size posts (the token still goes on).
+   *
+   * @generated from rpc aviary.post.v1.PostService.SearchPosts
+   */
+  searchPosts: {
+    methodKind: "unary";
+    input: typeof SearchPostsRequestSchema;
+    output: typeof SearchPostsResponseSchema;
   },
   /**
    * Comments on a visible, not deleted post.

@@ -2,7 +2,7 @@
 // @generated from file aviary/post/v1/post.proto (package aviary.post.v1, syntax proto3)
 /* eslint-disable */
 
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_aviary_media_v1_media } from "../../media/v1/media_pb.js";
 import { file_aviary_validate_v1_validate } from "../../validate/v1/validate_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
@@ -13,7 +13,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file aviary/post/v1/post.proto.
  */
 export const file_aviary_post_v1_post = /*@__PURE__*/
-  fileDesc("ChlhdmlhcnkvcG9zdC92MS9wb3N0LnByb3RvEg5hdmlhcnkucG9zdC52MSKRAgoEUG9zdBIPCgdwb3N0X2lkGAEgASgJEhEKCWF1dGhvcl9pZBgCIAEoCRIMCgR0ZXh0GAMgASgJEiUKBW1lZGlhGAQgAygLMhYuYXZpYXJ5Lm1lZGlhLnYxLk1lZGlhEhgKEHJlcGx5X3RvX3Bvc3RfaWQYBSABKAkSEAoIbWVudGlvbnMYBiADKAkSEAoIaGFzaHRhZ3MYByADKAkSEgoKbGlrZV9jb3VudBgIIAEoAxIVCg1jb21tZW50X2NvdW50GAkgASgDEhcKD2xpa2VkX2J5X3ZpZXdlchgKIAEoCBIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJpChFDcmVhdGVQb3N0UmVxdWVzdBIVCgR0ZXh0GAEgASgJQgfK8xgDGPQDEhsKCW1lZGlhX2lkcxgCIAMoCUIIyvMYBDADSAQSIAoQcmVwbHlfdG9fcG9zdF9pZBgDIAEoCUIGyvMYAjADIjgKEkNyZWF0ZVBvc3RSZXNwb25zZRIiCgRwb3N0GAEgASgLMhQuYXZpYXJ5LnBvc3QudjEuUG9zdCIuCg5HZXRQb3N0UmVxdWVzdBIcCgdwb3N0X2lkGAEgASgJQgvgQQLK8xgECAEwAyI1Cg9HZXRQb3N0UmVzcG9uc2USIgoEcG9zdBgBIAEoCzIULmF2aWFyeS5wb3N0LnYxLlBvc3QiNwoUQmF0Y2hHZXRQb3N0c1JlcXVlc3QSHwoIcG9zdF9pZHMYASADKAlCDeBBAsrzGAYIATADSGQinAEKFUJhdGNoR2V0UG9zdHNSZXNwb25zZRI/CgVwb3N0cxgBIAMoCzIwLmF2aWFyeS5wb3N0LnYxLkJhdGNoR2V0UG9zdHNSZXNwb25zZS5Qb3N0c0VudHJ5GkIKClBvc3RzRW50cnkSCwoDa2V5GAEgASgJEiMKBXZhbHVlGAIgASgLMhQuYXZpYXJ5LnBvc3QudjEuUG9zdDoCOAEiMQoRRGVsZXRlUG9zdFJlcXVlc3QSHAoHcG9zdF9pZBgBIAEoCUIL4EECyvMYBAgBMAMiFAoSRGVsZXRlUG9zdFJlc3BvbnNlInQKGExpc3RQb3N0c0J5QXV0aG9yUmVxdWVzdBIeCglhdXRob3JfaWQYASABKAlCC+BBAsrzGAQIATADEhsKCXBhZ2Vfc2l6ZRgCIAEoBUIIyvMYBDgAQGQSGwoKcGFnZV90b2tlbhgDIAEoCUIHyvMYAxiABCJZChlMaXN0UG9zdHNCeUF1dGhvclJlc3BvbnNlEiMKBXBvc3RzGAEgAygLMhQuYXZpYXJ5LnBvc3QudjEuUG9zdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifwoHQ29tbWVudBISCgpjb21tZW50X2lkGAEgASgJEg8KB3Bvc3RfaWQYAiABKAkSEQoJYXV0aG9yX2lkGAMgASgJEgwKBHRleHQYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUAoUQ3JlYXRlQ29tbWVudFJlcXVlc3QSHAoHcG9zdF9pZBgBIAEoCUIL4EECyvMYBAgBMAMSGgoEdGV4dBgCIAEoCUIM4EECyvMYBQgBGPQDIkEKFUNyZWF0ZUNvbW1lbnRSZXNwb25zZRIoCgdjb21tZW50GAEgASgLMhcuYXZpYXJ5LnBvc3QudjEuQ29tbWVudCJtChNMaXN0Q29tbWVudHNSZXF1ZXN0EhwKB3Bvc3RfaWQYASABKAlCC+BBAsrzGAQIATADEhsKCXBhZ2Vfc2l6ZRgCIAEoBUIIyvMYBDgAQGQSGwoKcGFnZV90b2tlbhgDIAEoCUIHyvMYAxiABCJaChRMaXN0Q29tbWVudHNSZXNwb25zZRIpCghjb21tZW50cxgBIAMoCzIXLmF2aWFyeS5wb3N0LnYxLkNvbW1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlUKFERlbGV0ZUNvbW1lbnRSZXF1ZXN0EhwKB3Bvc3RfaWQYASABKAlCC+BBAsrzGAQIATADEh8KCmNvbW1lbnRfaWQYAiABKAlCC+BBAsrzGAQIATADIhcKFURlbGV0ZUNvbW1lbnRSZXNwb25zZSIvCg9MaWtlUG9zdFJlcXVlc3QSHAoHcG9zdF9pZBgBIAEoCUIL4EECyvMYBAgBMAMiJgoQTGlrZVBvc3RSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgDIjEKEVVubGlrZVBvc3RSZXF1ZXN0EhwKB3Bvc3RfaWQYASABKAlCC+BBAsrzGAQIATADIigKElVubGlrZVBvc3RSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgDMugJCgtQb3N0U2VydmljZRJpCgpDcmVhdGVQb3N0EiEuYXZpYXJ5LnBvc3QudjEuQ3JlYXRlUG9zdFJlcXVlc3QaIi5hdmlhcnkucG9zdC52MS5DcmVhdGVQb3N0UmVzcG9uc2UiFILT5JMCDjoBKiIJL3YxL3Bvc3RzEmcKB0dldFBvc3QSHi5hdmlhcnkucG9zdC52MS5HZXRQb3N0UmVxdWVzdBofLmF2aWFyeS5wb3N0LnYxLkdldFBvc3RSZXNwb25zZSIbgtPkkwIVEhMvdjEvcG9zdHMve3Bvc3RfaWR9EngKDUJhdGNoR2V0UG9zdHMSJC5hdmlhcnkucG9zdC52MS5CYXRjaEdldFBvc3RzUmVxdWVzdBolLmF2aWFyeS5wb3N0LnYxLkJhdGNoR2V0UG9zdHNSZXNwb25zZSIagtPkkwIUEhIvdjEvcG9zdHM6YmF0Y2hHZXQScAoKRGVsZXRlUG9zdBIhLmF2aWFyeS5wb3N0LnYxLkRlbGV0ZVBvc3RSZXF1ZXN0GiIuYXZpYXJ5LnBvc3QudjEuRGVsZXRlUG9zdFJlc3BvbnNlIhuC0+STAhUqEy92MS9wb3N0cy97cG9zdF9pZH0SjQEKEUxpc3RQb3N0c0J5QXV0aG9yEiguYXZpYXJ5LnBvc3QudjEuTGlzdFBvc3RzQnlBdXRob3JSZXF1ZXN0GikuYXZpYXJ5LnBvc3QudjEuTGlzdFBvc3RzQnlBdXRob3JSZXNwb25zZSIjgtPkkwIdEhsvdjEvdXNlcnMve2F1dGhvcl9pZH0vcG9zdHMShQEKDUNyZWF0ZUNvbW1lbnQSJC5hdmlhcnkucG9zdC52MS5DcmVhdGVDb21tZW50UmVxdWVzdBolLmF2aWFyeS5wb3N0LnYxLkNyZWF0ZUNvbW1lbnRSZXNwb25zZSIngtPkkwIhOgEqIhwvdjEvcG9zdHMve3Bvc3RfaWR9L2NvbW1lbnRzEn8KDExpc3RDb21tZW50cxIjLmF2aWFyeS5wb3N0LnYxLkxpc3RDb21tZW50c1JlcXVlc3QaJC5hdmlhcnkucG9zdC52MS5MaXN0Q29tbWVudHNSZXNwb25zZSIkgtPkkwIeEhwvdjEvcG9zdHMve3Bvc3RfaWR9L2NvbW1lbnRzEo8BCg1EZWxldGVDb21tZW50EiQuYXZpYXJ5LnBvc3QudjEuRGVsZXRlQ29tbWVudFJlcXVlc3QaJS5hdmlhcnkucG9zdC52MS5EZWxldGVDb21tZW50UmVzcG9uc2UiMYLT5JMCKyopL3YxL3Bvc3RzL3twb3N0X2lkfS9jb21tZW50cy97Y29tbWVudF9pZH0ScgoITGlrZVBvc3QSHy5hdmlhcnkucG9zdC52MS5MaWtlUG9zdFJlcXVlc3QaIC5hdmlhcnkucG9zdC52MS5MaWtlUG9zdFJlc3BvbnNlIiOC0+STAh06ASoiGC92MS9wb3N0cy97cG9zdF9pZH06bGlrZRJ6CgpVbmxpa2VQb3N0EiEuYXZpYXJ5LnBvc3QudjEuVW5saWtlUG9zdFJlcXVlc3QaIi5hdmlhcnkucG9zdC52MS5Vbmxpa2VQb3N0UmVzcG9uc2UiJYLT5JMCHzoBKiIaL3YxL3Bvc3RzL3twb3N0X2lkfTp1bmxpa2ViBnByb3RvMw", [file_aviary_media_v1_media, file_aviary_validate_v1_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("ChlhdmlhcnkvcG9zdC92MS9wb3N0LnByb3RvEg5hdmlhcnkucG9zdC52MSLFAgoEUG9zdBIPCgdwb3N0X2lkGAEgASgJEhEKCWF1dGhvcl9pZBgCIAEoCRIMCgR0ZXh0GAMgASgJEiUKBW1lZGlhGAQgAygLMhYuYXZpYXJ5Lm1lZGlhLnYxLk1lZGlhEhgKEHJlcGx5X3RvX3Bvc3RfaWQYBSABKAkSEAoIbWVudGlvbnMYBiADKAkSEAoIaGFzaHRhZ3MYByADKAkSEgoKbGlrZV9jb3VudBgIIAEoAxIVCg1jb21tZW50X2NvdW50GAkgASgDEhcKD2xpa2VkX2J5X3ZpZXdlchgKIAEoCBIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgdyZW1vdmFsGAwgASgLMiEuYXZpYXJ5LnBvc3QudjEuTW9kZXJhdGlvblJlbW92YWwiUwoRTW9kZXJhdGlvblJlbW92YWwSDgoGcmVhc29uGAEgASgJEi4KCnJlbW92ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImkKEUNyZWF0ZVBvc3RSZXF1ZXN0EhUKBHRleHQYASABKAlCB8rzGAMY9AMSGwoJbWVkaWFfaWRzGAIgAygJQgjK8xgEMANIBBIgChByZXBseV90b19wb3N0X2lkGAMgASgJQgbK8xgCMAMiOAoSQ3JlYXRlUG9zdFJlc3BvbnNlEiIKBHBvc3QYASABKAsyFC5hdmlhcnkucG9zdC52MS5Qb3N0Ii4KDkdldFBvc3RSZXF1ZXN0EhwKB3Bvc3RfaWQYASABKAlCC+BBAsrzGAQIATADIjUKD0dldFBvc3RSZXNwb25zZRIiCgRwb3N0GAEgASgLMhQuYXZpYXJ5LnBvc3QudjEuUG9zdCI3ChRCYXRjaEdldFBvc3RzUmVxdWVzdBIfCghwb3N0X2lkcxgBIAMoCUIN4EECyvMYBggBMANIZCKcAQoVQmF0Y2hHZXRQb3N0c1Jlc3BvbnNlEj8KBXBvc3RzGAEgAygLMjAuYXZpYXJ5LnBvc3QudjEuQmF0Y2hHZXRQb3N0c1Jlc3BvbnNlLlBvc3RzRW50cnkaQgoKUG9zdHNFbnRyeRILCgNrZXkYASABKAkSIwoFdmFsdWUYAiABKAsyFC5hdmlhcnkucG9zdC52MS5Qb3N0OgI4ASIxChFEZWxldGVQb3N0UmVxdWVzdBIcCgdwb3N0X2lkGAEgASgJQgvgQQLK8xgECAEwAyIUChJEZWxldGVQb3N0UmVzcG9uc2UidAoYTGlzdFBvc3RzQnlBdXRob3JSZXF1ZXN0Eh4KCWF1dGhvcl9pZBgBIAEoCUIL4EECyvMYBAgBMAMSGwoJcGFnZV9zaXplGAIgASgFQgjK8xgEOABAZBIbCgpwYWdlX3Rva2VuGAMgASgJQgfK8xgDGIAEIlkKGUxpc3RQb3N0c0J5QXV0aG9yUmVzcG9uc2USIwoFcG9zdHMYASADKAsyFC5hdmlhcnkucG9zdC52MS5Qb3N0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKUAQoSU2VhcmNoUG9zdHNSZXF1ZXN0EhgKBXF1ZXJ5GAEgASgJQgnK8xgFCAEYyAESKgoFb3JkZXIYAiABKA4yGy5hdmlhcnkucG9zdC52MS5TZWFyY2hPcmRlchIbCglwYWdlX3NpemUYAyABKAVCCMrzGAQ4AEBkEhsKCnBhZ2VfdG9rZW4YBCABKAlCB8rzGAMYgAQiUwoTU2VhcmNoUG9zdHNSZXNwb25zZRIjCgVwb3N0cxgBIAMoCzIULmF2aWFyeS5wb3N0LnYxLlBvc3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrMBCgdDb21tZW50EhIKCmNvbW1lbnRfaWQYASABKAkSDwoHcG9zdF9pZBgCIAEoCRIRCglhdXRob3JfaWQYAyABKAkSDAoEdGV4dBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgdyZW1vdmFsGAYgASgLMiEuYXZpYXJ5LnBvc3QudjEuTW9kZXJhdGlvblJlbW92YWwiUAoUQ3JlYXRlQ29tbWVudFJlcXVlc3QSHAoHcG9zdF9pZBgBIAEoCUIL4EECyvMYBAgBMAMSGgoEdGV4dBgCIAEoCUIM4EECyvMYBQgBGPQDIkEKFUNyZWF0ZUNvbW1lbnRSZXNwb25zZRIoCgdjb21tZW50GAEgASgLMhcuYXZpYXJ5LnBvc3QudjEuQ29tbWVudCJtChNMaXN0Q29tbWVudHNSZXF1ZXN0EhwKB3Bvc3RfaWQYASABKAlCC+BBAsrzGAQIATADEhsKCXBhZ2Vfc2l6ZRgCIAEoBUIIyvMYBDgAQGQSGwoKcGFnZV90b2tlbhgDIAEoCUIHyvMYAxiABCJaChRMaXN0Q29tbWVudHNSZXNwb25zZRIpCghjb21tZW50cxgBIAMoCzIXLmF2aWFyeS5wb3N0LnYxLkNvbW1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlUKFERlbGV0ZUNvbW1lbnRSZXF1ZXN0EhwKB3Bvc3RfaWQYASABKAlCC+BBAsrzGAQIATADEh8KCmNvbW1lbnRfaWQYAiABKAlCC+BBAsrzGAQIATADIhcKFURlbGV0ZUNvbW1lbnRSZXNwb25zZSIvCg9MaWtlUG9zdFJlcXVlc3QSHAoHcG9zdF9pZBgBIAEoCUIL4EECyvMYBAgBMAMiJgoQTGlrZVBvc3RSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgDIjEKEVVubGlrZVBvc3RSZXF1ZXN0EhwKB3Bvc3RfaWQYASABKAlCC+BBAsrzGAQIATADIigKElVubGlrZVBvc3RSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgDKmEKC1NlYXJjaE9yZGVyEhwKGFNFQVJDSF9PUkRFUl9VTlNQRUNJRklFRBAAEhcKE1NFQVJDSF9PUkRFUl9ORVdFU1QQARIbChdTRUFSQ0hfT1JERVJfQkVTVF9NQVRDSBACMtoKCgtQb3N0U2VydmljZRJpCgpDcmVhdGVQb3N0EiEuYXZpYXJ5LnBvc3QudjEuQ3JlYXRlUG9zdFJlcXVlc3QaIi5hdmlhcnkucG9zdC52MS5DcmVhdGVQb3N0UmVzcG9uc2UiFILT5JMCDjoBKiIJL3YxL3Bvc3RzEmcKB0dldFBvc3QSHi5hdmlhcnkucG9zdC52MS5HZXRQb3N0UmVxdWVzdBofLmF2aWFyeS5wb3N0LnYxLkdldFBvc3RSZXNwb25zZSIbgtPkkwIVEhMvdjEvcG9zdHMve3Bvc3RfaWR9EngKDUJhdGNoR2V0UG9zdHMSJC5hdmlhcnkucG9zdC52MS5CYXRjaEdldFBvc3RzUmVxdWVzdBolLmF2aWFyeS5wb3N0LnYxLkJhdGNoR2V0UG9zdHNSZXNwb25zZSIagtPkkwIUEhIvdjEvcG9zdHM6YmF0Y2hHZXQScAoKRGVsZXRlUG9zdBIhLmF2aWFyeS5wb3N0LnYxLkRlbGV0ZVBvc3RSZXF1ZXN0GiIuYXZpYXJ5LnBvc3QudjEuRGVsZXRlUG9zdFJlc3BvbnNlIhuC0+STAhUqEy92MS9wb3N0cy97cG9zdF9pZH0SjQEKEUxpc3RQb3N0c0J5QXV0aG9yEiguYXZpYXJ5LnBvc3QudjEuTGlzdFBvc3RzQnlBdXRob3JSZXF1ZXN0GikuYXZpYXJ5LnBvc3QudjEuTGlzdFBvc3RzQnlBdXRob3JSZXNwb25zZSIjgtPkkwIdEhsvdjEvdXNlcnMve2F1dGhvcl9pZH0vcG9zdHMScAoLU2VhcmNoUG9zdHMSIi5hdmlhcnkucG9zdC52MS5TZWFyY2hQb3N0c1JlcXVlc3QaIy5hdmlhcnkucG9zdC52MS5TZWFyY2hQb3N0c1Jlc3BvbnNlIhiC0+STAhISEC92MS9wb3N0czpzZWFyY2gShQEKDUNyZWF0ZUNvbW1lbnQSJC5hdmlhcnkucG9zdC52MS5DcmVhdGVDb21tZW50UmVxdWVzdBolLmF2aWFyeS5wb3N0LnYxLkNyZWF0ZUNvbW1lbnRSZXNwb25zZSIngtPkkwIhOgEqIhwvdjEvcG9zdHMve3Bvc3RfaWR9L2NvbW1lbnRzEn8KDExpc3RDb21tZW50cxIjLmF2aWFyeS5wb3N0LnYxLkxpc3RDb21tZW50c1JlcXVlc3QaJC5hdmlhcnkucG9zdC52MS5MaXN0Q29tbWVudHNSZXNwb25zZSIkgtPkkwIeEhwvdjEvcG9zdHMve3Bvc3RfaWR9L2NvbW1lbnRzEo8BCg1EZWxldGVDb21tZW50EiQuYXZpYXJ5LnBvc3QudjEuRGVsZXRlQ29tbWVudFJlcXVlc3QaJS5hdmlhcnkucG9zdC52MS5EZWxldGVDb21tZW50UmVzcG9uc2UiMYLT5JMCKyopL3YxL3Bvc3RzL3twb3N0X2lkfS9jb21tZW50cy97Y29tbWVudF9pZH0ScgoITGlrZVBvc3QSHy5hdmlhcnkucG9zdC52MS5MaWtlUG9zdFJlcXVlc3QaIC5hdmlhcnkucG9zdC52MS5MaWtlUG9zdFJlc3BvbnNlIiOC0+STAh06ASoiGC92MS9wb3N0cy97cG9zdF9pZH06bGlrZRJ6CgpVbmxpa2VQb3N0EiEuYXZpYXJ5LnBvc3QudjEuVW5saWtlUG9zdFJlcXVlc3QaIi5hdmlhcnkucG9zdC52MS5Vbmxpa2VQb3N0UmVzcG9uc2UiJYLT5JMCHzoBKiIaL3YxL3Bvc3RzL3twb3N0X2lkfTp1bmxpa2ViBnByb3RvMw", [file_aviary_media_v1_media, file_aviary_validate_v1_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message aviary.post.v1.Post.
@@ -23,151 +23,184 @@ export const PostSchema = /*@__PURE__*/
   messageDesc(file_aviary_post_v1_post, 0);
 
 /**
+ * Describes the message aviary.post.v1.ModerationRemoval.
+ * Use `create(ModerationRemovalSchema)` to create a new message.
+ */
+export const ModerationRemovalSchema = /*@__PURE__*/
+  messageDesc(file_aviary_post_v1_post, 1);
+
+/**
  * Describes the message aviary.post.v1.CreatePostRequest.
  * Use `create(CreatePostRequestSchema)` to create a new message.
  */
 export const CreatePostRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 1);
+  messageDesc(file_aviary_post_v1_post, 2);
 
 /**
  * Describes the message aviary.post.v1.CreatePostResponse.
  * Use `create(CreatePostResponseSchema)` to create a new message.
  */
 export const CreatePostResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 2);
+  messageDesc(file_aviary_post_v1_post, 3);
 
 /**
  * Describes the message aviary.post.v1.GetPostRequest.
  * Use `create(GetPostRequestSchema)` to create a new message.
  */
 export const GetPostRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 3);
+  messageDesc(file_aviary_post_v1_post, 4);
 
 /**
  * Describes the message aviary.post.v1.GetPostResponse.
  * Use `create(GetPostResponseSchema)` to create a new message.
  */
 export const GetPostResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 4);
+  messageDesc(file_aviary_post_v1_post, 5);
 
 /**
  * Describes the message aviary.post.v1.BatchGetPostsRequest.
  * Use `create(BatchGetPostsRequestSchema)` to create a new message.
  */
 export const BatchGetPostsRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 5);
+  messageDesc(file_aviary_post_v1_post, 6);
 
 /**
  * Describes the message aviary.post.v1.BatchGetPostsResponse.
  * Use `create(BatchGetPostsResponseSchema)` to create a new message.
  */
 export const BatchGetPostsResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 6);
+  messageDesc(file_aviary_post_v1_post, 7);
 
 /**
  * Describes the message aviary.post.v1.DeletePostRequest.
  * Use `create(DeletePostRequestSchema)` to create a new message.
  */
 export const DeletePostRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 7);
+  messageDesc(file_aviary_post_v1_post, 8);
 
 /**
  * Describes the message aviary.post.v1.DeletePostResponse.
  * Use `create(DeletePostResponseSchema)` to create a new message.
  */
 export const DeletePostResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 8);
+  messageDesc(file_aviary_post_v1_post, 9);
 
 /**
  * Describes the message aviary.post.v1.ListPostsByAuthorRequest.
  * Use `create(ListPostsByAuthorRequestSchema)` to create a new message.
  */
 export const ListPostsByAuthorRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 9);
+  messageDesc(file_aviary_post_v1_post, 10);
 
 /**
  * Describes the message aviary.post.v1.ListPostsByAuthorResponse.
  * Use `create(ListPostsByAuthorResponseSchema)` to create a new message.
  */
 export const ListPostsByAuthorResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 10);
+  messageDesc(file_aviary_post_v1_post, 11);
+
+/**
+ * Describes the message aviary.post.v1.SearchPostsRequest.
+ * Use `create(SearchPostsRequestSchema)` to create a new message.
+ */
+export const SearchPostsRequestSchema = /*@__PURE__*/
+  messageDesc(file_aviary_post_v1_post, 12);
+
+/**
+ * Describes the message aviary.post.v1.SearchPostsResponse.
+ * Use `create(SearchPostsResponseSchema)` to create a new message.
+ */
+export const SearchPostsResponseSchema = /*@__PURE__*/
+  messageDesc(file_aviary_post_v1_post, 13);
 
 /**
  * Describes the message aviary.post.v1.Comment.
  * Use `create(CommentSchema)` to create a new message.
  */
 export const CommentSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 11);
+  messageDesc(file_aviary_post_v1_post, 14);
 
 /**
  * Describes the message aviary.post.v1.CreateCommentRequest.
  * Use `create(CreateCommentRequestSchema)` to create a new message.
  */
 export const CreateCommentRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 12);
+  messageDesc(file_aviary_post_v1_post, 15);
 
 /**
  * Describes the message aviary.post.v1.CreateCommentResponse.
  * Use `create(CreateCommentResponseSchema)` to create a new message.
  */
 export const CreateCommentResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 13);
+  messageDesc(file_aviary_post_v1_post, 16);
 
 /**
  * Describes the message aviary.post.v1.ListCommentsRequest.
  * Use `create(ListCommentsRequestSchema)` to create a new message.
  */
 export const ListCommentsRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 14);
+  messageDesc(file_aviary_post_v1_post, 17);
 
 /**
  * Describes the message aviary.post.v1.ListCommentsResponse.
  * Use `create(ListCommentsResponseSchema)` to create a new message.
  */
 export const ListCommentsResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 15);
+  messageDesc(file_aviary_post_v1_post, 18);
 
 /**
  * Describes the message aviary.post.v1.DeleteCommentRequest.
  * Use `create(DeleteCommentRequestSchema)` to create a new message.
  */
 export const DeleteCommentRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 16);
+  messageDesc(file_aviary_post_v1_post, 19);
 
 /**
  * Describes the message aviary.post.v1.DeleteCommentResponse.
  * Use `create(DeleteCommentResponseSchema)` to create a new message.
  */
 export const DeleteCommentResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 17);
+  messageDesc(file_aviary_post_v1_post, 20);
 
 /**
  * Describes the message aviary.post.v1.LikePostRequest.
  * Use `create(LikePostRequestSchema)` to create a new message.
  */
 export const LikePostRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 18);
+  messageDesc(file_aviary_post_v1_post, 21);
 
 /**
  * Describes the message aviary.post.v1.LikePostResponse.
  * Use `create(LikePostResponseSchema)` to create a new message.
  */
 export const LikePostResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 19);
+  messageDesc(file_aviary_post_v1_post, 22);
 
 /**
  * Describes the message aviary.post.v1.UnlikePostRequest.
  * Use `create(UnlikePostRequestSchema)` to create a new message.
  */
 export const UnlikePostRequestSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 20);
+  messageDesc(file_aviary_post_v1_post, 23);
 
 /**
  * Describes the message aviary.post.v1.UnlikePostResponse.
  * Use `create(UnlikePostResponseSchema)` to create a new message.
  */
 export const UnlikePostResponseSchema = /*@__PURE__*/
-  messageDesc(file_aviary_post_v1_post, 21);
+  messageDesc(file_aviary_post_v1_post, 24);
+
+/**
+ * Describes the enum aviary.post.v1.SearchOrder.
+ */
+export const SearchOrderSchema = /*@__PURE__*/
+  enumDesc(file_aviary_post_v1_post, 0);
+
+/**
+ * @generated from enum aviary.post.v1.SearchOrder
+ */
+export const SearchOrder = /*@__PURE__*/
+  tsEnum(SearchOrderSchema);
 
 /**
  * Posts, comments and likes.

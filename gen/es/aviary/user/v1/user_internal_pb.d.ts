@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Device } from "./user_pb.js";
+import type { Device, Platform, Profile } from "./user_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -233,6 +233,128 @@ export declare type BatchLookupUsersResponse = Message<"aviary.user.v1.BatchLook
 export declare const BatchLookupUsersResponseSchema: GenMessage<BatchLookupUsersResponse>;
 
 /**
+ * @generated from message aviary.user.v1.ExportUserDataRequest
+ */
+export declare type ExportUserDataRequest = Message<"aviary.user.v1.ExportUserDataRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message aviary.user.v1.ExportUserDataRequest.
+ * Use `create(ExportUserDataRequestSchema)` to create a new message.
+ */
+export declare const ExportUserDataRequestSchema: GenMessage<ExportUserDataRequest>;
+
+/**
+ * Another user the exported user is connected to, and since when.
+ *
+ * @generated from message aviary.user.v1.ExportedRelation
+ */
+export declare type ExportedRelation = Message<"aviary.user.v1.ExportedRelation"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.user.v1.ExportedRelation.
+ * Use `create(ExportedRelationSchema)` to create a new message.
+ */
+export declare const ExportedRelationSchema: GenMessage<ExportedRelation>;
+
+/**
+ * A push device without its token.
+ *
+ * @generated from message aviary.user.v1.ExportedDevice
+ */
+export declare type ExportedDevice = Message<"aviary.user.v1.ExportedDevice"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: aviary.user.v1.Platform platform = 2;
+   */
+  platform: Platform;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 3;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 4;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.user.v1.ExportedDevice.
+ * Use `create(ExportedDeviceSchema)` to create a new message.
+ */
+export declare const ExportedDeviceSchema: GenMessage<ExportedDevice>;
+
+/**
+ * One item of the export; the stream sends each kind in a run, in this order.
+ *
+ * @generated from message aviary.user.v1.ExportUserDataResponse
+ */
+export declare type ExportUserDataResponse = Message<"aviary.user.v1.ExportUserDataResponse"> & {
+  /**
+   * @generated from oneof aviary.user.v1.ExportUserDataResponse.item
+   */
+  item: {
+    /**
+     * The user's own profile, as its owner sees it. Absent when there is none.
+     *
+     * @generated from field: aviary.user.v1.Profile profile = 1;
+     */
+    value: Profile;
+    case: "profile";
+  } | {
+    /**
+     * @generated from field: aviary.user.v1.ExportedRelation following = 2;
+     */
+    value: ExportedRelation;
+    case: "following";
+  } | {
+    /**
+     * @generated from field: aviary.user.v1.ExportedRelation follower = 3;
+     */
+    value: ExportedRelation;
+    case: "follower";
+  } | {
+    /**
+     * @generated from field: aviary.user.v1.ExportedRelation blocked = 4;
+     */
+    value: ExportedRelation;
+    case: "blocked";
+  } | {
+    /**
+     * @generated from field: aviary.user.v1.ExportedDevice device = 5;
+     */
+    value: ExportedDevice;
+    case: "device";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message aviary.user.v1.ExportUserDataResponse.
+ * Use `create(ExportUserDataResponseSchema)` to create a new message.
+ */
+export declare const ExportUserDataResponseSchema: GenMessage<ExportUserDataResponse>;
+
+/**
  * Reads for other services, authorised by service tokens from
  * aviary.auth.v1.ServiceAuthService (a user's token is PERMISSION_DENIED).
  * Internal: no google.api.http rules, so the edge does not route it.
@@ -286,6 +408,20 @@ export declare const UserInternalService: GenService<{
     methodKind: "unary";
     input: typeof BatchLookupUsersRequestSchema;
     output: typeof BatchLookupUsersResponseSchema;
+  },
+  /**
+   * Everything the user service holds about one user, for their data export:
+   * the profile first, then who they follow, who follows them, whom they
+   * blocked and their devices (push tokens left out: they are credentials of
+   * the device, not the user's data). Streamed, so it does not grow with the
+   * graph. Needs the scope `user.export`.
+   *
+   * @generated from rpc aviary.user.v1.UserInternalService.ExportUserData
+   */
+  exportUserData: {
+    methodKind: "server_streaming";
+    input: typeof ExportUserDataRequestSchema;
+    output: typeof ExportUserDataResponseSchema;
   },
 }>;
 

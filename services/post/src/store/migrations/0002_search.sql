@@ -1,0 +1,3 @@
+CREATE INDEX "posts_text_search_idx" ON "posts"."posts" USING gin (to_tsvector('simple', "text")) WHERE "posts"."posts"."deleted_at" is null;--> statement-breakpoint
+CREATE INDEX "posts_hashtags_idx" ON "posts"."posts" USING gin ("hashtags") WHERE "posts"."posts"."deleted_at" is null;--> statement-breakpoint
+CREATE INDEX "posts_created_idx" ON "posts"."posts" USING btree ("created_at" DESC NULLS LAST,"id" DESC NULLS LAST) WHERE "posts"."posts"."deleted_at" is null;
