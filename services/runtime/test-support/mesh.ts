@@ -45,7 +45,7 @@ export interface TestMeshOptions {
   /** Envoy options besides the upstreams (e.g. `discardOutput` for a benchmark). */
   envoy?: Omit<EnvoyOptions, "upstreams">;
   /** Extra environment per service, over the test defaults (e.g. `{ auth: { AUTH_ARGON2_PASSES: "2" } }`). */
-  env?: Partial<Record<"auth" | "feed" | "bff" | "realtime" | "notification" | "chat", Record<string, string>>>;
+  env?: Partial<Record<"auth" | "user" | "feed" | "bff" | "realtime" | "notification" | "chat", Record<string, string>>>;
 }
 
 /** The notification service's client secret; the auth service knows only its SHA-256. */
@@ -70,7 +70,7 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     // The user and media services verify tokens of this one auth service; the user service asks this media service about avatars.
     const media = await startTestMedia({}, auth);
     stops.push(() => media.close());
-    const user = await startTestUser({}, auth, media);
+    const user = await startTestUser(options.env?.user ?? {}, auth, media);
     stops.push(() => user.close());
     // Every publisher to the realtime service's streams shares its Redis prefix.
     const realtimePrefix = `${uniqueName("rtmesh")}:`;

@@ -43,7 +43,14 @@ test("gRPC over cleartext HTTP/2 (connect-node gRPC transport)", async (t) => {
   t.is((await health.check({ service: "" })).status, ServingStatus.SERVING);
   t.is((await health.check({ service: "aviary.auth.v1.AuthService" })).status, ServingStatus.SERVING);
   const { statuses } = await health.list({});
-  t.deepEqual(Object.keys(statuses).sort(), ["", "aviary.auth.v1.AuthService", "grpc.health.v1.Health"]);
+  // Every served service, the runtime's own (health, reflection) included.
+  t.deepEqual(Object.keys(statuses).sort(), [
+    "",
+    "aviary.auth.v1.AuthService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+  ]);
 });
 
 test("gRPC-web from a browser-style fetch client (HTTP/1.1) and from connect-node over HTTP/2", async (t) => {

@@ -1,8 +1,9 @@
 // aviary-example drives Aviary from Go with the clients generated from the
 // same contracts as the TypeScript services (clients/go/gen): two people
-// register and verify (codes from the dev code sink), Ben follows Ana and
-// opens his realtime stream, Ana posts, and Ben sees the post both live (a
-// FeedUpdated event on the stream) and in his home feed.
+// register and verify (codes from the dev code sink), Ben follows Ana, Ana
+// posts and Ben reads it in his home feed; then Ben opens his realtime stream,
+// Ana posts again, and Ben sees that post live (a FeedUpdated event on the
+// stream) and first in his home feed.
 //
 // Every call is plain gRPC over h2c (connect-go with WithGRPC). Point -edge at
 // Envoy to go through the edge, or the per-service flags at the services
@@ -139,12 +140,37 @@ func run(ctx context.Context, urls endpoints, codeSink string) error {
 		return fmt.Errorf("ben: %w", err)
 	}
 
-	if _, err := c.user.Follow(ctx, authorized(ben.token, &userv1.FollowRequest{UserId: ana.userID})); err != nil {
-		return fmt.Errorf("follow: %w", err)
+	// Ana's profile appears from her UserRegistered event, a moment after she
+	// registered: until then she is NOT_FOUND to the user service.
+	for {
+		_, err := c.user.Follow(ctx, authorized(ben.token, &userv1.FollowRequest{UserId: ana.userID}))
+		if err == nil {
+			break
+		}
+		if connect.CodeOf(err) != connect.CodeNotFound || ctx.Err() != nil {
+			return fmt.Errorf("follow: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("follow: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	step("followed", map[string]any{"follower": ben.userID, "followee": ana.userID})
 
-	// Ben's stream is open (Ready received) before Ana posts, so the hint is live.
+	// Ana's first post reaches Ben's home feed once the feed has applied the
+	// follow and fanned the post out (both arrive as events): read until it is there.
+	first, err := c.post.CreatePost(ctx, authorized(ana.token, &postv1.CreatePostRequest{Text: "first from Go " + suffix}))
+	if err != nil {
+		return fmt.Errorf("create post: %w", err)
+	}
+	firstID := first.Msg.GetPost().GetPostId()
+	step("posted", map[string]any{"post_id": firstID})
+	if err := waitForFeed(ctx, c, ben.token, firstID); err != nil {
+		return err
+	}
+
+	// Ben's stream is open (Ready received) before Ana posts again, so the hint is live.
 	streamCtx, stopStream := context.WithCancel(ctx)
 	defer stopStream()
 	stream, err := c.realtime.Subscribe(streamCtx, authorized(ben.token, &realtimev1.SubscribeRequest{}))
@@ -161,18 +187,17 @@ func run(ctx context.Context, urls endpoints, codeSink string) error {
 	}
 	step("stream_ready", map[string]any{"epoch": ready.GetPosition().GetEpoch(), "offset": ready.GetPosition().GetOffset()})
 
-	text := "hello from Go " + suffix
-	created, err := c.post.CreatePost(ctx, authorized(ana.token, &postv1.CreatePostRequest{Text: text}))
+	second, err := c.post.CreatePost(ctx, authorized(ana.token, &postv1.CreatePostRequest{Text: "second from Go " + suffix}))
 	if err != nil {
 		return fmt.Errorf("create post: %w", err)
 	}
-	postID := created.Msg.GetPost().GetPostId()
-	step("posted", map[string]any{"post_id": postID, "text": text})
+	secondID := second.Msg.GetPost().GetPostId()
+	step("posted", map[string]any{"post_id": secondID})
 
 	for stream.Receive() {
 		if update := stream.Msg().GetEvent().GetFeedUpdated(); update != nil {
 			step("live_feed_updated", map[string]any{"newest_post_id": update.GetNewestPostId(), "offset": stream.Msg().GetEvent().GetOffset()})
-			if update.GetNewestPostId() == postID {
+			if update.GetNewestPostId() == secondID {
 				break
 			}
 		}
@@ -182,20 +207,34 @@ func run(ctx context.Context, urls endpoints, codeSink string) error {
 	}
 	stopStream()
 
-	feed, err := c.feed.GetHomeFeed(ctx, authorized(ben.token, &feedv1.GetHomeFeedRequest{PageSize: 20}))
-	if err != nil {
-		return fmt.Errorf("home feed: %w", err)
-	}
-	ids := make([]string, 0, len(feed.Msg.GetItems()))
-	for _, item := range feed.Msg.GetItems() {
-		ids = append(ids, item.GetPost().GetPostId())
-	}
-	step("home_feed", map[string]any{"post_ids": ids})
-	if len(ids) == 0 || ids[0] != postID {
-		return fmt.Errorf("home feed: want %s first, got %v", postID, ids)
+	if err := waitForFeed(ctx, c, ben.token, secondID); err != nil {
+		return err
 	}
 	step("done", nil)
 	return nil
+}
+
+// waitForFeed reads the home feed until `postID` is its newest item.
+func waitForFeed(ctx context.Context, c clients, token, postID string) error {
+	for {
+		feed, err := c.feed.GetHomeFeed(ctx, authorized(token, &feedv1.GetHomeFeedRequest{PageSize: 20}))
+		if err != nil {
+			return fmt.Errorf("home feed: %w", err)
+		}
+		ids := make([]string, 0, len(feed.Msg.GetItems()))
+		for _, item := range feed.Msg.GetItems() {
+			ids = append(ids, item.GetPost().GetPostId())
+		}
+		if len(ids) > 0 && ids[0] == postID {
+			step("home_feed", map[string]any{"post_ids": ids})
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("home feed: %s never came first (last read %v): %w", postID, ids, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func signUp(ctx context.Context, c clients, email, codeSink string) (account, error) {
