@@ -153,7 +153,7 @@ async function imageLoaded(page: Page, selector: string): Promise<void> {
   await page.waitForFunction(loaded, undefined, { timeout: STEP_TIMEOUT_MS });
 }
 
-test("Ana and Ben: sign up, follow, a live post, a like on the badge, and a live chat with receipts and typing", async (t) => {
+test("Ana and Ben: sign up, follow, a live post, a like on the badge, a live chat with receipts and typing, and a group chat", async (t) => {
   // Eleven steps, each bounded by STEP_TIMEOUT_MS; about a minute on an idle machine.
   t.timeout(4 * 60_000);
   const ana = await open("Ana", { viewport: { width: 1000, height: 760 } });
@@ -266,6 +266,33 @@ async function scenario(t: ExecutionContext, ana: Person, ben: Person): Promise<
   await screenshot(ana, "chat-read");
   await screenshot(ben, "chat");
   step("Ana's reply read live");
+
+  // Ana starts a group with Ben: it appears in Ben's conversation list live, and
+  // messages go both ways live.
+  await ana.page.getByRole("link", { name: /^Chat/ }).click();
+  await heading(ana.page, "Chat");
+  const group = ana.page.getByRole("form", { name: "New group" });
+  await group.getByLabel("Title").fill("Harbour walks");
+  await group.getByLabel(/^Members/).fill(ben.username);
+  await group.getByRole("button", { name: "Create group" }).click();
+  await heading(ana.page, "Harbour walks");
+  // The group's creation is a line of its history, not an empty message.
+  await ana.page.locator(".membership", { hasText: "You created the group with Ben" }).waitFor();
+  await ana.page.getByRole("textbox", { name: "Message" }).fill("Walk on Saturday?");
+  await ana.page.getByRole("button", { name: "Send", exact: true }).click();
+  await ben.page.getByRole("link", { name: /^Chat/ }).click();
+  await heading(ben.page, "Chat");
+  await ben.page.getByRole("link", { name: "Harbour walks" }).click();
+  await heading(ben.page, "Harbour walks");
+  await ben.page.locator(".message:not(.mine)", { hasText: "Walk on Saturday?" }).waitFor();
+  await ben.page.getByRole("textbox", { name: "Message" }).fill("Count me in!");
+  await ben.page.getByRole("button", { name: "Send", exact: true }).click();
+  await ana.page.locator(".message:not(.mine)", { hasText: "Count me in!" }).waitFor();
+  // Ana has the group open, so Ben's message is read at once: her chat badge clears, and Ben sees "Read".
+  await ana.page.locator("#chat-badge:empty").waitFor({ state: "attached" });
+  await ben.page.locator(".message.mine", { hasText: "Count me in!" }).locator(".receipt", { hasText: "Read" }).waitFor();
+  await screenshot(ana, "group-chat");
+  step("a group chat, live both ways");
 
   // Both outlive their access tokens (the app refreshes at 80% of a token's life) and stay signed in.
   await eventually("both pages to refresh their tokens", () => ana.refreshes > 0 && ben.refreshes > 0, ACCESS_TOKEN_TTL_SECONDS * 1000 + STEP_TIMEOUT_MS);

@@ -109,7 +109,27 @@ function thread(root: HTMLElement, target: { conversationId?: string; directUser
     for (const receipt of log.querySelectorAll<HTMLElement>(".receipt")) receipt.textContent = receiptText(BigInt(receipt.dataset["seq"]!));
   };
 
+  /** A membership change (the group's creation included) is a line of the history, not a message. */
+  const membershipText = (change: NonNullable<Message["membership"]>): string => {
+    const who = (id: string) => (id === me ? "you" : displayName(profiles.get(id)));
+    const actor = change.actorId === me ? "You" : displayName(profiles.get(change.actorId));
+    const parts: string[] = [];
+    // The group's creation adds its creator with the first members.
+    const created = change.addedUserIds.includes(change.actorId);
+    const added = change.addedUserIds.filter((id) => id !== change.actorId);
+    if (created) parts.push(added.length > 0 ? `created the group with ${added.map(who).join(", ")}` : "created the group");
+    else if (added.length > 0) parts.push(`added ${added.map(who).join(", ")}`);
+    if (change.removedUserIds.length > 0) parts.push(`removed ${change.removedUserIds.map(who).join(", ")}`);
+    if (change.title !== "") parts.push(`named the group “${change.title}”`);
+    if (change.avatarChanged) parts.push("changed the group picture");
+    if (change.roleChanges.length > 0) parts.push("changed roles");
+    return `${actor} ${parts.length > 0 ? parts.join(", ") : "changed the group"}`;
+  };
+
   const messageView = (message: Message) => {
+    if (message.membership) {
+      return h("li", { class: "membership", "data-seq": String(message.seq) }, h("p", { class: "muted" }, membershipText(message.membership)));
+    }
     const mine = message.senderId === me;
     const at = message.createdAt ? timestampDate(message.createdAt) : undefined;
     return h("li", { class: mine ? "message mine" : "message", "data-seq": String(message.seq) },
