@@ -331,6 +331,8 @@ test-under-load:
 bench: tools envoy
 	@deploy/local/infra.sh up
 	@set +e; source $(AVIARY_INFRA_DIR)/env; node bench/run.ts; status=$$?; \
+	  node bench/ladder.ts || status=$$?; \
+	  node bench/transport.ts || status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/feed.ts || status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/realtime.ts || status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/notification.ts || status=$$?; \

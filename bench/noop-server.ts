@@ -10,6 +10,8 @@ const server = http2.createServer(
     routes: (router) => router.service(HealthService, { check: () => ({ status: ServingStatus.SERVING }) }),
   }),
 );
+// A clean exit on SIGTERM, so that `--cpu-prof` (bench/ladder.ts BENCH_LADDER_PROFILE) writes its profile.
+process.once("SIGTERM", () => process.exit(0));
 server.listen(0, "127.0.0.1", () => {
   const address = server.address();
   if (address !== null && typeof address === "object") console.log(JSON.stringify({ url: `http://127.0.0.1:${address.port}` }));

@@ -12,7 +12,7 @@
 #   infra.sh stop|start|kill SVC     SVC = postgres|redis|kafka|s3|mail (failure tests)
 #   infra.sh kafka-run-class CLASS [ARGS...]   run a Kafka CLI class on the cached classpath
 #   infra.sh tool NAME               install a deploy checker once, print its path
-#                                    NAME = kustomize|kubeconform|k8s-schemas|docker-compose|promtool|prometheus|jaeger|toxiproxy|grpcurl|
+#                                    NAME = kustomize|kubeconform|k8s-schemas|docker-compose|promtool|prometheus|jaeger|toxiproxy|grpcurl|ghz|h2load|
 #                                           protoc-gen-go|protoc-gen-connect-go|protoc-gen-openapi
 #
 # Only stdout carries the export lines (so `eval "$(infra.sh up)"` works);
@@ -832,6 +832,10 @@ readonly PROTOC_GEN_GO_VERSION=${AVIARY_PROTOC_GEN_GO_VERSION:-v1.36.12}
 readonly PROTOC_GEN_CONNECT_GO_VERSION=${AVIARY_PROTOC_GEN_CONNECT_GO_VERSION:-v1.21.1}
 # gnostic's protoc-gen-openapi, only for comparing with our OpenAPI generator (make openapi-compare).
 readonly GNOSTIC_VERSION=${AVIARY_GNOSTIC_VERSION:-v0.7.1}
+# The benchmarks' load generators (bench/ladder.ts): ghz for gRPC (it reports
+# status codes), h2load (nghttp2-client) for raw HTTP/2. ghz@latest resolves to
+# an old release, so the tag is pinned.
+readonly GHZ_VERSION=${AVIARY_GHZ_VERSION:-v0.120.0}
 
 # apt-get install PKG… once, quietly (lists refreshed only when the first try fails).
 apt_install() {
@@ -956,6 +960,15 @@ cmd_tool() {
       home=$CACHE_DIR/toxiproxy-$TOXIPROXY_VERSION
       go_install_cached toxiproxy github.com/Shopify/toxiproxy/v2/cmd/server "$TOXIPROXY_VERSION" "$home" "$home/toxiproxy-server" "$TOOL_BUILD_TIMEOUT" AVIARY_NO_OVERRIDE "install go"
       printf '%s\n' "$home/toxiproxy-server" ;;
+    ghz)
+      home=$CACHE_DIR/ghz-$GHZ_VERSION
+      go_install_cached ghz github.com/bojand/ghz/cmd/ghz "$GHZ_VERSION" "$home" "$home/ghz" "$TOOL_BUILD_TIMEOUT" AVIARY_NO_OVERRIDE "install go"
+      printf '%s\n' "$home/ghz" ;;
+    h2load)
+      # Debian's nghttp2-client; it counts HTTP 200 as success whatever the
+      # grpc-status trailer says, so bench/ladder.ts checks replies separately.
+      command -v h2load >/dev/null 2>&1 || apt_install nghttp2-client
+      command -v h2load ;;
     grpcurl)
       home=$CACHE_DIR/grpcurl-$GRPCURL_VERSION
       go_install_cached grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION" "$home" "$home/grpcurl" "$TOOL_BUILD_TIMEOUT" AVIARY_NO_OVERRIDE "install go"
@@ -970,7 +983,7 @@ cmd_tool() {
       home=$CACHE_DIR/protoc-gen-openapi-$GNOSTIC_VERSION
       go_install_cached protoc-gen-openapi github.com/google/gnostic/cmd/protoc-gen-openapi "$GNOSTIC_VERSION" "$home" "$home/protoc-gen-openapi" "$TOOL_BUILD_TIMEOUT" AVIARY_NO_OVERRIDE "install go"
       printf '%s\n' "$home/protoc-gen-openapi" ;;
-    *) die "usage: infra.sh tool kustomize|kubeconform|k8s-schemas|docker-compose|chromium|promtool|prometheus|jaeger|toxiproxy|grpcurl|protoc-gen-go|protoc-gen-connect-go|protoc-gen-openapi" ;;
+    *) die "usage: infra.sh tool kustomize|kubeconform|k8s-schemas|docker-compose|chromium|promtool|prometheus|jaeger|toxiproxy|grpcurl|ghz|h2load|protoc-gen-go|protoc-gen-connect-go|protoc-gen-openapi" ;;
   esac
 }
 

@@ -79,7 +79,7 @@ export const services: ServiceDef[] = [
     port: 8081,
     schema: "auth",
     // The exporter role reads each owning service's share of a user's data (data exports).
-    calls: { USER_URL: "user", POST_URL: "post", MEDIA_URL: "media", CHAT_URL: "chat" },
+    calls: { USER_URL: "user", POST_URL: "post", MEDIA_URL: "media", CHAT_URL: "chat", NOTIFICATION_URL: "notification", MODERATION_URL: "moderation" },
     literal: { AUTH_CODE_SINK: "/var/lib/aviary/codes.jsonl" },
     config: ["AUTH_PUBLIC_URL", "S3_ENDPOINT", "S3_REGION", "AUTH_EXPORT_BUCKET", "AUTH_BOOTSTRAP_ADMINS"],
     secrets: ["AUTH_SECRETS_KEY", "AUTH_KEY_ENCRYPTION_KEYS", "AUTH_SERVICE_CLIENTS", "S3_ACCESS_KEY", "S3_SECRET_KEY"],
@@ -172,6 +172,9 @@ export const services: ServiceDef[] = [
     port: 8092,
     schema: "audit",
     calls: { ...jwks },
+    // The chain's anchors (AUDIT_ANCHOR_BUCKET): in production a bucket of another account, or with object lock.
+    config: ["S3_ENDPOINT", "S3_REGION", "AUDIT_ANCHOR_BUCKET"],
+    secrets: ["S3_ACCESS_KEY", "S3_SECRET_KEY"],
     parts: [single()],
   },
 ];

@@ -7,7 +7,8 @@
 // - anonymous (no token): UNAUTHENTICATED, unless the RPC is public;
 // - intruder (Ben, no relation to Ana);
 // - blocked (Cy, whom Ana blocked);
-// - for internal RPCs, a user's token instead of a service's: PERMISSION_DENIED.
+// - for internal RPCs, a user's token instead of a service's: PERMISSION_DENIED;
+//   and a service token without the RPC's scope: PERMISSION_DENIED.
 //
 // Expectations: a Connect code; "hidden" — exactly the answer the same caller
 // gets for a resource that does not exist (`missing`), so the refusal reveals
@@ -35,6 +36,8 @@ import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { BffService } from "@aviary/gen/aviary/bff/v1/bff_pb";
 import { ChatService, MemberRole } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import { ChatInternalService } from "@aviary/gen/aviary/chat/v1/chat_internal_pb";
+import { NotificationInternalService } from "@aviary/gen/aviary/notification/v1/notification_internal_pb";
+import { ModerationInternalService } from "@aviary/gen/aviary/moderation/v1/moderation_internal_pb";
 import { NotificationService } from "@aviary/gen/aviary/notification/v1/notification_pb";
 import { RealtimeService, SetPresenceRequest_Hint } from "@aviary/gen/aviary/realtime/v1/realtime_pb";
 
@@ -89,8 +92,8 @@ export type Expectation = "allowed" | "hidden" | Code;
  *   users she blocked;
  * - staff: needs a role (the aviary.auth.v1.required_role option; a plain
  *   user — Ben — gets PERMISSION_DENIED, whatever the request names);
- * - internal: service tokens only (`intruder` is the user caller: PERMISSION_DENIED);
- *   never routed at the edge.
+ * - internal: service tokens only (`intruder` is the user caller: PERMISSION_DENIED;
+ *   `unscoped` a service token with none of the RPC's scopes); never routed at the edge.
  */
 export type CaseKind = "public" | "self" | "owned" | "member" | "viewer" | "staff" | "internal";
 
@@ -110,6 +113,8 @@ export interface AuthzCase {
   intruder?: Expectation;
   /** Cy; absent for self and internal. */
   blocked?: Expectation;
+  /** Internal RPCs: a valid service token whose scopes do not include the RPC's. */
+  unscoped?: Expectation;
   /** Why the case is what it is, when the kind alone does not say. */
   why?: string;
 }
@@ -121,6 +126,7 @@ type Spec<I extends DescMessage> = {
   anonymous?: Expectation;
   intruder?: Expectation;
   blocked?: Expectation;
+  unscoped?: Expectation;
   why?: string;
 };
 
@@ -144,7 +150,7 @@ const owned = <I extends DescMessage>(m: DescMethodUnary<I, DescMessage>, s: Spe
 const member = <I extends DescMessage>(m: DescMethodUnary<I, DescMessage>, s: Spec<I>) => define("member", m, { intruder: "hidden", blocked: "hidden", ...s });
 const viewer = <I extends DescMessage>(m: DescMethodUnary<I, DescMessage>, s: Spec<I>) => define("viewer", m, { intruder: "allowed", blocked: "hidden", ...s });
 const staff = <I extends DescMessage>(m: DescMethodUnary<I, DescMessage>, request: Spec<I>["request"]) => define("staff", m, { request, intruder: Code.PermissionDenied });
-const internal = <I extends DescMessage>(m: DescMethodUnary<I, DescMessage> | DescMethodStreaming<I, DescMessage>, request: Spec<I>["request"]) => define("internal", m, { request, intruder: Code.PermissionDenied });
+const internal = <I extends DescMessage>(m: DescMethodUnary<I, DescMessage> | DescMethodStreaming<I, DescMessage>, request: Spec<I>["request"]) => define("internal", m, { request, intruder: Code.PermissionDenied, unscoped: Code.PermissionDenied });
 
 const A = AuthService.method;
 const M = MediaService.method;
@@ -259,6 +265,8 @@ export const authzCases: AuthzCase[] = [
   internal(MediaInternalService.method.exportUserMedia, (fx) => ({ userId: fx.ana.userId })),
   internal(PostInternalService.method.exportUserPosts, (fx) => ({ userId: fx.ana.userId })),
   internal(ChatInternalService.method.exportUserMessages, (fx) => ({ userId: fx.ana.userId })),
+  internal(NotificationInternalService.method.exportUserNotifications, (fx) => ({ userId: fx.ana.userId })),
+  internal(ModerationInternalService.method.exportUserReports, (fx) => ({ userId: fx.ana.userId })),
 
   // --- moderation: anyone may report what they can see; the rest is for moderators.
   viewer(ModerationService.method.createReport, {

@@ -1,18 +1,24 @@
 // Account deletion across the whole mesh on the real infrastructure
 // (services/runtime/test-support/mesh.ts): Ana and Ben follow each other, Ben
 // posts with an image, comments, likes, reacts and chats with Ana, has a push
-// token and notifications both ways. Ben deletes his account; once the auth
-// scheduler purges it (grace 0 here, driven by the test rather than a timer),
-// every service purges on AccountDeleted. Then the leftovers scan
-// (services/runtime/test-support/leftovers.ts) finds nothing of Ben in any
-// schema of any service database nor in the media bucket, while it still
-// finds Ana, whose data stays as it was, minus what Ben did to it.
+// token and notifications both ways, reports Ana and is reported by her (so
+// the audit log holds his sign-ins and reports), and has a data export
+// ready. Ben deletes his account; once the auth scheduler purges it (grace 0
+// here, driven by the test rather than a timer), every service purges on
+// AccountDeleted (the audit log erases him, the chain still verifies). Then
+// the leftovers scan (services/runtime/test-support/leftovers.ts) finds
+// nothing of Ben in any schema of any service database nor in the media and
+// data-export buckets, while it still finds Ana, whose data stays as it
+// was, minus what Ben did to it.
 import test from "ava";
 import { fromBinary } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
 import { ChatService, MemberRole } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { DataExportService, DataExportState } from "@aviary/gen/aviary/auth/v1/data_export_pb";
+import { ModerationService, ReportReason } from "@aviary/gen/aviary/moderation/v1/moderation_pb";
+import { AuditService } from "@aviary/gen/aviary/audit/v1/audit_pb";
 import { Kind, NotificationService } from "@aviary/gen/aviary/notification/v1/notification_pb";
 import { MediaPurpose } from "@aviary/gen/aviary/media/v1/media_pb";
 import { Platform } from "@aviary/gen/aviary/user/v1/user_pb";
@@ -23,36 +29,42 @@ import { startTestMesh, type TestMesh } from "../../services/runtime/test-suppor
 import { findLeftovers } from "../../services/runtime/test-support/leftovers.ts";
 import { eventually } from "../../services/runtime/test-support/infra.ts";
 import { uploadSample } from "../../services/media/test/harness.ts";
-import { password } from "../../services/auth/test/harness.ts";
+import { as, password, uniqueEmail, uniqueIp } from "../../services/auth/test/harness.ts";
 import type { Account } from "../../services/user/test/harness.ts";
 
 let mesh: TestMesh;
+const adminEmail = uniqueEmail("admin");
 let chat: Client<typeof ChatService>;
 let notifications: Client<typeof NotificationService>;
+let moderation: Client<typeof ModerationService>;
+let exports: Client<typeof DataExportService>;
 
 test.before(async () => {
   // Grace 0: due at once; the poll is an hour, so the purge runs exactly when the test calls it.
-  mesh = await startTestMesh({ env: { auth: { AUTH_DELETION_GRACE: "0s", AUTH_DELETION_POLL_INTERVAL: "1h" } } });
+  mesh = await startTestMesh({ env: { auth: { AUTH_DELETION_GRACE: "0s", AUTH_DELETION_POLL_INTERVAL: "1h", AUTH_BOOTSTRAP_ADMINS: adminEmail } } });
   chat = createClient(ChatService, createGrpcTransport({ baseUrl: mesh.chat.url }));
   notifications = createClient(NotificationService, createGrpcTransport({ baseUrl: mesh.notification.url }));
+  moderation = createClient(ModerationService, createGrpcTransport({ baseUrl: mesh.moderation.url }));
+  exports = createClient(DataExportService, createGrpcTransport({ baseUrl: mesh.auth.service.url }));
 });
 test.after.always(async () => {
   await mesh?.close();
 });
 
-const databases = () => [
-  mesh.auth.service.database,
-  mesh.user.service.database,
-  mesh.media.service.database,
-  mesh.feed.post.service.database,
-  mesh.feed.service.database,
-  mesh.notification.database,
-  mesh.chat.database,
-];
-const leftoversOf = (userId: string) => findLeftovers({ databases: databases(), userId, buckets: [{ s3: mesh.media.s3, bucket: mesh.media.bucket }] });
+/** Every database and bucket of the mesh. */
+const leftoversOf = (userId: string) => findLeftovers({ ...mesh.stores(), userId });
 
-/** Which schemas (and s3) the scan found the id in. */
-const places = (found: string[]) => [...new Set(found.map((where) => (where.startsWith("s3://") ? "s3" : where.split(".")[0]!)))].sort();
+/** Which schemas and buckets the scan found the id in. */
+const places = (found: string[]) =>
+  [
+    ...new Set(
+      found.map((where) => {
+        if (where.startsWith(`s3://${mesh.media.bucket}/`)) return "s3:media";
+        if (where.startsWith(`s3://${mesh.exports.bucket}/`)) return "s3:exports";
+        return where.split(".")[0]!;
+      }),
+    ),
+  ].sort();
 
 async function count(database: TestMesh["chat"]["database"], query: ReturnType<typeof sql>): Promise<number> {
   return Number(rowsOf(await database.db.execute(query))[0]?.["n"] ?? 0);
@@ -68,6 +80,15 @@ interface World {
   groupId: string;
   benSeq: bigint;
   anaSeq: bigint;
+}
+
+/** The whole audit chain verified, as the admin of AUTH_BOOTSTRAP_ADMINS. */
+async function verifyAuditChain(): Promise<{ intact: boolean; checked: bigint }> {
+  await mesh.auth.client.register({ identity: { case: "email", value: adminEmail }, password }).catch(() => undefined);
+  await mesh.auth.service.applyBootstrapAdmins();
+  const login = await mesh.auth.client.login({ identity: { case: "email", value: adminEmail }, password }, as({ ip: uniqueIp() }));
+  const audit = createClient(AuditService, createGrpcTransport({ baseUrl: mesh.audit.url }));
+  return audit.verifyChain({}, as({ token: login.tokens?.accessToken ?? "" }));
 }
 
 /** Everything Ben and Ana do together, waited out until every consumer has applied it. */
@@ -94,6 +115,10 @@ async function befriend(): Promise<World> {
   // A group Ben owns: Ana, its only other member, inherits it.
   const groupId = (await chat.createGroup({ title: "ben's group", memberIds: [ana.userId] }, ben.call)).conversation!.conversationId;
   await chat.sendMessage({ clientMessageId: crypto.randomUUID(), text: "welcome to my group", target: { case: "conversationId", value: groupId } }, ben.call);
+  // Reports both ways (the audit log records them with Ben's sign-ins), and Ben's data export.
+  await moderation.createReport({ target: { kind: { case: "userId", value: ana.userId } }, reason: ReportReason.SPAM, note: "ben thinks so" }, ben.call);
+  await moderation.createReport({ target: { kind: { case: "userId", value: ben.userId } }, reason: ReportReason.HARASSMENT, note: "ana thinks so" }, ana.call);
+  const exportId = (await exports.requestDataExport({}, ben.call)).export!.exportId;
 
   await eventually("Ben's post in Ana's feed", async () => (await mesh.feed.client.getHomeFeed({}, ana.call)).items.some((item) => item.post?.postId === benPost), 60_000);
   await eventually(
@@ -104,6 +129,8 @@ async function befriend(): Promise<World> {
       (await count(mesh.notification.database, sql`select count(*)::int as n from notification.notifications where actor_id = ${carl.userId}::uuid`)) === 1,
     60_000,
   );
+  await eventually("Ben's export ready", async () => (await exports.getDataExport({ exportId }, ben.call)).export?.state === DataExportState.READY, 90_000);
+  await eventually("Ben's reports in the audit log", async () => (await leftoversOf(ben.userId)).some((where) => where.startsWith("audit.entries.details")), 60_000);
   return { ana, ben, carl, anaPost, benPost, conversationId, groupId, benSeq: sent.message!.seq, anaSeq: reply.message!.seq };
 }
 
@@ -133,7 +160,7 @@ test.serial("deleting an account leaves nothing of it in any service; followers'
   const { ana, ben } = world;
 
   // The scan finds Ben in every service that holds user data (so an empty scan later means something).
-  t.deepEqual(places(await leftoversOf(ben.userId)), ["auth", "chat", "feed", "media", "notification", "posts", "s3", "users"]);
+  t.deepEqual(places(await leftoversOf(ben.userId)), ["audit", "auth", "chat", "feed", "media", "moderation", "notification", "posts", "s3:exports", "s3:media", "users"]);
 
   await mesh.auth.client.deleteAccount({ proof: { case: "password", value: password } }, ben.call);
   t.is(await mesh.auth.service.purgeDueDeletions(), 1);
@@ -142,6 +169,9 @@ test.serial("deleting an account leaves nothing of it in any service; followers'
   await eventually("nothing of Ben anywhere", async () => (left = await leftoversOf(ben.userId)).length === 0, 90_000).catch(() => undefined);
   t.deepEqual(left, [], "nothing of the deleted account in any schema or bucket");
   t.true((await leftoversOf(ana.userId)).length > 0, "the scan still finds the user who stays");
+  t.true((await leftoversOf(ana.userId)).some((where) => where.startsWith("moderation.reports.reporter_id")), "Ana's report about Ben stays hers");
+  const chain = await verifyAuditChain();
+  t.true(chain.intact && chain.checked > 0n, "the audit chain verifies after the erasure");
 
   const view = await anasView(world);
   t.false(view.feed.includes(world.benPost), "Ana's feed no longer shows Ben's post");
@@ -171,6 +201,8 @@ test.serial("deleting an account leaves nothing of it in any service; followers'
   const headers = row?.["headers"] as Record<string, string>;
   t.is(fromBinary(AccountDeletedSchema, payload).userId, ben.userId);
   const dora = await mesh.user.signUp({ label: "dora" });
+  // Her registration in the audit log first: it rides another key, and must not land after her erasure.
+  await eventually("Dora in the audit log", async () => (await leftoversOf(dora.userId)).some((where) => where.startsWith("audit.")), 60_000);
   const marker = { ...fromBinary(AccountDeletedSchema, payload), userId: dora.userId };
   const { toBinary } = await import("@bufbuild/protobuf");
   await mesh.auth.service.bus.publish([

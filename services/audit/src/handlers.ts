@@ -2,24 +2,27 @@
 // the proto (required_role = ROLE_ADMIN) and enforced by the runtime's auth
 // interceptor before these run.
 import type { ServiceImpl } from "@connectrpc/connect";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { AuditService } from "@aviary/gen/aviary/audit/v1/audit_pb";
 import type { Database } from "@aviary/runtime/db/database";
-import { invalidArgument } from "@aviary/runtime/errors";
+import { invalidArgument, unavailable } from "@aviary/runtime/errors";
 import { pageSize, type PageTokens } from "@aviary/runtime/pagination";
-import { firstBreak, GENESIS_HASH } from "./domain/chain.ts";
+import { GENESIS_HASH } from "./domain/chain.ts";
 import { cursorPayload, parseCursor, presentEntry } from "./domain/present.ts";
 import { auditKinds } from "./events/entries.ts";
-import { entriesAfter, entryAt, entryPage, type EntryFilters } from "./store/entries.ts";
+import { entryAt, entryPage, type EntryFilters } from "./store/entries.ts";
+import type { AnchorStore } from "./store/anchors.ts";
+import { walkChain } from "./store/verify.ts";
 
 export interface AuditDeps {
   database: Database;
   pageTokens: PageTokens;
+  /** Where the chain head is anchored outside the database (VerifyChain compares with the latest). */
+  anchors: AnchorStore;
 }
 
-/** VerifyChain's slice per call, and per query inside it. */
+/** VerifyChain's slice per call. */
 const VERIFY_LIMIT = 10_000;
-const VERIFY_READ = 1_000;
 
 export function createAuditHandlers(deps: AuditDeps): ServiceImpl<typeof AuditService> {
   const db = deps.database.db;
@@ -56,20 +59,17 @@ export function createAuditHandlers(deps: AuditDeps): ServiceImpl<typeof AuditSe
       const limit = request.limit === 0 ? VERIFY_LIMIT : Math.min(request.limit, VERIFY_LIMIT);
       const start = afterSeq === 0 ? { seq: 0, hash: GENESIS_HASH } : await entryAt(db, afterSeq);
       if (start === undefined) throw invalidArgument([{ field: "after_seq", description: "is not an entry of the log", reason: "NOT_FOUND" }]);
-      let previous = start;
-      let checked = 0;
-      while (checked < limit) {
-        const rows = await entriesAfter(db, previous.seq, Math.min(VERIFY_READ, limit - checked));
-        if (rows.length === 0) return { intact: true, checked: BigInt(checked), lastSeq: BigInt(previous.seq), nextAfterSeq: 0n };
-        const broken = firstBreak(previous, rows);
-        if (broken !== undefined) {
-          return { intact: false, checked: BigInt(checked + rows.filter((row) => row.seq < broken.seq).length + 1), lastSeq: BigInt(broken.seq), firstBadSeq: BigInt(broken.seq), problem: broken.problem };
-        }
-        checked += rows.length;
-        previous = rows.at(-1)!;
+      const anchor = await deps.anchors.latest().catch(() => {
+        // Answering "intact" without the anchor would hide exactly what it is there to show.
+        throw unavailable("the chain's anchors cannot be read; try again later");
+      });
+      const anchorFields = anchor === undefined ? {} : { anchorSeq: BigInt(anchor.seq), anchoredAt: timestampFromDate(anchor.anchoredAt) };
+      const walk = await walkChain(db, start, limit, anchor);
+      if (!walk.intact) {
+        return { intact: false, checked: BigInt(walk.checked), lastSeq: BigInt(walk.firstBadSeq), firstBadSeq: BigInt(walk.firstBadSeq), problem: walk.problem, ...anchorFields };
       }
-      // The slice is used up: more may follow (the next call finds out).
-      return { intact: true, checked: BigInt(checked), lastSeq: BigInt(previous.seq), nextAfterSeq: BigInt(previous.seq) };
+      // A slice used up: more may follow (the next call finds out).
+      return { intact: true, checked: BigInt(walk.checked), lastSeq: BigInt(walk.last.seq), nextAfterSeq: walk.complete ? 0n : BigInt(walk.last.seq), anchorChecked: walk.anchorChecked, ...anchorFields };
     },
   };
 }

@@ -14,10 +14,17 @@ import { UserSuspendedSchema } from "@aviary/gen/aviary/events/v1/moderation_eve
 import { EventHeaders } from "@aviary/runtime/bus/bus";
 import { PROTOBUF_CONTENT_TYPE } from "@aviary/runtime/outbox/enqueue";
 import { requiredRoleOf, Role } from "@aviary/runtime/auth/roles";
+import { DataExportService } from "@aviary/gen/aviary/auth/v1/data_export_pb";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { as, password, uniqueIp } from "../../auth/test/harness.ts";
+import { base32Decode, totpCode, TOTP_PERIOD_SECONDS } from "../../auth/src/domain/totp.ts";
 import { eventually } from "../../runtime/test-support/infra.ts";
 import { APPLY_WAIT_MS } from "../../moderation/test/harness.ts";
-import { entryHash } from "../src/domain/chain.ts";
+import { expectedHash, fieldDigest } from "../src/domain/chain.ts";
+import { chainedOf } from "../src/store/entries.ts";
+import { entries } from "../src/store/schema.ts";
+import { eq } from "drizzle-orm";
 import { rejection, startTestAudit, violatedFields, type Account, type TestAudit } from "./harness.ts";
 
 // Serial: the last test tampers with the chain.
@@ -26,8 +33,21 @@ let ana: Account;
 let ben: Account;
 let cleo: Account;
 
+// The TOTP clock is injected: a test moves to the next 30-second step instead of waiting for it.
+let totpOffsetMs = 0;
+const totpClock = () => Date.now() + totpOffsetMs;
+const nextTotpStep = () => void (totpOffsetMs += TOTP_PERIOD_SECONDS * 1000);
+/** Low limits, so a lockout takes a few attempts (the test below counts on these numbers). */
+const LOGIN_FAILURES_PER_IDENTITY_IP = 3;
+const SECOND_FACTOR_FAILURES_PER_ACCOUNT = 4;
+
 test.before(async () => {
-  audit = await startTestAudit();
+  audit = await startTestAudit({
+    auth: {
+      env: { AUTH_LOGIN_FAILURES_PER_IDENTITY_IP: String(LOGIN_FAILURES_PER_IDENTITY_IP), AUTH_2FA_FAILURES_PER_ACCOUNT: String(SECOND_FACTOR_FAILURES_PER_ACCOUNT) },
+      adapters: { totpClock },
+    },
+  });
   // Signed in before the rotation test: a token under a key newer than the audit service's JWKS cache waits out jose's refetch cooldown.
   [ana, ben, cleo] = await Promise.all([audit.moderation.signUp("ana"), audit.moderation.signUp("ben"), audit.moderation.signUp("cleo")]);
 });
@@ -97,6 +117,84 @@ test.serial("role grants and signing-key rotations are recorded", async (t) => {
   const kid = await auth.service.rotateSigningKey();
   const rotated = await entriesUntil(`key:${kid}`, "the rotation", (found) => found.length === 1);
   t.is(rotated[0]!.kind, "auth.signing_key_rotated");
+});
+
+test.serial("second-factor failures, lockouts, two-factor changes, data exports, deletion and its cancelling and role revocations are recorded", async (t) => {
+  const { auth, admin, roles } = audit.moderation;
+  const dan = await audit.moderation.signUp("dan");
+  const started = await auth.client.startTotpEnrollment({ password }, dan.call);
+  const secret = base32Decode(started.secret);
+  nextTotpStep();
+  const { recoveryCodes } = await auth.client.confirmTotpEnrollment({ code: totpCode(secret, totpClock()) }, dan.call);
+
+  // A sign-in with the password: a code from the future, then the enrolment's own (a replay), then a recovery code finishes it.
+  const ip = uniqueIp();
+  const signIn = async () => (await auth.client.login({ identity: { case: "email", value: dan.identity }, password, deviceName: "test" }, as({ ip }))).challengeToken;
+  const first = await signIn();
+  for (const value of [totpCode(secret, totpClock() + 10 * TOTP_PERIOD_SECONDS * 1000), totpCode(secret, totpClock())]) {
+    t.is((await rejection(auth.client.verifySecondFactor({ challengeToken: first, factor: { case: "code", value } }, as({ ip })))).code, Code.InvalidArgument);
+  }
+  await auth.client.verifySecondFactor({ challengeToken: first, factor: { case: "recoveryCode", value: recoveryCodes[0]! } }, as({ ip }));
+  // The spent recovery code again, on the next sign-in.
+  const second = await signIn();
+  t.is((await rejection(auth.client.verifySecondFactor({ challengeToken: second, factor: { case: "recoveryCode", value: recoveryCodes[0]! } }, as({ ip })))).code, Code.InvalidArgument);
+  // Wrong codes to turn two-factor off until the account's limit is reached (the success above reset its count): the last one locks.
+  for (let i = 1; i < SECOND_FACTOR_FAILURES_PER_ACCOUNT; i++) {
+    t.is((await rejection(auth.client.disableTwoFactor({ proof: { case: "code", value: totpCode(secret, totpClock() + 10 * TOTP_PERIOD_SECONDS * 1000) } }, dan.call))).code, Code.InvalidArgument);
+  }
+  t.is((await rejection(auth.client.disableTwoFactor({ proof: { case: "code", value: "000000" } }, dan.call))).code, Code.ResourceExhausted, "refused, and not recorded again");
+  await auth.client.disableTwoFactor({ proof: { case: "password", value: password } }, dan.call);
+
+  // Wrong passwords from one address until its limit for the account is reached; the refused one after it records nothing.
+  const guesser = uniqueIp();
+  for (let i = 0; i < LOGIN_FAILURES_PER_IDENTITY_IP; i++) {
+    t.is((await rejection(auth.client.login({ identity: { case: "email", value: dan.identity }, password: "not-the-password-at-all" }, as({ ip: guesser })))).code, Code.Unauthenticated);
+  }
+  t.is((await rejection(auth.client.login({ identity: { case: "email", value: dan.identity }, password: "not-the-password-at-all" }, as({ ip: guesser })))).code, Code.ResourceExhausted);
+
+  const exports = createClient(DataExportService, createGrpcTransport({ baseUrl: auth.service.url }));
+  const requested = await exports.requestDataExport({}, dan.call);
+  await roles.grantRole({ userId: dan.userId, role: Role.MODERATOR }, admin.call);
+  await roles.revokeRole({ userId: dan.userId, role: Role.MODERATOR }, admin.call);
+  const again = await audit.moderation.signIn(dan);
+  await auth.client.deleteAccount({ proof: { case: "password", value: password } }, again.call);
+  const during = await audit.moderation.signIn(dan);
+  await auth.client.cancelAccountDeletion({}, during.call);
+
+  const wanted = ["auth.second_factor_failed", "auth.login_locked_out", "auth.two_factor_enabled", "auth.two_factor_disabled", "auth.recovery_code_used", "auth.data_export_requested", "auth.role_revoked", "auth.account_deletion_scheduled", "auth.account_deletion_cancelled"];
+  const entries = await entriesUntil(dan.userId, "dan's security events", (found) => wanted.every((kind) => kinds(found).includes(kind)));
+  const of = (kind: string) => entries.filter((e) => e.kind === kind);
+
+  t.deepEqual(
+    of("auth.second_factor_failed").map((e) => [e.details?.["purpose"], e.details?.["method"], e.details?.["failure"]]),
+    [
+      ["sign_in", "totp", "wrong_code"],
+      ["sign_in", "totp", "replayed_code"],
+      ["sign_in", "recovery_code", "unknown_recovery_code"],
+      ...Array.from({ length: SECOND_FACTOR_FAILURES_PER_ACCOUNT - 1 }, () => ["disable", "totp", "wrong_code"]),
+    ],
+    "every refused code, none after the lockout",
+  );
+  t.true(of("auth.second_factor_failed").every((e) => e.actorId === "" && e.details?.["ip_address"] !== undefined));
+  t.is(of("auth.second_factor_failed")[0]!.details?.["ip_address"], ip);
+  const lockouts = of("auth.login_locked_out");
+  t.deepEqual(lockouts.map((e) => e.details?.["limit"]).sort(), ["identity_ip", "second_factor"], "one entry per lockout");
+  const passwordLockout = lockouts.find((e) => e.details?.["limit"] === "identity_ip")!;
+  t.is(passwordLockout.details?.["ip_address"], guesser);
+  t.is(passwordLockout.details?.["identity"], "email");
+  t.true(Date.parse(String(passwordLockout.details?.["locked_until"])) > timestampDate(passwordLockout.occurredAt!).getTime());
+  t.is(of("auth.login_failed").length, LOGIN_FAILURES_PER_IDENTITY_IP, "the refused attempt under the lockout is not a failure of its own");
+  t.is(of("auth.two_factor_disabled")[0]!.details?.["proof"], "password");
+  t.is(of("auth.recovery_code_used")[0]!.details?.["remaining"], String(recoveryCodes.length - 1));
+  const exported = of("auth.data_export_requested")[0]!;
+  t.is(exported.actorId, dan.userId);
+  t.is(exported.details?.["export_id"], requested.export?.exportId);
+  const revoked = of("auth.role_revoked")[0]!;
+  t.is(revoked.actorId, admin.userId);
+  t.is(revoked.details?.["role"], "moderator");
+  t.true(of("auth.account_deletion_scheduled")[0]!.details?.["purge_at"] !== undefined);
+  t.is(of("auth.account_deletion_cancelled")[0]!.actorId, dan.userId);
+  t.true((await verifyAll()).intact);
 });
 
 test.serial("filters by actor, kind and time, paged newest first with a cursor bound to its filters", async (t) => {
@@ -200,12 +298,12 @@ test.serial("the database refuses to change or remove entries", async (t) => {
 test.serial("an entry edited behind the trigger's back fails VerifyChain at that entry, in whole and in slices", async (t) => {
   const { admin } = audit.moderation;
   const suspension = (await audit.entriesAbout(ben.userId)).find((e) => e.kind === "moderation.user_suspended")!;
-  // An attacker with database access: triggers off for their session, the reason softened.
+  // An attacker with database access: triggers off for their session, the reason softened. The cleartext no longer matches its digest.
   await audit.query(`set session_replication_role = replica; update audit.entries set details = '{"reason": "nothing to see"}' where seq = ${suspension.seq}`);
   const whole = await verifyAll();
   t.false(whole.intact);
   t.is(whole.firstBadSeq, suspension.seq);
-  t.is(whole.problem, "hash");
+  t.is(whole.problem, "digest");
 
   // In slices (about four before the edit, however long the log), following next_after_seq, the same entry is found.
   const limit = Math.max(1, Math.floor(Number(suspension.seq) / 4));
@@ -223,17 +321,19 @@ test.serial("an entry edited behind the trigger's back fails VerifyChain at that
     afterSeq = slice.nextAfterSeq;
   }
 
-  // An attacker who also recomputes the edited entry's hash moves the break to the next entry's link.
+  // An attacker who also recomputes the digest (the salt is in the row) breaks the entry's hash, which covers the digests.
+  const stored = async () => chainedOf((await audit.service.database.db.select().from(entries).where(eq(entries.seq, Number(suspension.seq))))[0]!);
+  const edited = await stored();
+  const detailsDigests = { ...edited.detailsDigests, reason: fieldDigest(edited.detailsSalts!["reason"]!, "nothing to see") };
+  await audit.query(`set session_replication_role = replica; update audit.entries set details_digests = '${JSON.stringify(detailsDigests)}' where seq = ${suspension.seq}`);
+  const rehashed = await verifyAll();
+  t.is(rehashed.firstBadSeq, suspension.seq);
+  t.is(rehashed.problem, "hash");
+
+  // One who recomputes the entry's hash as well moves the break to the next entry's link.
   const [next] = await audit.query<{ seq: string }>(`select seq from audit.entries where seq > $1 order by seq limit 1`, [suspension.seq.toString()]);
   t.truthy(next, "the suspension is not the last entry (its lifting follows)");
-  const forged = entryHash(Number(suspension.seq), suspension.prevHash, {
-    occurredAt: timestampDate(suspension.occurredAt!),
-    kind: suspension.kind,
-    actorId: suspension.actorId,
-    subject: suspension.subject,
-    details: { reason: "nothing to see" },
-    sourceEventId: suspension.sourceEventId,
-  });
+  const forged = expectedHash(await stored());
   await audit.query(`set session_replication_role = replica; update audit.entries set hash = '${forged}' where seq = ${suspension.seq}`);
   const relinked = await verifyAll();
   t.is(relinked.firstBadSeq, BigInt(next!.seq));

@@ -1,7 +1,7 @@
 // `make dev` runs the audit service on embedded defaults (PGlite, the
 // in-process bus, the memory cache) beside auth: the chain, the append-only
-// trigger and VerifyChain must work there too.
-import { mkdtemp, rm } from "node:fs/promises";
+// trigger, VerifyChain and the anchors (on disk) must work there too.
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "ava";
@@ -18,7 +18,7 @@ import { as, password } from "../../auth/test/harness.ts";
 import { eventually } from "../../runtime/test-support/infra.ts";
 import { auditConfigFromEnv, startAuditService } from "../src/index.ts";
 
-test("registrations, sign-ins and their failures are chained on PGlite and the memory bus; the trigger refuses edits", async (t) => {
+test("registrations, sign-ins and their failures are chained on PGlite and the memory bus; the trigger refuses edits; the head is anchored on disk", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "aviary-audit-embedded-"));
   const database = await openDatabase({});
   const cache = await openCache({});
@@ -28,7 +28,7 @@ test("registrations, sign-ins and their failures are chained on PGlite and the m
     authConfigFromEnv({ AUTH_PORT: "0", AUTH_CODE_SINK: join(dir, "codes.jsonl"), AUTH_ARGON2_MEMORY_KIB: "1024", AUTH_ARGON2_PASSES: "1", AUTH_BOOTSTRAP_ADMINS: admin, LOG_LEVEL: "silent" }),
     { database, cache, bus },
   );
-  const audit = await startAuditService(auditConfigFromEnv({ AUDIT_PORT: "0", AUTH_JWKS_URL: `${auth.url}/.well-known/jwks.json`, LOG_LEVEL: "silent" }), { database, cache, bus });
+  const audit = await startAuditService(auditConfigFromEnv({ AUDIT_PORT: "0", AUTH_JWKS_URL: `${auth.url}/.well-known/jwks.json`, AUDIT_ANCHOR_DISK_DIR: join(dir, "anchors"), LOG_LEVEL: "silent" }), { database, cache, bus });
   t.teardown(async () => {
     await audit.close();
     await auth.close();
@@ -50,6 +50,13 @@ test("registrations, sign-ins and their failures are chained on PGlite and the m
   await eventually("the admin's events", async () => (await kinds()).includes("auth.login_succeeded"), 20_000);
   t.deepEqual(await kinds(), ["auth.user_registered", "auth.role_granted", "auth.login_failed", "auth.login_succeeded"]);
   t.true((await client.verifyChain({}, call)).intact);
+  const anchored = await audit.anchorNow();
+  if (anchored.kind !== "anchored") return t.fail(`anchoring: ${anchored.kind}`);
+  t.true((await stat(join(dir, "anchors", "anchors", "latest.json"))).isFile(), "the anchor is a file outside the database");
+  const verified = await client.verifyChain({}, call);
+  t.true(verified.intact);
+  t.true(verified.anchorChecked);
+  t.is(verified.anchorSeq, BigInt(anchored.anchor.seq));
   const refused = await t.throwsAsync(database.db.execute(sql`update audit.entries set subject = 'x'`));
   // drizzle wraps the database's error: the trigger's message is the cause's.
   t.regex(String((refused?.cause as Error | undefined)?.message ?? refused?.message), /append-only/);

@@ -57,7 +57,7 @@ export function createAccountDeletionHandlers(
       if (user === undefined) throw unauthenticated("account no longer exists");
       const alreadyScheduled = () => failedPrecondition("this account is already scheduled for deletion; see GetAccountDeletion");
       if ((await findPendingDeletion(db, user.id)) !== undefined) throw alreadyScheduled();
-      const { row, revoked } = await prove(user, request.proof, async (tx) => {
+      const { row, revoked } = await prove(user, request.proof, { purpose: "account_deletion", context }, async (tx) => {
         const requestedAt = deps.deletion.clock();
         const inserted = await insertDeletion(tx, { userId: user.id, requestedAt, purgeAt: new Date(requestedAt.getTime() + deps.deletion.graceMs) });
         // A racing second request lost on the primary key; the proof it spent rolls back with it.

@@ -34,7 +34,7 @@ import {
   type RefreshTokenRow,
   type SessionRow,
 } from "./store/sessions.ts";
-import { loginFailed, passwordChanged, sessionsRevoked, userLoggedIn, userRegistered, type RevocationReason } from "./events/publish.ts";
+import { loginFailed, loginLockedOut, passwordChanged, sessionsRevoked, userLoggedIn, userRegistered, type LoginLimitName, type RevocationReason } from "./events/publish.ts";
 import type { SessionDenylist } from "./domain/denylist.ts";
 import type { Sealer } from "./domain/sealing.ts";
 import { requestCodeDelivery } from "./events/code-delivery.ts";
@@ -210,7 +210,10 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
    */
   async function unusedSuccessor(tx: Tx, token: RefreshTokenRow, at: Date): Promise<string | undefined> {
     if (token.spentAt === null || token.successorSealed === null) return undefined;
-    if (at.getTime() - token.spentAt.getTime() >= deps.refreshReuse.windowMs) return undefined;
+    // `at` is read when the request arrives, so a request racing the one that
+    // spent the token can see a spending time after its own: clamp to 0, or a
+    // window of 0 would hand that racer the successor (found under a CPU hog).
+    if (Math.max(0, at.getTime() - token.spentAt.getTime()) >= deps.refreshReuse.windowMs) return undefined;
     let successor: string;
     try {
       successor = new TextDecoder().decode(deps.refreshReuse.sealer.open("refresh-successor", token.successorSealed));
@@ -294,10 +297,25 @@ export function createAuthHandlers(deps: AuthDeps): ServiceImpl<typeof AuthServi
       const user = await findUserByIdentity(db, identity);
       const matches = await deps.hashing.verify(user?.passwordHash ?? (await decoy), request.password);
       if (user === undefined || !matches) {
-        await deps.limits.loginPerIdentityIp.count(pair);
-        await deps.limits.loginPerIdentity.count(identityKey(identity));
-        await deps.limits.loginPerIp.count(ip);
-        await db.transaction((tx) => loginFailed(tx, { userId: user?.id, identityKind: identity.kind, ipAddress: ip }, now()));
+        // Every limit passed above, so one blocked now was reached by this failure: its lockout is recorded once, here.
+        const lockouts: Array<{ limit: LoginLimitName; retryAfterSeconds: number }> = [];
+        for (const [limit, limiter, subject] of [
+          ["identity_ip", deps.limits.loginPerIdentityIp, pair],
+          ["identity", deps.limits.loginPerIdentity, identityKey(identity)],
+          ["ip", deps.limits.loginPerIp, ip],
+        ] as const) {
+          await limiter.count(subject);
+          const state = await limiter.state(subject);
+          if (state.blocked) lockouts.push({ limit, retryAfterSeconds: state.retryAfterSeconds });
+        }
+        const at = now();
+        await db.transaction(async (tx) => {
+          await loginFailed(tx, { userId: user?.id, identityKind: identity.kind, ipAddress: ip }, at);
+          for (const lockout of lockouts) {
+            // The address limit spans accounts: it names none.
+            await loginLockedOut(tx, { userId: lockout.limit === "ip" ? undefined : user?.id, identityKind: identity.kind, ipAddress: ip, ...lockout }, at);
+          }
+        });
         throw unauthenticated("wrong email, phone or password");
       }
       await deps.limits.loginPerIdentityIp.reset(pair);

@@ -8,7 +8,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AuthService, DisableTwoFactorRequest, TokenPairSchema } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import type { Tx } from "@aviary/runtime/db/database";
-import { requirePrincipal } from "@aviary/runtime/context";
+import { getPeer, requirePrincipal } from "@aviary/runtime/context";
 import { failedPrecondition, invalidArgument, resourceExhausted, unauthenticated } from "@aviary/runtime/errors";
 import type { AttemptLimiter } from "./domain/attempt-limits.ts";
 import type { LoginChallenges } from "./domain/challenges.ts";
@@ -26,7 +26,16 @@ import {
   unusedRecoveryCodes,
   type TotpFactorRow,
 } from "./store/second-factors.ts";
-import { recoveryCodeUsed, twoFactorDisabled, twoFactorEnabled, type SecondFactorProof } from "./events/publish.ts";
+import {
+  loginLockedOut,
+  recoveryCodeUsed,
+  secondFactorFailed,
+  twoFactorDisabled,
+  twoFactorEnabled,
+  type SecondFactorFailureName,
+  type SecondFactorProof,
+  type SecondFactorPurposeName,
+} from "./events/publish.ts";
 import type { AuthDeps } from "./handlers.ts";
 import { pendingDeletionOf } from "./account-deletion.ts";
 
@@ -52,13 +61,22 @@ export interface TwoFactorDeps {
   issuer: string;
 }
 
-/** A proof that did not hold: the field it was given in, counted against the account. */
+/** A proof that did not hold: the field it was given in and why (for the audit log), counted against the account. */
 class WrongProof extends Error {
   readonly field: string;
-  constructor(field: string, description: string) {
+  readonly failure: SecondFactorFailureName;
+  constructor(field: string, failure: SecondFactorFailureName, description: string) {
     super(description);
     this.field = field;
+    this.failure = failure;
   }
+}
+
+/** Who gave a code, for what, from where: what a refused code is recorded with. */
+export interface ProofAttempt {
+  userId: string;
+  purpose: SecondFactorPurposeName;
+  context: HandlerContext;
 }
 
 /** The proof oneof of DisableTwoFactor and DeleteAccount (the same three choices). */
@@ -80,29 +98,41 @@ export function createFreshProof(deps: AuthDeps & { twoFactor: TwoFactorDeps }, 
   /** The step of a right code, or a WrongProof. */
   function totpStep(factor: TotpFactorRow, code: string, field = "code"): number {
     const step = matchTotp(secretOf(factor), code, tf.totpClock());
-    if (step === undefined) throw new WrongProof(field, "code is incorrect");
+    if (step === undefined) throw new WrongProof(field, "wrong_code", "code is incorrect");
     return step;
   }
 
   /** Claims the step in `tx`; a step already used is a replay. */
   async function claimStep(tx: Tx, userId: string, step: number, options: { confirm?: Date } = {}): Promise<void> {
-    if (!(await claimTotpStep(tx, userId, step, options))) throw new WrongProof("code", "code was already used; wait for the next one");
+    if (!(await claimTotpStep(tx, userId, step, options))) throw new WrongProof("code", "replayed_code", "code was already used; wait for the next one");
   }
 
   async function spendRecovery(tx: Tx, userId: string, code: string): Promise<void> {
-    if (!(await spendRecoveryCode(tx, userId, hashRecoveryCode(code), now()))) throw new WrongProof("recovery_code", "not an unused recovery code of this account");
+    if (!(await spendRecoveryCode(tx, userId, hashRecoveryCode(code), now()))) throw new WrongProof("recovery_code", "unknown_recovery_code", "not an unused recovery code of this account");
   }
 
-  /** Runs a proof check; a wrong proof is counted against the account and answered as a field violation. */
-  async function proving<T>(userId: string, check: () => Promise<T>): Promise<T> {
-    await tools.enforce(tf.failures, failureSubject(userId), "too many wrong codes for this account; try again later");
+  /**
+   * Runs a proof check; a wrong proof is counted against the account,
+   * recorded (SecondFactorFailed, and LoginLockedOut when it is the one that
+   * reached the limit) and answered as a field violation.
+   */
+  async function proving<T>(attempt: ProofAttempt, check: () => Promise<T>): Promise<T> {
+    const subject = failureSubject(attempt.userId);
+    await tools.enforce(tf.failures, subject, "too many wrong codes for this account; try again later");
     try {
       const result = await check();
-      await tf.failures.reset(failureSubject(userId));
+      await tf.failures.reset(subject);
       return result;
     } catch (error) {
       if (!(error instanceof WrongProof)) throw error;
-      await tf.failures.count(failureSubject(userId));
+      await tf.failures.count(subject);
+      const state = await tf.failures.state(subject);
+      const ipAddress = getPeer(attempt.context).ip;
+      const at = now();
+      await db.transaction(async (tx) => {
+        await secondFactorFailed(tx, { userId: attempt.userId, purpose: attempt.purpose, failure: error.failure, ipAddress }, at);
+        if (state.blocked) await loginLockedOut(tx, { userId: attempt.userId, identityKind: undefined, ipAddress, limit: "second_factor", retryAfterSeconds: state.retryAfterSeconds }, at);
+      });
       throw invalidArgument([{ field: error.field, description: error.message }]);
     }
   }
@@ -112,7 +142,12 @@ export function createFreshProof(deps: AuthDeps & { twoFactor: TwoFactorDeps }, 
    * step or a recovery code), so a failed `then` spends nothing. Codes need
    * two-factor sign-in on; without it only the password proves anything.
    */
-  async function prove<T>(user: UserRow, proof: FreshProofOneof, then: (tx: Tx, kind: SecondFactorProof) => Promise<T>): Promise<T> {
+  async function prove<T>(
+    user: UserRow,
+    proof: FreshProofOneof,
+    asked: { purpose: SecondFactorPurposeName; context: HandlerContext },
+    then: (tx: Tx, kind: SecondFactorProof) => Promise<T>,
+  ): Promise<T> {
     if (proof.case === undefined) throw invalidArgument([{ field: "proof", description: "a password, code or recovery code is required" }]);
     if (proof.case === "password") {
       await tools.checkPassword(user, proof.value, "password");
@@ -121,7 +156,7 @@ export function createFreshProof(deps: AuthDeps & { twoFactor: TwoFactorDeps }, 
     const factor = await findTotpFactor(db, user.id);
     const field = proof.case === "code" ? "code" : "recovery_code";
     if (factor === undefined || factor.confirmedAt === null) throw invalidArgument([{ field, description: "two-factor sign-in is not on; give the password" }]);
-    return proving(user.id, () =>
+    return proving({ userId: user.id, ...asked }, () =>
       db.transaction(async (tx) => {
         if (proof.case === "code") await claimStep(tx, user.id, totpStep(factor, proof.value));
         else await spendRecovery(tx, user.id, proof.value);
@@ -168,7 +203,7 @@ export function createTwoFactorHandlers(deps: AuthDeps & { twoFactor: TwoFactorD
       const factor = await findTotpFactor(db, user.id);
       if (factor === undefined || factor.confirmedAt !== null) throw failedPrecondition("no enrolment in progress; call StartTotpEnrollment first");
       const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
-      await proving(user.id, () =>
+      await proving({ userId: user.id, purpose: "enrollment", context }, () =>
         db.transaction(async (tx) => {
           const at = now();
           await claimStep(tx, user.id, totpStep(factor, request.code), { confirm: at });
@@ -184,7 +219,7 @@ export function createTwoFactorHandlers(deps: AuthDeps & { twoFactor: TwoFactorD
       const factor = await findTotpFactor(db, user.id);
       if (factor === undefined || factor.confirmedAt === null) throw failedPrecondition("two-factor sign-in is not on");
       // A password is checked (and limited) like ChangePassword's; codes like sign-in codes.
-      await prove(user, request.proof, async (tx, kind) => {
+      await prove(user, request.proof, { purpose: "disable", context }, async (tx, kind) => {
         await removeSecondFactor(tx, user.id);
         await twoFactorDisabled(tx, user.id, kind, now());
       });
@@ -200,7 +235,7 @@ export function createTwoFactorHandlers(deps: AuthDeps & { twoFactor: TwoFactorD
       if (factor === undefined || factor.confirmedAt === null) throw unauthenticated("this sign-in has expired; sign in again");
       const factorGiven = request.factor;
       if (factorGiven.case === undefined) throw invalidArgument([{ field: "factor", description: "a code or a recovery code is required" }]);
-      const opened = await proving(userId, () =>
+      const opened = await proving({ userId, purpose: "sign_in", context }, () =>
         db.transaction(async (tx) => {
           if (factorGiven.case === "code") await claimStep(tx, userId, totpStep(factor, factorGiven.value));
           else await spendRecovery(tx, userId, factorGiven.value);

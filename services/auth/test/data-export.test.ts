@@ -1,7 +1,8 @@
 // Data exports end to end on real infrastructure: the auth service in the api
 // role takes requests, a separate exporter-role process (same database and
-// topic) builds the archives from the real user, post and media services
-// with its service token, and stores them in MinIO. The archive is read
+// topic) builds the archives from the real user, post, media, chat,
+// notification and moderation services with its service token, and stores
+// them in MinIO. The archive is read
 // back through its presigned URL and unzipped.
 import test from "ava";
 import { createHash, randomBytes } from "node:crypto";
@@ -15,10 +16,17 @@ import { UserInternalService } from "@aviary/gen/aviary/user/v1/user_internal_pb
 import { PostInternalService } from "@aviary/gen/aviary/post/v1/post_internal_pb";
 import { MediaInternalService } from "@aviary/gen/aviary/media/v1/media_internal_pb";
 import { ChatInternalService } from "@aviary/gen/aviary/chat/v1/chat_internal_pb";
+import { NotificationInternalService } from "@aviary/gen/aviary/notification/v1/notification_internal_pb";
+import { ModerationInternalService } from "@aviary/gen/aviary/moderation/v1/moderation_internal_pb";
+import { ModerationService, ReportReason } from "@aviary/gen/aviary/moderation/v1/moderation_pb";
+import { moderationConfigFromEnv, startModerationService, type RunningModerationService } from "@aviary/moderation";
 import { eventually, infra, uniqueName } from "../../runtime/test-support/infra.ts";
 import { s3Client, samples } from "../../media/test/harness.ts";
 import { startTestPost, violatedFields, type Account, type TestPost } from "../../post/test/harness.ts";
 import { startTestChat, type TestChat } from "../../chat/test/harness.ts";
+import { notificationClientEntry, startTestNotification, type TestNotification } from "../../notification/test/harness.ts";
+import { freshDatabase } from "../../runtime/test-support/database.ts";
+import { drain } from "../../runtime/test-support/streams.ts";
 import { as, password, rejection, startTestAuth, type TestAuth } from "./harness.ts";
 import { authConfigFromEnv, startAuthService, type AuthAdapters, type RunningAuthService } from "../src/index.ts";
 
@@ -32,6 +40,10 @@ const otherClientSecret = randomBytes(32).toString("hex");
 let auth: TestAuth;
 let post: TestPost;
 let chat: TestChat;
+let notification: TestNotification;
+let moderation: RunningModerationService;
+let reports: Client<typeof ModerationService>;
+let moderationDatabase: Awaited<ReturnType<typeof freshDatabase>> | undefined;
 let exports: Client<typeof DataExportService>;
 const exporters: RunningAuthService[] = [];
 let s3Env: Record<string, string>;
@@ -53,6 +65,8 @@ async function startExporter(adapters: AuthAdapters = {}): Promise<RunningAuthSe
       POST_URL: post.service.url,
       MEDIA_URL: post.media.service.url,
       CHAT_URL: chat.service.url,
+      NOTIFICATION_URL: notification.service.url,
+      MODERATION_URL: moderation.url,
       // A sweep only when the test asks for one.
       AUTH_EXPORT_SWEEP_INTERVAL: "1h",
       LOG_LEVEL: "silent",
@@ -83,16 +97,36 @@ test.before(async () => {
     // A deleted account is purged at once (the last test).
     AUTH_DELETION_GRACE: "0s",
     AUTH_DELETION_POLL_INTERVAL: "100ms",
-    AUTH_SERVICE_CLIENTS: `notifier:user.profiles.read:${createHash("sha256").update(otherClientSecret).digest("hex")}`,
+    // The notification service's own client too: it reads profiles and devices as the service.
+    AUTH_SERVICE_CLIENTS: [`notifier:user.profiles.read:${createHash("sha256").update(otherClientSecret).digest("hex")}`, notificationClientEntry].join(","),
     ...s3Env,
   });
   post = await startTestPost({}, { auth });
   chat = await startTestChat({}, { user: post.user });
+  // Notifications come from the post and user services' events, as in production.
+  notification = await startTestNotification({}, { post });
+  moderationDatabase = await freshDatabase(urls.databaseUrl, "moderation_export_test");
+  moderation = await startModerationService(
+    moderationConfigFromEnv({
+      MODERATION_PORT: "0",
+      DATABASE_URL: moderationDatabase.url,
+      REDIS_URL: urls.redisUrl,
+      KAFKA_BROKERS: urls.kafkaBrokers.join(","),
+      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+      MODERATION_EVENTS_TOPIC: uniqueName("moderation_events_export_test"),
+      MODERATION_GROUP: uniqueName("moderation_export_test"),
+      LOG_LEVEL: "silent",
+    }),
+  );
+  reports = createClient(ModerationService, createGrpcTransport({ baseUrl: moderation.url }));
   exports = createClient(DataExportService, createGrpcTransport({ baseUrl: auth.service.url }));
 });
 
 test.after.always(async () => {
   for (const exporter of exporters) await exporter.close();
+  await moderation?.close();
+  await moderationDatabase?.drop();
+  await notification?.close();
   await chat?.close();
   await post?.close();
   await auth?.close();
@@ -104,13 +138,6 @@ test.after.always(async () => {
   await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
   s3.destroy();
 });
-
-/** Everything a server stream sends, or its error. */
-async function drain<T>(stream: AsyncIterable<T>): Promise<T[]> {
-  const items: T[] = [];
-  for await (const item of stream) items.push(item);
-  return items;
-}
 
 async function archiveKeys(userId: string): Promise<string[]> {
   const s3 = s3Client((await infra()).s3);
@@ -163,6 +190,8 @@ interface Fixture {
   benPostId: string;
   anaMessageText: string;
   benMessageText: string;
+  anaReportNote: string;
+  benReportNote: string;
 }
 
 let fixture: Promise<Fixture> | undefined;
@@ -191,7 +220,16 @@ function people(): Promise<Fixture> {
     const benMessageText = `Ben answers Ana ${tag}`;
     const sent = await chat.client.sendMessage({ clientMessageId: crypto.randomUUID(), text: anaMessageText, target: { case: "directUserId", value: ben.userId } }, ana.call);
     await chat.client.sendMessage({ clientMessageId: crypto.randomUUID(), text: benMessageText, target: { case: "conversationId", value: sent.message!.conversationId } }, ben.call);
-    return { ana, ben, anaPostText, benPostText, anaMediaId, benMediaId, anaCommentText, benPostId: benPost!.postId, anaMessageText, benMessageText };
+    // Each reports the other's content: a report is its reporter's, never its subject's.
+    const anaReportNote = `Ana reports Ben's post ${tag}`;
+    const benReportNote = `Ben reports Ana ${tag}`;
+    await reports.createReport({ target: { kind: { case: "postId", value: benPost!.postId } }, reason: ReportReason.SPAM, note: anaReportNote }, ana.call);
+    await reports.createReport({ target: { kind: { case: "userId", value: ana.userId } }, reason: ReportReason.HARASSMENT, note: benReportNote }, ben.call);
+    // Each was followed, liked and commented on by the other: three notification groups each, from the events.
+    for (const account of [ana, ben]) {
+      await notification.until("the follow, like and comment notifications", async () => (await notification.client.listNotifications({}, account.call)).groups.length === 3);
+    }
+    return { ana, ben, anaPostText, benPostText, anaMediaId, benMediaId, anaCommentText, benPostId: benPost!.postId, anaMessageText, benMessageText, anaReportNote, benReportNote };
   })();
   return fixture;
 }
@@ -225,12 +263,16 @@ test.serial("the internal export RPCs refuse anonymous callers, user tokens and 
   const posts = createClient(PostInternalService, createGrpcTransport({ baseUrl: post.service.url }));
   const media = createClient(MediaInternalService, createGrpcTransport({ baseUrl: post.media.service.url }));
   const messages = createClient(ChatInternalService, createGrpcTransport({ baseUrl: chat.service.url }));
+  const notifications = createClient(NotificationInternalService, createGrpcTransport({ baseUrl: notification.service.url }));
+  const filed = createClient(ModerationInternalService, createGrpcTransport({ baseUrl: moderation.url }));
   const issued = await createClient(ServiceAuthService, createGrpcTransport({ baseUrl: auth.service.url })).issueServiceToken({ clientId: "notifier", clientSecret: otherClientSecret });
   const calls = (options: { headers: Record<string, string> } | undefined) => [
     drain(user.exportUserData({ userId: ana.userId }, options)),
     drain(posts.exportUserPosts({ userId: ana.userId }, options)),
     drain(media.exportUserMedia({ userId: ana.userId }, options)),
     drain(messages.exportUserMessages({ userId: ana.userId }, options)),
+    drain(notifications.exportUserNotifications({ userId: ana.userId }, options)),
+    drain(filed.exportUserReports({ userId: ana.userId }, options)),
   ];
   for (const call of calls(undefined)) t.is((await rejection(call)).code, Code.Unauthenticated);
   for (const call of calls(ana.call)) t.is((await rejection(call)).code, Code.PermissionDenied);
@@ -238,7 +280,7 @@ test.serial("the internal export RPCs refuse anonymous callers, user tokens and 
 });
 
 test.serial("Ana's export: one at a time, rebuilt after a crash into exactly one archive, with her data and none of Ben's", async (t) => {
-  const { ana, ben, anaPostText, benPostText, anaMediaId, benMediaId, anaCommentText, benPostId, anaMessageText, benMessageText } = await people();
+  const { ana, ben, anaPostText, benPostText, anaMediaId, benMediaId, anaCommentText, benPostId, anaMessageText, benMessageText, anaReportNote, benReportNote } = await people();
 
   // No exporter runs yet, so the first export stays PENDING: asking again answers it.
   const first = await exports.requestDataExport({}, ana.call);
@@ -287,7 +329,7 @@ test.serial("Ana's export: one at a time, rebuilt after a crash into exactly one
   t.is(BigInt(archive.length), ready!.sizeBytes);
   const files = await unzip(archive);
   const json = (name: string) => JSON.parse(files.get(name)?.toString("utf8") ?? "null") as Record<string, unknown>;
-  t.deepEqual([...files.keys()].sort(), ["account.json", "chat.json", "media.json", `media/${anaMediaId}.png`, "posts.json", "user.json"].sort());
+  t.deepEqual([...files.keys()].sort(), ["account.json", "chat.json", "media.json", `media/${anaMediaId}.png`, "moderation.json", "notifications.json", "posts.json", "user.json"].sort());
 
   const account = json("account.json") as { account: { userId: string; email: string }; sessions: unknown[] };
   t.is(account.account.userId, ana.userId);
@@ -305,6 +347,15 @@ test.serial("Ana's export: one at a time, rebuilt after a crash into exactly one
   t.deepEqual(posts.likes.map((l) => l.postId), [benPostId]);
   const messages = json("chat.json") as { messages: Array<{ text: string }> };
   t.deepEqual(messages.messages.map((m) => m.text), [anaMessageText]);
+  const received = json("notifications.json") as { settings: { preferences: { kinds: unknown[] } } | null; notifications: Array<{ notificationId: string; kind: string; actorId: string; postId?: string }> };
+  t.true((received.settings?.preferences.kinds.length ?? 0) > 0);
+  t.deepEqual(received.notifications.map((n) => n.kind).sort(), ["KIND_COMMENT", "KIND_FOLLOW", "KIND_LIKE"]);
+  t.true(received.notifications.every((n) => n.actorId === ben.userId), "what Ben did to Ana");
+  const bensNotifications = await notification.query<{ id: string }>("select id from notification.notifications where recipient_id = $1", [ben.userId]);
+  t.is(bensNotifications.length, 3);
+  const filedReports = json("moderation.json") as { reports: Array<{ note: string; target: { postId?: string }; status: string }>; suspension: unknown };
+  t.deepEqual(filedReports.reports.map((r) => [r.note, r.target.postId, r.status]), [[anaReportNote, benPostId, "REPORT_STATUS_OPEN"]]);
+  t.is(filedReports.suspension, null);
   const media = json("media.json") as unknown as Array<{ mediaId: string; file: string; url?: string }>;
   t.deepEqual(media.map((m) => m.mediaId), [anaMediaId]);
   t.is(media[0]?.url, undefined);
@@ -317,6 +368,8 @@ test.serial("Ana's export: one at a time, rebuilt after a crash into exactly one
   t.false(everything.includes("Ben's bio"));
   t.false(everything.includes("Ben comments"));
   t.false(everything.includes(benMessageText));
+  t.false(everything.includes(benReportNote), "a report about Ana is Ben's, not hers");
+  for (const { id } of bensNotifications) t.false(everything.includes(id), "Ben's notifications are his");
 
   // Done: a new request within the cooldown is refused and writes nothing.
   const tooSoon = await rejection(exports.requestDataExport({}, ana.call));
@@ -356,7 +409,7 @@ test.serial("the download link stops working at the archive's expiry, and the sw
 });
 
 test.serial("Ben's own export has his data, not Ana's", async (t) => {
-  const { ben, anaPostText, anaMediaId } = await people();
+  const { ben, anaPostText, anaMediaId, anaReportNote, benReportNote } = await people();
   const { export: requested } = await exports.requestDataExport({}, ben.call);
   let ready: typeof requested;
   await eventually("Ben's export to be ready", async () => {
@@ -367,7 +420,10 @@ test.serial("Ben's own export has his data, not Ana's", async (t) => {
   const everything = [...files.values()].map((b) => b.toString("latin1")).join("\n");
   t.false(everything.includes(anaPostText));
   t.false(everything.includes(anaMediaId));
+  t.false(everything.includes(anaReportNote));
   t.true([...files.keys()].some((name) => name.startsWith("media/")));
+  const filed = JSON.parse(files.get("moderation.json")?.toString("utf8") ?? "null") as { reports: Array<{ note: string }> };
+  t.deepEqual(filed.reports.map((r) => r.note), [benReportNote]);
 });
 
 test.serial("an account's purge deletes its exports and their archives", async (t) => {

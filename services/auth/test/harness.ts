@@ -1,12 +1,14 @@
 // Starts the real auth service for a test file: its own database on the shared
 // PostgreSQL, the shared Redis and Kafka, a code sink in a temp dir, and a
 // typed gRPC client. One service per file (not per test), stopped at the end.
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
+import { ServiceAuthService } from "@aviary/gen/aviary/auth/v1/service_auth_pb";
 import { BadRequestSchema } from "@aviary/gen/google/rpc/error_details_pb";
 import { eventually, infra, uniqueName, withClient } from "../../runtime/test-support/infra.ts";
 import { freshDatabase } from "../../runtime/test-support/database.ts";
@@ -148,4 +150,25 @@ export async function signedInAccount(auth: TestAuth, label: string): Promise<Si
   const { userId } = await auth.client.register({ identity: { case: "email", value: email }, password });
   const login = await auth.client.login({ identity: { case: "email", value: email }, password }, as({ ip: uniqueIp() }));
   return { email, userId, token: login.tokens?.accessToken ?? "" };
+}
+
+/** A service client for tests of internal RPCs: its AUTH_SERVICE_CLIENTS entry, and its tokens from a running auth service. */
+export interface TestServiceClient {
+  clientId: string;
+  /** `client_id:scope+scope:sha256(secret)`, for the auth service's AUTH_SERVICE_CLIENTS. */
+  entry: string;
+  /** A fresh service token from `auth` (IssueServiceToken, from a client IP of its own). */
+  token(auth: TestAuth): Promise<string>;
+}
+
+export function testServiceClient(clientId: string, scopes: readonly string[]): TestServiceClient {
+  const secret = randomBytes(32).toString("hex");
+  return {
+    clientId,
+    entry: `${clientId}:${scopes.join("+")}:${createHash("sha256").update(secret).digest("hex")}`,
+    async token(auth) {
+      const serviceAuth = createClient(ServiceAuthService, createGrpcTransport({ baseUrl: auth.service.url }));
+      return (await serviceAuth.issueServiceToken({ clientId, clientSecret: secret }, as({ ip: uniqueIp() }))).accessToken;
+    },
+  };
 }

@@ -79,6 +79,27 @@ test.serial("the spent token after its successor was used is reuse, even inside 
   t.is((await rejection(auth.client.refresh({ refreshToken: second.tokens?.refreshToken ?? "" }))).code, Code.Unauthenticated);
 });
 
+test.serial("with the window off (0s), a racer that arrived before the spending is still reuse", async (t) => {
+  // The racer's clock reading precedes the spending (it arrived first, then
+  // waited for the row lock): its elapsed time is negative, which must count
+  // as 0, not as "inside a window of 0". Found by the suite under a CPU hog.
+  let strictClock = Date.now();
+  const strict = await startTestAuth({ AUTH_REFRESH_REUSE_WINDOW: "0s" }, { clock: () => new Date(strictClock) });
+  try {
+    const email = uniqueEmail("strict-racer");
+    await strict.client.register({ identity: { case: "email", value: email }, password });
+    const login = await strict.client.login({ identity: { case: "email", value: email }, password, deviceName: "d" }, as({ ip: uniqueIp() }));
+    const token = login.tokens?.refreshToken ?? "";
+    await strict.client.refresh({ refreshToken: token });
+    strictClock -= 50;
+    t.is((await rejection(strict.client.refresh({ refreshToken: token }))).code, Code.Unauthenticated);
+    const rows = await strict.query<{ revoked_reason: string | null }>("select revoked_reason from auth.sessions where id = $1", [login.sessionId]);
+    t.is(rows[0]?.revoked_reason, "refresh_token_reuse");
+  } finally {
+    await strict.close();
+  }
+});
+
 test.serial("with the window off (0s) any reuse revokes at once", async (t) => {
   const strict = await startTestAuth({ AUTH_REFRESH_REUSE_WINDOW: "0s" });
   try {

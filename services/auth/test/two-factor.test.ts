@@ -126,11 +126,11 @@ test.serial("a recovery code works once; a second use fails", async (t) => {
   const again = await rejection(auth.client.verifySecondFactor({ challengeToken: await challenge(bea), factor: { case: "recoveryCode", value: recoveryCodes[0]! } }));
   t.is(again.code, Code.InvalidArgument);
   t.deepEqual(fields(again), ["recovery_code"]);
-  t.deepEqual(await counts(bea.userId), before, "nothing written");
+  t.deepEqual(await counts(bea.userId), { ...before, events: before.events + 1 }, "nothing written but the refusal, for the audit log");
   const types = await auth.query<{ type: string }>("select type from auth.outbox_events where key = $1 order by seq", [bea.userId]);
   t.deepEqual(
     types.map((r) => r.type).filter((type) => !type.endsWith("UserLoggedIn")),
-    ["aviary.events.v1.UserRegistered", "aviary.events.v1.TwoFactorEnabled", "aviary.events.v1.RecoveryCodeUsed"],
+    ["aviary.events.v1.UserRegistered", "aviary.events.v1.TwoFactorEnabled", "aviary.events.v1.RecoveryCodeUsed", "aviary.events.v1.SecondFactorFailed"],
   );
 });
 
@@ -179,7 +179,7 @@ test.serial("disabling needs fresh proof; afterwards login answers tokens again"
   t.is(event!.n, 1);
 });
 
-test.serial("other users' attempts are refused and write nothing", async (t) => {
+test.serial("other users' attempts are refused and change nothing (only the refusal is recorded)", async (t) => {
   const eve = await account("eve");
   const fay = await account("fay");
   const { recoveryCodes: eveCodes } = await enrol(eve);
@@ -198,7 +198,8 @@ test.serial("other users' attempts are refused and write nothing", async (t) => 
   t.is((await rejection(auth.client.disableTwoFactor({ proof: { case: "password", value: password } }, as({ token: stranger.token })))).code, Code.FailedPrecondition);
   // An enrolment already on cannot be replaced without disabling it first.
   t.is((await rejection(auth.client.startTotpEnrollment({ password }, as({ token: fay.token })))).code, Code.FailedPrecondition);
-  t.deepEqual(await counts(fay.userId), before);
+  // Eve's recovery code at Fay's sign-in is a refusal on Fay's account, for the audit log.
+  t.deepEqual(await counts(fay.userId), { ...before, events: before.events + 1 });
   t.is((await counts(eve.userId)).codes, 10, "Eve's code was not spent on Fay's account");
   for (const call of [auth.client.startTotpEnrollment({ password }), auth.client.confirmTotpEnrollment({ code: "123456" }), auth.client.disableTwoFactor({ proof: { case: "password", value: password } })]) {
     t.is((await rejection(call)).code, Code.Unauthenticated, "enrolment and disabling need an access token");

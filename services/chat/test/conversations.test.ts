@@ -3,6 +3,9 @@
 // retries, history paging and watermarks.
 import test from "ava";
 import { ConversationKind, ListMessagesRequest_Direction, MemberRole } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { presentEntry } from "../src/domain/present.ts";
+import { chatEvents } from "../src/events/publish.ts";
+import { messageRow, sendInOneStatement } from "../src/store/entries.ts";
 import { startTestChat, type Signed, type StreamWatch, type TestChat } from "./harness.ts";
 
 let c: TestChat;
@@ -120,6 +123,37 @@ test("the same send retried 5 times, one after the other and all at once, create
   const rows = await c.query<{ n: number }>("select count(*)::int as n from chat.entries where conversation_id = $1", [conversationId]);
   t.is(rows[0]?.n, 2);
   t.is((await c.client.getConversation({ conversationId }, ana.call)).conversation?.lastSeq, 2n);
+});
+
+test("a send in one statement writes nothing when the conversation moved on or the key exists: no number, no entry, no event", async (t) => {
+  const [ana, ben] = await Promise.all([c.signUp(), c.signUp()]);
+  const first = await send(ana, { directUserId: ben.userId }, "one");
+  const conversationId = first.message!.conversationId;
+  await send(ben, { conversationId }, "two");
+  const db = c.service.database.db;
+  const events = chatEvents(c.eventsTopic);
+  const attempt = (expectedLastSeq: number, clientMessageId: string) => {
+    const row = messageRow({ conversationId, seq: expectedLastSeq + 1, id: crypto.randomUUID(), senderId: ana.userId, clientMessageId, text: "late", replyToSeq: null, attachments: null, at: new Date() });
+    const event = { message: presentEntry(row), memberIds: [ana.userId, ben.userId], kind: ConversationKind.DIRECT, title: "" };
+    return sendInOneStatement(db, row, expectedLastSeq, events.messageSent(db, event));
+  };
+  // This conversation's rows only (the other tests of this file write at the same time).
+  const written = async () =>
+    (await c.query<{ entries: number; outbox: number }>(
+      "select (select count(*) from chat.entries where conversation_id = $1)::int as entries, (select count(*) from chat.outbox_events where key = $1::text)::int as outbox",
+      [conversationId],
+    ))[0]!;
+  const before = await written();
+  // Seen before Ben's message: last_seq is 2 now, not 1.
+  t.is(await attempt(1, crypto.randomUUID()), "stale");
+  // The key of Ana's first message, numbered right: the unique index refuses it, and the number goes back with the statement.
+  t.is(await attempt(2, first.message!.clientMessageId), "duplicate");
+  t.deepEqual(await written(), before);
+  t.is((await c.client.getConversation({ conversationId }, ana.call)).conversation?.lastSeq, 2n);
+  // Numbered from what is current, it goes through.
+  t.is(await attempt(2, crypto.randomUUID()), "sent");
+  t.deepEqual(await written(), { entries: before.entries + 1, outbox: before.outbox + 1 });
+  t.is((await c.client.getConversation({ conversationId }, ana.call)).conversation?.lastSeq, 3n);
 });
 
 test("first messages of a pair sent by both at once share one direct conversation", async (t) => {

@@ -43,6 +43,8 @@ export interface StreamWatch {
 export interface TestChat {
   user: TestUser;
   service: RunningChatService;
+  /** The service's CHAT_EVENTS_TOPIC. */
+  eventsTopic: string;
   client: Client<typeof ChatService>;
   hub: UserStreamHub;
   signUp(): Promise<Signed>;
@@ -75,6 +77,8 @@ export async function startTestChat(env: Record<string, string> = {}, options: T
   const database = await freshDatabase(urls.databaseUrl, "chat_test");
   const prefix = options.prefix ?? `${uniqueName("chattest")}:`;
   const media = options.media === true ? await startTestMedia({}, user.auth) : undefined;
+  // Its own topic: a fresh group on the shared one would first work through every other suite's events.
+  const eventsTopic = env["CHAT_EVENTS_TOPIC"] ?? uniqueName("chat_events_test");
   const service = await startChatService(
     chatConfigFromEnv({
       CHAT_PORT: "0",
@@ -85,8 +89,7 @@ export async function startTestChat(env: Record<string, string> = {}, options: T
       USER_URL: user.service.url,
       MEDIA_URL: media?.service.url ?? NO_MEDIA_URL,
       CHAT_GROUP: uniqueName("chat_test"),
-      // Its own topic: a fresh group on the shared one would first work through every other suite's events.
-      CHAT_EVENTS_TOPIC: uniqueName("chat_events_test"),
+      CHAT_EVENTS_TOPIC: eventsTopic,
       REALTIME_REDIS_PREFIX: prefix,
       PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
       // CHAT_TEST_LOG=warn shows the service's log while debugging a test.
@@ -101,6 +104,7 @@ export async function startTestChat(env: Record<string, string> = {}, options: T
   return {
     user,
     service,
+    eventsTopic,
     client,
     hub,
     async signUp() {

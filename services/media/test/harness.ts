@@ -97,14 +97,18 @@ export async function startTestMedia(env: Record<string, string> = {}, issuer?: 
       await service.close();
       if (issuer === undefined) await auth.close();
       await database.drop();
-      // The bucket and whatever the tests left in it.
-      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
-      const keys = (listed.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
-      if (keys.length > 0) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
-      await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
+      await dropBucket(s3, bucket);
       s3.destroy();
     },
   };
+}
+
+/** Deletes a test's bucket and whatever the tests left in it (a bucket never created is fine). */
+export async function dropBucket(s3: S3Client, bucket: string): Promise<void> {
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket })).catch(() => undefined);
+  const keys = (listed?.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+  if (keys.length > 0) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
+  await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
 }
 
 /** POSTs `bytes` with the presigned form, optionally changing fields, like a browser would (multipart/form-data). */

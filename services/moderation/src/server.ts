@@ -3,6 +3,7 @@
 // functions this file connects.
 import { fileURLToPath } from "node:url";
 import { ModerationService } from "@aviary/gen/aviary/moderation/v1/moderation_pb";
+import { ModerationInternalService } from "@aviary/gen/aviary/moderation/v1/moderation_internal_pb";
 import { loadConfig, port, string, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
@@ -11,10 +12,13 @@ import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { cacheWindowLimiter, windowRatePattern, windowRateSetting, type WindowRate } from "@aviary/runtime/window-limit";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { moderationEvents, moderationEventsTopic } from "./events/publish.ts";
 import { createModerationHandlers } from "./handlers.ts";
+import { createModerationInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { outboxEvents } from "./store/schema.ts";
+import { purgeUserModeration } from "./write/purge.ts";
+import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -23,7 +27,11 @@ export const moderationConfigSpec = {
   host: string("MODERATION_HOST", { default: "127.0.0.1" }),
   port: port("MODERATION_PORT", { default: 8091 }),
   ...userTokenConfigSpec,
+  /** Audience of service tokens, accepted on ModerationInternalService only (the data exporter). */
+  ...serviceTokenConfigSpec,
   eventsTopic: string("MODERATION_EVENTS_TOPIC", { default: moderationEventsTopic }),
+  /** The consumer group prefix: AccountDeleted is read in `<group>-accounts`. */
+  group: string("MODERATION_GROUP", { default: "moderation" }),
   /** COUNT/WINDOW: reports per reporter per fixed window (counted in the cache). */
   reportRate: string("MODERATION_REPORT_RATE", { default: "10/1h", pattern: windowRatePattern }),
   ...clientFacingConfigSpec,
@@ -73,6 +81,13 @@ export async function startModerationService(config: ModerationConfig, adapters:
   await database.migrate(migrationsFolder, { schema: "moderation" });
 
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry });
+  // A deleted account's reports go, reports about it and its moderator actions stay without naming it.
+  const accountDeletions = await consumeAccountDeletions({
+    bus,
+    groupId: accountsGroupOf(config.group),
+    telemetry,
+    purge: ({ userId, deletedAt }) => database.db.transaction((tx) => purgeUserModeration(tx, userId, deletedAt)),
+  });
   const handlers = createModerationHandlers({
     database,
     events: moderationEvents(config.eventsTopic),
@@ -90,13 +105,15 @@ export async function startModerationService(config: ModerationConfig, adapters:
     trustedProxyHops: config.trustedProxyHops,
     routes: (router) => {
       router.service(ModerationService, handlers);
+      router.service(ModerationInternalService, createModerationInternalHandlers({ database }));
     },
     readiness: [
       { name: "database", check: () => database.ping() },
       { name: "cache", check: () => cache.ping() },
       { name: "events", check: () => bus.ping() },
     ],
-    auth: userTokenAuth(config, cache),
+    // Service tokens (the data exporter, no user behind the call) on the internal procedures only.
+    auth: userAndServiceTokenAuth(config, cache, internalProcedures),
   });
   logger.info({ url: server.url, database: database.kind, cache: cache.kind, bus: bus.kind }, "moderation service listening");
 
@@ -108,6 +125,7 @@ export async function startModerationService(config: ModerationConfig, adapters:
     eventsFlushed: (timeoutMs) => relay.flushed(timeoutMs),
     async close() {
       await server.close();
+      await accountDeletions.stop();
       await relay.stop();
       await base.close();
     },

@@ -14,6 +14,7 @@ import { freshDatabase } from "../../runtime/test-support/database.ts";
 import { as, password, startTestAuth, uniqueEmail, uniqueIp, type TestAuth } from "../../auth/test/harness.ts";
 import { startTestFeed, type TestFeed } from "../../feed/test/harness.ts";
 import { startTestUser, type Account, type TestUser } from "../../user/test/harness.ts";
+import type { AuthAdapters } from "../../auth/src/index.ts";
 import { moderationConfigFromEnv, startModerationService, type RunningModerationService } from "../src/index.ts";
 
 export { rejection } from "../../auth/test/harness.ts";
@@ -47,11 +48,20 @@ export interface TestModeration {
   close(): Promise<void>;
 }
 
-export async function startTestModeration(env: Record<string, string> = {}, options: { feed?: boolean } = {}): Promise<TestModeration> {
+export interface TestModerationOptions {
+  feed?: boolean;
+  /** More settings and adapters for the auth service (limits, the TOTP clock). */
+  auth?: { env?: Record<string, string>; adapters?: AuthAdapters };
+}
+
+export async function startTestModeration(env: Record<string, string> = {}, options: TestModerationOptions = {}): Promise<TestModeration> {
   const urls = await infra();
   const topic = uniqueName("moderation_events_test");
   const adminEmail = uniqueEmail("admin");
-  const auth = await startTestAuth({ MODERATION_EVENTS_TOPIC: topic, AUTH_SUSPENSIONS_GROUP: uniqueName("auth_suspensions_test"), AUTH_BOOTSTRAP_ADMINS: adminEmail });
+  const auth = await startTestAuth(
+    { MODERATION_EVENTS_TOPIC: topic, AUTH_SUSPENSIONS_GROUP: uniqueName("auth_suspensions_test"), AUTH_BOOTSTRAP_ADMINS: adminEmail, ...options.auth?.env },
+    options.auth?.adapters,
+  );
   const feed = options.feed === true ? await startTestFeed({}, { postEnv: { MODERATION_EVENTS_TOPIC: topic }, deps: { auth } }) : undefined;
   const user = feed?.post.user ?? (await startTestUser({}, auth));
   const database = await freshDatabase(urls.databaseUrl, "moderation_test");
@@ -63,6 +73,7 @@ export async function startTestModeration(env: Record<string, string> = {}, opti
       KAFKA_BROKERS: urls.kafkaBrokers.join(","),
       AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
       MODERATION_EVENTS_TOPIC: topic,
+      MODERATION_GROUP: uniqueName("moderation_test"),
       PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
       TRUSTED_PROXY_HOPS: "1",
       LOG_LEVEL: process.env["MODERATION_TEST_LOG"] ?? "silent",

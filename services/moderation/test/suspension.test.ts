@@ -1,7 +1,7 @@
 // The issue's scenario on real infrastructure: a moderator suspends Ben.
 // Ben's tokens stop working within seconds and he cannot sign in (with the
-// reason), his posts vanish from Ana's feed, his profile's posts and direct
-// reads; unsuspending restores them. Removing a post: others see it gone,
+// reason), his posts vanish from Ana's feed, search, his profile's posts and
+// direct reads, his comments from Ana's post; unsuspending restores them. Removing a post: others see it gone,
 // its author sees why; restoring brings it back.
 import test from "ava";
 import { Code } from "@connectrpc/connect";
@@ -28,8 +28,15 @@ test.serial("a moderator suspends Ben: his tokens stop, sign-in is refused with 
   const feed = mod.feed!;
   const [ana, ben] = await Promise.all([mod.signUp("ana"), mod.signUp("ben")]);
   await feed.post.user.client.follow({ userId: ben.userId }, ana.call);
-  const post = (await feed.post.client.createPost({ text: "hello from ben" }, ben.call)).post!;
+  const word = `w${Math.random().toString(36).slice(2, 10)}`;
+  const post = (await feed.post.client.createPost({ text: `hello from ben ${word}` }, ben.call)).post!;
+  const anasPost = (await feed.post.client.createPost({ text: "ana here" }, ana.call)).post!;
+  const comment = (await feed.post.client.createComment({ postId: anasPost.postId, text: "ben was here" }, ben.call)).comment!;
+  const commentIds = async () => (await feed.post.client.listComments({ postId: anasPost.postId }, ana.call)).comments.map((c) => c.commentId);
+  const found = async () => (await feed.post.client.searchPosts({ query: word }, ana.call)).posts.map((p) => p.postId);
   await mod.until("Ben's post in Ana's feed", async () => (await feedPostIds(ana)).includes(post.postId));
+  t.deepEqual(await found(), [post.postId]);
+  t.deepEqual(await commentIds(), [comment.commentId]);
 
   const suspended = await mod.client.suspendUser({ userId: ben.userId, reason: "spam campaign" }, mod.moderator.call);
   t.true(suspended.suspension?.suspended);
@@ -53,12 +60,16 @@ test.serial("a moderator suspends Ben: his tokens stop, sign-in is refused with 
   t.is((await rejection(feed.post.client.getPost({ postId: post.postId }, ana.call))).code, Code.NotFound);
   t.is((await rejection(feed.post.client.listPostsByAuthor({ authorId: ben.userId }, ana.call))).code, Code.NotFound);
   t.deepEqual(Object.keys((await feed.post.client.batchGetPosts({ postIds: [post.postId] }, ana.call)).posts), []);
+  t.deepEqual(await found(), [], "gone from search");
+  t.deepEqual(await commentIds(), [], "his comment gone from Ana's post");
 
   const lifted = await mod.client.unsuspendUser({ userId: ben.userId, reason: "appeal granted" }, mod.moderator.call);
   t.false(lifted.suspension?.suspended);
   t.deepEqual((await mod.client.getSuspension({ userId: ben.userId }, mod.moderator.call)).suspension?.suspended, false);
   await mod.until("Ben's post back in Ana's feed", async () => (await feedPostIds(ana)).includes(post.postId));
-  t.is((await feed.post.client.getPost({ postId: post.postId }, ana.call)).post?.text, "hello from ben");
+  t.is((await feed.post.client.getPost({ postId: post.postId }, ana.call)).post?.text, `hello from ben ${word}`);
+  t.deepEqual(await found(), [post.postId], "back in search");
+  t.deepEqual(await commentIds(), [comment.commentId], "his comment back");
   // Ben signs in again (the old sessions stay ended).
   await mod.until("Ben can sign in again", async () => {
     try {

@@ -107,7 +107,8 @@ function channelChanges(kinds: readonly KindPreference[]): Partial<Record<KindNa
   return changes;
 }
 
-function presentPreferences(preferences: Preferences) {
+/** Every kind's effective channels, as GetPreferences answers them (also the data export's). */
+export function presentPreferences(preferences: Preferences) {
   return create(PreferencesSchema, {
     kinds: allKinds.map((kind) => ({ kind: kindOf(kind), ...effectiveChannels(preferences, kind) })),
     onlyFromFollowing: preferences.onlyFromFollowing,

@@ -3,6 +3,7 @@
 // plain functions this file connects.
 import { fileURLToPath } from "node:url";
 import { NotificationService } from "@aviary/gen/aviary/notification/v1/notification_pb";
+import { NotificationInternalService } from "@aviary/gen/aviary/notification/v1/notification_internal_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
 import { ConfigError, duration, int, loadConfig, oneOf, optionalString, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
@@ -16,9 +17,10 @@ import type { ReadinessCheck } from "@aviary/runtime/health";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { tracedUserStreams } from "@aviary/runtime/realtime/traced";
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createNotificationHandlers } from "./handlers.ts";
-import { chatEventsTopic, consumeChatMessages, consumeNotificationEvents, notificationGroup } from "./events/consume.ts";
+import { createNotificationInternalHandlers, internalProcedures } from "./internal-handlers.ts";
+import { chatEventsTopic, consumeChatMessages, consumeNotificationEvents, moderationEventsTopic, notificationGroup } from "./events/consume.ts";
 import { purgeUserNotifications } from "./store/purge.ts";
 import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
 import { notificationEventsTopic } from "./events/publish.ts";
@@ -40,6 +42,8 @@ export const notificationConfigSpec = {
   /** all: everything in one process; api: the RPCs; consumer: post/user events → notifications, chat messages → push requests; push: push delivery (health endpoints always served). */
   role: oneOf("NOTIFICATION_ROLE", notificationRoles, { default: "all" }),
   ...userTokenConfigSpec,
+  /** Audience of service tokens, accepted on NotificationInternalService only (the data exporter). */
+  ...serviceTokenConfigSpec,
   userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
   /** Where service tokens come from (the consumer and push roles call UserInternalService). */
   authUrl: url("AUTH_URL", { default: "http://127.0.0.1:8081" }),
@@ -56,6 +60,8 @@ export const notificationConfigSpec = {
   eventsTopic: string("NOTIFICATION_EVENTS_TOPIC", { default: notificationEventsTopic }),
   /** The chat service's topic (its CHAT_EVENTS_TOPIC), read for message pushes. */
   chatEventsTopic: string("CHAT_EVENTS_TOPIC", { default: chatEventsTopic }),
+  /** The moderation service's topic (its MODERATION_EVENTS_TOPIC): a suspended user's likes, follows, comments and mentions leave others' lists until lifted. */
+  moderationTopic: string("MODERATION_EVENTS_TOPIC", { default: moderationEventsTopic }),
   /** Follows within one window of this length share a group. */
   followWindowMs: duration("NOTIFICATION_FOLLOW_GROUP_WINDOW", { default: "1d", min: "1m", max: "30d" }),
   /** An unfollow this soon after the follow takes its notification back. */
@@ -129,6 +135,7 @@ export async function startNotificationService(config: NotificationConfig, adapt
     const consume = {
       bus,
       groupId: config.group,
+      moderationTopic: config.moderationTopic,
       database,
       users: users.directory,
       pushTopic: config.eventsTopic,
@@ -198,10 +205,13 @@ export async function startNotificationService(config: NotificationConfig, adapt
     telemetry,
     trustedProxyHops: config.trustedProxyHops,
     routes: (router) => {
-      if (serves) router.service(NotificationService, handlers);
+      if (!serves) return;
+      router.service(NotificationService, handlers);
+      router.service(NotificationInternalService, createNotificationInternalHandlers({ database }));
     },
     readiness,
-    auth: userTokenAuth(config, cache),
+    // Service tokens (the data exporter, no user behind the call) on the internal procedures only.
+    auth: userAndServiceTokenAuth(config, cache, internalProcedures),
   });
   logger.info({ url: server.url, role: config.role, database: database.kind, cache: cache.kind, bus: bus.kind }, "notification service listening");
 

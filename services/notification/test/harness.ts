@@ -24,7 +24,7 @@ import { openEventBus } from "../../runtime/src/bus/open.ts";
 import type { EventBus } from "../../runtime/src/bus/bus.ts";
 import { eventually, infra, uniqueName, withClient } from "../../runtime/test-support/infra.ts";
 import { freshDatabase } from "../../runtime/test-support/database.ts";
-import { startTestAuth, type TestAuth } from "../../auth/test/harness.ts";
+import { startTestAuth, type TestAuth, type TestServiceClient } from "../../auth/test/harness.ts";
 import { startTestPost, type TestPost } from "../../post/test/harness.ts";
 import type { Account } from "../../user/test/harness.ts";
 import { notificationConfigFromEnv, startNotificationService, type RunningNotificationService } from "../src/index.ts";
@@ -83,12 +83,22 @@ export interface StreamWatch {
   stop(): Promise<void>;
 }
 
-export async function startTestNotification(env: Record<string, string> = {}, options: { noService?: boolean } = {}): Promise<TestNotification> {
+/** This service's entry in AUTH_SERVICE_CLIENTS, for an auth service started elsewhere (`options.post`). */
+export const notificationClientEntry = `notification:user.devices.read+user.devices.write+user.profiles.read:${createHash("sha256").update(clientSecret).digest("hex")}`;
+
+export interface TestNotificationOptions {
+  noService?: boolean;
+  /** More clients the auth service issues service tokens to (tests of NotificationInternalService). */
+  serviceClients?: readonly TestServiceClient[];
+  /** The post service (and its auth, user and media) to run behind, owned by the caller; its auth must list notificationClientEntry. */
+  post?: TestPost;
+}
+
+export async function startTestNotification(env: Record<string, string> = {}, options: TestNotificationOptions = {}): Promise<TestNotification> {
   const urls = await infra();
-  const auth = await startTestAuth({
-    AUTH_SERVICE_CLIENTS: `notification:user.devices.read+user.devices.write+user.profiles.read:${createHash("sha256").update(clientSecret).digest("hex")}`,
-  });
-  const post = await startTestPost({}, { auth });
+  const auth =
+    options.post?.auth ?? (await startTestAuth({ AUTH_SERVICE_CLIENTS: [notificationClientEntry, ...(options.serviceClients ?? []).map((client) => client.entry)].join(",") }));
+  const post = options.post ?? (await startTestPost({}, { auth }));
   const database = await freshDatabase(urls.databaseUrl, "notification_test");
   const prefix = `${uniqueName("notiftest")}:`;
 
@@ -199,6 +209,7 @@ export async function startTestNotification(env: Record<string, string> = {}, op
       await bus.close();
       await Promise.all([apns.close(), fcm.close(), webPush.close()]);
       await database.drop();
+      if (options.post !== undefined) return;
       await post.close();
       await auth.close();
     },

@@ -10,13 +10,14 @@ import { newId } from "./domain/ids.ts";
 import { checkDraft, checkMedia, checkReplyTarget, draftFrom, textFacts } from "./domain/new-post.ts";
 import { present, presentPost, readPosts, type HydrationSources } from "./read/posts.ts";
 import type { Peers } from "./peers.ts";
-import { adjustCount, findPost, insertPost, listPostsByAuthor, lockLivePost, lockPost, tombstonePost, type PostRow } from "./store/posts.ts";
+import { adjustCount, findPost, listPostsByAuthor, newPostRow, lockLivePost, lockPost, tombstonePost, type PostRow } from "./store/posts.ts";
 import { deleteComment, findComment, insertComment, listComments, type CommentRow } from "./store/comments.ts";
-import { deleteLike, insertLike, likedAmong } from "./store/likes.ts";
-import { removedAmong, type RemovalFact } from "./store/moderation.ts";
+import { deleteLike, insertLike } from "./store/likes.ts";
+import type { RemovalFact } from "./store/moderation.ts";
+import { postReadStatements } from "./store/read-statements.ts";
 import { searchPosts } from "./store/search.ts";
 import { parseSearchCursor, parseSearchQuery, searchCursorPayload, searchKey, type SearchOrderName } from "./domain/search.ts";
-import { commentCreated, commentDeleted, likeCreated, likeDeleted, postCreated, postDeleted } from "./events/publish.ts";
+import { commentCreated, commentDeleted, insertPostWithEvent, likeCreated, likeDeleted, postDeleted } from "./events/publish.ts";
 
 /** Everything the handlers need; assembled by server.ts, replaced in tests. */
 export interface PostDeps {
@@ -51,6 +52,7 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
   const now = deps.now ?? (() => new Date());
   const { db } = deps.database;
   const { peers } = deps;
+  const statements = postReadStatements(db);
 
   /** Hydration sources answering as the calling viewer. */
   function sourcesFor(context: HandlerContext, viewerId: string): HydrationSources {
@@ -58,8 +60,8 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
     return {
       visibleUsers: (ids) => peers.visibleUsers(ids, call),
       readyMedia: (ids) => peers.readyMedia(ids, call),
-      likedByViewer: (ids) => likedAmong(db, viewerId, ids),
-      removedPosts: (ids) => removedAmong(db, "post", ids),
+      likedByViewer: (ids) => statements.likedAmong(viewerId, ids),
+      removedPosts: (ids) => statements.removedAmong("post", ids),
     };
   }
 
@@ -80,7 +82,7 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
   async function isVisible(context: HandlerContext, viewerId: string, row: PostRow): Promise<boolean> {
     if (row.deletedAt !== null || !(await canSee(context, viewerId, row.authorId))) return false;
     // A post a moderator removed is gone for everyone but its author.
-    return row.authorId === viewerId || (await removedAmong(db, "post", [row.id])).size === 0;
+    return row.authorId === viewerId || (await statements.removedAmong("post", [row.id])).size === 0;
   }
 
   return {
@@ -106,26 +108,23 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
       if (violations.length > 0) throw invalidArgument(violations);
 
       const at = now();
-      const row = await db.transaction(async (tx) => {
-        const inserted = await insertPost(tx, {
-          id: newId(at.getTime()),
-          authorId: principal.userId,
-          text: draft.text,
-          mediaIds: draft.mediaIds,
-          replyToPostId: draft.replyToPostId === "" ? null : draft.replyToPostId,
-          ...textFacts(draft.text),
-          createdAt: at,
-        });
-        await postCreated(tx, inserted, reply?.authorId ?? "");
-        return inserted;
+      const row = newPostRow({
+        id: newId(at.getTime()),
+        authorId: principal.userId,
+        text: draft.text,
+        mediaIds: draft.mediaIds,
+        replyToPostId: draft.replyToPostId === "" ? null : draft.replyToPostId,
+        ...textFacts(draft.text),
+        createdAt: at,
       });
+      await insertPostWithEvent(db, row, reply?.authorId ?? "");
       return { post: presentPost(row, { media, liked: new Set() }) };
     },
 
     async getPost(request, context) {
       const principal = requirePrincipal(context);
       const postId = request.postId.toLowerCase();
-      const post = (await readPosts(db, [postId], principal.userId, sourcesFor(context, principal.userId))).get(postId);
+      const post = (await readPosts(statements.findPosts, [postId], principal.userId, sourcesFor(context, principal.userId))).get(postId);
       if (post === undefined) throw postNotFound(postId);
       return { post };
     },
@@ -133,7 +132,7 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
     async batchGetPosts(request, context) {
       const principal = requirePrincipal(context);
       const ids = request.postIds.map((id) => id.toLowerCase());
-      const posts = await readPosts(db, ids, principal.userId, sourcesFor(context, principal.userId));
+      const posts = await readPosts(statements.findPosts, ids, principal.userId, sourcesFor(context, principal.userId));
       return { posts: Object.fromEntries(posts) };
     },
 
@@ -235,7 +234,7 @@ export function createPostHandlers(deps: PostDeps): ServiceImpl<typeof PostServi
       const others = [...new Set(page.map((c) => c.authorId).filter((id) => id !== principal.userId))];
       const [visible, removed] = await Promise.all([
         others.length === 0 ? new Set<string>() : peers.visibleUsers(others, asCaller(context)),
-        removedAmong(db, "comment", page.map((c) => c.id)),
+        statements.removedAmong("comment", page.map((c) => c.id)),
       ]);
       const last = page.at(-1);
       return {

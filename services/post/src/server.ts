@@ -3,7 +3,7 @@
 import { fileURLToPath } from "node:url";
 import { PostService } from "@aviary/gen/aviary/post/v1/post_pb";
 import { PostInternalService } from "@aviary/gen/aviary/post/v1/post_internal_pb";
-import { loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { int, loadConfig, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
@@ -35,6 +35,13 @@ export const postConfigSpec = {
   group: string("POST_GROUP", { default: "post" }),
   /** The moderation service's topic: suspensions hide a user's posts, removals tombstone content (read in `<group>-moderation`). */
   moderationTopic: string("MODERATION_EVENTS_TOPIC", { default: moderationEventsTopic }),
+  /**
+   * While the outbox relay is busy, its passes start at least this many ms
+   * apart, so the posts committed meanwhile share one transaction and one
+   * Kafka request (and the feed one fetch); after a quiet spell a post goes
+   * out at once.
+   */
+  relayLingerMs: int("POST_RELAY_LINGER_MS", { default: 10, min: 0, max: 1_000 }),
   /** Audience of service tokens, accepted on PostInternalService only. */
   ...serviceTokenConfigSpec,
   ...clientFacingConfigSpec,
@@ -77,7 +84,7 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
   const bus = await base.bus(config, adapters.bus);
   await database.migrate(migrationsFolder, { schema: "posts" });
 
-  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry });
+  const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry, lingerMs: config.relayLingerMs });
   const accountDeletions = await consumeAccountDeletions({
     bus,
     groupId: accountsGroupOf(config.group),

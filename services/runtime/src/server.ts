@@ -17,6 +17,7 @@ import { createReflectionIndex, REFLECTION_PROCEDURES, reflectionV1, reflectionV
 import type { Health, ReadinessCheck } from "./health.ts";
 import { peerKey } from "./context.ts";
 import type { Peer } from "./context.ts";
+import { peerFrom } from "./peer.ts";
 import { createTracingInterceptor } from "./interceptors/tracing.ts";
 import { createErrorSanitizer, createErrorsInterceptor } from "./interceptors/errors.ts";
 import { createDeadlineInterceptor } from "./interceptors/deadline.ts";
@@ -25,6 +26,7 @@ import { createAuthInterceptor, createCallAuthenticator } from "./interceptors/a
 import type { AuthOptions } from "./interceptors/auth.ts";
 import { createValidationInterceptor } from "./interceptors/validation.ts";
 import { createDirectStreams, type DirectServerStream } from "./direct-stream.ts";
+import { createGrpcJsServer, recordingRouter, type MethodSpecs } from "./grpc-js/server.ts";
 
 export type HttpRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type HttpResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -77,12 +79,21 @@ export interface ServerOptions {
    * the thousand (direct-stream.ts); other protocols still go through `routes`.
    */
   directStreams?: readonly DirectServerStream[];
+  /**
+   * Also serve every RPC of `routes` (health and reflection included) over
+   * @grpc/grpc-js on this port (0 picks a free one): the same handlers
+   * behind the same interceptor chain and shutdown, for internal callers on
+   * the grpc-js transport (grpc-js/server.ts). Unset: not served.
+   */
+  grpcJsPort?: number;
 }
 
 export interface RunningServer {
   /** Base URL, e.g. "http://127.0.0.1:43121". */
   readonly url: string;
   readonly port: number;
+  /** Where the grpc-js listener is ("http://127.0.0.1:43122"), when `grpcJsPort` was given. */
+  readonly grpcJsUrl?: string;
   readonly health: Health;
   /** Graceful shutdown; idempotent. */
   close(): Promise<void>;
@@ -130,24 +141,8 @@ function firstHeader(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function normalizeIp(ip: string): string {
-  const v = ip.trim();
-  return v.startsWith("::ffff:") && net.isIPv4(v.slice(7)) ? v.slice(7) : v;
-}
-
 export function peerOf(req: HttpRequest, trustedProxyHops: number): Peer {
-  let ip = normalizeIp(req.socket?.remoteAddress ?? "");
-  if (trustedProxyHops > 0) {
-    const hops = (firstHeader(req.headers["x-forwarded-for"]) ?? "")
-      .split(",")
-      .map((s) => s.trim())
-      .filter((s) => s !== "");
-    const candidate = hops[Math.max(0, hops.length - trustedProxyHops)];
-    if (candidate !== undefined && net.isIP(normalizeIp(candidate)) !== 0) ip = normalizeIp(candidate);
-  }
-  // gRPC-web from browsers cannot set user-agent; grpc-web clients send x-user-agent.
-  const userAgent = firstHeader(req.headers["user-agent"]) ?? firstHeader(req.headers["x-user-agent"]) ?? "";
-  return { ip, userAgent: userAgent.slice(0, 512) };
+  return peerFrom(req.socket?.remoteAddress ?? "", (name) => firstHeader(req.headers[name]), trustedProxyHops);
 }
 
 /** Writes a complete response on either an HTTP/1.1 or an HTTP/2 response object. */
@@ -208,8 +203,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.interceptors ?? []),
   ];
 
+  const grpcJsSpecs: MethodSpecs | undefined = options.grpcJsPort === undefined ? undefined : [];
   const rpc = connectNodeAdapter({
-    routes(router) {
+    routes(connectRouter) {
+      const router = grpcJsSpecs === undefined ? connectRouter : recordingRouter(connectRouter, grpcJsSpecs);
       router.service(HealthService, health.impl);
       options.routes(router);
       // Reflection describes what is served (itself included), so it goes last.
@@ -360,9 +357,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   });
   const address = tcp.address() as net.AddressInfo;
-  const url = `http://${net.isIPv6(host) ? `[${host}]` : host}:${address.port}`;
+  const origin = (port: number) => `http://${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+  const url = origin(address.port);
+  const grpcJs =
+    grpcJsSpecs === undefined ? undefined : createGrpcJsServer(grpcJsSpecs, { interceptors, readMaxBytes, peer: (ip, header) => peerFrom(ip, header, trustedProxyHops) });
+  let grpcJsUrl: string | undefined;
+  try {
+    if (grpcJs !== undefined) grpcJsUrl = origin(await grpcJs.listen(host, options.grpcJsPort ?? 0));
+  } catch (e) {
+    // Nothing may keep listening when startup fails.
+    tcp.close();
+    throw e;
+  }
   void health.readiness();
-  logger.info({ url, service: options.name }, "listening");
+  logger.info({ url, service: options.name, ...(grpcJsUrl === undefined ? {} : { grpcJsUrl }) }, "listening");
 
   const tcpClosed = new Promise<void>((resolve) => tcp.once("close", () => resolve()));
 
@@ -383,12 +391,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // 4. End streams (and stragglers) through their signals, with status Unavailable.
     shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
     direct.abortAll(new ConnectError("server is shutting down", Code.Unavailable));
+    grpcJs?.abortAll(new ConnectError("server is shutting down", Code.Unavailable));
     // 5. Give the final messages and statuses a moment to reach the wire, then cut.
     await responses.idle(Math.max(deadline - Date.now(), 1_000));
     // A finished response can still sit in its session's write queue (trailers
     // behind the last frame): sessions told to close end by themselves once
     // flushed, so wait for that, and cut only what outlives the budget.
     await sessionsEnded(sessions, Math.max(deadline - Date.now(), 1_000));
+    await grpcJs?.close(Math.max(deadline - Date.now(), 1_000));
     for (const session of sessions) session.destroy();
     for (const socket of sockets) socket.destroy();
     await tcpClosed;
@@ -398,6 +408,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   return {
     url,
     port: address.port,
+    ...(grpcJsUrl === undefined ? {} : { grpcJsUrl }),
     health,
     close: () => (closing ??= close()),
   };

@@ -1,12 +1,16 @@
 // Tracing and metrics for one service process.
 //
 // Spans are always created (so trace ids exist in logs and propagate to other
-// services) but only exported when an OTLP endpoint is configured. Metrics are
+// services) but only exported when an OTLP endpoint is configured; with
+// nothing to export them to, the tracer makes bare span contexts (ids and
+// flags, as the SDK's default sampler would set them) instead of recording
+// SDK spans that would be thrown away: a cost on every call. Metrics are
 // scraped by Prometheus from `/metrics` on the service's own port: one port per
 // service keeps Envoy, compose and k8s configs simple.
-import { context, propagation, trace, ValueType } from "@opentelemetry/api";
-import type { Counter, Histogram, Meter, TextMapPropagator, Tracer } from "@opentelemetry/api";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { randomFillSync } from "node:crypto";
+import { context, INVALID_SPAN_CONTEXT, isSpanContextValid, propagation, trace, TraceFlags, ValueType } from "@opentelemetry/api";
+import type { Context, Counter, Histogram, Meter, Span, SpanOptions, TextMapPropagator, Tracer } from "@opentelemetry/api";
+import { isTracingSuppressed, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, NodeTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-node";
 import type { SpanExporter, SpanProcessor } from "@opentelemetry/sdk-trace-node";
@@ -64,6 +68,69 @@ function tracesUrl(endpoint: string | URL): string {
   return base.endsWith("/v1/traces") ? base : `${base}/v1/traces`;
 }
 
+/**
+ * Random ids from a pool of random bytes (one fill per few hundred ids), never
+ * all zeros (an invalid W3C id).
+ */
+function randomIds(): (bytes: 8 | 16) => string {
+  const pool = Buffer.allocUnsafe(4096);
+  let offset = pool.length;
+  return (bytes) => {
+    for (;;) {
+      if (offset + bytes > pool.length) {
+        randomFillSync(pool);
+        offset = 0;
+      }
+      const start = offset;
+      offset += bytes;
+      for (let i = start; i < offset; i++) if (pool[i] !== 0) return pool.toString("hex", start, offset);
+    }
+  };
+}
+
+/**
+ * The tracer when no span is exported. A span is the context alone
+ * (trace.wrapSpanContext: a non-recording span), with what the SDK's default
+ * sampler (parent-based, always on) would give it: the parent's trace id,
+ * flags and trace state, or a new sampled trace; a fresh span id. So trace
+ * ids still reach logs and downstream services exactly as before, without
+ * the SDK span (attributes, events, clock reads) built for no one.
+ */
+class UnexportedTracer implements Tracer {
+  readonly #id = randomIds();
+
+  startSpan(_name: string, options?: SpanOptions, ctx: Context = context.active()): Span {
+    if (isTracingSuppressed(ctx)) return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+    const parent = options?.root === true ? undefined : trace.getSpanContext(ctx);
+    if (parent === undefined || !isSpanContextValid(parent)) return trace.wrapSpanContext({ traceId: this.#id(16), spanId: this.#id(8), traceFlags: TraceFlags.SAMPLED });
+    return trace.wrapSpanContext({
+      traceId: parent.traceId,
+      spanId: this.#id(8),
+      traceFlags: parent.traceFlags & TraceFlags.SAMPLED,
+      ...(parent.traceState === undefined ? {} : { traceState: parent.traceState }),
+    });
+  }
+
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, fn: F): ReturnType<F>;
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, options: SpanOptions, fn: F): ReturnType<F>;
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, options: SpanOptions, ctx: Context, fn: F): ReturnType<F>;
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, ...rest: [F] | [SpanOptions, F] | [SpanOptions, Context, F]): ReturnType<F> {
+    const fn = rest[rest.length - 1] as F;
+    const options = rest.length > 1 ? (rest[0] as SpanOptions) : undefined;
+    const parent = rest.length > 2 ? (rest[1] as Context) : context.active();
+    const span = this.startSpan(name, options, parent);
+    return context.with(trace.setSpan(parent, span), () => fn(span) as ReturnType<F>);
+  }
+}
+
+/** The SDK provider (registration, context manager, shutdown) handing out the tracer above. */
+class UnexportedTracerProvider extends NodeTracerProvider {
+  readonly #tracer = new UnexportedTracer();
+  override getTracer(): Tracer {
+    return this.#tracer;
+  }
+}
+
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   const resource = resourceFromAttributes({
     "service.name": options.serviceName,
@@ -77,7 +144,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   if (options.spanExporter !== undefined) {
     spanProcessors.push(new SimpleSpanProcessor(options.spanExporter));
   }
-  const tracerProvider = new NodeTracerProvider({ resource, spanProcessors });
+  const tracerProvider = spanProcessors.length > 0 ? new NodeTracerProvider({ resource, spanProcessors }) : new UnexportedTracerProvider({ resource });
   const propagator = new W3CTraceContextPropagator();
 
   const owner = {};

@@ -8,10 +8,13 @@
  * (tools/test/edge-rest.test.ts, tools/test/fuzz.test.ts) and by the soak
  * benchmark (bench/soak.ts). `close()` stops everything and drops the databases.
  */
-import { createHash } from "node:crypto";
-import { startTestAuth, type TestAuth } from "../../auth/test/harness.ts";
+import { createHash, randomBytes } from "node:crypto";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { startTestAuth, testServiceClient, type TestAuth } from "../../auth/test/harness.ts";
 import { startTestUser, type TestUser } from "../../user/test/harness.ts";
-import { startTestMedia, type TestMedia } from "../../media/test/harness.ts";
+import { dropBucket, s3Client, startTestMedia, type TestMedia } from "../../media/test/harness.ts";
+import type { Database } from "../src/db/database.ts";
+import { lateExportPeers } from "./export-peers.ts";
 import { startTestFeed, type TestFeed } from "../../feed/test/harness.ts";
 import { bffConfigFromEnv, startBffService, type RunningBffService } from "@aviary/bff";
 import { realtimeConfigFromEnv, startRealtimeService, type RunningRealtimeService } from "@aviary/realtime";
@@ -35,6 +38,10 @@ export interface TestMesh {
   chat: RunningChatService;
   moderation: RunningModerationService;
   audit: RunningAuditService;
+  /** The auth service's data-export bucket (archives are built from the mesh's own services). */
+  exports: { s3: S3Client; bucket: string };
+  /** Every service's database, and every bucket: where a user's data can be (the leftovers check scans these). */
+  stores(): { databases: Database[]; buckets: Array<{ s3: S3Client; bucket: string }> };
   envoy: RunningEnvoy;
   /** Every service's URL by its edge cluster name (what `startEnvoy` was given). */
   upstreams: Record<string, string>;
@@ -50,6 +57,8 @@ export interface TestMeshOptions {
 
 /** The notification service's client secret; the auth service knows only its SHA-256. */
 const notificationSecret = "test-mesh-notification-secret-0123456789abcdef";
+/** A service client whose one scope no RPC asks for: its tokens are valid, and refused by every internal RPC (the authorization matrix). */
+export const unscopedClient = testServiceClient("matrix-unscoped", ["matrix.nothing"]);
 const pageTokenSecret = "test-page-token-secret-0123456789";
 
 export async function startTestMesh(options: TestMeshOptions = {}): Promise<TestMesh> {
@@ -60,11 +69,28 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     for (const stop of stops.reverse()) await stop();
   };
   try {
-    // The notification service trades this secret for service tokens (UserInternalService: who follows whom, devices).
-    const auth = await startTestAuth({
-      AUTH_SERVICE_CLIENTS: `notification:user.devices.read+user.devices.write+user.profiles.read:${createHash("sha256").update(notificationSecret).digest("hex")}`,
-      ...options.env?.auth,
+    // Data-export archives in a bucket of the mesh's own, built from the services started below.
+    const exportPeers = lateExportPeers();
+    const exports = { s3: s3Client(urls.s3), bucket: `aviary-exports-${randomBytes(6).toString("hex")}` };
+    stops.push(async () => {
+      await dropBucket(exports.s3, exports.bucket);
+      exports.s3.destroy();
     });
+    const auth = await startTestAuth({
+      S3_ENDPOINT: urls.s3.endpoint,
+      S3_ACCESS_KEY: urls.s3.accessKey,
+      S3_SECRET_KEY: urls.s3.secretKey,
+      S3_REGION: urls.s3.region,
+      S3_CREATE_BUCKET: "true",
+      AUTH_EXPORT_BUCKET: exports.bucket,
+      // The notification service trades its secret for service tokens (UserInternalService: who follows whom, devices).
+      AUTH_SERVICE_CLIENTS: [
+        exportPeers.clientEntry,
+        `notification:user.devices.read+user.devices.write+user.profiles.read:${createHash("sha256").update(notificationSecret).digest("hex")}`,
+        unscopedClient.entry,
+      ].join(","),
+      ...options.env?.auth,
+    }, { exportPeers: exportPeers.peers });
     stops.push(() => auth.close());
     const jwks = `${auth.service.url}/.well-known/jwks.json`;
     // The user and media services verify tokens of this one auth service; the user service asks this media service about avatars.
@@ -158,6 +184,7 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     const moderation = await startModerationService(
       moderationConfigFromEnv({
         MODERATION_PORT: "0",
+        MODERATION_GROUP: uniqueName("moderation_mesh"),
         DATABASE_URL: moderationDatabase.url,
         REDIS_URL: urls.redisUrl,
         KAFKA_BROKERS: urls.kafkaBrokers.join(","),
@@ -168,13 +195,24 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
       }),
     );
     stops.push(() => moderation.close());
-    // The audit log: reads the auth and moderation topics in a group of its own.
+    // The audit log: reads the auth and moderation topics in a group of its own, and anchors its chain in a bucket of its own.
     const auditDatabase = await freshDatabase(urls.databaseUrl, "audit_mesh");
     stops.push(() => auditDatabase.drop());
+    const anchors = { s3: s3Client(urls.s3), bucket: `aviary-audit-${randomBytes(6).toString("hex")}` };
+    stops.push(async () => {
+      await dropBucket(anchors.s3, anchors.bucket);
+      anchors.s3.destroy();
+    });
     const audit = await startAuditService(
       auditConfigFromEnv({
         AUDIT_PORT: "0",
         DATABASE_URL: auditDatabase.url,
+        S3_ENDPOINT: urls.s3.endpoint,
+        S3_ACCESS_KEY: urls.s3.accessKey,
+        S3_SECRET_KEY: urls.s3.secretKey,
+        S3_REGION: urls.s3.region,
+        S3_CREATE_BUCKET: "true",
+        AUDIT_ANCHOR_BUCKET: anchors.bucket,
         REDIS_URL: urls.redisUrl,
         KAFKA_BROKERS: urls.kafkaBrokers.join(","),
         AUTH_JWKS_URL: jwks,
@@ -185,6 +223,14 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
       }),
     );
     stops.push(() => audit.close());
+    exportPeers.connect(auth.service.url, {
+      user: user.service.url,
+      post: feed.post.service.url,
+      media: media.service.url,
+      chat: chat.url,
+      notification: notification.url,
+      moderation: moderation.url,
+    });
     const upstreams = {
       realtime: realtime.url,
       auth: auth.service.url,
@@ -200,7 +246,11 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     };
     const envoy = await startEnvoy({ ...options.envoy, upstreams });
     stops.push(() => envoy.stop());
-    return { auth, user, media, feed, bff, realtime, notification, chat, moderation, audit, envoy, upstreams, close };
+    const stores = () => ({
+      databases: [auth.service.database, user.service.database, media.service.database, feed.post.service.database, feed.service.database, notification.database, chat.database, moderation.database, audit.database],
+      buckets: [{ s3: media.s3, bucket: media.bucket }, exports],
+    });
+    return { auth, user, media, feed, bff, realtime, notification, chat, moderation, audit, exports, stores, envoy, upstreams, close };
   } catch (error) {
     await close();
     throw error;

@@ -6,6 +6,7 @@
 import test from "ava";
 import { create } from "@bufbuild/protobuf";
 import { sql } from "drizzle-orm";
+import { bigint, integer, pgSchema, text, uuid } from "drizzle-orm/pg-core";
 import { UserLoggedInSchema, UserRegisteredSchema } from "@aviary/gen/aviary/events/v1/auth_events_pb";
 import { deadLetterTopic, EventHeaders, type DeliveredEvent, type EventBus, type EventRecord, type SubscribeOptions } from "../src/bus/bus.ts";
 import { MemoryEventBus } from "../src/bus/memory.ts";
@@ -13,8 +14,8 @@ import { openKafkaBus } from "../src/bus/kafka.ts";
 import { silentSink } from "../src/bus/log-sink.ts";
 import type { Database, Queryable } from "../src/db/database.ts";
 import { openDatabase } from "../src/db/open.ts";
-import { decodeEvent, enqueueEvent, EventDecodeError, PROTOBUF_CONTENT_TYPE } from "../src/outbox/enqueue.ts";
-import { handleOnce } from "../src/outbox/idempotent.ts";
+import { decodeEvent, enqueueEvent, enqueueEventWith, EventDecodeError, PROTOBUF_CONTENT_TYPE } from "../src/outbox/enqueue.ts";
+import { handleOnce, handleOnceEach } from "../src/outbox/idempotent.ts";
 import { startOutboxRelay, type OutboxRelayOptions } from "../src/outbox/relay.ts";
 import type { OutboxTables } from "../src/outbox/tables.ts";
 import { eventually, infra, uniqueName } from "../test-support/infra.ts";
@@ -360,6 +361,60 @@ function outboxSuite(stack: Stack): void {
       t.false(await handleOnce(s.database, s.tables, "c", id, insert));
       t.true(await handleOnce(s.database, s.tables, "another-consumer", id, async () => {}), "idempotency is per consumer");
       t.deepEqual(await rows(s.database.db, sql.raw(`SELECT count(*)::int AS n FROM ${s.schema}.applied`)), [{ n: 1 }]);
+    } finally {
+      await s.cleanup();
+    }
+  });
+
+  test(`${name}: handleOnceEach applies a run in one transaction, handing apply only the ids not applied before`, async (t) => {
+    const s = await setup();
+    try {
+      const [a, b, c] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+      const insert = (ids: ReadonlySet<string>) => async (tx: Queryable) => {
+        for (const id of ids) await tx.execute(sql.raw(`INSERT INTO ${s.schema}.applied (event_id, key, n) VALUES ('${id}', 'k', 1)`));
+      };
+      t.true(await handleOnce(s.database, s.tables, "c", a, insert(new Set([a]))));
+      await t.throwsAsync(
+        handleOnceEach(s.database, s.tables, "c", [a, b, c], async (tx, fresh) => {
+          await insert(fresh)(tx);
+          throw new Error("apply failed");
+        }),
+        { message: "apply failed" },
+      );
+      const seen: string[][] = [];
+      // Upper-case ids name the same events (Postgres prints UUIDs lower-case).
+      const applied = await handleOnceEach(s.database, s.tables, "c", [a, b.toUpperCase(), c, b], async (tx, fresh) => {
+        seen.push([...fresh].sort());
+        await insert(fresh)(tx);
+      });
+      t.deepEqual(seen, [[b, c].sort()], "apply saw only the new ids, once each");
+      t.deepEqual([...applied].sort(), [b, c].sort());
+      t.deepEqual([...(await handleOnceEach(s.database, s.tables, "c", [a, b, c], async () => t.fail("nothing left to apply")))], []);
+      t.deepEqual(await rows(s.database.db, sql.raw(`SELECT count(*)::int AS n FROM ${s.schema}.applied`)), [{ n: 3 }], "each event's effect once, nothing of the failed run");
+    } finally {
+      await s.cleanup();
+    }
+  });
+
+  test(`${name}: enqueueEventWith writes a change and its event in one statement, or neither`, async (t) => {
+    const s = await setup();
+    try {
+      const applied = pgSchema(s.schema).table("applied", { seq: bigint("seq", { mode: "number" }).primaryKey(), eventId: uuid("event_id").notNull(), key: text("key").notNull(), n: integer("n").notNull() });
+      const got: DeliveredEvent[] = [];
+      await s.consume(async (e) => void got.push(e));
+      const relay = await s.relay();
+      const id = crypto.randomUUID();
+      const event = (eventId: string) => ({ topic: s.topic, key: "k", schema: UserRegisteredSchema, message: registered("k", 7), id: eventId });
+      await enqueueEventWith(s.database.db, s.tables, s.database.db.insert(applied).values({ seq: 1, eventId: id, key: "k", n: 7 }), event(id));
+      await eventually("the event", () => got.length === 1);
+      t.is(got[0]!.headers[EventHeaders.id], id);
+      t.is(decodeEvent(UserRegisteredSchema, got[0]!).email, "7@k.test");
+      // The same primary key again: the change fails, and its event with it.
+      const failed = crypto.randomUUID();
+      await t.throwsAsync(enqueueEventWith(s.database.db, s.tables, s.database.db.insert(applied).values({ seq: 1, eventId: failed, key: "k", n: 8 }), event(failed)));
+      t.deepEqual(await rows(s.database.db, sql.raw(`SELECT count(*)::int AS n FROM ${s.schema}.outbox_events WHERE id = '${failed}'`)), [{ n: 0 }]);
+      t.deepEqual(await rows(s.database.db, sql.raw(`SELECT event_id FROM ${s.schema}.applied`)), [{ event_id: id }]);
+      await relay.flushed();
     } finally {
       await s.cleanup();
     }

@@ -34,6 +34,15 @@ function entered(ctx: { requestHeader: Headers }): void {
   if (marker !== null) enteredHandlers.add(marker);
 }
 
+/**
+ * For `abort-vs-200` calls (by `x-test-call`): whether the handler's signal
+ * aborted before a 200 ms timer the handler set on entry. Node fires timers
+ * in order of due time, so a deadline shorter than 200 ms from the call's
+ * start always aborts first, however busy the machine: a test can tell which
+ * deadline ended a call without reading a clock.
+ */
+export const abortOrder = new Map<string, "signal first" | "200 ms first">();
+
 /** Stub AuthService: what each method does is chosen for the tests, not for auth semantics. */
 export const stubAuth: Partial<ServiceImpl<typeof AuthService>> = {
   // Public; echoes the identity (validation runs before this).
@@ -58,6 +67,21 @@ export const stubAuth: Partial<ServiceImpl<typeof AuthService>> = {
   // Public; slow or deadline-bound depending on page_token.
   async listSessions(req, ctx) {
     entered(ctx);
+    if (req.pageToken === "abort-vs-200") {
+      const marker = ctx.requestHeader.get("x-test-call") ?? "";
+      const timer = setTimeout(() => abortOrder.set(marker, abortOrder.get(marker) ?? "200 ms first"), 200);
+      await new Promise<void>((_, reject) =>
+        ctx.signal.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(timer);
+            abortOrder.set(marker, abortOrder.get(marker) ?? "signal first");
+            reject(ctx.signal.reason as Error);
+          },
+          { once: true },
+        ),
+      );
+    }
     if (req.pageToken === "observe-signal") {
       await new Promise<void>((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error), { once: true }));
     }

@@ -232,16 +232,19 @@ function suite(name: string, open: (history: { maxItems: number; ttlSeconds: num
     await withHub(100, async ({ hub }) => {
       const u = user();
       const kept = { userId: u, sessionId: "kept", connectionId: "k1" };
-      await hub.connect({ userId: u, sessionId: "lapsed", connectionId: "x1" }, 300);
-      await hub.connect(kept, 300);
+      // The kept connection's TTL is far beyond any stall of a busy machine
+      // (with 300 ms it expired between two refreshes under a CPU hog); the
+      // lapsed one's is short, but long enough to be seen once before it goes.
+      await hub.connect(kept, 60_000);
+      await hub.connect({ userId: u, sessionId: "lapsed", connectionId: "x1" }, 2_000);
       t.deepEqual([...((await hub.foregroundSessions([u])).get(u) ?? [])].sort(), ["kept", "lapsed"]);
       await eventually(
         "the unrefreshed connection to expire",
         async () => {
-          await hub.refresh([kept], 300);
+          await hub.refresh([kept], 60_000);
           return !(await hub.foregroundSessions([u])).get(u)?.has("lapsed");
         },
-        10_000,
+        30_000,
       );
       t.deepEqual([...((await hub.foregroundSessions([u])).get(u) ?? [])], ["kept"]);
     })();
@@ -254,14 +257,17 @@ function suite(name: string, open: (history: { maxItems: number; ttlSeconds: num
       const changes: PresenceStatus[] = [];
       const stop = await hub.watchPresence(u, (s) => changes.push(s));
       const ttlMs = 300;
+      // The kept connection's TTL outlasts any stall of a busy machine, so
+      // only the unrefreshed one can expire, whatever the scheduling.
+      const keptTtlMs = 60_000;
       await hub.connect({ userId: u, sessionId: "s", connectionId: "dead" }, ttlMs);
       const keptConnection = { userId: kept, sessionId: "s", connectionId: "alive" };
-      await hub.connect(keptConnection, ttlMs);
+      await hub.connect(keptConnection, keptTtlMs);
       // The kept connection is refreshed (as its instance would on every heartbeat) until u's has expired.
       await eventually(
         "the unrefreshed connection to expire",
         async () => {
-          await hub.refresh([keptConnection], ttlMs);
+          await hub.refresh([keptConnection], keptTtlMs);
           return (await hub.presence([u]))[0]!.state === "offline";
         },
         10_000,

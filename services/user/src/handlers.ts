@@ -12,11 +12,9 @@ import { normaliseQuery } from "./domain/search.ts";
 import { avatarViolation, canonicalMediaId, malformedMediaId, type AvatarCandidate } from "./domain/avatar.ts";
 import {
   blockersAmong,
-  blocksAmong,
   ensureProfile,
   findProfile,
   findProfileByUsernameKey,
-  findProfiles,
   lockProfiles,
   replaceNameTails,
   searchProfiles,
@@ -37,6 +35,7 @@ import {
   listEdges,
   type EdgeCursor,
 } from "./store/graph.ts";
+import { userReadStatements, type ProfileWithBlocks } from "./store/read-statements.ts";
 import { deleteDevice, listDevices, upsertDevice, type DeviceCursor, type DeviceRow, type PlatformName } from "./store/devices.ts";
 import { followCreated, followDeleted, profileUpdated, userBlocked, userUnblocked } from "./events/publish.ts";
 
@@ -177,9 +176,9 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
     async batchGetProfiles(request, context) {
       const principal = requirePrincipal(context);
       const ids = [...new Set(request.userIds.map((id) => id.toLowerCase()))];
-      const [rows, { blockers, blocked }] = await Promise.all([findProfiles(db, ids), blocksAmong(db, principal.userId, ids)]);
-      const hidden = (id: string) => blockers.has(id) || (request.omitBlocked && blocked.has(id));
-      return { profiles: rows.filter((row) => !hidden(row.userId)).map((row) => presentProfile(row, principal.userId)) };
+      const rows = await userReadStatements(db).profilesFor(principal.userId, ids);
+      const hidden = (row: ProfileWithBlocks) => row.blocksViewer || (request.omitBlocked && row.blockedByViewer);
+      return { profiles: rows.filter((row) => !hidden(row)).map((row) => presentProfile(row.profile, principal.userId)) };
     },
 
     async updateProfile(request, context) {

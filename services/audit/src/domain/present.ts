@@ -10,7 +10,7 @@ export function presentEntry(row: EntryRow): AuditEntry {
     occurredAt: timestampFromDate(row.occurredAt),
     kind: row.kind,
     actorId: row.actorId ?? "",
-    subject: row.subject,
+    subject: row.subject ?? "",
     details: row.details,
     sourceEventId: row.sourceEventId,
     prevHash: row.prevHash,

@@ -10,11 +10,17 @@ import {
   AccountDeletedSchema,
   AccountDeletionCancelledSchema,
   AccountDeletionScheduledSchema,
+  DataExportRequestedSchema,
   LoginFailedSchema,
+  LoginLimit,
+  LoginLockedOutSchema,
   PasswordChangedSchema,
   PasswordResetSchema,
   RecoveryCodeUsedSchema,
+  SecondFactorFailedSchema,
+  SecondFactorFailure,
   SecondFactorMethod,
+  SecondFactorPurpose,
   SessionRevokedReason,
   SessionRevokedSchema,
   SigningKeyRotatedSchema,
@@ -92,6 +98,29 @@ const rules: Rule[] = [
     subject: optionalEventUuid(m.userId, "user_id", id) ?? "",
     details: details({ identity: m.identityKind, ip_address: m.ipAddress }),
   })),
+  rule(LoginLockedOutSchema, "auth.login_locked_out", (m, id) => ({
+    occurredAt: eventTime(m.lockedAt, "locked_at", id),
+    actorId: undefined,
+    subject: optionalEventUuid(m.userId, "user_id", id) ?? "",
+    details: details({
+      limit: nameOf(LoginLimit, m.limit),
+      identity: m.identityKind,
+      ip_address: m.ipAddress,
+      locked_until: eventTime(m.lockedUntil, "locked_until", id).toISOString(),
+    }),
+  })),
+  rule(SecondFactorFailedSchema, "auth.second_factor_failed", (m, id) => ({
+    occurredAt: eventTime(m.failedAt, "failed_at", id),
+    // Someone who knew the password (or holds a session) and got the code wrong: not necessarily the holder.
+    actorId: undefined,
+    subject: eventUuid(m.userId, "user_id", id),
+    details: details({
+      method: nameOf(SecondFactorMethod, m.method),
+      purpose: nameOf(SecondFactorPurpose, m.purpose),
+      failure: nameOf(SecondFactorFailure, m.failure),
+      ip_address: m.ipAddress,
+    }),
+  })),
   rule(PasswordChangedSchema, "auth.password_changed", (m, id) => {
     const userId = eventUuid(m.userId, "user_id", id);
     return { occurredAt: eventTime(m.changedAt, "changed_at", id), actorId: userId, subject: userId, details: {} };
@@ -134,6 +163,15 @@ const rules: Rule[] = [
   rule(AccountDeletionCancelledSchema, "auth.account_deletion_cancelled", (m, id) => {
     const userId = eventUuid(m.userId, "user_id", id);
     return { occurredAt: eventTime(m.cancelledAt, "cancelled_at", id), actorId: userId, subject: userId, details: {} };
+  }),
+  rule(DataExportRequestedSchema, "auth.data_export_requested", (m, id) => {
+    const userId = eventUuid(m.userId, "user_id", id);
+    return {
+      occurredAt: eventTime(m.requestedAt, "requested_at", id),
+      actorId: userId,
+      subject: userId,
+      details: details({ export_id: eventUuid(m.exportId, "export_id", id) }),
+    };
   }),
   rule(AccountDeletedSchema, "auth.account_deleted", (m, id) => ({
     occurredAt: eventTime(m.deletedAt, "deleted_at", id),

@@ -7,10 +7,15 @@ import {
   AccountDeletionCancelledSchema,
   AccountDeletionScheduledSchema,
   LoginFailedSchema,
+  LoginLimit,
+  LoginLockedOutSchema,
   PasswordChangedSchema,
   PasswordResetSchema,
   RecoveryCodeUsedSchema,
+  SecondFactorFailedSchema,
+  SecondFactorFailure,
   SecondFactorMethod,
+  SecondFactorPurpose,
   SessionRevokedReason,
   SessionRevokedSchema,
   SigningKeyRotatedSchema,
@@ -69,6 +74,41 @@ export function loginFailed(tx: Tx, attempt: { userId: string | undefined; ident
     key: attempt.userId ?? attempt.ipAddress,
     schema: LoginFailedSchema,
     message: create(LoginFailedSchema, { userId: attempt.userId ?? "", identityKind: attempt.identityKind, ipAddress: attempt.ipAddress, failedAt: timestampFromDate(at) }),
+  });
+}
+
+/** The attempt limits a lockout can come from (LoginLockedOut.limit). */
+export const loginLimits = {
+  identity_ip: LoginLimit.IDENTITY_IP,
+  identity: LoginLimit.IDENTITY,
+  ip: LoginLimit.IP,
+  second_factor: LoginLimit.SECOND_FACTOR,
+} as const;
+
+export type LoginLimitName = keyof typeof loginLimits;
+
+/**
+ * A failure that reached an attempt limit (once per lockout: the caller
+ * publishes it for the failure that crossed the limit, never for the refused
+ * attempts after it). Keyed like loginFailed.
+ */
+export function loginLockedOut(
+  tx: Tx,
+  lockout: { userId: string | undefined; identityKind: Identity["kind"] | undefined; ipAddress: string; limit: LoginLimitName; retryAfterSeconds: number },
+  at: Date,
+): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: lockout.userId ?? lockout.ipAddress,
+    schema: LoginLockedOutSchema,
+    message: create(LoginLockedOutSchema, {
+      userId: lockout.userId ?? "",
+      identityKind: lockout.identityKind ?? "",
+      ipAddress: lockout.ipAddress,
+      limit: loginLimits[lockout.limit],
+      lockedAt: timestampFromDate(at),
+      lockedUntil: timestampFromDate(new Date(at.getTime() + lockout.retryAfterSeconds * 1000)),
+    }),
   });
 }
 
@@ -140,6 +180,44 @@ export function twoFactorDisabled(tx: Tx, userId: string, proof: SecondFactorPro
     key: userId,
     schema: TwoFactorDisabledSchema,
     message: create(TwoFactorDisabledSchema, { userId, method: SecondFactorMethod.TOTP, proof: proofs[proof], disabledAt: timestampFromDate(at) }),
+  });
+}
+
+/** What a second-factor code was for (SecondFactorFailed.purpose). */
+export const secondFactorPurposes = {
+  sign_in: SecondFactorPurpose.SIGN_IN,
+  enrollment: SecondFactorPurpose.ENROLLMENT,
+  disable: SecondFactorPurpose.DISABLE,
+  account_deletion: SecondFactorPurpose.ACCOUNT_DELETION,
+} as const;
+
+export type SecondFactorPurposeName = keyof typeof secondFactorPurposes;
+
+/** Why a code was refused, and what kind of code it was. */
+const secondFactorFailures = {
+  wrong_code: { failure: SecondFactorFailure.WRONG_CODE, method: SecondFactorMethod.TOTP },
+  replayed_code: { failure: SecondFactorFailure.REPLAYED_CODE, method: SecondFactorMethod.TOTP },
+  unknown_recovery_code: { failure: SecondFactorFailure.UNKNOWN_RECOVERY_CODE, method: SecondFactorMethod.RECOVERY_CODE },
+} as const;
+
+export type SecondFactorFailureName = keyof typeof secondFactorFailures;
+
+export function secondFactorFailed(
+  tx: Tx,
+  attempt: { userId: string; purpose: SecondFactorPurposeName; failure: SecondFactorFailureName; ipAddress: string },
+  at: Date,
+): Promise<void> {
+  return enqueueEvent(tx, tables, {
+    topic: authEventsTopic,
+    key: attempt.userId,
+    schema: SecondFactorFailedSchema,
+    message: create(SecondFactorFailedSchema, {
+      userId: attempt.userId,
+      ...secondFactorFailures[attempt.failure],
+      purpose: secondFactorPurposes[attempt.purpose],
+      ipAddress: attempt.ipAddress,
+      failedAt: timestampFromDate(at),
+    }),
   });
 }
 

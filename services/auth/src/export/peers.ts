@@ -10,6 +10,8 @@ import { UserInternalService } from "@aviary/gen/aviary/user/v1/user_internal_pb
 import { PostInternalService } from "@aviary/gen/aviary/post/v1/post_internal_pb";
 import { MediaInternalService } from "@aviary/gen/aviary/media/v1/media_internal_pb";
 import { ChatInternalService } from "@aviary/gen/aviary/chat/v1/chat_internal_pb";
+import { NotificationInternalService } from "@aviary/gen/aviary/notification/v1/notification_internal_pb";
+import { ModerationInternalService } from "@aviary/gen/aviary/moderation/v1/moderation_internal_pb";
 import { createServiceTokenSource, serviceTokenInterceptor } from "@aviary/runtime/auth/service-token";
 import { createServiceTransport } from "@aviary/runtime/interceptors/client";
 import { exportScope } from "@aviary/runtime/export";
@@ -20,16 +22,21 @@ import type { KeyRing } from "../domain/signing-keys.ts";
 export const exporterClientId = "auth-exporter";
 
 /** What the exporter's token allows: each owning service's export RPC, nothing else. */
-export const exporterScopes = ["user", "post", "media", "chat"].map(exportScope);
+export const exporterScopes = ["user", "post", "media", "chat", "notification", "moderation"].map(exportScope);
 
 export interface ExportPeers {
   user: Pick<Client<typeof UserInternalService>, "exportUserData">;
   post: Pick<Client<typeof PostInternalService>, "exportUserPosts">;
   media: Pick<Client<typeof MediaInternalService>, "exportUserMedia">;
   chat: Pick<Client<typeof ChatInternalService>, "exportUserMessages">;
+  notification: Pick<Client<typeof NotificationInternalService>, "exportUserNotifications">;
+  moderation: Pick<Client<typeof ModerationInternalService>, "exportUserReports">;
 }
 
-export function connectExportPeers(options: { keys: KeyRing; tokens: ServiceTokenSettings; urls: { user: string; post: string; media: string; chat: string } }): ExportPeers {
+/** Where each owning service is (the exporter's USER_URL, POST_URL, ...). */
+export type ExportPeerUrls = Record<keyof ExportPeers, string>;
+
+export function connectExportPeers(options: { keys: KeyRing; tokens: ServiceTokenSettings; urls: ExportPeerUrls }): ExportPeers {
   const source = createServiceTokenSource({
     authUrl: "",
     clientId: exporterClientId,
@@ -47,5 +54,7 @@ export function connectExportPeers(options: { keys: KeyRing; tokens: ServiceToke
     post: createClient(PostInternalService, transport(options.urls.post)),
     media: createClient(MediaInternalService, transport(options.urls.media)),
     chat: createClient(ChatInternalService, transport(options.urls.chat)),
+    notification: createClient(NotificationInternalService, transport(options.urls.notification)),
+    moderation: createClient(ModerationInternalService, transport(options.urls.moderation)),
   };
 }

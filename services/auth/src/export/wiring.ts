@@ -44,6 +44,8 @@ export const dataExportConfigSpec = {
   mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083", protocols: ["http", "https"] }),
   postUrl: url("POST_URL", { default: "http://127.0.0.1:8084", protocols: ["http", "https"] }),
   chatUrl: url("CHAT_URL", { default: "http://127.0.0.1:8089", protocols: ["http", "https"] }),
+  notificationUrl: url("NOTIFICATION_URL", { default: "http://127.0.0.1:8088", protocols: ["http", "https"] }),
+  moderationUrl: url("MODERATION_URL", { default: "http://127.0.0.1:8091", protocols: ["http", "https"] }),
 };
 
 export type DataExportConfig = ConfigOf<typeof dataExportConfigSpec> & S3Config & { publicUrl: string };
@@ -51,7 +53,7 @@ export type DataExportConfig = ConfigOf<typeof dataExportConfigSpec> & S3Config 
 export interface DataExportAdapters {
   /** The archive store; by default S3 (S3_ENDPOINT) or disk. */
   exportStorage?: BlobStorage;
-  /** The owning services; by default service-token clients of USER_URL, POST_URL, MEDIA_URL and CHAT_URL. */
+  /** The owning services; by default service-token clients of USER_URL, POST_URL, MEDIA_URL, CHAT_URL, NOTIFICATION_URL and MODERATION_URL. */
   exportPeers?: ExportPeers;
   /** Test seam of the exporter (export/worker.ts). */
   exportAfterUpload?: (exportId: string, stopping: AbortSignal) => Promise<void>;
@@ -102,7 +104,18 @@ export async function startDataExports(options: {
         storage,
         peers:
           adapters.exportPeers ??
-          connectExportPeers({ keys: options.keys, tokens: options.tokens, urls: { user: config.userUrl.toString(), post: config.postUrl.toString(), media: config.mediaUrl.toString(), chat: config.chatUrl.toString() } }),
+          connectExportPeers({
+            keys: options.keys,
+            tokens: options.tokens,
+            urls: {
+              user: config.userUrl.toString(),
+              post: config.postUrl.toString(),
+              media: config.mediaUrl.toString(),
+              chat: config.chatUrl.toString(),
+              notification: config.notificationUrl.toString(),
+              moderation: config.moderationUrl.toString(),
+            },
+          }),
         topic: config.exportTopic,
         groupId: config.exporterGroup,
         ttlMs: config.exportTtlMs,

@@ -14,6 +14,8 @@ import { ExportUserDataResponseSchema } from "@aviary/gen/aviary/user/v1/user_in
 import { ExportUserPostsResponseSchema } from "@aviary/gen/aviary/post/v1/post_internal_pb";
 import { MediaSchema } from "@aviary/gen/aviary/media/v1/media_pb";
 import { ExportUserMessagesResponseSchema } from "@aviary/gen/aviary/chat/v1/chat_internal_pb";
+import { ExportUserNotificationsResponseSchema } from "@aviary/gen/aviary/notification/v1/notification_internal_pb";
+import { ExportUserReportsResponseSchema } from "@aviary/gen/aviary/moderation/v1/moderation_internal_pb";
 import { DataExportRequestedSchema } from "@aviary/gen/aviary/events/v1/auth_events_pb";
 import type { BlobStorage } from "@aviary/runtime/blob/storage";
 import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus/bus";
@@ -109,11 +111,13 @@ async function handleRequest(deps: ExporterDeps, event: DeliveredEvent, stopping
 async function collectFiles(deps: ExporterDeps, row: DataExportRow, stopping: AbortSignal): Promise<ArchiveFile[]> {
   const call = () => ({ signal: stopping, timeoutMs: deps.callTimeoutMs });
   const userId = row.userId;
-  const [account, user, posts, chat, media] = await Promise.all([
+  const [account, user, posts, chat, notifications, moderation, media] = await Promise.all([
     accountDocument(deps.database, userId),
     groupedItems(ExportUserDataResponseSchema, deps.peers.user.exportUserData({ userId }, call())),
     groupedItems(ExportUserPostsResponseSchema, deps.peers.post.exportUserPosts({ userId }, call())),
     groupedItems(ExportUserMessagesResponseSchema, deps.peers.chat.exportUserMessages({ userId }, call())),
+    groupedItems(ExportUserNotificationsResponseSchema, deps.peers.notification.exportUserNotifications({ userId }, call())),
+    groupedItems(ExportUserReportsResponseSchema, deps.peers.moderation.exportUserReports({ userId }, call())),
     collectMedia(deps.peers.media.exportUserMedia({ userId }, call())),
   ]);
   const files: ArchiveFile[] = [
@@ -121,6 +125,8 @@ async function collectFiles(deps: ExporterDeps, row: DataExportRow, stopping: Ab
     jsonFile("user.json", { profile: user["profile"]?.[0] ?? null, following: user["following"] ?? [], followers: user["follower"] ?? [], blocked: user["blocked"] ?? [], devices: user["device"] ?? [] }),
     jsonFile("posts.json", { posts: posts["post"] ?? [], comments: posts["comment"] ?? [], likes: posts["like"] ?? [] }),
     jsonFile("chat.json", { messages: chat["message"] ?? [] }),
+    jsonFile("notifications.json", { settings: notifications["settings"]?.[0] ?? null, notifications: notifications["notification"] ?? [] }),
+    jsonFile("moderation.json", { reports: moderation["report"] ?? [], suspension: moderation["suspension"]?.[0] ?? null }),
     jsonFile(
       "media.json",
       // The read URL is for the exporter only (it expires long before anyone opens the archive); the file is inside.

@@ -1,8 +1,9 @@
-// The chat service's events, written to the outbox in the transaction of the
-// change they describe (the relay publishes them; nothing is dual-written).
+// The chat service's events, written to the outbox in the transaction (or the
+// one statement) of the change they describe (the relay publishes them; nothing is dual-written).
 import { create } from "@bufbuild/protobuf";
-import type { Tx } from "@aviary/runtime/db/database";
-import { enqueueEvent } from "@aviary/runtime/outbox/enqueue";
+import type { Queryable, Tx } from "@aviary/runtime/db/database";
+import type { SQL, SQLWrapper } from "drizzle-orm";
+import { enqueueEvent, outboxInsert, relayWakeUp } from "@aviary/runtime/outbox/enqueue";
 import type { ConversationKind, Conversation, Message, ReactionChange } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import {
   ChatConversationChangedSchema,
@@ -17,8 +18,17 @@ import { outboxEvents } from "../store/schema.ts";
 /** The default topic (CHAT_EVENTS_TOPIC), keyed by conversation id: a conversation's events stay in order. */
 export const chatEventsTopic = "aviary.chat.events";
 
+/** An event's outbox insert and the relay's wake-up, to be run inside a statement of the caller's (outboxInsert). */
+export interface OutboxWrite {
+  insert: SQLWrapper;
+  wakeUp: SQL;
+}
+
+export type MessageSent = { message: Message; memberIds: string[]; kind: ConversationKind; title: string };
+
 export interface ChatEvents {
-  messageSent(tx: Tx, event: { message: Message; memberIds: string[]; kind: ConversationKind; title: string }): Promise<void>;
+  /** Not run: folded into the statement that inserts the message (store/entries.ts sendInOneStatement, insertMessage). */
+  messageSent(db: Queryable, event: MessageSent): OutboxWrite;
   conversationChanged(tx: Tx, event: { conversation: Conversation; seq: number; removedMemberIds?: string[] }): Promise<void>;
   receiptUpdated(tx: Tx, event: { conversationId: string; userId: string; readSeq: number; deliveredSeq: number; memberIds: string[] }): Promise<void>;
   /** `memberIds`: the members who can see the message (for these three). */
@@ -30,8 +40,10 @@ export interface ChatEvents {
 export function chatEvents(topic: string): ChatEvents {
   const tables = { outboxEvents };
   return {
-    messageSent: (tx, event) =>
-      enqueueEvent(tx, tables, { topic, key: event.message.conversationId, schema: ChatMessageSentSchema, message: create(ChatMessageSentSchema, event) }),
+    messageSent: (db, event) => ({
+      insert: outboxInsert(db, tables, { topic, key: event.message.conversationId, schema: ChatMessageSentSchema, message: create(ChatMessageSentSchema, event) }),
+      wakeUp: relayWakeUp(tables),
+    }),
     conversationChanged: (tx, event) =>
       enqueueEvent(tx, tables, {
         topic,

@@ -1,8 +1,10 @@
 // A conversation's sequence: messages and membership changes share it.
-import { and, asc, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, ne, sql } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, isNull, lt, ne, sql } from "drizzle-orm";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
+import { databaseErrorOf } from "@aviary/runtime/db/errors";
 import { rowsOf } from "@aviary/runtime/db/rows";
-import type { ConversationRow } from "./conversations.ts";
+import type { OutboxWrite } from "../events/publish.ts";
+import { currentMembers, type ConversationRow, type MemberRow } from "./conversations.ts";
 import { conversations, entries, members, type AttachmentRecord } from "./schema.ts";
 
 export type EntryRow = typeof entries.$inferSelect;
@@ -42,6 +44,38 @@ export async function takeSeq(tx: Tx, conversationId: string, at: Date): Promise
   return row;
 }
 
+/**
+ * takeSeq for a send, answering the current members too, most often in the
+ * same statement: the members read there come from the statement's
+ * snapshot, taken before the row lock was granted, so they only count when
+ * nothing committed a change of the conversation in between. Every
+ * membership change takes a number under this lock, so `last_seq` as seen
+ * in the snapshot, one below the number taken, proves the members current;
+ * otherwise (a concurrent write of this conversation committed while this one
+ * waited) they are read again, under the lock.
+ */
+export async function takeSeqWithMembers(tx: Tx, conversationId: string, at: Date): Promise<{ conversation: ConversationRow; members: MemberRow[] } | undefined> {
+  const [row] = await tx
+    .update(conversations)
+    .set({ lastSeq: sql`${conversations.lastSeq} + 1`, lastActivityAt: at })
+    .where(eq(conversations.id, conversationId))
+    .returning({
+      ...getTableColumns(conversations),
+      // Subqueries of one statement see its snapshot, never the row it updates.
+      seenSeq: sql<number>`(select seen.last_seq from ${conversations} as seen where seen.id = ${conversationId})`.mapWith(Number),
+      members: sql<SnapshotMember[] | null>`(select json_agg(json_build_object('userId', m.user_id, 'role', m.role, 'joinedSeq', m.joined_seq, 'readSeq', m.read_seq, 'deliveredSeq', m.delivered_seq) order by m.joined_seq, m.user_id)
+        from ${members} as m where m.conversation_id = ${conversationId} and m.left_at is null)`,
+    });
+  if (!row) return undefined;
+  const { seenSeq, members: seen, ...conversation } = row;
+  if (seenSeq + 1 === conversation.lastSeq) {
+    return { conversation, members: (seen ?? []).map((m) => ({ ...m, conversationId, leftAt: null })) };
+  }
+  return { conversation, members: (await currentMembers(tx, [conversationId])).get(conversationId) ?? [] };
+}
+
+type SnapshotMember = Omit<MemberRow, "conversationId" | "leftAt">;
+
 export interface NewMessage {
   conversationId: string;
   seq: number;
@@ -55,30 +89,32 @@ export interface NewMessage {
   at: Date;
 }
 
-/**
- * Inserts a message and raises its sender's read and delivered watermarks to
- * it; undefined when (sender, client_message_id) already exists (a
- * concurrent retry committed first): nothing is written, the caller rolls
- * back and returns the original.
- */
-export async function insertMessage(tx: Tx, message: NewMessage): Promise<EntryRow | undefined> {
+/** The entry row of a new message, every column given (insertMessage writes it as it is, without reading it back). */
+export function messageRow(message: NewMessage): EntryRow {
   const { at, ...values } = message;
-  const row: EntryRow = { ...values, createdAt: at, membership: null, editedAt: null, deletedAt: null };
+  return { ...values, createdAt: at, membership: null, editedAt: null, deletedAt: null };
+}
+
+/**
+ * Inserts a message, raises its sender's read and delivered watermarks to it
+ * and writes its event to the outbox, in one statement (one round trip
+ * under the conversation's lock instead of three); false when (sender,
+ * client_message_id) already exists (a concurrent retry committed first):
+ * the caller rolls back (the outbox row with it) and returns the original.
+ */
+export async function insertMessage(tx: Tx, row: EntryRow, event: OutboxWrite): Promise<boolean> {
   const inserted = tx
     .insert(entries)
     .values(row)
     .onConflictDoNothing({ target: [entries.senderId, entries.clientMessageId], where: sql`${entries.clientMessageId} is not null` })
     .returning({ seq: entries.seq });
-  // Sending moves the sender's own watermarks to the message, in the same
-  // statement (one round trip fewer under the conversation's lock), and
-  // only when the message was written.
+  // Only when the message was written.
   const raised = tx
     .update(members)
-    .set({ readSeq: sql`greatest(${members.readSeq}, ${message.seq})`, deliveredSeq: sql`greatest(${members.deliveredSeq}, ${message.seq})` })
-    .where(and(eq(members.conversationId, message.conversationId), eq(members.userId, message.senderId), sql`exists (select 1 from inserted)`));
-  const written = rowsOf(await tx.execute(sql`with inserted as ${inserted}, raised as ${raised} select 1 from inserted`));
-  // Every column is given: the row as stored, without reading it back.
-  return written.length === 1 ? row : undefined;
+    .set({ readSeq: sql`greatest(${members.readSeq}, ${row.seq})`, deliveredSeq: sql`greatest(${members.deliveredSeq}, ${row.seq})` })
+    .where(and(eq(members.conversationId, row.conversationId), eq(members.userId, row.senderId), sql`exists (select 1 from inserted)`));
+  const written = rowsOf(await tx.execute(sql`with inserted as ${inserted}, raised as ${raised}, queued as ${event.insert} select ${event.wakeUp}, exists (select 1 from inserted) as written`));
+  return written[0]?.["written"] === true;
 }
 
 export async function insertMembershipChange(tx: Tx, change: { conversationId: string; seq: number; actorId: string; membership: MembershipRecord; at: Date }): Promise<EntryRow> {
@@ -89,21 +125,88 @@ export async function insertMembershipChange(tx: Tx, change: { conversationId: s
   return row!;
 }
 
+/** What sendLookup answers of a conversation the sender is a current member of, all from one snapshot. */
+export interface SendSnapshot {
+  kind: string;
+  title: string | null;
+  lastSeq: number;
+  /** The current members, in joined order. */
+  memberIds: string[];
+}
+
 /**
  * What a send looks up before anything else, in one round trip: whether the
  * sender already sent this idempotency key (then messageByClientId answers
- * it), and the kind of the target conversation when the sender is a current
- * member of it (undefined otherwise, or without a conversation id).
+ * it), and the target conversation as it is now when the sender is a
+ * current member of it (undefined otherwise, or without a conversation id).
  */
-export async function sendLookup(db: Queryable, senderId: string, clientMessageId: string, conversationId: string | undefined): Promise<{ retried: boolean; kind: string | undefined }> {
-  const kind = conversationId === undefined
-    ? sql`null`
-    : sql`(select ${conversations.kind} from ${members} join ${conversations} on ${conversations.id} = ${members.conversationId}
-           where ${members.conversationId} = ${conversationId} and ${members.userId} = ${senderId} and ${members.leftAt} is null)`;
+export async function sendLookup(db: Queryable, senderId: string, clientMessageId: string, conversationId: string | undefined): Promise<{ retried: boolean; current: SendSnapshot | undefined }> {
+  const retried = sql`exists (select 1 from ${entries} where ${entries.senderId} = ${senderId} and ${entries.clientMessageId} = ${clientMessageId})`;
+  if (conversationId === undefined) {
+    const [row] = rowsOf(await db.execute(sql`select ${retried} as retried`));
+    return { retried: row?.["retried"] === true, current: undefined };
+  }
   const [row] = rowsOf(
-    await db.execute(sql`select exists (select 1 from ${entries} where ${entries.senderId} = ${senderId} and ${entries.clientMessageId} = ${clientMessageId}) as retried, ${kind} as kind`),
+    await db.execute(sql`select ${retried} as retried, c.kind, c.title, c.last_seq::text as last_seq,
+        (select array_agg(o.user_id::text order by o.joined_seq, o.user_id) from ${members} as o where o.conversation_id = c.id and o.left_at is null) as member_ids
+      from (select 1) as one
+      left join ${members} as m on m.conversation_id = ${conversationId} and m.user_id = ${senderId} and m.left_at is null
+      left join ${conversations} as c on c.id = m.conversation_id`),
   );
-  return { retried: row?.["retried"] === true, kind: typeof row?.["kind"] === "string" ? row["kind"] : undefined };
+  const kind = row?.["kind"];
+  const memberIds = row?.["member_ids"];
+  const current: SendSnapshot | undefined =
+    typeof kind === "string" && Array.isArray(memberIds)
+      ? {
+          kind,
+          title: typeof row?.["title"] === "string" ? row["title"] : null,
+          lastSeq: Number(row?.["last_seq"]),
+          memberIds: memberIds.filter((id): id is string => typeof id === "string"),
+        }
+      : undefined;
+  return { retried: row?.["retried"] === true, current };
+}
+
+/**
+ * A send in ONE autocommitted statement, no transaction: it takes the
+ * number after `expectedLastSeq` (the conversation as sendLookup saw it,
+ * members included), inserts the message, raises the sender's watermarks
+ * and writes the outbox row. The sequence update only matches while
+ * `last_seq` is still what was seen, so nothing (no message, no membership
+ * change: each takes a number) committed in between and the members seen
+ * are the current ones. "stale" when it no longer matches (then nothing is
+ * written: the statement fails as a whole, and the caller sends in a
+ * transaction instead), "duplicate" when the idempotency key exists.
+ *
+ * The message's insert reads the number from the update, so it runs after
+ * the row lock is granted (never holding an entry's key while waiting for
+ * the lock). The outbox insert does not depend on it; the last select's
+ * division by the number of rows taken fails the statement when there is
+ * none, so an event is never left without its message.
+ */
+export async function sendInOneStatement(db: Queryable, row: EntryRow, expectedLastSeq: number, event: OutboxWrite): Promise<"sent" | "stale" | "duplicate"> {
+  const at = row.createdAt.toISOString();
+  try {
+    await db.execute(sql`with taken as (
+        update ${conversations} set last_seq = last_seq + 1, last_activity_at = ${at}::timestamptz
+        where id = ${row.conversationId} and last_seq = ${expectedLastSeq} returning last_seq),
+      inserted as (
+        insert into ${entries} (conversation_id, seq, id, sender_id, client_message_id, text, reply_to_seq, attachments, created_at)
+        select ${row.conversationId}::uuid, taken.last_seq, ${row.id}::uuid, ${row.senderId}::uuid, ${row.clientMessageId}::uuid, ${row.text}::text, ${row.replyToSeq}::bigint,
+          ${row.attachments === null ? null : JSON.stringify(row.attachments)}::jsonb, ${at}::timestamptz
+        from taken returning seq),
+      raised as (
+        update ${members} set read_seq = greatest(read_seq, inserted.seq), delivered_seq = greatest(delivered_seq, inserted.seq)
+        from inserted where conversation_id = ${row.conversationId} and user_id = ${row.senderId}),
+      queued as ${event.insert}
+      select ${event.wakeUp}, 1 / (select count(*)::int from taken) as taken`);
+    return "sent";
+  } catch (error) {
+    const failure = databaseErrorOf(error);
+    if (failure?.code === "22012") return "stale"; // division by zero: no number taken
+    if (failure?.code === "23505" && failure.constraint === "entries_sender_client_key") return "duplicate";
+    throw error;
+  }
 }
 
 /** The sender's earlier message with this idempotency key, if any. */

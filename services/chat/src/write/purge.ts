@@ -4,15 +4,13 @@
 // as when an owner leaves); its reactions go.
 import { and, eq, inArray, isNotNull, like, sql } from "drizzle-orm";
 import type { Tx } from "@aviary/runtime/db/database";
+import { DELETED_ACCOUNT_ID } from "@aviary/runtime/bus/account-deletions";
 import { conversations, entries, members, reactions } from "../store/schema.ts";
 import { currentMembers, setRoles } from "../store/conversations.ts";
 import { heirOf } from "./members.ts";
 
-/**
- * Who a deleted account's entries say wrote them: the nil UUID, which no
- * account has. Clients show it as a deleted account.
- */
-export const DELETED_USER_ID = "00000000-0000-0000-0000-000000000000";
+/** Who a deleted account's entries say wrote them (clients show a deleted account). */
+export const DELETED_USER_ID = DELETED_ACCOUNT_ID;
 
 /**
  * Purges the user from chat, in one transaction. Each step looks for rows

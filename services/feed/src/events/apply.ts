@@ -19,17 +19,19 @@
 // batch by batch, outside the projection transaction; they never fail an event.
 import type { Database } from "@aviary/runtime/db/database";
 import { inSpan, type EventTelemetry } from "@aviary/runtime/bus/tracing";
-import { handleOnce } from "@aviary/runtime/outbox/idempotent";
-import type { TimelineStore } from "../store/timelines.ts";
+import { handleOnce, handleOnceEach } from "@aviary/runtime/outbox/idempotent";
+import type { TimelineEntry, TimelineStore, TimelineWrite } from "../store/timelines.ts";
 import type { FeedHints } from "./live-hints.ts";
 import { processedEvents } from "../store/schema.ts";
 import {
   deleteFollow,
   findPost,
-  followerCount,
+  findPosts,
+  firstFollowerPages,
+  followerCountsOf,
   followersPage,
   insertFollow,
-  insertPost,
+  insertPosts,
   markPostDeleted,
   postsByAuthorAmong,
   recentPosts,
@@ -37,6 +39,7 @@ import {
   postIdsByAuthor,
   purgeUserProjection,
   type FollowEdge,
+  type PostRow,
 } from "../store/projection.ts";
 
 /** The consumer name in processed_events. */
@@ -60,29 +63,87 @@ export interface ProjectorDeps {
 const once = (deps: ProjectorDeps, eventId: string, apply: Parameters<typeof handleOnce>[4]) =>
   handleOnce(deps.database, { processedEvents }, feedConsumer, eventId, apply);
 
-export async function applyPostCreated(deps: ProjectorDeps, eventId: string, post: { postId: string; authorId: string; createdAt: Date }): Promise<void> {
-  await once(deps, eventId, async (tx) => {
+/** A PostCreated event, decoded. */
+export interface CreatedPost {
+  eventId: string;
+  postId: string;
+  authorId: string;
+  createdAt: Date;
+}
+
+/**
+ * PostCreated for a run of events (one Kafka batch of a partition, or one
+ * event): the projection changes of all of them in one transaction, then
+ * their timeline writes together — each author's own timeline and the first
+ * page of each fanned-out author's followers in one round trip —, then the
+ * rest of any author's followers page by page. Per post it does what one
+ * event on its own does, so the bus may redeliver any of them one by one.
+ */
+export async function applyPostsCreated(deps: ProjectorDeps, created: readonly CreatedPost[]): Promise<void> {
+  await handleOnceEach(deps.database, { processedEvents }, feedConsumer, created.map((post) => post.eventId), async (tx, fresh) => {
+    const arriving = created.filter((post) => fresh.has(post.eventId.toLowerCase()));
     // Decided once, when the post arrives, and remembered: a reader's merge
     // and a later deletion must agree on where the post went.
-    const fannedOut = deps.fanoutThreshold === null || (await followerCount(tx, post.authorId)) <= deps.fanoutThreshold;
-    await insertPost(tx, { ...post, fannedOut });
+    const threshold = deps.fanoutThreshold;
+    const counts = threshold === null ? undefined : await followerCountsOf(tx, [...new Set(arriving.map((post) => post.authorId))]);
+    await insertPosts(
+      tx,
+      arriving.map(({ postId, authorId, createdAt }) => ({ postId, authorId, createdAt, fannedOut: threshold === null || (counts?.get(authorId) ?? 0) <= threshold })),
+    );
   });
-  const row = await findPost(deps.database.db, post.postId);
-  if (!row || row.deletedAt !== null) return;
-  const entry = [{ postId: row.postId, score: row.createdAt.getTime() }];
-  // The timeline writes (and live hints) are one span in the event's trace.
-  await inSpan(deps.telemetry, "feed fan-out", { "aviary.post_id": row.postId, "aviary.fanned_out": String(row.fannedOut) }, async () => {
-    await deps.timelines.addToExisting([row.authorId], entry);
-    await deps.hints?.postAdded([row.authorId], row.postId);
+  // Re-read after the commit: a post deleted (or an account purged) meanwhile is not written anywhere.
+  const live = (await findPosts(deps.database.db, [...new Set(created.map((post) => post.postId))])).filter((row) => row.deletedAt === null);
+  if (live.length === 0) return;
+  const single = live.length === 1 ? live[0] : undefined;
+  const attributes: Record<string, string | number> = single ? { "aviary.post_id": single.postId, "aviary.fanned_out": String(single.fannedOut) } : { "aviary.posts": live.length };
+  // The timeline writes (and live hints) are one span in the event's (or the batch's) trace.
+  await inSpan(deps.telemetry, "feed fan-out", attributes, () => fanOut(deps, live));
+}
+
+/** Writes live posts into their authors' and (when fanned out) their followers' timelines, then hints. */
+async function fanOut(deps: ProjectorDeps, live: readonly PostRow[]): Promise<void> {
+  const byAuthor = new Map<string, { entries: TimelineEntry[]; postIds: string[]; fannedOut: TimelineEntry[] }>();
+  for (const row of live) {
+    const author = byAuthor.get(row.authorId) ?? { entries: [], postIds: [], fannedOut: [] };
+    const entry = { postId: row.postId, score: row.createdAt.getTime() };
+    author.entries.push(entry);
+    author.postIds.push(row.postId);
     // Not fanned out: followers merge it at read time, and get no live hint;
     // walking every follower just for hints is the cost the hybrid avoids.
-    if (!row.fannedOut) return;
-    await forEachFollowerBatch(deps, row.authorId, async (followers) => {
-      await deps.timelines.addToExisting(followers, entry);
-      // After the write: a reader acting on the hint finds the post.
-      await deps.hints?.postAdded(followers, row.postId);
-    });
-  });
+    if (row.fannedOut) author.fannedOut.push(entry);
+    byAuthor.set(row.authorId, author);
+  }
+  const fannedOutAuthors = [...byAuthor].filter(([, author]) => author.fannedOut.length > 0).map(([authorId]) => authorId);
+  const firstPages = await firstFollowerPages(deps.database.db, fannedOutAuthors, deps.fanoutBatch);
+  const writes: TimelineWrite[] = [];
+  for (const [authorId, author] of byAuthor) {
+    writes.push({ userIds: [authorId], entries: author.entries });
+    const followers = firstPages.get(authorId) ?? [];
+    if (followers.length > 0) writes.push({ userIds: followers, entries: author.fannedOut });
+  }
+  await deps.timelines.addToExistingEach(writes);
+  // After the writes: a reader acting on a hint finds the post.
+  await Promise.all(
+    [...byAuthor].flatMap(([authorId, author]) => {
+      const followers = firstPages.get(authorId) ?? [];
+      return author.postIds.map((postId) => deps.hints?.postAdded(author.fannedOut.some((e) => e.postId === postId) ? [authorId, ...followers] : [authorId], postId));
+    }),
+  );
+  // Authors with more followers than one page: the rest, page by page.
+  for (const authorId of fannedOutAuthors) {
+    const first = firstPages.get(authorId) ?? [];
+    if (first.length < deps.fanoutBatch) continue;
+    const author = byAuthor.get(authorId)!;
+    await forEachFollowerBatch(
+      deps,
+      authorId,
+      async (followers) => {
+        await deps.timelines.addToExisting(followers, author.fannedOut);
+        await Promise.all(author.fannedOut.map((entry) => deps.hints?.postAdded(followers, entry.postId)));
+      },
+      first.at(-1),
+    );
+  }
 }
 
 export async function applyPostDeleted(deps: ProjectorDeps, eventId: string, post: { postId: string; authorId: string; deletedAt: Date }): Promise<void> {
@@ -147,13 +208,22 @@ async function removeAuthorFromTimeline(deps: ProjectorDeps, userId: string, aut
   await deps.timelines.remove([userId], postIds);
 }
 
-/** Walks an author's followers in keyset pages of `fanoutBatch`, one timeline round trip per page. */
-async function forEachFollowerBatch(deps: ProjectorDeps, authorId: string, use: (followers: string[]) => Promise<void>): Promise<void> {
-  let after: string | undefined;
-  for (;;) {
-    const page = await followersPage(deps.database.db, authorId, deps.fanoutBatch, after);
-    if (page.length > 0) await use(page);
-    if (page.length < deps.fanoutBatch) return;
-    after = page[page.length - 1];
+/**
+ * Walks an author's followers in keyset pages of `fanoutBatch` (after
+ * `after`), one timeline round trip per page. The next page is read while
+ * the current one is written: Postgres and Redis work at the same time.
+ */
+async function forEachFollowerBatch(deps: ProjectorDeps, authorId: string, use: (followers: string[]) => Promise<void>, after?: string): Promise<void> {
+  const read = (from: string | undefined) => {
+    const page = followersPage(deps.database.db, authorId, deps.fanoutBatch, from);
+    page.catch(() => undefined); // awaited below; a failure while `use` runs must not be an unhandled rejection
+    return page;
+  };
+  let page = await read(after);
+  while (page.length > 0) {
+    const next = page.length < deps.fanoutBatch ? undefined : read(page[page.length - 1]);
+    await use(page);
+    if (next === undefined) return;
+    page = await next;
   }
 }

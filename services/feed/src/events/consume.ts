@@ -1,9 +1,9 @@
-import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus/bus";
+import { EventHeaders, type DeliveredEvent, type EventBus, type Subscription } from "@aviary/runtime/bus/bus";
 import { isEventOf } from "@aviary/runtime/outbox/enqueue";
 import { decodedEvent as decoded, eventTime as time, eventUuid as uuid } from "@aviary/runtime/outbox/fields";
 import { PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
 import { FollowCreatedSchema, FollowDeletedSchema, UserBlockedSchema } from "@aviary/gen/aviary/events/v1/user_events_pb";
-import { applyFollowCreated, applyFollowDeleted, applyPostCreated, applyPostDeleted, applyUserBlocked, type ProjectorDeps } from "./apply.ts";
+import { applyFollowCreated, applyFollowDeleted, applyPostDeleted, applyPostsCreated, applyUserBlocked, type CreatedPost, type ProjectorDeps } from "./apply.ts";
 
 /** The post service's topic, keyed by post id (a post's creation and deletion stay in order). */
 export const postEventsTopic = "aviary.post.events";
@@ -24,9 +24,10 @@ export interface ConsumeOptions extends ProjectorDeps {
 }
 
 /**
- * One subscription on both topics: events are applied one at a time per
- * partition (several partitions at once), at least once (handleOnce and
- * idempotent timeline writes absorb redeliveries). Events of different
+ * One subscription on both topics: events are applied in order per
+ * partition (several partitions at once; a batch's consecutive posts
+ * together, see handleFeedEvents), at least once (handleOnce and idempotent
+ * timeline writes absorb redeliveries). Events of different
  * partitions may interleave: a post fanned out while its author gains a
  * follower reaches them through the fan-out or the back-fill (each reads
  * after its own commit), and a post fanned out while its author loses one is
@@ -45,17 +46,50 @@ export function consumeFeedEvents(options: ConsumeOptions): Promise<Subscription
     ...(options.initialBackoffMs === undefined ? {} : { initialBackoffMs: options.initialBackoffMs }),
     ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
     handle: (event) => handleFeedEvent(options, event),
+    handleBatch: (events) => handleFeedEvents(options, events),
   });
+}
+
+/**
+ * A run of one partition's events, in order: consecutive PostCreated events
+ * are applied together (`applyPostsCreated`: one transaction, one timeline
+ * round trip for the lot), anything else as `handleFeedEvent` would, in its
+ * place. An event that cannot be decoded throws, and the bus retries the run
+ * one by one, parking that event.
+ */
+export async function handleFeedEvents(deps: ProjectorDeps, events: readonly DeliveredEvent[]): Promise<void> {
+  let created: CreatedPost[] = [];
+  const flush = async () => {
+    if (created.length > 0) await applyPostsCreated(deps, created);
+    created = [];
+  };
+  for (const event of events) {
+    if (isEventOf(PostCreatedSchema, event)) {
+      created.push(createdPost(event));
+    } else if (handledTypes.has(event.headers[EventHeaders.type] ?? "")) {
+      await flush();
+      await handleFeedEvent(deps, event);
+    }
+  }
+  await flush();
+}
+
+/** The event types this consumer acts on (others on its topics, like comments and likes, are skipped). */
+const handledTypes = new Set<string>([PostCreatedSchema, PostDeletedSchema, FollowCreatedSchema, FollowDeletedSchema, UserBlockedSchema].map((schema) => schema.typeName));
+
+function createdPost(event: DeliveredEvent): CreatedPost {
+  const { id, message } = decoded(PostCreatedSchema, event);
+  return {
+    eventId: id,
+    postId: uuid(message.postId, "post_id", id),
+    authorId: uuid(message.authorId, "author_id", id),
+    createdAt: time(message.createdAt, "created_at", id),
+  };
 }
 
 export async function handleFeedEvent(deps: ProjectorDeps, event: DeliveredEvent): Promise<void> {
   if (isEventOf(PostCreatedSchema, event)) {
-    const { id, message } = decoded(PostCreatedSchema, event);
-    await applyPostCreated(deps, id, {
-      postId: uuid(message.postId, "post_id", id),
-      authorId: uuid(message.authorId, "author_id", id),
-      createdAt: time(message.createdAt, "created_at", id),
-    });
+    await applyPostsCreated(deps, [createdPost(event)]);
   } else if (isEventOf(PostDeletedSchema, event)) {
     const { id, message } = decoded(PostDeletedSchema, event);
     await applyPostDeleted(deps, id, {

@@ -7,7 +7,7 @@ import type { Profile, UserService } from "@aviary/gen/aviary/user/v1/user_pb";
 import { asCaller } from "@aviary/runtime/context";
 import { fromDependency as dependency } from "@aviary/runtime/errors";
 import type { Database } from "@aviary/runtime/db/database";
-import { followedAmong } from "../store/projection.ts";
+import { readStatements } from "../store/read-statements.ts";
 import type { TimelineEntry } from "../store/timelines.ts";
 
 export interface HydrateDeps {
@@ -33,7 +33,7 @@ export async function hydrate(deps: HydrateDeps, ctx: HandlerContext, readerId: 
   if (authorIds.length === 0) return { posts, profiles: new Map(), followed: new Set() };
   const [authors, followed] = await Promise.all([
     dependency("user", () => deps.users.batchGetProfiles({ userIds: authorIds }, asCaller(ctx))),
-    followedAmong(deps.database.db, readerId, authorIds),
+    readStatements(deps.database.db).followedAmong(readerId, authorIds),
   ]);
   return { posts, profiles: new Map(authors.profiles.map((profile) => [profile.userId.toLowerCase(), profile])), followed };
 }

@@ -2,7 +2,8 @@
 import type { Database } from "@aviary/runtime/db/database";
 import type { Logger } from "@aviary/runtime/log";
 import type { TimelineCursor, TimelineEntry, TimelineStore } from "../store/timelines.ts";
-import { feedFromProjection, notFannedOutFolloweePosts } from "../store/projection.ts";
+import { feedFromProjection } from "../store/projection.ts";
+import { readStatements } from "../store/read-statements.ts";
 import { mergeNewestFirst } from "../domain/merge.ts";
 import { ensureTimeline } from "./rebuild.ts";
 
@@ -27,7 +28,7 @@ export interface Skeleton {
 export async function loadSkeleton(deps: SkeletonDeps, readerId: string, limit: number, before?: TimelineCursor): Promise<Skeleton> {
   const [timeline, merged] = await Promise.all([
     timelinePage(deps, readerId, limit, before),
-    notFannedOutFolloweePosts(deps.database.db, readerId, limit, before),
+    readStatements(deps.database.db).notFannedOutFolloweePosts(readerId, limit, before),
   ]);
   const entries = mergeNewestFirst([timeline, merged], limit);
   return { entries, exhausted: entries.length < limit };

@@ -10,6 +10,12 @@
 // read. What the key does not see stays stale for at most the TTL: counts,
 // liked_by_viewer, profile edits, and a deletion among entries fetched past
 // the first round. Failures of the cache never fail a read.
+//
+// Each process also keeps the pages it wrote or read most recently, decoded,
+// under the same keys and for no longer than the shared copy lives (see
+// LOCAL_ENTRIES): a reader refreshing an unchanged feed then costs no Redis
+// round trip, JSON parse or protobuf decode for the page. The key carries
+// what the page holds, so a local copy is exactly as fresh as the shared one.
 import { createHash } from "node:crypto";
 import { fromBinary, toBinary, create } from "@bufbuild/protobuf";
 import { GetHomeFeedResponseSchema } from "@aviary/gen/aviary/feed/v1/feed_pb";
@@ -35,10 +41,32 @@ interface Stored {
   next?: TimelineCursor;
   /** GetHomeFeedResponse{items} in the binary format, base64. */
   items: string;
+  /** When it was written (clock ms): a process that reads it keeps a copy until then + the TTL. */
+  at?: number;
 }
 
-export function createViewCache(options: { cache: Cache; ttlSeconds: number; prefix: string; logger: Logger }): ViewCache {
+/**
+ * Decoded pages kept per process. A page of 20 is about 10–20 KB decoded, so
+ * this bounds the copies to a few tens of MB; past it the oldest write goes.
+ */
+export const LOCAL_ENTRIES = 2_000;
+
+interface LocalPage {
+  page: CachedPage;
+  /** Clock ms after which the copy is not used (when the shared one expires). */
+  until: number;
+}
+
+export function createViewCache(options: { cache: Cache; ttlSeconds: number; prefix: string; logger: Logger; now?: () => number; localEntries?: number }): ViewCache {
   const { cache, ttlSeconds, prefix, logger } = options;
+  const now = options.now ?? Date.now;
+  const localEntries = options.localEntries ?? LOCAL_ENTRIES;
+  const local = new Map<string, LocalPage>();
+  const keep = (key: string, page: CachedPage, until: number) => {
+    local.delete(key);
+    local.set(key, { page, until });
+    if (local.size > localEntries) local.delete(local.keys().next().value!);
+  };
   return {
     key(readerId, size, start, firstRound) {
       const digest = createHash("sha256");
@@ -47,6 +75,11 @@ export function createViewCache(options: { cache: Cache; ttlSeconds: number; pre
       return `${prefix}feed:view:{${readerId}}:${digest.digest("base64url")}`;
     },
     async get(key) {
+      const kept = local.get(key);
+      if (kept !== undefined) {
+        if (kept.until > now()) return kept.page;
+        local.delete(key);
+      }
       try {
         const raw = await cache.get(key);
         if (raw === null) return undefined;
@@ -57,7 +90,11 @@ export function createViewCache(options: { cache: Cache; ttlSeconds: number; pre
           items: items.flatMap((item, i) => (item.post && item.author ? [{ entry: stored.entries[i]!, post: item.post, author: item.author }] : [])),
         };
         if (stored.next) page.next = stored.next;
-        return page.items.length === items.length ? page : undefined;
+        if (page.items.length !== items.length) return undefined;
+        // Another process wrote it: keep it only until the shared copy expires.
+        // (Its clock may run ahead of ours: never longer than a TTL from now either.)
+        if (stored.at !== undefined) keep(key, page, Math.min(stored.at, now()) + ttlSeconds * 1000);
+        return page;
       } catch (error) {
         logger.warn({ err: error }, "feed view cache read failed; hydrating");
         return undefined;
@@ -66,7 +103,9 @@ export function createViewCache(options: { cache: Cache; ttlSeconds: number; pre
     async set(key, page) {
       try {
         const items = toBinary(GetHomeFeedResponseSchema, create(GetHomeFeedResponseSchema, { items: page.items.map(({ post, author }) => ({ post, author })) }));
-        const stored: Stored = { entries: page.items.map((item) => item.entry), ...(page.next ? { next: page.next } : {}), items: Buffer.from(items).toString("base64") };
+        const at = now();
+        const stored: Stored = { entries: page.items.map((item) => item.entry), ...(page.next ? { next: page.next } : {}), items: Buffer.from(items).toString("base64"), at };
+        keep(key, page, at + ttlSeconds * 1000);
         await cache.set(key, JSON.stringify(stored), { ttlSeconds });
       } catch (error) {
         logger.warn({ err: error }, "feed view cache write failed");

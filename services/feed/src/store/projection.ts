@@ -2,6 +2,7 @@
 import { and, eq, gt, inArray, isNull, sql, type SQL } from "drizzle-orm";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
 import { newestFirst } from "@aviary/runtime/db/order";
+import { rowsOf } from "@aviary/runtime/db/rows";
 import { followerCounts, follows, posts } from "./schema.ts";
 import { compareNewestFirst, type TimelineCursor, type TimelineEntry } from "./timelines.ts";
 
@@ -37,14 +38,20 @@ export async function deleteFollow(tx: Tx, edge: FollowEdge): Promise<boolean> {
   return true;
 }
 
-export async function followerCount(db: Queryable, userId: string): Promise<number> {
-  const [row] = await db.select({ followers: followerCounts.followers }).from(followerCounts).where(eq(followerCounts.userId, userId));
-  return row?.followers ?? 0;
+/** The follower counts of `userIds` (absent: 0). */
+export async function followerCountsOf(db: Queryable, userIds: readonly string[]): Promise<Map<string, number>> {
+  if (userIds.length === 0) return new Map();
+  const rows = await db
+    .select({ userId: followerCounts.userId, followers: followerCounts.followers })
+    .from(followerCounts)
+    .where(inArray(followerCounts.userId, [...userIds]));
+  return new Map(rows.map((row) => [row.userId, row.followers]));
 }
 
-/** Records a post (keeps an existing row: a replay, or a tombstone from an earlier PostDeleted). */
-export async function insertPost(tx: Tx, post: { postId: string; authorId: string; createdAt: Date; fannedOut: boolean }): Promise<void> {
-  await tx.insert(posts).values(post).onConflictDoNothing();
+/** Records posts (keeps an existing row: a replay, or a tombstone from an earlier PostDeleted). */
+export async function insertPosts(tx: Tx, rows: ReadonlyArray<{ postId: string; authorId: string; createdAt: Date; fannedOut: boolean }>): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.insert(posts).values([...rows]).onConflictDoNothing();
 }
 
 /** Tombstones a post; inserts the tombstone when the post itself never arrived. */
@@ -58,6 +65,41 @@ export async function markPostDeleted(tx: Tx, post: { postId: string; authorId: 
 export async function findPost(db: Queryable, postId: string): Promise<PostRow | undefined> {
   const [row] = await db.select().from(posts).where(eq(posts.postId, postId));
   return row;
+}
+
+/** The posts among `postIds` in the projection (tombstones too), in no particular order. */
+export function findPosts(db: Queryable, postIds: readonly string[]): Promise<PostRow[]> {
+  if (postIds.length === 0) return Promise.resolve([]);
+  return db.select().from(posts).where(inArray(posts.postId, [...postIds]));
+}
+
+/**
+ * The first keyset page (`limit`, by follower id) of each author's
+ * followers, in one query: a batch of posts by many small authors reads
+ * all their followers in one round trip (one index walk per author on
+ * follows_followee_follower_idx). An author with a full page has more.
+ */
+export async function firstFollowerPages(db: Queryable, authorIds: readonly string[], limit: number): Promise<Map<string, string[]>> {
+  const pages = new Map<string, string[]>();
+  if (authorIds.length === 0) return pages;
+  if (authorIds.length === 1) {
+    pages.set(authorIds[0]!, await followersPage(db, authorIds[0]!, limit));
+    return pages;
+  }
+  const result = await db.execute(sql`
+    select a.id as followee_id, f.follower_id
+    from unnest(${`{${authorIds.join(",")}}`}::uuid[]) as a(id)
+    cross join lateral (
+      select ${follows.followerId} as follower_id from ${follows} where ${follows.followeeId} = a.id order by ${follows.followerId} limit ${limit}
+    ) as f
+    order by a.id, f.follower_id`);
+  for (const row of rowsOf(result)) {
+    const followeeId = String(row["followee_id"]);
+    const page = pages.get(followeeId) ?? [];
+    page.push(String(row["follower_id"]));
+    pages.set(followeeId, page);
+  }
+  return pages;
 }
 
 /** One keyset page of an author's followers, by follower id. */
@@ -136,28 +178,6 @@ export async function feedFromProjection(
       .limit(limit),
   ]);
   return [...own, ...followed].map(toEntry).sort(compareNewestFirst).slice(0, limit);
-}
-
-/** Read-time merge (hybrid): live posts of the reader's followees that were not fanned out, strictly before `cursor`. */
-export async function notFannedOutFolloweePosts(db: Queryable, readerId: string, limit: number, cursor?: TimelineCursor): Promise<TimelineEntry[]> {
-  const followees = db.select({ id: follows.followeeId }).from(follows).where(eq(follows.followerId, readerId));
-  const rows = await db
-    .select(entryColumns)
-    .from(posts)
-    .where(and(eq(posts.fannedOut, false), isNull(posts.deletedAt), inArray(posts.authorId, followees), before(cursor)))
-    .orderBy(newestFirst(posts.createdAt), newestFirst(posts.postId))
-    .limit(limit);
-  return rows.map(toEntry);
-}
-
-/** Which of `authorIds` the reader follows now. */
-export async function followedAmong(db: Queryable, readerId: string, authorIds: readonly string[]): Promise<Set<string>> {
-  if (authorIds.length === 0) return new Set();
-  const rows = await db
-    .select({ followeeId: follows.followeeId })
-    .from(follows)
-    .where(and(eq(follows.followerId, readerId), inArray(follows.followeeId, [...authorIds])));
-  return new Set(rows.map((r) => r.followeeId));
 }
 
 export async function followExists(db: Queryable, edge: FollowEdge): Promise<boolean> {

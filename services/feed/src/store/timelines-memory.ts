@@ -1,4 +1,14 @@
-import { compareNewestFirst, DEFAULT_REBUILD_TTL_MS, isOlderThan, type RebuildStart, type TimelineCursor, type TimelineEntry, type TimelineStore, type TimelineStoreOptions } from "./timelines.ts";
+import {
+  compareNewestFirst,
+  DEFAULT_REBUILD_TTL_MS,
+  isOlderThan,
+  type RebuildStart,
+  type TimelineCursor,
+  type TimelineEntry,
+  type TimelineStore,
+  type TimelineStoreOptions,
+  type TimelineWrite,
+} from "./timelines.ts";
 
 /**
  * The in-process timeline store (`make dev`, unit tests), following the Redis
@@ -25,6 +35,10 @@ export class MemoryTimelineStore implements TimelineStore {
         this.#trim(set);
       }
     }
+  }
+
+  async addToExistingEach(writes: readonly TimelineWrite[]): Promise<void> {
+    for (const write of writes) await this.addToExisting(write.userIds, write.entries);
   }
 
   async drop(userId: string): Promise<void> {

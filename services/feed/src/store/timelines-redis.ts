@@ -1,5 +1,5 @@
 import { Redis, type ChainableCommander } from "ioredis";
-import { DEFAULT_REBUILD_TTL_MS, type RebuildStart, type TimelineCursor, type TimelineEntry, type TimelineStore, type TimelineStoreOptions } from "./timelines.ts";
+import { DEFAULT_REBUILD_TTL_MS, type RebuildStart, type TimelineCursor, type TimelineEntry, type TimelineStore, type TimelineStoreOptions, type TimelineWrite } from "./timelines.ts";
 
 /**
  * Marks a timeline as existing (complete), also when it holds no post. Score
@@ -11,7 +11,10 @@ const MARKER = "_";
 // Adds (score, member) pairs to each of KEYS that exists, then trims it to
 // ARGV[1] posts (the marker at rank 0 stays). A script, so "exists" and
 // "add" are one step: a timeline flushed or evicted in between is not
-// re-created with partial content.
+// re-created with partial content. Fan-out hands it many users' keys per
+// call (ADD_USERS_PER_CALL): one call per user cost the feed process about
+// 12 µs of CPU per follower in command encoding and reply parsing, and
+// Redis a script invocation each (see docs/decisions.md, "The write path").
 const ADD_TO_EXISTING = `
 local cap = tonumber(ARGV[1])
 for k = 1, #KEYS do
@@ -44,6 +47,14 @@ type PipelinedScriptCall = (...args: Array<string | number>) => ChainableCommand
 
 /** Entries per script call while filling a rebuild (bounded Lua argument lists). */
 const FILL_CHUNK = 500;
+/**
+ * Users (two keys each) per script call in a fan-out. A call runs atomically,
+ * so this bounds how long one blocks Redis (a few ms) while keeping the
+ * per-call cost negligible; a fan-out page of thousands of followers is
+ * several such calls in one pipeline. The keys of one call span slots, so a
+ * Redis Cluster deployment would group them by slot first.
+ */
+const ADD_USERS_PER_CALL = 500;
 
 export interface RedisTimelineStoreOptions extends TimelineStoreOptions {
   url: string;
@@ -76,18 +87,31 @@ export function openRedisTimelineStore(options: RedisTimelineStoreOptions): Time
   const rebuildTtlMs = options.rebuildTtlMs ?? DEFAULT_REBUILD_TTL_MS;
   const flat = (entries: readonly TimelineEntry[]) => entries.flatMap((e) => [e.score, e.postId]);
 
+  async function addToExistingEach(writes: readonly TimelineWrite[]): Promise<void> {
+    const pipeline = client.pipeline();
+    const add = pipelined(pipeline, "feedAddExisting");
+    let calls = 0;
+    for (const { userIds, entries } of writes) {
+      if (userIds.length === 0 || entries.length === 0) continue;
+      const args = flat(entries);
+      for (let i = 0; i < userIds.length; i += ADD_USERS_PER_CALL) {
+        const keys = userIds.slice(i, i + ADD_USERS_PER_CALL).flatMap((userId) => [keyOf(userId), rebuildKeyOf(userId)]);
+        add(keys.length, ...keys, cap, ...args);
+        calls += 1;
+      }
+    }
+    if (calls > 0) throwFirstError(await pipeline.exec());
+  }
+
   return {
     kind: "redis",
     keyOf,
 
-    async addToExisting(userIds, entries) {
-      if (userIds.length === 0 || entries.length === 0) return;
-      const pipeline = client.pipeline();
-      const add = pipelined(pipeline, "feedAddExisting");
-      const args = flat(entries);
-      for (const userId of userIds) add(2, keyOf(userId), rebuildKeyOf(userId), cap, ...args);
-      throwFirstError(await pipeline.exec());
+    addToExisting(userIds, entries) {
+      return addToExistingEach([{ userIds, entries }]);
     },
+
+    addToExistingEach,
 
     async drop(userId) {
       await client.del(keyOf(userId), rebuildKeyOf(userId));

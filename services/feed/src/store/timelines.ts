@@ -23,6 +23,12 @@ export interface TimelineEntry {
   score: number;
 }
 
+/** Some users' timelines and the entries each of them gets. */
+export interface TimelineWrite {
+  userIds: readonly string[];
+  entries: readonly TimelineEntry[];
+}
+
 /** Keyset position: entries strictly older than (score, postId), ties broken by post id (descending). */
 export type TimelineCursor = TimelineEntry;
 
@@ -32,6 +38,8 @@ export interface TimelineStore {
   readonly kind: "redis" | "memory";
   /** Adds `entries` to those of `userIds`' timelines that exist (or are being rebuilt), in one round trip; trims each to the cap. */
   addToExisting(userIds: readonly string[], entries: readonly TimelineEntry[]): Promise<void>;
+  /** `addToExisting` for several groups of users at once (a batch of posts by different authors), still one round trip. */
+  addToExistingEach(writes: readonly TimelineWrite[]): Promise<void>;
   /** Removes `postIds` from the timelines of `userIds` (and their rebuilds); creates nothing. */
   remove(userIds: readonly string[], postIds: readonly string[]): Promise<void>;
   /** Up to `limit` entries strictly before `before`, newest first; null when the timeline does not exist. */

@@ -34,6 +34,8 @@ export const reports = moderation.table(
     index("reports_queue_kind_idx").on(t.status, t.targetKind, t.createdAt, t.id),
     // Closing every open report on a target together (ResolveReport).
     index("reports_open_target_idx").on(t.targetKind, t.targetId).where(sql`${t.status} = 'open'`),
+    // A reporter's own reports, open or closed: the data export's keyset pages and the account purge.
+    index("reports_reporter_idx").on(t.reporterId, t.id),
   ],
 );
 
@@ -62,5 +64,7 @@ export const removals = moderation.table(
   (t) => [primaryKey({ columns: [t.targetKind, t.targetId] })],
 );
 
-// The service consumes no events, so it needs no processed-events table.
+// The only event it consumes is AccountDeleted, whose purge is idempotent by
+// construction (it looks for rows still naming the account), so it keeps no
+// processed-events table.
 export const { outboxEvents } = outboxTables(moderation);

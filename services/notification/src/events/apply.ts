@@ -16,8 +16,17 @@ import { listedKinds, type KindName } from "../domain/kinds.ts";
 import { effectiveChannels, resolvePreferences } from "../domain/preferences.ts";
 import { stableUuid } from "../domain/ids.ts";
 import { messagePreview } from "../domain/push-text.ts";
-import { ingestFacts, markPostDeleted, notificationsWhere, recordNotification, removeNotifications, unreadCount } from "../store/notifications.ts";
-import { deleteBlock, deleteFollow, insertBlock, insertFollow } from "../store/projection.ts";
+import {
+  hideSuspendedActor,
+  ingestFacts,
+  markPostDeleted,
+  notificationsWhere,
+  recordNotification,
+  removeNotifications,
+  restoreSuspendedActor,
+  unreadCount,
+} from "../store/notifications.ts";
+import { deleteBlock, deleteFollow, insertBlock, insertFollow, recordSuspension } from "../store/projection.ts";
 import { processedEvents } from "../store/schema.ts";
 import type { UserDirectory } from "../peers.ts";
 import { notificationCreated } from "./publish.ts";
@@ -85,7 +94,8 @@ export async function applyCandidates(deps: ApplyDeps, eventId: string, candidat
 /** Applies the rules to one candidate; returns what the live update needs when a notification was listed. */
 async function applyCandidate(deps: ApplyDeps, tx: Tx, eventId: string, c: Candidate): Promise<LiveChange | undefined> {
   const facts = await ingestFacts(tx, { recipientId: c.recipientId, actorId: c.actorId, postIds: [c.postId, c.sourceId].filter((id): id is string => id !== undefined) });
-  if (facts.blocked || facts.postDeleted) return undefined;
+  // A suspended actor cannot act; what reaches here was in flight when they were suspended, and is dropped like a blocked one's.
+  if (facts.blocked || facts.postDeleted || facts.actorSuspended) return undefined;
   const preferences = resolvePreferences(facts.preferences);
   const channels = effectiveChannels(preferences, c.kind);
   if (!channels.inApp && !channels.push) return undefined;
@@ -198,6 +208,21 @@ export function applyUserBlocked(deps: ApplyDeps, eventId: string, blockerId: st
 export function applyUserUnblocked(deps: ApplyDeps, eventId: string, blockerId: string, blockedId: string): Promise<void> {
   // What the block removed stays removed.
   return applyRemoval(deps, eventId, (tx) => deleteBlock(tx, blockerId, blockedId), undefined);
+}
+
+/**
+ * A moderator suspended a user, or lifted it (the moderation topic): what
+ * they caused leaves every list (and unread count) while suspended and comes
+ * back when lifted, but for what was removed meanwhile for a reason of its
+ * own. The last change by its time wins.
+ */
+export async function applyUserSuspension(deps: ApplyDeps, eventId: string, change: { userId: string; suspended: boolean; at: Date }): Promise<void> {
+  await once(deps, eventId, async (tx) => {
+    if (!(await recordSuspension(tx, change))) return;
+    if (change.suspended) await hideSuspendedActor(tx, eventId, change.userId);
+    else await restoreSuspendedActor(tx, eventId, change.userId);
+  });
+  await deps.live?.afterEvent(eventId);
 }
 
 /**

@@ -13,6 +13,7 @@ import { CommentCreatedSchema, CommentDeletedSchema, LikeCreatedSchema, LikeDele
 import { ChatMessageSentSchema } from "@aviary/gen/aviary/events/v1/chat_events_pb";
 import { ConversationKind } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import { FollowCreatedSchema, FollowDeletedReason, FollowDeletedSchema, UserBlockedSchema, UserUnblockedSchema } from "@aviary/gen/aviary/events/v1/user_events_pb";
+import { UserSuspendedSchema, UserUnsuspendedSchema } from "@aviary/gen/aviary/events/v1/moderation_events_pb";
 import {
   applyChatMessageSent,
   applyCommentCreated,
@@ -24,6 +25,7 @@ import {
   applyPostCreated,
   applyPostDeleted,
   applyUserBlocked,
+  applyUserSuspension,
   applyUserUnblocked,
   MAX_MENTIONS,
   type ApplyDeps,
@@ -38,6 +40,9 @@ export const userEventsTopic = "aviary.user.events";
 /** The chat service's topic, keyed by conversation id: the default of CHAT_EVENTS_TOPIC (the chat service's default too). */
 export const chatEventsTopic = "aviary.chat.events";
 
+/** The moderation service's topic, keyed by the suspended user's id (services/moderation/src/events/publish.ts). */
+export const moderationEventsTopic = "aviary.moderation.events";
+
 /** The default consumer group (NOTIFICATION_GROUP). */
 export const notificationGroup = "notification";
 
@@ -49,6 +54,8 @@ export function chatGroupOf(groupId: string): string {
 export interface ConsumeOptions extends ApplyDeps {
   bus: EventBus;
   groupId: string;
+  /** The moderation topic (suspensions), read beside the post and user topics. */
+  moderationTopic: string;
   partitionsConcurrently?: number;
   /** Delivery policy overrides (tests); the bus' defaults otherwise. */
   maxAttempts?: number;
@@ -60,7 +67,7 @@ export interface ConsumeOptions extends ApplyDeps {
 export function consumeNotificationEvents(options: ConsumeOptions): Promise<Subscription> {
   return options.bus.subscribe({
     groupId: options.groupId,
-    topics: [postEventsTopic, userEventsTopic],
+    topics: [postEventsTopic, userEventsTopic, options.moderationTopic],
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
     ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
     ...(options.initialBackoffMs === undefined ? {} : { initialBackoffMs: options.initialBackoffMs }),
@@ -126,6 +133,12 @@ export async function handleNotificationEvent(deps: ApplyDeps, event: DeliveredE
   } else if (isEventOf(UserUnblockedSchema, event)) {
     const { id, message } = decodedEvent(UserUnblockedSchema, event);
     await applyUserUnblocked(deps, id, eventUuid(message.blockerId, "blocker_id", id), eventUuid(message.blockedId, "blocked_id", id));
+  } else if (isEventOf(UserSuspendedSchema, event)) {
+    const { id, message } = decodedEvent(UserSuspendedSchema, event);
+    await applyUserSuspension(deps, id, { userId: eventUuid(message.userId, "user_id", id), suspended: true, at: eventTime(message.suspendedAt, "suspended_at", id) });
+  } else if (isEventOf(UserUnsuspendedSchema, event)) {
+    const { id, message } = decodedEvent(UserUnsuspendedSchema, event);
+    await applyUserSuspension(deps, id, { userId: eventUuid(message.userId, "user_id", id), suspended: false, at: eventTime(message.unsuspendedAt, "unsuspended_at", id) });
   }
 }
 

@@ -10,11 +10,12 @@
 // kinds (visibleGroups; groupPage spells the same three conditions in SQL,
 // for its one-statement page — change them together).
 import { and, eq, gt, inArray, or, sql, type SQL } from "drizzle-orm";
+import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
 import { rowsOf } from "@aviary/runtime/db/rows";
 import { SAMPLE_ACTORS } from "../domain/grouping.ts";
 import type { KindName } from "../domain/kinds.ts";
-import { blocks, deletedPosts, follows, groups, notifications, preferences, recipients } from "./schema.ts";
+import { blocks, deletedPosts, follows, groups, notifications, preferences, recipients, suspendedUsers } from "./schema.ts";
 
 export type GroupRow = typeof groups.$inferSelect;
 
@@ -122,6 +123,8 @@ export interface IngestFacts {
   postDeleted: boolean;
   /** The recipient follows the actor. */
   following: boolean;
+  /** A moderator suspended the actor. */
+  actorSuspended: boolean;
   /** The recipient's stored preferences, if any. */
   preferences: { channels: Record<string, { inApp: boolean; push: boolean }>; onlyFromFollowing: boolean } | undefined;
 }
@@ -133,38 +136,72 @@ export async function ingestFacts(db: Queryable, c: { recipientId: string; actor
       exists (select 1 from ${blocks} b where (b.blocker_id = ${c.recipientId} and b.blocked_id = ${c.actorId}) or (b.blocker_id = ${c.actorId} and b.blocked_id = ${c.recipientId})) as blocked,
       exists (select 1 from ${deletedPosts} d where d.post_id = any(${postIds})) as post_deleted,
       exists (select 1 from ${follows} f where f.follower_id = ${c.recipientId} and f.followee_id = ${c.actorId}) as following,
+      exists (select 1 from ${suspendedUsers} s where s.user_id = ${c.actorId} and s.suspended) as actor_suspended,
       (select json_build_object('channels', p.channels, 'onlyFromFollowing', p.only_from_following) from ${preferences} p where p.user_id = ${c.recipientId}) as preferences`),
   );
   const stored = row?.["preferences"];
   const parsed = typeof stored === "string" ? (JSON.parse(stored) as IngestFacts["preferences"]) : (stored as IngestFacts["preferences"] | null);
-  return { blocked: row?.["blocked"] === true, postDeleted: row?.["post_deleted"] === true, following: row?.["following"] === true, preferences: parsed ?? undefined };
+  return {
+    blocked: row?.["blocked"] === true,
+    postDeleted: row?.["post_deleted"] === true,
+    following: row?.["following"] === true,
+    actorSuspended: row?.["actor_suspended"] === true,
+    preferences: parsed ?? undefined,
+  };
 }
 
 /** What a removal changed, per recipient: groups recomputed (count 0 = gone from the list). */
 export type RemovalResult = Map<string, GroupRow[]>;
 
 /**
- * Removes the live notifications matching `where` (a condition on the
- * notifications table) and recomputes their groups. Takes the locks of the
- * recipients involved first.
+ * Removes the notifications matching `where` (a condition on the
+ * notifications table) and recomputes their groups: the live ones, and those
+ * hidden by a suspension, which then stay removed when it is lifted.
  */
-export async function removeNotifications(tx: Tx, eventId: string, where: SQL): Promise<RemovalResult> {
-  const affected = await tx
-    .selectDistinct({ recipientId: notifications.recipientId })
-    .from(notifications)
-    .where(and(where, sql`${notifications.removedAt} is null`));
+export function removeNotifications(tx: Tx, eventId: string, where: SQL): Promise<RemovalResult> {
+  return changeVisibility(tx, and(where, sql`(${notifications.removedAt} is null or ${notifications.hiddenBySuspension})`)!, {
+    removedAt: sql`coalesce(${notifications.removedAt}, clock_timestamp())`,
+    removedByEventId: eventId,
+    hiddenBySuspension: false,
+  });
+}
+
+/** Hides everything `actorId` caused that is live, until restoreSuspendedActor (a suspension). */
+export function hideSuspendedActor(tx: Tx, eventId: string, actorId: string): Promise<RemovalResult> {
+  return changeVisibility(tx, and(eq(notifications.actorId, actorId), sql`${notifications.removedAt} is null`)!, {
+    removedAt: sql`clock_timestamp()`,
+    removedByEventId: eventId,
+    hiddenBySuspension: true,
+  });
+}
+
+/** Brings back what hideSuspendedActor hid and nothing removed since (an unsuspension); `eventId` marks the rows for the live updates. */
+export function restoreSuspendedActor(tx: Tx, eventId: string, actorId: string): Promise<RemovalResult> {
+  return changeVisibility(tx, and(eq(notifications.actorId, actorId), sql`${notifications.hiddenBySuspension}`)!, {
+    removedAt: null,
+    removedByEventId: eventId,
+    hiddenBySuspension: false,
+  });
+}
+
+/**
+ * Updates the notifications matching `where` with `set` and recomputes their
+ * groups. Takes the locks of the recipients involved first.
+ */
+async function changeVisibility(tx: Tx, where: SQL, set: PgUpdateSetSource<typeof notifications>): Promise<RemovalResult> {
+  const affected = await tx.selectDistinct({ recipientId: notifications.recipientId }).from(notifications).where(where);
   const result: RemovalResult = new Map();
   if (affected.length === 0) return result;
   await lockRecipients(
     tx,
     affected.map((a) => a.recipientId),
   );
-  const removed = await tx
+  const changed = await tx
     .update(notifications)
-    .set({ removedAt: sql`clock_timestamp()`, removedByEventId: eventId })
-    .where(and(where, sql`${notifications.removedAt} is null`))
+    .set(set)
+    .where(where)
     .returning({ recipientId: notifications.recipientId, groupId: notifications.groupId });
-  const groupIds = [...new Set(removed.map((r) => r.groupId))];
+  const groupIds = [...new Set(changed.map((r) => r.groupId))];
   for (const groupId of groupIds) {
     const group = await recomputeGroup(tx, groupId);
     if (group === undefined) continue;

@@ -1,11 +1,11 @@
 import { eq, inArray, or, sql } from "drizzle-orm";
 import type { Tx } from "@aviary/runtime/db/database";
-import { blocks, deliveries, follows, groups, notifications, preferences, recipients } from "./schema.ts";
+import { blocks, deliveries, follows, groups, notifications, preferences, recipients, suspendedUsers } from "./schema.ts";
 
 /**
  * Removes everything the notification service holds of a deleted account:
  * notifications to it (with their groups and push ledger rows), its
- * sequence and preferences, the block and follow projections both ways,
+ * sequence and preferences, the block, follow and suspension projections,
  * and the notifications about what it did to others (its likes, comments,
  * follows, mentions) — whose groups are recounted from the notifications
  * left, so the other users' lists and unread counts stay right. Deleting
@@ -19,6 +19,7 @@ export async function purgeUserNotifications(tx: Tx, userId: string): Promise<vo
   await tx.delete(preferences).where(eq(preferences.userId, userId));
   await tx.delete(blocks).where(or(eq(blocks.blockerId, userId), eq(blocks.blockedId, userId)));
   await tx.delete(follows).where(or(eq(follows.followerId, userId), eq(follows.followeeId, userId)));
+  await tx.delete(suspendedUsers).where(eq(suspendedUsers.userId, userId));
 
   const acted = await tx.delete(notifications).where(eq(notifications.actorId, userId)).returning({ id: notifications.id, groupId: notifications.groupId });
   if (acted.length === 0) return;

@@ -40,9 +40,19 @@ export const notifications = notification.table(
     /** When it was recorded (clock_timestamp() under the recipient's lock: in seq order). */
     createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
     removedAt: timestamp("removed_at", { withTimezone: true }),
-    /** The event that recorded it, and the one that removed it: what a redelivery re-announces on the live stream. */
+    /**
+     * The event that recorded it, and the last one that removed it (or, for a
+     * live row, brought it back from a suspension): what a redelivery
+     * re-announces on the live stream.
+     */
     eventId: uuid("event_id").notNull(),
     removedByEventId: uuid("removed_by_event_id"),
+    /**
+     * Removed only because its actor is suspended (UserSuspended): it comes
+     * back when they are unsuspended, unless a removal of its own (a block,
+     * a deletion) took it meanwhile, which clears this.
+     */
+    hiddenBySuspension: boolean("hidden_by_suspension").notNull().default(false),
   },
   (t) => [
     uniqueIndex("notifications_recipient_seq_key").on(t.recipientId, t.seq),
@@ -54,6 +64,8 @@ export const notifications = notification.table(
     index("notifications_recipient_actor_idx").on(t.recipientId, t.actorId).where(sql`${t.removedAt} is null`),
     index("notifications_event_idx").on(t.eventId),
     index("notifications_removed_by_event_idx").on(t.removedByEventId).where(sql`${t.removedByEventId} is not null`),
+    // What an unsuspension brings back, and what a removal must also find among the hidden rows.
+    index("notifications_hidden_actor_idx").on(t.actorId).where(sql`${t.hiddenBySuspension}`),
   ],
 );
 
@@ -116,6 +128,18 @@ export const follows = notification.table(
   },
   (t) => [primaryKey({ columns: [t.followerId, t.followeeId] })],
 );
+
+/**
+ * Users suspended by a moderator (UserSuspended / UserUnsuspended on the
+ * moderation topic), the last change by its time: nothing new is recorded
+ * from a suspended actor, and what they caused is hidden until they are
+ * unsuspended.
+ */
+export const suspendedUsers = notification.table("suspended_users", {
+  userId: uuid("user_id").primaryKey(),
+  suspended: boolean("suspended").notNull(),
+  changedAt: timestamp("changed_at", { withTimezone: true }).notNull(),
+});
 
 /**
  * Posts deleted (PostDeleted). A reply travels on its own post's partition,

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { Tx } from "@aviary/runtime/db/database";
-import { enqueueEvent } from "@aviary/runtime/outbox/enqueue";
+import type { Queryable, Tx } from "@aviary/runtime/db/database";
+import { enqueueEvent, enqueueEventWith } from "@aviary/runtime/outbox/enqueue";
 import {
   CommentCreatedSchema,
   CommentDeletedSchema,
@@ -10,7 +10,7 @@ import {
   PostCreatedSchema,
   PostDeletedSchema,
 } from "@aviary/gen/aviary/events/v1/post_events_pb";
-import { outboxEvents } from "../store/schema.ts";
+import { outboxEvents, postItems } from "../store/schema.ts";
 import type { PostRow } from "../store/posts.ts";
 import type { CommentRow } from "../store/comments.ts";
 
@@ -22,12 +22,16 @@ export const postEventsTopic = "aviary.post.events";
 
 const tables = { outboxEvents };
 
+// Event producers. Each writes to the outbox inside the caller's transaction
+// (or, for a new post, in the statement that writes the post), so an event
+// exists exactly when the state change it describes committed.
+
 /**
- * Event producers. Each writes to the outbox inside the caller's transaction,
- * so an event exists exactly when the state change it describes committed.
+ * The post's row and its PostCreated event in one statement (no
+ * transaction): CreatePost's only write, one round trip.
  */
-export function postCreated(tx: Tx, post: PostRow, replyToAuthorId: string): Promise<void> {
-  return enqueueEvent(tx, tables, {
+export function insertPostWithEvent(db: Queryable, post: PostRow, replyToAuthorId: string): Promise<void> {
+  return enqueueEventWith(db, tables, db.insert(postItems).values(post), {
     topic: postEventsTopic,
     key: post.id,
     schema: PostCreatedSchema,

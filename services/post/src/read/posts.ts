@@ -7,15 +7,17 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Media } from "@aviary/gen/aviary/media/v1/media_pb";
 import type { PostSchema } from "@aviary/gen/aviary/post/v1/post_pb";
-import type { Queryable } from "@aviary/runtime/db/database";
-import { findPosts, type PostRow } from "../store/posts.ts";
+import type { PostRow } from "../store/posts.ts";
 import type { RemovalFact } from "../store/moderation.ts";
 
 export type PostMessage = MessageInitShape<typeof PostSchema>;
 
+/** How step 1 reads rows by id (the prepared statement of store/read-statements.ts). */
+export type FindPosts = (ids: readonly string[]) => Promise<PostRow[]>;
+
 /** Step 1: the rows of the requested ids that exist, tombstones included. */
-export function skeleton(db: Queryable, postIds: readonly string[]): Promise<PostRow[]> {
-  return findPosts(db, [...new Set(postIds)]);
+export function skeleton(find: FindPosts, postIds: readonly string[]): Promise<PostRow[]> {
+  return find([...new Set(postIds)]);
 }
 
 /** Where hydration gets its facts: each answers for a whole set of ids at once. */
@@ -96,8 +98,8 @@ export async function present(rows: readonly PostRow[], viewerId: string, source
 }
 
 /** The whole pipeline for a set of ids: the visible posts, by id. */
-export async function readPosts(db: Queryable, postIds: readonly string[], viewerId: string, sources: HydrationSources): Promise<Map<string, PostMessage>> {
-  const rows = await skeleton(db, postIds);
+export async function readPosts(find: FindPosts, postIds: readonly string[], viewerId: string, sources: HydrationSources): Promise<Map<string, PostMessage>> {
+  const rows = await skeleton(find, postIds);
   const posts = await present(rows, viewerId, sources);
   return new Map(posts.map((p) => [p.postId ?? "", p]));
 }

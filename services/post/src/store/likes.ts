@@ -1,5 +1,5 @@
-import { and, eq, inArray } from "drizzle-orm";
-import type { Queryable, Tx } from "@aviary/runtime/db/database";
+import { and, eq } from "drizzle-orm";
+import type { Tx } from "@aviary/runtime/db/database";
 import { likes } from "./schema.ts";
 
 /** Records the like; true if it is new (liking twice is one like). */
@@ -15,14 +15,4 @@ export async function deleteLike(tx: Tx, postId: string, userId: string): Promis
     .where(and(eq(likes.postId, postId), eq(likes.userId, userId)))
     .returning({ postId: likes.postId });
   return rows.length > 0;
-}
-
-/** Which of `postIds` the user likes: one query for a whole page or batch. */
-export async function likedAmong(db: Queryable, userId: string, postIds: readonly string[]): Promise<Set<string>> {
-  if (postIds.length === 0) return new Set();
-  const rows = await db
-    .select({ postId: likes.postId })
-    .from(likes)
-    .where(and(inArray(likes.postId, [...postIds]), eq(likes.userId, userId)));
-  return new Set(rows.map((r) => r.postId));
 }

@@ -21,16 +21,6 @@ export async function suspendedAmong(db: Queryable, userIds: readonly string[]):
   return new Set(rows.map((row) => row.userId));
 }
 
-/** The removed posts or comments among `ids`, with why and when. */
-export async function removedAmong(db: Queryable, kind: ContentKind, ids: readonly string[]): Promise<Map<string, RemovalFact>> {
-  if (ids.length === 0) return new Map();
-  const rows = await db
-    .select()
-    .from(moderatedContent)
-    .where(and(eq(moderatedContent.targetKind, kind), inArray(moderatedContent.targetId, [...ids]), eq(moderatedContent.removed, true)));
-  return new Map(rows.map((row) => [row.targetId, { reason: row.reason, removedAt: row.changedAt }]));
-}
-
 /** Records a suspension change unless a newer one is stored. */
 export async function applyUserModeration(db: Queryable, row: typeof moderatedUsers.$inferSelect): Promise<void> {
   await db

@@ -1,27 +1,22 @@
-import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
 import { newestFirst } from "@aviary/runtime/db/order";
 import { postItems } from "./schema.ts";
 
 export type PostRow = typeof postItems.$inferSelect;
-export type NewPostRow = typeof postItems.$inferInsert;
 
-export async function insertPost(tx: Tx, row: NewPostRow): Promise<PostRow> {
-  const [inserted] = await tx.insert(postItems).values(row).returning();
-  if (inserted === undefined) throw new Error("post insert returned no row");
-  return inserted;
+/**
+ * A new post's row as the database will hold it (the columns' defaults
+ * filled in), so CreatePost can answer without reading it back.
+ */
+export function newPostRow(row: Omit<PostRow, "likeCount" | "commentCount" | "deletedAt">): PostRow {
+  return { ...row, likeCount: 0, commentCount: 0, deletedAt: null };
 }
 
 /** The post, tombstoned or not; undefined when it never existed. */
 export async function findPost(db: Queryable, id: string): Promise<PostRow | undefined> {
   const rows = await db.select().from(postItems).where(eq(postItems.id, id)).limit(1);
   return rows[0];
-}
-
-/** The posts among `ids` that exist, tombstones included, in no particular order. */
-export function findPosts(db: Queryable, ids: readonly string[]): Promise<PostRow[]> {
-  if (ids.length === 0) return Promise.resolve([]);
-  return db.select().from(postItems).where(inArray(postItems.id, [...ids]));
 }
 
 /**

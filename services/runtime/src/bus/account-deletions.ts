@@ -12,6 +12,14 @@ import { AccountDeletedSchema } from "@aviary/gen/aviary/events/v1/auth_events_p
 /** The auth service's public topic, keyed by user id. */
 export const authEventsTopic = "aviary.auth.events";
 
+/**
+ * Who a deleted account's remains say they were by or about, where a row
+ * stays but must not name the account: the nil UUID, which no account has
+ * (chat messages' sender, moderation reports' target). Clients show it as a
+ * deleted account.
+ */
+export const DELETED_ACCOUNT_ID = "00000000-0000-0000-0000-000000000000";
+
 /** The account-deletion subscription's group: the service's consumer group, suffixed (a group per topic set). */
 export function accountsGroupOf(groupId: string): string {
   return `${groupId}-accounts`;

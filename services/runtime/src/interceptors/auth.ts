@@ -110,10 +110,21 @@ export function createCallAuthenticator(options: AuthOptions, logger?: Logger): 
     return { kind: "user", principal, token };
   };
 
+  // What a method's rules are does not change between calls: worked out once per method.
+  const rulesByMethod = new WeakMap<DescMethod, { procedure: string; requiredRole: ReturnType<typeof requiredRoleOf>; isPublic: boolean }>();
+  const rulesOf = (method: DescMethod) => {
+    let rules = rulesByMethod.get(method);
+    if (rules === undefined) {
+      const procedure = `${method.parent.typeName}/${method.name}`;
+      const requiredRole = requiredRoleOf(method);
+      rules = { procedure, requiredRole, isPublic: requiredRole === undefined && publicProcedures.has(procedure) };
+      rulesByMethod.set(method, rules);
+    }
+    return rules;
+  };
+
   return async (method, authorization, values) => {
-    const procedure = `${method.parent.typeName}/${method.name}`;
-    const requiredRole = requiredRoleOf(method);
-    const isPublic = requiredRole === undefined && publicProcedures.has(procedure);
+    const { procedure, requiredRole, isPublic } = rulesOf(method);
     if (authorization === null) {
       if (isPublic) return;
       throw unauthenticated("authentication required", "invalid_request");

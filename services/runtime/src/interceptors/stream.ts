@@ -56,17 +56,3 @@ export function followStream<T>(source: AsyncIterable<T>, hooks: StreamHooks<T>)
 export async function* mapStream<T, U>(source: AsyncIterable<T>, f: (item: T) => U): AsyncIterable<U> {
   for await (const item of source) yield f(item);
 }
-
-/** Rejects with the signal's reason once it aborts (never resolves otherwise). */
-export function whenAborted(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {
-  let onAbort = () => {};
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
-  // Callers race this against work; keep a rejection that loses the race from
-  // surfacing as unhandled.
-  promise.catch(() => {});
-  return { promise, dispose: () => signal.removeEventListener("abort", onAbort) };
-}

@@ -24,10 +24,17 @@ export const headersGetter: TextMapGetter<Headers> = {
   get: (carrier, key) => carrier.get(key) ?? undefined,
 };
 
+// Spelled once per code: the name is asked on every call.
+const CODE_NAMES = new Map<Code, string>(
+  Object.values(Code)
+    .filter((code): code is Code => typeof code === "number")
+    .map((code) => [code, (Code[code] ?? "unknown").replace(/[A-Z]/g, (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase())]),
+);
+
 /** "InvalidArgument" → "invalid_argument", the Connect protocol's spelling. */
 export function codeName(code: Code | undefined): string {
   if (code === undefined) return "ok";
-  return (Code[code] ?? "unknown").replace(/[A-Z]/g, (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase());
+  return CODE_NAMES.get(code) ?? "unknown";
 }
 
 // Codes that mean the server failed (gRPC's guidance for server span status);
@@ -51,6 +58,36 @@ export interface ServerCallObservation {
   finish(error: unknown): void;
 }
 
+/** What a procedure's calls share: the span name, and the attribute sets (read-only) for the span and each status's metrics. */
+interface ProcedureAttributes {
+  readonly spanName: string;
+  readonly span: Attributes;
+  readonly byStatus: Map<string, Attributes>;
+}
+
+// Built once per procedure and protocol family rather than per call; the
+// metrics SDK still hashes them on each record, but no object is spread per call.
+const procedureAttributes = new Map<string, ProcedureAttributes>();
+
+function attributesOf(system: "grpc" | "connect_rpc", service: string, method: string): ProcedureAttributes {
+  const key = `${system} ${service}/${method}`;
+  let found = procedureAttributes.get(key);
+  if (found === undefined) {
+    found = { spanName: `${service}/${method}`, span: { [RPC_SYSTEM]: system, [RPC_SERVICE]: service, [RPC_METHOD]: method }, byStatus: new Map() };
+    procedureAttributes.set(key, found);
+  }
+  return found;
+}
+
+function metricAttributes(procedure: ProcedureAttributes, status: string): Attributes {
+  let attributes = procedure.byStatus.get(status);
+  if (attributes === undefined) {
+    attributes = { ...procedure.span, [STATUS]: status };
+    procedure.byStatus.set(status, attributes);
+  }
+  return attributes;
+}
+
 /**
  * Starts the SERVER span and the clock of one call, continuing the trace in
  * the request headers (`carrier`, read through `getter`). Shared by the
@@ -62,11 +99,11 @@ export function observeServerCall<C>(
 ): ServerCallObservation {
   const { tracer, propagator, rpcMetrics } = telemetry;
   const { system } = call;
-  const base: Attributes = { [RPC_SYSTEM]: system, [RPC_SERVICE]: call.service, [RPC_METHOD]: call.method };
+  const procedure = attributesOf(system, call.service, call.method);
   // Extract into the root context: whatever happens to be active in the
   // server's own async context must not become the parent of a request.
   const parent = propagator.extract(ROOT_CONTEXT, call.carrier, call.getter);
-  const span = tracer.startSpan(`${call.service}/${call.method}`, { kind: SpanKind.SERVER, attributes: base }, parent);
+  const span = tracer.startSpan(procedure.spanName, { kind: SpanKind.SERVER, attributes: procedure.span }, parent);
   const started = performance.now();
   return {
     context: trace.setSpan(parent, span),
@@ -78,7 +115,7 @@ export function observeServerCall<C>(
         span.setStatus({ code: SpanStatusCode.ERROR, message: codeName(code) });
       }
       span.end();
-      const attributes = { ...base, [STATUS]: codeName(code) };
+      const attributes = metricAttributes(procedure, codeName(code));
       rpcMetrics.duration.record(performance.now() - started, attributes);
       rpcMetrics.requests.add(1, attributes);
     },

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { context, propagation } from "@opentelemetry/api";
-import { sql } from "drizzle-orm";
+import { sql, type SQL, type SQLWrapper } from "drizzle-orm";
 import { EventHeaders, type EventRecord } from "../bus/bus.ts";
 import type { Queryable } from "../db/database.ts";
 import { outboxChannel, type OutboxEventsTable } from "./tables.ts";
@@ -31,6 +31,36 @@ export async function enqueueEvent<Desc extends DescMessage>(
   tables: { outboxEvents: OutboxEventsTable },
   input: EnqueueInput<Desc>,
 ): Promise<void> {
+  // One statement, one round trip: a data-modifying CTE always runs to completion.
+  await tx.execute(sql`WITH inserted AS ${outboxInsert(tx, tables, input)} SELECT ${relayWakeUp(tables)}`);
+}
+
+/**
+ * A state change and its event in ONE statement: `change` (a drizzle
+ * INSERT, UPDATE or DELETE builder, not yet run) and the outbox row go in data-modifying
+ * CTEs of one query, which commit together or not at all, so the caller
+ * needs no transaction (no BEGIN and COMMIT round trips) when the change is
+ * a single statement whose values it knows beforehand (CreatePost).
+ */
+export async function enqueueEventWith<Desc extends DescMessage>(
+  db: Queryable,
+  tables: { outboxEvents: OutboxEventsTable },
+  change: SQLWrapper,
+  input: EnqueueInput<Desc>,
+): Promise<void> {
+  await db.execute(
+    // drizzle parenthesises an embedded query builder, as a CTE's body needs.
+    sql`WITH changed AS ${change}, inserted AS ${outboxInsert(db, tables, input)} SELECT ${relayWakeUp(tables)}`,
+  );
+}
+
+/** The relay's wake-up, `pg_notify(<channel>, '')`, for a statement that writes outbox rows itself. */
+export function relayWakeUp(tables: { outboxEvents: OutboxEventsTable }): SQL {
+  return sql`pg_notify(${outboxChannel(tables.outboxEvents)}, '')`;
+}
+
+/** The outbox row's INSERT for `input` (not run), for a statement that also makes the change it describes. */
+export function outboxInsert<Desc extends DescMessage>(db: Queryable, tables: { outboxEvents: OutboxEventsTable }, input: EnqueueInput<Desc>): SQLWrapper {
   const id = input.id ?? randomUUID();
   const traceparent = input.traceparent ?? activeTraceparent();
   const headers: Record<string, string> = {
@@ -39,7 +69,7 @@ export async function enqueueEvent<Desc extends DescMessage>(
     [EventHeaders.contentType]: PROTOBUF_CONTENT_TYPE,
     ...(traceparent ? { [EventHeaders.traceparent]: traceparent } : {}),
   };
-  const insert = tx.insert(tables.outboxEvents).values({
+  return db.insert(tables.outboxEvents).values({
     id,
     topic: input.topic,
     key: input.key,
@@ -47,8 +77,6 @@ export async function enqueueEvent<Desc extends DescMessage>(
     payload: toBinary(input.schema, input.message),
     headers,
   });
-  // One statement, one round trip: a data-modifying CTE always runs to completion.
-  await tx.execute(sql`WITH inserted AS ${insert} SELECT pg_notify(${outboxChannel(tables.outboxEvents)}, '')`);
 }
 
 function activeTraceparent(): string | undefined {

@@ -27,7 +27,7 @@ export interface OutboxRelayOptions {
   maxBackoffMs?: number;
   /**
    * While busy, passes start at least this far apart (default 0: at once).
-   * Each pass costs a transaction of five statements and a Kafka request
+   * Each pass costs a transaction of four statements and a Kafka request
    * (and a consumer fetch on the other side) however few events it carries,
    * so under load a few ms of waiting lets the events committed meanwhile go
    * out together. An event after a quiet spell still goes out at once.
@@ -60,8 +60,8 @@ const RELAY_LOCK_NAMESPACE = 0x6f626f78;
  * Publishes outbox rows to the bus, in insert order.
  *
  * One pass = one transaction: take the outbox's advisory lock, claim the
- * oldest unpublished rows (`FOR UPDATE SKIP LOCKED`), publish them, mark them
- * published, commit. If publishing fails the transaction rolls back and the
+ * oldest unpublished rows (`FOR UPDATE SKIP LOCKED`) and mark them published
+ * in one statement, publish them, commit. If publishing fails the transaction rolls back and the
  * same rows are retried after a backoff: nothing is lost. A crash between
  * publish and commit publishes the batch again; consumers absorb that
  * through the event id (`handleOnce`).
@@ -100,13 +100,22 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
       await tx.execute(sql`SELECT pg_try_advisory_xact_lock(${sql.raw(String(RELAY_LOCK_NAMESPACE))}, hashtext(${lockName})) AS locked`),
     );
     if (lock?.["locked"] !== true) return 0; // another instance is relaying this outbox
-    const rows = await tx
-      .select({ id: table.id, topic: table.topic, key: table.key, payload: table.payload, headers: table.headers })
+    // Claimed and marked in one statement (the mark is undone with the
+    // transaction if publishing fails); RETURNING has no order, so by seq here.
+    const claimed = tx
+      .select({ id: table.id })
       .from(table)
       .where(isNull(table.publishedAt))
       .orderBy(asc(table.seq))
       .limit(batchSize)
       .for("update", { skipLocked: true });
+    const rows = (
+      await tx
+        .update(table)
+        .set({ publishedAt: sql`now()` })
+        .where(inArray(table.id, claimed))
+        .returning({ id: table.id, seq: table.seq, topic: table.topic, key: table.key, payload: table.payload, headers: table.headers })
+    ).sort((a, b) => a.seq - b.seq);
     if (rows.length === 0) return 0;
     // One PRODUCER span per event, child of the context enqueueEvent stored with it.
     const published = tracePublish(
@@ -121,15 +130,6 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
       throw error;
     }
     published.end();
-    await tx
-      .update(table)
-      .set({ publishedAt: sql`now()` })
-      .where(
-        inArray(
-          table.id,
-          rows.map((row) => row.id),
-        ),
-      );
     return rows.length;
   }
 

@@ -35,11 +35,6 @@ export async function findProfileByUsernameKey(db: Queryable, key: string): Prom
   return row;
 }
 
-export function findProfiles(db: Queryable, userIds: string[]): Promise<ProfileRow[]> {
-  if (userIds.length === 0) return Promise.resolve([]);
-  return db.select().from(profiles).where(inArray(profiles.userId, userIds));
-}
-
 /** The public names of a user, for other services (mentions, push text). */
 export interface ProfileSummaryRow {
   userId: string;
@@ -114,25 +109,6 @@ export async function blockersAmong(db: Queryable, viewerId: string, otherIds: s
     .from(blocks)
     .where(and(eq(blocks.blockedId, viewerId), inArray(blocks.blockerId, otherIds)));
   return new Set(rows.map((r) => r.blockerId));
-}
-
-/**
- * The blocks between `viewerId` and `otherIds`, both ways, in one statement
- * (BatchGetProfiles runs on every direct chat message): which of them
- * blocked the viewer, and which the viewer blocked.
- */
-export async function blocksAmong(db: Queryable, viewerId: string, otherIds: string[]): Promise<{ blockers: Set<string>; blocked: Set<string> }> {
-  const found = { blockers: new Set<string>(), blocked: new Set<string>() };
-  if (otherIds.length === 0) return found;
-  const rows = await db
-    .select({ blockerId: blocks.blockerId, blockedId: blocks.blockedId })
-    .from(blocks)
-    .where(or(and(eq(blocks.blockedId, viewerId), inArray(blocks.blockerId, otherIds)), and(eq(blocks.blockerId, viewerId), inArray(blocks.blockedId, otherIds))));
-  for (const row of rows) {
-    if (row.blockedId === viewerId) found.blockers.add(row.blockerId);
-    if (row.blockerId === viewerId) found.blocked.add(row.blockedId);
-  }
-  return found;
 }
 
 export interface SearchCursor {

@@ -46,7 +46,8 @@ export declare type AuditEntry = Message<"aviary.audit.v1.AuditEntry"> & {
   kind: string;
 
   /**
-   * Who did it (a user id); empty for the system or an anonymous caller.
+   * Who did it (a user id); empty for the system or an anonymous caller, and
+   * once a deleted account was erased from the entry.
    *
    * @generated from field: string actor_id = 4;
    */
@@ -54,14 +55,17 @@ export declare type AuditEntry = Message<"aviary.audit.v1.AuditEntry"> & {
 
   /**
    * Whom or what it was done to: a user id, or "post:<id>", "comment:<id>",
-   * "report:<id>", "key:<kid>".
+   * "report:<id>", "key:<kid>"; empty once a deleted account was erased
+   * from the entry.
    *
    * @generated from field: string subject = 5;
    */
   subject: string;
 
   /**
-   * The event's particulars (reason, session id, role, ip address…).
+   * The event's particulars (reason, session id, role, ip address…); an
+   * erased account's own (ip address, device, session) and any naming it
+   * are left out.
    *
    * @generated from field: google.protobuf.Struct details = 6;
    */
@@ -224,7 +228,13 @@ export declare type VerifyChainResponse = Message<"aviary.audit.v1.VerifyChainRe
 
   /**
    * Why it does not match: "hash" (its content was changed), "link" (its
-   * prev_hash is not the previous entry's hash), "gap" (a seq is missing).
+   * prev_hash is not the previous entry's hash), "gap" (a seq is missing),
+   * "digest" (a personal field's value no longer matches the digest its
+   * hash covers, or lost its salt),
+   * "anchor" (the entry at the latest anchor's seq does not carry the
+   * anchored hash, so the entries up to it were rewritten, hashes and all;
+   * or the log ends before that seq: first_bad_seq is then the first
+   * missing one).
    *
    * @generated from field: string problem = 5;
    */
@@ -236,6 +246,28 @@ export declare type VerifyChainResponse = Message<"aviary.audit.v1.VerifyChainRe
    * @generated from field: int64 next_after_seq = 6;
    */
   nextAfterSeq: bigint;
+
+  /**
+   * The latest anchor of the chain head, written outside the database every
+   * AUDIT_ANCHOR_INTERVAL: its seq (0: none yet) and when it was written.
+   *
+   * @generated from field: int64 anchor_seq = 7;
+   */
+  anchorSeq: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp anchored_at = 8;
+   */
+  anchoredAt?: Timestamp | undefined;
+
+  /**
+   * True when this call's entries reached the anchor's seq and the hash
+   * there is the anchored one. Entries after the anchor are covered by the
+   * chain alone until the next anchor.
+   *
+   * @generated from field: bool anchor_checked = 9;
+   */
+  anchorChecked: boolean;
 };
 
 /**

@@ -334,6 +334,108 @@ export declare type RecoveryCodeUsed = Message<"aviary.events.v1.RecoveryCodeUse
 export declare const RecoveryCodeUsedSchema: GenMessage<RecoveryCodeUsed>;
 
 /**
+ * A second-factor code was refused and counted against the account
+ * (AUTH_2FA_FAILURES_PER_ACCOUNT). For the audit log; never what was typed.
+ *
+ * @generated from message aviary.events.v1.SecondFactorFailed
+ */
+export declare type SecondFactorFailed = Message<"aviary.events.v1.SecondFactorFailed"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * What was given: TOTP (an authenticator code) or RECOVERY_CODE.
+   *
+   * @generated from field: aviary.events.v1.SecondFactorMethod method = 2;
+   */
+  method: SecondFactorMethod;
+
+  /**
+   * @generated from field: aviary.events.v1.SecondFactorPurpose purpose = 3;
+   */
+  purpose: SecondFactorPurpose;
+
+  /**
+   * @generated from field: aviary.events.v1.SecondFactorFailure failure = 4;
+   */
+  failure: SecondFactorFailure;
+
+  /**
+   * The caller's address.
+   *
+   * @generated from field: string ip_address = 5;
+   */
+  ipAddress: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp failed_at = 6;
+   */
+  failedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.SecondFactorFailed.
+ * Use `create(SecondFactorFailedSchema)` to create a new message.
+ */
+export declare const SecondFactorFailedSchema: GenMessage<SecondFactorFailed>;
+
+/**
+ * A failure reached an attempt limit: further attempts under it are refused
+ * (RESOURCE_EXHAUSTED) until locked_until. Published once per lockout, by the
+ * failure that reached the limit, not for every refused attempt after it, so
+ * a flood of refused attempts writes nothing. Keyed like LoginFailed.
+ *
+ * @generated from message aviary.events.v1.LoginLockedOut
+ */
+export declare type LoginLockedOut = Message<"aviary.events.v1.LoginLockedOut"> & {
+  /**
+   * The account; empty when the identity has none, or for LOGIN_LIMIT_IP.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * "email" or "phone" for the password limits; empty for LOGIN_LIMIT_SECOND_FACTOR.
+   *
+   * @generated from field: string identity_kind = 2;
+   */
+  identityKind: string;
+
+  /**
+   * The address of the attempt that reached the limit.
+   *
+   * @generated from field: string ip_address = 3;
+   */
+  ipAddress: string;
+
+  /**
+   * @generated from field: aviary.events.v1.LoginLimit limit = 4;
+   */
+  limit: LoginLimit;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp locked_at = 5;
+   */
+  lockedAt?: Timestamp | undefined;
+
+  /**
+   * When the limit's window ends.
+   *
+   * @generated from field: google.protobuf.Timestamp locked_until = 6;
+   */
+  lockedUntil?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aviary.events.v1.LoginLockedOut.
+ * Use `create(LoginLockedOutSchema)` to create a new message.
+ */
+export declare const LoginLockedOutSchema: GenMessage<LoginLockedOut>;
+
+/**
  * The owner scheduled the account's deletion; every session was ended. Until
  * purge_at the owner can cancel (AccountDeletionCancelled); then AccountDeleted follows.
  *
@@ -600,6 +702,134 @@ export enum SecondFactorMethod {
  * Describes the enum aviary.events.v1.SecondFactorMethod.
  */
 export declare const SecondFactorMethodSchema: GenEnum<SecondFactorMethod>;
+
+/**
+ * What a second-factor code was given for.
+ *
+ * @generated from enum aviary.events.v1.SecondFactorPurpose
+ */
+export enum SecondFactorPurpose {
+  /**
+   * @generated from enum value: SECOND_FACTOR_PURPOSE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Finishing a sign-in (VerifySecondFactor).
+   *
+   * @generated from enum value: SECOND_FACTOR_PURPOSE_SIGN_IN = 1;
+   */
+  SIGN_IN = 1,
+
+  /**
+   * Confirming an enrolment (ConfirmTotpEnrollment).
+   *
+   * @generated from enum value: SECOND_FACTOR_PURPOSE_ENROLLMENT = 2;
+   */
+  ENROLLMENT = 2,
+
+  /**
+   * Fresh proof for DisableTwoFactor.
+   *
+   * @generated from enum value: SECOND_FACTOR_PURPOSE_DISABLE = 3;
+   */
+  DISABLE = 3,
+
+  /**
+   * Fresh proof for DeleteAccount.
+   *
+   * @generated from enum value: SECOND_FACTOR_PURPOSE_ACCOUNT_DELETION = 4;
+   */
+  ACCOUNT_DELETION = 4,
+}
+
+/**
+ * Describes the enum aviary.events.v1.SecondFactorPurpose.
+ */
+export declare const SecondFactorPurposeSchema: GenEnum<SecondFactorPurpose>;
+
+/**
+ * Why a second-factor code was refused.
+ *
+ * @generated from enum aviary.events.v1.SecondFactorFailure
+ */
+export enum SecondFactorFailure {
+  /**
+   * @generated from enum value: SECOND_FACTOR_FAILURE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Not the authenticator's code for now.
+   *
+   * @generated from enum value: SECOND_FACTOR_FAILURE_WRONG_CODE = 1;
+   */
+  WRONG_CODE = 1,
+
+  /**
+   * The authenticator's code of a step already used (a replay).
+   *
+   * @generated from enum value: SECOND_FACTOR_FAILURE_REPLAYED_CODE = 2;
+   */
+  REPLAYED_CODE = 2,
+
+  /**
+   * Not an unused recovery code of the account (wrong, or already spent).
+   *
+   * @generated from enum value: SECOND_FACTOR_FAILURE_UNKNOWN_RECOVERY_CODE = 3;
+   */
+  UNKNOWN_RECOVERY_CODE = 3,
+}
+
+/**
+ * Describes the enum aviary.events.v1.SecondFactorFailure.
+ */
+export declare const SecondFactorFailureSchema: GenEnum<SecondFactorFailure>;
+
+/**
+ * Which attempt limit locked sign-ins out.
+ *
+ * @generated from enum aviary.events.v1.LoginLimit
+ */
+export enum LoginLimit {
+  /**
+   * @generated from enum value: LOGIN_LIMIT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Failed passwords for one account from one address (AUTH_LOGIN_FAILURES_PER_IDENTITY_IP).
+   *
+   * @generated from enum value: LOGIN_LIMIT_IDENTITY_IP = 1;
+   */
+  IDENTITY_IP = 1,
+
+  /**
+   * Failed passwords for one account from every address (AUTH_LOGIN_FAILURES_PER_IDENTITY).
+   *
+   * @generated from enum value: LOGIN_LIMIT_IDENTITY = 2;
+   */
+  IDENTITY = 2,
+
+  /**
+   * Failed passwords from one address for every account (AUTH_LOGIN_FAILURES_PER_IP).
+   *
+   * @generated from enum value: LOGIN_LIMIT_IP = 3;
+   */
+  IP = 3,
+
+  /**
+   * Wrong second-factor codes for one account (AUTH_2FA_FAILURES_PER_ACCOUNT).
+   *
+   * @generated from enum value: LOGIN_LIMIT_SECOND_FACTOR = 4;
+   */
+  SECOND_FACTOR = 4,
+}
+
+/**
+ * Describes the enum aviary.events.v1.LoginLimit.
+ */
+export declare const LoginLimitSchema: GenEnum<LoginLimit>;
 
 /**
  * Where a one-time code goes.

@@ -43,12 +43,16 @@ type AuditEntry struct {
 	// "moderation.user_unsuspended", "moderation.content_removed",
 	// "moderation.content_restored".
 	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	// Who did it (a user id); empty for the system or an anonymous caller.
+	// Who did it (a user id); empty for the system or an anonymous caller, and
+	// once a deleted account was erased from the entry.
 	ActorId string `protobuf:"bytes,4,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
 	// Whom or what it was done to: a user id, or "post:<id>", "comment:<id>",
-	// "report:<id>", "key:<kid>".
+	// "report:<id>", "key:<kid>"; empty once a deleted account was erased
+	// from the entry.
 	Subject string `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
-	// The event's particulars (reason, session id, role, ip address…).
+	// The event's particulars (reason, session id, role, ip address…); an
+	// erased account's own (ip address, device, session) and any naming it
+	// are left out.
 	Details *structpb.Struct `protobuf:"bytes,6,opt,name=details,proto3" json:"details,omitempty"`
 	// The event it was recorded from (each is recorded once).
 	SourceEventId string `protobuf:"bytes,7,opt,name=source_event_id,json=sourceEventId,proto3" json:"source_event_id,omitempty"`
@@ -364,10 +368,24 @@ type VerifyChainResponse struct {
 	// The first entry that does not match (0 when intact).
 	FirstBadSeq int64 `protobuf:"varint,4,opt,name=first_bad_seq,json=firstBadSeq,proto3" json:"first_bad_seq,omitempty"`
 	// Why it does not match: "hash" (its content was changed), "link" (its
-	// prev_hash is not the previous entry's hash), "gap" (a seq is missing).
+	// prev_hash is not the previous entry's hash), "gap" (a seq is missing),
+	// "digest" (a personal field's value no longer matches the digest its
+	// hash covers, or lost its salt),
+	// "anchor" (the entry at the latest anchor's seq does not carry the
+	// anchored hash, so the entries up to it were rewritten, hashes and all;
+	// or the log ends before that seq: first_bad_seq is then the first
+	// missing one).
 	Problem string `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
 	// When more entries follow: call again with after_seq = this (0: done).
-	NextAfterSeq  int64 `protobuf:"varint,6,opt,name=next_after_seq,json=nextAfterSeq,proto3" json:"next_after_seq,omitempty"`
+	NextAfterSeq int64 `protobuf:"varint,6,opt,name=next_after_seq,json=nextAfterSeq,proto3" json:"next_after_seq,omitempty"`
+	// The latest anchor of the chain head, written outside the database every
+	// AUDIT_ANCHOR_INTERVAL: its seq (0: none yet) and when it was written.
+	AnchorSeq  int64                  `protobuf:"varint,7,opt,name=anchor_seq,json=anchorSeq,proto3" json:"anchor_seq,omitempty"`
+	AnchoredAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=anchored_at,json=anchoredAt,proto3" json:"anchored_at,omitempty"`
+	// True when this call's entries reached the anchor's seq and the hash
+	// there is the anchored one. Entries after the anchor are covered by the
+	// chain alone until the next anchor.
+	AnchorChecked bool `protobuf:"varint,9,opt,name=anchor_checked,json=anchorChecked,proto3" json:"anchor_checked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -444,6 +462,27 @@ func (x *VerifyChainResponse) GetNextAfterSeq() int64 {
 	return 0
 }
 
+func (x *VerifyChainResponse) GetAnchorSeq() int64 {
+	if x != nil {
+		return x.AnchorSeq
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetAnchoredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AnchoredAt
+	}
+	return nil
+}
+
+func (x *VerifyChainResponse) GetAnchorChecked() bool {
+	if x != nil {
+		return x.AnchorChecked
+	}
+	return false
+}
+
 var File_aviary_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_aviary_audit_v1_audit_proto_rawDesc = "" +
@@ -475,14 +514,19 @@ const file_aviary_audit_v1_audit_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Z\n" +
 	"\x12VerifyChainRequest\x12#\n" +
 	"\tafter_seq\x18\x01 \x01(\x03B\x06\xca\xf3\x18\x028\x00R\bafterSeq\x12\x1f\n" +
-	"\x05limit\x18\x02 \x01(\x05B\t\xca\xf3\x18\x058\x00@\x90NR\x05limit\"\xc6\x01\n" +
+	"\x05limit\x18\x02 \x01(\x05B\t\xca\xf3\x18\x058\x00@\x90NR\x05limit\"\xc9\x02\n" +
 	"\x13VerifyChainResponse\x12\x16\n" +
 	"\x06intact\x18\x01 \x01(\bR\x06intact\x12\x18\n" +
 	"\achecked\x18\x02 \x01(\x03R\achecked\x12\x19\n" +
 	"\blast_seq\x18\x03 \x01(\x03R\alastSeq\x12\"\n" +
 	"\rfirst_bad_seq\x18\x04 \x01(\x03R\vfirstBadSeq\x12\x18\n" +
 	"\aproblem\x18\x05 \x01(\tR\aproblem\x12$\n" +
-	"\x0enext_after_seq\x18\x06 \x01(\x03R\fnextAfterSeq2\x92\x02\n" +
+	"\x0enext_after_seq\x18\x06 \x01(\x03R\fnextAfterSeq\x12\x1d\n" +
+	"\n" +
+	"anchor_seq\x18\a \x01(\x03R\tanchorSeq\x12;\n" +
+	"\vanchored_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"anchoredAt\x12%\n" +
+	"\x0eanchor_checked\x18\t \x01(\bR\ranchorChecked2\x92\x02\n" +
 	"\fAuditService\x12\x86\x01\n" +
 	"\x10ListAuditEntries\x12(.aviary.audit.v1.ListAuditEntriesRequest\x1a).aviary.audit.v1.ListAuditEntriesResponse\"\x1d\x90\xf4\x18\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/audit/entries\x12y\n" +
 	"\vVerifyChain\x12#.aviary.audit.v1.VerifyChainRequest\x1a$.aviary.audit.v1.VerifyChainResponse\"\x1f\x90\xf4\x18\x02\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/audit:verifyB\xb2\x01\n" +
@@ -517,15 +561,16 @@ var file_aviary_audit_v1_audit_proto_depIdxs = []int32{
 	5, // 2: aviary.audit.v1.ListAuditEntriesRequest.since:type_name -> google.protobuf.Timestamp
 	5, // 3: aviary.audit.v1.ListAuditEntriesRequest.until:type_name -> google.protobuf.Timestamp
 	0, // 4: aviary.audit.v1.ListAuditEntriesResponse.entries:type_name -> aviary.audit.v1.AuditEntry
-	1, // 5: aviary.audit.v1.AuditService.ListAuditEntries:input_type -> aviary.audit.v1.ListAuditEntriesRequest
-	3, // 6: aviary.audit.v1.AuditService.VerifyChain:input_type -> aviary.audit.v1.VerifyChainRequest
-	2, // 7: aviary.audit.v1.AuditService.ListAuditEntries:output_type -> aviary.audit.v1.ListAuditEntriesResponse
-	4, // 8: aviary.audit.v1.AuditService.VerifyChain:output_type -> aviary.audit.v1.VerifyChainResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	5, // 5: aviary.audit.v1.VerifyChainResponse.anchored_at:type_name -> google.protobuf.Timestamp
+	1, // 6: aviary.audit.v1.AuditService.ListAuditEntries:input_type -> aviary.audit.v1.ListAuditEntriesRequest
+	3, // 7: aviary.audit.v1.AuditService.VerifyChain:input_type -> aviary.audit.v1.VerifyChainRequest
+	2, // 8: aviary.audit.v1.AuditService.ListAuditEntries:output_type -> aviary.audit.v1.ListAuditEntriesResponse
+	4, // 9: aviary.audit.v1.AuditService.VerifyChain:output_type -> aviary.audit.v1.VerifyChainResponse
+	8, // [8:10] is the sub-list for method output_type
+	6, // [6:8] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_aviary_audit_v1_audit_proto_init() }

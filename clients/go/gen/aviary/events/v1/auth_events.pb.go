@@ -146,6 +146,182 @@ func (SecondFactorMethod) EnumDescriptor() ([]byte, []int) {
 	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{1}
 }
 
+// What a second-factor code was given for.
+type SecondFactorPurpose int32
+
+const (
+	SecondFactorPurpose_SECOND_FACTOR_PURPOSE_UNSPECIFIED SecondFactorPurpose = 0
+	// Finishing a sign-in (VerifySecondFactor).
+	SecondFactorPurpose_SECOND_FACTOR_PURPOSE_SIGN_IN SecondFactorPurpose = 1
+	// Confirming an enrolment (ConfirmTotpEnrollment).
+	SecondFactorPurpose_SECOND_FACTOR_PURPOSE_ENROLLMENT SecondFactorPurpose = 2
+	// Fresh proof for DisableTwoFactor.
+	SecondFactorPurpose_SECOND_FACTOR_PURPOSE_DISABLE SecondFactorPurpose = 3
+	// Fresh proof for DeleteAccount.
+	SecondFactorPurpose_SECOND_FACTOR_PURPOSE_ACCOUNT_DELETION SecondFactorPurpose = 4
+)
+
+// Enum value maps for SecondFactorPurpose.
+var (
+	SecondFactorPurpose_name = map[int32]string{
+		0: "SECOND_FACTOR_PURPOSE_UNSPECIFIED",
+		1: "SECOND_FACTOR_PURPOSE_SIGN_IN",
+		2: "SECOND_FACTOR_PURPOSE_ENROLLMENT",
+		3: "SECOND_FACTOR_PURPOSE_DISABLE",
+		4: "SECOND_FACTOR_PURPOSE_ACCOUNT_DELETION",
+	}
+	SecondFactorPurpose_value = map[string]int32{
+		"SECOND_FACTOR_PURPOSE_UNSPECIFIED":      0,
+		"SECOND_FACTOR_PURPOSE_SIGN_IN":          1,
+		"SECOND_FACTOR_PURPOSE_ENROLLMENT":       2,
+		"SECOND_FACTOR_PURPOSE_DISABLE":          3,
+		"SECOND_FACTOR_PURPOSE_ACCOUNT_DELETION": 4,
+	}
+)
+
+func (x SecondFactorPurpose) Enum() *SecondFactorPurpose {
+	p := new(SecondFactorPurpose)
+	*p = x
+	return p
+}
+
+func (x SecondFactorPurpose) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SecondFactorPurpose) Descriptor() protoreflect.EnumDescriptor {
+	return file_aviary_events_v1_auth_events_proto_enumTypes[2].Descriptor()
+}
+
+func (SecondFactorPurpose) Type() protoreflect.EnumType {
+	return &file_aviary_events_v1_auth_events_proto_enumTypes[2]
+}
+
+func (x SecondFactorPurpose) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SecondFactorPurpose.Descriptor instead.
+func (SecondFactorPurpose) EnumDescriptor() ([]byte, []int) {
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{2}
+}
+
+// Why a second-factor code was refused.
+type SecondFactorFailure int32
+
+const (
+	SecondFactorFailure_SECOND_FACTOR_FAILURE_UNSPECIFIED SecondFactorFailure = 0
+	// Not the authenticator's code for now.
+	SecondFactorFailure_SECOND_FACTOR_FAILURE_WRONG_CODE SecondFactorFailure = 1
+	// The authenticator's code of a step already used (a replay).
+	SecondFactorFailure_SECOND_FACTOR_FAILURE_REPLAYED_CODE SecondFactorFailure = 2
+	// Not an unused recovery code of the account (wrong, or already spent).
+	SecondFactorFailure_SECOND_FACTOR_FAILURE_UNKNOWN_RECOVERY_CODE SecondFactorFailure = 3
+)
+
+// Enum value maps for SecondFactorFailure.
+var (
+	SecondFactorFailure_name = map[int32]string{
+		0: "SECOND_FACTOR_FAILURE_UNSPECIFIED",
+		1: "SECOND_FACTOR_FAILURE_WRONG_CODE",
+		2: "SECOND_FACTOR_FAILURE_REPLAYED_CODE",
+		3: "SECOND_FACTOR_FAILURE_UNKNOWN_RECOVERY_CODE",
+	}
+	SecondFactorFailure_value = map[string]int32{
+		"SECOND_FACTOR_FAILURE_UNSPECIFIED":           0,
+		"SECOND_FACTOR_FAILURE_WRONG_CODE":            1,
+		"SECOND_FACTOR_FAILURE_REPLAYED_CODE":         2,
+		"SECOND_FACTOR_FAILURE_UNKNOWN_RECOVERY_CODE": 3,
+	}
+)
+
+func (x SecondFactorFailure) Enum() *SecondFactorFailure {
+	p := new(SecondFactorFailure)
+	*p = x
+	return p
+}
+
+func (x SecondFactorFailure) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SecondFactorFailure) Descriptor() protoreflect.EnumDescriptor {
+	return file_aviary_events_v1_auth_events_proto_enumTypes[3].Descriptor()
+}
+
+func (SecondFactorFailure) Type() protoreflect.EnumType {
+	return &file_aviary_events_v1_auth_events_proto_enumTypes[3]
+}
+
+func (x SecondFactorFailure) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SecondFactorFailure.Descriptor instead.
+func (SecondFactorFailure) EnumDescriptor() ([]byte, []int) {
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{3}
+}
+
+// Which attempt limit locked sign-ins out.
+type LoginLimit int32
+
+const (
+	LoginLimit_LOGIN_LIMIT_UNSPECIFIED LoginLimit = 0
+	// Failed passwords for one account from one address (AUTH_LOGIN_FAILURES_PER_IDENTITY_IP).
+	LoginLimit_LOGIN_LIMIT_IDENTITY_IP LoginLimit = 1
+	// Failed passwords for one account from every address (AUTH_LOGIN_FAILURES_PER_IDENTITY).
+	LoginLimit_LOGIN_LIMIT_IDENTITY LoginLimit = 2
+	// Failed passwords from one address for every account (AUTH_LOGIN_FAILURES_PER_IP).
+	LoginLimit_LOGIN_LIMIT_IP LoginLimit = 3
+	// Wrong second-factor codes for one account (AUTH_2FA_FAILURES_PER_ACCOUNT).
+	LoginLimit_LOGIN_LIMIT_SECOND_FACTOR LoginLimit = 4
+)
+
+// Enum value maps for LoginLimit.
+var (
+	LoginLimit_name = map[int32]string{
+		0: "LOGIN_LIMIT_UNSPECIFIED",
+		1: "LOGIN_LIMIT_IDENTITY_IP",
+		2: "LOGIN_LIMIT_IDENTITY",
+		3: "LOGIN_LIMIT_IP",
+		4: "LOGIN_LIMIT_SECOND_FACTOR",
+	}
+	LoginLimit_value = map[string]int32{
+		"LOGIN_LIMIT_UNSPECIFIED":   0,
+		"LOGIN_LIMIT_IDENTITY_IP":   1,
+		"LOGIN_LIMIT_IDENTITY":      2,
+		"LOGIN_LIMIT_IP":            3,
+		"LOGIN_LIMIT_SECOND_FACTOR": 4,
+	}
+)
+
+func (x LoginLimit) Enum() *LoginLimit {
+	p := new(LoginLimit)
+	*p = x
+	return p
+}
+
+func (x LoginLimit) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LoginLimit) Descriptor() protoreflect.EnumDescriptor {
+	return file_aviary_events_v1_auth_events_proto_enumTypes[4].Descriptor()
+}
+
+func (LoginLimit) Type() protoreflect.EnumType {
+	return &file_aviary_events_v1_auth_events_proto_enumTypes[4]
+}
+
+func (x LoginLimit) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LoginLimit.Descriptor instead.
+func (LoginLimit) EnumDescriptor() ([]byte, []int) {
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{4}
+}
+
 // Where a one-time code goes.
 type CodeChannel int32
 
@@ -180,11 +356,11 @@ func (x CodeChannel) String() string {
 }
 
 func (CodeChannel) Descriptor() protoreflect.EnumDescriptor {
-	return file_aviary_events_v1_auth_events_proto_enumTypes[2].Descriptor()
+	return file_aviary_events_v1_auth_events_proto_enumTypes[5].Descriptor()
 }
 
 func (CodeChannel) Type() protoreflect.EnumType {
-	return &file_aviary_events_v1_auth_events_proto_enumTypes[2]
+	return &file_aviary_events_v1_auth_events_proto_enumTypes[5]
 }
 
 func (x CodeChannel) Number() protoreflect.EnumNumber {
@@ -193,7 +369,7 @@ func (x CodeChannel) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CodeChannel.Descriptor instead.
 func (CodeChannel) EnumDescriptor() ([]byte, []int) {
-	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{2}
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{5}
 }
 
 // A new account exists.
@@ -861,6 +1037,186 @@ func (x *RecoveryCodeUsed) GetUsedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// A second-factor code was refused and counted against the account
+// (AUTH_2FA_FAILURES_PER_ACCOUNT). For the audit log; never what was typed.
+type SecondFactorFailed struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// What was given: TOTP (an authenticator code) or RECOVERY_CODE.
+	Method  SecondFactorMethod  `protobuf:"varint,2,opt,name=method,proto3,enum=aviary.events.v1.SecondFactorMethod" json:"method,omitempty"`
+	Purpose SecondFactorPurpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=aviary.events.v1.SecondFactorPurpose" json:"purpose,omitempty"`
+	Failure SecondFactorFailure `protobuf:"varint,4,opt,name=failure,proto3,enum=aviary.events.v1.SecondFactorFailure" json:"failure,omitempty"`
+	// The caller's address.
+	IpAddress     string                 `protobuf:"bytes,5,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	FailedAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecondFactorFailed) Reset() {
+	*x = SecondFactorFailed{}
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecondFactorFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecondFactorFailed) ProtoMessage() {}
+
+func (x *SecondFactorFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecondFactorFailed.ProtoReflect.Descriptor instead.
+func (*SecondFactorFailed) Descriptor() ([]byte, []int) {
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SecondFactorFailed) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SecondFactorFailed) GetMethod() SecondFactorMethod {
+	if x != nil {
+		return x.Method
+	}
+	return SecondFactorMethod_SECOND_FACTOR_METHOD_UNSPECIFIED
+}
+
+func (x *SecondFactorFailed) GetPurpose() SecondFactorPurpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return SecondFactorPurpose_SECOND_FACTOR_PURPOSE_UNSPECIFIED
+}
+
+func (x *SecondFactorFailed) GetFailure() SecondFactorFailure {
+	if x != nil {
+		return x.Failure
+	}
+	return SecondFactorFailure_SECOND_FACTOR_FAILURE_UNSPECIFIED
+}
+
+func (x *SecondFactorFailed) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *SecondFactorFailed) GetFailedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailedAt
+	}
+	return nil
+}
+
+// A failure reached an attempt limit: further attempts under it are refused
+// (RESOURCE_EXHAUSTED) until locked_until. Published once per lockout, by the
+// failure that reached the limit, not for every refused attempt after it, so
+// a flood of refused attempts writes nothing. Keyed like LoginFailed.
+type LoginLockedOut struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account; empty when the identity has none, or for LOGIN_LIMIT_IP.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// "email" or "phone" for the password limits; empty for LOGIN_LIMIT_SECOND_FACTOR.
+	IdentityKind string `protobuf:"bytes,2,opt,name=identity_kind,json=identityKind,proto3" json:"identity_kind,omitempty"`
+	// The address of the attempt that reached the limit.
+	IpAddress string                 `protobuf:"bytes,3,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	Limit     LoginLimit             `protobuf:"varint,4,opt,name=limit,proto3,enum=aviary.events.v1.LoginLimit" json:"limit,omitempty"`
+	LockedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=locked_at,json=lockedAt,proto3" json:"locked_at,omitempty"`
+	// When the limit's window ends.
+	LockedUntil   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=locked_until,json=lockedUntil,proto3" json:"locked_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginLockedOut) Reset() {
+	*x = LoginLockedOut{}
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginLockedOut) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginLockedOut) ProtoMessage() {}
+
+func (x *LoginLockedOut) ProtoReflect() protoreflect.Message {
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginLockedOut.ProtoReflect.Descriptor instead.
+func (*LoginLockedOut) Descriptor() ([]byte, []int) {
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LoginLockedOut) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *LoginLockedOut) GetIdentityKind() string {
+	if x != nil {
+		return x.IdentityKind
+	}
+	return ""
+}
+
+func (x *LoginLockedOut) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *LoginLockedOut) GetLimit() LoginLimit {
+	if x != nil {
+		return x.Limit
+	}
+	return LoginLimit_LOGIN_LIMIT_UNSPECIFIED
+}
+
+func (x *LoginLockedOut) GetLockedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LockedAt
+	}
+	return nil
+}
+
+func (x *LoginLockedOut) GetLockedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LockedUntil
+	}
+	return nil
+}
+
 // The owner scheduled the account's deletion; every session was ended. Until
 // purge_at the owner can cancel (AccountDeletionCancelled); then AccountDeleted follows.
 type AccountDeletionScheduled struct {
@@ -874,7 +1230,7 @@ type AccountDeletionScheduled struct {
 
 func (x *AccountDeletionScheduled) Reset() {
 	*x = AccountDeletionScheduled{}
-	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[10]
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1242,7 @@ func (x *AccountDeletionScheduled) String() string {
 func (*AccountDeletionScheduled) ProtoMessage() {}
 
 func (x *AccountDeletionScheduled) ProtoReflect() protoreflect.Message {
-	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[10]
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1255,7 @@ func (x *AccountDeletionScheduled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountDeletionScheduled.ProtoReflect.Descriptor instead.
 func (*AccountDeletionScheduled) Descriptor() ([]byte, []int) {
-	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{10}
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AccountDeletionScheduled) GetUserId() string {
@@ -934,7 +1290,7 @@ type AccountDeletionCancelled struct {
 
 func (x *AccountDeletionCancelled) Reset() {
 	*x = AccountDeletionCancelled{}
-	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[11]
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1302,7 @@ func (x *AccountDeletionCancelled) String() string {
 func (*AccountDeletionCancelled) ProtoMessage() {}
 
 func (x *AccountDeletionCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[11]
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1315,7 @@ func (x *AccountDeletionCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountDeletionCancelled.ProtoReflect.Descriptor instead.
 func (*AccountDeletionCancelled) Descriptor() ([]byte, []int) {
-	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{11}
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AccountDeletionCancelled) GetUserId() string {
@@ -990,7 +1346,7 @@ type AccountDeleted struct {
 
 func (x *AccountDeleted) Reset() {
 	*x = AccountDeleted{}
-	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[12]
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1358,7 @@ func (x *AccountDeleted) String() string {
 func (*AccountDeleted) ProtoMessage() {}
 
 func (x *AccountDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[12]
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1371,7 @@ func (x *AccountDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountDeleted.ProtoReflect.Descriptor instead.
 func (*AccountDeleted) Descriptor() ([]byte, []int) {
-	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{12}
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AccountDeleted) GetUserId() string {
@@ -1063,7 +1419,7 @@ type CodeDeliveryRequested struct {
 
 func (x *CodeDeliveryRequested) Reset() {
 	*x = CodeDeliveryRequested{}
-	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[13]
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1431,7 @@ func (x *CodeDeliveryRequested) String() string {
 func (*CodeDeliveryRequested) ProtoMessage() {}
 
 func (x *CodeDeliveryRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[13]
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1444,7 @@ func (x *CodeDeliveryRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodeDeliveryRequested.ProtoReflect.Descriptor instead.
 func (*CodeDeliveryRequested) Descriptor() ([]byte, []int) {
-	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{13}
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CodeDeliveryRequested) GetChannel() CodeChannel {
@@ -1155,7 +1511,7 @@ type DataExportRequested struct {
 
 func (x *DataExportRequested) Reset() {
 	*x = DataExportRequested{}
-	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[14]
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1523,7 @@ func (x *DataExportRequested) String() string {
 func (*DataExportRequested) ProtoMessage() {}
 
 func (x *DataExportRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[14]
+	mi := &file_aviary_events_v1_auth_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1536,7 @@ func (x *DataExportRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataExportRequested.ProtoReflect.Descriptor instead.
 func (*DataExportRequested) Descriptor() ([]byte, []int) {
-	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{14}
+	return file_aviary_events_v1_auth_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DataExportRequested) GetExportId() string {
@@ -1266,7 +1622,23 @@ const file_aviary_events_v1_auth_events_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x1c\n" +
 	"\tremaining\x18\x03 \x01(\x05R\tremaining\x123\n" +
-	"\aused_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06usedAt\"\xa9\x01\n" +
+	"\aused_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06usedAt\"\xc5\x02\n" +
+	"\x12SecondFactorFailed\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12<\n" +
+	"\x06method\x18\x02 \x01(\x0e2$.aviary.events.v1.SecondFactorMethodR\x06method\x12?\n" +
+	"\apurpose\x18\x03 \x01(\x0e2%.aviary.events.v1.SecondFactorPurposeR\apurpose\x12?\n" +
+	"\afailure\x18\x04 \x01(\x0e2%.aviary.events.v1.SecondFactorFailureR\afailure\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x05 \x01(\tR\tipAddress\x127\n" +
+	"\tfailed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\"\x99\x02\n" +
+	"\x0eLoginLockedOut\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
+	"\ridentity_kind\x18\x02 \x01(\tR\fidentityKind\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x03 \x01(\tR\tipAddress\x122\n" +
+	"\x05limit\x18\x04 \x01(\x0e2\x1c.aviary.events.v1.LoginLimitR\x05limit\x127\n" +
+	"\tlocked_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\blockedAt\x12=\n" +
+	"\flocked_until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vlockedUntil\"\xa9\x01\n" +
 	"\x18AccountDeletionScheduled\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12=\n" +
 	"\frequested_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x125\n" +
@@ -1307,7 +1679,25 @@ const file_aviary_events_v1_auth_events_proto_rawDesc = "" +
 	" SECOND_FACTOR_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19SECOND_FACTOR_METHOD_TOTP\x10\x01\x12&\n" +
 	"\"SECOND_FACTOR_METHOD_RECOVERY_CODE\x10\x02\x12!\n" +
-	"\x1dSECOND_FACTOR_METHOD_PASSWORD\x10\x03*Y\n" +
+	"\x1dSECOND_FACTOR_METHOD_PASSWORD\x10\x03*\xd4\x01\n" +
+	"\x13SecondFactorPurpose\x12%\n" +
+	"!SECOND_FACTOR_PURPOSE_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dSECOND_FACTOR_PURPOSE_SIGN_IN\x10\x01\x12$\n" +
+	" SECOND_FACTOR_PURPOSE_ENROLLMENT\x10\x02\x12!\n" +
+	"\x1dSECOND_FACTOR_PURPOSE_DISABLE\x10\x03\x12*\n" +
+	"&SECOND_FACTOR_PURPOSE_ACCOUNT_DELETION\x10\x04*\xbc\x01\n" +
+	"\x13SecondFactorFailure\x12%\n" +
+	"!SECOND_FACTOR_FAILURE_UNSPECIFIED\x10\x00\x12$\n" +
+	" SECOND_FACTOR_FAILURE_WRONG_CODE\x10\x01\x12'\n" +
+	"#SECOND_FACTOR_FAILURE_REPLAYED_CODE\x10\x02\x12/\n" +
+	"+SECOND_FACTOR_FAILURE_UNKNOWN_RECOVERY_CODE\x10\x03*\x93\x01\n" +
+	"\n" +
+	"LoginLimit\x12\x1b\n" +
+	"\x17LOGIN_LIMIT_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17LOGIN_LIMIT_IDENTITY_IP\x10\x01\x12\x18\n" +
+	"\x14LOGIN_LIMIT_IDENTITY\x10\x02\x12\x12\n" +
+	"\x0eLOGIN_LIMIT_IP\x10\x03\x12\x1d\n" +
+	"\x19LOGIN_LIMIT_SECOND_FACTOR\x10\x04*Y\n" +
 	"\vCodeChannel\x12\x1c\n" +
 	"\x18CODE_CHANNEL_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CODE_CHANNEL_EMAIL\x10\x01\x12\x14\n" +
@@ -1326,59 +1716,71 @@ func file_aviary_events_v1_auth_events_proto_rawDescGZIP() []byte {
 	return file_aviary_events_v1_auth_events_proto_rawDescData
 }
 
-var file_aviary_events_v1_auth_events_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_aviary_events_v1_auth_events_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_aviary_events_v1_auth_events_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_aviary_events_v1_auth_events_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_aviary_events_v1_auth_events_proto_goTypes = []any{
 	(SessionRevokedReason)(0),        // 0: aviary.events.v1.SessionRevokedReason
 	(SecondFactorMethod)(0),          // 1: aviary.events.v1.SecondFactorMethod
-	(CodeChannel)(0),                 // 2: aviary.events.v1.CodeChannel
-	(*UserRegistered)(nil),           // 3: aviary.events.v1.UserRegistered
-	(*UserLoggedIn)(nil),             // 4: aviary.events.v1.UserLoggedIn
-	(*SessionRevoked)(nil),           // 5: aviary.events.v1.SessionRevoked
-	(*LoginFailed)(nil),              // 6: aviary.events.v1.LoginFailed
-	(*PasswordChanged)(nil),          // 7: aviary.events.v1.PasswordChanged
-	(*PasswordReset)(nil),            // 8: aviary.events.v1.PasswordReset
-	(*SigningKeyRotated)(nil),        // 9: aviary.events.v1.SigningKeyRotated
-	(*TwoFactorEnabled)(nil),         // 10: aviary.events.v1.TwoFactorEnabled
-	(*TwoFactorDisabled)(nil),        // 11: aviary.events.v1.TwoFactorDisabled
-	(*RecoveryCodeUsed)(nil),         // 12: aviary.events.v1.RecoveryCodeUsed
-	(*AccountDeletionScheduled)(nil), // 13: aviary.events.v1.AccountDeletionScheduled
-	(*AccountDeletionCancelled)(nil), // 14: aviary.events.v1.AccountDeletionCancelled
-	(*AccountDeleted)(nil),           // 15: aviary.events.v1.AccountDeleted
-	(*CodeDeliveryRequested)(nil),    // 16: aviary.events.v1.CodeDeliveryRequested
-	(*DataExportRequested)(nil),      // 17: aviary.events.v1.DataExportRequested
-	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
+	(SecondFactorPurpose)(0),         // 2: aviary.events.v1.SecondFactorPurpose
+	(SecondFactorFailure)(0),         // 3: aviary.events.v1.SecondFactorFailure
+	(LoginLimit)(0),                  // 4: aviary.events.v1.LoginLimit
+	(CodeChannel)(0),                 // 5: aviary.events.v1.CodeChannel
+	(*UserRegistered)(nil),           // 6: aviary.events.v1.UserRegistered
+	(*UserLoggedIn)(nil),             // 7: aviary.events.v1.UserLoggedIn
+	(*SessionRevoked)(nil),           // 8: aviary.events.v1.SessionRevoked
+	(*LoginFailed)(nil),              // 9: aviary.events.v1.LoginFailed
+	(*PasswordChanged)(nil),          // 10: aviary.events.v1.PasswordChanged
+	(*PasswordReset)(nil),            // 11: aviary.events.v1.PasswordReset
+	(*SigningKeyRotated)(nil),        // 12: aviary.events.v1.SigningKeyRotated
+	(*TwoFactorEnabled)(nil),         // 13: aviary.events.v1.TwoFactorEnabled
+	(*TwoFactorDisabled)(nil),        // 14: aviary.events.v1.TwoFactorDisabled
+	(*RecoveryCodeUsed)(nil),         // 15: aviary.events.v1.RecoveryCodeUsed
+	(*SecondFactorFailed)(nil),       // 16: aviary.events.v1.SecondFactorFailed
+	(*LoginLockedOut)(nil),           // 17: aviary.events.v1.LoginLockedOut
+	(*AccountDeletionScheduled)(nil), // 18: aviary.events.v1.AccountDeletionScheduled
+	(*AccountDeletionCancelled)(nil), // 19: aviary.events.v1.AccountDeletionCancelled
+	(*AccountDeleted)(nil),           // 20: aviary.events.v1.AccountDeleted
+	(*CodeDeliveryRequested)(nil),    // 21: aviary.events.v1.CodeDeliveryRequested
+	(*DataExportRequested)(nil),      // 22: aviary.events.v1.DataExportRequested
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
 }
 var file_aviary_events_v1_auth_events_proto_depIdxs = []int32{
-	18, // 0: aviary.events.v1.UserRegistered.registered_at:type_name -> google.protobuf.Timestamp
-	18, // 1: aviary.events.v1.UserLoggedIn.logged_in_at:type_name -> google.protobuf.Timestamp
+	23, // 0: aviary.events.v1.UserRegistered.registered_at:type_name -> google.protobuf.Timestamp
+	23, // 1: aviary.events.v1.UserLoggedIn.logged_in_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: aviary.events.v1.SessionRevoked.reason:type_name -> aviary.events.v1.SessionRevokedReason
-	18, // 3: aviary.events.v1.SessionRevoked.revoked_at:type_name -> google.protobuf.Timestamp
-	18, // 4: aviary.events.v1.LoginFailed.failed_at:type_name -> google.protobuf.Timestamp
-	18, // 5: aviary.events.v1.PasswordChanged.changed_at:type_name -> google.protobuf.Timestamp
-	18, // 6: aviary.events.v1.PasswordReset.reset_at:type_name -> google.protobuf.Timestamp
-	18, // 7: aviary.events.v1.SigningKeyRotated.activates_at:type_name -> google.protobuf.Timestamp
-	18, // 8: aviary.events.v1.SigningKeyRotated.rotated_at:type_name -> google.protobuf.Timestamp
+	23, // 3: aviary.events.v1.SessionRevoked.revoked_at:type_name -> google.protobuf.Timestamp
+	23, // 4: aviary.events.v1.LoginFailed.failed_at:type_name -> google.protobuf.Timestamp
+	23, // 5: aviary.events.v1.PasswordChanged.changed_at:type_name -> google.protobuf.Timestamp
+	23, // 6: aviary.events.v1.PasswordReset.reset_at:type_name -> google.protobuf.Timestamp
+	23, // 7: aviary.events.v1.SigningKeyRotated.activates_at:type_name -> google.protobuf.Timestamp
+	23, // 8: aviary.events.v1.SigningKeyRotated.rotated_at:type_name -> google.protobuf.Timestamp
 	1,  // 9: aviary.events.v1.TwoFactorEnabled.method:type_name -> aviary.events.v1.SecondFactorMethod
-	18, // 10: aviary.events.v1.TwoFactorEnabled.enabled_at:type_name -> google.protobuf.Timestamp
+	23, // 10: aviary.events.v1.TwoFactorEnabled.enabled_at:type_name -> google.protobuf.Timestamp
 	1,  // 11: aviary.events.v1.TwoFactorDisabled.method:type_name -> aviary.events.v1.SecondFactorMethod
 	1,  // 12: aviary.events.v1.TwoFactorDisabled.proof:type_name -> aviary.events.v1.SecondFactorMethod
-	18, // 13: aviary.events.v1.TwoFactorDisabled.disabled_at:type_name -> google.protobuf.Timestamp
-	18, // 14: aviary.events.v1.RecoveryCodeUsed.used_at:type_name -> google.protobuf.Timestamp
-	18, // 15: aviary.events.v1.AccountDeletionScheduled.requested_at:type_name -> google.protobuf.Timestamp
-	18, // 16: aviary.events.v1.AccountDeletionScheduled.purge_at:type_name -> google.protobuf.Timestamp
-	18, // 17: aviary.events.v1.AccountDeletionCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	18, // 18: aviary.events.v1.AccountDeleted.requested_at:type_name -> google.protobuf.Timestamp
-	18, // 19: aviary.events.v1.AccountDeleted.deleted_at:type_name -> google.protobuf.Timestamp
-	2,  // 20: aviary.events.v1.CodeDeliveryRequested.channel:type_name -> aviary.events.v1.CodeChannel
-	18, // 21: aviary.events.v1.CodeDeliveryRequested.requested_at:type_name -> google.protobuf.Timestamp
-	18, // 22: aviary.events.v1.CodeDeliveryRequested.expires_at:type_name -> google.protobuf.Timestamp
-	18, // 23: aviary.events.v1.DataExportRequested.requested_at:type_name -> google.protobuf.Timestamp
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	23, // 13: aviary.events.v1.TwoFactorDisabled.disabled_at:type_name -> google.protobuf.Timestamp
+	23, // 14: aviary.events.v1.RecoveryCodeUsed.used_at:type_name -> google.protobuf.Timestamp
+	1,  // 15: aviary.events.v1.SecondFactorFailed.method:type_name -> aviary.events.v1.SecondFactorMethod
+	2,  // 16: aviary.events.v1.SecondFactorFailed.purpose:type_name -> aviary.events.v1.SecondFactorPurpose
+	3,  // 17: aviary.events.v1.SecondFactorFailed.failure:type_name -> aviary.events.v1.SecondFactorFailure
+	23, // 18: aviary.events.v1.SecondFactorFailed.failed_at:type_name -> google.protobuf.Timestamp
+	4,  // 19: aviary.events.v1.LoginLockedOut.limit:type_name -> aviary.events.v1.LoginLimit
+	23, // 20: aviary.events.v1.LoginLockedOut.locked_at:type_name -> google.protobuf.Timestamp
+	23, // 21: aviary.events.v1.LoginLockedOut.locked_until:type_name -> google.protobuf.Timestamp
+	23, // 22: aviary.events.v1.AccountDeletionScheduled.requested_at:type_name -> google.protobuf.Timestamp
+	23, // 23: aviary.events.v1.AccountDeletionScheduled.purge_at:type_name -> google.protobuf.Timestamp
+	23, // 24: aviary.events.v1.AccountDeletionCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	23, // 25: aviary.events.v1.AccountDeleted.requested_at:type_name -> google.protobuf.Timestamp
+	23, // 26: aviary.events.v1.AccountDeleted.deleted_at:type_name -> google.protobuf.Timestamp
+	5,  // 27: aviary.events.v1.CodeDeliveryRequested.channel:type_name -> aviary.events.v1.CodeChannel
+	23, // 28: aviary.events.v1.CodeDeliveryRequested.requested_at:type_name -> google.protobuf.Timestamp
+	23, // 29: aviary.events.v1.CodeDeliveryRequested.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 30: aviary.events.v1.DataExportRequested.requested_at:type_name -> google.protobuf.Timestamp
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_aviary_events_v1_auth_events_proto_init() }
@@ -1391,8 +1793,8 @@ func file_aviary_events_v1_auth_events_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aviary_events_v1_auth_events_proto_rawDesc), len(file_aviary_events_v1_auth_events_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   15,
+			NumEnums:      6,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

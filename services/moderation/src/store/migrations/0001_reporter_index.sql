@@ -1,0 +1,1 @@
+CREATE INDEX "reports_reporter_idx" ON "moderation"."reports" USING btree ("reporter_id","id");
