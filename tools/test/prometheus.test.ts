@@ -35,7 +35,7 @@ import { startTestNotification, type TestNotification } from "../../services/not
 import { startTestRateLimit, type TestRateLimit } from "../../services/ratelimit/test/harness.ts";
 import { openStream, startTestRealtime, type TestRealtime } from "../../services/realtime/test/harness.ts";
 import { startEnvoy, type RunningEnvoy } from "../../services/runtime/test-support/envoy.ts";
-import { uniqueName } from "../../services/runtime/test-support/infra.ts";
+import { eventually, uniqueName } from "../../services/runtime/test-support/infra.ts";
 import { mailCatcher, type MailCatcher } from "../../services/runtime/test-support/mailpit.ts";
 import { startPrometheus, type RunningPrometheus } from "../../services/runtime/test-support/prometheus.ts";
 import { alertExpressions, dashboardExpressions, interpolate } from "./promql.ts";
@@ -99,6 +99,7 @@ test("every dashboard and alert expression returns data from a real Prometheus s
     ]),
   });
   const auth = n.auth.service.url;
+  const limiterUrl = limiter.service.url;
   envoy = await startEnvoy({
     upstreams: { auth, auth_jwks: auth, user: user.service.url, post: n.post.service.url, notification: n.service.url, realtime: realtime.service.url, chat: chat.service.url },
     rateLimitService: limiter.service.url,
@@ -145,7 +146,25 @@ test("every dashboard and alert expression returns data from a real Prometheus s
   t.is(created.status, 200, await created.clone().text());
   // A device stream held open through the edge, one opened and ended at the service (Subscribe's duration is recorded when it ends).
   const device = await realtime.signUp();
-  const held = openStream(createGrpcTransport({ baseUrl: envoy.url }), device);
+  // The edge asks the limiter about each stream open, but the limiter answers
+  // "allow" without a decision past its 40 ms budget (counted as a fail-open),
+  // which one call can hit on a busy machine (it did under a CPU hog): open
+  // and end streams through the edge until one open was decided.
+  const edgeTransport = createGrpcTransport({ baseUrl: envoy.url });
+  await eventually(
+    "the limiter to decide a stream open through the edge",
+    async () => {
+      const probe = openStream(edgeTransport, device);
+      await probe.ready();
+      probe.cancel();
+      await probe.ended;
+      const exposition = await (await fetch(`${limiterUrl}/metrics`)).text();
+      return /^ratelimit_decisions_total\{[^}]*rule="stream_open/m.test(exposition);
+    },
+    120_000,
+    100,
+  );
+  const held = openStream(edgeTransport, device);
   const ended = openStream(createClient(RealtimeService, createGrpcTransport({ baseUrl: realtime.service.url })), device);
   await held.ready();
   await ended.ready();
