@@ -112,9 +112,14 @@ test.serial("a deleted account is erased from every entry naming it; the entries
 });
 
 test.serial("erasing again changes nothing", async (t) => {
-  const [state] = await audit.query<{ digest: string }>(`select md5(string_agg(t::text, '|' order by seq)) as digest from audit.entries t`);
+  // Compared over the entries that exist now: the consumer may still append
+  // later events of this file's accounts (it did, under a CPU hog), and an
+  // append is not a change to what was there.
+  const [{ head } = { head: "0" }] = await audit.query<{ head: string }>(`select coalesce(max(seq), 0)::text as head from audit.entries`);
+  const digest = `select md5(string_agg(t::text, '|' order by seq)) as digest from audit.entries t where seq <= $1`;
+  const [state] = await audit.query<{ digest: string }>(digest, [head]);
   t.is(await eraseAccount(audit.service.database, dora.userId, new Date()), 0);
-  const [after] = await audit.query<{ digest: string }>(`select md5(string_agg(t::text, '|' order by seq)) as digest from audit.entries t`);
+  const [after] = await audit.query<{ digest: string }>(digest, [head]);
   t.is(after!.digest, state!.digest);
   t.true((await audit.client.verifyChain({}, audit.moderation.admin.call)).intact);
 });
