@@ -57,7 +57,7 @@ import { openRedisUserStreams } from "../services/runtime/src/realtime/redis.ts"
 import { decodeEvent } from "../services/runtime/src/realtime/events.ts";
 import { uniqueName, withClient } from "../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
-import { inParallel, measure, quantile, repo, round, spawnServer, waitFor, type Result, type ServerProcess, teardown } from "./support.ts";
+import { inParallel, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { startWorker, type Worker } from "./workers.ts";
 import { deleteKeys, fullMeter, ownKafka, perItem, privateKafkaPid, ratio, redisServerPid, serviceCommit, signUp, writeSection, type Cpu } from "./stack.ts";
 import type { OpenLoopResult, SendTarget } from "./chat-sender.ts";
@@ -106,7 +106,7 @@ if (!realStack) {
 }
 
 const { steps: cleanups, run: cleanup } = teardown();
-const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit("services/chat") };
+const machine = { cpus: cpus().length, node: process.version, internalTransport, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit("services/chat") };
 const started = performance.now();
 const step = (text: string) => console.log(`[chat bench ${((performance.now() - started) / 1000).toFixed(1)} s] ${text}`);
 
@@ -148,7 +148,7 @@ async function run(): Promise<void> {
   };
 
   step("starting noop, auth, user and chat");
-  const shared = { REDIS_URL: redisUrl, KAFKA_BROKERS: kafka.url, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789", REALTIME_REDIS_URL: undefined };
+  const shared = { ...internalListenerEnv, REDIS_URL: redisUrl, KAFKA_BROKERS: kafka.url, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789", REALTIME_REDIS_URL: undefined };
   const noop = await start("chat-noop", "bench/noop-server.ts", {});
   const authServer = await start("chat-auth", "services/auth/src/main.ts", {
     ...shared,
@@ -169,7 +169,7 @@ async function run(): Promise<void> {
     CHAT_PORT: "0",
     CHAT_ROLE: "all",
     AUTH_JWKS_URL: jwks,
-    USER_URL: userServer.url,
+    USER_URL: userServer.peerUrl,
     CHAT_GROUP: uniqueName("bench_chat_delivery"),
     CHAT_EVENTS_TOPIC: uniqueName("bench.chat.events"),
     CHAT_SEND_RATE: "1000000/1s",
@@ -493,6 +493,8 @@ interface RunMeta {
   loadAverageAtStart: number[];
   loadAverageAtEnd?: number[];
   commit: string;
+  /** How the chat service called the user service (absent in runs from before the internal listener: connect). */
+  internalTransport?: string;
 }
 
 async function report(results: Results): Promise<void> {
@@ -540,7 +542,7 @@ function renderSection(meta: RunMeta, results: Results): string {
 
 \`node bench/chat.ts\` (part of \`make bench\`), ${meta.at}, commit ${meta.commit}, ${meta.cpus} CPUs, Node ${meta.node}, load average at start ${meta.loadAverageAtStart.join(" / ")}${meta.loadAverageAtEnd === undefined ? "" : `, at the end ${meta.loadAverageAtEnd.join(" / ")}`}. **The machine is shared** and was busy with other work: the "machine busy" column and "others" (CPU of processes not in this run, % of one core) say how much, so read the figures as this machine on this day, not as a capacity.
 
-The stack: auth and user (real tokens; the user service answers the chat service's reachability check), the chat service as one child process (role all: RPCs, outbox relay, delivery consumer; its own database, consumer group, events topic and realtime prefix; \`CHAT_SEND_RATE=1000000/1s\` so the per-user limit never refuses a bench send), PostgreSQL and Redis shared, a Kafka started for the run. Sends come from a worker process (bench/chat-sender.ts), open loop at a fixed rate (the offered rate; in brackets the rate achieved), at most 256 requests in flight on its one HTTP/2 connection (more trips the server's session memory limit, NGHTTP2_ENHANCE_YOUR_CALM), ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured; a delivery is timed from when the send was due (a send held back by the cap counts its wait) until the message is on the recipient's stream, read through the user-stream port's Redis adapter (\`listen\`) in the bench process. Only the other members' deliveries count (the sender's own stream also gets the message). The reference is raw Redis PUBLISH (from the same worker) → SUBSCRIBE (in the bench process) at the same deliveries per second. Goal: p50 ≤ ${GOALS.p50Ms} ms, p99 ≤ ${GOALS.p99Ms} ms; when the goal rate misses, lower rates are tried.
+The stack: auth and user (real tokens; the user service answers the chat service's reachability check), the chat service as one child process (role all: RPCs, outbox relay, delivery consumer; its calls to the user service over ${meta.internalTransport ?? "connect"}, BENCH_INTERNAL_TRANSPORT; its own database, consumer group, events topic and realtime prefix; \`CHAT_SEND_RATE=1000000/1s\` so the per-user limit never refuses a bench send), PostgreSQL and Redis shared, a Kafka started for the run. Sends come from a worker process (bench/chat-sender.ts), open loop at a fixed rate (the offered rate; in brackets the rate achieved), at most 256 requests in flight on its one HTTP/2 connection (more trips the server's session memory limit, NGHTTP2_ENHANCE_YOUR_CALM), ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured; a delivery is timed from when the send was due (a send held back by the cap counts its wait) until the message is on the recipient's stream, read through the user-stream port's Redis adapter (\`listen\`) in the bench process. Only the other members' deliveries count (the sender's own stream also gets the message). The reference is raw Redis PUBLISH (from the same worker) → SUBSCRIBE (in the bench process) at the same deliveries per second. Goal: p50 ≤ ${GOALS.p50Ms} ms, p99 ≤ ${GOALS.p99Ms} ms; when the goal rate misses, lower rates are tried.
 
 What a send costs on this path (issue 11): the common send (to a conversation the sender is in, not a reply) is two statements and no transaction. One read answers the idempotency check, the sender's membership, the conversation's \`last_seq\` and its current members (for a direct conversation, the one the block check asks the user service about); then one autocommitted statement takes the next number only while \`last_seq\` is still the one read (so nothing committed in between: every message and membership change takes a number, and the members read are the current ones), inserts the message under the number it took, raises the sender's watermarks and writes the outbox row with its NOTIFY. When the conversation moved on meanwhile (a concurrent write of it), that statement fails as a whole and the send runs in a transaction under the row lock instead: BEGIN, the sequence update that also answers the members (trusted only when nothing committed while it waited for the lock, else read again), the message with the watermarks and the outbox row in one statement, COMMIT. Before, every send was that transaction with the members and the outbox insert as statements of their own: seven statements, eight for 1:1 (the other member read again for the block check). Besides: the per-user rate limit (one Redis call) and, for 1:1, the block check (one call to the user service). The relay publishes outbox rows to Kafka in batches; the delivery consumer takes each Kafka batch (up to 256 events of a partition) at once: every event is decoded once and its realtime event encoded once for all recipients (each copy only prefixed with its own id), and each member's items of the whole batch go to Redis in one script call, all calls in one pipeline (one round trip per batch; a member's items stay in order, and a failed batch is redelivered event by event, deduplicated by item id); while the relay is busy its passes start at least \`CHAT_RELAY_LINGER_MS\` (10 ms) apart, so the events committed meanwhile share one transaction, one Kafka request and one delivery batch. Before these changes (the run of 2026-12-01T13:38Z, commit b4a648e, same bench) the highest rate tried that held p99 ≤ 100 ms was 50 messages/s for groups and for 1:1, at 4.3 ms chat CPU and 2.2 ms PostgreSQL CPU per group message (at 500/s offered). The two-statement send (2026-12-01, commit 87d581a plus that change) could not be measured with this bench: the machine was saturated (load average 16 to 32 on 2 CPUs, other work using 1.5 of its 2 cores), no rate held, not even 30 messages/s, and the CPU figures of identical runs differed by up to 40 %. So it was measured with a closed loop of 50 sends, one at a time, through the chat test harness (chat, user and auth in one process), on the tree with and without the change, three times each, alternating. The send's own PostgreSQL statements went from 7 to 2 for a group and from 8 to 2 for 1:1 (the outbox relay's statements come on top, the same in both). CPU of that whole process per send went from 19.6 to 20.5 ms down to 14.9 to 16.6 ms for a group, and from 25.3 to 31.9 ms down to 18.9 to 22.0 ms for 1:1. The tables are from the run named at the top of this section.
 

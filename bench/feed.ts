@@ -54,8 +54,9 @@ import { HealthService } from "@aviary/runtime/health";
 import { privateServer, uniqueName, withClient, type PrivateServer } from "../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { openRedisTimelineStore } from "../services/feed/src/store/timelines-redis.ts";
-import { cpuMeter, inParallel, measure, quantile, repo, round, spawnServer, waitFor, type Result, type ServerProcess, teardown } from "./support.ts";
+import { cpuMeter, inParallel, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { countTimelinesHolding, createTimelines, seedFollowers, type SeededAuthor } from "./feed-seed.ts";
+import { findGhz, ghzRow, ghzTable, type GhzRow } from "./ghz.ts";
 
 const env = process.env;
 const realStack = Boolean(env["DATABASE_URL"] && env["REDIS_URL"] && env["KAFKA_BROKERS"]);
@@ -100,7 +101,7 @@ if (!realStack) {
 
 const { steps: cleanups, run: cleanup } = teardown();
 
-const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)) };
+const machine = { cpus: cpus().length, node: process.version, internalTransport, loadAverageAtStart: loadavg().map((l) => round(l)) };
 const started = performance.now();
 const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1)} s`;
 const step = (text: string) => console.log(`[feed bench ${elapsed()}] ${text}`);
@@ -128,7 +129,7 @@ async function run(): Promise<void> {
   const timelines = openRedisTimelineStore({ url: redisUrl, prefix, cap: TIMELINE_CAP });
   cleanups.push(() => timelines.close());
 
-  const shared = { DATABASE_URL: database.url, REDIS_URL: redisUrl, KAFKA_BROKERS: kafka.url, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789" };
+  const shared = { ...internalListenerEnv, DATABASE_URL: database.url, REDIS_URL: redisUrl, KAFKA_BROKERS: kafka.url, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789" };
   const noMedia = "http://127.0.0.1:9";
   const servers: ServerProcess[] = [];
   cleanups.push(async () => {
@@ -149,12 +150,12 @@ async function run(): Promise<void> {
   });
   const jwks = `${authServer.url}/.well-known/jwks.json`;
   const userServer = await start("user", "services/user/src/main.ts", { USER_PORT: "0", AUTH_JWKS_URL: jwks, MEDIA_URL: noMedia }, NODE_ARGS);
-  const postServer = await start("post", "services/post/src/main.ts", { POST_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: userServer.url, MEDIA_URL: noMedia }, NODE_ARGS);
+  const postServer = await start("post", "services/post/src/main.ts", { POST_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: userServer.peerUrl, MEDIA_URL: noMedia }, NODE_ARGS);
   const feedEnv = {
     FEED_PORT: "0",
     AUTH_JWKS_URL: jwks,
-    POST_URL: postServer.url,
-    USER_URL: userServer.url,
+    POST_URL: postServer.peerUrl,
+    USER_URL: userServer.peerUrl,
     FEED_GROUP: uniqueName("bench_feed"),
     FEED_REDIS_PREFIX: prefix,
     FEED_TIMELINE_CAP: String(TIMELINE_CAP),
@@ -167,11 +168,11 @@ async function run(): Promise<void> {
     NOTIFICATION_PORT: "0",
     NOTIFICATION_ROLE: "api",
     AUTH_JWKS_URL: jwks,
-    AUTH_URL: authServer.url,
-    USER_URL: userServer.url,
+    AUTH_URL: authServer.peerUrl,
+    USER_URL: userServer.peerUrl,
     REALTIME_REDIS_PREFIX: prefix,
   });
-  const chatServer = await start("chat-api", "services/chat/src/main.ts", { CHAT_PORT: "0", CHAT_ROLE: "api", AUTH_JWKS_URL: jwks, USER_URL: userServer.url, MEDIA_URL: noMedia, REALTIME_REDIS_PREFIX: prefix }).catch(
+  const chatServer = await start("chat-api", "services/chat/src/main.ts", { CHAT_PORT: "0", CHAT_ROLE: "api", AUTH_JWKS_URL: jwks, USER_URL: userServer.peerUrl, MEDIA_URL: noMedia, REALTIME_REDIS_PREFIX: prefix }).catch(
     (error: unknown) => {
       // The BFF row needs it; the rest of the run does not.
       console.warn(`the chat service did not start, GetHome is not measured: ${(error as Error).message}`);
@@ -182,7 +183,7 @@ async function run(): Promise<void> {
     ? await start(
         "bff",
         "services/bff/src/main.ts",
-        { BFF_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: userServer.url, FEED_URL: feedServer.url, NOTIFICATION_URL: notificationServer.url, CHAT_URL: chatServer.url },
+        { BFF_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: userServer.peerUrl, FEED_URL: feedServer.peerUrl, NOTIFICATION_URL: notificationServer.peerUrl, CHAT_URL: chatServer.peerUrl },
         NODE_ARGS,
       )
     : undefined;
@@ -371,10 +372,16 @@ async function run(): Promise<void> {
   paths.push(await measured(`BatchGetProfiles, the ${followedIds.length} authors the reader follows`, () => users.batchGetProfiles({ userIds: followedIds }, reader.call)));
   paths.push(await measured("ListFollowers, page of 20", () => users.listFollowers({ userId: readAuthors[0]!.userId, pageSize: 20 }, reader.call)));
   const pathRows = paths.map((r) => ({ ...r, throughputVsNoop: round(r.throughput / paths[0]!.throughput, 3), p50VsNoop: round(r.p50Ms / paths[0]!.p50Ms, 2) }));
+  const ghzRows = await ghzReadRows(processes, [
+    { name: "no-op (bare connect-node, Health/Check)", url: noop.url, method: "grpc.health.v1.Health.Check" },
+    { name: "GetHomeFeed page of 20, cached", url: feedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers },
+    { name: "GetHomeFeed page of 20, uncached", url: uncachedFeedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers },
+  ]);
   if (READ_ONLY) {
     await mkdir(resolve(repo, "bench/results"), { recursive: true });
-    await writeFile(resultsPath, `${JSON.stringify({ at: new Date().toISOString(), ...machine, seconds: durationMs / 1000, readRows, halfLoad, pathRows }, null, 2)}\n`);
+    await writeFile(resultsPath, `${JSON.stringify({ at: new Date().toISOString(), ...machine, seconds: durationMs / 1000, readRows, halfLoad, pathRows, ghzRows }, null, 2)}\n`);
     console.log(`GetHomeFeed at half its peak: ${JSON.stringify(halfLoad)}`);
+    console.log(ghzTableOf(ghzRows));
     for (const row of [...readRows, ...pathRows]) console.log(`${row.name}: ${row.throughput}/s (${row.throughputVsNoop} of no-op), p50 ${row.p50Ms} p99 ${row.p99Ms}, errors ${row.errors}; CPU ms/call ${JSON.stringify(row.cpuMsPerCall)}, busy ${row.machineBusy}`);
     return;
   }
@@ -397,7 +404,38 @@ async function run(): Promise<void> {
     }),
   );
 
-  await report({ fanout, readRows, halfLoad, pathRows, e2e, knee, seedMs });
+  await report({ fanout, readRows, halfLoad, pathRows, ghzRows, e2e, knee, seedMs });
+}
+
+// --- unary rows driven by ghz ---------------------------------------------------
+
+/**
+ * The same calls as the Node generator's rows, from ghz (bench/ghz.ts): 4
+ * connections × 32 calls in flight on one core. Skipped (empty) when ghz
+ * cannot be built here.
+ */
+async function ghzReadRows(
+  processes: () => Record<string, number | undefined>,
+  rows: ReadonlyArray<{ name: string; url: string; method: string; data?: Record<string, unknown>; metadata?: Record<string, string> }>,
+): Promise<GhzRow[]> {
+  const found = findGhz();
+  if (!("path" in found)) {
+    console.warn(`the ghz rows are skipped: ${found.missing}`);
+    return [];
+  }
+  step("measuring the read rows again with ghz");
+  const out: GhzRow[] = [];
+  for (const { name, ...call } of rows) {
+    const { "load generator": _self, ...servers } = processes();
+    const row = await ghzRow(found.path, name, { ...call, connections: 4, concurrency: 128 }, durationMs / 1000, servers);
+    out.push(row);
+    step(`ghz ${name}: ${row.throughput}/s (${round(row.throughput / Math.max(1, out[0]!.throughput), 3)} of the first row), p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, ${row.errors} errors`);
+  }
+  return out;
+}
+
+function ghzTableOf(rows: readonly GhzRow[]): string {
+  return ghzTable(rows, "call (ghz, 4 connections × 32 in flight, one core)");
 }
 
 // --- end to end -----------------------------------------------------------------
@@ -774,6 +812,7 @@ async function report(results: {
   readRows: ReadRow[];
   halfLoad: RateResult;
   pathRows: ReadRow[];
+  ghzRows: GhzRow[];
   e2e: E2eResult;
   knee: KneeResult;
   seedMs: Record<string, number>;
@@ -809,7 +848,7 @@ async function report(results: {
   const section =
     `## Feed\n\n` +
     `Written by \`node bench/feed.ts\` (${at}; Node ${machine.node}, ${machine.cpus} cores, load average ${machine.loadAverageAtStart.join(" / ")} at the start). Raw figures: \`bench/results/feed.json\`.\n` +
-    `Everything runs on this one machine, the load generator included: auth, user, post and feed as child processes (one each), the no-op reference,\n` +
+    `Everything runs on this one machine, the load generator included: auth, user, post and feed as child processes (one each; internal hops over ${machine.internalTransport}, BENCH_INTERNAL_TRANSPORT), the no-op reference,\n` +
     `PostgreSQL (a fresh database), Redis (the shared one, keys under a prefix of the run), and a Kafka started for the run (the feed consumes from the beginning).\n` +
     `Posts go through PostService.CreatePost → outbox → Kafka → the feed's consumer → Redis, as in production.\n\n` +
     `### Fan-out\n\n` +
@@ -826,6 +865,9 @@ async function report(results: {
     `### The other read paths\n\n` +
     `The same way, after the no-op once more: GetHomeFeed on a second feed process (api role, FEED_VIEW_CACHE_SECONDS=0, so every call hydrates), GetHome through the BFF\n` +
     `(GetProfile, GetHomeFeed on the first feed process, unread counts from the notification and chat services' api roles), and the calls hydration makes, straight to their services as the reader.\n\n${pathTable}\n\n` +
+    `### GetHomeFeed driven by ghz\n\n` +
+    `The no-op and both GetHomeFeed processes again, from ghz (Go; bench/ghz.ts) instead of the Node generator above: one core, 4 connections × 32 calls in flight, a fixed number of calls\n` +
+    `sized from a 1 s warm-up to last about ${durationMs / 1000} s. CPU per call includes ghz's own (its rusage) and every service the call reaches.\n\n${ghzTableOf(results.ghzRows)}\n\n` +
     `### End to end\n\n` +
     `${E2E_AUTHORS} authors, followed by one reader, post at a steady ${e2e.targetRate}/s for ${e2e.seconds} s on an open-loop schedule (a send does not wait for earlier answers).\n` +
     `Latency: from CreatePost answering until the post is in the reader's Redis timeline (what GetHomeFeed serves), found by polling the timeline's newest entries\n` +

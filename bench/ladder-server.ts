@@ -15,7 +15,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "@aviary/gen/grpc/health/v1/health_pb";
 import { HealthService, ServingStatus } from "@aviary/runtime/health";
-import { startServer } from "@aviary/runtime/server";
+import { runService, startServer, type RunningServer } from "@aviary/runtime/server";
 import { createTokenVerifier } from "@aviary/runtime/auth/verifier";
 import { createLogger } from "@aviary/runtime/log";
 import { startTelemetry } from "@aviary/runtime/telemetry";
@@ -84,24 +84,8 @@ async function main(kind: string | undefined): Promise<void> {
       return;
     }
     case "runtime": {
-      // What a real service runs (startServiceBase's logger and telemetry,
-      // without the adapters, whose imports take seconds): the Prometheus
-      // meter, the tracer, user-token auth, the standard chain. Health is
-      // public, so no token is needed; the verifier is configured but never
-      // asked. No readiness checks: Check answers at once.
-      const base = { logger: createLogger("ladder", "info"), telemetry: startTelemetry({ serviceName: "ladder" }) };
-      await startServer({
-        name: "ladder",
-        port: 0,
-        routes: () => {},
-        readiness: [],
-        logger: base.logger,
-        telemetry: base.telemetry,
-        auth: {
-          verifier: createTokenVerifier({ issuer: "aviary-auth", audience: "aviary", jwks: () => ({ keys: [] }), typ: "at+jwt" }),
-          isSessionRevoked: () => Promise.resolve(false),
-        },
-      });
+      // Through runService, as a service's main.ts: AVIARY_PROCESSES=2 (the "runtime-2" rung) serves with two processes.
+      await runService(() => startLadderRuntime(), { name: "ladder" });
       return;
     }
     default:
@@ -109,8 +93,30 @@ async function main(kind: string | undefined): Promise<void> {
   }
 }
 
+// What a real service runs (startServiceBase's logger and telemetry, without
+// the adapters, whose imports take seconds): the Prometheus meter, the tracer,
+// user-token auth, the standard chain. Health is public, so no token is
+// needed; the verifier is configured but never asked. No readiness checks:
+// Check answers at once.
+function startLadderRuntime(): Promise<RunningServer> {
+  const base = { logger: createLogger("ladder", "info"), telemetry: startTelemetry({ serviceName: "ladder" }) };
+  return startServer({
+    name: "ladder",
+    port: 0,
+    routes: () => {},
+    readiness: [],
+    logger: base.logger,
+    telemetry: base.telemetry,
+    auth: {
+      verifier: createTokenVerifier({ issuer: "aviary-auth", audience: "aviary", jwks: () => ({ keys: [] }), typ: "at+jwt" }),
+      isSessionRevoked: () => Promise.resolve(false),
+    },
+  });
+}
+
 if (import.meta.main) {
-  // A clean exit on SIGTERM, so that `--cpu-prof` (BENCH_LADDER_PROFILE) writes its profile.
-  process.once("SIGTERM", () => process.exit(0));
+  // A clean exit on SIGTERM, so that `--cpu-prof` (BENCH_LADDER_PROFILE) writes its profile;
+  // a supervisor of several processes stops its workers first (runService does).
+  if ((process.env["AVIARY_PROCESSES"] ?? "1") === "1") process.once("SIGTERM", () => process.exit(0));
   await main(process.env["LADDER_SERVER"]);
 }

@@ -20,12 +20,13 @@
 //   BENCH_LADDER_RUNGS (default all)                      comma list of rung keys, e.g. connect,runtime
 //   BENCH_LADDER_PROFILE=1                                writes a V8 CPU profile of each Node server to .dev/profiles/
 //   node bench/ladder.ts --render                         rewrites the docs section from the saved JSON
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import http2 from "node:http2";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { cpuMeter, quantile, repo, round, spawnServer, type ServerProcess } from "./support.ts";
+import { callFigures, ghz as runGhz, runMeasured, type CallFigures, type Extent, type GhzRun } from "./ghz.ts";
 import { serviceCommit, writeSection } from "./stack.ts";
 import { checkPath, grpcFrame, servingFrame } from "./ladder-server.ts";
 
@@ -54,31 +55,19 @@ const RUNGS: readonly Rung[] = [
   { key: "grpc-js", label: "@grpc/grpc-js server, no-op", script: "bench/ladder-server.ts", env: { LADDER_SERVER: "grpc-js" } },
   { key: BASELINE, label: "connect-node, bare no-op (bench/noop-server.ts)", script: "bench/noop-server.ts", env: {} },
   { key: "runtime", label: "our runtime, full interceptor chain (server.ts)", script: "bench/ladder-server.ts", env: { LADDER_SERVER: "runtime" } },
+  // Issue 17 item 4: the same server as two processes on one port (AVIARY_PROCESSES, runtime/src/processes.ts).
+  { key: "runtime-2", label: "our runtime, two processes on one port (AVIARY_PROCESSES=2)", script: "bench/ladder-server.ts", env: { LADDER_SERVER: "runtime", AVIARY_PROCESSES: "2" } },
 ];
 
 type GeneratorName = "ghz" | "h2load";
 
-interface Run {
-  calls: number;
-  errors: number;
-  /** Non-OK outcomes by gRPC status name or h2load's category. */
-  errorKinds: Record<string, number>;
-  seconds: number;
-  latenciesMs: { p50: number; p99: number };
-  /** The generator's own CPU (user + system), ms. */
-  generatorCpuMs: number;
-}
+/** One generator run (h2load's has the same shape as ghz's). */
+type Run = GhzRun;
 
-export interface Row {
+export interface Row extends CallFigures {
   rung: string;
   label: string;
   generator: GeneratorName;
-  calls: number;
-  errors: number;
-  errorKinds: Record<string, number>;
-  throughput: number;
-  p50Ms: number;
-  p99Ms: number;
   serverCpuMs: number;
   serverUsPerCall: number;
   generatorCpuMs: number;
@@ -134,73 +123,9 @@ function versionOf(name: GeneratorName, path: string): string {
   }
 }
 
-/**
- * Runs a load generator through bash, whose `times` builtin then prints the
- * children's user and system CPU: the generator has exited by then, so /proc
- * no longer has it, but its rusage was collected by the shell.
- */
-function runMeasured(command: string, args: readonly string[]): Promise<{ stdout: string; cpuMs: number }> {
-  return new Promise((done, fail) => {
-    execFile("bash", ["-c", '"$@"; rc=$?; times >&2; exit $rc', "bash", command, ...args], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error !== null) {
-        fail(new Error(`${command} failed: ${stderr.trim().split("\n").slice(-6).join(" / ")}`));
-        return;
-      }
-      // `times`: the shell's own line, then its children's: "0m1.234s 0m0.567s".
-      const last = stderr.trim().split("\n").pop() ?? "";
-      const m = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/.exec(last);
-      if (m === null) {
-        fail(new Error(`no CPU times from bash after ${command}: ${last}`));
-        return;
-      }
-      const seconds = (minutes: string | undefined, secs: string | undefined) => Number(minutes) * 60 + Number(secs);
-      done({ stdout, cpuMs: Math.round((seconds(m[1], m[2]) + seconds(m[3], m[4])) * 1000) });
-    });
-  });
-}
 
-const hostPort = (url: string) => new URL(url).host;
-
-/** How long a run lasts: a time (the warm-up, which also gauges the rate), or a number of calls (the measured run). */
-type Extent = { seconds: number } | { calls: number };
-
-async function ghz(path: string, url: string, extent: Extent): Promise<Run> {
-  const { stdout, cpuMs } = await runMeasured(path, [
-    "--insecure",
-    "--protoset",
-    resolve(repo, "gen/aviary.binpb"),
-    "--call",
-    "grpc.health.v1.Health.Check",
-    "--data",
-    "{}",
-    "--connections",
-    String(CONNECTIONS),
-    "--concurrency",
-    String(CONNECTIONS * STREAMS_PER_CONNECTION),
-    "--cpus",
-    "1",
-    ...("seconds" in extent ? ["--duration", `${extent.seconds}s`] : ["--total", String(extent.calls)]),
-    "--format",
-    "json",
-    hostPort(url),
-  ]);
-  const report = JSON.parse(stdout) as {
-    count: number;
-    total: number;
-    statusCodeDistribution?: Record<string, number>;
-    latencyDistribution?: Array<{ percentage: number; latency: number }> | null;
-  };
-  const codes = report.statusCodeDistribution ?? {};
-  const errorKinds = Object.fromEntries(Object.entries(codes).filter(([code]) => code !== "OK"));
-  const at = (p: number) => (report.latencyDistribution ?? []).find((d) => d.percentage === p)?.latency ?? Number.NaN;
-  return {
-    calls: codes["OK"] ?? 0,
-    errors: Object.values(errorKinds).reduce((a, b) => a + b, 0),
-    errorKinds,
-    seconds: report.total / 1e9,
-    latenciesMs: { p50: at(50) / 1e6, p99: at(99) / 1e6 },
-    generatorCpuMs: cpuMs,
-  };
+function ghz(path: string, url: string, extent: Extent): Promise<Run> {
+  return runGhz(path, { url, method: "grpc.health.v1.Health.Check", connections: CONNECTIONS, concurrency: CONNECTIONS * STREAMS_PER_CONNECTION }, extent);
 }
 
 async function h2load(path: string, url: string, extent: Extent, requestFile: string, logFile: string): Promise<Run> {
@@ -320,12 +245,7 @@ async function main(): Promise<void> {
           rung: rung.key,
           label: rung.label,
           generator: generator.name,
-          calls: run.calls,
-          errors: run.errors,
-          errorKinds: run.errorKinds,
-          throughput: Math.round(run.calls / run.seconds),
-          p50Ms: round(run.latenciesMs.p50),
-          p99Ms: round(run.latenciesMs.p99),
+          ...callFigures(run),
           serverCpuMs,
           serverUsPerCall: round((serverCpuMs * 1000) / Math.max(1, run.calls), 1),
           generatorCpuMs: run.generatorCpuMs,
@@ -386,6 +306,14 @@ function renderSection(report: LadderReport): string {
   const gens = Object.entries(report.generators).map(([name, version]) => `${name} ${version}`).join(", ");
   const runtime = report.rows.filter((r) => r.rung === "runtime");
   const goal = runtime.map((r) => `${r.generator}: ${r.throughputVsConnect ?? "–"} by calls/s, ${r.cpuVsConnect ?? "–"} by server CPU per call`).join("; ");
+  // Item 4 of issue 17: does a second process on the same port add throughput on this machine's cores?
+  const scaling = runtime
+    .map((one) => {
+      const two = report.rows.find((r) => r.rung === "runtime-2" && r.generator === one.generator);
+      return two === undefined ? undefined : `${one.generator}: ${one.throughput} → ${two.throughput} calls/s (${round(two.throughput / Math.max(1, one.throughput), 2)}×)`;
+    })
+    .filter((s) => s !== undefined)
+    .join("; ");
   return (
     `## Reference ladder (unary no-op)\n\n` +
     `Written by \`bench/ladder.ts\` (${report.at}, Node ${report.node}, ${report.cpus} cores, ${report.commit}). Raw figures: \`bench/results/ladder.json\`.\n` +
@@ -399,6 +327,7 @@ function renderSection(report: LadderReport): string {
     `swings between runs), so the last column (the connect-node no-op's server CPU per call over the row's) is the steadier ratio.\n\n` +
     `${report.rows.length === 0 ? "Not measured." : renderTable(report.rows)}\n\n` +
     `Goal from issue 17: our runtime's no-op with the full interceptor chain at ≥ 0.8 of the bare connect-node no-op — here ${goal || "not measured"}.\n` +
+    `One process vs two on one port (AVIARY_PROCESSES=2; the generator holds one of the ${report.cpus} cores): ${scaling || "not measured"}.\n` +
     (report.skipped.length === 0 ? "" : `\nSkipped: ${report.skipped.join("; ")}.\n`)
   );
 }

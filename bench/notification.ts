@@ -72,7 +72,7 @@ import { decodeEvent } from "../services/runtime/src/realtime/events.ts";
 import { uniqueName, withClient } from "../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { freePort } from "../services/runtime/test-support/envoy.ts";
-import { inParallel, measure, quantile, repo, round, spawnServer, waitFor, type Result, type ServerProcess, teardown } from "./support.ts";
+import { inParallel, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { startWorker, type Worker } from "./workers.ts";
 import { deleteKeys, fullMeter, ownKafka, perItem, privateKafkaPid, ratio, redisServerPid, serviceCommit, signUp, writeSection, type Cpu, type Meter } from "./stack.ts";
 import { areaOf, attachInspector, summarizeCpuProfile, type Breakdown, type CpuProfile } from "./profiles.ts";
@@ -132,7 +132,7 @@ if (!realStack) {
 
 const { steps: cleanups, run: cleanup } = teardown();
 
-const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit("services/notification") };
+const machine = { cpus: cpus().length, node: process.version, internalTransport, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit("services/notification") };
 const started = performance.now();
 const step = (text: string) => console.log(`[notification bench ${((performance.now() - started) / 1000).toFixed(1)} s] ${text}`);
 
@@ -196,7 +196,7 @@ async function run(): Promise<void> {
   };
 
   step("starting noop, auth and user");
-  const shared = { REDIS_URL: redisUrl, KAFKA_BROKERS: kafka.url, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789", REALTIME_REDIS_URL: undefined };
+  const shared = { ...internalListenerEnv, REDIS_URL: redisUrl, KAFKA_BROKERS: kafka.url, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789", REALTIME_REDIS_URL: undefined };
   const noop = await start("notif-noop", "bench/noop-server.ts", {});
   const authServer = await start("notif-auth", "services/auth/src/main.ts", {
     ...shared,
@@ -247,8 +247,8 @@ async function run(): Promise<void> {
     DATABASE_URL: notificationDatabase.url,
     NOTIFICATION_PORT: "0",
     AUTH_JWKS_URL: jwks,
-    AUTH_URL: authServer.url,
-    USER_URL: userServer.url,
+    AUTH_URL: authServer.peerUrl,
+    USER_URL: userServer.peerUrl,
     NOTIFICATION_CLIENT_SECRET: CLIENT_SECRET,
     NOTIFICATION_GROUP: uniqueName("bench_notification"),
     NOTIFICATION_PUSH_GROUP: uniqueName("bench_notification_push"),

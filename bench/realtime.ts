@@ -49,7 +49,7 @@ import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { uniqueName } from "../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { freePort } from "../services/runtime/test-support/envoy.ts";
-import { cpuMeter, inParallel, quantile, repo, round, spawnServer, waitFor, type ServerProcess, teardown } from "./support.ts";
+import { cpuMeter, inParallel, internalListenerEnv, internalTransport, quantile, repo, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { startWorker, type Worker } from "./workers.ts";
 import type { OpenResult, Stats, StepResult, Target } from "./realtime-clients.ts";
 import type { RunResult } from "./realtime-publisher.ts";
@@ -97,7 +97,7 @@ if (!env["DATABASE_URL"] || !env["REDIS_URL"]) {
 
 const { steps: cleanups, run: cleanup } = teardown();
 
-const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit() };
+const machine = { cpus: cpus().length, node: process.version, internalTransport, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit() };
 const started = performance.now();
 const step = (text: string) => console.log(`[realtime bench ${((performance.now() - started) / 1000).toFixed(1)} s] ${text}`);
 
@@ -160,7 +160,7 @@ async function run(): Promise<void> {
   const database = await freshDatabase(env["DATABASE_URL"]!, "bench_rt");
   // Dropped last, once the services using it have stopped.
   cleanups.unshift(() => database.drop());
-  const shared = { DATABASE_URL: database.url, REDIS_URL: redisUrl, KAFKA_BROKERS: undefined, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789" };
+  const shared = { ...internalListenerEnv, DATABASE_URL: database.url, REDIS_URL: redisUrl, KAFKA_BROKERS: undefined, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789" };
   const authServer = await start("rt-auth", "services/auth/src/main.ts", {
     ...shared,
     AUTH_PORT: "0",
@@ -199,7 +199,7 @@ async function run(): Promise<void> {
     REDIS_URL: redisUrl,
     REALTIME_REDIS_PREFIX: prefix,
     AUTH_JWKS_URL: jwks,
-    USER_URL: userServer.url,
+    USER_URL: userServer.peerUrl,
     LOG_LEVEL: "info",
     // The service's default unless the bench is told otherwise (never inherited from the shell).
     REALTIME_HEARTBEAT: HEARTBEAT_S === 25 ? undefined : `${HEARTBEAT_S}s`,

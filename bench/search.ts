@@ -24,7 +24,7 @@ import { PostService, SearchOrder } from "@aviary/gen/aviary/post/v1/post_pb";
 import { HealthService } from "@aviary/runtime/health";
 import { uniqueName, withClient } from "../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
-import { cpuMeter, inParallel, measure, repo, round, spawnServer, teardown, waitFor, type Result, type ServerProcess } from "./support.ts";
+import { cpuMeter, inParallel, internalListenerEnv, internalTransport, measure, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { serviceCommit, signUp, writeSection } from "./stack.ts";
 
 const env = process.env;
@@ -46,7 +46,7 @@ if (!realStack) {
 }
 
 const { steps: cleanups, run: cleanup } = teardown();
-const machine = { cpus: cpus().length, node: process.version, loadAverageAtStart: loadavg().map((l) => round(l)) };
+const machine = { cpus: cpus().length, node: process.version, internalTransport, loadAverageAtStart: loadavg().map((l) => round(l)) };
 const started = performance.now();
 const step = (text: string) => console.log(`[search bench ${((performance.now() - started) / 1000).toFixed(1)} s] ${text}`);
 
@@ -59,7 +59,7 @@ try {
 async function run(): Promise<void> {
   const database = await freshDatabase(env["DATABASE_URL"]!, "bench_search");
   cleanups.push(() => database.drop());
-  const shared = { DATABASE_URL: database.url, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789" };
+  const shared = { ...internalListenerEnv, DATABASE_URL: database.url, LOG_LEVEL: "info", PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789" };
   const servers: ServerProcess[] = [];
   cleanups.push(async () => {
     for (const server of servers.reverse()) await server.stop();
@@ -75,7 +75,7 @@ async function run(): Promise<void> {
   const authServer = await start("search-auth", "services/auth/src/main.ts", { AUTH_PORT: "0", AUTH_CODE_SINK: resolve(repo, ".dev/bench-search-codes.jsonl") });
   const jwks = `${authServer.url}/.well-known/jwks.json`;
   const userServer = await start("search-user", "services/user/src/main.ts", { USER_PORT: "0", AUTH_JWKS_URL: jwks, MEDIA_URL: noMedia, USER_PROFILES_GROUP: uniqueName("bench_search_profiles") });
-  const postServer = await start("search-post", "services/post/src/main.ts", { POST_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: userServer.url, MEDIA_URL: noMedia, POST_GROUP: uniqueName("bench_search_post") });
+  const postServer = await start("search-post", "services/post/src/main.ts", { POST_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: userServer.peerUrl, MEDIA_URL: noMedia, POST_GROUP: uniqueName("bench_search_post") });
 
   const grpc = (baseUrl: string) => createGrpcTransport({ baseUrl });
   const reference = createClient(HealthService, grpc(noop.url));

@@ -9,6 +9,8 @@ export const repo = resolve(import.meta.dirname, "..");
 
 export interface ServerProcess {
   url: string;
+  /** What peers are given to call it: its internal grpc-js listener ("grpc://…") when it serves one, else `url`. */
+  peerUrl: string;
   process: ChildProcess;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
   stop(graceMs?: number): Promise<void>;
@@ -48,11 +50,11 @@ export function spawnServer(label: string, script: string, env: Record<string, s
       const lines = pending.split("\n");
       pending = lines.pop() ?? "";
       for (const line of lines) {
-        const url = announcedUrl(line);
-        if (url !== undefined) {
+        const urls = announcedUrls(line);
+        if (urls !== undefined) {
           announced = true;
           pending = "";
-          resolveUrl({ url, process: child, stop });
+          resolveUrl({ url: urls.url, peerUrl: urls.grpcJsUrl?.replace(/^http:/, "grpc:") ?? urls.url, process: child, stop });
           return;
         }
       }
@@ -63,15 +65,30 @@ export function spawnServer(label: string, script: string, env: Record<string, s
   });
 }
 
-function announcedUrl(line: string): string | undefined {
+function announcedUrls(line: string): { url: string; grpcJsUrl?: string } | undefined {
   if (!line.startsWith("{")) return undefined;
   try {
-    const parsed = JSON.parse(line) as { url?: unknown };
-    return typeof parsed.url === "string" ? parsed.url : undefined;
+    const parsed = JSON.parse(line) as { url?: unknown; grpcJsUrl?: unknown };
+    if (typeof parsed.url !== "string") return undefined;
+    return typeof parsed.grpcJsUrl === "string" ? { url: parsed.url, grpcJsUrl: parsed.grpcJsUrl } : { url: parsed.url };
   } catch {
     return undefined;
   }
 }
+
+/**
+ * How the services of a benchmark call each other (BENCH_INTERNAL_TRANSPORT):
+ * "grpc-js" (the default, as deployed) gives every spawned service an
+ * internal listener on a free port, for peers to reach at `peerUrl`;
+ * "connect" serves none, so `peerUrl` is the connect-node port, as before.
+ */
+export const internalTransport: "grpc-js" | "connect" = process.env["BENCH_INTERNAL_TRANSPORT"] === "connect" ? "connect" : "grpc-js";
+
+/** The environment that gives a spawned service its internal listener under `internalTransport` (each reads only its own). */
+export const internalListenerEnv: Record<string, string> =
+  internalTransport === "connect"
+    ? {}
+    : Object.fromEntries(["AUTH", "USER", "MEDIA", "POST", "FEED", "NOTIFICATION", "CHAT", "MODERATION"].map((prefix) => [`${prefix}_INTERNAL_PORT`, "0"]));
 
 export interface Result {
   name: string;
@@ -196,14 +213,24 @@ export function cpuMeter(processes: Record<string, number | undefined>): { start
   };
 }
 
+/** CPU ticks of `pid` and of the processes it started (AVIARY_PROCESSES workers), alive ones read from /proc. */
 function processTicks(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
   try {
     // The command name (field 2) may hold spaces; fields after its closing parenthesis are fixed.
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-    return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+    const own = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+    return own + childrenOf(pid).reduce((sum, child) => sum + (processTicks(child) || 0), 0);
   } catch {
     return Number.NaN;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter((s) => s !== "").map(Number);
+  } catch {
+    return [];
   }
 }
 

@@ -52,7 +52,19 @@ await runService(
     const serviceClients = `notification:user.devices.read+user.devices.write+user.profiles.read:${createHash("sha256").update(notificationSecret).digest("hex")}`;
 
     const codeSink = resolve(devDir, "codes.jsonl");
-    const auth = await startAuthService(authConfigFromEnv({ AUTH_CODE_SINK: codeSink, AUTH_EXPORT_DISK_DIR: resolve(devDir, "exports"), PAGE_TOKEN_SECRET: "dev-only-page-token-secret-0123456789", AUTH_SERVICE_CLIENTS: serviceClients, ...env }), {
+    // Services call each other on their internal grpc-js listeners (9081–9091, as in
+    // deploy/), the edge on their main ports (docs/decisions.md, "Internal transport").
+    const internalPorts = {
+      AUTH_INTERNAL_PORT: "9081",
+      USER_INTERNAL_PORT: "9082",
+      MEDIA_INTERNAL_PORT: "9083",
+      POST_INTERNAL_PORT: "9084",
+      FEED_INTERNAL_PORT: "9085",
+      NOTIFICATION_INTERNAL_PORT: "9088",
+      CHAT_INTERNAL_PORT: "9089",
+      MODERATION_INTERNAL_PORT: "9091",
+    };
+    const auth = await startAuthService(authConfigFromEnv({ AUTH_CODE_SINK: codeSink, AUTH_EXPORT_DISK_DIR: resolve(devDir, "exports"), PAGE_TOKEN_SECRET: "dev-only-page-token-secret-0123456789", AUTH_SERVICE_CLIENTS: serviceClients, ...internalPorts, ...env }), {
       database,
       cache,
       bus,
@@ -61,27 +73,27 @@ await runService(
     const jwks = `${auth.url}/.well-known/jwks.json`;
     // Blobs on local disk unless S3_ENDPOINT is set; the service serves the upload form itself.
     const media = await startMediaService(
-      mediaConfigFromEnv({ AUTH_JWKS_URL: jwks, MEDIA_DISK_DIR: resolve(devDir, "media"), MEDIA_DISK_SECRET: devSecret, ...env }),
+      mediaConfigFromEnv({ AUTH_JWKS_URL: jwks, MEDIA_DISK_DIR: resolve(devDir, "media"), MEDIA_DISK_SECRET: devSecret, ...internalPorts, ...env }),
       { database, cache, bus },
     );
     // The user service checks avatars with the media service, as the caller.
-    const user = await startUserService(userConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, MEDIA_URL: media.url, ...env }), { database, cache, bus });
+    const user = await startUserService(userConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, MEDIA_URL: media.peerUrl, ...internalPorts, ...env }), { database, cache, bus });
     // Posts check media and visibility by calling media and user as the poster;
     // the feed reads posts and profiles the same way; the BFF reads user and feed.
-    const post = await startPostService(postConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, USER_URL: user.url, MEDIA_URL: media.url, ...env }), {
+    const post = await startPostService(postConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, USER_URL: user.peerUrl, MEDIA_URL: media.peerUrl, ...internalPorts, ...env }), {
       database,
       cache,
       bus,
     });
     // Timelines in the shared dev cache's place: memory, or REDIS_URL.
-    const feed = await startFeedService(feedConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, POST_URL: post.url, USER_URL: user.url, ...env }), {
+    const feed = await startFeedService(feedConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, POST_URL: post.peerUrl, USER_URL: user.peerUrl, ...internalPorts, ...env }), {
       database,
       cache,
       bus,
       userStreams,
     });
     // The realtime stream: feed hints, notifications and chat.
-    const realtime = await startRealtimeService(realtimeConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, ...env }), { cache, userStreams });
+    const realtime = await startRealtimeService(realtimeConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.peerUrl, ...env }), { cache, userStreams });
     // Notifications: API, event consumer and push worker in one process (role all), publishing to
     // the same stream hub as the feed. No push provider is configured unless APNS_*/FCM_*/WEBPUSH_*
     // are set, so pushes are recorded as skipped.
@@ -89,23 +101,24 @@ await runService(
       notificationConfigFromEnv({
         NOTIFICATION_ROLE: "all",
         AUTH_JWKS_URL: jwks,
-        AUTH_URL: auth.url,
-        USER_URL: user.url,
+        AUTH_URL: auth.peerUrl,
+        USER_URL: user.peerUrl,
         PAGE_TOKEN_SECRET: devSecret,
         NOTIFICATION_CLIENT_SECRET: notificationSecret,
+        ...internalPorts,
         ...env,
       }),
       { database, cache, bus, userStreams },
     );
     // Chat: the RPCs and the delivery to members' streams in one process (role all), on the same stream
     // hub as the realtime service; the notification service above pushes its messages to offline devices.
-    const chat = await startChatService(chatConfigFromEnv({ CHAT_ROLE: "all", AUTH_JWKS_URL: jwks, USER_URL: user.url, MEDIA_URL: media.url, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus, userStreams });
+    const chat = await startChatService(chatConfigFromEnv({ CHAT_ROLE: "all", AUTH_JWKS_URL: jwks, USER_URL: user.peerUrl, MEDIA_URL: media.peerUrl, PAGE_TOKEN_SECRET: devSecret, ...internalPorts, ...env }), { database, cache, bus, userStreams });
     // Reports and moderation; the auth and post services above apply its events from the same bus.
-    const moderation = await startModerationService(moderationConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus });
+    const moderation = await startModerationService(moderationConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, ...internalPorts, ...env }), { database, cache, bus });
     // The audit log of the auth and moderation events on the same bus (admins: AUTH_BOOTSTRAP_ADMINS).
     const audit = await startAuditService(auditConfigFromEnv({ AUTH_JWKS_URL: jwks, PAGE_TOKEN_SECRET: devSecret, ...env }), { database, cache, bus });
     // The BFF's unread section asks the notification and chat services, as the caller.
-    const bff = await startBffService(bffConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.url, FEED_URL: feed.url, NOTIFICATION_URL: notification.url, CHAT_URL: chat.url, ...env }), { cache });
+    const bff = await startBffService(bffConfigFromEnv({ AUTH_JWKS_URL: jwks, USER_URL: user.peerUrl, FEED_URL: feed.peerUrl, NOTIFICATION_URL: notification.peerUrl, CHAT_URL: chat.peerUrl, ...env }), { cache });
 
     // The edge, when Envoy is installed (`make dev` installs it first): the same generated config
     // as the tests, on EDGE_PORT (admin on EDGE_ADMIN_PORT, loopback only).

@@ -99,6 +99,9 @@ export async function startChaosStack(options: { name: string; log?: (line: stri
     const ports = Object.fromEntries(await Promise.all(processNames.map(async (name) => [name, await freePort()] as const))) as Record<ProcessName, number>;
     const url = (name: ProcessName) => `http://127.0.0.1:${ports[name]}`;
     const urls: ServiceUrls = { auth: url("auth"), user: url("user"), post: url("post"), feed: url("feed-api"), notification: url("notification-api"), chat: url("chat-api") };
+    // Services call each other on their internal grpc-js listeners, as deployed (fixed ports: a restarted process keeps them).
+    const internal = { auth: await freePort(), user: await freePort(), post: await freePort() };
+    const peers = { auth: `grpc://127.0.0.1:${internal.auth}`, user: `grpc://127.0.0.1:${internal.user}`, post: `grpc://127.0.0.1:${internal.post}` };
     const proxyName = (name: ProcessName, server: "postgres" | "redis") => `${name}-${server}`;
     const connections: Record<ProcessName, Record<string, string>> = {} as Record<ProcessName, Record<string, string>>;
     for (const name of processNames) {
@@ -114,7 +117,7 @@ export async function startChaosStack(options: { name: string; log?: (line: stri
       AUTH_JWKS_URL: `${urls.auth}/.well-known/jwks.json`,
       PAGE_TOKEN_SECRET: "chaos-page-token-secret-0123456789",
       TRUSTED_PROXY_HOPS: "1",
-      USER_URL: urls.user,
+      USER_URL: peers.user,
       // Nothing here attaches media; a closed port makes any call to it fail loudly.
       MEDIA_URL: "http://127.0.0.1:9",
     };
@@ -124,6 +127,7 @@ export async function startChaosStack(options: { name: string; log?: (line: stri
         ready: "auth service listening",
         env: {
           AUTH_PORT: String(ports.auth),
+          AUTH_INTERNAL_PORT: String(internal.auth),
           AUTH_CODE_SINK: path.join(logDir, "codes.jsonl"),
           AUTH_ARGON2_MEMORY_KIB: "1024",
           AUTH_ARGON2_PASSES: "1",
@@ -133,19 +137,19 @@ export async function startChaosStack(options: { name: string; log?: (line: stri
           TRUSTED_PROXY_HOPS: "1",
         },
       },
-      user: { entry: "services/user/src/main.ts", ready: "user service listening", env: { ...common, USER_PORT: String(ports.user) } },
-      post: { entry: "services/post/src/main.ts", ready: "post service listening", env: { ...common, POST_PORT: String(ports.post) } },
-      "feed-api": { entry: "services/feed/src/main.ts", ready: "feed service listening", env: { ...common, FEED_PORT: String(ports["feed-api"]), FEED_ROLE: "api", POST_URL: urls.post } },
-      "feed-consumer": { entry: "services/feed/src/main.ts", ready: "feed service listening", env: { ...common, FEED_PORT: String(ports["feed-consumer"]), FEED_ROLE: "consumer", POST_URL: urls.post } },
+      user: { entry: "services/user/src/main.ts", ready: "user service listening", env: { ...common, USER_PORT: String(ports.user), USER_INTERNAL_PORT: String(internal.user) } },
+      post: { entry: "services/post/src/main.ts", ready: "post service listening", env: { ...common, POST_PORT: String(ports.post), POST_INTERNAL_PORT: String(internal.post) } },
+      "feed-api": { entry: "services/feed/src/main.ts", ready: "feed service listening", env: { ...common, FEED_PORT: String(ports["feed-api"]), FEED_ROLE: "api", POST_URL: peers.post } },
+      "feed-consumer": { entry: "services/feed/src/main.ts", ready: "feed service listening", env: { ...common, FEED_PORT: String(ports["feed-consumer"]), FEED_ROLE: "consumer", POST_URL: peers.post } },
       "notification-api": {
         entry: "services/notification/src/main.ts",
         ready: "notification service listening",
-        env: { ...common, NOTIFICATION_PORT: String(ports["notification-api"]), NOTIFICATION_ROLE: "api", AUTH_URL: urls.auth, NOTIFICATION_CLIENT_SECRET: notificationSecret },
+        env: { ...common, NOTIFICATION_PORT: String(ports["notification-api"]), NOTIFICATION_ROLE: "api", AUTH_URL: peers.auth, NOTIFICATION_CLIENT_SECRET: notificationSecret },
       },
       "notification-consumer": {
         entry: "services/notification/src/main.ts",
         ready: "notification service listening",
-        env: { ...common, NOTIFICATION_PORT: String(ports["notification-consumer"]), NOTIFICATION_ROLE: "consumer", AUTH_URL: urls.auth, NOTIFICATION_CLIENT_SECRET: notificationSecret },
+        env: { ...common, NOTIFICATION_PORT: String(ports["notification-consumer"]), NOTIFICATION_ROLE: "consumer", AUTH_URL: peers.auth, NOTIFICATION_CLIENT_SECRET: notificationSecret },
       },
       "chat-api": { entry: "services/chat/src/main.ts", ready: "chat service listening", env: { ...common, CHAT_PORT: String(ports["chat-api"]), CHAT_ROLE: "api" } },
       "chat-delivery": { entry: "services/chat/src/main.ts", ready: "chat service listening", env: { ...common, CHAT_PORT: String(ports["chat-delivery"]), CHAT_ROLE: "delivery" } },

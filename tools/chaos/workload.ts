@@ -81,7 +81,8 @@ export interface RetryPolicy {
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function retrying<T>(policy: RetryPolicy, log: WorkloadLog, attempt: () => Promise<T>): Promise<T | undefined> {
+/** `attempt` again on transient failures (counted in `log`) until it answers or `policy` runs out (undefined). Only for idempotent calls. */
+export async function retrying<T>(policy: RetryPolicy, log: WorkloadLog, attempt: () => Promise<T>): Promise<T | undefined> {
   const deadline = Date.now() + policy.retryForMs;
   for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
     try {

@@ -181,8 +181,13 @@ export const services: ServiceDef[] = [
 
 /** Settings every service reads from aviary-config when its spec has them. */
 const commonConfig = ["AUTH_ISSUER", "AUTH_AUDIENCE", "TRUSTED_PROXY_HOPS", "LOG_LEVEL", "OTEL_EXPORTER_OTLP_ENDPOINT", "KAFKA_BROKERS", "REDIS_URL"];
+// Peers call each other's internal listener (grpc-js, <PREFIX>_INTERNAL_PORT = port + 1000:
+// docs/decisions.md, "Internal transport"); the key set is plain HTTP on the main port.
+const internalPortOf = (s: ServiceDef) => s.port + 1000;
 const urlOf = (target: ServiceDef, variable: string) =>
-  variable === "AUTH_JWKS_URL" ? `http://${target.name}:${target.port}/.well-known/jwks.json` : `http://${target.name}:${target.port}`;
+  variable === "AUTH_JWKS_URL" ? `http://${target.name}:${target.port}/.well-known/jwks.json` : `grpc://${target.name}:${internalPortOf(target)}`;
+/** Whether another service calls `s`'s RPCs (not only its key set): then it serves the internal listener. */
+const calledInternally = (s: ServiceDef) => services.some((caller) => Object.entries(caller.calls).some(([variable, target]) => target === s.name && variable !== "AUTH_JWKS_URL"));
 
 const byName = new Map(services.map((s) => [s.name, s]));
 const service = (name: string): ServiceDef => {
@@ -203,6 +208,7 @@ function env(s: ServiceDef, part: Part): Json[] {
   };
   add(`${s.prefix}_HOST`, { value: "0.0.0.0" });
   add(`${s.prefix}_PORT`, { value: String(s.port) });
+  if (calledInternally(s) && part.serves) add(`${s.prefix}_INTERNAL_PORT`, { value: String(internalPortOf(s)) });
   if (part.role) add(`${s.prefix}_ROLE`, { value: part.role });
   for (const [variable, value] of Object.entries(s.literal ?? {})) add(variable, { value });
   for (const [variable, target] of Object.entries(s.calls)) add(variable, { value: urlOf(service(target), variable) });
@@ -239,7 +245,10 @@ function deployment(s: ServiceDef, part: Part): Json {
             {
               name: s.name,
               image: `aviary/${s.name}`,
-              ports: [{ name: "http", containerPort: s.port, protocol: "TCP" }],
+              ports: [
+                { name: "http", containerPort: s.port, protocol: "TCP" },
+                ...(calledInternally(s) && part.serves ? [{ name: "internal", containerPort: internalPortOf(s), protocol: "TCP" }] : []),
+              ],
               env: env(s, part),
               resources: { requests: { cpu: part.resources.cpu, memory: part.resources.memory }, limits: { cpu: part.resources.cpuLimit, memory: part.resources.memoryLimit } },
               // /healthz: the process answers; /readyz: its database, cache and bus do. The startup
@@ -289,7 +298,13 @@ function kubeService(s: ServiceDef, part: Part): Json {
     apiVersion: "v1",
     kind: "Service",
     metadata: { name: s.name, labels: labels(s, part) },
-    spec: { selector: labels(s, part), ports: [{ name: "http", port: s.port, targetPort: "http", protocol: "TCP", appProtocol: "kubernetes.io/h2c" }] },
+    spec: {
+      selector: labels(s, part),
+      ports: [
+        { name: "http", port: s.port, targetPort: "http", protocol: "TCP", appProtocol: "kubernetes.io/h2c" },
+        ...(calledInternally(s) ? [{ name: "internal", port: internalPortOf(s), targetPort: "internal", protocol: "TCP", appProtocol: "kubernetes.io/h2c" }] : []),
+      ],
+    },
   };
 }
 
@@ -333,7 +348,7 @@ function networkPolicies(): Json[] {
         podSelector: { matchLabels: { "app.kubernetes.io/name": s.name } },
         policyTypes: ["Ingress"],
         ingress: [
-          ...(from.length > 0 ? [{ from, ports: [{ port: s.port, protocol: "TCP" }] }] : []),
+          ...(from.length > 0 ? [{ from, ports: [{ port: s.port, protocol: "TCP" }, ...(calledInternally(s) ? [{ port: internalPortOf(s), protocol: "TCP" }] : [])] }] : []),
           { from: [scraperNamespace], ports: [{ port: s.port, protocol: "TCP" }] },
         ],
       },

@@ -10,7 +10,7 @@ import { eventually } from "../../services/runtime/test-support/infra.ts";
 import { runFault, type MatrixOptions } from "../chaos/matrix.ts";
 import { check, matches, type Verdict } from "../chaos/oracle.ts";
 import { startChaosStack, type ChaosStack } from "../chaos/stack.ts";
-import { connect, signUpCohort, Workload, type Clients } from "../chaos/workload.ts";
+import { connect, retrying, signUpCohort, Workload, type Clients } from "../chaos/workload.ts";
 
 const options: MatrixOptions = { cohortSize: 5, followsPerAccount: 2, workers: 3, paceMs: 20, warmOps: 15, tailOps: 10 };
 
@@ -50,15 +50,23 @@ test.serial("the oracle counts what the log does not explain and what went missi
   workload.start(2, 20);
   await eventually("some likes and messages", () => workload.log.ops.some((op) => op.kind === "like") && workload.log.ops.some((op) => op.kind === "message"), 60_000, 50);
   await workload.stop();
+  // Each call has a 5 s deadline; on a loaded machine right after a fault test one can pass it,
+  // so the oracle's reads and the two idempotent calls below are retried like the workload's.
+  const checked = async (): Promise<Verdict> => {
+    const answer = await retrying(policy, log, () => check(clients, workload, stack!.streams));
+    if (answer === undefined) throw new Error("the oracle's reads kept failing past the retry policy");
+    return answer;
+  };
   let verdict: Verdict | undefined;
-  await eventually("the untouched cohort to match", async () => matches((verdict = await check(clients, workload, stack!.streams))), 60_000, 500);
+  await eventually("the untouched cohort to match", async () => matches((verdict = await checked())), 60_000, 500);
 
   const like = workload.log.ops.find((op) => op.kind === "like")!;
-  await clients.post.unlikePost({ postId: like.postId }, accounts.find((a) => a.userId === like.liker)!.call);
+  await retrying(policy, log, () => clients.post.unlikePost({ postId: like.postId }, accounts.find((a) => a.userId === like.liker)!.call));
   const message = workload.log.ops.find((op) => op.kind === "message")!;
   const sender = accounts.find((a) => a.userId === message.sender)!;
-  await clients.chat.sendMessage({ target: { case: "directUserId", value: message.recipient }, clientMessageId: randomUUID(), text: "not in the log" }, sender.call);
-  verdict = await check(clients, workload, stack!.streams);
+  const outsider = { target: { case: "directUserId" as const, value: message.recipient }, clientMessageId: randomUUID(), text: "not in the log" };
+  await retrying(policy, log, () => clients.chat.sendMessage(outsider, sender.call));
+  verdict = await checked();
   t.log(verdict.details.join("\n"));
   t.true(verdict.lost >= 1, "the like taken back is missing from its post's count");
   t.true(verdict.unexpected >= 1, "the message nobody logged is unexpected");

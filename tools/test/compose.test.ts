@@ -195,9 +195,9 @@ test("the notification service: its identity matches the auth service's AUTH_SER
     t.true(exposed(services[url.hostname]).includes(Number(url.port)), `${name} port ${url.port}`);
   }
   t.is(new URL(notification["AUTH_URL"]!).hostname, "auth");
-  t.is(new URL(bff["NOTIFICATION_URL"]!).port, String(notification["NOTIFICATION_PORT"]));
+  t.is(new URL(bff["NOTIFICATION_URL"]!).port, String(notification["NOTIFICATION_INTERNAL_PORT"]));
   t.is(new URL(bff["CHAT_URL"]!).hostname, "chat");
-  t.is(new URL(bff["CHAT_URL"]!).port, String((services["chat"].environment as Record<string, string>)["CHAT_PORT"]));
+  t.is(new URL(bff["CHAT_URL"]!).port, String((services["chat"].environment as Record<string, string>)["CHAT_INTERNAL_PORT"]));
   // Every push provider variable is optional: unset, the default stack runs with none (pushes recorded as skipped).
   for (const [variable, value] of Object.entries(notification)) {
     if (/^(APNS|FCM|WEBPUSH)_/.test(variable)) t.is(composeDefault(value), "", `${variable} defaults to unset`);

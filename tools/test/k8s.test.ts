@@ -47,6 +47,28 @@ test("every upstream of the deploy edge config is a Service on that port, select
   }
 });
 
+test("services call each other's internal listener: every grpc:// peer URL is a Service port whose pods serve grpc-js on it", (t) => {
+  let peers = 0;
+  for (const deployment of ofKind("Deployment")) {
+    for (const variable of (deployment.spec.template.spec.containers[0].env ?? []) as any[]) {
+      if (typeof variable.value !== "string" || !variable.value.startsWith("grpc://")) continue;
+      peers++;
+      const url = new URL(variable.value);
+      const where = `${deployment.metadata.name} ${variable.name}`;
+      const service = named("Service", url.hostname);
+      t.is((service?.spec.ports as any[] | undefined)?.find((p) => p.port === Number(url.port))?.targetPort, "internal", where);
+      const selector = (service?.spec.selector ?? {}) as Record<string, string>;
+      const pods = ofKind("Deployment").filter((d) => Object.entries(selector).every(([k, v]) => d.spec.template.metadata.labels[k] === v));
+      t.is(pods.length, 1, where);
+      const container = pods[0]?.spec.template.spec.containers[0];
+      t.true((container?.ports as any[] | undefined)?.some((p) => p.name === "internal" && p.containerPort === Number(url.port)) ?? false, `${where}: pods listen`);
+      t.true((container?.env as any[] | undefined)?.some((e) => /_INTERNAL_PORT$/.test(e.name) && e.value === url.port) ?? false, `${where}: pods serve it`);
+    }
+  }
+  // user, media, post, feed, chat, notification, moderation and auth are all someone's peer.
+  t.true(peers >= 15, `${peers} peer URLs`);
+});
+
 test("the edge mounts its config, descriptor set and docs where the config reads them", (t) => {
   const edge = named("Deployment", "edge");
   const container = edge.spec.template.spec.containers[0];
@@ -71,7 +93,13 @@ test("NetworkPolicies: default deny, the edge open, every service open to the ed
     const allowed = (policy.spec.ingress as any[]).flatMap((rule) => (rule.from ?? []).flatMap((f: any) => f.podSelector?.matchExpressions?.[0]?.values ?? []));
     if (edgeClusters.has(s.name)) t.true(allowed.includes("edge"), `${s.name} admits the edge`);
     for (const caller of services.filter((c) => Object.values(c.calls).includes(s.name))) t.true(allowed.includes(caller.name), `${s.name} admits ${caller.name}`);
-    for (const rule of policy.spec.ingress as any[]) t.deepEqual(rule.ports, [{ port: s.port, protocol: "TCP" }]);
+    // Callers of its RPCs also reach its internal grpc-js listener (port + 1000); the scraper only the main port.
+    const calledInternally = services.some((c) => Object.entries(c.calls).some(([variable, target]) => target === s.name && variable !== "AUTH_JWKS_URL"));
+    for (const rule of policy.spec.ingress as any[]) {
+      const scraper = (rule.from ?? []).some((f: any) => f.namespaceSelector !== undefined);
+      const ports = [{ port: s.port, protocol: "TCP" }, ...(calledInternally && !scraper ? [{ port: s.port + 1000, protocol: "TCP" }] : [])];
+      t.deepEqual(rule.ports, ports, s.name);
+    }
   }
 });
 

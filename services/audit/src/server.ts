@@ -12,7 +12,7 @@ import { startServer, type RunningServer } from "@aviary/runtime/server";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { authEventsTopic, consumeSecurityEvents } from "./events/consume.ts";
 import { createAuditHandlers } from "./handlers.ts";
 import { startAnchoring, type Anchoring } from "./anchoring.ts";
@@ -29,6 +29,7 @@ const dataExportsTopic = "aviary.auth.data-exports";
 export const auditConfigSpec = {
   host: string("AUDIT_HOST", { default: "127.0.0.1" }),
   port: port("AUDIT_PORT", { default: 8092 }),
+  ...internalPortConfigSpec("AUDIT"),
   ...userTokenConfigSpec,
   /** The consumer group that reads the auth and moderation topics. */
   group: string("AUDIT_GROUP", { default: "audit" }),
@@ -103,6 +104,7 @@ export async function startAuditService(config: AuditConfig, adapters: AuditAdap
     name: "audit",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,

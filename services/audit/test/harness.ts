@@ -48,6 +48,7 @@ export async function startTestAudit(options: TestAuditOptions = {}): Promise<Te
   const service = await startAuditService(
     auditConfigFromEnv({
       AUDIT_PORT: "0",
+      AUDIT_INTERNAL_PORT: "0",
       DATABASE_URL: database.url,
       REDIS_URL: urls.redisUrl,
       KAFKA_BROKERS: urls.kafkaBrokers.join(","),

@@ -37,7 +37,7 @@ import { isSessionOver, recentlyRevokedSessionIds } from "./store/sessions.ts";
 import { outboxEvents } from "./store/schema.ts";
 import { dataExportConfigSpec, startDataExports, type DataExportAdapters } from "./export/wiring.ts";
 import { s3ConfigProblems } from "@aviary/runtime/blob/open";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -50,6 +50,7 @@ export const authRoles = ["all", "api", "sender", "exporter"] as const;
 export const authConfigSpec = {
   host: string("AUTH_HOST", { default: "127.0.0.1" }),
   port: port("AUTH_PORT", { default: 8081 }),
+  ...internalPortConfigSpec("AUTH"),
   publicUrl: string("AUTH_PUBLIC_URL", { default: "http://127.0.0.1:8081" }),
   issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
   audience: string("AUTH_AUDIENCE", { default: "aviary" }),
@@ -315,6 +316,7 @@ export async function startAuthService(config: AuthConfig, adapters: AuthAdapter
     name: "auth",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,

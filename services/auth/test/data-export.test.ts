@@ -53,6 +53,7 @@ async function startExporter(adapters: AuthAdapters = {}): Promise<RunningAuthSe
   const exporter = await startAuthService(
     authConfigFromEnv({
       AUTH_PORT: "0",
+      AUTH_INTERNAL_PORT: "0",
       AUTH_ROLE: "exporter",
       AUTH_SECRETS_KEY: secretsKey,
       DATABASE_URL: auth.databaseUrl,
@@ -61,12 +62,12 @@ async function startExporter(adapters: AuthAdapters = {}): Promise<RunningAuthSe
       AUTH_EXPORT_TOPIC: exportTopic,
       AUTH_EXPORTER_GROUP: exporterGroup,
       AUTH_DELIVERY_TOPIC: uniqueName("auth_code_deliveries_test"),
-      USER_URL: post.user.service.url,
-      POST_URL: post.service.url,
-      MEDIA_URL: post.media.service.url,
-      CHAT_URL: chat.service.url,
-      NOTIFICATION_URL: notification.service.url,
-      MODERATION_URL: moderation.url,
+      USER_URL: post.user.service.peerUrl,
+      POST_URL: post.service.peerUrl,
+      MEDIA_URL: post.media.service.peerUrl,
+      CHAT_URL: chat.service.peerUrl,
+      NOTIFICATION_URL: notification.service.peerUrl,
+      MODERATION_URL: moderation.peerUrl,
       // A sweep only when the test asks for one.
       AUTH_EXPORT_SWEEP_INTERVAL: "1h",
       LOG_LEVEL: "silent",
@@ -109,6 +110,7 @@ test.before(async () => {
   moderation = await startModerationService(
     moderationConfigFromEnv({
       MODERATION_PORT: "0",
+      MODERATION_INTERNAL_PORT: "0",
       DATABASE_URL: moderationDatabase.url,
       REDIS_URL: urls.redisUrl,
       KAFKA_BROKERS: urls.kafkaBrokers.join(","),

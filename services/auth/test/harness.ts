@@ -64,6 +64,7 @@ export async function startTestAuth(env: Record<string, string> = {}, adapters: 
   const sink = join(dir, "codes.jsonl");
   const config = authConfigFromEnv({
     AUTH_PORT: "0",
+    AUTH_INTERNAL_PORT: "0",
     DATABASE_URL: database.url,
     REDIS_URL: urls.redisUrl,
     KAFKA_BROKERS: urls.kafkaBrokers.join(","),

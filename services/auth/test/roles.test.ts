@@ -35,6 +35,7 @@ test("the api role enqueues, the sender role delivers; the sender serves no RPCs
   t.teardown(() => api.close());
   const senderEnv = {
     AUTH_PORT: "0",
+    AUTH_INTERNAL_PORT: "0",
     AUTH_ROLE: "sender",
     AUTH_SECRETS_KEY: key,
     AUTH_DELIVERY_TOPIC: topic,

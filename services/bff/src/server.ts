@@ -12,7 +12,7 @@ import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
 import type { Cache } from "@aviary/runtime/cache/cache";
-import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { cacheConfigSpec, clientFacingConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, peerBase, peerUrl, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createBffHandlers } from "./handlers.ts";
 import type { UnreadSource } from "./domain/unread.ts";
 import { serviceUnread } from "./peers.ts";
@@ -21,13 +21,14 @@ import { serviceUnread } from "./peers.ts";
 export const bffConfigSpec = {
   host: string("BFF_HOST", { default: "127.0.0.1" }),
   port: port("BFF_PORT", { default: 8086 }),
+  ...internalPortConfigSpec("BFF"),
   ...userTokenConfigSpec,
-  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
-  feedUrl: url("FEED_URL", { default: "http://127.0.0.1:8085" }),
+  userUrl: peerUrl("USER_URL", "http://127.0.0.1:8082"),
+  feedUrl: peerUrl("FEED_URL", "http://127.0.0.1:8085"),
   /** The notification service: the unread section (GetUnreadCount, as the caller). */
-  notificationUrl: url("NOTIFICATION_URL", { default: "http://127.0.0.1:8088" }),
+  notificationUrl: peerUrl("NOTIFICATION_URL", "http://127.0.0.1:8088"),
   /** The chat service: the unread section's chats (GetUnreadCount, as the caller). */
-  chatUrl: url("CHAT_URL", { default: "http://127.0.0.1:8089" }),
+  chatUrl: peerUrl("CHAT_URL", "http://127.0.0.1:8089"),
   /** Each section's time budget: past it, the section is reported as failed and the rest is answered. */
   sectionBudgetMs: duration("BFF_SECTION_TIMEOUT", { default: "3s", min: "10ms", max: "30s" }),
   feedPageSize: int("BFF_FEED_PAGE_SIZE", { default: 20, min: 1, max: 50 }),
@@ -60,9 +61,9 @@ export async function startBffService(config: BffConfig, adapters: BffAdapters =
   const cache = await base.cache(config, adapters.cache);
 
   const handlers = createBffHandlers({
-    users: createServiceClient(UserService, config.userUrl.origin),
-    feed: createServiceClient(FeedService, config.feedUrl.origin),
-    unread: adapters.unread ?? serviceUnread(createServiceClient(NotificationService, config.notificationUrl.origin), createServiceClient(ChatService, config.chatUrl.origin)),
+    users: createServiceClient(UserService, peerBase(config.userUrl)),
+    feed: createServiceClient(FeedService, peerBase(config.feedUrl)),
+    unread: adapters.unread ?? serviceUnread(createServiceClient(NotificationService, peerBase(config.notificationUrl)), createServiceClient(ChatService, peerBase(config.chatUrl))),
     sectionBudgetMs: config.sectionBudgetMs,
     feedPageSize: config.feedPageSize,
   });
@@ -71,6 +72,7 @@ export async function startBffService(config: BffConfig, adapters: BffAdapters =
     name: "bff",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,

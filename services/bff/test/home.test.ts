@@ -83,11 +83,12 @@ test.before(async () => {
 /** The BFF's environment for this file's services. */
 const dependencies = (): Record<string, string> => ({
   BFF_PORT: "0",
+  BFF_INTERNAL_PORT: "0",
   AUTH_JWKS_URL: `${users.auth.service.url}/.well-known/jwks.json`,
-  USER_URL: users.service.url,
+  USER_URL: users.service.peerUrl,
   FEED_URL: feed.url,
-  NOTIFICATION_URL: notification.service.url,
-  CHAT_URL: chat.service.url,
+  NOTIFICATION_URL: notification.service.peerUrl,
+  CHAT_URL: chat.service.peerUrl,
 });
 
 /** Nothing listens here: a closed port on loopback. */

@@ -18,7 +18,7 @@ import type { ReadinessCheck } from "@aviary/runtime/health";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { tracedUserStreams } from "@aviary/runtime/realtime/traced";
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, pageTokensFor, peerBase, peerUrl, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { sendRatePattern, type SendRate } from "./domain/send-rate.ts";
 import { windowRateSetting } from "@aviary/runtime/window-limit";
 import { typingCoalescer } from "./domain/typing.ts";
@@ -44,15 +44,16 @@ export const chatFailpoints = ["none", "exit-after-send-commit"] as const;
 export const chatConfigSpec = {
   host: string("CHAT_HOST", { default: "127.0.0.1" }),
   port: port("CHAT_PORT", { default: 8089 }),
+  ...internalPortConfigSpec("CHAT"),
   /** all: everything in one process; api: the RPCs (and the outbox relay); delivery: chat events → members' streams (health endpoints always served). */
   role: oneOf("CHAT_ROLE", chatRoles, { default: "all" }),
   ...userTokenConfigSpec,
   /** Audience of service tokens, accepted on ChatInternalService only. */
   ...serviceTokenConfigSpec,
   /** Existence and blocks are asked of the user service as the caller. */
-  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
+  userUrl: peerUrl("USER_URL", "http://127.0.0.1:8082"),
   /** Attachments and group avatars are checked with the media service as the caller (BatchGetMedia). */
-  mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083" }),
+  mediaUrl: peerUrl("MEDIA_URL", "http://127.0.0.1:8083"),
   group: string("CHAT_GROUP", { default: chatGroup }),
   eventsTopic: string("CHAT_EVENTS_TOPIC", { default: chatEventsTopic }),
   /** COUNT/WINDOW: sends per user per fixed window (counted in the cache). */
@@ -145,8 +146,8 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
   const handlerDeps: ChatDeps & Pick<SendDeps, "afterCommit"> = {
     database,
     // `URL.href` ends in "/"; Connect base URLs join paths themselves.
-    users: adapters.users ?? chatUsersOver(createServiceClient(UserService, config.userUrl.href.replace(/\/$/, ""), { defaultTimeoutMs: 5_000 })),
-    media: adapters.media ?? chatMediaOver(createServiceClient(MediaService, config.mediaUrl.href.replace(/\/$/, ""), { defaultTimeoutMs: 5_000 })),
+    users: adapters.users ?? chatUsersOver(createServiceClient(UserService, peerBase(config.userUrl), { defaultTimeoutMs: 5_000 })),
+    media: adapters.media ?? chatMediaOver(createServiceClient(MediaService, peerBase(config.mediaUrl), { defaultTimeoutMs: 5_000 })),
     events: chatEvents(config.eventsTopic),
     limiter: sendLimiter(cache, sendRateOf(config), logger),
     streams: userStreams,
@@ -170,6 +171,7 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
     name: "chat",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,

@@ -49,7 +49,7 @@ test.before(async () => {
     REDIS_URL: urls.redisUrl,
     KAFKA_BROKERS: urls.kafkaBrokers.join(","),
     AUTH_JWKS_URL: `${user.auth.service.url}/.well-known/jwks.json`,
-    USER_URL: user.service.url,
+    USER_URL: user.service.peerUrl,
     CHAT_GROUP: uniqueName("chat_fail"),
     CHAT_EVENTS_TOPIC: uniqueName("chat_events_fail"),
     REALTIME_REDIS_PREFIX: prefix,

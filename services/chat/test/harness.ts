@@ -82,12 +82,13 @@ export async function startTestChat(env: Record<string, string> = {}, options: T
   const service = await startChatService(
     chatConfigFromEnv({
       CHAT_PORT: "0",
+      CHAT_INTERNAL_PORT: "0",
       DATABASE_URL: database.url,
       REDIS_URL: urls.redisUrl,
       KAFKA_BROKERS: urls.kafkaBrokers.join(","),
       AUTH_JWKS_URL: `${user.auth.service.url}/.well-known/jwks.json`,
-      USER_URL: user.service.url,
-      MEDIA_URL: media?.service.url ?? NO_MEDIA_URL,
+      USER_URL: user.service.peerUrl,
+      MEDIA_URL: media?.service.peerUrl ?? NO_MEDIA_URL,
       CHAT_GROUP: uniqueName("chat_test"),
       CHAT_EVENTS_TOPIC: eventsTopic,
       REALTIME_REDIS_PREFIX: prefix,

@@ -38,11 +38,12 @@ test.before(async () => {
   database = await freshDatabase(urls.databaseUrl, "chat_order");
   const env = {
     CHAT_PORT: "0",
+    CHAT_INTERNAL_PORT: "0",
     DATABASE_URL: database.url,
     REDIS_URL: urls.redisUrl,
     KAFKA_BROKERS: urls.kafkaBrokers.join(","),
     AUTH_JWKS_URL: `${user.auth.service.url}/.well-known/jwks.json`,
-    USER_URL: user.service.url,
+    USER_URL: user.service.peerUrl,
     CHAT_GROUP: uniqueName("chat_order"),
     CHAT_EVENTS_TOPIC: uniqueName("chat_events_order"),
     // The realtime instances' streams.

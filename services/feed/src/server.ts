@@ -16,7 +16,7 @@ import type { ReadinessCheck } from "@aviary/runtime/health";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { tracedUserStreams } from "@aviary/runtime/realtime/traced";
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, pageTokensFor, peerBase, peerUrl, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createFeedHandlers } from "./handlers.ts";
 import { createViewCache } from "./read/view-cache.ts";
 import { consumeFeedEvents, feedGroup } from "./events/consume.ts";
@@ -33,11 +33,12 @@ export const migrationsFolder = fileURLToPath(new URL("./store/migrations", impo
 export const feedConfigSpec = {
   host: string("FEED_HOST", { default: "127.0.0.1" }),
   port: port("FEED_PORT", { default: 8085 }),
+  ...internalPortConfigSpec("FEED"),
   /** all: API and consumers in one process; api: GetHomeFeed only; consumer: the event consumers only (health endpoints still served). */
   role: oneOf("FEED_ROLE", ["all", "api", "consumer"], { default: "all" }),
   ...userTokenConfigSpec,
-  postUrl: url("POST_URL", { default: "http://127.0.0.1:8084" }),
-  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
+  postUrl: peerUrl("POST_URL", "http://127.0.0.1:8084"),
+  userUrl: peerUrl("USER_URL", "http://127.0.0.1:8082"),
   group: string("FEED_GROUP", { default: feedGroup }),
   timelineCap: int("FEED_TIMELINE_CAP", { default: 800, min: 1, max: 100_000 }),
   fanoutBatch: int("FEED_FANOUT_BATCH", { default: 1000, min: 1, max: 100_000 }),
@@ -134,8 +135,8 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
     timelines,
     cap: config.timelineCap,
     logger,
-    posts: createServiceClient(PostService, config.postUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 }),
-    users: createServiceClient(UserService, config.userUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 }),
+    posts: createServiceClient(PostService, peerBase(config.postUrl), { defaultTimeoutMs: 5_000 }),
+    users: createServiceClient(UserService, peerBase(config.userUrl), { defaultTimeoutMs: 5_000 }),
     pageTokens: pageTokensFor(FeedService.typeName, config, logger)("GetHomeFeed"),
     ...(config.viewCacheSeconds > 0 ? { views: createViewCache({ cache, ttlSeconds: config.viewCacheSeconds, prefix: config.redisPrefix, logger }) } : {}),
   });
@@ -151,6 +152,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
     name: "feed",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,

@@ -67,12 +67,13 @@ export async function startTestFeed(env: Record<string, string> = {}, options: T
   const prefix = `${uniqueName("feedtest")}:`;
   const fullEnv: Record<string, string> = {
     FEED_PORT: "0",
+    FEED_INTERNAL_PORT: "0",
     DATABASE_URL: database.url,
     REDIS_URL: urls.redisUrl,
     KAFKA_BROKERS: urls.kafkaBrokers.join(","),
     AUTH_JWKS_URL: `${post.auth.service.url}/.well-known/jwks.json`,
-    POST_URL: post.service.url,
-    USER_URL: post.user.service.url,
+    POST_URL: post.service.peerUrl,
+    USER_URL: post.user.service.peerUrl,
     // Each suite its own group and key prefix: shared ones would split partitions and timelines between suites.
     FEED_GROUP: uniqueName("feed_test"),
     FEED_REDIS_PREFIX: prefix,

@@ -15,7 +15,7 @@ import type { BlobStorage } from "./storage/storage.ts";
 import type { DiskStorage } from "./storage/disk.ts";
 import { bucketPattern, openBlobStorage, s3ConfigProblems, s3ConfigSpec } from "@aviary/runtime/blob/open";
 import { deleteExpiredPending, expiredPendingMedia } from "./store/media.ts";
-import { busConfigSpec, cacheConfigSpec, databaseConfigSpec, observabilityConfigSpec, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, databaseConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import type { EventBus } from "@aviary/runtime/bus/bus";
 import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
 import { purgeOwnerMedia } from "./domain/purge.ts";
@@ -28,6 +28,7 @@ const MiB = 1024 * 1024;
 export const mediaConfigSpec = {
   host: string("MEDIA_HOST", { default: "127.0.0.1" }),
   port: port("MEDIA_PORT", { default: 8083 }),
+  ...internalPortConfigSpec("MEDIA"),
   /** Base URL clients reach this service at; the disk adapter's upload and read URLs point here. */
   publicUrl: string("MEDIA_PUBLIC_URL", { default: "http://127.0.0.1:8083" }),
   ...userTokenConfigSpec,
@@ -133,6 +134,7 @@ export async function startMediaService(config: MediaConfig, adapters: MediaAdap
     name: "media",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,

@@ -20,6 +20,7 @@ test.before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "aviary-media-dev-"));
   const config = mediaConfigFromEnv({
     MEDIA_PORT: "0",
+    MEDIA_INTERNAL_PORT: "0",
     AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
     MEDIA_DISK_DIR: dir,
     MEDIA_DISK_SECRET: "embedded-test-secret-0123456789",

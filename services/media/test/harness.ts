@@ -53,6 +53,7 @@ export async function startTestMedia(env: Record<string, string> = {}, issuer?: 
   const bucket = `aviary-media-${randomBytes(6).toString("hex")}`;
   const config = mediaConfigFromEnv({
     MEDIA_PORT: "0",
+    MEDIA_INTERNAL_PORT: "0",
     DATABASE_URL: database.url,
     REDIS_URL: urls.redisUrl,
     AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,

@@ -12,7 +12,7 @@ import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { cacheWindowLimiter, windowRatePattern, windowRateSetting, type WindowRate } from "@aviary/runtime/window-limit";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { moderationEvents, moderationEventsTopic } from "./events/publish.ts";
 import { createModerationHandlers } from "./handlers.ts";
 import { createModerationInternalHandlers, internalProcedures } from "./internal-handlers.ts";
@@ -26,6 +26,7 @@ export const migrationsFolder = fileURLToPath(new URL("./store/migrations", impo
 export const moderationConfigSpec = {
   host: string("MODERATION_HOST", { default: "127.0.0.1" }),
   port: port("MODERATION_PORT", { default: 8091 }),
+  ...internalPortConfigSpec("MODERATION"),
   ...userTokenConfigSpec,
   /** Audience of service tokens, accepted on ModerationInternalService only (the data exporter). */
   ...serviceTokenConfigSpec,
@@ -100,6 +101,7 @@ export async function startModerationService(config: ModerationConfig, adapters:
     name: "moderation",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,

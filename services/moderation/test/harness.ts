@@ -68,6 +68,7 @@ export async function startTestModeration(env: Record<string, string> = {}, opti
   const service = await startModerationService(
     moderationConfigFromEnv({
       MODERATION_PORT: "0",
+      MODERATION_INTERNAL_PORT: "0",
       DATABASE_URL: database.url,
       REDIS_URL: urls.redisUrl,
       KAFKA_BROKERS: urls.kafkaBrokers.join(","),

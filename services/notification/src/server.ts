@@ -17,7 +17,7 @@ import type { ReadinessCheck } from "@aviary/runtime/health";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { tracedUserStreams } from "@aviary/runtime/realtime/traced";
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, pageTokensFor, peerBase, peerUrl, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createNotificationHandlers } from "./handlers.ts";
 import { createNotificationInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { chatEventsTopic, consumeChatMessages, consumeNotificationEvents, moderationEventsTopic, notificationGroup } from "./events/consume.ts";
@@ -39,14 +39,15 @@ export const notificationRoles = ["all", "api", "consumer", "push"] as const;
 export const notificationConfigSpec = {
   host: string("NOTIFICATION_HOST", { default: "127.0.0.1" }),
   port: port("NOTIFICATION_PORT", { default: 8088 }),
+  ...internalPortConfigSpec("NOTIFICATION"),
   /** all: everything in one process; api: the RPCs; consumer: post/user events → notifications, chat messages → push requests; push: push delivery (health endpoints always served). */
   role: oneOf("NOTIFICATION_ROLE", notificationRoles, { default: "all" }),
   ...userTokenConfigSpec,
   /** Audience of service tokens, accepted on NotificationInternalService only (the data exporter). */
   ...serviceTokenConfigSpec,
-  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
+  userUrl: peerUrl("USER_URL", "http://127.0.0.1:8082"),
   /** Where service tokens come from (the consumer and push roles call UserInternalService). */
-  authUrl: url("AUTH_URL", { default: "http://127.0.0.1:8081" }),
+  authUrl: peerUrl("AUTH_URL", "http://127.0.0.1:8081"),
   clientId: string("NOTIFICATION_CLIENT_ID", { default: "notification" }),
   /** The client secret registered for clientId in the auth service's AUTH_SERVICE_CLIENTS; required by the consumer and push roles. */
   clientSecret: optionalString("NOTIFICATION_CLIENT_SECRET"),
@@ -186,7 +187,7 @@ export async function startNotificationService(config: NotificationConfig, adapt
 
   const handlers = createNotificationHandlers({
     database,
-    users: createServiceClient(UserService, stripSlash(config.userUrl.toString()), { defaultTimeoutMs: 5_000 }),
+    users: createServiceClient(UserService, peerBase(config.userUrl), { defaultTimeoutMs: 5_000 }),
     pageTokens: pageTokensFor(NotificationService.typeName, config, logger)("ListNotifications"),
     live,
   });
@@ -201,6 +202,7 @@ export async function startNotificationService(config: NotificationConfig, adapt
     name: "notification",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,
@@ -236,15 +238,10 @@ function internalUsers(config: NotificationConfig): { directory: UserDirectory; 
       { variable: "NOTIFICATION_CLIENT_SECRET", problem: `required for the ${config.role} role: the secret of client "${config.clientId}" in the auth service's AUTH_SERVICE_CLIENTS` },
     ]);
   }
-  return connectUserInternal({ userUrl: stripSlash(config.userUrl.toString()), authUrl: stripSlash(config.authUrl.toString()), clientId: config.clientId, clientSecret: config.clientSecret });
+  return connectUserInternal({ userUrl: peerBase(config.userUrl), authUrl: peerBase(config.authUrl), clientId: config.clientId, clientSecret: config.clientSecret });
 }
 
 function ownAll(base: { own<T extends { close(): Promise<void> }>(resource: T): T }, providers: Map<PushPlatform, PushProvider>): Map<PushPlatform, PushProvider> {
   for (const provider of providers.values()) base.own(provider);
   return providers;
-}
-
-/** `new URL("http://h:1")` prints a trailing "/"; Connect base URLs join paths themselves. */
-function stripSlash(url: string): string {
-  return url.endsWith("/") ? url.slice(0, -1) : url;
 }

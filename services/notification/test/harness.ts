@@ -116,12 +116,13 @@ export async function startTestNotification(env: Record<string, string> = {}, op
 
   const fullEnv: Record<string, string> = {
     NOTIFICATION_PORT: "0",
+    NOTIFICATION_INTERNAL_PORT: "0",
     DATABASE_URL: database.url,
     REDIS_URL: urls.redisUrl,
     KAFKA_BROKERS: urls.kafkaBrokers.join(","),
     AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
-    AUTH_URL: auth.service.url,
-    USER_URL: post.user.service.url,
+    AUTH_URL: auth.service.peerUrl,
+    USER_URL: post.user.service.peerUrl,
     NOTIFICATION_CLIENT_SECRET: clientSecret,
     NOTIFICATION_GROUP: uniqueName("notification_test"),
     NOTIFICATION_PUSH_GROUP: uniqueName("notification_push_test"),

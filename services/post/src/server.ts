@@ -10,7 +10,7 @@ import { startOutboxRelay } from "@aviary/runtime/outbox/relay";
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, pageTokensFor, peerBase, peerUrl, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createPostHandlers } from "./handlers.ts";
 import { createPostInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { connectPeers, withSuspensions, type Peers } from "./peers.ts";
@@ -26,11 +26,12 @@ export const migrationsFolder = fileURLToPath(new URL("./store/migrations", impo
 export const postConfigSpec = {
   host: string("POST_HOST", { default: "127.0.0.1" }),
   port: port("POST_PORT", { default: 8084 }),
+  ...internalPortConfigSpec("POST"),
   ...userTokenConfigSpec,
   /** The user service: who may see whom (blocks). */
-  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082", protocols: ["http", "https"] }),
+  userUrl: peerUrl("USER_URL", "http://127.0.0.1:8082"),
   /** The media service: which uploads are confirmed, and their read URLs. */
-  mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083", protocols: ["http", "https"] }),
+  mediaUrl: peerUrl("MEDIA_URL", "http://127.0.0.1:8083"),
   /** The consumer group prefix: account deletions are read in `<group>-accounts`. */
   group: string("POST_GROUP", { default: "post" }),
   /** The moderation service's topic: suspensions hide a user's posts, removals tombstone content (read in `<group>-moderation`). */
@@ -97,7 +98,7 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
   const handlers = createPostHandlers({
     database,
     peers: withSuspensions(
-      adapters.peers ?? connectPeers({ userUrl: stripSlash(config.userUrl.toString()), mediaUrl: stripSlash(config.mediaUrl.toString()) }),
+      adapters.peers ?? connectPeers({ userUrl: peerBase(config.userUrl), mediaUrl: peerBase(config.mediaUrl) }),
       (ids) => suspendedAmong(database.db, ids),
     ),
     pageTokens: { byAuthor: tokens("ListPostsByAuthor"), comments: tokens("ListComments"), search: tokens("SearchPosts") },
@@ -107,6 +108,7 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
     name: "post",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,
@@ -141,9 +143,4 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
       await base.close();
     },
   };
-}
-
-/** `new URL("http://h:1")` prints a trailing "/"; Connect base URLs join paths themselves. */
-function stripSlash(url: string): string {
-  return url.endsWith("/") ? url.slice(0, -1) : url;
 }

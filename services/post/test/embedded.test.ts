@@ -39,7 +39,7 @@ test("posts with media, likes, comments and blocks on PGlite, the memory bus and
     { database, cache, bus },
   );
   const posts = await startPostService(
-    postConfigFromEnv({ POST_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: users.url, MEDIA_URL: media.url, LOG_LEVEL: "silent" }),
+    postConfigFromEnv({ POST_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: users.peerUrl, MEDIA_URL: media.url, LOG_LEVEL: "silent" }),
     { database, cache, bus },
   );
   const events: DeliveredEvent[] = [];

@@ -44,12 +44,13 @@ export async function startTestPost(
   const database = await freshDatabase(urls.databaseUrl, "post_test");
   const config = postConfigFromEnv({
     POST_PORT: "0",
+    POST_INTERNAL_PORT: "0",
     DATABASE_URL: database.url,
     REDIS_URL: urls.redisUrl,
     KAFKA_BROKERS: urls.kafkaBrokers.join(","),
     AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
-    USER_URL: user.service.url,
-    MEDIA_URL: media.service.url,
+    USER_URL: user.service.peerUrl,
+    MEDIA_URL: media.service.peerUrl,
     POST_GROUP: uniqueName("post_test"),
     TRUSTED_PROXY_HOPS: "1",
     PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",

@@ -10,12 +10,13 @@ import { startServer, type RunningServer } from "@aviary/runtime/server";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import { createRateLimitHandlers } from "./handlers.ts";
 import { defaultRules, parseRules, type LimitRule } from "./domain/limits.ts";
-import { cacheConfigSpec, observabilityConfigSpec, startServiceBase } from "@aviary/runtime/service-config";
+import { cacheConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, startServiceBase } from "@aviary/runtime/service-config";
 
 /** Every setting of the rate-limit service, from the environment (see README "Rate limiting"). */
 export const rateLimitConfigSpec = {
   host: string("RATELIMIT_HOST", { default: "127.0.0.1" }),
   port: port("RATELIMIT_PORT", { default: 8090 }),
+  ...internalPortConfigSpec("RATELIMIT"),
   domain: string("RATELIMIT_DOMAIN", { default: "aviary" }),
   /** JSON array of rules (see domain/limits.ts parseRules); unset = defaultRules. */
   rulesJson: optionalString("RATELIMIT_RULES"),
@@ -94,6 +95,7 @@ export async function startRateLimitService(config: RateLimitConfig, adapters: R
     name: "ratelimit",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     routes: (router) => router.service(RateLimitService, handlers),

@@ -28,6 +28,7 @@ export async function startTestRateLimit(env: Record<string, string> = {}): Prom
   const redisUrl = env["REDIS_URL"] ?? (await infra()).redisUrl;
   const config = rateLimitConfigFromEnv({
     RATELIMIT_PORT: "0",
+    RATELIMIT_INTERNAL_PORT: "0",
     REDIS_URL: redisUrl,
     RATELIMIT_RULES: JSON.stringify(testRules),
     // Generous: a loaded CI machine must not turn counting tests into fail-open answers.

@@ -12,7 +12,7 @@ import { decodeEvent } from "@aviary/runtime/realtime/events";
 import { realtimeInstruments } from "@aviary/runtime/metrics";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import type { UserStreamHub } from "@aviary/runtime/realtime/user-streams";
-import { cacheConfigSpec, clientFacingConfigSpec, observabilityConfigSpec, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { cacheConfigSpec, clientFacingConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, peerBase, peerUrl, startServiceBase, userTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 import { createRealtimeHandlers } from "./handlers.ts";
 import { createStreamRegistry, type StreamRegistry } from "./streams/registry.ts";
 import { watchRevocations } from "./streams/revocation.ts";
@@ -24,8 +24,9 @@ import { visibleUsersVia } from "./presence/visibility.ts";
 export const realtimeConfigSpec = {
   host: string("REALTIME_HOST", { default: "127.0.0.1" }),
   port: port("REALTIME_PORT", { default: 8087 }),
+  ...internalPortConfigSpec("REALTIME"),
   ...userTokenConfigSpec,
-  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082" }),
+  userUrl: peerUrl("USER_URL", "http://127.0.0.1:8082"),
   /** Below every idle timeout on the way (the edge's stream_idle_timeout is 300 s; mobile NATs and load balancers often 60 s). */
   heartbeatMs: duration("REALTIME_HEARTBEAT", { default: "25s", min: "100ms", max: "5m" }),
   /** Planned stream lifetime; must stay below the edge's max_stream_duration (1 h). */
@@ -84,7 +85,7 @@ export async function startRealtimeService(config: RealtimeConfig, adapters: Rea
     sweepEveryMs: config.sweepMs,
   });
   const revocations = await watchRevocations({ cache, registry, logger, recheckMs: config.revocationRecheckMs });
-  const users = createServiceClient(UserService, config.userUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 });
+  const users = createServiceClient(UserService, peerBase(config.userUrl), { defaultTimeoutMs: 5_000 });
 
   const heartbeats = createHeartbeatWheel(heartbeatTickMs(config.heartbeatMs));
   const handlers = createRealtimeHandlers({
@@ -109,6 +110,7 @@ export async function startRealtimeService(config: RealtimeConfig, adapters: Rea
     name: "realtime",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,

@@ -73,10 +73,11 @@ export async function startTestRealtime(env: Record<string, string> = {}, option
   const prefix = `${uniqueName("rttest")}:`;
   const fullEnv: Record<string, string> = {
     REALTIME_PORT: "0",
+    REALTIME_INTERNAL_PORT: "0",
     REDIS_URL: urls.redisUrl,
     REALTIME_REDIS_PREFIX: prefix,
     AUTH_JWKS_URL: `${user.auth.service.url}/.well-known/jwks.json`,
-    USER_URL: user.service.url,
+    USER_URL: user.service.peerUrl,
     TRUSTED_PROXY_HOPS: "1",
     LOG_LEVEL: "silent",
     ...env,

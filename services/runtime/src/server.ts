@@ -27,6 +27,7 @@ import type { AuthOptions } from "./interceptors/auth.ts";
 import { createValidationInterceptor } from "./interceptors/validation.ts";
 import { createDirectStreams, type DirectServerStream } from "./direct-stream.ts";
 import { createGrpcJsServer, recordingRouter, type MethodSpecs } from "./grpc-js/server.ts";
+import { announceWorkerReady, isServiceWorker, onSupervisorGone, processCountFromEnv, superviseWorkers } from "./processes.ts";
 
 export type HttpRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type HttpResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -94,6 +95,12 @@ export interface RunningServer {
   readonly port: number;
   /** Where the grpc-js listener is ("http://127.0.0.1:43122"), when `grpcJsPort` was given. */
   readonly grpcJsUrl?: string;
+  /**
+   * What peers put in their URL setting to call this server: the grpc-js
+   * listener as "grpc://127.0.0.1:43122" when there is one (the client then
+   * calls over grpc-js, interceptors/client.ts), else `url`.
+   */
+  readonly peerUrl: string;
   readonly health: Health;
   /** Graceful shutdown; idempotent. */
   close(): Promise<void>;
@@ -409,6 +416,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url,
     port: address.port,
     ...(grpcJsUrl === undefined ? {} : { grpcJsUrl }),
+    peerUrl: grpcJsUrl === undefined ? url : grpcJsUrl.replace(/^http:/, "grpc:"),
     health,
     close: () => (closing ??= close()),
   };
@@ -440,6 +448,8 @@ export interface RunServiceOptions {
   exit?: (code: number) => void;
   /** Where SIGTERM/SIGINT come from (default: process); tests pass an EventEmitter. */
   signals?: { on(event: "SIGTERM" | "SIGINT", listener: (signal: NodeJS.Signals) => void): unknown };
+  /** Processes to serve with (default AVIARY_PROCESSES, else 1): more than one makes this process their supervisor (processes.ts). */
+  processes?: number;
 }
 
 /**
@@ -452,6 +462,22 @@ export interface RunServiceOptions {
 export async function runService(main: () => Promise<Closeable>, options: RunServiceOptions = {}): Promise<void> {
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const log = () => options.logger ?? createLogger(options.name ?? "service");
+  const signals = options.signals ?? process;
+  const worker = isServiceWorker();
+  if (!worker) {
+    let processes: number;
+    try {
+      processes = options.processes ?? processCountFromEnv();
+    } catch (e) {
+      log().fatal(e instanceof ConfigError ? { problems: e.problems } : { err: e }, (e as Error).message);
+      exit(1);
+      return;
+    }
+    if (processes > 1) {
+      superviseWorkers({ processes, logger: log(), exit, signals });
+      return;
+    }
+  }
   let running: Closeable;
   try {
     running = await main();
@@ -461,6 +487,7 @@ export async function runService(main: () => Promise<Closeable>, options: RunSer
     exit(1);
     return;
   }
+  announceWorkerReady();
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -477,7 +504,8 @@ export async function runService(main: () => Promise<Closeable>, options: RunSer
       },
     );
   };
-  const signals = options.signals ?? process;
   signals.on("SIGTERM", onSignal);
-  signals.on("SIGINT", onSignal);
+  // A supervised worker leaves Ctrl-C to its supervisor, which sends SIGTERM (processes.ts).
+  signals.on("SIGINT", worker ? () => undefined : onSignal);
+  if (worker) onSupervisorGone(running, log, exit);
 }

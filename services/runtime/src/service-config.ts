@@ -1,7 +1,7 @@
 // The settings and adapter wiring every service shares, so each service's
 // server.ts lists only what is its own. Spread the spec fragments into a
 // service's config spec; open each adapter from the parsed config.
-import { int, oneOf, optionalString, string, url, type ConfigOf } from "./config.ts";
+import { int, oneOf, optionalInt, optionalString, string, url, type ConfigOf, type Var } from "./config.ts";
 import { createServiceTokenVerifier, createTokenVerifier } from "./auth/verifier.ts";
 import { cacheRevocationCheck } from "./auth/denylist.ts";
 import { createPageTokens, type PageTokens } from "./pagination.ts";
@@ -28,6 +28,36 @@ export const clientFacingConfigSpec = {
   pageTokenSecret: optionalString("PAGE_TOKEN_SECRET"),
   trustedProxyHops: int("TRUSTED_PROXY_HOPS", { default: 0, min: 0, max: 5 }),
 };
+
+/**
+ * The listener a service's peers call it on: every RPC of the service again,
+ * served by @grpc/grpc-js (grpc-js/server.ts) beside the connect-node port
+ * the edge and browsers use. Internal hops cost a quarter of connect-node's
+ * CPU there (docs/decisions.md, "Internal transport"). Unset: not served, and
+ * peers reach the service on its main port. 0 picks a free port.
+ */
+export function internalPortConfigSpec(prefix: string): { internalPort: Var<number | undefined> } {
+  return { internalPort: optionalInt(`${prefix}_INTERNAL_PORT`, { min: 0, max: 65535 }) };
+}
+
+/** startServer's options for the internal listener, from internalPortConfigSpec's setting. */
+export function internalListener(config: { internalPort: number | undefined }): { grpcJsPort?: number } {
+  return config.internalPort === undefined ? {} : { grpcJsPort: config.internalPort };
+}
+
+/**
+ * Where a peer service is: "http://user:8082" calls its main port over
+ * connect-node, "grpc://user:9082" its internal listener over grpc-js
+ * (interceptors/client.ts).
+ */
+export function peerUrl(variable: string, defaultUrl: string): Var<URL> {
+  return url(variable, { default: defaultUrl, protocols: ["http", "https", "grpc"] });
+}
+
+/** A peer URL setting as createServiceClient takes it (no trailing slash; `origin` is "null" for grpc:). */
+export function peerBase(peer: URL): string {
+  return peer.href.replace(/\/$/, "");
+}
 
 /** Where the auth service publishes its keys, and what its user access tokens must say. */
 export const userTokenConfigSpec = {

@@ -21,10 +21,28 @@ export async function startGroupsAtPresent(brokers: string[], groups: GroupTopic
     for (const topic of new Set(groups.flatMap((g) => g.topics))) {
       // A topic not created yet has no past to skip.
       if (!(await admin.listTopics()).includes(topic)) continue;
-      const partitions = (await admin.fetchTopicOffsets(topic)).map((o) => ({ partition: o.partition, offset: o.high }));
+      const partitions = (await offsetsOnceReady(() => admin.fetchTopicOffsets(topic))).map((o) => ({ partition: o.partition, offset: o.high }));
       for (const group of groups) if (group.topics.includes(topic)) await admin.setOffsets({ groupId: group.groupId, topic, partitions });
     }
   } finally {
     await admin.disconnect();
+  }
+}
+
+/**
+ * A topic another suite is creating right now is listed before its partitions
+ * have leaders (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE: retriable);
+ * ask again until it is ready, within a bound that only a broken broker hits.
+ */
+async function offsetsOnceReady<T>(fetch: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await fetch();
+    } catch (error) {
+      const retriable = (error as { retriable?: unknown }).retriable === true;
+      if (!retriable || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
 }

@@ -22,6 +22,8 @@ export interface RunningEnvoy {
   adminUrl: string;
   /** Everything Envoy printed (its JSON access log goes to stdout). */
   output(): string;
+  /** Envoy's process id (benchmarks read its CPU). */
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -116,6 +118,7 @@ export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {
     throw new Error(`envoy did not become ready: ${(error as Error).message}\n${output.slice(-4000)}`);
   }
   return {
+    pid: child.pid,
     url: `http://127.0.0.1:${listenPort}`,
     adminUrl,
     output: () => output,

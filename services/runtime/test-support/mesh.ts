@@ -111,12 +111,13 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     const notification = await startNotificationService(
       notificationConfigFromEnv({
         NOTIFICATION_PORT: "0",
+        NOTIFICATION_INTERNAL_PORT: "0",
         DATABASE_URL: notificationDatabase.url,
         REDIS_URL: urls.redisUrl,
         KAFKA_BROKERS: urls.kafkaBrokers.join(","),
         AUTH_JWKS_URL: jwks,
-        AUTH_URL: auth.service.url,
-        USER_URL: user.service.url,
+        AUTH_URL: auth.service.peerUrl,
+        USER_URL: user.service.peerUrl,
         NOTIFICATION_CLIENT_SECRET: notificationSecret,
         NOTIFICATION_GROUP: uniqueName("notification_mesh"),
         NOTIFICATION_PUSH_GROUP: uniqueName("notification_push_mesh"),
@@ -135,14 +136,15 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     const chat = await startChatService(
       chatConfigFromEnv({
         CHAT_PORT: "0",
+        CHAT_INTERNAL_PORT: "0",
         CHAT_ROLE: "all",
         DATABASE_URL: chatDatabase.url,
         REDIS_URL: urls.redisUrl,
         KAFKA_BROKERS: urls.kafkaBrokers.join(","),
         AUTH_JWKS_URL: jwks,
-        USER_URL: user.service.url,
+        USER_URL: user.service.peerUrl,
         // Attachments and group avatars are checked with this media service.
-        MEDIA_URL: media.service.url,
+        MEDIA_URL: media.service.peerUrl,
         CHAT_GROUP: uniqueName("chat_mesh"),
         REALTIME_REDIS_PREFIX: realtimePrefix,
         TRUSTED_PROXY_HOPS: "1",
@@ -155,11 +157,12 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     const bff = await startBffService(
       bffConfigFromEnv({
         BFF_PORT: "0",
+        BFF_INTERNAL_PORT: "0",
         AUTH_JWKS_URL: jwks,
-        USER_URL: user.service.url,
-        FEED_URL: feed.service.url,
-        NOTIFICATION_URL: notification.url,
-        CHAT_URL: chat.url,
+        USER_URL: user.service.peerUrl,
+        FEED_URL: feed.service.peerUrl,
+        NOTIFICATION_URL: notification.peerUrl,
+        CHAT_URL: chat.peerUrl,
         REDIS_URL: urls.redisUrl,
         LOG_LEVEL: "silent",
         ...options.env?.bff,
@@ -169,8 +172,9 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     const realtime = await startRealtimeService(
       realtimeConfigFromEnv({
         REALTIME_PORT: "0",
+        REALTIME_INTERNAL_PORT: "0",
         AUTH_JWKS_URL: jwks,
-        USER_URL: user.service.url,
+        USER_URL: user.service.peerUrl,
         REDIS_URL: urls.redisUrl,
         REALTIME_REDIS_PREFIX: realtimePrefix,
         LOG_LEVEL: "silent",
@@ -184,6 +188,7 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     const moderation = await startModerationService(
       moderationConfigFromEnv({
         MODERATION_PORT: "0",
+        MODERATION_INTERNAL_PORT: "0",
         MODERATION_GROUP: uniqueName("moderation_mesh"),
         DATABASE_URL: moderationDatabase.url,
         REDIS_URL: urls.redisUrl,
@@ -206,6 +211,7 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     const audit = await startAuditService(
       auditConfigFromEnv({
         AUDIT_PORT: "0",
+        AUDIT_INTERNAL_PORT: "0",
         DATABASE_URL: auditDatabase.url,
         S3_ENDPOINT: urls.s3.endpoint,
         S3_ACCESS_KEY: urls.s3.accessKey,
@@ -223,13 +229,13 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
       }),
     );
     stops.push(() => audit.close());
-    exportPeers.connect(auth.service.url, {
-      user: user.service.url,
-      post: feed.post.service.url,
-      media: media.service.url,
-      chat: chat.url,
-      notification: notification.url,
-      moderation: moderation.url,
+    exportPeers.connect(auth.service.peerUrl, {
+      user: user.service.peerUrl,
+      post: feed.post.service.peerUrl,
+      media: media.service.peerUrl,
+      chat: chat.peerUrl,
+      notification: notification.peerUrl,
+      moderation: moderation.peerUrl,
     });
     const upstreams = {
       realtime: realtime.url,

@@ -16,7 +16,9 @@ import { HealthService, ServingStatus } from "../src/health.ts";
 import { ServerReflectionV1 } from "../src/reflection.ts";
 import { resourceExhausted } from "../src/errors.ts";
 import { createGrpcJsTransport, grpcTarget, type GrpcJsTransport } from "../src/grpc-js/transport.ts";
-import { createServiceClient } from "../src/interceptors/client.ts";
+import { createServiceClient, isGrpcJsPeerUrl } from "../src/interceptors/client.ts";
+import { ConfigError, loadConfig } from "../src/config.ts";
+import { internalListener, internalPortConfigSpec, peerBase, peerUrl } from "../src/service-config.ts";
 import { Code, ConnectError, enteredHandlers, startFixture, stubAuth } from "./server-fixture.ts";
 import type { Fixture } from "./server-fixture.ts";
 import { eventually } from "../test-support/infra.ts";
@@ -81,6 +83,33 @@ test("without grpcJsPort there is no grpc-js listener; a port in use fails start
   t.is(plain.server.grpcJsUrl, undefined);
   const taken = Number(new URL(fx.server.grpcJsUrl ?? "").port);
   await t.throwsAsync(startFixture({ grpcJsPort: taken }));
+});
+
+test("peerUrl is the grpc-js listener as grpc://; a service client given it calls over grpc-js, one given an http:// URL over connect-node", async (t) => {
+  t.is(fx.server.peerUrl, (fx.server.grpcJsUrl ?? "").replace(/^http:/, "grpc:"));
+  t.true(isGrpcJsPeerUrl(fx.server.peerUrl));
+  t.false(isGrpcJsPeerUrl(fx.server.url));
+  // connect-node's transports cannot call a grpc: URL at all, so an answer here came over grpc-js.
+  const viaPeerUrl = await createServiceClient(HealthService, fx.server.peerUrl).check({ service: "" });
+  t.is(viaPeerUrl.status, ServingStatus.SERVING);
+  const viaMainPort = await createServiceClient(HealthService, fx.server.url).check({ service: "" });
+  t.is(viaMainPort.status, ServingStatus.SERVING);
+  const plain = await startFixture();
+  t.teardown(() => plain.close());
+  t.is(plain.server.peerUrl, plain.server.url, "without an internal listener peers use the main port");
+});
+
+test("peer URL and internal port settings: grpc, http and https peers; ports 0–65535; anything else is a configuration error", (t) => {
+  const spec = { peer: peerUrl("USER_URL", "http://127.0.0.1:8082"), ...internalPortConfigSpec("USER") };
+  t.is(peerBase(loadConfig(spec, {}).peer), "http://127.0.0.1:8082");
+  t.is(peerBase(loadConfig(spec, { USER_URL: "grpc://user:9082" }).peer), "grpc://user:9082");
+  t.is(loadConfig(spec, {}).internalPort, undefined);
+  t.deepEqual(internalListener(loadConfig(spec, { USER_INTERNAL_PORT: "9082" })), { grpcJsPort: 9082 });
+  t.deepEqual(internalListener(loadConfig(spec, {})), {});
+  const problems = (env: Record<string, string>) => t.throws(() => loadConfig(spec, env), { instanceOf: ConfigError })?.message ?? "";
+  t.regex(problems({ USER_URL: "ftp://user:21" }), /USER_URL/);
+  t.regex(problems({ USER_INTERNAL_PORT: "70000" }), /USER_INTERNAL_PORT/);
+  t.regex(problems({ USER_INTERNAL_PORT: "nine" }), /USER_INTERNAL_PORT/);
 });
 
 // ---------------------------------------------------------------- unary

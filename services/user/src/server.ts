@@ -16,7 +16,7 @@ import { createUserHandlers } from "./handlers.ts";
 import { createUserInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { consumeAuthEvents, profilesConsumer } from "./events/consume.ts";
 import { outboxEvents } from "./store/schema.ts";
-import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, observabilityConfigSpec, pageTokensFor, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
+import { busConfigSpec, cacheConfigSpec, clientFacingConfigSpec, databaseConfigSpec, internalListener, internalPortConfigSpec, observabilityConfigSpec, pageTokensFor, peerBase, peerUrl, serviceTokenConfigSpec, startServiceBase, userAndServiceTokenAuth, userTokenConfigSpec } from "@aviary/runtime/service-config";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
 
@@ -24,9 +24,10 @@ export const migrationsFolder = fileURLToPath(new URL("./store/migrations", impo
 export const userConfigSpec = {
   host: string("USER_HOST", { default: "127.0.0.1" }),
   port: port("USER_PORT", { default: 8082 }),
+  ...internalPortConfigSpec("USER"),
   ...userTokenConfigSpec,
   /** The media service, asked whether a media id may be an avatar. */
-  mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083" }),
+  mediaUrl: peerUrl("MEDIA_URL", "http://127.0.0.1:8083"),
   /** Audience of service tokens, accepted on UserInternalService only. */
   ...serviceTokenConfigSpec,
   profilesGroup: string("USER_PROFILES_GROUP", { default: profilesConsumer }),
@@ -75,7 +76,7 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
   const handlers = createUserHandlers({
     database,
     // Calls carry the caller's deadline (asCaller); the default bounds those that have none.
-    media: createServiceClient(MediaService, config.mediaUrl.toString().replace(/\/$/, ""), { defaultTimeoutMs: 5_000 }),
+    media: createServiceClient(MediaService, peerBase(config.mediaUrl), { defaultTimeoutMs: 5_000 }),
     pageTokens: { followers: tokens("ListFollowers"), following: tokens("ListFollowing"), devices: tokens("ListDevices"), search: tokens("SearchUsers") },
   });
 
@@ -83,6 +84,7 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
     name: "user",
     host: config.host,
     port: config.port,
+    ...internalListener(config),
     logger,
     telemetry,
     trustedProxyHops: config.trustedProxyHops,

@@ -43,12 +43,13 @@ export const NO_MEDIA_URL = "http://127.0.0.1:9";
  * `media`: a media service (e.g. startTestMedia's, verifying tokens of the
  * same issuer) that avatar checks go to; `env.MEDIA_URL` works too.
  */
-export async function startTestUser(env: Record<string, string> = {}, issuer?: TestAuth, media?: { service: { url: string } }): Promise<TestUser> {
+export async function startTestUser(env: Record<string, string> = {}, issuer?: TestAuth, media?: { service: { url: string; peerUrl: string } }): Promise<TestUser> {
   const urls = await infra();
   const auth = issuer ?? (await startTestAuth());
   const database = await freshDatabase(urls.databaseUrl, "user_test");
   const config = userConfigFromEnv({
     USER_PORT: "0",
+    USER_INTERNAL_PORT: "0",
     DATABASE_URL: database.url,
     REDIS_URL: urls.redisUrl,
     KAFKA_BROKERS: urls.kafkaBrokers.join(","),
@@ -58,7 +59,7 @@ export async function startTestUser(env: Record<string, string> = {}, issuer?: T
     TRUSTED_PROXY_HOPS: "1",
     PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
     LOG_LEVEL: "silent",
-    MEDIA_URL: media?.service.url ?? NO_MEDIA_URL,
+    MEDIA_URL: media?.service.peerUrl ?? NO_MEDIA_URL,
     ...env,
   });
   const service = await startUserService(config);

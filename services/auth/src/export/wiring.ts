@@ -13,6 +13,7 @@ import type { Database } from "@aviary/runtime/db/database";
 import type { Logger } from "@aviary/runtime/log";
 import type { PageTokens } from "@aviary/runtime/pagination";
 import type { HttpHandler } from "@aviary/runtime/server";
+import { peerBase, peerUrl } from "@aviary/runtime/service-config";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { createDataExportHandlers } from "../data-export-handlers.ts";
 import type { ServiceTokenSettings } from "../domain/service-tokens.ts";
@@ -40,12 +41,12 @@ export const dataExportConfigSpec = {
   exportDiskDir: string("AUTH_EXPORT_DISK_DIR", { default: ".dev/exports" }),
   exportDiskSecret: optionalString("AUTH_EXPORT_DISK_SECRET", { minLength: 16 }),
   /** The services that own a share of a user's data (the exporter role calls them with its service token). */
-  userUrl: url("USER_URL", { default: "http://127.0.0.1:8082", protocols: ["http", "https"] }),
-  mediaUrl: url("MEDIA_URL", { default: "http://127.0.0.1:8083", protocols: ["http", "https"] }),
-  postUrl: url("POST_URL", { default: "http://127.0.0.1:8084", protocols: ["http", "https"] }),
-  chatUrl: url("CHAT_URL", { default: "http://127.0.0.1:8089", protocols: ["http", "https"] }),
-  notificationUrl: url("NOTIFICATION_URL", { default: "http://127.0.0.1:8088", protocols: ["http", "https"] }),
-  moderationUrl: url("MODERATION_URL", { default: "http://127.0.0.1:8091", protocols: ["http", "https"] }),
+  userUrl: peerUrl("USER_URL", "http://127.0.0.1:8082"),
+  mediaUrl: peerUrl("MEDIA_URL", "http://127.0.0.1:8083"),
+  postUrl: peerUrl("POST_URL", "http://127.0.0.1:8084"),
+  chatUrl: peerUrl("CHAT_URL", "http://127.0.0.1:8089"),
+  notificationUrl: peerUrl("NOTIFICATION_URL", "http://127.0.0.1:8088"),
+  moderationUrl: peerUrl("MODERATION_URL", "http://127.0.0.1:8091"),
 };
 
 export type DataExportConfig = ConfigOf<typeof dataExportConfigSpec> & S3Config & { publicUrl: string };
@@ -108,12 +109,12 @@ export async function startDataExports(options: {
             keys: options.keys,
             tokens: options.tokens,
             urls: {
-              user: config.userUrl.toString(),
-              post: config.postUrl.toString(),
-              media: config.mediaUrl.toString(),
-              chat: config.chatUrl.toString(),
-              notification: config.notificationUrl.toString(),
-              moderation: config.moderationUrl.toString(),
+              user: peerBase(config.userUrl),
+              post: peerBase(config.postUrl),
+              media: peerBase(config.mediaUrl),
+              chat: peerBase(config.chatUrl),
+              notification: peerBase(config.notificationUrl),
+              moderation: peerBase(config.moderationUrl),
             },
           }),
         topic: config.exportTopic,

@@ -70,7 +70,17 @@ export interface ServiceClientOptions {
   telemetry?: ClientTelemetry;
 }
 
+/**
+ * Whether `baseUrl` names a peer's grpc-js listener: the `grpc://host:port`
+ * form peer URLs take (USER_URL=grpc://user:9082) when a service calls its
+ * peers' internal listeners rather than their connect-node ports.
+ */
+export function isGrpcJsPeerUrl(baseUrl: string): boolean {
+  return /^grpc:\/\//i.test(baseUrl);
+}
+
 export function createServiceTransport(baseUrl: string, options: ServiceClientOptions = {}): Transport {
+  if (isGrpcJsPeerUrl(baseUrl)) options = { ...options, transport: "grpc-js" };
   const protocol = options.transport === "grpc-js" ? "grpc" : (options.protocol ?? "grpc");
   const interceptors = [createTracePropagationInterceptor(options.telemetry, protocol === "grpc" ? "grpc" : "connect_rpc"), ...(options.interceptors ?? [])];
   const common = {
