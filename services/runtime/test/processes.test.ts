@@ -37,6 +37,10 @@ function startSupervised(env: Record<string, string>): Supervised {
   });
   child.stderr!.resume();
   const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  // A test that times out is not torn down: the supervisor must not outlive this test process.
+  const kill = () => child.kill("SIGKILL");
+  process.once("exit", kill);
+  void exited.then(() => process.off("exit", kill));
   return { child, lines, exited };
 }
 
