@@ -41,14 +41,17 @@ export interface GhzCall {
   rps?: number;
 }
 
-/** Where ghz is, or why it is not there. */
-export function findGhz(): { path: string } | { missing: string } {
+/** Where a load generator `infra.sh tool` builds or installs (ghz, h2load) is, or why it is not there. */
+export function findTool(name: string): { path: string } | { missing: string } {
   try {
-    return { path: execFileSync(resolve(repo, "deploy/local/infra.sh"), ["tool", "ghz"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim() };
+    return { path: execFileSync(resolve(repo, "deploy/local/infra.sh"), ["tool", name], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim() };
   } catch (error) {
-    return { missing: `ghz: ${((error as { stderr?: string }).stderr ?? (error as Error).message).trim().split("\n").pop() ?? ""}` };
+    return { missing: `${name}: ${((error as { stderr?: string }).stderr ?? (error as Error).message).trim().split("\n").pop() ?? ""}` };
   }
 }
+
+/** Where ghz is, or why it is not there. */
+export const findGhz = (): { path: string } | { missing: string } => findTool("ghz");
 
 /**
  * Runs a command through bash, whose `times` builtin then prints the

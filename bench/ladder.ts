@@ -26,7 +26,7 @@ import http2 from "node:http2";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { cpuMeter, quantile, repo, round, spawnServer, type ServerProcess } from "./support.ts";
-import { callFigures, ghz as runGhz, runMeasured, type CallFigures, type Extent, type GhzRun } from "./ghz.ts";
+import { callFigures, findTool, ghz as runGhz, runMeasured, type CallFigures, type Extent, type GhzRun } from "./ghz.ts";
 import { serviceCommit, writeSection } from "./stack.ts";
 import { checkPath, grpcFrame, servingFrame } from "./ladder-server.ts";
 
@@ -100,16 +100,6 @@ if (process.argv.includes("--render")) {
   await writeSection(docsPath, START, END, renderSection(saved));
   console.log(`rewrote the ladder section of docs/benchmarks.md from ${resultsPath} (${saved.at})`);
   process.exit(0);
-}
-
-/** A tool's path from infra.sh (installing it once), or why it is missing. */
-function tool(name: GeneratorName): { path: string } | { missing: string } {
-  try {
-    const path = execFileSync(resolve(repo, "deploy/local/infra.sh"), ["tool", name], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
-    return { path };
-  } catch (error) {
-    return { missing: `${name}: ${((error as { stderr?: string }).stderr ?? (error as Error).message).trim().split("\n").pop() ?? ""}` };
-  }
 }
 
 /** Pinned versions, as infra.sh builds them (ghz built by go install reports "dev"). */
@@ -207,7 +197,7 @@ async function main(): Promise<void> {
   const skipped: string[] = [];
   const generators: Array<{ name: GeneratorName; path: string }> = [];
   for (const name of ["ghz", "h2load"] as const) {
-    const found = tool(name);
+    const found = findTool(name);
     if ("path" in found) generators.push({ name, path: found.path });
     else skipped.push(found.missing);
   }
