@@ -43,7 +43,6 @@ import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { Kafka, logLevel } from "kafkajs";
 import { Redis } from "ioredis";
 import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
@@ -51,7 +50,8 @@ import { PostService } from "@aviary/gen/aviary/post/v1/post_pb";
 import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { BffService } from "@aviary/gen/aviary/bff/v1/bff_pb";
 import { HealthService } from "@aviary/runtime/health";
-import { privateServer, uniqueName, withClient, type PrivateServer } from "../services/runtime/test-support/infra.ts";
+import { uniqueName, withClient } from "../services/runtime/test-support/infra.ts";
+import { ownKafka } from "./stack.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { openRedisTimelineStore } from "../services/feed/src/store/timelines-redis.ts";
 import { cpuMeter, inParallel, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
@@ -115,7 +115,8 @@ try {
 async function run(): Promise<void> {
   // --- the stack ------------------------------------------------------------
   step("starting a private Kafka");
-  const kafka = await ownKafka();
+  // A write-only run has its own, so it can run beside a read-only one (each empties its Kafka at the start).
+  const kafka = await ownKafka(WRITE_ONLY ? "bench-feed-write-kafka" : "bench-feed-kafka", cleanups);
   const database = await freshDatabase(env["DATABASE_URL"]!, "bench_feed");
   cleanups.push(() => database.drop());
   const redisUrl = env["REDIS_URL"]!;
@@ -376,6 +377,8 @@ async function run(): Promise<void> {
     { name: "no-op (bare connect-node, Health/Check)", url: noop.url, method: "grpc.health.v1.Health.Check" },
     { name: "GetHomeFeed page of 20, cached", url: feedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers },
     { name: "GetHomeFeed page of 20, uncached", url: uncachedFeedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers },
+    // The same cached call on the feed's grpc-js listener (FEED_INTERNAL_PORT: same handlers and interceptors), where the framework costs least.
+    { name: "GetHomeFeed page of 20, cached, on the grpc-js listener", url: feedServer.peerUrl, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers },
   ]);
   if (READ_ONLY) {
     await mkdir(resolve(repo, "bench/results"), { recursive: true });
@@ -762,29 +765,6 @@ async function signUp(auth: Client<typeof AuthService>, label: string): Promise<
   const registered = await auth.register({ identity, password });
   const login = await auth.login({ identity, password });
   return { label, userId: registered.userId.toLowerCase(), call: { headers: { authorization: `Bearer ${login.tokens?.accessToken ?? ""}` } } };
-}
-
-/** This run's Kafka: a private infra.sh state dir, started empty (a leftover one with data from a crashed run is replaced). */
-async function ownKafka(): Promise<PrivateServer> {
-  // A write-only run has its own, so it can run beside a read-only one (each empties its Kafka at the start).
-  const name = WRITE_ONLY ? "bench-feed-write-kafka" : "bench-feed-kafka";
-  let kafka = await privateServer("kafka", name);
-  if (await hasAviaryTopics(kafka.url)) {
-    await kafka.down();
-    kafka = await privateServer("kafka", name);
-  }
-  cleanups.push(() => kafka.down());
-  return kafka;
-}
-
-async function hasAviaryTopics(brokers: string): Promise<boolean> {
-  const admin = new Kafka({ clientId: "feed-bench", brokers: brokers.split(","), logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    return (await admin.listTopics()).some((topic) => topic.startsWith("aviary."));
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 async function deleteKeys(redis: Redis, pattern: string): Promise<void> {

@@ -77,7 +77,11 @@ export function backendTicks(databases: readonly string[]): Map<number, number> 
   return found;
 }
 
-/** A Kafka of the run's own (state dir `state`), empty: one left with topics from an earlier run is replaced. Stopped by `cleanups`. */
+/**
+ * A Kafka of the run's own (state dir `state`), empty: one left with topics
+ * from an earlier run is replaced. Stopped by `cleanups`. Warmed before it
+ * is returned (`warmKafka`).
+ */
 export async function ownKafka(state: string, cleanups: Array<() => Promise<unknown>>): Promise<PrivateServer> {
   let kafka = await privateServer("kafka", state);
   if (await hasTopics(kafka.url)) {
@@ -85,7 +89,56 @@ export async function ownKafka(state: string, cleanups: Array<() => Promise<unkn
     kafka = await privateServer("kafka", state);
   }
   cleanups.push(() => kafka.down());
+  await warmKafka(kafka.url);
   return kafka;
+}
+
+/** BENCH_KAFKA_WARMUP_SECONDS: how long `warmKafka` drives a fresh broker (0: not at all). */
+const KAFKA_WARMUP_SECONDS = Number(process.env["BENCH_KAFKA_WARMUP_SECONDS"] ?? 20);
+const WARMUP_TOPIC = "warmup.bench";
+
+/**
+ * A freshly started broker spends its first minute compiling its own hot
+ * paths: in the first measured row of a chat run (150 messages/s, 2026-12-02)
+ * the JVM's C2 compiler thread used as much CPU as every request handler
+ * together, half of what the run reported as Kafka's cost per message. A
+ * broker in service did that long ago, so before anything is measured the
+ * produce, fetch and offset-commit paths are driven here for
+ * KAFKA_WARMUP_SECONDS: eight producers sending one small message per
+ * request, a consumer group committing as it reads. The topic is deleted
+ * afterwards (its name does not start with "bench." or "aviary.", so a
+ * crash mid-warm-up does not make the next run replace its Kafka).
+ */
+export async function warmKafka(brokers: string, seconds = KAFKA_WARMUP_SECONDS): Promise<void> {
+  if (seconds <= 0) return;
+  const kafka = new Kafka({ clientId: "bench-warmup", brokers: brokers.split(","), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  const consumer = kafka.consumer({ groupId: "bench-warmup", maxWaitTimeInMs: 100 });
+  await Promise.all([admin.connect(), producer.connect(), consumer.connect()]);
+  try {
+    await admin.createTopics({ topics: [{ topic: WARMUP_TOPIC, numPartitions: 3 }], waitForLeaders: true });
+    await consumer.subscribe({ topics: [WARMUP_TOPIC], fromBeginning: true });
+    let consumed = 0;
+    await consumer.run({ autoCommitInterval: 100, eachMessage: async () => void consumed++ });
+    const until = performance.now() + seconds * 1000;
+    let produced = 0;
+    const sender = async () => {
+      while (performance.now() < until) {
+        await producer.send({ topic: WARMUP_TOPIC, acks: -1, messages: [{ key: String(produced % 64), value: "warm" }] });
+        produced++;
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, sender));
+    const drained = performance.now() + 10_000;
+    while (consumed < produced && performance.now() < drained) await new Promise((resolve) => setTimeout(resolve, 50));
+    console.log(`[bench] warmed the private Kafka for ${seconds} s: ${produced} produce requests, ${consumed} messages consumed`);
+  } finally {
+    await consumer.disconnect();
+    await producer.disconnect();
+    await admin.deleteTopics({ topics: [WARMUP_TOPIC] }).catch(() => undefined);
+    await admin.disconnect();
+  }
 }
 
 async function hasTopics(brokers: string): Promise<boolean> {

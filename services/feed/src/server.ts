@@ -24,6 +24,8 @@ import { applyAccountDeleted } from "./events/apply.ts";
 import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
 import { createFeedHints } from "./events/live-hints.ts";
 import { fanoutThreshold } from "./domain/threshold.ts";
+import { startMergedAuthors } from "./read/merged-authors.ts";
+import { readStatements } from "./store/read-statements.ts";
 import type { TimelineStore } from "./store/timelines.ts";
 import { openTimelineStore } from "./store/timelines-open.ts";
 
@@ -104,6 +106,9 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
   const userStreams = bus && config.liveHints ? tracedUserStreams(adapters.userStreams ?? base.own(await openUserStreams(config, logger)), telemetry) : undefined;
   await database.migrate(migrationsFolder, { schema: "feed" });
 
+  // Readers who follow no author merged at read time skip the merge query (read/merged-authors.ts).
+  const mergedAuthors = serves ? await startMergedAuthors({ listen: (...args) => database.listen(...args), query: (readerId) => readStatements(database.db).followsMergedAuthor(readerId) }) : undefined;
+
   let subscription: Subscription | undefined;
   let accountDeletions: Subscription | undefined;
   if (bus) {
@@ -113,6 +118,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
       fanoutBatch: config.fanoutBatch,
       fanoutThreshold: config.fanoutThreshold,
       backfill: config.backfill,
+      ...(mergedAuthors ? { mergedAuthors } : {}),
       ...(userStreams ? { hints: createFeedHints({ streams: userStreams, logger }) } : {}),
     };
     subscription = await consumeFeedEvents({
@@ -138,6 +144,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
     posts: createServiceClient(PostService, peerBase(config.postUrl), { defaultTimeoutMs: 5_000 }),
     users: createServiceClient(UserService, peerBase(config.userUrl), { defaultTimeoutMs: 5_000 }),
     pageTokens: pageTokensFor(FeedService.typeName, config, logger)("GetHomeFeed"),
+    ...(mergedAuthors ? { mergedAuthors } : {}),
     ...(config.viewCacheSeconds > 0 ? { views: createViewCache({ cache, ttlSeconds: config.viewCacheSeconds, prefix: config.redisPrefix, logger }) } : {}),
   });
 
@@ -175,6 +182,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
       await server.close();
       await subscription?.stop();
       await accountDeletions?.stop();
+      await mergedAuthors?.stop();
       await base.close();
     },
   };

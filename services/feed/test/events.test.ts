@@ -2,14 +2,19 @@
 // keys and headers as the real producers): redelivery of an event id changes
 // nothing, a poison event is parked on the dead-letter topic while the
 // consumer goes on, and authors above the fan-out threshold (2 here) are
-// merged at read time instead of fanned out.
+// merged at read time instead of fanned out, also for readers whose process
+// had remembered that they follow no such author.
 import test from "ava";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { DeliveredEvent, Subscription } from "@aviary/runtime/bus/bus";
 import { PostCreatedSchema, PostDeletedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
 import { FollowCreatedSchema } from "@aviary/gen/aviary/events/v1/user_events_pb";
 import { eventually, uniqueName } from "../../runtime/test-support/infra.ts";
-import { postEventsTopic, userEventsTopic } from "../src/index.ts";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
+import { feedConfigFromEnv, postEventsTopic, startFeedService, userEventsTopic } from "../src/index.ts";
+import { MAX_AGE_MS } from "../src/read/merged-authors.ts";
 import { startTestFeed, type Account, type TestFeed, CONSUMER_WAIT_MS } from "./harness.ts";
 
 let h: TestFeed;
@@ -132,4 +137,40 @@ test("hybrid: an author above the threshold is not fanned out, yet is in the fol
   await h.post.client.deletePost({ postId: bigPost.postId }, big.call);
   await eventually("the big author's deleted post leaves the merge", async () => (await h.client.getHomeFeed({}, fans[1]!.call)).items.length === 0, CONSUMER_WAIT_MS);
   t.pass();
+});
+
+test("a process that remembered a reader follows no merged author learns of a follow and of an author crossing the threshold", async (t) => {
+  // An api-role process: it applies no events, so only the consumer's notifications can tell it (read/merged-authors.ts).
+  const api = await startFeedService(feedConfigFromEnv({ ...h.env, FEED_ROLE: "api", FEED_VIEW_CACHE_SECONDS: "0" }));
+  t.teardown(() => api.close());
+  const feed = createClient(FeedService, createGrpcTransport({ baseUrl: api.url }));
+  const ids = async (reader: Account) => (await feed.getHomeFeed({}, reader.call)).items.map((i) => i.post!.postId);
+  // Shorter than the answer's age limit: what the test sees comes from a notification, not from expiry.
+  const notified = MAX_AGE_MS / 2;
+  const followers = async (userId: string, n: number) =>
+    eventually(`${n} followers in the projection`, async () => Number((await h.query<{ followers: string }>("select followers from feed.follower_counts where user_id = $1", [userId]))[0]?.followers) === n, CONSUMER_WAIT_MS);
+
+  // 1. A follow: the reader follows nobody merged, then follows an author whose post is merged.
+  const big = await h.signUp();
+  for (let i = 0; i < 3; i++) await h.post.user.client.follow({ userId: big.userId }, (await h.signUp()).call);
+  await followers(big.userId, 3);
+  const bigPost = (await h.post.client.createPost({ text: "merged for everyone" }, big.call)).post!;
+  await eventually("the big author's post in the projection", async () => (await h.query("select 1 from feed.posts where post_id = $1 and not fanned_out", [bigPost.postId])).length === 1, CONSUMER_WAIT_MS);
+  const reader = await h.signUp();
+  t.deepEqual(await ids(reader), [], "remembered: follows no merged author");
+  await h.post.user.client.follow({ userId: big.userId }, reader.call);
+  await eventually("the merged post in the api process's feed after the follow", async () => (await ids(reader)).includes(bigPost.postId), notified, 50);
+
+  // 2. Crossing the threshold: the reader follows a small author (fanned out), who then gains followers.
+  const rising = await h.signUp();
+  const other = await h.signUp();
+  await h.post.user.client.follow({ userId: rising.userId }, other.call);
+  await followers(rising.userId, 1);
+  t.false((await ids(other)).length > 0, "remembered: follows no merged author");
+  for (let i = 0; i < 2; i++) await h.post.user.client.follow({ userId: rising.userId }, (await h.signUp()).call);
+  await followers(rising.userId, 3);
+  const risingPost = (await h.post.client.createPost({ text: "my first post above the threshold" }, rising.call)).post!;
+  await eventually("the rising author's post in the projection, not fanned out", async () => (await h.query("select 1 from feed.posts where post_id = $1 and not fanned_out", [risingPost.postId])).length === 1, CONSUMER_WAIT_MS);
+  t.false((await h.timeline(other.userId))?.includes(risingPost.postId) ?? false, "not in the follower's timeline: only the merge can show it");
+  await eventually("the rising author's post in the api process's feed", async () => (await ids(other)).includes(risingPost.postId), notified, 50);
 });

@@ -186,13 +186,18 @@ function databaseSuite(fixture: Fixture): void {
 databaseSuite(pglite);
 databaseSuite(postgres);
 
-test("postgres: the LISTEN connection comes back after the server drops it", async (t) => {
+test("postgres: the LISTEN connection comes back after the server drops it, and says when it was gone", async (t) => {
   const { databaseUrl } = await infra();
   const database = await openDatabase({ url: databaseUrl, logger: silentSink });
   const channel = uniqueName("reconnect");
   const received: string[] = [];
+  /** Each onListening call, with how many notifications had arrived by then. */
+  const states: Array<{ listening: boolean; received: number }> = [];
   try {
-    await database.listen(channel, (payload) => received.push(payload));
+    await database.listen(channel, (payload) => received.push(payload), { onListening: (listening) => states.push({ listening, received: received.length }) });
+    await database.db.execute(sql`SELECT pg_notify(${channel}, 'before')`);
+    await eventually("the notification before the drop", async () => received.length === 1, 10_000, 20);
+    t.deepEqual(states, [], "nothing to tell while the first connection listens");
     const killed = await withClient(databaseUrl, async (client) => {
       const { rows: found } = await client.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE query = $1", [`LISTEN "${channel}"`]);
       t.is(found.length, 1, "exactly one listener connection");
@@ -206,7 +211,7 @@ test("postgres: the LISTEN connection comes back after the server drops it", asy
       "a notification after reconnecting",
       async () => {
         await database.db.execute(sql`SELECT pg_notify(${channel}, ${String(++sent)})`);
-        return received.length > 0;
+        return received.length > 1;
       },
       30_000,
       100,
@@ -216,6 +221,11 @@ test("postgres: the LISTEN connection comes back after the server drops it", asy
     );
     t.is(listeners.rows.length, 1);
     t.not(listeners.rows[0]!.pid, killed, "a new backend re-issued LISTEN");
+    // Told of the gap before anything arrived over the new connection, and that it listens again.
+    t.deepEqual(states, [
+      { listening: false, received: 1 },
+      { listening: true, received: 1 },
+    ]);
   } finally {
     await database.close();
   }

@@ -22,6 +22,7 @@ import { inSpan, type EventTelemetry } from "@aviary/runtime/bus/tracing";
 import { handleOnce, handleOnceEach } from "@aviary/runtime/outbox/idempotent";
 import type { TimelineEntry, TimelineStore, TimelineWrite } from "../store/timelines.ts";
 import type { FeedHints } from "./live-hints.ts";
+import type { MergedAuthors } from "../read/merged-authors.ts";
 import { processedEvents } from "../store/schema.ts";
 import {
   deleteFollow,
@@ -38,6 +39,7 @@ import {
   followExists,
   postIdsByAuthor,
   purgeUserProjection,
+  EVERY_READER,
   type FollowEdge,
   type PostRow,
 } from "../store/projection.ts";
@@ -58,6 +60,8 @@ export interface ProjectorDeps {
   hints?: FeedHints;
   /** The feed service's tracer: the fan-out is a span in the consuming event's trace. */
   telemetry?: EventTelemetry;
+  /** This process's memo of who follows merged authors (role all): forgotten right after the commit that changes it, before the notification arrives. */
+  mergedAuthors?: Pick<MergedAuthors, "forget">;
 }
 
 const once = (deps: ProjectorDeps, eventId: string, apply: Parameters<typeof handleOnce>[4]) =>
@@ -80,17 +84,19 @@ export interface CreatedPost {
  * event on its own does, so the bus may redeliver any of them one by one.
  */
 export async function applyPostsCreated(deps: ProjectorDeps, created: readonly CreatedPost[]): Promise<void> {
+  let crossed = false;
   await handleOnceEach(deps.database, { processedEvents }, feedConsumer, created.map((post) => post.eventId), async (tx, fresh) => {
     const arriving = created.filter((post) => fresh.has(post.eventId.toLowerCase()));
     // Decided once, when the post arrives, and remembered: a reader's merge
     // and a later deletion must agree on where the post went.
     const threshold = deps.fanoutThreshold;
     const counts = threshold === null ? undefined : await followerCountsOf(tx, [...new Set(arriving.map((post) => post.authorId))]);
-    await insertPosts(
+    crossed = await insertPosts(
       tx,
       arriving.map(({ postId, authorId, createdAt }) => ({ postId, authorId, createdAt, fannedOut: threshold === null || (counts?.get(authorId) ?? 0) <= threshold })),
     );
   });
+  if (crossed) deps.mergedAuthors?.forget(EVERY_READER);
   // Re-read after the commit: a post deleted (or an account purged) meanwhile is not written anywhere.
   const live = (await findPosts(deps.database.db, [...new Set(created.map((post) => post.postId))])).filter((row) => row.deletedAt === null);
   if (live.length === 0) return;
@@ -157,6 +163,7 @@ export async function applyPostDeleted(deps: ProjectorDeps, eventId: string, pos
 
 export async function applyFollowCreated(deps: ProjectorDeps, eventId: string, edge: FollowEdge, at: Date): Promise<void> {
   await once(deps, eventId, async (tx) => void (await insertFollow(tx, edge, at)));
+  deps.mergedAuthors?.forget(edge.followerId);
   if (!(await followExists(deps.database.db, edge))) return; // undone since
   const entries = await recentPosts(deps.database.db, edge.followeeId, deps.backfill, { fannedOutOnly: true });
   await deps.timelines.addToExisting([edge.followerId], entries);

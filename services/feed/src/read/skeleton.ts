@@ -6,12 +6,15 @@ import { feedFromProjection } from "../store/projection.ts";
 import { readStatements } from "../store/read-statements.ts";
 import { mergeNewestFirst } from "../domain/merge.ts";
 import { ensureTimeline } from "./rebuild.ts";
+import type { MergedAuthors } from "./merged-authors.ts";
 
 export interface SkeletonDeps {
   database: Database;
   timelines: TimelineStore;
   cap: number;
   logger: Logger;
+  /** Who follows an author merged at read time (absent: the merge query runs on every read). */
+  mergedAuthors?: MergedAuthors;
 }
 
 export interface Skeleton {
@@ -28,10 +31,16 @@ export interface Skeleton {
 export async function loadSkeleton(deps: SkeletonDeps, readerId: string, limit: number, before?: TimelineCursor): Promise<Skeleton> {
   const [timeline, merged] = await Promise.all([
     timelinePage(deps, readerId, limit, before),
-    readStatements(deps.database.db).notFannedOutFolloweePosts(readerId, limit, before),
+    mergedPosts(deps, readerId, limit, before),
   ]);
   const entries = mergeNewestFirst([timeline, merged], limit);
   return { entries, exhausted: entries.length < limit };
+}
+
+/** The merge query, skipped for a reader who follows nobody it could find posts of. */
+async function mergedPosts(deps: SkeletonDeps, readerId: string, limit: number, before?: TimelineCursor): Promise<TimelineEntry[]> {
+  if (deps.mergedAuthors !== undefined && !(await deps.mergedAuthors.followsAny(readerId))) return [];
+  return readStatements(deps.database.db).notFannedOutFolloweePosts(readerId, limit, before);
 }
 
 async function timelinePage(deps: SkeletonDeps, readerId: string, limit: number, before?: TimelineCursor): Promise<TimelineEntry[]> {

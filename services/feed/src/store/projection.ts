@@ -13,10 +13,25 @@ export interface FollowEdge {
 
 export type PostRow = typeof posts.$inferSelect;
 
-/** Records the edge and counts it; true if it is new. */
+/** Where the consumer tells readers' processes that merged followees may have grown (read/merged-authors.ts). */
+export const MERGE_CHANNEL = "feed_merged_followees";
+/** The payload that names every reader. */
+export const EVERY_READER = "*";
+
+/**
+ * Tells every feed process, on commit, that what `readerId` (or EVERY_READER)
+ * follows among authors merged at read time may have grown
+ * (read/merged-authors.ts).
+ */
+export async function notifyMergedFollowees(tx: Tx, readerId: string): Promise<void> {
+  await tx.execute(sql`select pg_notify(${MERGE_CHANNEL}, ${readerId})`);
+}
+
+/** Records the edge and counts it (notifying the follower's merged followees); true if it is new. */
 export async function insertFollow(tx: Tx, edge: FollowEdge, at: Date): Promise<boolean> {
   const rows = await tx.insert(follows).values({ ...edge, createdAt: at }).onConflictDoNothing().returning({ followerId: follows.followerId });
   if (rows.length === 0) return false;
+  await notifyMergedFollowees(tx, edge.followerId);
   await tx
     .insert(followerCounts)
     .values({ userId: edge.followeeId, followers: 1 })
@@ -48,10 +63,26 @@ export async function followerCountsOf(db: Queryable, userIds: readonly string[]
   return new Map(rows.map((row) => [row.userId, row.followers]));
 }
 
-/** Records posts (keeps an existing row: a replay, or a tombstone from an earlier PostDeleted). */
-export async function insertPosts(tx: Tx, rows: ReadonlyArray<{ postId: string; authorId: string; createdAt: Date; fannedOut: boolean }>): Promise<void> {
-  if (rows.length === 0) return;
+/**
+ * Records posts (keeps an existing row: a replay, or a tombstone from an
+ * earlier PostDeleted). When an author gets their first live post that is not
+ * fanned out, every reader's merged followees may have grown: notified, and
+ * true is returned.
+ */
+export async function insertPosts(tx: Tx, rows: ReadonlyArray<{ postId: string; authorId: string; createdAt: Date; fannedOut: boolean }>): Promise<boolean> {
+  if (rows.length === 0) return false;
+  const mergedAuthors = [...new Set(rows.filter((row) => !row.fannedOut).map((row) => row.authorId))];
+  const already =
+    mergedAuthors.length === 0
+      ? []
+      : await tx
+          .selectDistinct({ authorId: posts.authorId })
+          .from(posts)
+          .where(and(inArray(posts.authorId, mergedAuthors), eq(posts.fannedOut, false), isNull(posts.deletedAt)));
   await tx.insert(posts).values([...rows]).onConflictDoNothing();
+  const crossed = already.length < mergedAuthors.length;
+  if (crossed) await notifyMergedFollowees(tx, EVERY_READER);
+  return crossed;
 }
 
 /** Tombstones a post; inserts the tombstone when the post itself never arrived. */

@@ -13,6 +13,8 @@ export interface ReadStatements {
   notFannedOutFolloweePosts(readerId: string, limit: number, cursor?: TimelineCursor): Promise<TimelineEntry[]>;
   /** Which of `authorIds` the reader follows now. */
   followedAmong(readerId: string, authorIds: readonly string[]): Promise<Set<string>>;
+  /** Whether the reader follows an author with a live post that was not fanned out (what the merge can find; read/merged-authors.ts). */
+  followsMergedAuthor(readerId: string): Promise<boolean>;
 }
 
 /** The statements of `db`, prepared on first use. */
@@ -43,6 +45,18 @@ function prepare(db: Db): ReadStatements {
     .from(follows)
     .where(and(eq(follows.followerId, reader), sql`${follows.followeeId} = any(${sql.placeholder("authors")}::uuid[])`))
     .prepare("feed_followed_among");
+  // One index probe per followee on posts_not_fanned_out_idx (the same predicate).
+  const followsMerged = db
+    .select({ followeeId: follows.followeeId })
+    .from(follows)
+    .where(
+      and(
+        eq(follows.followerId, reader),
+        sql`exists (select 1 from ${posts} where ${posts.authorId} = ${follows.followeeId} and ${posts.fannedOut} = false and ${posts.deletedAt} is null)`,
+      ),
+    )
+    .limit(1)
+    .prepare("feed_follows_merged_author");
 
   return {
     async notFannedOutFolloweePosts(readerId, limit, cursor) {
@@ -55,6 +69,9 @@ function prepare(db: Db): ReadStatements {
       if (authorIds.length === 0) return new Set();
       const rows = await followed.execute({ reader: readerId, authors: idArray(authorIds) });
       return new Set(rows.map((row) => row.followeeId));
+    },
+    async followsMergedAuthor(readerId) {
+      return (await followsMerged.execute({ reader: readerId })).length > 0;
     },
   };
 }

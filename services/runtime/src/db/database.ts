@@ -27,6 +27,18 @@ export interface MigrateOptions {
 }
 
 /** The database port: one per service process. */
+export interface ListenOptions {
+  /**
+   * Told when notifications stop being reliable and when they are again:
+   * `false` when the connection that listens was lost (what is notified
+   * meanwhile never arrives), `true` once it listens again. A caller that
+   * keeps what notifications invalidate stops trusting it at the first and
+   * starts afresh at the second. (The embedded adapter never loses its
+   * connection, so it never calls this.)
+   */
+  onListening?: (listening: boolean) => void;
+}
+
 export interface Database {
   readonly db: Db;
   /** "postgres" for node-postgres, "pglite" for the embedded adapter. */
@@ -41,7 +53,7 @@ export interface Database {
    * LISTENs on `channel` and calls `onNotify` with each NOTIFY payload.
    * Resolves once listening; the returned function stops listening.
    */
-  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  listen(channel: string, onNotify: (payload: string) => void, options?: ListenOptions): Promise<() => Promise<void>>;
   /** Throws when the database cannot answer (used by /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { LogSink } from "../bus/log-sink.ts";
+import type { ListenOptions } from "./database.ts";
 
 /**
  * LISTEN/NOTIFY over one dedicated connection that survives connection loss.
@@ -9,10 +10,11 @@ import type { LogSink } from "../bus/log-sink.ts";
  * kill, pg_terminate_backend), it reconnects with backoff and re-issues LISTEN
  * for every channel that still has handlers. Notifications sent while the
  * connection is down are lost — callers that must not miss work (the outbox
- * relay) also poll slowly as a safety net.
+ * relay) also poll slowly as a safety net, and callers that cache what
+ * notifications invalidate are told through `onListening`.
  */
 export interface PgListener {
-  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  listen(channel: string, onNotify: (payload: string) => void, options?: ListenOptions): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -33,18 +35,25 @@ function run(connection: Connection, statement: string): Promise<unknown> {
   return next;
 }
 
+interface Handler {
+  onNotify: (payload: string) => void;
+  onListening?: ((listening: boolean) => void) | undefined;
+}
+
 export function createPgListener(config: pg.ClientConfig, log: LogSink): PgListener {
-  const handlers = new Map<string, Set<(payload: string) => void>>();
+  const handlers = new Map<string, Set<Handler>>();
   let current: Connection | null = null;
   let connecting: Promise<Connection> | null = null;
   let reconnectTimer: NodeJS.Timeout | null = null;
   let reconnectDelay = RECONNECT_MIN_MS;
   let closed = false;
+  /** A connection was lost since the last one listened: the next one to listen tells the handlers. */
+  let lost = false;
 
   function dispatch(message: pg.Notification): void {
     for (const handler of handlers.get(message.channel) ?? []) {
       try {
-        handler(message.payload ?? "");
+        handler.onNotify(message.payload ?? "");
       } catch (error) {
         log.error({ err: error, channel: message.channel }, "notification handler threw");
       }
@@ -57,12 +66,26 @@ export function createPgListener(config: pg.ClientConfig, log: LogSink): PgListe
     connection.listening.add(channel);
   }
 
+  function tellListening(listening: boolean): void {
+    for (const set of handlers.values()) {
+      for (const handler of set) {
+        try {
+          handler.onListening?.(listening);
+        } catch (error) {
+          log.error({ err: error }, "listening-state handler threw");
+        }
+      }
+    }
+  }
+
   function onLost(connection: Connection, error?: Error): void {
     if (current !== connection) return; // already replaced
     current = null;
     connection.client.end().catch(() => undefined);
     if (closed) return;
     log.warn({ err: error }, "LISTEN connection lost; reconnecting");
+    lost = true;
+    tellListening(false);
     scheduleReconnect();
   }
 
@@ -100,6 +123,10 @@ export function createPgListener(config: pg.ClientConfig, log: LogSink): PgListe
       throw error;
     }
     current = connection;
+    if (lost) {
+      lost = false;
+      tellListening(true);
+    }
     return connection;
   }
 
@@ -112,9 +139,9 @@ export function createPgListener(config: pg.ClientConfig, log: LogSink): PgListe
     return connecting;
   }
 
-  async function unlisten(channel: string, onNotify: (payload: string) => void): Promise<void> {
+  async function unlisten(channel: string, handler: Handler): Promise<void> {
     const set = handlers.get(channel);
-    if (!set?.delete(onNotify) || set.size > 0) return;
+    if (!set?.delete(handler) || set.size > 0) return;
     handlers.delete(channel);
     const connection = current;
     if (!connection?.listening.delete(channel)) return;
@@ -123,17 +150,19 @@ export function createPgListener(config: pg.ClientConfig, log: LogSink): PgListe
   }
 
   return {
-    async listen(channel, onNotify) {
+    async listen(channel, onNotify, options) {
       let set = handlers.get(channel);
       if (!set) handlers.set(channel, (set = new Set()));
-      set.add(onNotify);
+      // An entry of its own, so two listens of one function stay distinct.
+      const handler: Handler = { onNotify, onListening: options?.onListening };
+      set.add(handler);
       try {
         await listenOn(await ensureConnected(), channel);
       } catch (error) {
-        await unlisten(channel, onNotify);
+        await unlisten(channel, handler);
         throw error;
       }
-      return () => unlisten(channel, onNotify);
+      return () => unlisten(channel, handler);
     },
 
     async close() {

@@ -71,7 +71,7 @@ export function openPostgres(options: PostgresOptions): Database {
       }
     },
 
-    listen: (channel, onNotify) => listener.listen(channel, onNotify),
+    listen: (channel, onNotify, options) => listener.listen(channel, onNotify, options),
 
     async ping() {
       await pool.query("SELECT 1");
