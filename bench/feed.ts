@@ -829,7 +829,7 @@ async function report(results: {
     `## Feed\n\n` +
     `Written by \`node bench/feed.ts\` (${at}; Node ${machine.node}, ${machine.cpus} cores, load average ${machine.loadAverageAtStart.join(" / ")} at the start). Raw figures: \`bench/results/feed.json\`.\n` +
     `Everything runs on this one machine, the load generator included: auth, user, post and feed as child processes (one each; internal hops over ${machine.internalTransport}, BENCH_INTERNAL_TRANSPORT), the no-op reference,\n` +
-    `PostgreSQL (a fresh database), Redis (the shared one, keys under a prefix of the run), and a Kafka started for the run (the feed consumes from the beginning).\n` +
+    `PostgreSQL (a fresh database), Redis (the shared one, keys under a prefix of the run), and a Kafka started for the run and warmed for BENCH_KAFKA_WARMUP_SECONDS (20 s) before anything is measured (bench/stack.ts \`warmKafka\`: a fresh broker's JIT compiler would otherwise count as Kafka's cost per message) (the feed consumes from the beginning).\n` +
     `Posts go through PostService.CreatePost → outbox → Kafka → the feed's consumer → Redis, as in production.\n\n` +
     `### Fan-out\n\n` +
     `Followers are seeded into the feed's own projection (feed.follows, follower_counts) and their timelines created (empty) through the feed's TimelineStore,\n` +

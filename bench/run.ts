@@ -32,6 +32,8 @@ const realStack = Boolean(process.env["DATABASE_URL"] && process.env["REDIS_URL"
 const noop = await spawnServer("noop", "bench/noop-server.ts", {});
 const authServer = await spawnServer("auth", "services/auth/src/main.ts", {
   AUTH_PORT: "0",
+  // Its internal grpc-js listener too: the edge sends native gRPC and REST there, as deployed.
+  AUTH_INTERNAL_PORT: "0",
   LOG_LEVEL: "info",
   AUTH_CODE_SINK: resolve(repo, ".dev/bench-codes.jsonl"),
   PAGE_TOKEN_SECRET: "bench-page-token-secret-0123456789",
@@ -74,7 +76,7 @@ const getMeDirect = await viaGhz("GetMe (JWT verify + denylist + DB read)", auth
 // Envoy's cost alone: REST through Envoy vs Connect JSON direct (both fetch
 // over HTTP/1.1), gRPC-web through Envoy vs gRPC-web direct (both connect-web).
 const edgeResults: Result[] = [];
-const envoy = await startEnvoy({ upstreams: { auth: authServer.url }, discardOutput: true }).catch((error: unknown) => {
+const envoy = await startEnvoy({ upstreams: { auth: authServer.url }, internalUpstreams: { auth: authServer.peerUrl }, discardOutput: true }).catch((error: unknown) => {
   console.warn(`edge scenario skipped: ${(error as Error).message.split("\n")[0]}`);
   return undefined;
 });
@@ -94,6 +96,8 @@ if (envoy !== undefined) {
     const rate = Math.max(1, Math.round(getMeDirect.throughput / 2));
     const pids = { auth: authServer.process.pid, envoy: envoy.pid };
     await viaGhz(`GetMe direct, gRPC, ${rate}/s`, authServer.url, "aviary.auth.v1.AuthService.GetMe", pids, { metadata: headers, rps: rate });
+    // The edge sends native gRPC to the internal listener: straight to that listener is Envoy's own cost.
+    await viaGhz(`GetMe direct to the grpc-js listener, gRPC, ${rate}/s`, authServer.peerUrl, "aviary.auth.v1.AuthService.GetMe", pids, { metadata: headers, rps: rate });
     await viaGhz(`GetMe through Envoy, gRPC, ${rate}/s`, envoy.url, "aviary.auth.v1.AuthService.GetMe", pids, { metadata: headers, rps: rate });
   }
   await envoy.stop();
@@ -265,7 +269,9 @@ await writeSection(
     `the no-op is measured again right before. Follower pages are keyset-paginated on (followee, created_at, follower), so the 1k and 100k rows,\n` +
     `and the first and deep pages, should cost the same.\n\n${usersTable}\n\n` +
     `## Unary rows driven by ghz\n\nThe rows above again from ghz (bench/ghz.ts): a fixed number of calls sized from a 1 s warm-up to last about ${durationMs / 1000} s,\n` +
-    `CPU per call from /proc for the servers and ghz's own rusage. The two GetMe rows at a fixed rate compare gRPC straight to the service and through Envoy at the same load.\n\n${ghzTable}\n`,
+    `CPU per call from /proc for the servers and ghz's own rusage. The GetMe rows at a fixed rate compare gRPC at the same load straight to the service's main port (connect-node),\n` +
+    `straight to its internal grpc-js listener, and through Envoy, which sends native gRPC and REST to that listener (Connect and gRPC-web to the main port; docs/decisions.md, "The edge on the internal listeners"):\n` +
+    `through Envoy vs the grpc-js row is Envoy's own cost, through Envoy vs the main-port row what a client of the edge gains or pays against calling the service's main port.\n\n${ghzTable}\n`,
 );
 console.log(table);
 console.log(edgeTable);

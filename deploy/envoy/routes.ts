@@ -36,6 +36,25 @@ export interface EdgeServiceRoute {
   streamRateLimitClass?: string;
 }
 
+/**
+ * The services' internal grpc-js listeners in compose and k8s
+ * (<SERVICE>_INTERNAL_PORT, the main port + 1000), by cluster: the edge sends
+ * native gRPC and transcoded REST there, where a call costs the service a
+ * third of what it costs on the connect-node port (docs/decisions.md, "The
+ * edge on the internal listeners"). Connect and gRPC-web stay on the main
+ * port. A cluster absent here has no internal listener.
+ */
+export const internalPorts: Readonly<Record<string, number>> = {
+  auth: 9081,
+  user: 9082,
+  media: 9083,
+  post: 9084,
+  feed: 9085,
+  notification: 9088,
+  chat: 9089,
+  moderation: 9091,
+};
+
 /** The route_class values of protected routes, shared by every service: read and write per user; stream_open per user and per address. */
 export const rateLimitClasses = { read: "read", write: "write", streamOpen: "stream_open" } as const;
 

@@ -8,6 +8,7 @@ import {
   EDGE_STREAM_IDLE_SECONDS,
   edgeRoutes,
   healthRoute,
+  internalPorts,
   jwtProvider,
   rateLimitClasses,
   type EdgeServiceRoute,
@@ -29,6 +30,14 @@ export interface EdgeOptions {
   admin: HostPort;
   /** Upstream per cluster name; clusters not given use the routing table's service DNS name. */
   upstreams?: Record<string, HostPort>;
+  /**
+   * The internal grpc-js listener per cluster, where native gRPC and
+   * transcoded REST go (`internalPorts` in routes.ts). A cluster whose main
+   * upstream is given in `upstreams` but which is absent here gets all its
+   * traffic on the main port; with neither, the routing table's service DNS
+   * name and internal port are used (the deploy render).
+   */
+  internalUpstreams?: Record<string, HostPort>;
   corsOrigins?: string[];
   /** OTLP/gRPC collector; tracing is left out entirely when absent (see docs/decisions.md). */
   otlpCollector?: HostPort;
@@ -123,6 +132,19 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
   const planned = planServices(descriptors);
   const health = serviceByName(descriptors, healthRoute.service);
   const upstream = (cluster: string, fallback: HostPort): HostPort => options.upstreams?.[cluster] ?? fallback;
+  const internalUpstream = (route: EdgeServiceRoute): HostPort | undefined => {
+    const given = options.internalUpstreams?.[route.cluster];
+    if (given !== undefined) return given;
+    const port = internalPorts[route.cluster];
+    return port === undefined || options.upstreams?.[route.cluster] !== undefined ? undefined : { host: route.upstream.host, port };
+  };
+  /** Per cluster: the name of its internal-listener cluster, when it has one in this render. */
+  const internalClusters = new Map(
+    planned.flatMap(({ route }) => {
+      const internal = internalUpstream(route);
+      return internal === undefined ? [] : [[route.cluster, { name: internalClusterName(route.cluster), upstream: internal }] as const];
+    }),
+  );
   const issuerRoute = planned.find((p) => p.route.cluster === jwtProvider.jwksCluster);
   if (!issuerRoute) throw new Error(`jwtProvider.jwksCluster ${jwtProvider.jwksCluster} is not a cluster in routes.ts`);
   const jwksUpstream = upstream(JWKS_CLUSTER, upstream(jwtProvider.jwksCluster, issuerRoute.route.upstream));
@@ -130,7 +152,7 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
   const rateLimited = options.rateLimitService !== undefined;
 
   const routes: JsonObject[] = [
-    ...planned.flatMap(({ route, service }) => service.methods.flatMap((method) => methodRoutes(route, method, rateLimited))),
+    ...planned.flatMap(({ route, service }) => service.methods.flatMap((method) => methodRoutes(route, method, rateLimited, internalClusters.get(route.cluster)?.name))),
     // Health Check/Watch are reads: counted with the caller's other reads.
     ...health.methods.map((method) =>
       grpcRoute(healthRoute.cluster, method, { isPublic: false, idempotent: false, routeClass: rateLimitClasses.read, timeout: HEALTH_CHECK_TIMEOUT, rateLimited }),
@@ -143,6 +165,7 @@ export function renderEnvoyConfig(descriptors: DescService[], options: EdgeOptio
   const clusters: JsonObject[] = [
     // One cluster per service process: several proto services may share one (the auth service serves RoleService too).
     ...[...new Map(planned.map(({ route }) => [route.cluster, route])).values()].map((route) => grpcCluster(route.cluster, upstream(route.cluster, route.upstream), discovery)),
+    ...[...internalClusters.values()].map(({ name, upstream: address }) => grpcCluster(name, address, discovery)),
     plainCluster(JWKS_CLUSTER, jwksUpstream, discovery, false),
     noUpstreamCluster(),
   ];
@@ -299,8 +322,19 @@ interface RoutePolicy {
   rateLimited: boolean;
 }
 
-/** One route per REST binding (matched on the original REST path, see the transcoder) plus one for the gRPC path. */
-function methodRoutes(route: EdgeServiceRoute, method: EdgeMethod, rateLimited: boolean): JsonObject[] {
+/** The cluster of a service's internal grpc-js listener. */
+export function internalClusterName(cluster: string): string {
+  return `${cluster}_internal`;
+}
+
+/**
+ * One route per REST binding (matched on the original REST path, see the
+ * transcoder) plus one for the gRPC path. With an internal listener
+ * (`internal`, its cluster), REST (transcoded to gRPC before it leaves) and
+ * native gRPC go there, and the gRPC path's other callers (Connect,
+ * gRPC-web) to the main port, which alone speaks their protocols.
+ */
+function methodRoutes(route: EdgeServiceRoute, method: EdgeMethod, rateLimited: boolean, internal?: string): JsonObject[] {
   const isPublic = route.publicMethods.includes(method.name);
   const idempotent = route.idempotentMethods.includes(method.name);
   const policy: RoutePolicy = {
@@ -311,8 +345,19 @@ function methodRoutes(route: EdgeServiceRoute, method: EdgeMethod, rateLimited: 
     timeout: route.methodTimeouts?.[method.name] ?? route.timeout,
   };
   if (method.streaming && !isPublic && route.streamRateLimitClass !== undefined) policy.streamOpenClass = route.streamRateLimitClass;
-  return [...method.rest.map((binding) => restRoute(route.cluster, method, binding, policy)), grpcRoute(route.cluster, method, policy)];
+  return [
+    ...method.rest.map((binding) => restRoute(internal ?? route.cluster, method, binding, policy)),
+    ...(internal === undefined ? [] : [grpcRoute(internal, method, policy, NATIVE_GRPC)]),
+    grpcRoute(route.cluster, method, policy),
+  ];
 }
+
+/**
+ * Native gRPC's content types (the gRPC spec's application/grpc and
+ * application/grpc+proto), not gRPC-web's application/grpc-web…: the
+ * internal listener is grpc-js, which speaks gRPC only.
+ */
+const NATIVE_GRPC: JsonObject = { name: "content-type", string_match: { safe_regex: { regex: "^application/grpc(\\+proto)?$" } } };
 
 function restRoute(cluster: string, method: EdgeMethod, binding: RestBinding, policy: RoutePolicy): JsonObject {
   return {
@@ -328,10 +373,10 @@ function restRoute(cluster: string, method: EdgeMethod, binding: RestBinding, po
  * is switched off here: with reject_unknown_method it would answer a Connect
  * JSON POST (content-type application/json, no REST rule for the path) with 404.
  */
-function grpcRoute(cluster: string, method: EdgeMethod, policy: RoutePolicy): JsonObject {
+function grpcRoute(cluster: string, method: EdgeMethod, policy: RoutePolicy, header?: JsonObject): JsonObject {
   return {
-    name: method.grpcPath,
-    match: { path: method.grpcPath },
+    name: header === undefined ? method.grpcPath : `${method.grpcPath} gRPC`,
+    match: { path: method.grpcPath, ...(header === undefined ? {} : { headers: [header] }) },
     route: routeAction(cluster, method, policy),
     typed_per_filter_config: {
       ...jwtPerRoute(policy.isPublic),

@@ -39,6 +39,8 @@ export function renderLoopbackConfig(options: {
   listenPort: number;
   adminPort: number;
   upstreams: Record<string, HostPort>;
+  /** Internal grpc-js listeners by cluster (EdgeOptions.internalUpstreams); a cluster absent here gets all its traffic on its main port. */
+  internalUpstreams?: Record<string, HostPort>;
   corsOrigins?: string[];
   rateLimitService?: HostPort;
   rateLimitTimeoutMs?: number;
@@ -58,6 +60,7 @@ export function renderLoopbackConfig(options: {
     listen: { host: "127.0.0.1", port: options.listenPort },
     admin: { host: "127.0.0.1", port: options.adminPort },
     upstreams: { ...upstreams, ...options.upstreams },
+    internalUpstreams: options.internalUpstreams ?? {},
     discovery: "STATIC",
     ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}),
     ...(options.rateLimitService ? { rateLimitService: options.rateLimitService } : {}),

@@ -86,7 +86,9 @@ test("every upstream of the deploy edge config is a compose service listening on
     t.true(exposed(service).includes(port), `${host} does not expose ${port} (cluster ${cluster})`);
     const node = nodeServices[host];
     if (node) {
-      t.is(String(service.environment[node.portVar]), String(port), `${host} listens on ${node.portVar}`);
+      // An *_internal cluster is the service's grpc-js listener (<SERVICE>_INTERNAL_PORT).
+      const portVar = cluster.endsWith("_internal") ? node.portVar.replace(/_PORT$/, "_INTERNAL_PORT") : node.portVar;
+      t.is(String(service.environment[portVar]), String(port), `${host} listens on ${portVar}`);
       t.is(service.environment[node.hostVar], "0.0.0.0", `${host} must listen beyond loopback`);
     }
     if (host === "otel-collector") {

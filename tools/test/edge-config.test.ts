@@ -8,14 +8,14 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { publicProcedures } from "@aviary/auth";
 import { defaultRules, rateLimitConfigFromEnv } from "@aviary/ratelimit";
-import { authRoute, chatRoute, EDGE_MAX_STREAM_SECONDS, EDGE_STREAM_IDLE_SECONDS, edgeRoutes, notificationRoute, realtimeRoute } from "../../deploy/envoy/routes.ts";
+import { authRoute, chatRoute, EDGE_MAX_STREAM_SECONDS, EDGE_STREAM_IDLE_SECONDS, edgeRoutes, internalPorts, notificationRoute, realtimeRoute } from "../../deploy/envoy/routes.ts";
 import { clientFacingServices, readDescriptorSet } from "../edge/descriptors.ts";
 import { deployConfigFile, descriptorSetPath, renderDeployConfig, renderLoopbackConfig, repoRoot } from "../edge/generate-envoy.ts";
-import { RATELIMIT_DOMAIN, RATELIMIT_FILTER_TIMEOUT_MS } from "../edge/envoy-config.ts";
+import { internalClusterName, RATELIMIT_DOMAIN, RATELIMIT_FILTER_TIMEOUT_MS } from "../edge/envoy-config.ts";
 
 interface Route {
   name: string;
-  match: { path?: string; safe_regex?: { regex: string }; headers?: Array<{ name: string; string_match: { exact: string } }> };
+  match: { path?: string; safe_regex?: { regex: string }; headers?: Array<{ name: string; string_match: { exact?: string; safe_regex?: { regex: string } } }> };
   route?: { cluster: string; timeout?: string; retry_policy?: unknown; rate_limits?: unknown[]; max_stream_duration?: Record<string, string> };
   typed_per_filter_config?: Record<string, { requirement_name?: string; disabled?: boolean }>;
 }
@@ -64,6 +64,47 @@ test("every client-facing service is transcoded, and every RPC has its REST and 
       }
     }
   }
+});
+
+test("internal listeners: REST and native gRPC go to them, Connect and gRPC-web to the main port; a loopback render only where it is given one", (t) => {
+  const deploy = renderDeployConfig() as Rendered;
+  const { routes } = parts(deploy);
+  const address = (name: string) => deploy.static_resources.clusters.find((c) => c.name === name)?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address;
+  const withInternal = edgeRoutes.filter((route) => internalPorts[route.cluster] !== undefined);
+  t.true(withInternal.length >= 8, "auth, user, media, post, feed, notification, chat, moderation");
+  for (const route of edgeRoutes) {
+    const internal = internalClusterName(route.cluster);
+    const port = internalPorts[route.cluster];
+    t.deepEqual(address(internal), port === undefined ? undefined : { address: route.upstream.host, port_value: port }, route.cluster);
+    const service = services.find((s) => s.typeName === route.service)!;
+    for (const method of service.methods) {
+      const onPath = routes.filter((r) => r.match.path === method.grpcPath);
+      if (port === undefined) {
+        t.deepEqual(onPath.map((r) => r.route?.cluster), [route.cluster], method.grpcPath);
+        continue;
+      }
+      // The native gRPC route first (Envoy takes the first match), then the rest of the gRPC path's callers.
+      t.deepEqual(onPath.map((r) => r.route?.cluster), [internal, route.cluster], method.grpcPath);
+      const [native, other] = onPath as [Route, Route];
+      const regex = new RegExp(native.match.headers?.[0]?.string_match.safe_regex?.regex ?? "(?!)");
+      t.is(native.match.headers?.[0]?.name, "content-type");
+      for (const type of ["application/grpc", "application/grpc+proto"]) t.true(regex.test(type), type);
+      for (const type of ["application/grpc-web", "application/grpc-web+proto", "application/grpc-web-text", "application/json", "application/proto", "application/connect+proto", "application/grpc+json"]) t.false(regex.test(type), type);
+      t.is(other.match.headers, undefined, "everything else on the path: the main port");
+      // Same policy on both: token, timeout, retries, rate limits.
+      const { name: _native, match: _nm, route: nativeAction, ...nativeRest } = native;
+      const { name: _other, match: _om, route: otherAction, ...otherRest } = other;
+      t.deepEqual(nativeRest, otherRest, method.grpcPath);
+      t.deepEqual({ ...nativeAction, cluster: "" }, { ...otherAction, cluster: "" }, method.grpcPath);
+      for (const binding of method.rest) t.is(routes.find((r) => r.name === `${method.grpcPath} ${binding.verb} ${binding.template}`)?.route?.cluster, internal);
+    }
+  }
+  // Loopback (tests, make dev): only the clusters given an internal upstream get one.
+  const local = renderLoopbackConfig({ listenPort: 18080, adminPort: 19901, upstreams: {}, internalUpstreams: { feed: { host: "127.0.0.1", port: 19085 } } }) as Rendered;
+  const localClusters = local.static_resources.clusters.map((c) => c.name);
+  t.deepEqual(localClusters.filter((name) => name.endsWith("_internal")), ["feed_internal"]);
+  t.is(parts(local).routes.find((r) => r.name === "/aviary.feed.v1.FeedService/GetHomeFeed GET /v1/feed")?.route?.cluster, "feed_internal");
+  t.is(parts(local).routes.find((r) => r.name === "/aviary.user.v1.UserService/GetProfile GET /v1/users/{user_id}")?.route?.cluster, "user");
 });
 
 test("filter order: claims stripped first, CORS and gRPC-web before jwt_authn, transcoder last before the router", (t) => {
@@ -243,10 +284,17 @@ test("notification: every RPC has its REST and gRPC route to the notification cl
   for (const config of [loopback(), renderDeployConfig() as Rendered]) {
     const { routes, clusters } = parts(config);
     t.true(clusters.includes("notification"));
+    // The deploy render sends REST and native gRPC to the internal listener (notification_internal), Connect and gRPC-web to the main port.
+    const internal = clusters.includes("notification_internal");
     for (const [method, binding] of Object.entries(rest)) {
-      for (const name of [`${NS}/${method} ${binding}`, `${NS}/${method}`]) {
+      const expected: Array<[string, string]> = [
+        [`${NS}/${method} ${binding}`, internal ? "notification_internal" : "notification"],
+        [`${NS}/${method}`, "notification"],
+        ...(internal ? ([[`${NS}/${method} gRPC`, "notification_internal"]] as Array<[string, string]>) : []),
+      ];
+      for (const [name, cluster] of expected) {
         const route = routes.find((r) => r.name === name);
-        t.is(route?.route?.cluster, "notification", name);
+        t.is(route?.route?.cluster, cluster, name);
         t.is(route?.route?.timeout, "5s", name);
         t.is(route?.typed_per_filter_config?.["envoy.filters.http.jwt_authn"]?.requirement_name, "user", name);
         t.is(route?.route?.retry_policy !== undefined, notificationRoute.idempotentMethods.includes(method), name);
@@ -256,6 +304,8 @@ test("notification: every RPC has its REST and gRPC route to the notification cl
   const deploy = renderDeployConfig() as Rendered;
   const cluster = deploy.static_resources.clusters.find((c) => c.name === "notification");
   t.deepEqual(cluster?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "notification", port_value: 8088 });
+  const internalCluster = deploy.static_resources.clusters.find((c) => c.name === "notification_internal");
+  t.deepEqual(internalCluster?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "notification", port_value: 9088 });
   // The loopback render (tests, make dev) expects it on its own default port unless an upstream is given.
   const local = loopback().static_resources.clusters.find((c) => c.name === "notification");
   t.deepEqual(local?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "127.0.0.1", port_value: 8088 });
@@ -279,10 +329,17 @@ test("chat: every RPC has its REST and gRPC route to the chat cluster (chat:8089
   for (const config of [loopback(), renderDeployConfig() as Rendered]) {
     const { routes, clusters } = parts(config);
     t.true(clusters.includes("chat"));
+    // The deploy render sends REST and native gRPC to the internal listener (chat_internal), Connect and gRPC-web to the main port.
+    const internal = clusters.includes("chat_internal");
     for (const [method, binding] of Object.entries(rest)) {
-      for (const name of [`${NS}/${method} ${binding}`, `${NS}/${method}`]) {
+      const expected: Array<[string, string]> = [
+        [`${NS}/${method} ${binding}`, internal ? "chat_internal" : "chat"],
+        [`${NS}/${method}`, "chat"],
+        ...(internal ? ([[`${NS}/${method} gRPC`, "chat_internal"]] as Array<[string, string]>) : []),
+      ];
+      for (const [name, cluster] of expected) {
         const route = routes.find((r) => r.name === name);
-        t.is(route?.route?.cluster, "chat", name);
+        t.is(route?.route?.cluster, cluster, name);
         t.is(route?.route?.timeout, "5s", name);
         t.is(route?.typed_per_filter_config?.["envoy.filters.http.jwt_authn"]?.requirement_name, "user", name);
         t.is(route?.route?.retry_policy !== undefined, chatRoute.idempotentMethods.includes(method), name);
@@ -292,6 +349,8 @@ test("chat: every RPC has its REST and gRPC route to the chat cluster (chat:8089
   const deploy = renderDeployConfig() as Rendered;
   const cluster = deploy.static_resources.clusters.find((c) => c.name === "chat");
   t.deepEqual(cluster?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "chat", port_value: 8089 });
+  const internalCluster = deploy.static_resources.clusters.find((c) => c.name === "chat_internal");
+  t.deepEqual(internalCluster?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "chat", port_value: 9089 });
   const local = loopback().static_resources.clusters.find((c) => c.name === "chat");
   t.deepEqual(local?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address, { address: "127.0.0.1", port_value: 8089 });
   t.deepEqual(chatRoute.idempotentMethods, ["GetConversation", "ListConversations", "ListMessages", "GetUnreadCount"]);

@@ -5,6 +5,9 @@
 // receives in x-aviary-claims, and the edge while the auth service is down.
 import test from "ava";
 import { createServer, type IncomingHttpHeaders } from "node:http2";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import type { AddressInfo } from "node:net";
 import { startTestAuth, uniqueEmail, password, type TestAuth } from "../../services/auth/test/harness.ts";
 import { startEnvoy, type RunningEnvoy } from "../../services/runtime/test-support/envoy.ts";
@@ -36,6 +39,39 @@ for (const row of restCases) {
     t.deepEqual(result?.problems, [], envoy.output().split("\n").slice(-5).join("\n"));
   });
 }
+
+test.serial("REST and native gRPC reach a service's internal grpc-js listener; Connect and gRPC-web its main port", async (t) => {
+  /** Requests Envoy has sent to the auth service's two clusters, from its admin stats. */
+  const sent = async (): Promise<{ auth: number; auth_internal: number }> => {
+    const text = await (await fetch(`${envoy.adminUrl}/stats?filter=^cluster\\.auth(_internal)?\\.upstream_rq_total$`)).text();
+    const of = (cluster: string) => Number(new RegExp(`^cluster\\.${cluster}\\.upstream_rq_total: (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+    return { auth: of("auth"), auth_internal: of("auth_internal") };
+  };
+  const { accessToken } = await login(envoy.url, uniqueEmail());
+  const headers = { authorization: `Bearer ${accessToken}` };
+  const grpc = createClient(AuthService, createGrpcTransport({ baseUrl: envoy.url }));
+  const grpcWeb = createClient(AuthService, createGrpcWebTransport({ baseUrl: envoy.url, httpVersion: "1.1" }));
+  const ok = async (response: Response) => {
+    if (response.status !== 200) throw new Error(`status ${response.status}`);
+    await response.arrayBuffer();
+  };
+  const protocols: Array<[string, () => Promise<unknown>, "auth" | "auth_internal"]> = [
+    ["REST", () => fetch(`${envoy.url}/v1/auth/me`, { headers }).then(ok), "auth_internal"],
+    ["gRPC", () => grpc.getMe({}, { headers }), "auth_internal"],
+    ["Connect JSON", () => fetch(`${envoy.url}/aviary.auth.v1.AuthService/GetMe`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: "{}" }).then(ok), "auth"],
+    ["gRPC-web", () => grpcWeb.getMe({}, { headers }), "auth"],
+  ];
+  // Several calls each: the other cluster may see a health check meanwhile, never this many requests.
+  const CALLS = 5;
+  for (const [name, call, cluster] of protocols) {
+    const before = await sent();
+    for (let i = 0; i < CALLS; i++) await call();
+    const after = await sent();
+    const other = cluster === "auth" ? "auth_internal" : "auth";
+    t.true(after[cluster] - before[cluster] >= CALLS, `${name}: ${after[cluster] - before[cluster]} requests to ${cluster}`);
+    t.true(after[other] - before[other] < CALLS, `${name}: ${after[other] - before[other]} requests to ${other}`);
+  }
+});
 
 /** A token genuinely signed with the issuer's key, expired an hour ago. */
 async function mintExpiredToken(service: TestAuth): Promise<string> {

@@ -30,6 +30,14 @@ export interface RunningEnvoy {
 export interface EnvoyOptions {
   /** Upstream per cluster, e.g. `{ auth: "http://127.0.0.1:40001" }`. */
   upstreams: Record<string, string>;
+  /**
+   * The internal grpc-js listener per cluster (what `RunningServer.peerUrl`
+   * names, `grpc://127.0.0.1:40002`): native gRPC and transcoded REST go
+   * there, Connect and gRPC-web to `upstreams`. A value that is not a
+   * `grpc://` URL (a service serving no internal listener) is left out;
+   * a cluster left out gets all its traffic on its main port.
+   */
+  internalUpstreams?: Record<string, string>;
   corsOrigins?: string[];
   /** The rate-limit service's URL (e.g. `service.url` of startRateLimitService); no rate-limit filter when absent. */
   rateLimitService?: string;
@@ -79,10 +87,16 @@ export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {
   const listenPort = options.listenPort ?? (await freePort());
   const adminPort = options.adminPort ?? (await freePort());
   const upstreams = Object.fromEntries(Object.entries(options.upstreams).map(([cluster, url]) => [cluster, hostPort(url)]));
+  const internalUpstreams = Object.fromEntries(
+    Object.entries(options.internalUpstreams ?? {})
+      .filter(([, url]) => url.startsWith("grpc://"))
+      .map(([cluster, url]) => [cluster, hostPort(url)]),
+  );
   const config = renderLoopbackConfig({
     listenPort,
     adminPort,
     upstreams,
+    internalUpstreams,
     ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}),
     ...(options.rateLimitService ? { rateLimitService: hostPort(options.rateLimitService) } : {}),
     ...(options.rateLimitTimeoutMs !== undefined ? { rateLimitTimeoutMs: options.rateLimitTimeoutMs } : {}),

@@ -250,7 +250,18 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
       moderation: moderation.url,
       audit: audit.url,
     };
-    const envoy = await startEnvoy({ ...options.envoy, upstreams });
+    // Native gRPC and REST through the edge reach the services' internal listeners, as deployed.
+    const internalUpstreams = {
+      auth: auth.service.peerUrl,
+      user: user.service.peerUrl,
+      media: media.service.peerUrl,
+      post: feed.post.service.peerUrl,
+      feed: feed.service.peerUrl,
+      notification: notification.peerUrl,
+      chat: chat.peerUrl,
+      moderation: moderation.peerUrl,
+    };
+    const envoy = await startEnvoy({ ...options.envoy, upstreams, internalUpstreams });
     stops.push(() => envoy.stop());
     const stores = () => ({
       databases: [auth.service.database, user.service.database, media.service.database, feed.post.service.database, feed.service.database, notification.database, chat.database, moderation.database, audit.database],
