@@ -32,7 +32,7 @@ const realStack = Boolean(process.env["DATABASE_URL"] && process.env["REDIS_URL"
 const noop = await spawnServer("noop", "bench/noop-server.ts", {});
 const authServer = await spawnServer("auth", "services/auth/src/main.ts", {
   AUTH_PORT: "0",
-  // Its internal grpc-js listener too: the edge sends native gRPC and REST there, as deployed.
+  // Its internal grpc-js listener too: the edge sends gRPC, gRPC-web and REST there, as deployed.
   AUTH_INTERNAL_PORT: "0",
   LOG_LEVEL: "info",
   AUTH_CODE_SINK: resolve(repo, ".dev/bench-codes.jsonl"),
@@ -96,7 +96,7 @@ if (envoy !== undefined) {
     const rate = Math.max(1, Math.round(getMeDirect.throughput / 2));
     const pids = { auth: authServer.process.pid, envoy: envoy.pid };
     await viaGhz(`GetMe direct, gRPC, ${rate}/s`, authServer.url, "aviary.auth.v1.AuthService.GetMe", pids, { metadata: headers, rps: rate });
-    // The edge sends native gRPC to the internal listener: straight to that listener is Envoy's own cost.
+    // The edge sends gRPC to the internal listener: straight to that listener is Envoy's own cost.
     await viaGhz(`GetMe direct to the grpc-js listener, gRPC, ${rate}/s`, authServer.peerUrl, "aviary.auth.v1.AuthService.GetMe", pids, { metadata: headers, rps: rate });
     await viaGhz(`GetMe through Envoy, gRPC, ${rate}/s`, envoy.url, "aviary.auth.v1.AuthService.GetMe", pids, { metadata: headers, rps: rate });
   }
@@ -270,7 +270,7 @@ await writeSection(
     `and the first and deep pages, should cost the same.\n\n${usersTable}\n\n` +
     `## Unary rows driven by ghz\n\nThe rows above again from ghz (bench/ghz.ts): a fixed number of calls sized from a 1 s warm-up to last about ${durationMs / 1000} s,\n` +
     `CPU per call from /proc for the servers and ghz's own rusage. The GetMe rows at a fixed rate compare gRPC at the same load straight to the service's main port (connect-node),\n` +
-    `straight to its internal grpc-js listener, and through Envoy, which sends native gRPC and REST to that listener (Connect and gRPC-web to the main port; docs/decisions.md, "The edge on the internal listeners"):\n` +
+    `straight to its internal grpc-js listener, and through Envoy, which sends gRPC, gRPC-web and REST to that listener (Connect to the main port; docs/decisions.md, "The edge on the internal listeners"):\n` +
     `through Envoy vs the grpc-js row is Envoy's own cost, through Envoy vs the main-port row what a client of the edge gains or pays against calling the service's main port.\n\n${ghzTable}\n`,
 );
 console.log(table);

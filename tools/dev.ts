@@ -132,7 +132,7 @@ await runService(
       ratelimit = await startRateLimitService(rateLimitConfigFromEnv(env), { cache });
       edge = await startEnvoy({
         upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url, chat: chat.url, moderation: moderation.url, audit: audit.url },
-        // Native gRPC and REST to the internal listeners (9081…), as deployed.
+        // gRPC, gRPC-web and REST to the internal listeners (9081…), as deployed.
         internalUpstreams: { auth: auth.peerUrl, user: user.peerUrl, media: media.peerUrl, post: post.peerUrl, feed: feed.peerUrl, notification: notification.peerUrl, chat: chat.peerUrl, moderation: moderation.peerUrl },
         rateLimitService: ratelimit.url,
         listenPort: Number(env["EDGE_PORT"] ?? 8080),

@@ -39,10 +39,10 @@ export interface EdgeServiceRoute {
 /**
  * The services' internal grpc-js listeners in compose and k8s
  * (<SERVICE>_INTERNAL_PORT, the main port + 1000), by cluster: the edge sends
- * native gRPC and transcoded REST there, where a call costs the service a
- * third of what it costs on the connect-node port (docs/decisions.md, "The
- * edge on the internal listeners"). Connect and gRPC-web stay on the main
- * port. A cluster absent here has no internal listener.
+ * gRPC, gRPC-web (as gRPC) and transcoded REST there, where a call costs
+ * the service about half what it costs on the connect-node port
+ * (docs/decisions.md, "The edge on the internal listeners"). Connect stays
+ * on the main port. A cluster absent here has no internal listener.
  */
 export const internalPorts: Readonly<Record<string, number>> = {
   auth: 9081,

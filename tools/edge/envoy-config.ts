@@ -31,7 +31,7 @@ export interface EdgeOptions {
   /** Upstream per cluster name; clusters not given use the routing table's service DNS name. */
   upstreams?: Record<string, HostPort>;
   /**
-   * The internal grpc-js listener per cluster, where native gRPC and
+   * The internal grpc-js listener per cluster, where gRPC, gRPC-web and
    * transcoded REST go (`internalPorts` in routes.ts). A cluster whose main
    * upstream is given in `upstreams` but which is absent here gets all its
    * traffic on the main port; with neither, the routing table's service DNS
@@ -330,9 +330,9 @@ export function internalClusterName(cluster: string): string {
 /**
  * One route per REST binding (matched on the original REST path, see the
  * transcoder) plus one for the gRPC path. With an internal listener
- * (`internal`, its cluster), REST (transcoded to gRPC before it leaves) and
- * native gRPC go there, and the gRPC path's other callers (Connect,
- * gRPC-web) to the main port, which alone speaks their protocols.
+ * (`internal`, its cluster), REST (transcoded to gRPC before it leaves),
+ * gRPC and gRPC-web (turned into gRPC likewise) go there, and Connect, the
+ * gRPC path's other protocol, to the main port, which alone speaks it.
  */
 function methodRoutes(route: EdgeServiceRoute, method: EdgeMethod, rateLimited: boolean, internal?: string): JsonObject[] {
   const isPublic = route.publicMethods.includes(method.name);
@@ -347,17 +347,21 @@ function methodRoutes(route: EdgeServiceRoute, method: EdgeMethod, rateLimited: 
   if (method.streaming && !isPublic && route.streamRateLimitClass !== undefined) policy.streamOpenClass = route.streamRateLimitClass;
   return [
     ...method.rest.map((binding) => restRoute(internal ?? route.cluster, method, binding, policy)),
-    ...(internal === undefined ? [] : [grpcRoute(internal, method, policy, NATIVE_GRPC)]),
+    ...(internal === undefined ? [] : [grpcRoute(internal, method, policy, GRPC_FRAMED)]),
     grpcRoute(route.cluster, method, policy),
   ];
 }
 
 /**
- * Native gRPC's content types (the gRPC spec's application/grpc and
- * application/grpc+proto), not gRPC-web's application/grpc-web…: the
- * internal listener is grpc-js, which speaks gRPC only.
+ * gRPC's content types (application/grpc, application/grpc+proto) and
+ * gRPC-web's (application/grpc-web, -web+proto, -web-text, -web-text+proto).
+ * The grpc_web filter turns gRPC-web into gRPC before the request leaves,
+ * so both arrive upstream as gRPC, which the grpc-js listener speaks. The
+ * route is chosen on the content type the client sent (the CORS filter,
+ * ahead of grpc_web, resolves it). Connect (application/json,
+ * application/proto, application/connect+…) is left for the main port.
  */
-const NATIVE_GRPC: JsonObject = { name: "content-type", string_match: { safe_regex: { regex: "^application/grpc(\\+proto)?$" } } };
+const GRPC_FRAMED: JsonObject = { name: "content-type", string_match: { safe_regex: { regex: "^application/grpc(-web(-text)?)?(\\+proto)?$" } } };
 
 function restRoute(cluster: string, method: EdgeMethod, binding: RestBinding, policy: RoutePolicy): JsonObject {
   return {

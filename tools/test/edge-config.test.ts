@@ -66,7 +66,7 @@ test("every client-facing service is transcoded, and every RPC has its REST and 
   }
 });
 
-test("internal listeners: REST and native gRPC go to them, Connect and gRPC-web to the main port; a loopback render only where it is given one", (t) => {
+test("internal listeners: REST, gRPC and gRPC-web go to them, Connect to the main port; a loopback render only where it is given one", (t) => {
   const deploy = renderDeployConfig() as Rendered;
   const { routes } = parts(deploy);
   const address = (name: string) => deploy.static_resources.clusters.find((c) => c.name === name)?.load_assignment?.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address;
@@ -83,13 +83,13 @@ test("internal listeners: REST and native gRPC go to them, Connect and gRPC-web 
         t.deepEqual(onPath.map((r) => r.route?.cluster), [route.cluster], method.grpcPath);
         continue;
       }
-      // The native gRPC route first (Envoy takes the first match), then the rest of the gRPC path's callers.
+      // The gRPC and gRPC-web route first (Envoy takes the first match), then Connect, the rest of the gRPC path's callers.
       t.deepEqual(onPath.map((r) => r.route?.cluster), [internal, route.cluster], method.grpcPath);
       const [native, other] = onPath as [Route, Route];
       const regex = new RegExp(native.match.headers?.[0]?.string_match.safe_regex?.regex ?? "(?!)");
       t.is(native.match.headers?.[0]?.name, "content-type");
-      for (const type of ["application/grpc", "application/grpc+proto"]) t.true(regex.test(type), type);
-      for (const type of ["application/grpc-web", "application/grpc-web+proto", "application/grpc-web-text", "application/json", "application/proto", "application/connect+proto", "application/grpc+json"]) t.false(regex.test(type), type);
+      for (const type of ["application/grpc", "application/grpc+proto", "application/grpc-web", "application/grpc-web+proto", "application/grpc-web-text", "application/grpc-web-text+proto"]) t.true(regex.test(type), type);
+      for (const type of ["application/json", "application/proto", "application/connect+proto", "application/connect+json", "application/grpc+json", "application/grpc-web+json"]) t.false(regex.test(type), type);
       t.is(other.match.headers, undefined, "everything else on the path: the main port");
       // Same policy on both: token, timeout, retries, rate limits.
       const { name: _native, match: _nm, route: nativeAction, ...nativeRest } = native;
@@ -284,7 +284,7 @@ test("notification: every RPC has its REST and gRPC route to the notification cl
   for (const config of [loopback(), renderDeployConfig() as Rendered]) {
     const { routes, clusters } = parts(config);
     t.true(clusters.includes("notification"));
-    // The deploy render sends REST and native gRPC to the internal listener (notification_internal), Connect and gRPC-web to the main port.
+    // The deploy render sends REST, gRPC and gRPC-web to the internal listener (notification_internal), Connect to the main port.
     const internal = clusters.includes("notification_internal");
     for (const [method, binding] of Object.entries(rest)) {
       const expected: Array<[string, string]> = [
@@ -329,7 +329,7 @@ test("chat: every RPC has its REST and gRPC route to the chat cluster (chat:8089
   for (const config of [loopback(), renderDeployConfig() as Rendered]) {
     const { routes, clusters } = parts(config);
     t.true(clusters.includes("chat"));
-    // The deploy render sends REST and native gRPC to the internal listener (chat_internal), Connect and gRPC-web to the main port.
+    // The deploy render sends REST, gRPC and gRPC-web to the internal listener (chat_internal), Connect to the main port.
     const internal = clusters.includes("chat_internal");
     for (const [method, binding] of Object.entries(rest)) {
       const expected: Array<[string, string]> = [

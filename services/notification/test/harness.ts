@@ -5,7 +5,7 @@
 // to over TLS. Also a hub on the same realtime prefix, to read users' streams
 // and to hold "live foreground streams" the way the realtime service does.
 import { createHash, generateKeyPairSync } from "node:crypto";
-import { writeFile, mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
@@ -210,6 +210,7 @@ export async function startTestNotification(env: Record<string, string> = {}, op
       await bus.close();
       await Promise.all([apns.close(), fcm.close(), webPush.close()]);
       await database.drop();
+      await rm(dir, { recursive: true, force: true });
       if (options.post !== undefined) return;
       await post.close();
       await auth.close();

@@ -32,8 +32,8 @@ export interface EnvoyOptions {
   upstreams: Record<string, string>;
   /**
    * The internal grpc-js listener per cluster (what `RunningServer.peerUrl`
-   * names, `grpc://127.0.0.1:40002`): native gRPC and transcoded REST go
-   * there, Connect and gRPC-web to `upstreams`. A value that is not a
+   * names, `grpc://127.0.0.1:40002`): gRPC, gRPC-web and transcoded REST
+   * go there, Connect to `upstreams`. A value that is not a
    * `grpc://` URL (a service serving no internal listener) is left out;
    * a cluster left out gets all its traffic on its main port.
    */

@@ -250,7 +250,7 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
       moderation: moderation.url,
       audit: audit.url,
     };
-    // Native gRPC and REST through the edge reach the services' internal listeners, as deployed.
+    // gRPC, gRPC-web and REST through the edge reach the services' internal listeners, as deployed.
     const internalUpstreams = {
       auth: auth.service.peerUrl,
       user: user.service.peerUrl,
