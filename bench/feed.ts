@@ -51,7 +51,7 @@ import { FeedService } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import { BffService } from "@aviary/gen/aviary/bff/v1/bff_pb";
 import { HealthService } from "@aviary/runtime/health";
 import { uniqueName, withClient } from "../services/runtime/test-support/infra.ts";
-import { ownKafka } from "./stack.ts";
+import { kafkaWarmupNote, ownKafka } from "./stack.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { openRedisTimelineStore } from "../services/feed/src/store/timelines-redis.ts";
 import { cpuMeter, inParallel, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
@@ -829,7 +829,7 @@ async function report(results: {
     `## Feed\n\n` +
     `Written by \`node bench/feed.ts\` (${at}; Node ${machine.node}, ${machine.cpus} cores, load average ${machine.loadAverageAtStart.join(" / ")} at the start). Raw figures: \`bench/results/feed.json\`.\n` +
     `Everything runs on this one machine, the load generator included: auth, user, post and feed as child processes (one each; internal hops over ${machine.internalTransport}, BENCH_INTERNAL_TRANSPORT), the no-op reference,\n` +
-    `PostgreSQL (a fresh database), Redis (the shared one, keys under a prefix of the run), and a Kafka started for the run and warmed for BENCH_KAFKA_WARMUP_SECONDS (20 s) before anything is measured (bench/stack.ts \`warmKafka\`: a fresh broker's JIT compiler would otherwise count as Kafka's cost per message) (the feed consumes from the beginning).\n` +
+    `PostgreSQL (a fresh database), Redis (the shared one, keys under a prefix of the run), and a Kafka started for the run and ${kafkaWarmupNote} (the feed consumes from the beginning).\n` +
     `Posts go through PostService.CreatePost → outbox → Kafka → the feed's consumer → Redis, as in production.\n\n` +
     `### Fan-out\n\n` +
     `Followers are seeded into the feed's own projection (feed.follows, follower_counts) and their timelines created (empty) through the feed's TimelineStore,\n` +

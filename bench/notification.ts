@@ -74,7 +74,7 @@ import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { freePort } from "../services/runtime/test-support/envoy.ts";
 import { inParallel, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { startWorker, type Worker } from "./workers.ts";
-import { deleteKeys, fullMeter, ownKafka, perItem, privateKafkaPid, ratio, redisServerPid, serviceCommit, signUp, writeSection, type Cpu, type Meter } from "./stack.ts";
+import { deleteKeys, fullMeter, kafkaWarmupNote, ownKafka, perItem, privateKafkaPid, ratio, redisServerPid, serviceCommit, signUp, writeSection, type Cpu, type Meter } from "./stack.ts";
 import { areaOf, attachInspector, summarizeCpuProfile, type Breakdown, type CpuProfile } from "./profiles.ts";
 import type { ApnsWindow, BlastResult } from "./notification-apns.ts";
 
@@ -1163,7 +1163,7 @@ function renderSection(meta: RunMeta, results: Results): string {
     `Written by \`node bench/notification.ts\` (${at}; commit ${meta.commit}; Node ${meta.node}, ${meta.cpus} cores, load average ${meta.loadAverageAtStart.join(" / ")} at the start). Raw figures: \`bench/results/notification.json\`.\n` +
     `Everything on this one machine over loopback, each in its own process: auth and user (real: the push role reads devices and names through UserInternalService with a service token from AUTH_SERVICE_CLIENTS, ListNotifications hydrates through BatchGetProfiles with the caller's token; the consumer role only needs them for mentions, which no scenario here has), the notification service (\`node services/notification/src/main.ts\`, one process per role — consumer, push, api — on a fresh database, its own consumer groups and realtime key prefix),\n` +
     `the local APNs of the notification tests (HTTP/2 over TLS, checks the provider token) and the reference clients as worker processes, PostgreSQL (fresh databases), Redis (the shared one, keys under the run's prefix, deleted after)\n` +
-    `and a Kafka started for the run and warmed for BENCH_KAFKA_WARMUP_SECONDS (20 s) before anything is measured (bench/stack.ts \`warmKafka\`: a fresh broker's JIT compiler would otherwise count as Kafka's cost per message) (the service's fresh groups read from the beginning). CPU from /proc over each window: the services' processes, the PostgreSQL backends of the run's databases (by process title),\n` +
+    `and a Kafka started for the run and ${kafkaWarmupNote} (the service's fresh groups read from the beginning). CPU from /proc over each window: the services' processes, the PostgreSQL backends of the run's databases (by process title),\n` +
     `the private Kafka, Redis, the bench itself; "others on the machine" is everything else (the machine is shared: figures taken while it is high are slower than the service is).\n\n` +
     `${summaryTable}\n\n` +
     `### Like → the author's stream\n\n` +

@@ -96,6 +96,8 @@ export async function ownKafka(state: string, cleanups: Array<() => Promise<unkn
 /** BENCH_KAFKA_WARMUP_SECONDS: how long `warmKafka` drives a fresh broker (0: not at all). */
 const KAFKA_WARMUP_SECONDS = Number(process.env["BENCH_KAFKA_WARMUP_SECONDS"] ?? 20);
 const WARMUP_TOPIC = "warmup.bench";
+/** How a benchmark's docs section says so, after "a Kafka started for the run and ". */
+export const kafkaWarmupNote = `warmed for BENCH_KAFKA_WARMUP_SECONDS (${KAFKA_WARMUP_SECONDS} s) before anything is measured (bench/stack.ts \`warmKafka\`: a fresh broker's JIT compiler would otherwise count as Kafka's cost per message)`;
 
 /**
  * A freshly started broker spends its first minute compiling its own hot

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { internalPortSettings } from "../deploy/envoy/routes.ts";
 
 export const repo = resolve(import.meta.dirname, "..");
 
@@ -54,7 +55,7 @@ export function spawnServer(label: string, script: string, env: Record<string, s
         if (urls !== undefined) {
           announced = true;
           pending = "";
-          resolveUrl({ url: urls.url, peerUrl: urls.grpcJsUrl?.replace(/^http:/, "grpc:") ?? urls.url, process: child, stop });
+          resolveUrl({ url: urls.url, peerUrl: urls.peerUrl, process: child, stop });
           return;
         }
       }
@@ -65,12 +66,13 @@ export function spawnServer(label: string, script: string, env: Record<string, s
   });
 }
 
-function announcedUrls(line: string): { url: string; grpcJsUrl?: string } | undefined {
+function announcedUrls(line: string): { url: string; peerUrl: string } | undefined {
   if (!line.startsWith("{")) return undefined;
   try {
-    const parsed = JSON.parse(line) as { url?: unknown; grpcJsUrl?: unknown };
+    const parsed = JSON.parse(line) as { url?: unknown; peerUrl?: unknown };
     if (typeof parsed.url !== "string") return undefined;
-    return typeof parsed.grpcJsUrl === "string" ? { url: parsed.url, grpcJsUrl: parsed.grpcJsUrl } : { url: parsed.url };
+    // The runtime's "listening" line says what peers call it on (RunningServer.peerUrl).
+    return { url: parsed.url, peerUrl: typeof parsed.peerUrl === "string" ? parsed.peerUrl : parsed.url };
   } catch {
     return undefined;
   }
@@ -88,7 +90,7 @@ export const internalTransport: "grpc-js" | "connect" = process.env["BENCH_INTER
 export const internalListenerEnv: Record<string, string> =
   internalTransport === "connect"
     ? {}
-    : Object.fromEntries(["AUTH", "USER", "MEDIA", "POST", "FEED", "NOTIFICATION", "CHAT", "MODERATION"].map((prefix) => [`${prefix}_INTERNAL_PORT`, "0"]));
+    : Object.fromEntries(Object.keys(internalPortSettings).map((variable) => [variable, "0"]));
 
 export interface Result {
   name: string;

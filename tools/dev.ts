@@ -29,6 +29,7 @@ import { auditConfigFromEnv, startAuditService } from "@aviary/audit";
 import { loadConfig } from "@aviary/runtime/config";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
+import { internalPortSettings } from "../deploy/envoy/routes.ts";
 import { buildWebApp } from "../clients/web/build.ts";
 
 const devDir = resolve(import.meta.dirname, "../.dev");
@@ -53,17 +54,8 @@ await runService(
 
     const codeSink = resolve(devDir, "codes.jsonl");
     // Services call each other on their internal grpc-js listeners (9081–9091, as in
-    // deploy/), the edge on their main ports (docs/decisions.md, "Internal transport").
-    const internalPorts = {
-      AUTH_INTERNAL_PORT: "9081",
-      USER_INTERNAL_PORT: "9082",
-      MEDIA_INTERNAL_PORT: "9083",
-      POST_INTERNAL_PORT: "9084",
-      FEED_INTERNAL_PORT: "9085",
-      NOTIFICATION_INTERNAL_PORT: "9088",
-      CHAT_INTERNAL_PORT: "9089",
-      MODERATION_INTERNAL_PORT: "9091",
-    };
+    // deploy/: routes.ts); the edge sends them all but Connect (docs/decisions.md, "Internal transport").
+    const internalPorts = internalPortSettings;
     const auth = await startAuthService(authConfigFromEnv({ AUTH_CODE_SINK: codeSink, AUTH_EXPORT_DISK_DIR: resolve(devDir, "exports"), PAGE_TOKEN_SECRET: "dev-only-page-token-secret-0123456789", AUTH_SERVICE_CLIENTS: serviceClients, ...internalPorts, ...env }), {
       database,
       cache,

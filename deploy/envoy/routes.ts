@@ -55,6 +55,11 @@ export const internalPorts: Readonly<Record<string, number>> = {
   moderation: 9091,
 };
 
+/** The same, as the settings the services read (`AUTH_INTERNAL_PORT: "9081"`, …): what `make dev` starts them with. */
+export const internalPortSettings: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(internalPorts).map(([cluster, port]) => [`${cluster.toUpperCase()}_INTERNAL_PORT`, String(port)]),
+);
+
 /** The route_class values of protected routes, shared by every service: read and write per user; stream_open per user and per address. */
 export const rateLimitClasses = { read: "read", write: "write", streamOpen: "stream_open" } as const;
 

@@ -107,7 +107,7 @@ export async function startFeedService(config: FeedConfig, adapters: FeedAdapter
   await database.migrate(migrationsFolder, { schema: "feed" });
 
   // Readers who follow no author merged at read time skip the merge query (read/merged-authors.ts).
-  const mergedAuthors = serves ? await startMergedAuthors({ listen: (...args) => database.listen(...args), query: (readerId) => readStatements(database.db).followsMergedAuthor(readerId) }) : undefined;
+  const mergedAuthors = serves ? await startMergedAuthors({ database, query: (readerId) => readStatements(database.db).followsMergedAuthor(readerId) }) : undefined;
 
   let subscription: Subscription | undefined;
   let accountDeletions: Subscription | undefined;

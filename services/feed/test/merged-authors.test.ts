@@ -32,11 +32,13 @@ async function startMemo(options: { entries?: number; query?: (readerId: string)
     stopped: () => stopped,
   };
   const memo = await startMergedAuthors({
-    listen: async (name, notify, listenOptions) => {
-      channel = name;
-      onNotify = notify;
-      onListening = listenOptions?.onListening;
-      return async () => void (stopped = true);
+    database: {
+      listen: async (name, notify, listenOptions) => {
+        channel = name;
+        onNotify = notify;
+        onListening = listenOptions?.onListening;
+        return async () => void (stopped = true);
+      },
     },
     query:
       options.query ??

@@ -377,7 +377,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     throw e;
   }
   void health.readiness();
-  logger.info({ url, service: options.name, ...(grpcJsUrl === undefined ? {} : { grpcJsUrl }) }, "listening");
+  const peerUrl = grpcJsUrl === undefined ? url : grpcJsUrl.replace(/^http:/, "grpc:");
+  // peerUrl too: a parent that spawned this process hands it to the peers it starts (bench/support.ts).
+  logger.info({ url, service: options.name, peerUrl, ...(grpcJsUrl === undefined ? {} : { grpcJsUrl }) }, "listening");
 
   const tcpClosed = new Promise<void>((resolve) => tcp.once("close", () => resolve()));
 
@@ -416,7 +418,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url,
     port: address.port,
     ...(grpcJsUrl === undefined ? {} : { grpcJsUrl }),
-    peerUrl: grpcJsUrl === undefined ? url : grpcJsUrl.replace(/^http:/, "grpc:"),
+    peerUrl,
     health,
     close: () => (closing ??= close()),
   };

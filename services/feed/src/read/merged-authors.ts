@@ -18,7 +18,7 @@
 // nothing else notifies. While the LISTEN connection is down nothing is
 // remembered (notifications would be missed); every answer also expires
 // after MAX_AGE_MS as a backstop.
-import type { Database, ListenOptions } from "@aviary/runtime/db/database";
+import type { Database } from "@aviary/runtime/db/database";
 import { EVERY_READER, MERGE_CHANNEL } from "../store/projection.ts";
 
 export { EVERY_READER };
@@ -35,7 +35,8 @@ export interface MergedAuthors {
 }
 
 export interface MergedAuthorsDeps {
-  listen: (channel: string, onNotify: (payload: string) => void, options?: ListenOptions) => ReturnType<Database["listen"]>;
+  /** Where the notifications come from (only its listen is used). */
+  database: Pick<Database, "listen">;
   /** The answer from the database. */
   query(readerId: string): Promise<boolean>;
   now?: () => number;
@@ -72,7 +73,7 @@ export async function startMergedAuthors(deps: MergedAuthorsDeps): Promise<Merge
     if (changed.size > capacity) changed.delete(changed.keys().next().value!);
   };
 
-  const unlisten = await deps.listen(MERGE_CHANNEL, (payload) => forget(payload.toLowerCase()), {
+  const unlisten = await deps.database.listen(MERGE_CHANNEL, (payload) => forget(payload.toLowerCase()), {
     onListening: (state) => {
       listening = state;
       forget(EVERY_READER);

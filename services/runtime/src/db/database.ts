@@ -26,7 +26,6 @@ export interface MigrateOptions {
   table?: string;
 }
 
-/** The database port: one per service process. */
 export interface ListenOptions {
   /**
    * Told when notifications stop being reliable and when they are again:
@@ -39,6 +38,7 @@ export interface ListenOptions {
   onListening?: (listening: boolean) => void;
 }
 
+/** The database port: one per service process. */
 export interface Database {
   readonly db: Db;
   /** "postgres" for node-postgres, "pglite" for the embedded adapter. */
