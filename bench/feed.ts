@@ -277,7 +277,7 @@ async function run(): Promise<void> {
     fanout.push(
       await fanOut("10,000 followers, fanned out (threshold 10,000)", author10k, seeded10k, inLastTimeline(seeded10k), inAllTimelines("10k", seeded10k), {
         until: "in all 10,000 timelines (polls the last follower in keyset order, then checks all)",
-        goalMs: 1000,
+        goalMs: 100,
       }),
     );
   }
@@ -851,18 +851,18 @@ async function report(results: {
     `### End to end\n\n` +
     `${E2E_AUTHORS} authors, followed by one reader, post at a steady ${e2e.targetRate}/s for ${e2e.seconds} s on an open-loop schedule (a send does not wait for earlier answers).\n` +
     `Latency: from CreatePost answering until the post is in the reader's Redis timeline (what GetHomeFeed serves), found by polling the timeline's newest entries\n` +
-    `every ${e2e.pollEveryMs} ms plus the round trip (mean interval ${e2e.meanPollIntervalMs} ms: the figures carry that resolution). Goal: p50 ≤ 50 ms, p99 ≤ 250 ms.\n\n${e2eTable}\n\n` +
+    `every ${e2e.pollEveryMs} ms plus the round trip (mean interval ${e2e.meanPollIntervalMs} ms: the figures carry that resolution). Goal: p50 ≤ 50 ms, p99 ≤ 250 ms (the feed issue); at 200 posts/s p50 ≤ 30 ms, p99 ≤ 100 ms (the performance issue).\n\n${e2eTable}\n\n` +
     `### Write path: the knee\n\n` +
     `The same posts and reader, offered open loop at rising rates (${KNEE_SECONDS} s each, every step drained before the next) until one does not hold: the knee is the highest rate ` +
     `with post → timeline p99 ≤ ${knee.p99GoalMs} ms, every post created and seen, and at least 95 % of the rate created. CPU per post is from /proc over each step (the figure that holds on a busy machine). ` +
     `Goal: knee ≥ 400 posts/s on 2 cores; CPU per post (post + feed) at most half of the 6.08 ms measured before the write-path work (3.75 post + 2.33 feed).\n\n${kneeTableOf(knee)}\n\n` +
     `Knee: ${knee.kneeRate === undefined ? "none of the rates held" : `${knee.kneeRate} posts/s`} (goal ≥ 400: ${(knee.kneeRate ?? 0) >= 400 ? "met" : "not met"}).\n\n` +
-    `Reading the figures: ${tenK ? `a post reaches all 10,000 timelines in ${tenK.p50Ms} ms at the median (goal ≤ 1 s, ${tenK.maxMs <= 1000 ? "met" : "not met"})` : ""}; ` +
+    `Reading the figures: ${tenK ? `a post reaches all 10,000 timelines in ${tenK.p50Ms} ms at the median (goal ≤ ${tenK.goalMs} ms at the median, ${tenK.p50Ms <= (tenK.goalMs ?? 0) ? "met" : "not met"}; the feed issue's ≤ 1 s for the slowest, ${tenK.maxMs <= 1000 ? "met" : "not met"})` : ""}; ` +
     `above the threshold the post is readable as soon as the consumer records it, with no fan-out at all, while fanning it out to 100,000 costs the time in the last row.\n` +
     `GetHomeFeed keeps ${ratio} of the no-op's throughput (goal ≥ 0.7, ${ratio >= 0.7 ? "met" : "not met"}; at half that load, ${halfLoad.rate} calls/s open loop, p99 ${halfLoad.p99Ms} ms, goal ≤ 25 ms, ${halfLoad.p99Ms <= 25 ? "met" : "not met"}): a call costs ${serviceCpu(readRows[1])} ms of CPU in the services ` +
     `(feed; post for BatchGetPosts; user twice, for BatchGetProfiles and for the post service's block check) against ${serviceCpu(readRows[0])} ms for the no-op, with the machine ${Math.round((readRows[1]?.machineBusy ?? Number.NaN) * 100)} % busy, ` +
     `so on ${machine.cpus} cores shared with the load generator and the databases the read path is CPU-bound well before the no-op is.\n` +
-    `End to end, p50 ${ms(e2e.p50Ms)} ms (goal ≤ 50 ms: ${e2e.p50Ms <= 50 ? "met" : "not met"}) and p99 ${ms(e2e.p99Ms)} ms (goal ≤ 250 ms: ${e2e.p99Ms <= 250 ? "met" : "not met"}) at ${e2e.createdPerSecond} posts/s created.\n\n` +
+    `End to end, p50 ${ms(e2e.p50Ms)} ms (goal ≤ 50 ms: ${e2e.p50Ms <= 50 ? "met" : "not met"}; ≤ 30 ms: ${e2e.p50Ms <= 30 ? "met" : "not met"}) and p99 ${ms(e2e.p99Ms)} ms (goal ≤ 250 ms: ${e2e.p99Ms <= 250 ? "met" : "not met"}; ≤ 100 ms: ${e2e.p99Ms <= 100 ? "met" : "not met"}) at ${e2e.createdPerSecond} posts/s created.\n\n` +
     `Figures move by tens of percent between runs on a machine this small and shared.\n\n` +
     `Where the CPU went (from /proc, over each measured window, less what each process used in the idle second before the row, scaled to the window's length; PostgreSQL, Redis and Kafka are in "machine busy" only):\n\n${cpuTable}\n` +
     (await readPathsBeforeAfter([...readRows, ...pathRows]));

@@ -44,6 +44,23 @@ for (const [name, open] of adapters) {
     t.is(await store.members("u2"), null);
   });
 
+  test(`${name}: a fan-out to more users than one script call writes every existing timeline and rebuild, and creates none`, async (t) => {
+    const store = await open();
+    t.teardown(() => store.close());
+    // 1,201 users: three calls of the Redis adapter (500 each), users that exist at both ends and in the middle.
+    const users = Array.from({ length: 1_201 }, (_, n) => id(10_000 + n));
+    const existing = [users[0]!, users[499]!, users[500]!, users[1_200]!];
+    for (const userId of existing) await ready(store, userId);
+    const rebuilding = users[777]!;
+    t.is(await store.beginRebuild(rebuilding), "started");
+    await store.addToExistingEach([{ userIds: users, entries: [entry(1), entry(2)] }]);
+    for (const userId of existing) t.deepEqual((await store.page(userId, 10))?.map((e) => e.postId), [id(2), id(1)], userId);
+    t.is(await store.page(users[1]!, 10), null, "a missing timeline stays missing");
+    t.is(await store.page(users[1_199]!, 10), null);
+    t.true(await store.finishRebuild(rebuilding));
+    t.deepEqual((await store.page(rebuilding, 10))?.map((e) => e.postId), [id(2), id(1)], "the rebuild in progress got the fan-out");
+  });
+
   test(`${name}: drop deletes a timeline and its rebuild, and only that user's`, async (t) => {
     const store = await open();
     t.teardown(() => store.close());
@@ -96,6 +113,14 @@ for (const [name, open] of adapters) {
     t.is(await short.beginRebuild("v"), "started");
   });
 }
+
+test("redis: a user id that cannot be packed into the fan-out's argument is refused, and nothing is written", async (t) => {
+  const store = openRedisTimelineStore({ url: (await infra()).redisUrl, cap: CAP, prefix: `${uniqueName("tl")}:` });
+  t.teardown(() => store.close());
+  await ready(store, "u1");
+  await t.throwsAsync(store.addToExisting(["u1", "a,b"], [entry(1)]), { message: /cannot be packed/ });
+  t.deepEqual(await store.page("u1", 10), []);
+});
 
 test("merge keeps the newest distinct entries", (t) => {
   t.deepEqual(mergeNewestFirst([[entry(3), entry(1)], [entry(3), entry(2)]], 2), [entry(3), entry(2)]);

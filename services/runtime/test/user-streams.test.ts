@@ -168,6 +168,24 @@ function suite(name: string, open: (history: { maxItems: number; ttlSeconds: num
     })();
   });
 
+  test(`${name}: a signal to more users than one script call reaches each live one once, and counts them`, async (t) => {
+    await withHub(100, async ({ hub }) => {
+      // 1,201 users: three calls of the Redis adapter (500 each); live users at both ends and in the middle.
+      const users = Array.from({ length: 1_201 }, () => user());
+      const live = [users[0]!, users[500]!, users[1_200]!];
+      const listeners = await Promise.all(live.map((u) => collect(hub, u)));
+      const offline = await collect(hub, users[1]!);
+      for (const [n, u] of live.entries()) await hub.connect({ userId: u, sessionId: "s", connectionId: `c${n}` }, 60_000);
+      t.is(await hub.signal(users, { id: "hint-many", payload: bytes("new posts") }, { onlyLive: true }), 3);
+      await eventually("signals", () => listeners.every((l) => l.items.length === 1), 5_000);
+      t.deepEqual(listeners.map((l) => l.items[0]!.id), ["hint-many", "hint-many", "hint-many"]);
+      t.is(await hub.signal(users.slice(0, 2), { id: "hint-all", payload: bytes("to all") }), 2, "without onlyLive every user is sent to");
+      await eventually("the second signal", () => offline.items.length === 1, 5_000);
+      t.is(offline.items[0]!.id, "hint-all", "the offline user got only the signal sent to all");
+      for (const l of [...listeners, offline]) await l.stop();
+    })();
+  });
+
   test(`${name}: presence follows connections and hints, and each change is announced once`, async (t) => {
     await withHub(100, async ({ hub }) => {
       const u = user();

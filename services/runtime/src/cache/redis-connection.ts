@@ -53,3 +53,14 @@ export function reportOutages(connection: Redis, name: string, log: LogSink): vo
     log.warn({}, `${name} connection restored`);
   });
 }
+
+/**
+ * Ids as one comma-joined script argument, for scripts that act on many
+ * users and build each user's key names themselves (the realtime signal, the
+ * feed's fan-out): one argument costs a fraction of one per key to encode.
+ * An id with a comma (never a UUID) would be split, so it is refused.
+ */
+export function packIds(ids: readonly string[]): string {
+  for (const id of ids) if (id === "" || id.includes(",")) throw new Error(`id ${JSON.stringify(id)} cannot be packed into a script argument`);
+  return ids.join(",");
+}
