@@ -205,6 +205,25 @@ test("an unchanged page is served from the view cache; a new post or a deletion 
   t.deepEqual((await h.client.getHomeFeed({}, ada.call)).items.map((i) => i.post!.postId), [first.postId]);
 });
 
+test("on the grpc-js listener a cached page is answered byte for byte again, and a changed page never with the old bytes", async (t) => {
+  const [ada, bob] = await Promise.all([signUpWithTimeline(), h.signUp()]);
+  await h.post.user.client.follow({ userId: bob.userId }, ada.call);
+  const posted = [];
+  for (const text of ["one", "two", "three"]) posted.push(await post(bob, text));
+  await eventually("the posts in ada's timeline", async () => (await h.timeline(ada.userId))?.length === 3, CONSUMER_WAIT_MS);
+  t.truthy(h.service.grpcJsUrl, "the feed serves a grpc-js listener");
+  const internal = createClient(FeedService, createGrpcTransport({ baseUrl: h.service.grpcJsUrl! }));
+  const first = await internal.getHomeFeed({ pageSize: 2 }, ada.call);
+  const again = await internal.getHomeFeed({ pageSize: 2 }, ada.call);
+  t.deepEqual(again, first, "the cached page, page token included");
+  t.deepEqual(first.items.map((i) => i.post!.postId), [posted[2]!.postId, posted[1]!.postId]);
+  const rest = await internal.getHomeFeed({ pageSize: 2, pageToken: first.nextPageToken }, ada.call);
+  t.deepEqual(rest.items.map((i) => i.post!.postId), [posted[0]!.postId], "the cached page's token works");
+  const fourth = await post(bob, "four");
+  await eventually("the fourth post in ada's timeline", async () => (await h.timeline(ada.userId))?.includes(fourth.postId) ?? false, CONSUMER_WAIT_MS);
+  t.deepEqual((await internal.getHomeFeed({ pageSize: 2 }, ada.call)).items.map((i) => i.post!.postId), [fourth.postId, posted[2]!.postId]);
+});
+
 test("FEED_VIEW_CACHE_SECONDS=0 turns the view cache off: every read hydrates", async (t) => {
   const [ada] = await Promise.all([signUpWithTimeline()]);
   const mine = await post(ada, "mine");

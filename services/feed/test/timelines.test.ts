@@ -61,6 +61,19 @@ for (const [name, open] of adapters) {
     t.deepEqual((await store.page(rebuilding, 10))?.map((e) => e.postId), [id(2), id(1)], "the rebuild in progress got the fan-out");
   });
 
+  test(`${name}: a page exactly as long as the timeline, one shorter and one longer all see it exists`, async (t) => {
+    const store = await open();
+    t.teardown(() => store.close());
+    await ready(store, "u");
+    await store.addToExisting(["u"], [entry(1), entry(2), entry(3)]);
+    t.deepEqual((await store.page("u", 3))?.map((e) => e.postId), [3, 2, 1].map(id), "as many posts as asked: the marker is past the page");
+    t.deepEqual((await store.page("u", 2))?.map((e) => e.postId), [3, 2].map(id));
+    t.deepEqual((await store.page("u", 4))?.map((e) => e.postId), [3, 2, 1].map(id), "the marker is never a post");
+    t.deepEqual(await store.page("u", 2, entry(1)), [], "past the oldest post: an existing, empty page");
+    t.is(await store.page("missing", 3), null);
+    t.is(await store.page("missing", 3, entry(2)), null);
+  });
+
   test(`${name}: drop deletes a timeline and its rebuild, and only that user's`, async (t) => {
     const store = await open();
     t.teardown(() => store.close());

@@ -89,3 +89,38 @@ test("a different first round is a different key: no copy answers for a changed 
   ]);
   t.is(await views.get(after), undefined);
 });
+
+test("concurrent misses on one key share one hydration; a waiter whose leader failed hydrates itself", async (t) => {
+  const views = createViewCache({ cache: new MemoryCache(), ttlSeconds: TTL_SECONDS, prefix: "t:", logger });
+  const postId = "00000000-0000-7000-8000-000000000010";
+  const key = views.key("reader", 20, undefined, [{ postId, score: 10 }]);
+  let hydrations = 0;
+  let finish: ((page: CachedPage) => void) | undefined;
+  const slow = () => {
+    hydrations += 1;
+    return new Promise<CachedPage>((resolve) => (finish = resolve));
+  };
+  const calls = Array.from({ length: 5 }, () => views.getOrHydrate(key, slow));
+  while (finish === undefined) await new Promise((resolve) => setImmediate(resolve));
+  finish(page(postId, 10));
+  const pages = await Promise.all(calls);
+  t.is(hydrations, 1, "five concurrent misses, one hydration");
+  t.true(pages.every((p) => p === pages[0]), "all got the leader's page");
+  t.is(await views.getOrHydrate(key, slow), pages[0]!, "then the stored copy");
+  t.is(hydrations, 1);
+
+  const other = views.key("reader", 20, undefined, [{ postId, score: 11 }]);
+  let fail: ((error: Error) => void) | undefined;
+  const failing = () => new Promise<CachedPage>((_, reject) => (fail = reject));
+  const leader = views.getOrHydrate(other, failing);
+  while (fail === undefined) await new Promise((resolve) => setImmediate(resolve));
+  let ownHydrations = 0;
+  const waiter = views.getOrHydrate(other, async () => {
+    ownHydrations += 1;
+    return page(postId, 11);
+  });
+  fail(new Error("the leader's deadline"));
+  await t.throwsAsync(leader, { message: "the leader's deadline" });
+  t.deepEqual(ids(await waiter), [postId], "the waiter hydrated itself");
+  t.is(ownHydrations, 1);
+});

@@ -1,9 +1,9 @@
 // The settings and adapter wiring every service shares, so each service's
 // server.ts lists only what is its own. Spread the spec fragments into a
 // service's config spec; open each adapter from the parsed config.
-import { int, oneOf, optionalInt, optionalString, string, url, type ConfigOf, type Var } from "./config.ts";
+import { duration, int, oneOf, optionalInt, optionalString, string, url, type ConfigOf, type Var } from "./config.ts";
 import { createServiceTokenVerifier, createTokenVerifier } from "./auth/verifier.ts";
-import { cacheRevocationCheck } from "./auth/denylist.ts";
+import { reusedRevocationCheck } from "./auth/denylist.ts";
 import { createPageTokens, type PageTokens } from "./pagination.ts";
 import type { AuthOptions } from "./interceptors/auth.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -64,19 +64,22 @@ export const userTokenConfigSpec = {
   authJwksUrl: url("AUTH_JWKS_URL", { default: "http://127.0.0.1:8081/.well-known/jwks.json", protocols: ["http", "https"] }),
   issuer: string("AUTH_ISSUER", { default: "aviary-auth" }),
   audience: string("AUTH_AUDIENCE", { default: "aviary" }),
+  /** How long a "not revoked" answer of the session denylist is reused per session (reusedRevocationCheck); 0s asks on every call. */
+  revocationReuseMs: duration("AUTH_REVOCATION_REUSE", { default: "1s", min: 0, max: "10s" }),
 };
 
 /**
  * Authentication of a service that does not issue tokens: user access tokens
  * verified against the auth service's key set (fetched, cached, refetched on
  * an unknown kid), and revoked sessions read from the cache denylist the auth
- * service writes (a cache error fails closed).
+ * service writes (a cache error fails closed), each session's "not revoked"
+ * reused for AUTH_REVOCATION_REUSE while revocations are announced.
  */
 export function userTokenAuth(config: ConfigOf<typeof userTokenConfigSpec>, cache: Cache): AuthOptions {
   return {
     verifier: createTokenVerifier({ issuer: config.issuer, audience: config.audience, jwks: config.authJwksUrl, typ: "at+jwt" }),
     publicProcedures: [],
-    isSessionRevoked: cacheRevocationCheck(cache),
+    isSessionRevoked: reusedRevocationCheck(cache, { reuseMs: config.revocationReuseMs }),
   };
 }
 

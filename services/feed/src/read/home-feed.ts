@@ -29,11 +29,7 @@ export async function homeFeedPage(deps: HomeFeedDeps, ctx: HandlerContext, read
   const views = deps.views;
   if (views === undefined) return hydratedPage(deps, ctx, readerId, size, start, first);
   const key = views.key(readerId, size, start, first.entries);
-  const cached = await views.get(key);
-  if (cached !== undefined) return cached;
-  const page = await hydratedPage(deps, ctx, readerId, size, start, first);
-  await views.set(key, page);
-  return page;
+  return views.getOrHydrate(key, () => hydratedPage(deps, ctx, readerId, size, start, first));
 }
 
 /**

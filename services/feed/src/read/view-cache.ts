@@ -33,6 +33,14 @@ export interface ViewCache {
   key(readerId: string, size: number, start: TimelineCursor | undefined, firstRound: readonly TimelineEntry[]): string;
   get(key: string): Promise<CachedPage | undefined>;
   set(key: string, page: CachedPage): Promise<void>;
+  /**
+   * The page under `key`, else `hydrate()`'s, stored. Concurrent misses on
+   * one key in this process share one hydration: when a page expires under
+   * load, every read arriving during its re-hydration would otherwise
+   * hydrate it again (and the herd made the tail of a busy feed). A waiter
+   * whose leader failed (its deadline, its cancellation) hydrates itself.
+   */
+  getOrHydrate(key: string, hydrate: () => Promise<CachedPage>): Promise<CachedPage>;
 }
 
 interface Stored {
@@ -67,7 +75,8 @@ export function createViewCache(options: { cache: Cache; ttlSeconds: number; pre
     local.set(key, { page, until });
     if (local.size > localEntries) local.delete(local.keys().next().value!);
   };
-  return {
+  const hydrating = new Map<string, Promise<CachedPage>>();
+  const views: ViewCache = {
     key(readerId, size, start, firstRound) {
       const digest = createHash("sha256");
       digest.update(`${size}|${start ? `${start.score}:${start.postId}` : ""}|`);
@@ -111,5 +120,22 @@ export function createViewCache(options: { cache: Cache; ttlSeconds: number; pre
         logger.warn({ err: error }, "feed view cache write failed");
       }
     },
+    async getOrHydrate(key, hydrate) {
+      const cached = await views.get(key);
+      if (cached !== undefined) return cached;
+      const running = hydrating.get(key);
+      if (running !== undefined) return running.catch(hydrate);
+      const leader = hydrate().then(async (page) => {
+        await views.set(key, page);
+        return page;
+      });
+      hydrating.set(key, leader);
+      try {
+        return await leader;
+      } finally {
+        if (hydrating.get(key) === leader) hydrating.delete(key);
+      }
+    },
   };
+  return views;
 }

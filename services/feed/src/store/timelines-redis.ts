@@ -1,5 +1,5 @@
 import { Redis, type ChainableCommander } from "ioredis";
-import { packIds } from "@aviary/runtime/cache/redis-connection";
+import { connectionOptions, packIds } from "@aviary/runtime/cache/redis-connection";
 import { DEFAULT_REBUILD_TTL_MS, type RebuildStart, type TimelineCursor, type TimelineEntry, type TimelineStore, type TimelineStoreOptions, type TimelineWrite } from "./timelines.ts";
 
 /**
@@ -82,7 +82,7 @@ export interface RedisTimelineStoreOptions extends TimelineStoreOptions {
 export function openRedisTimelineStore(options: RedisTimelineStoreOptions): TimelineStore & { keyOf(userId: string): string } {
   // Same connection policy as the runtime cache: never make a request hang;
   // commands fail fast and callers fall back (reads) or retry (consumers).
-  const client = new Redis(options.url, { lazyConnect: true, connectTimeout: 2_000, commandTimeout: 5_000, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 200, 2_000) });
+  const client = new Redis(options.url, connectionOptions({ commandTimeoutMs: 5_000 }));
   client.on("error", () => undefined); // surfaced through the failing commands
   client.defineCommand("feedAddIfExists", { numberOfKeys: 1, lua: ADD_IF_EXISTS });
   client.defineCommand("feedFanOut", { numberOfKeys: 0, lua: FAN_OUT });
@@ -151,14 +151,20 @@ export function openRedisTimelineStore(options: RedisTimelineStoreOptions): Time
 
     async page(userId, limit, before) {
       const key = keyOf(userId);
-      // One transaction: existence and the page are read at one instant.
-      const multi = client.multi().exists(key);
-      if (before) multi.zrangebyscore(key, before.score, before.score);
-      multi.zrevrangebyscore(key, before ? `(${before.score}` : "+inf", "(0", "WITHSCORES", "LIMIT", 0, limit);
-      const replies = throwFirstError(await multi.exec());
-      if (replies[0] !== 1) return null;
-      const ties = before ? tiesBefore(replies[1] as string[], before) : [];
-      return [...ties, ...withScores(replies[replies.length - 1] as string[])].slice(0, limit);
+      // The marker (score 0) sorts after every post and is in the range, so
+      // one read answers existence too: it comes back whenever fewer than
+      // `limit` posts do, and a reply with no marker is full of posts. An
+      // empty reply is a missing timeline.
+      if (!before) {
+        const reply = await client.zrevrangebyscore(key, "+inf", 0, "WITHSCORES", "LIMIT", 0, limit);
+        return reply.length === 0 ? null : withScores(reply).filter((e) => e.postId !== MARKER);
+      }
+      // With a cursor, the ties at its score too, in one transaction.
+      const replies = throwFirstError(await client.multi().zrangebyscore(key, before.score, before.score).zrevrangebyscore(key, `(${before.score}`, 0, "WITHSCORES", "LIMIT", 0, limit).exec());
+      const rest = replies[1] as string[];
+      if (rest.length === 0) return null;
+      const ties = tiesBefore(replies[0] as string[], before);
+      return [...ties, ...withScores(rest).filter((e) => e.postId !== MARKER)].slice(0, limit);
     },
 
     async members(userId) {

@@ -34,7 +34,7 @@ export function redisChannels(url: string, log: LogSink, name = "redis subscribe
     // connecting, and the server then refuses them ("Connection in subscriber
     // mode, only subscriber commands may be used"; redis/ioredis#2037). That
     // failed SUBSCRIBEs at stream open in fresh-clone runs.
-    const created = new Redis(url, { ...connectionOptions(options), disableClientInfo: true, enableReadyCheck: false });
+    const created = new Redis(url, { ...connectionOptions(options), disableClientInfo: true, enableReadyCheck: false, enableAutoPipelining: false });
     reportOutages(created, name, log);
     let connectedBefore = false;
     created.on("ready", () => {

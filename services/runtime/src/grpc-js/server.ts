@@ -20,12 +20,13 @@
 // Unlike connect, a unary call's signal is not aborted when the call ends
 // well: nothing of ours waits for that, and it is the DOMException per call.
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, createContextValues, createMethodImplSpec, createServiceImplSpec } from "@connectrpc/connect";
 import type { ConnectRouter, ContextValues, HandlerContext, Interceptor, MethodImplSpec, StreamRequest, StreamResponse, UnaryRequest, UnaryResponse } from "@connectrpc/connect";
 import type { Readable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import { peerKey, type Peer } from "../context.ts";
+import { encodeMessage } from "../encoding-memo.ts";
 import { headersFromMetadata, metadataFromHeaders, statusFromError } from "./metadata.ts";
 
 type AnyRequest = UnaryRequest | StreamRequest;
@@ -306,7 +307,8 @@ export function createGrpcJsServer(specs: MethodSpecs, options: GrpcJsServerOpti
   for (const spec of specs) {
     const path = `/${spec.method.parent.typeName}/${spec.method.name}`;
     const output = spec.method.output;
-    const serialize = (message: MessageShape<DescMessage>) => asBuffer(toBinary(output, message));
+    // encodeMessage: a response marked unchanging (a cached page) is encoded once.
+    const serialize = (message: MessageShape<DescMessage>) => asBuffer(encodeMessage(output, message));
     const raw = (bytes: Buffer) => bytes;
     switch (spec.kind) {
       case "unary":
