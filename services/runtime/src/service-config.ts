@@ -73,7 +73,7 @@ export const userTokenConfigSpec = {
  * verified against the auth service's key set (fetched, cached, refetched on
  * an unknown kid), and revoked sessions read from the cache denylist the auth
  * service writes (a cache error fails closed), each session's "not revoked"
- * reused for AUTH_REVOCATION_REUSE while revocations are announced.
+ * reused for AUTH_REVOCATION_REUSE once revocation announcements reach the process.
  */
 export function userTokenAuth(config: ConfigOf<typeof userTokenConfigSpec>, cache: Cache): AuthOptions {
   return {

@@ -35,12 +35,14 @@ export interface ReusedRevocationOptions {
  * The cache denylist, asked at most once per `reuseMs` per session, for the
  * services whose every call checks it: a Redis round trip per call was a
  * tenth of a cached read's CPU. The rule that keeps revocation prompt:
- * - A "not revoked" answer is reused for at most `reuseMs`, and only while
- *   this process is subscribed to the auth service's announcements
+ * - A "not revoked" answer is reused for at most `reuseMs`, and only once
+ *   this process has subscribed to the auth service's announcements
  *   (revokedSessionsChannel); an announcement forgets it at once, so a
  *   revoked session is refused as soon as the announcement arrives, and
- *   within `reuseMs` even when the announcement is lost (a subscriber that
- *   dropped; the auth service also re-announces every sync interval).
+ *   within `reuseMs` even when the announcement is lost (a subscriber
+ *   connection that dropped and is reconnecting: the Cache port does not
+ *   say so, and the bound does not need it; the auth service also
+ *   re-announces every sync interval).
  * - "Revoked" is final (a session never comes back), so an announced or
  *   found revocation is remembered, and a "not revoked" answer to a lookup
  *   sent before the announcement arrived is not stored over it.

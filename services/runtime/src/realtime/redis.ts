@@ -131,7 +131,7 @@ return items
 // many users (SIGNAL_USERS_PER_CALL) and the script builds their key names:
 // a call per user cost the feed's fan-out about 10 µs of CPU per follower in
 // command encoding and reply parsing, more than writing the timelines, and
-// two arguments per user still 2–4 µs (docs/decisions.md, "The write path").
+// two arguments per user still 1.5–6 µs (docs/decisions.md, "The write path").
 // Undeclared keys spanning users' slots are fine on a single Redis; a Redis
 // Cluster deployment would group the users by slot and declare them (as the
 // feed's timeline fan-out would).
