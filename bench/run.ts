@@ -16,7 +16,7 @@ import { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
 import pg from "pg";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import { startEnvoy } from "../services/runtime/test-support/envoy.ts";
+import { edgeUpstreams, startEnvoy } from "../services/runtime/test-support/envoy.ts";
 import { HealthService } from "@aviary/runtime/health";
 import { measure as measureFor, repo, spawnServer, type Result } from "./support.ts";
 import { findGhz, ghzRow, ghzTable as ghzTableOf, type GhzCall, type GhzRow } from "./ghz.ts";
@@ -76,7 +76,7 @@ const getMeDirect = await viaGhz("GetMe (JWT verify + denylist + DB read)", auth
 // Envoy's cost alone: REST through Envoy vs Connect JSON direct (both fetch
 // over HTTP/1.1), gRPC-web through Envoy vs gRPC-web direct (both connect-web).
 const edgeResults: Result[] = [];
-const envoy = await startEnvoy({ upstreams: { auth: authServer.url }, internalUpstreams: { auth: authServer.peerUrl }, discardOutput: true }).catch((error: unknown) => {
+const envoy = await startEnvoy({ ...edgeUpstreams({ auth: authServer }), discardOutput: true }).catch((error: unknown) => {
   console.warn(`edge scenario skipped: ${(error as Error).message.split("\n")[0]}`);
   return undefined;
 });

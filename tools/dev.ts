@@ -28,7 +28,7 @@ import { moderationConfigFromEnv, startModerationService } from "@aviary/moderat
 import { auditConfigFromEnv, startAuditService } from "@aviary/audit";
 import { loadConfig } from "@aviary/runtime/config";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
-import { envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
+import { edgeUpstreams, envoyBinary, startEnvoy, type RunningEnvoy } from "../services/runtime/test-support/envoy.ts";
 import { internalPortSettings } from "../deploy/envoy/routes.ts";
 import { buildWebApp } from "../clients/web/build.ts";
 
@@ -123,9 +123,8 @@ await runService(
       const appDir = await buildWebApp();
       ratelimit = await startRateLimitService(rateLimitConfigFromEnv(env), { cache });
       edge = await startEnvoy({
-        upstreams: { auth: auth.url, user: user.url, media: media.url, post: post.url, feed: feed.url, bff: bff.url, realtime: realtime.url, notification: notification.url, chat: chat.url, moderation: moderation.url, audit: audit.url },
         // gRPC, gRPC-web and REST to the internal listeners (9081…), as deployed.
-        internalUpstreams: { auth: auth.peerUrl, user: user.peerUrl, media: media.peerUrl, post: post.peerUrl, feed: feed.peerUrl, notification: notification.peerUrl, chat: chat.peerUrl, moderation: moderation.peerUrl },
+        ...edgeUpstreams({ auth, user, media, post, feed, bff, realtime, notification, chat, moderation, audit }),
         rateLimitService: ratelimit.url,
         listenPort: Number(env["EDGE_PORT"] ?? 8080),
         adminPort: Number(env["EDGE_ADMIN_PORT"] ?? 9901),

@@ -5,8 +5,8 @@
 // cached GetHomeFeed's CPU; the Connect listener encodes on its own, as before.
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 
-const unchangingMessages = new WeakSet<object>();
-const encodings = new WeakMap<object, Uint8Array>();
+/** Messages marked unchanging (the keys), with their bytes once encoded. */
+const encodings = new WeakMap<object, Uint8Array | undefined>();
 
 /**
  * Marks `message` (a whole response) as never modified again, so its
@@ -14,13 +14,13 @@ const encodings = new WeakMap<object, Uint8Array>();
  * Modifying it afterwards would send stale bytes: build a new message instead.
  */
 export function unchanging<T extends object>(message: T): T {
-  unchangingMessages.add(message);
+  if (!encodings.has(message)) encodings.set(message, undefined);
   return message;
 }
 
 /** toBinary, remembered for messages marked `unchanging`. */
 export function encodeMessage<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array {
-  if (!unchangingMessages.has(message)) return toBinary(schema, message);
+  if (!encodings.has(message)) return toBinary(schema, message);
   let bytes = encodings.get(message);
   if (bytes === undefined) {
     bytes = toBinary(schema, message);

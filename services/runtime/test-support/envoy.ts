@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { renderLoopbackConfig, toEnvoyFile } from "../../../tools/edge/generate-envoy.ts";
 import type { HostPort } from "../../../tools/edge/envoy-config.ts";
+import { internalPorts } from "../../../deploy/envoy/routes.ts";
 import { repoRoot } from "./infra.ts";
 
 export const envoyBinary = path.join(repoRoot, ".tools/bin/envoy");
@@ -80,6 +81,19 @@ export async function freePort(): Promise<number> {
 function hostPort(url: string): HostPort {
   const parsed = new URL(url);
   return { host: parsed.hostname, port: Number(parsed.port) };
+}
+
+/**
+ * startEnvoy's upstreams from the running services by cluster: every main
+ * URL, and the peer URL of each cluster routes.ts gives an internal listener
+ * (`internalPorts`, as deployed), so a local edge routes like compose and k8s.
+ */
+export function edgeUpstreams(services: Readonly<Record<string, { url: string; peerUrl: string }>>): Pick<EnvoyOptions, "upstreams" | "internalUpstreams"> {
+  const clusters = Object.entries(services);
+  return {
+    upstreams: Object.fromEntries(clusters.map(([cluster, service]) => [cluster, service.url])),
+    internalUpstreams: Object.fromEntries(clusters.filter(([cluster]) => cluster in internalPorts).map(([cluster, service]) => [cluster, service.peerUrl])),
+  };
 }
 
 export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {

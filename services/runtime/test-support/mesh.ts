@@ -22,7 +22,7 @@ import { notificationConfigFromEnv, startNotificationService, type RunningNotifi
 import { chatConfigFromEnv, startChatService, type RunningChatService } from "@aviary/chat";
 import { moderationConfigFromEnv, startModerationService, type RunningModerationService } from "@aviary/moderation";
 import { auditConfigFromEnv, startAuditService, type RunningAuditService } from "@aviary/audit";
-import { startEnvoy, type EnvoyOptions, type RunningEnvoy } from "./envoy.ts";
+import { edgeUpstreams, startEnvoy, type EnvoyOptions, type RunningEnvoy } from "./envoy.ts";
 import { infra, uniqueName } from "./infra.ts";
 import { freshDatabase } from "./database.ts";
 
@@ -237,30 +237,20 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
       notification: notification.peerUrl,
       moderation: moderation.peerUrl,
     });
-    const upstreams = {
-      realtime: realtime.url,
-      auth: auth.service.url,
-      user: user.service.url,
-      media: media.service.url,
-      post: feed.post.service.url,
-      feed: feed.service.url,
-      bff: bff.url,
-      notification: notification.url,
-      chat: chat.url,
-      moderation: moderation.url,
-      audit: audit.url,
-    };
     // gRPC, gRPC-web and REST through the edge reach the services' internal listeners, as deployed.
-    const internalUpstreams = {
-      auth: auth.service.peerUrl,
-      user: user.service.peerUrl,
-      media: media.service.peerUrl,
-      post: feed.post.service.peerUrl,
-      feed: feed.service.peerUrl,
-      notification: notification.peerUrl,
-      chat: chat.peerUrl,
-      moderation: moderation.peerUrl,
-    };
+    const { upstreams, internalUpstreams } = edgeUpstreams({
+      realtime,
+      auth: auth.service,
+      user: user.service,
+      media: media.service,
+      post: feed.post.service,
+      feed: feed.service,
+      bff,
+      notification,
+      chat,
+      moderation,
+      audit,
+    });
     const envoy = await startEnvoy({ ...options.envoy, upstreams, internalUpstreams });
     stops.push(() => envoy.stop());
     const stores = () => ({
