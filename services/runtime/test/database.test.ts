@@ -254,6 +254,33 @@ test("postgres: a transaction's connection dropped between statements fails that
   }
 });
 
+// pg.Pool closes a client released with an error: every refused statement
+// (a unique violation a store answers as "already there") cost a new
+// connection until the pool kept them (src/db/postgres.ts).
+test("postgres: a statement the server refuses keeps its connection; a dropped one is replaced", async (t) => {
+  const { databaseUrl } = await infra();
+  const database = await openDatabase({ url: databaseUrl, poolMax: 1, logger: silentSink });
+  try {
+    const backend = async () => Number((await rows(database.db, sql`SELECT pg_backend_pid() AS pid`))[0]!["pid"]);
+    const first = await backend();
+    const refused = await t.throwsAsync(database.db.execute(sql`SELECT 1 / 0`));
+    t.regex(String(refused?.cause ?? refused), /division by zero/);
+    await t.throwsAsync(database.db.execute(sql`SELECT * FROM no_such_table_here`));
+    t.is(await backend(), first, "the same connection answers after two refused statements");
+
+    await withClient(databaseUrl, (client) => client.query("SELECT pg_terminate_backend($1)", [first]));
+    // The idle client learns of the drop when its socket closes; until then a statement may fail with it.
+    let replaced = first;
+    await eventually("a new connection answers", async () => {
+      replaced = await backend().catch(() => first);
+      return replaced !== first;
+    }, 15_000);
+    t.not(replaced, first);
+  } finally {
+    await database.close();
+  }
+});
+
 test("openDatabase picks postgres for a url and PGlite without", async (t) => {
   t.is((await pglite.shared()).kind, "pglite");
   t.is((await postgres.shared()).kind, "postgres");
