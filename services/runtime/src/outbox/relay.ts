@@ -1,4 +1,4 @@
-import { asc, inArray, isNull, lt, sql } from "drizzle-orm";
+import { and, asc, inArray, isNull, lt, sql } from "drizzle-orm";
 import { getTableConfig } from "drizzle-orm/pg-core";
 import type { EventBus } from "../bus/bus.ts";
 import { Doorbell } from "../bus/doorbell.ts";
@@ -8,7 +8,6 @@ import { tracePublish, type EventTelemetry } from "../bus/tracing.ts";
 import type { Database, Tx } from "../db/database.ts";
 import { outboxChannel, type OutboxEventsTable } from "./tables.ts";
 import { observeOutboxBacklog } from "./backlog.ts";
-import { rowsOf } from "../db/rows.ts";
 
 export interface OutboxRelayOptions {
   database: Database;
@@ -27,7 +26,7 @@ export interface OutboxRelayOptions {
   maxBackoffMs?: number;
   /**
    * While busy, passes start at least this far apart (default 0: at once).
-   * Each pass costs a transaction of four statements and a Kafka request
+   * Each pass costs a transaction of three statements and a Kafka request
    * (and a consumer fetch on the other side) however few events it carries,
    * so under load a few ms of waiting lets the events committed meanwhile go
    * out together. An event after a quiet spell still goes out at once.
@@ -54,14 +53,14 @@ const INITIAL_BACKOFF_MS = 200;
 const PRUNE_EVERY_MS = 60_000;
 const PRUNE_BATCH = 1_000;
 /** First key of the relay's advisory lock (ASCII "obox"); the second is per outbox table. */
-const RELAY_LOCK_NAMESPACE = 0x6f626f78;
+export const RELAY_LOCK_NAMESPACE = 0x6f626f78;
 
 /**
  * Publishes outbox rows to the bus, in insert order.
  *
  * One pass = one transaction: take the outbox's advisory lock, claim the
- * oldest unpublished rows (`FOR UPDATE SKIP LOCKED`) and mark them published
- * in one statement, publish them, commit. If publishing fails the transaction rolls back and the
+ * oldest unpublished rows (`FOR UPDATE SKIP LOCKED`) and mark them published,
+ * all in one statement; publish them; commit. If publishing fails the transaction rolls back and the
  * same rows are retried after a backoff: nothing is lost. A crash between
  * publish and commit publishes the batch again; consumers absorb that
  * through the event id (`handleOnce`).
@@ -96,16 +95,16 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
   let lastError: Error | undefined;
 
   async function publishBatch(tx: Tx): Promise<number> {
-    const [lock] = rowsOf(
-      await tx.execute(sql`SELECT pg_try_advisory_xact_lock(${sql.raw(String(RELAY_LOCK_NAMESPACE))}, hashtext(${lockName})) AS locked`),
-    );
-    if (lock?.["locked"] !== true) return 0; // another instance is relaying this outbox
-    // Claimed and marked in one statement (the mark is undone with the
-    // transaction if publishing fails); RETURNING has no order, so by seq here.
+    // Locked, claimed and marked in one statement (the mark is undone with
+    // the transaction if publishing fails); RETURNING has no order, so by seq
+    // here. The lock is an uncorrelated subquery, so PostgreSQL evaluates it
+    // once, as a one-time filter below FOR UPDATE: an instance that does not
+    // get it locks no row (locked rows would make the holder's SKIP LOCKED
+    // pass over them and publish later events first) and returns none.
     const claimed = tx
       .select({ id: table.id })
       .from(table)
-      .where(isNull(table.publishedAt))
+      .where(and(isNull(table.publishedAt), sql`(SELECT pg_try_advisory_xact_lock(${sql.raw(String(RELAY_LOCK_NAMESPACE))}, hashtext(${lockName})))`))
       .orderBy(asc(table.seq))
       .limit(batchSize)
       .for("update", { skipLocked: true });
