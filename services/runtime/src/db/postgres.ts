@@ -92,9 +92,9 @@ export function openPostgres(options: PostgresOptions): Database {
  * server refused (a unique violation a store answers as "already there",
  * the chat send's division by zero when its conversation moved on) cost a
  * new connection: TCP connect, startup and SCRAM authentication in the
- * service, a backend fork in PostgreSQL (measured in the chat bench: 2.8 %
- * of the chat process's CPU in connect alone, with groups of 10 at 300
- * messages/s). A statement error the server reported leaves an
+ * service, a backend fork in PostgreSQL (a profile of the chat bench on a
+ * saturated machine, groups of 10 at 300 messages/s, had 2.8 % of the chat
+ * process's CPU in connect alone). A statement error the server reported leaves an
  * autocommitted connection ready for the next one, so only errors of the
  * connection itself (no SQLSTATE: a dropped socket, a timeout) or a FATAL
  * one discard it; the pool still drops a client whose socket has ended.
