@@ -275,9 +275,18 @@ rest-contract: tools
 
 # --- tests -------------------------------------------------------------------
 
+# test, fuzz, soak and bench start the infra and stop it at their end, but
+# only when it was not running before them: infra someone started (make
+# infra-up, a second terminal's run) keeps running, data and all (`infra.sh
+# down` deletes the state dir). Make expands all of a recipe's lines before
+# it runs the first, so `is-up` is asked before the recipe's `infra.sh up`.
+# Silent either way: make test's last line stays the summary CI reads.
+INFRA_DOWN_IF_STARTED = $(if $(shell AVIARY_INFRA_DIR='$(AVIARY_INFRA_DIR)' deploy/local/infra.sh is-up >/dev/null 2>&1 && echo up),:,deploy/local/infra.sh down >/dev/null 2>&1 || true)
+
 # Gates first (cheap, and a stale contract makes every later failure noise),
 # then the suites on real infrastructure. The infra is stopped however the
-# tests end; the last line is the "N passed, N failed" summary CI reads.
+# tests end (unless it was running before: INFRA_DOWN_IF_STARTED); the last
+# line is the "N passed, N failed" summary CI reads.
 .PHONY: test
 test: tools envoy schemathesis
 	@$(MAKE) --no-print-directory lint check-generated breaking check-migrations check-envoy check-k8s check-compose check-alerts typecheck
@@ -290,7 +299,7 @@ test: tools envoy schemathesis
 	@deploy/local/infra.sh tool chromium >/dev/null
 	@set +e; source $(AVIARY_INFRA_DIR)/env; \
 	  node tools/run-tests.ts; status=$$?; \
-	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status
+	  $(INFRA_DOWN_IF_STARTED); exit $$status
 
 # The long fuzz run (tools/fuzz/run.ts); make test runs a bounded one (tools/test/fuzz.test.ts).
 .PHONY: fuzz
@@ -298,7 +307,7 @@ fuzz: tools envoy schemathesis
 	@deploy/local/infra.sh up
 	@set +e; source $(AVIARY_INFRA_DIR)/env; \
 	  node --disable-warning=TimeoutNegativeWarning tools/fuzz/run.ts; status=$$?; \
-	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status
+	  $(INFRA_DOWN_IF_STARTED); exit $$status
 
 # A benchmark, not a test: SOAK_MINUTES (default 30) of mixed load through the edge.
 .PHONY: soak
@@ -306,7 +315,7 @@ soak: tools envoy
 	@deploy/local/infra.sh up
 	@set +e; source $(AVIARY_INFRA_DIR)/env; \
 	  node --disable-warning=TimeoutNegativeWarning bench/soak.ts; status=$$?; \
-	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status
+	  $(INFRA_DOWN_IF_STARTED); exit $$status
 
 # The fault matrix (tools/chaos/run.ts): every fault against a stack of its
 # own (PostgreSQL, Redis and Kafka in a private infra.sh state dir, toxiproxy
@@ -338,4 +347,4 @@ bench: tools envoy
 	  node --disable-warning=TimeoutNegativeWarning bench/notification.ts || status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/chat.ts || status=$$?; \
 	  node --disable-warning=TimeoutNegativeWarning bench/search.ts || status=$$?; \
-	  deploy/local/infra.sh down >/dev/null 2>&1 || true; exit $$status
+	  $(INFRA_DOWN_IF_STARTED); exit $$status

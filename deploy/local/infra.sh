@@ -8,6 +8,8 @@
 #   infra.sh up                      start what is missing, write $AVIARY_INFRA_DIR/env
 #   infra.sh down                    stop everything this state dir started, delete it
 #   infra.sh status                  what runs
+#   infra.sh is-up                   exit 0 when this state dir's services all run (make's targets
+#                                    then leave them running: they stop only what they started)
 #   infra.sh env                     print the export lines again
 #   infra.sh stop|start|kill SVC     SVC = postgres|redis|kafka|s3|mail (failure tests)
 #   infra.sh kafka-run-class CLASS [ARGS...]   run a Kafka CLI class on the cached classpath
@@ -1180,6 +1182,11 @@ cmd_status() {
   done
 }
 
+cmd_is_up() {
+  [[ -f $INFRA_DIR/env ]] || return 1
+  pg_running && redis_running && kafka_running && s3_running && mail_running
+}
+
 cmd_env() {
   [[ -f $INFRA_DIR/env ]] || die "no $INFRA_DIR/env: run 'infra.sh up' first"
   cat -- "$INFRA_DIR/env"
@@ -1211,7 +1218,7 @@ cmd_control() {
 }
 
 usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -1222,6 +1229,7 @@ main() {
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
+    is-up) cmd_is_up ;;
     env) cmd_env ;;
     stop | start | kill) cmd_control "$cmd" "$@" ;;
     kafka-run-class) [[ $# -gt 0 ]] || usage; kafka_run_class "$@" ;;
