@@ -1,6 +1,7 @@
 // A conversation's sequence: messages and membership changes share it.
 import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, isNull, lt, ne, sql } from "drizzle-orm";
-import type { Queryable, Tx } from "@aviary/runtime/db/database";
+import type { Db, Queryable, Tx } from "@aviary/runtime/db/database";
+import { perDatabase } from "@aviary/runtime/db/prepared";
 import { databaseErrorOf } from "@aviary/runtime/db/errors";
 import { rowsOf } from "@aviary/runtime/db/rows";
 import type { OutboxWrite } from "../events/publish.ts";
@@ -140,32 +141,46 @@ export interface SendSnapshot {
  * it), and the target conversation as it is now when the sender is a
  * current member of it (undefined otherwise, or without a conversation id).
  */
-export async function sendLookup(db: Queryable, senderId: string, clientMessageId: string, conversationId: string | undefined): Promise<{ retried: boolean; current: SendSnapshot | undefined }> {
-  const retried = sql`exists (select 1 from ${entries} where ${entries.senderId} = ${senderId} and ${entries.clientMessageId} = ${clientMessageId})`;
+export async function sendLookup(db: Db, senderId: string, clientMessageId: string, conversationId: string | undefined): Promise<{ retried: boolean; current: SendSnapshot | undefined }> {
+  const statements = sendStatements(db);
   if (conversationId === undefined) {
-    const [row] = rowsOf(await db.execute(sql`select ${retried} as retried`));
-    return { retried: row?.["retried"] === true, current: undefined };
+    const [row] = await statements.retried.execute({ sender: senderId, client: clientMessageId });
+    return { retried: row?.retried === true, current: undefined };
   }
-  const [row] = rowsOf(
-    await db.execute(sql`select ${retried} as retried, c.kind, c.title, c.last_seq::text as last_seq,
-        (select array_agg(o.user_id::text order by o.joined_seq, o.user_id) from ${members} as o where o.conversation_id = c.id and o.left_at is null) as member_ids
-      from (select 1) as one
-      left join ${members} as m on m.conversation_id = ${conversationId} and m.user_id = ${senderId} and m.left_at is null
-      left join ${conversations} as c on c.id = m.conversation_id`),
-  );
-  const kind = row?.["kind"];
-  const memberIds = row?.["member_ids"];
+  const [row] = await statements.lookup.execute({ sender: senderId, client: clientMessageId, conversation: conversationId });
   const current: SendSnapshot | undefined =
-    typeof kind === "string" && Array.isArray(memberIds)
-      ? {
-          kind,
-          title: typeof row?.["title"] === "string" ? row["title"] : null,
-          lastSeq: Number(row?.["last_seq"]),
-          memberIds: memberIds.filter((id): id is string => typeof id === "string"),
-        }
+    row !== undefined && row.kind !== null && Array.isArray(row.memberIds)
+      ? { kind: row.kind, title: row.title, lastSeq: Number(row.lastSeq), memberIds: row.memberIds.filter((id): id is string => typeof id === "string") }
       : undefined;
-  return { retried: row?.["retried"] === true, current };
+  return { retried: row?.retried === true, current };
 }
+
+/**
+ * sendLookup's two statements, prepared (runtime db/prepared.ts): every send
+ * runs one, so drizzle builds each once and PostgreSQL parses it once per
+ * connection instead of on every send.
+ */
+const sendStatements = perDatabase((db: Db) => {
+  const sender = sql.placeholder("sender");
+  const retried = sql<boolean>`exists (select 1 from ${entries} where ${entries.senderId} = ${sender}::uuid and ${entries.clientMessageId} = ${sql.placeholder("client")}::uuid)`;
+  return {
+    retried: db.select({ retried }).from(sql`(select 1) as one`).prepare("chat_send_retried"),
+    lookup: db
+      .select({
+        retried,
+        kind: sql<string | null>`c.kind`,
+        title: sql<string | null>`c.title`,
+        lastSeq: sql<string | null>`c.last_seq::text`,
+        memberIds: sql<unknown[] | null>`(select array_agg(o.user_id::text order by o.joined_seq, o.user_id) from ${members} as o where o.conversation_id = c.id and o.left_at is null)`,
+      })
+      .from(
+        sql`(select 1) as one
+          left join ${members} as m on m.conversation_id = ${sql.placeholder("conversation")}::uuid and m.user_id = ${sender}::uuid and m.left_at is null
+          left join ${conversations} as c on c.id = m.conversation_id`,
+      )
+      .prepare("chat_send_lookup"),
+  };
+});
 
 /**
  * A send in ONE autocommitted statement, no transaction: it takes the
