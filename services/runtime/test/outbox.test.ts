@@ -166,6 +166,38 @@ function outboxSuite(stack: Stack): void {
     }
   });
 
+  // The relay takes the outbox's advisory lock inside the statement that
+  // claims rows (relay.ts publishBatch): an instance that does not get it
+  // must publish nothing, and the holder's events then go out in order. A
+  // session of its own holds the lock here, as a second relay instance
+  // would. Real PostgreSQL only: PGlite is one connection, which the holder
+  // would keep from the relay altogether.
+  if (stack === real) {
+    test(`${name}: a relay that does not get the outbox's lock publishes nothing until it is free`, async (t) => {
+      const s = await setup();
+      try {
+        const got: DeliveredEvent[] = [];
+        await s.consume(async (event) => void got.push(event));
+        const relay = await s.relay({ fallbackPollMs: 50 });
+        await withClient((await infra()).databaseUrl, async (holder) => {
+          await holder.query("BEGIN");
+          await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [RELAY_LOCK_NAMESPACE, `${s.schema}.outbox_events`]);
+          for (let n = 0; n < 3; n++) await s.enqueue("k", n);
+          // Woken by each NOTIFY and every poll: dozens of passes in this time, each without the lock.
+          await sleep(stack.quietMs);
+          t.is(got.length, 0, "nothing published while another session holds the lock");
+          t.is(await relay.pending(), 3, "nothing claimed either");
+          await holder.query("COMMIT");
+        });
+        await eventually("the three events", () => got.length === 3, 30_000);
+        t.deepEqual(got.map(sequenceOf), [0, 1, 2]);
+        await relay.flushed(10_000);
+      } finally {
+        await s.cleanup();
+      }
+    });
+  }
+
   test(`${name}: an event enqueued in a rolled-back transaction is never published`, async (t) => {
     const s = await setup();
     try {
@@ -498,43 +530,6 @@ function outboxSuite(stack: Stack): void {
 
 outboxSuite(embedded);
 outboxSuite(real);
-
-// The relay takes the outbox's advisory lock inside the statement that
-// claims rows (relay.ts publishBatch): an instance that does not get it must
-// publish nothing, and the holder's events then go out in order. A session
-// of its own holds the lock here, as a second relay instance would.
-test(`${real.name}: a relay that does not get the outbox's lock publishes nothing until it is free`, async (t) => {
-  const database = await real.database();
-  const bus = await real.bus();
-  const schema = uniqueName("ob");
-  const tables = await createOutboxSchema(database, schema);
-  const topic = uniqueName("outbox");
-  const got: DeliveredEvent[] = [];
-  const consumer = await bus.subscribe({ groupId: uniqueName("g"), topics: [topic], handle: async (event) => void got.push(event) });
-  const fallbackPollMs = 50;
-  const relay = await startOutboxRelay({ database, bus, tables, logger: silentSink, fallbackPollMs });
-  try {
-    await withClient((await infra()).databaseUrl, async (holder) => {
-      await holder.query("BEGIN");
-      await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [RELAY_LOCK_NAMESPACE, `${schema}.outbox_events`]);
-      for (let n = 0; n < 3; n++) {
-        await database.db.transaction((tx) => enqueueEvent(tx, tables, { topic, key: "k", schema: UserRegisteredSchema, message: registered("k", n) }));
-      }
-      // Woken by each NOTIFY and every poll: dozens of passes in this time, each without the lock.
-      await sleep(real.quietMs);
-      t.is(got.length, 0, "nothing published while another session holds the lock");
-      t.is(await relay.pending(), 3, "nothing claimed either");
-      await holder.query("COMMIT");
-    });
-    await eventually("the three events", () => got.length === 3, 30_000);
-    t.deepEqual(got.map(sequenceOf), [0, 1, 2]);
-    await relay.flushed(10_000);
-  } finally {
-    await relay.stop();
-    await consumer.stop();
-    await database.db.execute(sql.raw(`DROP SCHEMA ${schema} CASCADE`));
-  }
-});
 
 test("decodeEvent rejects a wrong content-type and garbage bytes with clear messages", (t) => {
   const base = { topic: "t", headers: { [EventHeaders.id]: "e1", [EventHeaders.type]: "aviary.events.v1.UserRegistered" } };

@@ -142,12 +142,8 @@ export interface SendSnapshot {
  * current member of it (undefined otherwise, or without a conversation id).
  */
 export async function sendLookup(db: Db, senderId: string, clientMessageId: string, conversationId: string | undefined): Promise<{ retried: boolean; current: SendSnapshot | undefined }> {
-  const statements = sendStatements(db);
-  if (conversationId === undefined) {
-    const [row] = await statements.retried.execute({ sender: senderId, client: clientMessageId });
-    return { retried: row?.retried === true, current: undefined };
-  }
-  const [row] = await statements.lookup.execute({ sender: senderId, client: clientMessageId, conversation: conversationId });
+  // Without a conversation id the joins match nothing: only `retried` is answered.
+  const [row] = await sendLookupStatement(db).execute({ sender: senderId, client: clientMessageId, conversation: conversationId ?? null });
   const current: SendSnapshot | undefined =
     row !== undefined && row.kind !== null && Array.isArray(row.memberIds)
       ? { kind: row.kind, title: row.title, lastSeq: Number(row.lastSeq), memberIds: row.memberIds.filter((id): id is string => typeof id === "string") }
@@ -156,30 +152,26 @@ export async function sendLookup(db: Db, senderId: string, clientMessageId: stri
 }
 
 /**
- * sendLookup's two statements, prepared (runtime db/prepared.ts): every send
- * runs one, so drizzle builds each once and PostgreSQL parses it once per
- * connection instead of on every send.
+ * sendLookup's statement, prepared (runtime db/prepared.ts): every send runs
+ * it, so drizzle builds it once and PostgreSQL parses it once per connection
+ * instead of on every send.
  */
-const sendStatements = perDatabase((db: Db) => {
+const sendLookupStatement = perDatabase((db: Db) => {
   const sender = sql.placeholder("sender");
-  const retried = sql<boolean>`exists (select 1 from ${entries} where ${entries.senderId} = ${sender}::uuid and ${entries.clientMessageId} = ${sql.placeholder("client")}::uuid)`;
-  return {
-    retried: db.select({ retried }).from(sql`(select 1) as one`).prepare("chat_send_retried"),
-    lookup: db
-      .select({
-        retried,
-        kind: sql<string | null>`c.kind`,
-        title: sql<string | null>`c.title`,
-        lastSeq: sql<string | null>`c.last_seq::text`,
-        memberIds: sql<unknown[] | null>`(select array_agg(o.user_id::text order by o.joined_seq, o.user_id) from ${members} as o where o.conversation_id = c.id and o.left_at is null)`,
-      })
-      .from(
-        sql`(select 1) as one
-          left join ${members} as m on m.conversation_id = ${sql.placeholder("conversation")}::uuid and m.user_id = ${sender}::uuid and m.left_at is null
-          left join ${conversations} as c on c.id = m.conversation_id`,
-      )
-      .prepare("chat_send_lookup"),
-  };
+  return db
+    .select({
+      retried: sql<boolean>`exists (select 1 from ${entries} where ${entries.senderId} = ${sender}::uuid and ${entries.clientMessageId} = ${sql.placeholder("client")}::uuid)`,
+      kind: sql<string | null>`c.kind`,
+      title: sql<string | null>`c.title`,
+      lastSeq: sql<string | null>`c.last_seq::text`,
+      memberIds: sql<unknown[] | null>`(select array_agg(o.user_id::text order by o.joined_seq, o.user_id) from ${members} as o where o.conversation_id = c.id and o.left_at is null)`,
+    })
+    .from(
+      sql`(select 1) as one
+        left join ${members} as m on m.conversation_id = ${sql.placeholder("conversation")}::uuid and m.user_id = ${sender}::uuid and m.left_at is null
+        left join ${conversations} as c on c.id = m.conversation_id`,
+    )
+    .prepare("chat_send_lookup");
 });
 
 /**

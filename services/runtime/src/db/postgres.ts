@@ -94,10 +94,10 @@ export function openPostgres(options: PostgresOptions): Database {
  * new connection: TCP connect, startup and SCRAM authentication in the
  * service, a backend fork in PostgreSQL (a profile of the chat bench on a
  * saturated machine, groups of 10 at 300 messages/s, had 2.8 % of the chat
- * process's CPU in connect alone). A statement error the server reported leaves an
- * autocommitted connection ready for the next one, so only errors of the
- * connection itself (no SQLSTATE: a dropped socket, a timeout) or a FATAL
- * one discard it; the pool still drops a client whose socket has ended.
+ * process's CPU in connect alone). A statement error the server reported
+ * leaves an autocommitted connection ready for the next one, so only errors
+ * of the connection itself (no SQLSTATE: a dropped socket, a timeout) or a
+ * FATAL one discard it; the pool still drops a client whose socket has ended.
  */
 function keepConnectionsOnStatementErrors(pool: pg.Pool): void {
   const query = async (text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult> => {
