@@ -22,6 +22,7 @@ import { addMembers, leaveConversation, removeMember, setMemberRole, updateConve
 import { addReaction, removeReaction } from "./write/reactions.ts";
 import { markRead } from "./write/receipts.ts";
 import { sendMessage } from "./write/send.ts";
+import type { SendSnapshots } from "./write/send-snapshots.ts";
 
 export interface ChatDeps {
   database: Database;
@@ -29,6 +30,7 @@ export interface ChatDeps {
   media: ChatMedia;
   events: ChatEvents;
   limiter: SendLimiter;
+  snapshots: SendSnapshots;
   streams: UserStreamPublisher;
   typing: TypingCoalescer;
   typingExpiresInSeconds: number;

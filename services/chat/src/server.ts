@@ -31,6 +31,7 @@ import { createChatInternalHandlers, internalProcedures } from "./internal-handl
 import { chatMediaOver, chatUsersOver, type ChatMedia, type ChatUsers } from "./peers.ts";
 import { sendLimiter } from "./write/limit.ts";
 import type { SendDeps } from "./write/send.ts";
+import { sendSnapshots } from "./write/send-snapshots.ts";
 import { outboxEvents } from "./store/schema.ts";
 
 export const migrationsFolder = fileURLToPath(new URL("./store/migrations", import.meta.url));
@@ -150,6 +151,7 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
     media: adapters.media ?? chatMediaOver(createServiceClient(MediaService, peerBase(config.mediaUrl), { defaultTimeoutMs: 5_000 })),
     events: chatEvents(config.eventsTopic),
     limiter: sendLimiter(cache, sendRateOf(config), logger),
+    snapshots: sendSnapshots(),
     streams: userStreams,
     typing: typingCoalescer(),
     typingExpiresInSeconds: config.typingSeconds,

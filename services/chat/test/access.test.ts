@@ -69,6 +69,30 @@ test.serial("blocked users cannot DM, in both directions, and cannot be added to
   t.is((await rejection(c.client.sendMessage({ target: toUser(crypto.randomUUID()), ...text("hi") }, ana.call))).code, Code.NotFound);
 });
 
+test.serial("a retry gets its original even when a new send would be refused: after a block, after a removal", async (t) => {
+  const [ana, ben, cat] = await Promise.all([c.signUp(), c.signUp(), c.signUp()]);
+  const conversationId = await direct(ana, ben);
+  const toBen = { target: toConversation(conversationId), ...text("before the block") };
+  const sent = await c.client.sendMessage(toBen, ana.call);
+  const { conversation } = await c.client.createGroup({ title: "retries", memberIds: [cat.userId] }, ana.call);
+  const group = conversation!.conversationId;
+  const inGroup = { target: toConversation(group), ...text("before the removal") };
+  const catSent = await c.client.sendMessage(inGroup, cat.call);
+  await c.user.client.block({ userId: ana.userId }, ben.call);
+  await c.client.removeMember({ conversationId: group, userId: cat.userId }, ana.call);
+  const before = await c.counts();
+  const retried = await c.client.sendMessage(toBen, ana.call);
+  t.false(retried.created);
+  t.is(retried.message?.messageId, sent.message?.messageId);
+  const catRetried = await c.client.sendMessage(inGroup, cat.call);
+  t.false(catRetried.created);
+  t.is(catRetried.message?.messageId, catSent.message?.messageId);
+  // New sends are refused, and nothing was written by any of these.
+  t.is((await rejection(c.client.sendMessage({ target: toConversation(conversationId), ...text("after") }, ana.call))).code, Code.FailedPrecondition);
+  await sameAsMissing(t, (id) => c.client.sendMessage({ target: toConversation(id), ...text("after") }, cat.call), group);
+  t.deepEqual(await c.counts(), before);
+});
+
 test.serial("bad input: field-level INVALID_ARGUMENT and nothing written", async (t) => {
   const [ana, ben, cat] = await Promise.all([c.signUp(), c.signUp(), c.signUp()]);
   const mine = await direct(ana, ben);
@@ -111,13 +135,20 @@ test.serial("bad input: field-level INVALID_ARGUMENT and nothing written", async
 test("sends past the per-user rate are RESOURCE_EXHAUSTED with retry info; retries of a sent message still answer", async (t) => {
   const [ana, ben] = await Promise.all([c.signUp(), c.signUp()]);
   const first = { target: toUser(ben.userId), ...text("1") };
-  await c.client.sendMessage(first, ana.call);
-  for (let i = 2; i <= 8; i++) await c.client.sendMessage({ target: toUser(ben.userId), ...text(String(i)) }, ana.call);
+  const { message } = await c.client.sendMessage(first, ana.call);
+  // By conversation id: the service knows the conversation from the first send (no lookup first).
+  const second = { target: toConversation(message!.conversationId), ...text("2") };
+  const sent = await c.client.sendMessage(second, ana.call);
+  for (let i = 3; i <= 8; i++) await c.client.sendMessage({ target: toUser(ben.userId), ...text(String(i)) }, ana.call);
   const limited = await rejection(c.client.sendMessage({ target: toUser(ben.userId), ...text("9") }, ana.call));
   t.is(limited.code, Code.ResourceExhausted);
   const [retry] = limited.findDetails(RetryInfoSchema);
   t.true(Number(retry?.retryDelay?.seconds) > 0);
+  t.is((await rejection(c.client.sendMessage({ target: toConversation(message!.conversationId), ...text("9") }, ana.call))).code, Code.ResourceExhausted);
   t.false((await c.client.sendMessage(first, ana.call)).created);
+  const again = await c.client.sendMessage(second, ana.call);
+  t.false(again.created);
+  t.is(again.message?.messageId, sent.message?.messageId);
   // Ben has his own window.
   t.true((await c.client.sendMessage({ target: toUser(ana.userId), ...text("hi") }, ben.call)).created);
 });

@@ -125,17 +125,17 @@ test("the same send retried 5 times, one after the other and all at once, create
   t.is((await c.client.getConversation({ conversationId }, ana.call)).conversation?.lastSeq, 2n);
 });
 
-test("a send in one statement writes nothing when the conversation moved on or the key exists: no number, no entry, no event", async (t) => {
+test("a send in one statement writes nothing when the conversation moved on, its members differ or the key exists: no number, no entry, no event; it answers the conversation as it is", async (t) => {
   const [ana, ben] = await Promise.all([c.signUp(), c.signUp()]);
   const first = await send(ana, { directUserId: ben.userId }, "one");
   const conversationId = first.message!.conversationId;
   await send(ben, { conversationId }, "two");
   const db = c.service.database.db;
   const events = chatEvents(c.eventsTopic);
-  const attempt = (expectedLastSeq: number, clientMessageId: string) => {
-    const row = messageRow({ conversationId, seq: expectedLastSeq + 1, id: crypto.randomUUID(), senderId: ana.userId, clientMessageId, text: "late", replyToSeq: null, attachments: null, at: new Date() });
-    const event = { message: presentEntry(row), memberIds: [ana.userId, ben.userId], kind: ConversationKind.DIRECT, title: "" };
-    return sendInOneStatement(db, row, expectedLastSeq, events.messageSent(db, event));
+  const attempt = (lastSeq: number, clientMessageId: string, memberIds = [ben.userId, ana.userId]) => {
+    const row = messageRow({ conversationId, seq: lastSeq + 1, id: crypto.randomUUID(), senderId: ana.userId, clientMessageId, text: "late", replyToSeq: null, attachments: null, at: new Date() });
+    const event = { message: presentEntry(row), memberIds, kind: ConversationKind.DIRECT, title: "" };
+    return sendInOneStatement(db, row, { lastSeq, memberIds }, events.messageSent(db, event));
   };
   // This conversation's rows only (the other tests of this file write at the same time).
   const written = async () =>
@@ -144,14 +144,19 @@ test("a send in one statement writes nothing when the conversation moved on or t
       [conversationId],
     ))[0]!;
   const before = await written();
+  // As it is: two messages, Ana and Ben in the order they joined (both at the first message: by id).
+  const current = { outcome: "moved on", current: { kind: "direct", title: null, lastSeq: 2, memberIds: [ana.userId, ben.userId].sort() } };
   // Seen before Ben's message: last_seq is 2 now, not 1.
-  t.is(await attempt(1, crypto.randomUUID()), "stale");
+  t.deepEqual(await attempt(1, crypto.randomUUID()), current);
+  // The right number, other members (as a purged account leaves them: a purge takes no number).
+  t.deepEqual(await attempt(2, crypto.randomUUID(), [ana.userId]), current);
+  t.deepEqual(await attempt(2, crypto.randomUUID(), [ana.userId, ben.userId, crypto.randomUUID()]), current);
   // The key of Ana's first message, numbered right: the unique index refuses it, and the number goes back with the statement.
-  t.is(await attempt(2, first.message!.clientMessageId), "duplicate");
+  t.deepEqual(await attempt(2, first.message!.clientMessageId), { outcome: "duplicate" });
   t.deepEqual(await written(), before);
   t.is((await c.client.getConversation({ conversationId }, ana.call)).conversation?.lastSeq, 2n);
   // Numbered from what is current, it goes through.
-  t.is(await attempt(2, crypto.randomUUID()), "sent");
+  t.deepEqual(await attempt(2, crypto.randomUUID()), { outcome: "sent" });
   t.deepEqual(await written(), { entries: before.entries + 1, outbox: before.outbox + 1 });
   t.is((await c.client.getConversation({ conversationId }, ana.call)).conversation?.lastSeq, 3n);
 });

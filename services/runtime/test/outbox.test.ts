@@ -14,7 +14,8 @@ import { openKafkaBus } from "../src/bus/kafka.ts";
 import { silentSink } from "../src/bus/log-sink.ts";
 import type { Database, Queryable } from "../src/db/database.ts";
 import { openDatabase } from "../src/db/open.ts";
-import { decodeEvent, enqueueEvent, enqueueEventWith, EventDecodeError, PROTOBUF_CONTENT_TYPE } from "../src/outbox/enqueue.ts";
+import { decodeEvent, enqueueEvent, enqueueEventWith, EventDecodeError, outboxInsertWhere, outboxPlaceholderValues, PROTOBUF_CONTENT_TYPE } from "../src/outbox/enqueue.ts";
+import { preparedSql } from "../src/db/prepared.ts";
 import { handleOnce, handleOnceEach } from "../src/outbox/idempotent.ts";
 import { RELAY_LOCK_NAMESPACE, startOutboxRelay, type OutboxRelayOptions } from "../src/outbox/relay.ts";
 import type { OutboxTables } from "../src/outbox/tables.ts";
@@ -446,6 +447,38 @@ function outboxSuite(stack: Stack): void {
       await t.throwsAsync(enqueueEventWith(s.database.db, s.tables, s.database.db.insert(applied).values({ seq: 1, eventId: failed, key: "k", n: 8 }), event(failed)));
       t.deepEqual(await rows(s.database.db, sql.raw(`SELECT count(*)::int AS n FROM ${s.schema}.outbox_events WHERE id = '${failed}'`)), [{ n: 0 }]);
       t.deepEqual(await rows(s.database.db, sql.raw(`SELECT event_id FROM ${s.schema}.applied`)), [{ event_id: id }]);
+      await relay.flushed();
+    } finally {
+      await s.cleanup();
+    }
+  });
+
+  test(`${name}: a prepared statement's outboxInsertWhere writes the event only where its condition holds, and the statement answers either way`, async (t) => {
+    const s = await setup();
+    try {
+      await s.database.db.execute(sql.raw(`INSERT INTO ${s.schema}.applied (event_id, key, n) VALUES ('${crypto.randomUUID()}', 'k', 1)`));
+      const applied = pgSchema(s.schema).table("applied", { seq: bigint("seq", { mode: "number" }).primaryKey(), n: integer("n").notNull() });
+      const took = sql`exists (select 1 from bumped)`;
+      // A compare-and-set: n moves on only from the value expected.
+      const statement = preparedSql(
+        s.database.db,
+        uniqueName("bump"),
+        sql`with bumped as (update ${applied} set n = n + 1 where n = ${sql.placeholder("expected")}::int returning n),
+          queued as ${outboxInsertWhere(s.tables, took)}
+          select ${took} as took, (select n from ${applied} limit 1) as seen`,
+      );
+      const got: DeliveredEvent[] = [];
+      await s.consume(async (e) => void got.push(e));
+      const relay = await s.relay();
+      const bump = (expected: number, id: string) => statement.execute({ expected, ...outboxPlaceholderValues({ topic: s.topic, key: "k", schema: UserRegisteredSchema, message: registered("k", expected), id }) });
+      const [first, second] = [crypto.randomUUID(), crypto.randomUUID()];
+      t.deepEqual(await bump(1, first), [{ took: true, seen: 1 }]);
+      // Expected 1 again: nothing taken, no event, and the statement says what it saw.
+      t.deepEqual(await bump(1, second), [{ took: false, seen: 2 }]);
+      t.deepEqual(await rows(s.database.db, sql.raw(`SELECT id::text FROM ${s.schema}.outbox_events`)), [{ id: first }]);
+      await eventually("the event", () => got.length === 1);
+      t.is(got[0]!.headers[EventHeaders.id], first);
+      t.is(decodeEvent(UserRegisteredSchema, got[0]!).email, "1@k.test");
       await relay.flushed();
     } finally {
       await s.cleanup();

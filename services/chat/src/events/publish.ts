@@ -3,7 +3,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
 import type { SQL, SQLWrapper } from "drizzle-orm";
-import { enqueueEvent, outboxInsert, relayWakeUp } from "@aviary/runtime/outbox/enqueue";
+import { enqueueEvent, outboxInsert, outboxPlaceholderValues, relayWakeUp } from "@aviary/runtime/outbox/enqueue";
 import type { ConversationKind, Conversation, Message, ReactionChange } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import {
   ChatConversationChangedSchema,
@@ -18,16 +18,19 @@ import { outboxEvents } from "../store/schema.ts";
 /** The default topic (CHAT_EVENTS_TOPIC), keyed by conversation id: a conversation's events stay in order. */
 export const chatEventsTopic = "aviary.chat.events";
 
-/** An event's outbox insert and the relay's wake-up, to be run inside a statement of the caller's (outboxInsert). */
+/** An event's outbox row, for a statement of the caller's: as an insert with the relay's wake-up, or as the values of a prepared one. */
 export interface OutboxWrite {
-  insert: SQLWrapper;
+  /** The row's insert (outboxInsert). */
+  insert(): SQLWrapper;
   wakeUp: SQL;
+  /** The row as the placeholder values of the runtime's outboxInsertWhere. */
+  placeholderValues(): Record<string, unknown>;
 }
 
 export type MessageSent = { message: Message; memberIds: string[]; kind: ConversationKind; title: string };
 
 export interface ChatEvents {
-  /** Not run: folded into the statement that inserts the message (store/entries.ts sendInOneStatement, insertMessage). */
+  /** Not run: folded into the statement that inserts the message (store/entries.ts sendInOneStatement, insertMessage), which picks one of its inserts. */
   messageSent(db: Queryable, event: MessageSent): OutboxWrite;
   conversationChanged(tx: Tx, event: { conversation: Conversation; seq: number; removedMemberIds?: string[] }): Promise<void>;
   receiptUpdated(tx: Tx, event: { conversationId: string; userId: string; readSeq: number; deliveredSeq: number; memberIds: string[] }): Promise<void>;
@@ -40,10 +43,10 @@ export interface ChatEvents {
 export function chatEvents(topic: string): ChatEvents {
   const tables = { outboxEvents };
   return {
-    messageSent: (db, event) => ({
-      insert: outboxInsert(db, tables, { topic, key: event.message.conversationId, schema: ChatMessageSentSchema, message: create(ChatMessageSentSchema, event) }),
-      wakeUp: relayWakeUp(tables),
-    }),
+    messageSent: (db, event) => {
+      const input = () => ({ topic, key: event.message.conversationId, schema: ChatMessageSentSchema, message: create(ChatMessageSentSchema, event) });
+      return { insert: () => outboxInsert(db, tables, input()), wakeUp: relayWakeUp(tables), placeholderValues: () => outboxPlaceholderValues(input()) };
+    },
     conversationChanged: (tx, event) =>
       enqueueEvent(tx, tables, {
         topic,

@@ -1,12 +1,13 @@
 // A conversation's sequence: messages and membership changes share it.
 import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, isNull, lt, ne, sql } from "drizzle-orm";
 import type { Db, Queryable, Tx } from "@aviary/runtime/db/database";
-import { perDatabase } from "@aviary/runtime/db/prepared";
+import { perDatabase, preparedSql } from "@aviary/runtime/db/prepared";
+import { outboxInsertWhere, relayWakeUp } from "@aviary/runtime/outbox/enqueue";
 import { databaseErrorOf } from "@aviary/runtime/db/errors";
 import { rowsOf } from "@aviary/runtime/db/rows";
 import type { OutboxWrite } from "../events/publish.ts";
 import { currentMembers, type ConversationRow, type MemberRow } from "./conversations.ts";
-import { conversations, entries, members, type AttachmentRecord } from "./schema.ts";
+import { conversations, entries, members, outboxEvents, type AttachmentRecord } from "./schema.ts";
 
 export type EntryRow = typeof entries.$inferSelect;
 
@@ -114,7 +115,7 @@ export async function insertMessage(tx: Tx, row: EntryRow, event: OutboxWrite): 
     .update(members)
     .set({ readSeq: sql`greatest(${members.readSeq}, ${row.seq})`, deliveredSeq: sql`greatest(${members.deliveredSeq}, ${row.seq})` })
     .where(and(eq(members.conversationId, row.conversationId), eq(members.userId, row.senderId), sql`exists (select 1 from inserted)`));
-  const written = rowsOf(await tx.execute(sql`with inserted as ${inserted}, raised as ${raised}, queued as ${event.insert} select ${event.wakeUp}, exists (select 1 from inserted) as written`));
+  const written = rowsOf(await tx.execute(sql`with inserted as ${inserted}, raised as ${raised}, queued as ${event.insert()} select ${event.wakeUp}, exists (select 1 from inserted) as written`));
   return written[0]?.["written"] === true;
 }
 
@@ -174,47 +175,95 @@ const sendLookupStatement = perDatabase((db: Db) => {
     .prepare("chat_send_lookup");
 });
 
+/** What sendInOneStatement did: sent; or not, because the conversation moved on (then as it is now, undefined when gone); or the key exists. */
+export type OneStatementSend = { outcome: "sent" } | { outcome: "moved on"; current: SendSnapshot | undefined } | { outcome: "duplicate" };
+
 /**
  * A send in ONE autocommitted statement, no transaction: it takes the
- * number after `expectedLastSeq` (the conversation as sendLookup saw it,
- * members included), inserts the message, raises the sender's watermarks
- * and writes the outbox row. The sequence update only matches while
- * `last_seq` is still what was seen, so nothing (no message, no membership
- * change: each takes a number) committed in between and the members seen
- * are the current ones. "stale" when it no longer matches (then nothing is
- * written: the statement fails as a whole, and the caller sends in a
- * transaction instead), "duplicate" when the idempotency key exists.
+ * number after `seen.lastSeq` (the conversation as sendLookup saw it, or as
+ * this instance's last send into it left it: write/send-snapshots.ts),
+ * inserts the message, raises the sender's watermarks and writes the outbox
+ * row. The sequence update only matches while `last_seq` is still what was
+ * seen and the current members are exactly `seen.memberIds`, so nothing (no
+ * message, no membership change: each takes a number; no purge of an
+ * account, which takes none) changed the conversation in between and the
+ * event names its current members.
  *
- * The message's insert reads the number from the update, so it runs after
- * the row lock is granted (never holding an entry's key while waiting for
- * the lock). The outbox insert does not depend on it; the last select's
- * division by the number of rows taken fails the statement when there is
- * none, so an event is never left without its message.
+ * When it does not match, nothing is written (the message's insert reads
+ * its number from the update, the outbox row is written only where a
+ * number was taken), and the statement answers the conversation as its
+ * snapshot shows it, for another try. That snapshot predates a write that
+ * committed while this statement waited for the row lock, so it can be
+ * the one just tried: the next statement's snapshot is newer. "duplicate"
+ * when the idempotency key exists (the unique index fails the statement).
+ *
+ * The message's insert runs after the row lock is granted (never holding
+ * an entry's key while waiting for the lock).
  */
-export async function sendInOneStatement(db: Queryable, row: EntryRow, expectedLastSeq: number, event: OutboxWrite): Promise<"sent" | "stale" | "duplicate"> {
-  const at = row.createdAt.toISOString();
+export async function sendInOneStatement(db: Db, row: EntryRow, seen: Pick<SendSnapshot, "lastSeq" | "memberIds">, event: OutboxWrite): Promise<OneStatementSend> {
   try {
-    await db.execute(sql`with taken as (
-        update ${conversations} set last_seq = last_seq + 1, last_activity_at = ${at}::timestamptz
-        where id = ${row.conversationId} and last_seq = ${expectedLastSeq} returning last_seq),
-      inserted as (
-        insert into ${entries} (conversation_id, seq, id, sender_id, client_message_id, text, reply_to_seq, attachments, created_at)
-        select ${row.conversationId}::uuid, taken.last_seq, ${row.id}::uuid, ${row.senderId}::uuid, ${row.clientMessageId}::uuid, ${row.text}::text, ${row.replyToSeq}::bigint,
-          ${row.attachments === null ? null : JSON.stringify(row.attachments)}::jsonb, ${at}::timestamptz
-        from taken returning seq),
-      raised as (
-        update ${members} set read_seq = greatest(read_seq, inserted.seq), delivered_seq = greatest(delivered_seq, inserted.seq)
-        from inserted where conversation_id = ${row.conversationId} and user_id = ${row.senderId}),
-      queued as ${event.insert}
-      select ${event.wakeUp}, 1 / (select count(*)::int from taken) as taken`);
-    return "sent";
+    const [answer] = await sendStatement(db).execute({
+      conversation: row.conversationId,
+      expectedSeq: seen.lastSeq,
+      // uuid order is the order of their lowercase text, so both sides sort alike.
+      members: [...seen.memberIds].sort().join(","),
+      id: row.id,
+      sender: row.senderId,
+      client: row.clientMessageId,
+      text: row.text,
+      replyTo: row.replyToSeq,
+      attachments: row.attachments === null ? null : JSON.stringify(row.attachments),
+      at: row.createdAt.toISOString(),
+      ...event.placeholderValues(),
+    });
+    if (answer?.["took"] === true) return { outcome: "sent" };
+    const kind = answer?.["kind"];
+    const memberIds = answer?.["member_ids"];
+    const current =
+      typeof kind === "string" && Array.isArray(memberIds)
+        ? { kind, title: typeof answer?.["title"] === "string" ? answer["title"] : null, lastSeq: Number(answer?.["last_seq"]), memberIds: memberIds.filter((id): id is string => typeof id === "string") }
+        : undefined;
+    return { outcome: "moved on", current };
   } catch (error) {
     const failure = databaseErrorOf(error);
-    if (failure?.code === "22012") return "stale"; // division by zero: no number taken
-    if (failure?.code === "23505" && failure.constraint === "entries_sender_client_key") return "duplicate";
+    if (failure?.code === "23505" && failure.constraint === "entries_sender_client_key") return { outcome: "duplicate" };
     throw error;
   }
 }
+
+/**
+ * sendInOneStatement's statement, prepared (runtime db/prepared.ts
+ * preparedSql): every send runs it, so it is built once and PostgreSQL
+ * parses and plans it once per connection.
+ */
+const sendStatement = perDatabase((db: Db) => {
+  const value = (name: string) => sql.placeholder(name);
+  const conversation = sql`${value("conversation")}::uuid`;
+  const at = sql`${value("at")}::timestamptz`;
+  const tables = { outboxEvents };
+  const took = sql`exists (select 1 from taken)`;
+  return preparedSql(
+    db,
+    "chat_send",
+    sql`with taken as (
+        update ${conversations} set last_seq = last_seq + 1, last_activity_at = ${at}
+        where id = ${conversation} and last_seq = ${value("expectedSeq")}::bigint
+          and (select string_agg(o.user_id::text, ',' order by o.user_id) from ${members} as o where o.conversation_id = ${conversation} and o.left_at is null) = ${value("members")}::text
+        returning last_seq),
+      inserted as (
+        insert into ${entries} (conversation_id, seq, id, sender_id, client_message_id, text, reply_to_seq, attachments, created_at)
+        select ${conversation}, taken.last_seq, ${value("id")}::uuid, ${value("sender")}::uuid, ${value("client")}::uuid, ${value("text")}::text, ${value("replyTo")}::bigint, ${value("attachments")}::jsonb, ${at}
+        from taken returning seq),
+      raised as (
+        update ${members} set read_seq = greatest(read_seq, inserted.seq), delivered_seq = greatest(delivered_seq, inserted.seq)
+        from inserted where conversation_id = ${conversation} and user_id = ${value("sender")}::uuid),
+      queued as ${outboxInsertWhere(tables, took)}
+      select ${took} as took, (select ${relayWakeUp(tables)} from taken),
+        c.kind, c.title, c.last_seq::text as last_seq,
+        case when not ${took} then (select array_agg(o.user_id::text order by o.joined_seq, o.user_id) from ${members} as o where o.conversation_id = c.id and o.left_at is null) end as member_ids
+      from (select 1) as one left join ${conversations} as c on c.id = ${conversation}`,
+  );
+});
 
 /** The sender's earlier message with this idempotency key, if any. */
 export async function messageByClientId(db: Queryable, senderId: string, clientMessageId: string): Promise<EntryRow | undefined> {

@@ -1,10 +1,11 @@
 // SendMessage: idempotent by (sender, client_message_id), numbered under the
 // conversation row lock, the sender's watermarks moved to it, and the events
 // written to the outbox atomically with it: most sends in one statement
-// (sendAtOnce), the rest in a transaction (write). Nothing is written when
-// the request is refused (every check runs before or inside that statement
-// or transaction).
-import type { HandlerContext } from "@connectrpc/connect";
+// (sendToKnown after this instance's last send into the conversation,
+// sendAtOnce after a lookup), the rest in a transaction (write). Nothing is
+// written when the request is refused (every check runs before or inside
+// that statement or transaction).
+import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { ConversationKind, type Message, type SendMessageRequest } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import { asCaller } from "@aviary/runtime/context";
 import type { Database, Tx } from "@aviary/runtime/db/database";
@@ -20,6 +21,7 @@ import type { AttachmentRecord } from "../store/schema.ts";
 import { ensureDirect, insertMembers } from "../store/conversations.ts";
 import { insertMessage, messageByClientId, messageRow, sendInOneStatement, sendLookup, takeSeqWithMembers, visibleMessageAt, type SendSnapshot } from "../store/entries.ts";
 import type { SendLimiter } from "./limit.ts";
+import type { SendSnapshots } from "./send-snapshots.ts";
 import { requireReachable } from "./blocks.ts";
 import { checkedAttachments } from "./media.ts";
 
@@ -29,6 +31,8 @@ export interface SendDeps {
   media: ChatMedia;
   events: ChatEvents;
   limiter: SendLimiter;
+  /** This instance's snapshots of the conversations it sent to (send-snapshots.ts). */
+  snapshots: SendSnapshots;
   /** TEST-ONLY failpoint (CHAT_FAILPOINT, see server.ts): runs right after a send's transaction commits, before it answers. */
   afterCommit?: () => void;
 }
@@ -39,7 +43,7 @@ class DuplicateSend extends Error {}
 /** Where a send goes, resolved before the transaction (peer calls stay outside it). */
 type Target = { kind: "existing"; conversationId: string; seen: SendSnapshot } | { kind: "direct"; otherId: string };
 
-export async function sendMessage(deps: SendDeps, ctx: HandlerContext, senderId: string, request: SendMessageRequest): Promise<{ message: Message; created: boolean }> {
+export async function sendMessage(deps: SendDeps, ctx: HandlerContext, senderId: string, request: SendMessageRequest): Promise<Sent> {
   const blank = textViolation(request.text, request.attachmentMediaIds.length > 0);
   if (blank) throw invalidArgument([blank]);
   if (request.target.case === "directUserId" && request.target.value.toLowerCase() === senderId) {
@@ -47,52 +51,142 @@ export async function sendMessage(deps: SendDeps, ctx: HandlerContext, senderId:
   }
   const clientMessageId = request.clientMessageId.toLowerCase();
   const conversationId = request.target.case === "conversationId" ? request.target.value.toLowerCase() : undefined;
+  const known = conversationId === undefined || request.replyToSeq !== 0n ? undefined : deps.snapshots.get(conversationId);
+  // Admitted and checked by a send to a known conversation that found it moved on.
+  let checked: AttachmentRecord[] | undefined;
+  if (conversationId !== undefined && known?.memberIds.includes(senderId)) {
+    const sent = await sendToKnown(deps, ctx, senderId, clientMessageId, conversationId, request, known);
+    if (!Array.isArray(sent)) return sent;
+    checked = sent;
+  }
   // One round trip for both (read-only), each acted on in its turn below.
   const lookup = await sendLookup(deps.database.db, senderId, clientMessageId, conversationId);
   const earlier = lookup.retried ? await messageByClientId(deps.database.db, senderId, clientMessageId) : undefined;
-  // A retry is answered before the rate limit: it costs nothing and must not be refused.
+  // A retry is answered before the rate limit: it adds nothing and must not be refused.
   if (earlier) return { message: presentEntry(earlier), created: false };
-  await deps.limiter.admit(senderId);
+  if (checked === undefined) await deps.limiter.admit(senderId);
   const target = await resolveTarget(deps, ctx, senderId, request, lookup.current);
   // After the target: a conversation the sender is not in is NOT_FOUND whatever the attachments.
-  const attachments = await checkedAttachments(deps.media, ctx, senderId, request.attachmentMediaIds);
+  const attachments = checked ?? (await checkedAttachments(deps.media, ctx, senderId, request.attachmentMediaIds));
+  return committed(deps, senderId, clientMessageId, async () => {
+    // Replies take the transaction (the replied-to message is checked under the lock), as do sends whose conversation moved on since the lookup.
+    if (target.kind === "existing" && request.replyToSeq === 0n) {
+      const atOnce = await sendAtOnce(deps, senderId, clientMessageId, request, target.conversationId, target.seen, attachments);
+      if ("message" in atOnce) return atOnce;
+    }
+    const written = await deps.database.db.transaction((tx) => write(deps, tx, senderId, clientMessageId, request, target, attachments));
+    deps.snapshots.remember(written.message.conversationId, written.snapshot);
+    return { message: written.message, created: written.created };
+  });
+}
+
+type Sent = { message: Message; created: boolean };
+
+/** Runs a send's write (undefined: it wrote nothing); a DuplicateSend (a concurrent retry won) answers with the original. */
+async function committed<S extends Sent | undefined>(deps: SendDeps, senderId: string, clientMessageId: string, send: () => Promise<S>): Promise<S | Sent> {
   try {
-    const sent = (await sendAtOnce(deps, senderId, clientMessageId, request, target, attachments)) ?? (await deps.database.db.transaction((tx) => write(deps, tx, senderId, clientMessageId, request, target, attachments)));
-    deps.afterCommit?.(); // TEST-ONLY failpoint hook (unset in production): committed, not yet answered.
+    const sent = await send();
+    if (sent !== undefined) deps.afterCommit?.(); // TEST-ONLY failpoint hook (unset in production): committed, not yet answered.
     return sent;
   } catch (error) {
     if (!(error instanceof DuplicateSend)) throw error;
-    const original = await messageByClientId(deps.database.db, senderId, clientMessageId);
-    if (!original) throw new Error("a conflicting send vanished");
-    return { message: presentEntry(original), created: false };
+    return original(deps, senderId, clientMessageId);
   }
 }
 
+async function original(deps: SendDeps, senderId: string, clientMessageId: string): Promise<Sent> {
+  const row = await messageByClientId(deps.database.db, senderId, clientMessageId);
+  if (!row) throw new Error("a conflicting send vanished");
+  return { message: presentEntry(row), created: false };
+}
+
+/**
+ * Tries of the one statement on what the last one answered, before a send
+ * to a known conversation gives up on it: a first try after another
+ * instance's send, a second when the answer was older than a write that
+ * committed while the first waited for the row lock.
+ */
+const ONE_STATEMENT_ATTEMPTS = 3;
+
+/**
+ * A send to a conversation this instance sent to before, on what its last
+ * send there left (`known`, send-snapshots.ts): no lookup, the checks, then
+ * the one statement in the conversation's turn, tried again on the
+ * conversation as it answers when it moved on (another instance sent into
+ * it, a member joined or left). Answers the attachments it checked when the
+ * sender is no longer a member or the tries ran out (the caller then looks
+ * the conversation up, with the sender admitted by the rate limit already).
+ *
+ * Without the lookup, a retry is not known to be one until the statement
+ * meets its key; so before any refusal (the rate limit, a block, an
+ * attachment) the key is looked for, and a retry is answered with its
+ * original whatever changed since, as the lookup would have. A retry the
+ * rate limit admits counts in the sender's window.
+ */
+async function sendToKnown(
+  deps: SendDeps,
+  ctx: HandlerContext,
+  senderId: string,
+  clientMessageId: string,
+  conversationId: string,
+  request: SendMessageRequest,
+  known: SendSnapshot,
+): Promise<Sent | AttachmentRecord[]> {
+  let attachments: AttachmentRecord[];
+  try {
+    await deps.limiter.admit(senderId);
+    if (known.kind === "direct") await requireReachable(deps, ctx, conversationId, known.memberIds.filter((id) => id !== senderId));
+    attachments = await checkedAttachments(deps.media, ctx, senderId, request.attachmentMediaIds);
+  } catch (error) {
+    if (!(error instanceof ConnectError)) throw error;
+    const retried = await messageByClientId(deps.database.db, senderId, clientMessageId);
+    if (retried) return { message: presentEntry(retried), created: false };
+    throw error;
+  }
+  const sent = await committed(deps, senderId, clientMessageId, () =>
+    deps.snapshots.inTurn(conversationId, async () => {
+      for (let attempt = 0; attempt < ONE_STATEMENT_ATTEMPTS; attempt++) {
+        // The latest snapshot: the sends before this one in the turn moved it on.
+        const seen = deps.snapshots.get(conversationId);
+        if (!seen?.memberIds.includes(senderId)) return undefined;
+        const sent = await sendAtOnce(deps, senderId, clientMessageId, request, conversationId, seen, attachments);
+        if ("message" in sent) return sent;
+        deps.snapshots.forget(conversationId);
+        if (sent.movedOn !== undefined) deps.snapshots.remember(conversationId, sent.movedOn);
+      }
+      return undefined;
+    }),
+  );
+  return sent ?? attachments;
+}
+
+/** sendAtOnce's answer when the conversation moved on: as it is now (undefined when it is gone). */
+type MovedOn = { movedOn: SendSnapshot | undefined };
+
 /**
  * The common send (to an existing conversation, not a reply) in one
- * statement without a transaction, numbered after what sendLookup saw
- * (store/entries.ts sendInOneStatement); undefined when the conversation
- * moved on since (a concurrent write of it): then write() sends it in a
- * transaction, under the lock. Replies take that path too (the replied-to
- * message is checked under the lock).
+ * statement without a transaction, numbered after `seen` (what sendLookup
+ * saw or this instance's last send left: store/entries.ts
+ * sendInOneStatement), which it remembers moved on by this message.
  */
 async function sendAtOnce(
   deps: SendDeps,
   senderId: string,
   clientMessageId: string,
   request: SendMessageRequest,
-  target: Target,
+  conversationId: string,
+  seen: SendSnapshot,
   attachments: AttachmentRecord[],
-): Promise<{ message: Message; created: boolean } | undefined> {
-  if (target.kind !== "existing" || request.replyToSeq !== 0n) return undefined;
-  const { seen, conversationId } = target;
+): Promise<Sent | MovedOn> {
   const seq = seen.lastSeq + 1;
   const row = messageRow({ conversationId, seq, id: crypto.randomUUID(), senderId, clientMessageId, text: request.text, replyToSeq: null, attachments: attachments.length > 0 ? attachments : null, at: new Date() });
   const message = presentEntry(row);
   const event = { message, memberIds: seen.memberIds, kind: seen.kind === "direct" ? ConversationKind.DIRECT : ConversationKind.GROUP, title: seen.title ?? "" };
-  const outcome = await sendInOneStatement(deps.database.db, row, seen.lastSeq, deps.events.messageSent(deps.database.db, event));
-  if (outcome === "duplicate") throw new DuplicateSend();
-  return outcome === "sent" ? { message, created: true } : undefined;
+  const sent = await sendInOneStatement(deps.database.db, row, seen, deps.events.messageSent(deps.database.db, event));
+  if (sent.outcome === "duplicate") throw new DuplicateSend();
+  if (sent.outcome === "moved on") return { movedOn: sent.current };
+  deps.snapshots.remember(conversationId, { ...seen, lastSeq: seq });
+  return { message, created: true };
 }
 
 /**
@@ -129,7 +223,7 @@ async function write(
   request: SendMessageRequest,
   target: Target,
   attachments: AttachmentRecord[],
-): Promise<{ message: Message; created: boolean }> {
+): Promise<Sent & { snapshot: SendSnapshot }> {
   const at = new Date();
   let conversationId = target.kind === "existing" ? target.conversationId : "";
   let createdConversation = false;
@@ -165,5 +259,7 @@ async function write(
     title: conversation.title ?? "",
   });
   if (!(await insertMessage(tx, row, sent))) throw new DuplicateSend();
-  return { message, created: true };
+  // What the next send into this conversation may expect, once this one committed.
+  const snapshot = { kind: conversation.kind, title: conversation.title, lastSeq: seq, memberIds: raised.map((m) => m.userId) };
+  return { message, created: true, snapshot };
 }

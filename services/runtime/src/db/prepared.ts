@@ -6,7 +6,10 @@
 // service keeps one set per handle (`perDatabase`). Values go in as
 // `sql.placeholder`s; id lists as one array parameter (`idArray`), so a
 // statement's text never depends on how many ids a call has.
+import type { SQL } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import type { Db } from "./database.ts";
+import { rowsOf } from "./rows.ts";
 
 /** `prepare(db)` once per database handle, on first use. */
 export function perDatabase<T extends object>(prepare: (db: Db) => T): (db: Db) => T {
@@ -30,4 +33,25 @@ export function perDatabase<T extends object>(prepare: (db: Db) => T): (db: Db) 
  */
 export function idArray(ids: readonly string[]): string {
   return `{${ids.join(",")}}`;
+}
+
+/** A statement prepared by preparedSql: `execute` fills its placeholders and answers its rows. */
+export interface PreparedSql {
+  execute(values: Record<string, unknown>): Promise<Array<Record<string, unknown>>>;
+}
+
+// The services' drizzle handles use no casing option, so a plain dialect renders as theirs do.
+const dialect = new PgDialect();
+
+/**
+ * A statement drizzle's builders cannot express, prepared as their
+ * `.prepare(name)` would be: data-modifying CTEs feeding one SELECT (what
+ * `db.execute(sql…)` runs, built and parsed on every call). Built once; with
+ * node-postgres a named statement, parsed and planned once per connection.
+ * Only on the database handle itself, not in a transaction: it runs on the
+ * handle's own session.
+ */
+export function preparedSql(db: Db, name: string, statement: SQL): PreparedSql {
+  const prepared = db._.session.prepareQuery(dialect.sqlToQuery(statement), undefined, name, false);
+  return { execute: async (values) => rowsOf(await prepared.execute(values)) };
 }

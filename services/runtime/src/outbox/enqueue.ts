@@ -61,6 +61,36 @@ export function relayWakeUp(tables: { outboxEvents: OutboxEventsTable }): SQL {
 
 /** The outbox row's INSERT for `input` (not run), for a statement that also makes the change it describes. */
 export function outboxInsert<Desc extends DescMessage>(db: Queryable, tables: { outboxEvents: OutboxEventsTable }, input: EnqueueInput<Desc>): SQLWrapper {
+  return db.insert(tables.outboxEvents).values(outboxRow(input));
+}
+
+/**
+ * The outbox insert of a prepared statement (db/prepared.ts preparedSql)
+ * whose change its own CTEs may find does not apply (a compare-and-set):
+ * the row is written only where `condition` holds, a predicate over those
+ * CTEs such as sql`exists (select 1 from taken)`, so the event exists
+ * exactly when the change does, and the statement can answer why it did not
+ * apply instead of failing. The row's values are placeholders, filled by
+ * outboxPlaceholderValues.
+ */
+export function outboxInsertWhere(tables: { outboxEvents: OutboxEventsTable }, condition: SQL): SQL {
+  const t = tables.outboxEvents;
+  const columns = sql.join([t.id, t.topic, t.key, t.type, t.payload, t.headers].map((column) => sql.identifier(column.name)), sql`, `);
+  const value = (name: keyof OutboxRow) => sql.placeholder(`outbox_${name}`);
+  return sql`(insert into ${t} (${columns})
+    select ${value("id")}::uuid, ${value("topic")}::text, ${value("key")}::text, ${value("type")}::text, ${value("payload")}::bytea, ${value("headers")}::jsonb
+    where ${condition})`;
+}
+
+/** outboxInsertWhere's placeholder values for the event `input`. */
+export function outboxPlaceholderValues<Desc extends DescMessage>(input: EnqueueInput<Desc>): Record<string, unknown> {
+  const row = outboxRow(input);
+  return { outbox_id: row.id, outbox_topic: row.topic, outbox_key: row.key, outbox_type: row.type, outbox_payload: row.payload, outbox_headers: JSON.stringify(row.headers) };
+}
+
+type OutboxRow = ReturnType<typeof outboxRow>;
+
+function outboxRow<Desc extends DescMessage>(input: EnqueueInput<Desc>) {
   const id = input.id ?? randomUUID();
   const traceparent = input.traceparent ?? activeTraceparent();
   const headers: Record<string, string> = {
@@ -69,14 +99,7 @@ export function outboxInsert<Desc extends DescMessage>(db: Queryable, tables: { 
     [EventHeaders.contentType]: PROTOBUF_CONTENT_TYPE,
     ...(traceparent ? { [EventHeaders.traceparent]: traceparent } : {}),
   };
-  return db.insert(tables.outboxEvents).values({
-    id,
-    topic: input.topic,
-    key: input.key,
-    type: input.schema.typeName,
-    payload: toBinary(input.schema, input.message),
-    headers,
-  });
+  return { id, topic: input.topic, key: input.key, type: input.schema.typeName, payload: toBinary(input.schema, input.message), headers };
 }
 
 function activeTraceparent(): string | undefined {
