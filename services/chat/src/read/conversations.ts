@@ -1,6 +1,8 @@
 // GetConversation and ListConversations: conversation rows, then their
 // members, the reader's unread counts and last entries, one query each for
 // the whole page (never one per conversation).
+import { is } from "drizzle-orm";
+import { PgTransaction } from "drizzle-orm/pg-core";
 import type { Conversation } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import type { Queryable } from "@aviary/runtime/db/database";
 import type { ConversationCursor } from "../domain/page-token.ts";
@@ -13,7 +15,13 @@ import { noSuchConversation } from "../domain/not-found.ts";
 
 async function presentAll(db: Queryable, readerId: string, rows: readonly ConversationRow[]): Promise<Conversation[]> {
   const ids = rows.map((row) => row.id);
-  const [members, unread, last] = await Promise.all([currentMembers(db, ids), unreadCounts(db, readerId, ids), lastEntries(db, readerId, ids)]);
+  const reads = [() => currentMembers(db, ids), () => unreadCounts(db, readerId, ids), () => lastEntries(db, readerId, ids)] as const;
+  // At once on the pool's connections; one after the other in a transaction
+  // (a membership change answers from inside its own), whose one connection
+  // would otherwise queue them in the driver (deprecated by node-postgres).
+  const [members, unread, last] = is(db, PgTransaction)
+    ? [await reads[0](), await reads[1](), await reads[2]()]
+    : await Promise.all([reads[0](), reads[1](), reads[2]()]);
   // The last messages' reactions: one more query for the whole page.
   const tallies = await reactionTallies(db, readerId, [...last.values()].filter((e) => e.membership === null && e.deletedAt === null));
   return rows.map((row) => {

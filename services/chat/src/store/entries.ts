@@ -192,9 +192,9 @@ export type OneStatementSend = { outcome: "sent" } | { outcome: "moved on"; curr
  * When it does not match, nothing is written (the message's insert reads
  * its number from the update, the outbox row is written only where a
  * number was taken), and the statement answers the conversation as its
- * snapshot shows it, for another try. That snapshot predates a write that
- * committed while this statement waited for the row lock, so it can be
- * the one just tried: the next statement's snapshot is newer. "duplicate"
+ * snapshot shows it, for another try. That snapshot can predate a write
+ * that committed while this statement waited for the row lock (then it is
+ * the one just tried); the next statement's snapshot is newer. "duplicate"
  * when the idempotency key exists (the unique index fails the statement).
  *
  * The message's insert runs after the row lock is granted (never holding

@@ -52,22 +52,22 @@ export async function sendMessage(deps: SendDeps, ctx: HandlerContext, senderId:
   const clientMessageId = request.clientMessageId.toLowerCase();
   const conversationId = request.target.case === "conversationId" ? request.target.value.toLowerCase() : undefined;
   const known = conversationId === undefined || request.replyToSeq !== 0n ? undefined : deps.snapshots.get(conversationId);
-  // Admitted and checked by a send to a known conversation that found it moved on.
-  let checked: AttachmentRecord[] | undefined;
+  // What a send to a known conversation did before it fell back to the lookup.
+  let fellBack: FallBack | undefined;
   if (conversationId !== undefined && known?.memberIds.includes(senderId)) {
     const sent = await sendToKnown(deps, ctx, senderId, clientMessageId, conversationId, request, known);
-    if (!Array.isArray(sent)) return sent;
-    checked = sent;
+    if ("message" in sent) return sent;
+    fellBack = sent;
   }
   // One round trip for both (read-only), each acted on in its turn below.
   const lookup = await sendLookup(deps.database.db, senderId, clientMessageId, conversationId);
   const earlier = lookup.retried ? await messageByClientId(deps.database.db, senderId, clientMessageId) : undefined;
   // A retry is answered before the rate limit: it adds nothing and must not be refused.
   if (earlier) return { message: presentEntry(earlier), created: false };
-  if (checked === undefined) await deps.limiter.admit(senderId);
+  if (fellBack === undefined) await deps.limiter.admit(senderId);
   const target = await resolveTarget(deps, ctx, senderId, request, lookup.current);
   // After the target: a conversation the sender is not in is NOT_FOUND whatever the attachments.
-  const attachments = checked ?? (await checkedAttachments(deps.media, ctx, senderId, request.attachmentMediaIds));
+  const attachments = fellBack?.attachments ?? (await checkedAttachments(deps.media, ctx, senderId, request.attachmentMediaIds));
   return committed(deps, senderId, clientMessageId, async () => {
     // Replies take the transaction (the replied-to message is checked under the lock), as do sends whose conversation moved on since the lookup.
     if (target.kind === "existing" && request.replyToSeq === 0n) {
@@ -108,20 +108,24 @@ async function original(deps: SendDeps, senderId: string, clientMessageId: strin
  */
 const ONE_STATEMENT_ATTEMPTS = 3;
 
+/** A send to a known conversation that gave up on it: admitted by the rate limit, and with the attachments it checked. */
+type FallBack = { attachments?: AttachmentRecord[] };
+
 /**
  * A send to a conversation this instance sent to before, on what its last
  * send there left (`known`, send-snapshots.ts): no lookup, the checks, then
  * the one statement in the conversation's turn, tried again on the
  * conversation as it answers when it moved on (another instance sent into
- * it, a member joined or left). Answers the attachments it checked when the
- * sender is no longer a member or the tries ran out (the caller then looks
- * the conversation up, with the sender admitted by the rate limit already).
+ * it, a member joined or left). Falls back to the lookup (the caller's,
+ * with the sender admitted already) when the sender is no longer a member,
+ * when the tries ran out, and when the block check refuses: that check used
+ * the snapshot's members, and the lookup checks the current ones.
  *
  * Without the lookup, a retry is not known to be one until the statement
- * meets its key; so before any refusal (the rate limit, a block, an
- * attachment) the key is looked for, and a retry is answered with its
- * original whatever changed since, as the lookup would have. A retry the
- * rate limit admits counts in the sender's window.
+ * meets its key; so before refusing (the rate limit, an attachment) the
+ * key is looked for, and a retry is answered with its original whatever
+ * changed since, as the lookup would have. A retry the rate limit admits
+ * counts in the sender's window.
  */
 async function sendToKnown(
   deps: SendDeps,
@@ -131,18 +135,22 @@ async function sendToKnown(
   conversationId: string,
   request: SendMessageRequest,
   known: SendSnapshot,
-): Promise<Sent | AttachmentRecord[]> {
-  let attachments: AttachmentRecord[];
-  try {
-    await deps.limiter.admit(senderId);
-    if (known.kind === "direct") await requireReachable(deps, ctx, conversationId, known.memberIds.filter((id) => id !== senderId));
-    attachments = await checkedAttachments(deps.media, ctx, senderId, request.attachmentMediaIds);
-  } catch (error) {
-    if (!(error instanceof ConnectError)) throw error;
-    const retried = await messageByClientId(deps.database.db, senderId, clientMessageId);
-    if (retried) return { message: presentEntry(retried), created: false };
-    throw error;
-  }
+): Promise<Sent | FallBack> {
+  const orRetried = async <T>(check: () => Promise<T>): Promise<T | Sent> => {
+    try {
+      return await check();
+    } catch (error) {
+      if (!(error instanceof ConnectError)) throw error;
+      const retried = await messageByClientId(deps.database.db, senderId, clientMessageId);
+      if (retried) return { message: presentEntry(retried), created: false };
+      throw error;
+    }
+  };
+  const admitted = await orRetried(() => deps.limiter.admit(senderId));
+  if (admitted !== undefined) return admitted;
+  if (known.kind === "direct" && !(await reachableIn(deps, ctx, conversationId, known, senderId))) return {};
+  const attachments = await orRetried(() => checkedAttachments(deps.media, ctx, senderId, request.attachmentMediaIds));
+  if (!Array.isArray(attachments)) return attachments;
   const sent = await committed(deps, senderId, clientMessageId, () =>
     deps.snapshots.inTurn(conversationId, async () => {
       for (let attempt = 0; attempt < ONE_STATEMENT_ATTEMPTS; attempt++) {
@@ -157,7 +165,18 @@ async function sendToKnown(
       return undefined;
     }),
   );
-  return sent ?? attachments;
+  return sent ?? { attachments };
+}
+
+/** The block check on a snapshot's members: false when it refuses (the lookup then checks the current ones). */
+async function reachableIn(deps: SendDeps, ctx: HandlerContext, conversationId: string, known: SendSnapshot, senderId: string): Promise<boolean> {
+  try {
+    await requireReachable(deps, ctx, conversationId, known.memberIds.filter((id) => id !== senderId));
+    return true;
+  } catch (error) {
+    if (error instanceof ConnectError) return false;
+    throw error;
+  }
 }
 
 /** sendAtOnce's answer when the conversation moved on: as it is now (undefined when it is gone). */
