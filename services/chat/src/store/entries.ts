@@ -145,11 +145,21 @@ export interface SendSnapshot {
 export async function sendLookup(db: Db, senderId: string, clientMessageId: string, conversationId: string | undefined): Promise<{ retried: boolean; current: SendSnapshot | undefined }> {
   // Without a conversation id the joins match nothing: only `retried` is answered.
   const [row] = await sendLookupStatement(db).execute({ sender: senderId, client: clientMessageId, conversation: conversationId ?? null });
-  const current: SendSnapshot | undefined =
-    row !== undefined && row.kind !== null && Array.isArray(row.memberIds)
-      ? { kind: row.kind, title: row.title, lastSeq: Number(row.lastSeq), memberIds: row.memberIds.filter((id): id is string => typeof id === "string") }
-      : undefined;
-  return { retried: row?.retried === true, current };
+  return { retried: row?.retried === true, current: snapshotOf(row) };
+}
+
+/** The current members of conversation `c` (the alias both send statements give it), in joined order. */
+const currentMemberIds = sql`(select array_agg(o.user_id::text order by o.joined_seq, o.user_id) from ${members} as o where o.conversation_id = c.id and o.left_at is null)`;
+
+/** A snapshot from the conversation columns both send statements answer; undefined when they found none. */
+function snapshotOf(row: { kind?: unknown; title?: unknown; lastSeq?: unknown; memberIds?: unknown } | undefined): SendSnapshot | undefined {
+  if (typeof row?.kind !== "string" || !Array.isArray(row.memberIds)) return undefined;
+  return {
+    kind: row.kind,
+    title: typeof row.title === "string" ? row.title : null,
+    lastSeq: Number(row.lastSeq),
+    memberIds: row.memberIds.filter((id): id is string => typeof id === "string"),
+  };
 }
 
 /**
@@ -165,7 +175,7 @@ const sendLookupStatement = perDatabase((db: Db) => {
       kind: sql<string | null>`c.kind`,
       title: sql<string | null>`c.title`,
       lastSeq: sql<string | null>`c.last_seq::text`,
-      memberIds: sql<unknown[] | null>`(select array_agg(o.user_id::text order by o.joined_seq, o.user_id) from ${members} as o where o.conversation_id = c.id and o.left_at is null)`,
+      memberIds: sql<unknown[] | null>`${currentMemberIds}`,
     })
     .from(
       sql`(select 1) as one
@@ -217,13 +227,7 @@ export async function sendInOneStatement(db: Db, row: EntryRow, seen: Pick<SendS
       ...event.placeholderValues(),
     });
     if (answer?.["took"] === true) return { outcome: "sent" };
-    const kind = answer?.["kind"];
-    const memberIds = answer?.["member_ids"];
-    const current =
-      typeof kind === "string" && Array.isArray(memberIds)
-        ? { kind, title: typeof answer?.["title"] === "string" ? answer["title"] : null, lastSeq: Number(answer?.["last_seq"]), memberIds: memberIds.filter((id): id is string => typeof id === "string") }
-        : undefined;
-    return { outcome: "moved on", current };
+    return { outcome: "moved on", current: snapshotOf(answer) };
   } catch (error) {
     const failure = databaseErrorOf(error);
     if (failure?.code === "23505" && failure.constraint === "entries_sender_client_key") return { outcome: "duplicate" };
@@ -259,8 +263,7 @@ const sendStatement = perDatabase((db: Db) => {
         from inserted where conversation_id = ${conversation} and user_id = ${value("sender")}::uuid),
       queued as ${outboxInsertWhere(tables, took)}
       select ${took} as took, (select ${relayWakeUp(tables)} from taken),
-        c.kind, c.title, c.last_seq::text as last_seq,
-        case when not ${took} then (select array_agg(o.user_id::text order by o.joined_seq, o.user_id) from ${members} as o where o.conversation_id = c.id and o.left_at is null) end as member_ids
+        c.kind, c.title, c.last_seq::text as "lastSeq", case when not ${took} then ${currentMemberIds} end as "memberIds"
       from (select 1) as one left join ${conversations} as c on c.id = ${conversation}`,
   );
 });

@@ -90,7 +90,7 @@ export function openPostgres(options: PostgresOptions): Database {
  * transaction through) releases its client with the statement's error, and
  * the pool closes a client released with an error. So every statement the
  * server refused (a unique violation a store answers as "already there",
- * the chat send's division by zero when its conversation moved on) cost a
+ * such as a retried chat send meeting its idempotency key) cost a
  * new connection: TCP connect, startup and SCRAM authentication in the
  * service, a backend fork in PostgreSQL (a profile of the chat bench on a
  * saturated machine, groups of 10 at 300 messages/s, had 2.8 % of the chat
