@@ -3,18 +3,21 @@
 // what needs neither (one's own text posts) keeps working.
 import test from "ava";
 import { Code } from "@connectrpc/connect";
-import { freePort } from "../../runtime/test-support/envoy.ts";
+import { startUnavailablePeer, type UnavailablePeer } from "../../runtime/test-support/unavailable-peer.ts";
 import { rejection, startTestPost, type TestPost } from "./harness.ts";
 
 let h: TestPost;
+let downUser: UnavailablePeer;
+let downMedia: UnavailablePeer;
 test.before(async () => {
-  // Ports nothing listens on: the real user and media services run (sign-up
-  // and uploads need them), but the post service is pointed elsewhere.
-  const [userPort, mediaPort] = await Promise.all([freePort(), freePort()]);
-  h = await startTestPost({ USER_URL: `http://127.0.0.1:${userPort}`, MEDIA_URL: `http://127.0.0.1:${mediaPort}` });
+  // The real user and media services run (sign-up and uploads need them),
+  // but the post service is pointed at two peers that answer UNAVAILABLE.
+  [downUser, downMedia] = await Promise.all([startUnavailablePeer(), startUnavailablePeer()]);
+  h = await startTestPost({ USER_URL: downUser.url, MEDIA_URL: downMedia.url });
 });
 test.after.always(async () => {
   await h?.close();
+  await Promise.all([downUser?.close(), downMedia?.close()]);
 });
 
 test("reads and writes that need the user or media service are UNAVAILABLE and write nothing", async (t) => {
@@ -37,6 +40,7 @@ test("reads and writes that need the user or media service are UNAVAILABLE and w
     t.is(error.code, Code.Unavailable, name);
     t.regex(error.rawMessage, /the (user|media) service is unavailable/, name);
   }
+  t.true(downUser.calls() > 0 && downMedia.calls() > 0, "both peers were asked (and refused)");
   const [row] = await h.query<{ posts: string; likes: string; comments: string }>(
     `select (select count(*) from posts.posts) as posts, (select count(*) from posts.likes) as likes, (select count(*) from posts.comments) as comments`,
   );
