@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Database, Queryable } from "../src/db/database.ts";
 import { openDatabase } from "../src/db/open.ts";
+import { idArray, preparedSql, textArray } from "../src/db/prepared.ts";
 import { isDatabaseUnavailable } from "../src/db/unavailable.ts";
 import { silentSink } from "../src/bus/log-sink.ts";
 import { eventually, freshSchema, infra, uniqueName, withClient } from "../test-support/infra.ts";
@@ -104,6 +105,23 @@ function databaseSuite(fixture: Fixture): void {
     );
     t.deepEqual(await rows(database.db, sql.raw(`SELECT id, label FROM ${schema}.items ORDER BY id`)), [{ id: 1, label: "kept" }]);
     await database.db.execute(sql.raw(`DROP SCHEMA ${schema} CASCADE`));
+  });
+
+  test(`${name}: a prepared statement takes id and text lists as one array parameter each, any text as itself`, async (t) => {
+    const database = await fixture.shared();
+    const statement = preparedSql(
+      database.db,
+      uniqueName("arrays"),
+      sql`select ${sql.placeholder("texts")}::text[] as texts, cardinality(${sql.placeholder("texts")}::text[]) as n, ${sql.placeholder("ids")}::uuid[] as ids`,
+    );
+    const texts = ["plain", 'a "quoted" word', "back\\slash", "comma, {brace}", "", "NULL", "#tag", "ünïcødé 🐦"];
+    const ids = [crypto.randomUUID(), crypto.randomUUID()];
+    const [row] = await statement.execute({ texts: textArray(texts), ids: idArray(ids) });
+    t.is(Number(row?.["n"]), texts.length);
+    const asText = await rows(database.db, sql`select unnest(${textArray(texts)}::text[]) as item`);
+    t.deepEqual(asText.map((r) => r["item"]), texts, "every element comes back as itself, in order (\"NULL\" as the text, not a null)");
+    const [empty] = await statement.execute({ texts: textArray([]), ids: idArray([]) });
+    t.is(Number(empty?.["n"]), 0);
   });
 
   test(`${name}: migrate applies each migration once, journal in the given schema`, async (t) => {

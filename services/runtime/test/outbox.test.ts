@@ -16,7 +16,7 @@ import type { Database, Queryable } from "../src/db/database.ts";
 import { openDatabase } from "../src/db/open.ts";
 import { decodeEvent, enqueueEvent, enqueueEventWith, EventDecodeError, outboxInsertWhere, outboxPlaceholderValues, PROTOBUF_CONTENT_TYPE } from "../src/outbox/enqueue.ts";
 import { preparedSql } from "../src/db/prepared.ts";
-import { handleOnce, handleOnceEach } from "../src/outbox/idempotent.ts";
+import { handleOnce } from "../src/outbox/idempotent.ts";
 import { RELAY_LOCK_NAMESPACE, startOutboxRelay, type OutboxRelayOptions } from "../src/outbox/relay.ts";
 import type { OutboxTables } from "../src/outbox/tables.ts";
 import { eventually, infra, uniqueName, withClient } from "../test-support/infra.ts";
@@ -394,36 +394,6 @@ function outboxSuite(stack: Stack): void {
       t.false(await handleOnce(s.database, s.tables, "c", id, insert));
       t.true(await handleOnce(s.database, s.tables, "another-consumer", id, async () => {}), "idempotency is per consumer");
       t.deepEqual(await rows(s.database.db, sql.raw(`SELECT count(*)::int AS n FROM ${s.schema}.applied`)), [{ n: 1 }]);
-    } finally {
-      await s.cleanup();
-    }
-  });
-
-  test(`${name}: handleOnceEach applies a run in one transaction, handing apply only the ids not applied before`, async (t) => {
-    const s = await setup();
-    try {
-      const [a, b, c] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
-      const insert = (ids: ReadonlySet<string>) => async (tx: Queryable) => {
-        for (const id of ids) await tx.execute(sql.raw(`INSERT INTO ${s.schema}.applied (event_id, key, n) VALUES ('${id}', 'k', 1)`));
-      };
-      t.true(await handleOnce(s.database, s.tables, "c", a, insert(new Set([a]))));
-      await t.throwsAsync(
-        handleOnceEach(s.database, s.tables, "c", [a, b, c], async (tx, fresh) => {
-          await insert(fresh)(tx);
-          throw new Error("apply failed");
-        }),
-        { message: "apply failed" },
-      );
-      const seen: string[][] = [];
-      // Upper-case ids name the same events (Postgres prints UUIDs lower-case).
-      const applied = await handleOnceEach(s.database, s.tables, "c", [a, b.toUpperCase(), c, b], async (tx, fresh) => {
-        seen.push([...fresh].sort());
-        await insert(fresh)(tx);
-      });
-      t.deepEqual(seen, [[b, c].sort()], "apply saw only the new ids, once each");
-      t.deepEqual([...applied].sort(), [b, c].sort());
-      t.deepEqual([...(await handleOnceEach(s.database, s.tables, "c", [a, b, c], async () => t.fail("nothing left to apply")))], []);
-      t.deepEqual(await rows(s.database.db, sql.raw(`SELECT count(*)::int AS n FROM ${s.schema}.applied`)), [{ n: 3 }], "each event's effect once, nothing of the failed run");
     } finally {
       await s.cleanup();
     }

@@ -19,7 +19,8 @@
 // batch by batch, outside the projection transaction; they never fail an event.
 import type { Database } from "@aviary/runtime/db/database";
 import { inSpan, type EventTelemetry } from "@aviary/runtime/bus/tracing";
-import { handleOnce, handleOnceEach } from "@aviary/runtime/outbox/idempotent";
+import { handleOnce } from "@aviary/runtime/outbox/idempotent";
+import { livePostsAndFirstFollowers, recordArrivals, type ArrivingPost } from "../store/arrivals.ts";
 import type { TimelineEntry, TimelineStore, TimelineWrite } from "../store/timelines.ts";
 import type { FeedHints } from "./live-hints.ts";
 import type { MergedAuthors } from "../read/merged-authors.ts";
@@ -27,12 +28,8 @@ import { processedEvents } from "../store/schema.ts";
 import {
   deleteFollow,
   findPost,
-  findPosts,
-  firstFollowerPages,
-  followerCountsOf,
   followersPage,
   insertFollow,
-  insertPosts,
   markPostDeleted,
   postsByAuthorAmong,
   recentPosts,
@@ -68,12 +65,7 @@ const once = (deps: ProjectorDeps, eventId: string, apply: Parameters<typeof han
   handleOnce(deps.database, { processedEvents }, feedConsumer, eventId, apply);
 
 /** A PostCreated event, decoded. */
-export interface CreatedPost {
-  eventId: string;
-  postId: string;
-  authorId: string;
-  createdAt: Date;
-}
+export type CreatedPost = ArrivingPost;
 
 /**
  * PostCreated for a run of events (one Kafka batch of a partition, or one
@@ -84,30 +76,27 @@ export interface CreatedPost {
  * event on its own does, so the bus may redeliver any of them one by one.
  */
 export async function applyPostsCreated(deps: ProjectorDeps, created: readonly CreatedPost[]): Promise<void> {
-  let crossed = false;
-  await handleOnceEach(deps.database, { processedEvents }, feedConsumer, created.map((post) => post.eventId), async (tx, fresh) => {
-    const arriving = created.filter((post) => fresh.has(post.eventId.toLowerCase()));
-    // Decided once, when the post arrives, and remembered: a reader's merge
-    // and a later deletion must agree on where the post went.
-    const threshold = deps.fanoutThreshold;
-    const counts = threshold === null ? undefined : await followerCountsOf(tx, [...new Set(arriving.map((post) => post.authorId))]);
-    crossed = await insertPosts(
-      tx,
-      arriving.map(({ postId, authorId, createdAt }) => ({ postId, authorId, createdAt, fannedOut: threshold === null || (counts?.get(authorId) ?? 0) <= threshold })),
-    );
-  });
+  const { crossed } = await recordArrivals(deps.database.db, feedConsumer, created, deps.fanoutThreshold);
   if (crossed) deps.mergedAuthors?.forget(EVERY_READER);
-  // Re-read after the commit: a post deleted (or an account purged) meanwhile is not written anywhere.
-  const live = (await findPosts(deps.database.db, [...new Set(created.map((post) => post.postId))])).filter((row) => row.deletedAt === null);
+  // Read after the commit: a post deleted (or an account purged) meanwhile is not written anywhere.
+  const { live, firstPages } = await livePostsAndFirstFollowers(
+    deps.database.db,
+    created.map((post) => post.postId),
+    deps.fanoutBatch,
+  );
   if (live.length === 0) return;
   const single = live.length === 1 ? live[0] : undefined;
   const attributes: Record<string, string | number> = single ? { "aviary.post_id": single.postId, "aviary.fanned_out": String(single.fannedOut) } : { "aviary.posts": live.length };
   // The timeline writes (and live hints) are one span in the event's (or the batch's) trace.
-  await inSpan(deps.telemetry, "feed fan-out", attributes, () => fanOut(deps, live));
+  await inSpan(deps.telemetry, "feed fan-out", attributes, () => fanOut(deps, live, firstPages));
 }
 
-/** Writes live posts into their authors' and (when fanned out) their followers' timelines, then hints. */
-async function fanOut(deps: ProjectorDeps, live: readonly PostRow[]): Promise<void> {
+/**
+ * Writes live posts into their authors' and (when fanned out) their
+ * followers' timelines, then hints; `firstPages` holds the first page of
+ * followers of each author with a fanned-out post.
+ */
+async function fanOut(deps: ProjectorDeps, live: readonly PostRow[], firstPages: ReadonlyMap<string, string[]>): Promise<void> {
   const byAuthor = new Map<string, { entries: TimelineEntry[]; postIds: string[]; fannedOut: TimelineEntry[] }>();
   for (const row of live) {
     const author = byAuthor.get(row.authorId) ?? { entries: [], postIds: [], fannedOut: [] };
@@ -120,7 +109,6 @@ async function fanOut(deps: ProjectorDeps, live: readonly PostRow[]): Promise<vo
     byAuthor.set(row.authorId, author);
   }
   const fannedOutAuthors = [...byAuthor].filter(([, author]) => author.fannedOut.length > 0).map(([authorId]) => authorId);
-  const firstPages = await firstFollowerPages(deps.database.db, fannedOutAuthors, deps.fanoutBatch);
   const writes: TimelineWrite[] = [];
   for (const [authorId, author] of byAuthor) {
     writes.push({ userIds: [authorId], entries: author.entries });

@@ -53,38 +53,6 @@ export async function deleteFollow(tx: Tx, edge: FollowEdge): Promise<boolean> {
   return true;
 }
 
-/** The follower counts of `userIds` (absent: 0). */
-export async function followerCountsOf(db: Queryable, userIds: readonly string[]): Promise<Map<string, number>> {
-  if (userIds.length === 0) return new Map();
-  const rows = await db
-    .select({ userId: followerCounts.userId, followers: followerCounts.followers })
-    .from(followerCounts)
-    .where(inArray(followerCounts.userId, [...userIds]));
-  return new Map(rows.map((row) => [row.userId, row.followers]));
-}
-
-/**
- * Records posts (keeps an existing row: a replay, or a tombstone from an
- * earlier PostDeleted). When an author gets their first live post that is not
- * fanned out, every reader's merged followees may have grown: notified, and
- * true is returned.
- */
-export async function insertPosts(tx: Tx, rows: ReadonlyArray<{ postId: string; authorId: string; createdAt: Date; fannedOut: boolean }>): Promise<boolean> {
-  if (rows.length === 0) return false;
-  const mergedAuthors = [...new Set(rows.filter((row) => !row.fannedOut).map((row) => row.authorId))];
-  const already =
-    mergedAuthors.length === 0
-      ? []
-      : await tx
-          .selectDistinct({ authorId: posts.authorId })
-          .from(posts)
-          .where(and(inArray(posts.authorId, mergedAuthors), eq(posts.fannedOut, false), isNull(posts.deletedAt)));
-  await tx.insert(posts).values([...rows]).onConflictDoNothing();
-  const crossed = already.length < mergedAuthors.length;
-  if (crossed) await notifyMergedFollowees(tx, EVERY_READER);
-  return crossed;
-}
-
 /** Tombstones a post; inserts the tombstone when the post itself never arrived. */
 export async function markPostDeleted(tx: Tx, post: { postId: string; authorId: string; deletedAt: Date }): Promise<void> {
   await tx
@@ -96,41 +64,6 @@ export async function markPostDeleted(tx: Tx, post: { postId: string; authorId: 
 export async function findPost(db: Queryable, postId: string): Promise<PostRow | undefined> {
   const [row] = await db.select().from(posts).where(eq(posts.postId, postId));
   return row;
-}
-
-/** The posts among `postIds` in the projection (tombstones too), in no particular order. */
-export function findPosts(db: Queryable, postIds: readonly string[]): Promise<PostRow[]> {
-  if (postIds.length === 0) return Promise.resolve([]);
-  return db.select().from(posts).where(inArray(posts.postId, [...postIds]));
-}
-
-/**
- * The first keyset page (`limit`, by follower id) of each author's
- * followers, in one query: a batch of posts by many small authors reads
- * all their followers in one round trip (one index walk per author on
- * follows_followee_follower_idx). An author with a full page has more.
- */
-export async function firstFollowerPages(db: Queryable, authorIds: readonly string[], limit: number): Promise<Map<string, string[]>> {
-  const pages = new Map<string, string[]>();
-  if (authorIds.length === 0) return pages;
-  if (authorIds.length === 1) {
-    pages.set(authorIds[0]!, await followersPage(db, authorIds[0]!, limit));
-    return pages;
-  }
-  const result = await db.execute(sql`
-    select a.id as followee_id, f.follower_id
-    from unnest(${`{${authorIds.join(",")}}`}::uuid[]) as a(id)
-    cross join lateral (
-      select ${follows.followerId} as follower_id from ${follows} where ${follows.followeeId} = a.id order by ${follows.followerId} limit ${limit}
-    ) as f
-    order by a.id, f.follower_id`);
-  for (const row of rowsOf(result)) {
-    const followeeId = String(row["followee_id"]);
-    const page = pages.get(followeeId) ?? [];
-    page.push(String(row["follower_id"]));
-    pages.set(followeeId, page);
-  }
-  return pages;
 }
 
 /** One keyset page of an author's followers, by follower id. */

@@ -35,6 +35,15 @@ export function idArray(ids: readonly string[]): string {
   return `{${ids.join(",")}}`;
 }
 
+/**
+ * A list of strings as one array parameter (PostgreSQL's array literal, each
+ * element quoted, `"` and `\` escaped), for `::text[]`: any text goes in as
+ * itself, commas and braces included.
+ */
+export function textArray(items: readonly string[]): string {
+  return `{${items.map((item) => `"${item.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(",")}}`;
+}
+
 /** A statement prepared by preparedSql: `execute` fills its placeholders and answers its rows. */
 export interface PreparedSql {
   execute(values: Record<string, unknown>): Promise<Array<Record<string, unknown>>>;
