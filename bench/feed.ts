@@ -54,7 +54,7 @@ import { uniqueName, withClient } from "../services/runtime/test-support/infra.t
 import { kafkaWarmupNote, ownKafka } from "./stack.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { openRedisTimelineStore } from "../services/feed/src/store/timelines-redis.ts";
-import { cpuMeter, inParallel, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
+import { cpuMeter, idleCpu, inParallel, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { countTimelinesHolding, createTimelines, seedFollowers, type SeededAuthor } from "./feed-seed.ts";
 import { findGhz, ghzRow, ghzTable, type GhzRow } from "./ghz.ts";
 
@@ -437,7 +437,7 @@ async function ghzReadRows(
     const { "load generator": _self, ...servers } = processes();
     const peak = halfOf === undefined ? undefined : out.find((row) => row.name === halfOf)?.throughput;
     const rps = peak === undefined ? {} : { rps: Math.max(1, Math.round(peak / 2)) };
-    const row = await ghzRow(found.path, name, { ...call, ...rps, connections: 4, concurrency: 128 }, durationMs / 1000, servers);
+    const row = await ghzRow(found.path, name, { ...call, ...rps, connections: 4, concurrency: 128 }, durationMs / 1000, servers, IDLE_MS);
     out.push(row);
     step(`ghz ${name}: ${row.throughput}/s (${round(row.throughput / Math.max(1, out[0]!.throughput), 3)} of the first row), p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, ${row.errors} errors`);
   }
@@ -670,15 +670,6 @@ async function atRate(rate: number, call: () => Promise<unknown>): Promise<RateR
 
 // --- the write-path knee ------------------------------------------------------------
 
-/** CPU ms per second each process spends with no posts arriving (consumers polling, metrics, timers), over `ms`. */
-async function idleCpu(processes: Record<string, number | undefined>, ms: number): Promise<Record<string, number>> {
-  const meter = cpuMeter(processes);
-  meter.start();
-  await sleep(ms);
-  const cpu = meter.stop();
-  return Object.fromEntries(Object.entries(cpu.msByProcess).map(([label, used]) => [label, used / (cpu.wallMs / 1000)]));
-}
-
 /**
  * CPU ms per created post by process with the idle rate taken out: what a
  * post costs, not what the process spends anyway. On a slow or contended
@@ -861,7 +852,7 @@ async function report(results: {
     `(GetProfile, GetHomeFeed on the first feed process, unread counts from the notification and chat services' api roles), and the calls hydration makes, straight to their services as the reader.\n\n${pathTable}\n\n` +
     `### GetHomeFeed driven by ghz\n\n` +
     `The no-op and both GetHomeFeed processes again, from ghz (Go; bench/ghz.ts) instead of the Node generator above: one core, 4 connections × 32 calls in flight, a fixed number of calls\n` +
-    `sized from a 1 s warm-up to last about ${durationMs / 1000} s. CPU per call includes ghz's own (its rusage) and every service the call reaches.\n` +
+    `sized from a 1 s warm-up to last about ${durationMs / 1000} s. CPU per call includes ghz's own (its rusage) and every service the call reaches, less what each service used in the idle second before the row (as above).\n` +
     `The rows \"at half its peak\" offer half the throughput of the row they name, open loop (ghz --rps): the load of the latency goal (p99 ≤ 25 ms).\n\n${ghzTableOf(results.ghzRows)}\n\n` +
     `### End to end\n\n` +
     `${E2E_AUTHORS} authors, followed by one reader, post at a steady ${e2e.targetRate}/s for ${e2e.seconds} s on an open-loop schedule (a send does not wait for earlier answers).\n` +

@@ -9,7 +9,7 @@
 // flight and reports them as Unavailable.
 import { execFile, execFileSync } from "node:child_process";
 import { resolve } from "node:path";
-import { cpuMeter, repo, round } from "./support.ts";
+import { cpuMeter, idleCpu, repo, round } from "./support.ts";
 
 export interface GhzRun {
   calls: number;
@@ -166,16 +166,24 @@ export interface GhzRow extends CallFigures {
   machineBusy: number;
 }
 
-/** ghzFixed for one row, with the CPU of `processes` (label → pid) over the measured run. */
-export async function ghzRow(path: string, name: string, call: GhzCall, seconds: number, processes: Record<string, number | undefined>): Promise<GhzRow> {
+/**
+ * ghzFixed for one row, with the CPU of `processes` (label → pid) over the
+ * measured run. With `idleMs`, what each process uses over that long with no
+ * calls, right before the row, is taken off its window at the same rate (as
+ * the Node generator's rows do): an open-loop row at a low rate would
+ * otherwise count the processes' idle polling as the calls' cost.
+ */
+export async function ghzRow(path: string, name: string, call: GhzCall, seconds: number, processes: Record<string, number | undefined>, idleMs = 0): Promise<GhzRow> {
+  const idle = idleMs > 0 ? await idleCpu(processes, idleMs) : {};
   const meter = cpuMeter(processes);
   let cpu: ReturnType<typeof meter.stop> | undefined;
   const run = await ghzFixed(path, call, seconds, (phase) => (phase === "start" ? meter.start() : (cpu = meter.stop())));
+  const net = (label: string, ms: number) => Math.max(0, ms - ((idle[label] ?? 0) * (cpu?.wallMs ?? 0)) / 1000);
   const perCall = (ms: number) => round(ms / Math.max(1, run.calls), 3);
   return {
     name,
     ...callFigures(run),
-    cpuMsPerCall: { ...Object.fromEntries(Object.entries(cpu?.msByProcess ?? {}).map(([label, ms]) => [label, perCall(ms)])), ghz: perCall(run.generatorCpuMs) },
+    cpuMsPerCall: { ...Object.fromEntries(Object.entries(cpu?.msByProcess ?? {}).map(([label, ms]) => [label, perCall(net(label, ms))])), ghz: perCall(run.generatorCpuMs) },
     machineBusy: cpu?.machineBusy ?? Number.NaN,
   };
 }

@@ -62,7 +62,7 @@ const ghzPath = findGhz();
 const ghzResults: GhzRow[] = [];
 const viaGhz = async (name: string, url: string, method: string, pids: Record<string, number | undefined>, extra: Partial<GhzCall> = {}): Promise<GhzRow | undefined> => {
   if (!("path" in ghzPath)) return undefined;
-  const row = await ghzRow(ghzPath.path, name, { url, method, connections: 4, concurrency: 128, ...extra }, durationMs / 1000, pids);
+  const row = await ghzRow(ghzPath.path, name, { url, method, connections: 4, concurrency: 128, ...extra }, durationMs / 1000, pids, 1_000);
   ghzResults.push(row);
   return row;
 };
@@ -269,7 +269,7 @@ await writeSection(
     `the no-op is measured again right before. Follower pages are keyset-paginated on (followee, created_at, follower), so the 1k and 100k rows,\n` +
     `and the first and deep pages, should cost the same.\n\n${usersTable}\n\n` +
     `## Unary rows driven by ghz\n\nThe rows above again from ghz (bench/ghz.ts): a fixed number of calls sized from a 1 s warm-up to last about ${durationMs / 1000} s,\n` +
-    `CPU per call from /proc for the servers and ghz's own rusage. The GetMe rows at a fixed rate compare gRPC at the same load straight to the service's main port (connect-node),\n` +
+    `CPU per call from /proc for the servers (less what each used in the idle second before the row) and ghz's own rusage. The GetMe rows at a fixed rate compare gRPC at the same load straight to the service's main port (connect-node),\n` +
     `straight to its internal grpc-js listener, and through Envoy, which sends gRPC, gRPC-web and REST to that listener (Connect to the main port; docs/decisions.md, "The edge on the internal listeners"):\n` +
     `through Envoy vs the grpc-js row is Envoy's own cost, through Envoy vs the main-port row what a client of the edge gains or pays against calling the service's main port.\n\n${ghzTable}\n`,
 );

@@ -215,6 +215,21 @@ export function cpuMeter(processes: Record<string, number | undefined>): { start
   };
 }
 
+/**
+ * CPU ms per second each process spends with nothing offered (consumers
+ * polling, metrics, timers), over `ms`: what a row takes off its window, so
+ * its CPU per call is what the calls cost, not what the processes spend
+ * anyway (on a busy machine a row's calls are few, and that share would
+ * swamp them).
+ */
+export async function idleCpu(processes: Record<string, number | undefined>, ms: number): Promise<Record<string, number>> {
+  const meter = cpuMeter(processes);
+  meter.start();
+  await sleep(ms);
+  const cpu = meter.stop();
+  return Object.fromEntries(Object.entries(cpu.msByProcess).map(([label, used]) => [label, used / (cpu.wallMs / 1000)]));
+}
+
 /** CPU ticks of `pid` and of the processes it started (AVIARY_PROCESSES workers), alive ones read from /proc. */
 function processTicks(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
