@@ -195,8 +195,13 @@ function groupByTopic(records: EventRecord[]): TopicMessages[] {
 
 const TOPIC_READY_TIMEOUT_MS = 15_000;
 
-/** Polls metadata until every partition of `topics` has a leader. */
-async function waitForLeaders(admin: Admin, topics: string[]): Promise<void> {
+/**
+ * Polls metadata until every partition of `topics` has a leader: what to do
+ * after `createTopics({ waitForLeaders: false })` (kafkajs' own wait gives up
+ * on UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker answers until a new
+ * topic reaches its metadata cache; the benchmarks' admin clients too).
+ */
+export async function waitForLeaders(admin: Admin, topics: string[]): Promise<void> {
   const deadline = Date.now() + TOPIC_READY_TIMEOUT_MS;
   for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
     try {
