@@ -16,7 +16,7 @@
 // not back-filled), so late or repeated events cannot resurrect anything.
 //
 // Live hints (FeedUpdated, see live-hints.ts) follow a post's timeline writes,
-// batch by batch, outside the projection transaction; they never fail an event.
+// batch by batch, after the projection's write; they never fail an event.
 import type { Database } from "@aviary/runtime/db/database";
 import { inSpan, type EventTelemetry } from "@aviary/runtime/bus/tracing";
 import { handleOnce } from "@aviary/runtime/outbox/idempotent";

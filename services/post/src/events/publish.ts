@@ -1,8 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { Queryable, Tx } from "@aviary/runtime/db/database";
 import { sql } from "drizzle-orm";
-import type { Db } from "@aviary/runtime/db/database";
+import type { Db, Queryable, Tx } from "@aviary/runtime/db/database";
 import { perDatabase, preparedSql, textArray } from "@aviary/runtime/db/prepared";
 import { enqueueEvent, outboxInsertWhere, outboxPlaceholderValues, relayWakeUp } from "@aviary/runtime/outbox/enqueue";
 import {
@@ -33,8 +32,8 @@ const tables = { outboxEvents };
  * The post's row and its PostCreated event in one statement (no
  * transaction): CreatePost's only write, one round trip. Prepared (runtime
  * db/prepared.ts): every post runs it, and drizzle's builders walked the
- * post's nine columns and the outbox row's six on every call (13 % of the
- * post service's CPU under the write-path bench, 2026-12-03).
+ * post's columns and the outbox row's on every call (13 % of the post
+ * service's CPU under the write-path bench, 2026-12-03).
  */
 export async function insertPostWithEvent(db: Db, post: PostRow, replyToAuthorId: string): Promise<void> {
   await createStatement(db).execute({
