@@ -14,7 +14,7 @@
 // before these?).
 import { sql } from "drizzle-orm";
 import type { Db } from "@aviary/runtime/db/database";
-import { idArray, perDatabase, preparedSql } from "@aviary/runtime/db/prepared";
+import { idArray, perDatabase, preparedSql, textArray } from "@aviary/runtime/db/prepared";
 import { followerCounts, follows, posts, processedEvents } from "./schema.ts";
 import { EVERY_READER, MERGE_CHANNEL, type PostRow } from "./projection.ts";
 
@@ -82,7 +82,7 @@ export async function recordArrivals(db: Db, consumer: string, arriving: readonl
     eventIds: idArray(arriving.map((post) => post.eventId)),
     postIds: idArray(arriving.map((post) => post.postId)),
     authorIds: idArray(arriving.map((post) => post.authorId)),
-    createdAts: `{${arriving.map((post) => `"${post.createdAt.toISOString()}"`).join(",")}}`,
+    createdAts: textArray(arriving.map((post) => post.createdAt.toISOString())),
     threshold,
   });
   return { crossed: row?.["crossed"] === true };
