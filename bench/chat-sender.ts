@@ -14,6 +14,7 @@
 // stamps arrivals with.
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcJsTransport } from "@aviary/runtime/grpc-js/transport";
 import { Redis } from "ioredis";
 import { ChatService } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import { serveWorker } from "./workers.ts";
@@ -120,7 +121,8 @@ async function openLoop(rate: number, warmupS: number, seconds: number, fire: (i
 
 serveWorker({
   async send(args: { url: string; rate: number; warmupS: number; seconds: number; targets: SendTarget[] }) {
-    const chat = createClient(ChatService, createGrpcTransport({ baseUrl: args.url }));
+    const grpcJs = /^grpc:/.test(args.url);
+    const chat = createClient(ChatService, grpcJs ? createGrpcJsTransport({ baseUrl: args.url.replace(/^grpc:/, "http:") }) : createGrpcTransport({ baseUrl: args.url }));
     const headers = args.targets.map((t) => ({ headers: { authorization: `Bearer ${t.token}` } }));
     return openLoop(args.rate, args.warmupS, args.seconds, (i, id) => {
       const target = args.targets[i % args.targets.length]!;

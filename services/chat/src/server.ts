@@ -65,7 +65,7 @@ export const chatConfigSpec = {
   editWindowMs: duration("CHAT_EDIT_WINDOW", { default: "15m", min: "1s", max: "7d" }),
   deliveryConcurrency: int("CHAT_DELIVERY_CONCURRENCY", { default: 6, min: 1, max: 64 }),
   /** While the outbox relay is busy, its passes start at least this many ms apart (events committed meanwhile share a pass). */
-  relayLingerMs: int("CHAT_RELAY_LINGER_MS", { default: 10, min: 0, max: 1_000 }),
+  relayLingerMs: int("CHAT_RELAY_LINGER_MS", { default: 20, min: 0, max: 1_000 }),
   /**
    * TEST-ONLY failpoint, never set in production. `exit-after-send-commit`:
    * the process SIGKILLs itself right after a SendMessage transaction commits,

@@ -96,6 +96,27 @@ function suite(name: string, open: (history: { maxItems: number; ttlSeconds: num
     })();
   });
 
+  test(`${name}: concurrent publishMany calls each get their own results, a user's items in call order`, async (t) => {
+    await withHub(100, async ({ hub }) => {
+      const [u, v] = [user(), user()];
+      const live = await collect(hub, u);
+      // Started in one turn of the event loop (what a consumer's partitions do with one fetch).
+      const [first, second, third] = await Promise.all([
+        hub.publishMany([{ userId: u, id: "c1", payload: bytes("1") }, { userId: v, id: "d1", payload: bytes("1") }]),
+        hub.publishMany([{ userId: v, id: "d2", payload: bytes("2") }, { userId: u, id: "c2", payload: bytes("2") }, { userId: u, id: "c1", payload: bytes("again") }]),
+        hub.publish(u, { id: "c3", payload: bytes("3") }),
+      ]);
+      t.deepEqual(first.map((r) => [r.offset, r.duplicate]), [[1, false], [1, false]]);
+      t.deepEqual(second.map((r) => [r.offset, r.duplicate]), [[2, false], [2, false], [1, true]]);
+      t.deepEqual([third.offset, third.duplicate], [3, false]);
+      await eventually("three live items", () => live.items.length >= 3, 5_000);
+      t.deepEqual(live.items.map((i) => [i.offset, i.id]), [[1, "c1"], [2, "c2"], [3, "c3"]]);
+      await t.throwsAsync(hub.publishMany([{ userId: u, id: "", payload: bytes("no id") }]));
+      t.deepEqual(await hub.position(u), { epoch: first[0]!.epoch, offset: 3 }, "a refused call publishes nothing");
+      await live.stop();
+    })();
+  });
+
   test(`${name}: replay gives exactly what came after a position, or says it cannot`, async (t) => {
     await withHub(100, async ({ hub }) => {
       const u = user();
@@ -333,4 +354,30 @@ suite("redis", async (history) => {
       await admin.quit();
     },
   };
+});
+
+test("redis: a publishMany call that fails does not fail the calls that shared its round trip", async (t) => {
+  const { redisUrl } = await infra();
+  const prefix = `${uniqueName("rt")}:`;
+  const hub = openRedisUserStreams({ url: redisUrl, prefix, logger: silentSink });
+  const admin = new Redis(redisUrl);
+  try {
+    const [broken, fine] = [user(), user()];
+    // A history key of the wrong type (under a live epoch, so it is kept) makes this user's script call fail.
+    const k = userStreamKeys(prefix, broken);
+    await admin.mset(k.epoch, "e1", k.newest, "0", k.history, "not a stream");
+    const [failed, published] = await Promise.allSettled([
+      hub.publishMany([{ userId: broken, id: "x1", payload: bytes("x") }]),
+      hub.publishMany([{ userId: fine, id: "y1", payload: bytes("y") }]),
+    ]);
+    t.is(failed.status, "rejected");
+    t.is(published.status, "fulfilled");
+    if (published.status === "fulfilled") t.deepEqual(published.value.map((r) => [r.offset, r.duplicate]), [[1, false]]);
+    t.is((await hub.position(fine)).offset, 1);
+  } finally {
+    await hub.close();
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length > 0) await admin.del(...keys);
+    await admin.quit();
+  }
 });

@@ -75,6 +75,10 @@ export class MemoryUserStreams implements UserStreamHub {
 
   async publish(userId: string, item: { id: string; payload: Uint8Array }) {
     checkItemId(item.id);
+    return this.#publishNow(userId, item);
+  }
+
+  #publishNow(userId: string, item: { id: string; payload: Uint8Array }): PublishResult {
     const user = this.#user(userId);
     const seen = user.ids.get(item.id);
     if (seen !== undefined) return { epoch: user.epoch, offset: seen, duplicate: true };
@@ -91,10 +95,10 @@ export class MemoryUserStreams implements UserStreamHub {
     return { epoch: user.epoch, offset, duplicate: false };
   }
 
+  /** All at once, as the Redis adapter's pipeline: concurrent calls are applied whole, in call order; an invalid id refuses the call before anything is published. */
   async publishMany(items: readonly UserItem[]) {
-    const results: PublishResult[] = [];
-    for (const { userId, ...item } of items) results.push(await this.publish(userId, item));
-    return results;
+    for (const item of items) checkItemId(item.id);
+    return items.map(({ userId, ...item }) => this.#publishNow(userId, item));
   }
 
   async signal(userIds: readonly string[], item: { id: string; payload: Uint8Array }, options?: { onlyLive?: boolean }) {

@@ -338,6 +338,21 @@ function status(userId: string, reply: [string, string] | readonly [string, stri
   return { userId, state: reply[0] as PresenceState, lastSeenMs: reply[1] !== "" && Number.isFinite(seen) ? seen : undefined };
 }
 
+/** One publishMany call's results, in the order of its items, from the replies of its script calls (one per user, `users` holding each user's item indexes). */
+function publishResults(count: number, users: readonly number[][], replies: ReadonlyArray<[Error | null, unknown]>): PublishResult[] {
+  const results: PublishResult[] = new Array(count);
+  users.forEach((indexes, call) => {
+    const [error, value] = replies[call] ?? [new Error("no reply from the realtime redis pipeline"), null];
+    if (error) throw error;
+    const reply = value as Reply[];
+    const epoch = text(reply[0]);
+    indexes.forEach((index, n) => {
+      results[index] = { epoch, offset: Number(reply[1 + 2 * n]), duplicate: reply[2 + 2 * n] === 1 };
+    });
+  });
+  return results;
+}
+
 export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStreamHub {
   const log = options.logger ?? consoleSink;
   const history = options.history ?? defaultHistory;
@@ -353,38 +368,70 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
   const signalKeys = signalKeyParts(prefix);
   const member = (c: Connection) => `${c.sessionId} ${c.connectionId}`;
 
-  /** One script call per user with all of that user's items, every call in one pipeline. */
-  async function publishMany(items: readonly UserItem[]): Promise<PublishResult[]> {
-    if (items.length === 0) return [];
-    const byUser = new Map<string, number[]>();
-    items.forEach((item, index) => {
-      checkItemId(item.id);
-      const indexes = byUser.get(item.userId);
-      if (indexes === undefined) byUser.set(item.userId, [index]);
-      else indexes.push(index);
-    });
-    const pipeline = client.pipeline() as unknown as StreamCommands;
-    for (const [userId, indexes] of byUser) {
-      const k = keys(userId);
-      const pairs: Array<string | Buffer> = [];
-      for (const index of indexes) {
-        const { id, payload } = items[index]!;
-        pairs.push(id, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
-      }
-      void pipeline.rtPublishBuffer(k.epoch, k.newest, k.history, k.ids, newEpoch(), history.maxItems, historyTtlMs, k.live, ...pairs);
+  /**
+   * One script call per user with all of that user's items. Calls made in
+   * the same turn of the event loop share one pipeline (a consumer's batches
+   * of different partitions, handled concurrently, arrive together from one
+   * fetch): one write and one round trip for all of them, where each call
+   * had its own. Each call still succeeds or fails on its own replies.
+   */
+  function publishMany(items: readonly UserItem[]): Promise<PublishResult[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    try {
+      for (const item of items) checkItemId(item.id);
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    const replies = (await (pipeline as unknown as ReturnType<Redis["pipeline"]>).exec()) ?? [];
-    const results: PublishResult[] = new Array(items.length);
-    [...byUser.values()].forEach((indexes, call) => {
-      const [error, value] = replies[call] ?? [new Error("no reply from the realtime redis pipeline"), null];
-      if (error) throw error;
-      const reply = value as Reply[];
-      const epoch = text(reply[0]);
-      indexes.forEach((index, n) => {
-        results[index] = { epoch, offset: Number(reply[1 + 2 * n]), duplicate: reply[2 + 2 * n] === 1 };
-      });
+    return new Promise((resolve, reject) => {
+      if (queued.length === 0) setImmediate(flushQueued);
+      queued.push({ items, resolve, reject });
     });
-    return results;
+  }
+
+  type QueuedPublish = { items: readonly UserItem[]; resolve(results: PublishResult[]): void; reject(error: Error): void };
+  let queued: QueuedPublish[] = [];
+
+  function flushQueued(): void {
+    const calls = queued;
+    queued = [];
+    const pipeline = client.pipeline() as unknown as StreamCommands;
+    // Per call, its users' item indexes in call order: the pipeline's replies come in the same order.
+    const plans = calls.map(({ items }) => {
+      const byUser = new Map<string, number[]>();
+      items.forEach((item, index) => {
+        const indexes = byUser.get(item.userId);
+        if (indexes === undefined) byUser.set(item.userId, [index]);
+        else indexes.push(index);
+      });
+      for (const [userId, indexes] of byUser) {
+        const k = keys(userId);
+        const pairs: Array<string | Buffer> = [];
+        for (const index of indexes) {
+          const { id, payload } = items[index]!;
+          pairs.push(id, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+        }
+        void pipeline.rtPublishBuffer(k.epoch, k.newest, k.history, k.ids, newEpoch(), history.maxItems, historyTtlMs, k.live, ...pairs);
+      }
+      return [...byUser.values()];
+    });
+    (pipeline as unknown as ReturnType<Redis["pipeline"]>).exec().then(
+      (replies) => {
+        let reply = 0;
+        calls.forEach((call, n) => {
+          const users = plans[n]!;
+          const own = (replies ?? []).slice(reply, reply + users.length);
+          reply += users.length;
+          try {
+            call.resolve(publishResults(call.items.length, users, own));
+          } catch (error) {
+            call.reject(error as Error);
+          }
+        });
+      },
+      (error: unknown) => {
+        for (const call of calls) call.reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
   }
 
   return {
