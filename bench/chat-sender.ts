@@ -1,7 +1,7 @@
 // Load generator of bench/chat.ts, a worker process (bench/workers.ts) so its
 // CPU is its own and it does not share an event loop with the listener that
 // measures arrivals. Commands:
-//   send     ChatService.SendMessage at a steady rate, open loop, cycling
+//   send     ChatService.SendMessage (raw HTTP/2 gRPC) at a steady rate, open loop, cycling
 //            through (caller token, conversation) targets; returns every
 //            measured send's client_message_id and when it was due; at
 //            most MAX_IN_FLIGHT requests open at once (a send over the cap
@@ -12,11 +12,10 @@
 //            through channels; the payload is the id.
 // Times are process.hrtime (CLOCK_MONOTONIC) in ms, the clock the parent
 // stamps arrivals with.
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { createGrpcJsTransport } from "@aviary/runtime/grpc-js/transport";
+import { connect, type ClientHttp2Session } from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Redis } from "ioredis";
-import { ChatService } from "@aviary/gen/aviary/chat/v1/chat_pb";
+import { ChatService, SendMessageRequestSchema } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import { serveWorker } from "./workers.ts";
 
 export interface SendTarget {
@@ -119,15 +118,53 @@ async function openLoop(rate: number, warmupS: number, seconds: number, fire: (i
   };
 }
 
+/**
+ * Unary gRPC calls made with node:http2 alone: the request encoded with
+ * the generated schema, one length-prefixed frame, the answer drained and
+ * judged by its grpc-status. The load generator's CPU shares the machine
+ * with the stack it measures, so it does no more than a call needs (no
+ * client framework, no decoding of the answer). Resolves on status 0,
+ * rejects with the status and message otherwise.
+ */
+function rawGrpcUnary(session: ClientHttp2Session, path: string) {
+  return (headers: Record<string, string>, body: Uint8Array): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const frame = Buffer.allocUnsafe(5 + body.byteLength);
+      frame[0] = 0;
+      frame.writeUInt32BE(body.byteLength, 1);
+      frame.set(body, 5);
+      const call = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
+      let status: string | undefined;
+      let message = "";
+      const judge = (fields: Record<string, string | string[] | undefined>) => {
+        if (fields["grpc-status"] === undefined) return;
+        status = String(fields["grpc-status"]);
+        message = decodeURIComponent(String(fields["grpc-message"] ?? ""));
+      };
+      call.on("response", judge); // a trailers-only answer (an error) carries the status here
+      call.on("trailers", judge);
+      call.on("data", () => {});
+      call.on("end", () => (status === "0" ? resolve() : reject(new Error(`grpc-status ${status ?? "missing"}: ${message}`))));
+      call.on("error", reject);
+      call.end(frame);
+    });
+}
+
 serveWorker({
   async send(args: { url: string; rate: number; warmupS: number; seconds: number; targets: SendTarget[] }) {
-    const grpcJs = /^grpc:/.test(args.url);
-    const chat = createClient(ChatService, grpcJs ? createGrpcJsTransport({ baseUrl: args.url.replace(/^grpc:/, "http:") }) : createGrpcTransport({ baseUrl: args.url }));
-    const headers = args.targets.map((t) => ({ headers: { authorization: `Bearer ${t.token}` } }));
-    return openLoop(args.rate, args.warmupS, args.seconds, (i, id) => {
-      const target = args.targets[i % args.targets.length]!;
-      return chat.sendMessage({ target: { case: "conversationId", value: target.conversationId }, clientMessageId: id, text: `bench message ${i}` }, headers[i % args.targets.length]!);
-    });
+    // A peer URL names the grpc-js listener as grpc://host:port; both listeners speak gRPC over cleartext HTTP/2.
+    const session = connect(args.url.replace(/^grpc:/, "http:"));
+    const sendMessage = rawGrpcUnary(session, `/${ChatService.typeName}/${ChatService.method.sendMessage.name}`);
+    const headers = args.targets.map((t) => ({ authorization: `Bearer ${t.token}` }));
+    try {
+      return await openLoop(args.rate, args.warmupS, args.seconds, (i, id) => {
+        const target = args.targets[i % args.targets.length]!;
+        const request = create(SendMessageRequestSchema, { target: { case: "conversationId", value: target.conversationId }, clientMessageId: id, text: `bench message ${i}` });
+        return sendMessage(headers[i % args.targets.length]!, toBinary(SendMessageRequestSchema, request));
+      });
+    } finally {
+      session.close();
+    }
   },
   async publish(args: { redisUrl: string; rate: number; warmupS: number; seconds: number; channels: string[] }) {
     const redis = new Redis(args.redisUrl, { maxRetriesPerRequest: 1 });

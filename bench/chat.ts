@@ -82,6 +82,12 @@ const DRAIN_MS = 90_000;
 const GOALS = { p50Ms: 20, p99Ms: 100 };
 const KAFKA_STATE = "bench-chat-kafka";
 const CHAT_MAIN = "services/chat/src/main.ts";
+/**
+ * "all" (default): one chat process (RPCs, relay and delivery); "split": an
+ * api process (RPCs and the relay) and a delivery process, as README's
+ * CHAT_ROLE deploys them apart (no better on 2 cores: docs/decisions.md).
+ */
+const CHAT_ROLES: "all" | "split" = env["BENCH_CHAT_ROLES"] === "split" ? "split" : "all";
 /** Extra node flags for the chat child only (diagnosis, e.g. "--cpu-prof --cpu-prof-dir=/tmp/chat-prof"); figures taken with them are not the measured ones. */
 /** Where the sends go: the internal grpc-js listener, as the edge's calls do (default), or the connect-node port. */
 const SEND_TO: "grpc-js" | "connect" = env["BENCH_CHAT_SEND_TO"] === "connect" ? "connect" : "grpc-js";
@@ -109,7 +115,7 @@ if (!realStack) {
 
 const { steps: cleanups, run: cleanup } = teardown();
 const sendsTo = SEND_TO === "connect" || internalTransport === "connect" ? "connect-node port" : "grpc-js listener";
-const machine = { cpus: cpus().length, node: process.version, internalTransport, sendsTo, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit("services/chat") };
+const machine = { cpus: cpus().length, node: process.version, internalTransport, sendsTo, chatRoles: CHAT_ROLES, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit("services/chat") };
 const started = performance.now();
 const step = (text: string) => console.log(`[chat bench ${((performance.now() - started) / 1000).toFixed(1)} s] ${text}`);
 
@@ -166,18 +172,21 @@ async function run(): Promise<void> {
   });
   const jwks = `${authServer.url}/.well-known/jwks.json`;
   const userServer = await start("chat-user", "services/user/src/main.ts", { ...shared, DATABASE_URL: usersDatabase.url, USER_PORT: "0", AUTH_JWKS_URL: jwks, MEDIA_URL: "http://127.0.0.1:9" });
-  const chatServer = await start("chat-chat", CHAT_MAIN, {
+  const chatEnv = {
     ...shared,
     DATABASE_URL: chatDatabase.url,
     CHAT_PORT: "0",
-    CHAT_ROLE: "all",
     AUTH_JWKS_URL: jwks,
     USER_URL: userServer.peerUrl,
     CHAT_GROUP: uniqueName("bench_chat_delivery"),
     CHAT_EVENTS_TOPIC: uniqueName("bench.chat.events"),
     CHAT_SEND_RATE: "1000000/1s",
     REALTIME_REDIS_PREFIX: prefix,
-  }, CHAT_NODE_ARGS);
+  };
+  const chatServer = await start("chat-chat", CHAT_MAIN, { ...chatEnv, CHAT_ROLE: CHAT_ROLES === "all" ? "all" : "api" }, CHAT_NODE_ARGS);
+  const deliveryServer = CHAT_ROLES === "split" ? await start("chat-delivery", CHAT_MAIN, { ...chatEnv, CHAT_ROLE: "delivery" }, CHAT_NODE_ARGS) : undefined;
+  /** The chat processes' CPU meters: one, or the api and the delivery process apart. */
+  const chatPids: Record<string, number | undefined> = deliveryServer === undefined ? { chat: chatServer.process.pid } : { "chat api": chatServer.process.pid, "chat delivery": deliveryServer.process.pid };
   const grpc = (baseUrl: string) => createGrpcTransport({ baseUrl });
   const auth = createClient(AuthService, grpc(authServer.url));
   const users = createClient(UserService, grpc(userServer.url));
@@ -248,7 +257,7 @@ async function run(): Promise<void> {
 
   const sender = startWorker("chat-sender", "bench/chat-sender.ts");
   workers.push(sender);
-  const meterOf = () => fullMeter({ chat: chatServer.process.pid, user: userServer.process.pid, kafka: kafkaPid, redis: redisPid, sender: sender.pid, "bench (listener)": process.pid }, databases);
+  const meterOf = () => fullMeter({ ...chatPids, user: userServer.process.pid, kafka: kafkaPid, redis: redisPid, sender: sender.pid, "bench (listener)": process.pid }, databases);
 
   const deliveryRun = async (name: string, rate: number, targets: SendTarget[]): Promise<PathResult> => {
     step(`${name}: ${rate} messages/s for ${WARMUP_SECONDS} s (warm-up) + ${SECONDS} s`);
@@ -500,6 +509,8 @@ interface RunMeta {
   internalTransport?: string;
   /** Which of the chat service's listeners the sends went to (absent in runs from before: the connect-node port). */
   sendsTo?: string;
+  /** One chat process ("all") or an api and a delivery process ("split"; absent in runs from before: "all"). */
+  chatRoles?: string;
 }
 
 async function report(results: Results): Promise<void> {
@@ -547,7 +558,7 @@ function renderSection(meta: RunMeta, results: Results): string {
 
 \`node bench/chat.ts\` (part of \`make bench\`), ${meta.at}, commit ${meta.commit}, ${meta.cpus} CPUs, Node ${meta.node}, load average at start ${meta.loadAverageAtStart.join(" / ")}${meta.loadAverageAtEnd === undefined ? "" : `, at the end ${meta.loadAverageAtEnd.join(" / ")}`}. **The machine is shared** and was busy with other work: the "machine busy" column and "others" (CPU of processes not in this run, % of one core) say how much, so read the figures as this machine on this day, not as a capacity.
 
-The stack: auth and user (real tokens; the user service answers the chat service's reachability check), the chat service as one child process (role all: RPCs, outbox relay, delivery consumer; its calls to the user service over ${meta.internalTransport ?? "connect"}, BENCH_INTERNAL_TRANSPORT; its own database, consumer group, events topic and realtime prefix; \`CHAT_SEND_RATE=1000000/1s\` so the per-user limit never refuses a bench send), PostgreSQL and Redis shared, a Kafka started for the run and ${kafkaWarmupNote}. Sends come from a worker process (bench/chat-sender.ts) to the chat service's ${meta.sendsTo === "grpc-js listener" ? "internal grpc-js listener (through a grpc-js channel), the one the edge sends client calls to" : "connect-node port (through connect-node's gRPC transport)"} (\`BENCH_CHAT_SEND_TO\`), open loop at a fixed rate (the offered rate; in brackets the rate achieved), at most 256 requests in flight on its one HTTP/2 connection (more trips the server's session memory limit, NGHTTP2_ENHANCE_YOUR_CALM), ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured; a delivery is timed from when the send was due (a send held back by the cap counts its wait) until the message is on the recipient's stream, read through the user-stream port's Redis adapter (\`listen\`) in the bench process. Only the other members' deliveries count (the sender's own stream also gets the message). The reference is raw Redis PUBLISH (from the same worker) → SUBSCRIBE (in the bench process) at the same deliveries per second. Goal: p50 ≤ ${GOALS.p50Ms} ms, p99 ≤ ${GOALS.p99Ms} ms; when the goal rate misses, lower rates are tried.
+The stack: auth and user (real tokens; the user service answers the chat service's reachability check), the chat service as ${meta.chatRoles === "split" ? "two child processes, as README's \`CHAT_ROLE\` deploys it apart (api: the RPCs and the outbox relay; delivery: the delivery consumer; \`BENCH_CHAT_ROLES=all\`: one process doing both; its calls" : "one child process (role all: RPCs, outbox relay, delivery consumer; its calls"} to the user service over ${meta.internalTransport ?? "connect"}, BENCH_INTERNAL_TRANSPORT; its own database, consumer group, events topic and realtime prefix; \`CHAT_SEND_RATE=1000000/1s\` so the per-user limit never refuses a bench send), PostgreSQL and Redis shared, a Kafka started for the run and ${kafkaWarmupNote}. Sends come from a worker process (bench/chat-sender.ts) to the chat service's ${meta.sendsTo === "grpc-js listener" ? "internal grpc-js listener, the one the edge sends client calls to" : "connect-node port"} (\`BENCH_CHAT_SEND_TO\`) as gRPC calls made with node:http2 alone (no client framework: the generator shares the machine), open loop at a fixed rate (the offered rate; in brackets the rate achieved), at most 256 requests in flight on its one HTTP/2 connection (more trips the server's session memory limit, NGHTTP2_ENHANCE_YOUR_CALM), ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured; a delivery is timed from when the send was due (a send held back by the cap counts its wait) until the message is on the recipient's stream, read through the user-stream port's Redis adapter (\`listen\`) in the bench process. Only the other members' deliveries count (the sender's own stream also gets the message). The reference is raw Redis PUBLISH (from the same worker) → SUBSCRIBE (in the bench process) at the same deliveries per second. Goal: p50 ≤ ${GOALS.p50Ms} ms, p99 ≤ ${GOALS.p99Ms} ms; when the goal rate misses, lower rates are tried.
 
 What a send costs on this path (issue 11): the common send (to a conversation the sender is in, not a reply) is one statement and no transaction once the chat instance has sent into the conversation before, two the first time. The one autocommitted statement takes the next number only while the conversation's \`last_seq\` and current members are still the ones expected (so nothing changed it in between: every message and membership change takes a number, and the members are compared besides), inserts the message under the number it took, raises the sender's watermarks and writes the outbox row with its NOTIFY; when the conversation moved on it writes nothing and answers the conversation as it is, and the send tries again on that. What it expects comes from the instance's own last send into the conversation (sends into one conversation take turns there); the first time, from one read that also answers the idempotency check and the sender's membership (for a direct conversation, the other member, whom the block check asks the user service about), and if that read went stale the send runs in a transaction under the row lock: BEGIN, the sequence update that also answers the members (trusted only when nothing committed while it waited for the lock, else read again), the message with the watermarks and the outbox row in one statement, COMMIT. The lookup and the one statement are prepared (built once, parsed and planned by PostgreSQL once per connection). Before, every send was that transaction with the members and the outbox insert as statements of their own: seven statements, eight for 1:1 (the other member read again for the block check). Besides: the per-user rate limit (one Redis call) and, for 1:1, the block check (one call to the user service). The relay publishes outbox rows to Kafka in batches; the delivery consumer takes each Kafka batch (up to 256 events of a partition) at once: every event is decoded once and its realtime event encoded once for all recipients (each copy only prefixed with its own id), and each member's items of the whole batch go to Redis in one script call, all calls in one pipeline (one round trip per batch; a member's items stay in order, and a failed batch is redelivered event by event, deduplicated by item id); while the relay is busy its passes start at least \`CHAT_RELAY_LINGER_MS\` (20 ms) apart, so the events committed meanwhile share one transaction, one Kafka request and one delivery batch; the delivery consumer's Redis calls made in one turn of the event loop (the batches of the partitions one fetch brought, handled concurrently) share one pipeline. Before these changes (the run of 2026-12-01T13:38Z, commit b4a648e, same bench) the highest rate tried that held p99 ≤ 100 ms was 50 messages/s for groups and for 1:1, at 4.3 ms chat CPU and 2.2 ms PostgreSQL CPU per group message (at 500/s offered). The two-statement send (2026-12-01, commit 87d581a plus that change) could not be measured with this bench: the machine was saturated (load average 16 to 32 on 2 CPUs, other work using 1.5 of its 2 cores), no rate held, not even 30 messages/s, and the CPU figures of identical runs differed by up to 40 %. So it was measured with a closed loop of 50 sends, one at a time, through the chat test harness (chat, user and auth in one process), on the tree with and without the change, three times each, alternating. The send's own PostgreSQL statements went from 7 to 2 for a group and from 8 to 2 for 1:1 (the outbox relay's statements come on top, the same in both). CPU of that whole process per send went from 19.6 to 20.5 ms down to 14.9 to 16.6 ms for a group, and from 25.3 to 31.9 ms down to 18.9 to 22.0 ms for 1:1. The tables are from the run named at the top of this section.
 

@@ -338,6 +338,9 @@ function status(userId: string, reply: [string, string] | readonly [string, stri
   return { userId, state: reply[0] as PresenceState, lastSeenMs: reply[1] !== "" && Number.isFinite(seen) ? seen : undefined };
 }
 
+/** A publishMany call waiting for its turn's pipeline. */
+type QueuedPublish = { items: readonly UserItem[]; resolve(results: PublishResult[]): void; reject(error: Error): void };
+
 /** One publishMany call's results, in the order of its items, from the replies of its script calls (one per user, `users` holding each user's item indexes). */
 function publishResults(count: number, users: readonly number[][], replies: ReadonlyArray<[Error | null, unknown]>): PublishResult[] {
   const results: PublishResult[] = new Array(count);
@@ -367,6 +370,8 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
   const keys = (userId: string) => userStreamKeys(prefix, userId);
   const signalKeys = signalKeyParts(prefix);
   const member = (c: Connection) => `${c.sessionId} ${c.connectionId}`;
+  /** publishMany calls waiting for this turn's pipeline. */
+  let queued: QueuedPublish[] = [];
 
   /**
    * One script call per user with all of that user's items. Calls made in
@@ -387,9 +392,6 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
       queued.push({ items, resolve, reject });
     });
   }
-
-  type QueuedPublish = { items: readonly UserItem[]; resolve(results: PublishResult[]): void; reject(error: Error): void };
-  let queued: QueuedPublish[] = [];
 
   function flushQueued(): void {
     const calls = queued;
