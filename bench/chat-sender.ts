@@ -154,6 +154,8 @@ serveWorker({
   async send(args: { url: string; rate: number; warmupS: number; seconds: number; targets: SendTarget[] }) {
     // A peer URL names the grpc-js listener as grpc://host:port; both listeners speak gRPC over cleartext HTTP/2.
     const session = connect(args.url.replace(/^grpc:/, "http:"));
+    // Not fatal to the worker: the calls open on a failed session fail with its error, and are counted.
+    session.on("error", () => {});
     const sendMessage = rawGrpcUnary(session, `/${ChatService.typeName}/${ChatService.method.sendMessage.name}`);
     const headers = args.targets.map((t) => ({ authorization: `Bearer ${t.token}` }));
     try {
