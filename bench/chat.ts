@@ -80,7 +80,7 @@ const HISTORY_ENTRIES = number("BENCH_CHAT_HISTORY", 1_000_000);
 const LIST_CONVERSATIONS = number("BENCH_CHAT_CONVERSATIONS", 1_000);
 const READ_CALLERS = 16;
 const DRAIN_MS = 90_000;
-/** How long the idle CPU is measured, once, before the first row. */
+/** How long the idle CPU is measured, once, after the first reference row. */
 const IDLE_MS = 3_000;
 const GOALS = { p50Ms: 20, p99Ms: 100 };
 const KAFKA_STATE = "bench-chat-kafka";
