@@ -65,7 +65,7 @@ import { NotificationService } from "@aviary/gen/aviary/notification/v1/notifica
 import { LikeCreatedSchema } from "@aviary/gen/aviary/events/v1/post_events_pb";
 import { HealthService } from "@aviary/runtime/health";
 import { openEventBus } from "../services/runtime/src/bus/open.ts";
-import { waitForLeaders } from "../services/runtime/src/bus/kafka.ts";
+import { createTopicsWithLeaders } from "../services/runtime/src/bus/kafka.ts";
 import type { EventBus, EventRecord } from "../services/runtime/src/bus/bus.ts";
 import { silentSink } from "../services/runtime/src/bus/log-sink.ts";
 import { openRedisUserStreams } from "../services/runtime/src/realtime/redis.ts";
@@ -641,8 +641,7 @@ async function likeScenario(deps: {
   await admin.connect();
   const [postTopic] = (await admin.fetchTopicMetadata({ topics: [postEventsTopic] })).topics;
   const partitions = postTopic?.partitions.length ?? 3;
-  await admin.createTopics({ topics: [{ topic: referenceTopic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: false });
-  await waitForLeaders(admin, [referenceTopic]);
+  await createTopicsWithLeaders(admin, [{ topic: referenceTopic, numPartitions: partitions, replicationFactor: 1 }]);
   await admin.disconnect();
   const referenceArrivals = new Map<string, number>();
   let referenceDuplicates = 0;

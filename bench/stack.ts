@@ -10,7 +10,7 @@ import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Client } from "@connectrpc/connect";
 import { Kafka, logLevel } from "kafkajs";
-import { waitForLeaders } from "../services/runtime/src/bus/kafka.ts";
+import { createTopicsWithLeaders } from "../services/runtime/src/bus/kafka.ts";
 import type { Redis } from "ioredis";
 import type { AuthService } from "@aviary/gen/aviary/auth/v1/auth_pb";
 import { privateServer, repoRoot, uniqueName, type PrivateServer } from "../services/runtime/test-support/infra.ts";
@@ -120,8 +120,7 @@ export async function warmKafka(brokers: string, seconds = KAFKA_WARMUP_SECONDS)
   const consumer = kafka.consumer({ groupId: "bench-warmup", maxWaitTimeInMs: 100 });
   await Promise.all([admin.connect(), producer.connect(), consumer.connect()]);
   try {
-    await admin.createTopics({ topics: [{ topic: WARMUP_TOPIC, numPartitions: 3 }], waitForLeaders: false });
-    await waitForLeaders(admin, [WARMUP_TOPIC]);
+    await createTopicsWithLeaders(admin, [{ topic: WARMUP_TOPIC, numPartitions: 3 }]);
     await consumer.subscribe({ topics: [WARMUP_TOPIC], fromBeginning: true });
     let consumed = 0;
     await consumer.run({ autoCommitInterval: 100, eachMessage: async () => void consumed++ });

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, Partitioners, type Admin, type Producer, type TopicMessages } from "kafkajs";
+import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type Producer, type TopicMessages } from "kafkajs";
 import { deadLetterTopic, type EventBus, type EventRecord, type SubscribeOptions, type Subscription } from "./bus.ts";
 import { startKafkaSubscription } from "./kafka-consumer.ts";
 import { zeroEventCounters } from "./delivery.ts";
@@ -89,17 +89,7 @@ export function openKafkaBus(options: KafkaBusOptions): EventBus {
   async function ensureTopics(topics: string[]): Promise<void> {
     const missing = [...new Set(topics)].filter((topic) => !knownTopics.has(topic));
     if (missing.length === 0) return;
-    await withAdmin(async (client) => {
-      // Resolves false (no error) for topics that already exist. kafkajs'
-      // own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION, which a
-      // KRaft broker answers until the new topic reaches its metadata cache.
-      await client.createTopics({
-        topics: missing.map((topic) => ({ topic, numPartitions, replicationFactor })),
-        waitForLeaders: false,
-        timeout: 10_000,
-      });
-      await waitForLeaders(client, missing);
-    });
+    await withAdmin((client) => createTopicsWithLeaders(client, missing.map((topic) => ({ topic, numPartitions, replicationFactor }))));
     for (const topic of missing) knownTopics.add(topic);
   }
 
@@ -196,12 +186,19 @@ function groupByTopic(records: EventRecord[]): TopicMessages[] {
 const TOPIC_READY_TIMEOUT_MS = 15_000;
 
 /**
- * Polls metadata until every partition of `topics` has a leader: what to do
- * after `createTopics({ waitForLeaders: false })` (kafkajs' own wait gives up
- * on UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker answers until a new
- * topic reaches its metadata cache; the benchmarks' admin clients too).
+ * Creates `topics` (those that exist already are left as they are) and
+ * waits until every partition has a leader, by polling metadata: kafkajs'
+ * own `waitForLeaders` gives up on UNKNOWN_TOPIC_OR_PARTITION, which a KRaft
+ * broker answers until a new topic reaches its metadata cache. The bus'
+ * ensureTopics and the benchmarks' admin clients create topics this way.
  */
-export async function waitForLeaders(admin: Admin, topics: string[]): Promise<void> {
+export async function createTopicsWithLeaders(admin: Admin, topics: ITopicConfig[]): Promise<void> {
+  await admin.createTopics({ topics, waitForLeaders: false, timeout: 10_000 });
+  await waitForLeaders(admin, topics.map((t) => t.topic));
+}
+
+/** Polls metadata until every partition of `topics` has a leader. */
+async function waitForLeaders(admin: Admin, topics: string[]): Promise<void> {
   const deadline = Date.now() + TOPIC_READY_TIMEOUT_MS;
   for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
     try {
