@@ -57,8 +57,7 @@ import { openRedisUserStreams } from "../services/runtime/src/realtime/redis.ts"
 import { decodeEvent } from "../services/runtime/src/realtime/events.ts";
 import { uniqueName, withClient } from "../services/runtime/test-support/infra.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
-import { setTimeout as sleep } from "node:timers/promises";
-import { inParallel, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
+import { idleRates, inParallel, internalListenerEnv, lessIdle, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { startWorker, type Worker } from "./workers.ts";
 import { deleteKeys, fullMeter, kafkaWarmupNote, ownKafka, perItem, privateKafkaPid, ratio, redisServerPid, serviceCommit, signUp, writeSection, type Cpu } from "./stack.ts";
 import type { OpenLoopResult, SendTarget } from "./chat-sender.ts";
@@ -268,13 +267,9 @@ async function run(): Promise<void> {
    * loaded and compiled, which is not idle.
    */
   let idlePerSecond: Record<string, number> | undefined;
-  const measureIdle = async (): Promise<Record<string, number>> => {
+  const measureIdle = (): Promise<Record<string, number>> => {
     step(`measuring idle CPU for ${IDLE_MS / 1000} s`);
-    const meter = meterOf();
-    meter.start();
-    await sleep(IDLE_MS);
-    const cpu = meter.stop();
-    return Object.fromEntries(Object.entries(cpu.msByProcess).map(([label, ms]) => [label, ms / (cpu.wallMs / 1000)]));
+    return idleRates(meterOf(), IDLE_MS);
   };
 
   const deliveryRun = async (name: string, rate: number, targets: SendTarget[]): Promise<PathResult> => {
@@ -335,7 +330,7 @@ async function run(): Promise<void> {
       p99Ms: round(quantile(latencies, 0.99), 1),
       maxMs: round(latencies.at(-1) ?? Number.NaN, 1),
       cpuMsPerMessage: perItem(cpu.msByProcess, sent.ids.length, 3),
-      ...(idlePerSecond === undefined ? {} : { idleOutCpuMsPerMessage: perItem(idleOut(cpu, idlePerSecond), sent.ids.length, 3) }),
+      ...(idlePerSecond === undefined ? {} : { idleOutCpuMsPerMessage: perItem(lessIdle(cpu.msByProcess, cpu.wallMs, idlePerSecond), sent.ids.length, 3) }),
       corePercent: Object.fromEntries(Object.entries(cpu.msByProcess).map(([label, ms]) => [label, round((ms / Math.max(1, cpu.wallMs)) * 100, 0)])),
       othersCorePercent: cpu.othersCorePercent,
       machineBusy: cpu.machineBusy,
@@ -443,11 +438,6 @@ async function run(): Promise<void> {
 }
 
 // --- measuring ---------------------------------------------------------------------------
-
-/** A window's CPU ms by process less what each spends idle over as long (never below 0). */
-function idleOut(cpu: Cpu, idlePerSecond: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(cpu.msByProcess).map(([label, ms]) => [label, Math.max(0, ms - (idlePerSecond[label] ?? 0) * (cpu.wallMs / 1000))]));
-}
 
 interface PathResult {
   name: string;

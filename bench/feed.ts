@@ -54,7 +54,7 @@ import { uniqueName, withClient } from "../services/runtime/test-support/infra.t
 import { kafkaWarmupNote, ownKafka } from "./stack.ts";
 import { freshDatabase } from "../services/runtime/test-support/database.ts";
 import { openRedisTimelineStore } from "../services/feed/src/store/timelines-redis.ts";
-import { cpuMeter, idleCpu, inParallel, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
+import { cpuMeter, idleCpu, inParallel, lessIdle, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { countTimelinesHolding, createTimelines, seedFollowers, type SeededAuthor } from "./feed-seed.ts";
 import { findGhz, ghzRow, ghzTable, type GhzRow } from "./ghz.ts";
 
@@ -349,10 +349,9 @@ async function run(): Promise<void> {
     let cpu: ReturnType<typeof meter.stop> | undefined;
     const window = (phase: "start" | "end") => (phase === "start" ? meter.start() : (cpu = meter.stop()));
     const result = READ_CALLS > 0 ? await measureCalls(name, 32, call, READ_CALLS, window) : await measure(name, 32, call, durationMs, window);
-    const net = (label: string, ms: number) => Math.max(0, ms - ((idle[label] ?? 0) * (cpu?.wallMs ?? 0)) / 1000);
     const perCall = Object.fromEntries(
-      Object.entries(cpu?.msByProcess ?? {})
-        .map(([label, ms]) => [label, round(net(label, ms) / Math.max(1, result.calls), 2)] as const)
+      Object.entries(lessIdle(cpu?.msByProcess ?? {}, cpu?.wallMs ?? 0, idle))
+        .map(([label, ms]) => [label, round(ms / Math.max(1, result.calls), 2)] as const)
         .filter(([, ms]) => ms > 0),
     );
     return { ...result, throughputVsNoop: 1, p50VsNoop: 1, cpuMsPerCall: perCall, machineBusy: cpu?.machineBusy ?? Number.NaN };
@@ -677,9 +676,7 @@ async function atRate(rate: number, call: () => Promise<unknown>): Promise<RateR
  * plain per-post figure.
  */
 function marginalCpu(r: E2eResult, idle: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(
-    Object.entries(r.cpuMs).map(([label, used]) => [label, round(Math.max(0, used - (idle[label] ?? 0) * (r.cpuWallMs / 1000)) / Math.max(1, r.created), 2)]),
-  );
+  return Object.fromEntries(Object.entries(lessIdle(r.cpuMs, r.cpuWallMs, idle)).map(([label, ms]) => [label, round(ms / Math.max(1, r.created), 2)]));
 }
 
 interface KneeResult {

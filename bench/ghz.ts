@@ -9,7 +9,7 @@
 // flight and reports them as Unavailable.
 import { execFile, execFileSync } from "node:child_process";
 import { resolve } from "node:path";
-import { cpuMeter, idleCpu, repo, round } from "./support.ts";
+import { cpuMeter, idleCpu, lessIdle, repo, round } from "./support.ts";
 
 export interface GhzRun {
   calls: number;
@@ -178,12 +178,12 @@ export async function ghzRow(path: string, name: string, call: GhzCall, seconds:
   const meter = cpuMeter(processes);
   let cpu: ReturnType<typeof meter.stop> | undefined;
   const run = await ghzFixed(path, call, seconds, (phase) => (phase === "start" ? meter.start() : (cpu = meter.stop())));
-  const net = (label: string, ms: number) => Math.max(0, ms - ((idle[label] ?? 0) * (cpu?.wallMs ?? 0)) / 1000);
+  const net = lessIdle(cpu?.msByProcess ?? {}, cpu?.wallMs ?? 0, idle);
   const perCall = (ms: number) => round(ms / Math.max(1, run.calls), 3);
   return {
     name,
     ...callFigures(run),
-    cpuMsPerCall: { ...Object.fromEntries(Object.entries(cpu?.msByProcess ?? {}).map(([label, ms]) => [label, perCall(net(label, ms))])), ghz: perCall(run.generatorCpuMs) },
+    cpuMsPerCall: { ...Object.fromEntries(Object.entries(net).map(([label, ms]) => [label, perCall(ms)])), ghz: perCall(run.generatorCpuMs) },
     machineBusy: cpu?.machineBusy ?? Number.NaN,
   };
 }

@@ -222,12 +222,21 @@ export function cpuMeter(processes: Record<string, number | undefined>): { start
  * anyway (on a busy machine a row's calls are few, and that share would
  * swamp them).
  */
-export async function idleCpu(processes: Record<string, number | undefined>, ms: number): Promise<Record<string, number>> {
-  const meter = cpuMeter(processes);
+export function idleCpu(processes: Record<string, number | undefined>, ms: number): Promise<Record<string, number>> {
+  return idleRates(cpuMeter(processes), ms);
+}
+
+/** idleCpu by any meter (stack.ts fullMeter counts PostgreSQL's backends too). */
+export async function idleRates(meter: { start(): void; stop(): { msByProcess: Record<string, number>; wallMs: number } }, ms: number): Promise<Record<string, number>> {
   meter.start();
   await sleep(ms);
   const cpu = meter.stop();
   return Object.fromEntries(Object.entries(cpu.msByProcess).map(([label, used]) => [label, used / (cpu.wallMs / 1000)]));
+}
+
+/** A window's CPU ms by process less what each spends idle (`idle`, ms per second) over as long; never below 0. */
+export function lessIdle(msByProcess: Record<string, number>, wallMs: number, idle: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(msByProcess).map(([label, ms]) => [label, Math.max(0, ms - ((idle[label] ?? 0) * wallMs) / 1000)]));
 }
 
 /** CPU ticks of `pid` and of the processes it started (AVIARY_PROCESSES workers), alive ones read from /proc. */
