@@ -25,7 +25,8 @@
 //            latency from the send until the message is on each other
 //            member's stream, read through the user-stream port's Redis
 //            adapter (listen) on the service's prefix, in this process. When
-//            the goal rate misses p99 ≤ 100 ms, lower rates are tried.
+//            the goal rate misses p99 ≤ 100 ms, lower rates are tried; when
+//            it meets the goal, higher ones, until one misses p99.
 //            Reference: raw Redis PUBLISH (from the same worker) → SUBSCRIBE
 //            (here) at the same deliveries per second.
 //   history  ListMessages, pages of 50, in a group of 1,000,001 entries seeded
@@ -71,7 +72,9 @@ const DIRECT_RATE = number("BENCH_CHAT_DIRECT_RATE", 1_000);
 const SECONDS = number("BENCH_CHAT_SECONDS", 15);
 const WARMUP_SECONDS = number("BENCH_CHAT_WARMUP_SECONDS", 3);
 /** Tried as fractions of the goal rate (each for the same time) only when the goal rate misses p99. */
-const LOWER_FRACTIONS = (env["BENCH_CHAT_LOWER"] ?? "0.6,0.4,0.3,0.2,0.1,0.05").split(",").filter((r) => r !== "").map(Number);
+const LOWER_FRACTIONS = (env["BENCH_CHAT_LOWER"] ?? "0.8,0.6,0.4,0.3,0.2,0.1,0.05").split(",").filter((r) => r !== "").map(Number);
+/** Tried as multiples of the goal rate, in order, only when the goal rate meets the goal, until one misses p99: the highest rate holding it. */
+const HIGHER_MULTIPLES = (env["BENCH_CHAT_HIGHER"] ?? "1.4,2").split(",").filter((r) => r !== "").map(Number);
 const USERS = number("BENCH_CHAT_USERS", 20);
 const GROUPS = number("BENCH_CHAT_GROUPS", 50);
 const GROUP_SIZE = 10;
@@ -90,6 +93,8 @@ const CHAT_MAIN = "services/chat/src/main.ts";
  * CHAT_ROLE deploys them apart (no better on 2 cores: docs/decisions.md).
  */
 const CHAT_ROLES: "all" | "split" = env["BENCH_CHAT_ROLES"] === "split" ? "split" : "all";
+/** The chat service's post-commit fast path (CHAT_FAST_DELIVERY), on unless BENCH_CHAT_FAST_DELIVERY=false: the comparison runs of docs/decisions.md. */
+const FAST_DELIVERY = env["BENCH_CHAT_FAST_DELIVERY"] !== "false";
 /** Extra node flags for the chat child only (diagnosis, e.g. "--cpu-prof --cpu-prof-dir=/tmp/chat-prof"); figures taken with them are not the measured ones. */
 /** Where the sends go: the internal grpc-js listener, as the edge's calls do (default), or the connect-node port. */
 const SEND_TO: "grpc-js" | "connect" = env["BENCH_CHAT_SEND_TO"] === "connect" ? "connect" : "grpc-js";
@@ -117,7 +122,7 @@ if (!realStack) {
 
 const { steps: cleanups, run: cleanup } = teardown();
 const sendsTo = SEND_TO === "connect" || internalTransport === "connect" ? "connect-node port" : "grpc-js listener";
-const machine = { cpus: cpus().length, node: process.version, internalTransport, sendsTo, chatRoles: CHAT_ROLES, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit("services/chat") };
+const machine = { cpus: cpus().length, node: process.version, internalTransport, sendsTo, chatRoles: CHAT_ROLES, fastDelivery: FAST_DELIVERY, loadAverageAtStart: loadavg().map((l) => round(l)), commit: serviceCommit("services/chat") };
 const started = performance.now();
 const step = (text: string) => console.log(`[chat bench ${((performance.now() - started) / 1000).toFixed(1)} s] ${text}`);
 
@@ -183,6 +188,7 @@ async function run(): Promise<void> {
     CHAT_GROUP: uniqueName("bench_chat_delivery"),
     CHAT_EVENTS_TOPIC: uniqueName("bench.chat.events"),
     CHAT_SEND_RATE: "1000000/1s",
+    CHAT_FAST_DELIVERY: String(FAST_DELIVERY),
     REALTIME_REDIS_PREFIX: prefix,
   };
   const chatServer = await start("chat-chat", CHAT_MAIN, { ...chatEnv, CHAT_ROLE: CHAT_ROLES === "all" ? "all" : "api" }, CHAT_NODE_ARGS);
@@ -344,18 +350,26 @@ async function run(): Promise<void> {
     idlePerSecond ??= await measureIdle();
     const service = await deliveryRun(name, goalRate, targets);
     const lower: PathResult[] = [];
+    const higher: PathResult[] = [];
     if (!meets(service)) {
       for (const fraction of LOWER_FRACTIONS) {
         const row = await deliveryRun(`${name}, at ${Math.round(goalRate * fraction)}/s`, Math.round(goalRate * fraction), targets);
         lower.push(row);
         if (meets(row)) break;
       }
+    } else {
+      for (const multiple of HIGHER_MULTIPLES) {
+        const row = await deliveryRun(`${name}, at ${Math.round(goalRate * multiple)}/s`, Math.round(goalRate * multiple), targets);
+        higher.push(row);
+        if (!holdsP99(row)) break;
+      }
     }
-    const held = [service, ...lower].filter((r) => r.p99Ms <= GOALS.p99Ms && r.missing === 0 && r.sendErrors === 0 && r.notSent === 0).map((r) => r.rate);
+    const held = [service, ...lower, ...higher].filter(holdsP99).map((r) => r.rate);
     return {
       service,
       reference,
       lower,
+      higher,
       p50VsReference: ratio(service.p50Ms, reference.p50Ms),
       p99VsReference: ratio(service.p99Ms, reference.p99Ms),
       goalMet: { p50: service.p50Ms <= GOALS.p50Ms && service.missing === 0 && service.notSent === 0, p99: service.p99Ms <= GOALS.p99Ms && service.missing === 0 && service.notSent === 0 },
@@ -471,6 +485,8 @@ interface DeliveryResult {
   service: PathResult;
   reference: PathResult;
   lower: PathResult[];
+  /** Absent in runs from before they were tried. */
+  higher?: PathResult[];
   p50VsReference: number;
   p99VsReference: number;
   goalMet: { p50: boolean; p99: boolean };
@@ -528,6 +544,8 @@ interface RunMeta {
   sendsTo?: string;
   /** One chat process ("all") or an api and a delivery process ("split"; absent in runs from before: "all"). */
   chatRoles?: string;
+  /** Whether the chat service ran its post-commit fast path (absent in runs from before it: off). */
+  fastDelivery?: boolean;
 }
 
 async function report(results: Results): Promise<void> {
@@ -557,13 +575,14 @@ function renderSection(meta: RunMeta, results: Results): string {
       pathRow(d.reference),
       pathRow(d.service),
       ...d.lower.map(pathRow),
+      ...(d.higher ?? []).map(pathRow),
     ].join("\n");
   const verdict = (d: DeliveryResult) =>
     `At ${d.service.rate.toLocaleString("en")}/s: p50 ${d.service.p50Ms} ms (goal ≤ ${GOALS.p50Ms}: ${d.goalMet.p50 ? "met" : "missed"}), p99 ${d.service.p99Ms} ms (goal ≤ ${GOALS.p99Ms}: ${d.goalMet.p99 ? "met" : "missed"}); ${d.p50VsReference}× / ${d.p99VsReference}× the reference's p50 / p99. Highest rate tried holding p99 ≤ ${GOALS.p99Ms} ms: ${d.highestRateHoldingP99 === null ? "none of those tried" : `${d.highestRateHoldingP99.toLocaleString("en")} messages/s`}. CPU per message (ms) at ${d.service.rate.toLocaleString("en")}/s offered: ${cpuText(d.service.cpuMsPerMessage)}${idleOutText(d.service)}${heldCpu(d)}.`;
   const idleOutText = (r: PathResult) => (r.idleOutCpuMsPerMessage === undefined ? "" : ` (idle taken out: ${cpuText(r.idleOutCpuMsPerMessage)})`);
   /** The CPU at the highest rate that held too: an overloaded row's figures are per message that got out. */
   const heldCpu = (d: DeliveryResult) => {
-    const held = d.lower.find((r) => r.rate === d.highestRateHoldingP99);
+    const held = [...d.lower, ...(d.higher ?? [])].find((r) => r.rate === d.highestRateHoldingP99);
     return held === undefined ? "" : `; at ${held.rate.toLocaleString("en")}/s: ${cpuText(held.cpuMsPerMessage)}${idleOutText(held)}`;
   };
   const readTable = (rows: ReadRow[]) =>
@@ -576,9 +595,9 @@ function renderSection(meta: RunMeta, results: Results): string {
 
 \`node bench/chat.ts\` (part of \`make bench\`), ${meta.at}, commit ${meta.commit}, ${meta.cpus} CPUs, Node ${meta.node}, load average at start ${meta.loadAverageAtStart.join(" / ")}${meta.loadAverageAtEnd === undefined ? "" : `, at the end ${meta.loadAverageAtEnd.join(" / ")}`}. **The machine is shared** and was busy with other work: the "machine busy" column and "others" (CPU of processes not in this run, % of one core) say how much, so read the figures as this machine on this day, not as a capacity.
 
-The stack: auth and user (real tokens; the user service answers the chat service's reachability check), the chat service as ${meta.chatRoles === "split" ? "two child processes, as README's \`CHAT_ROLE\` deploys it apart (api: the RPCs and the outbox relay; delivery: the delivery consumer; \`BENCH_CHAT_ROLES=all\`: one process doing both; its calls" : "one child process (role all: RPCs, outbox relay, delivery consumer; its calls"} to the user service over ${meta.internalTransport ?? "connect"}, BENCH_INTERNAL_TRANSPORT; its own database, consumer group, events topic and realtime prefix; \`CHAT_SEND_RATE=1000000/1s\` so the per-user limit never refuses a bench send), PostgreSQL and Redis shared, a Kafka started for the run and ${kafkaWarmupNote}. Sends come from a worker process (bench/chat-sender.ts) to the chat service's ${meta.sendsTo === "grpc-js listener" ? "internal grpc-js listener, the one the edge sends client calls to" : "connect-node port"} (\`BENCH_CHAT_SEND_TO\`) as gRPC calls made with node:http2 alone (no client framework: the generator shares the machine), open loop at a fixed rate (the offered rate; in brackets the rate achieved), at most 256 requests in flight on its one HTTP/2 connection (more trips the server's session memory limit, NGHTTP2_ENHANCE_YOUR_CALM), ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured; a delivery is timed from when the send was due (a send held back by the cap counts its wait) until the message is on the recipient's stream, read through the user-stream port's Redis adapter (\`listen\`) in the bench process. Only the other members' deliveries count (the sender's own stream also gets the message). The reference is raw Redis PUBLISH (from the same worker) → SUBSCRIBE (in the bench process) at the same deliveries per second. Goal: p50 ≤ ${GOALS.p50Ms} ms, p99 ≤ ${GOALS.p99Ms} ms; when the goal rate misses, lower rates are tried. CPU per message is each process's CPU (from /proc) over the measured seconds per message sent; "idle taken out" first subtracts what the process spends per second with nothing sent (measured for ${IDLE_MS / 1000} s after the first reference row): the lower the rate, the larger its share of the plain figure.
+The stack: auth and user (real tokens; the user service answers the chat service's reachability check), the chat service as ${meta.chatRoles === "split" ? "two child processes, as README's \`CHAT_ROLE\` deploys it apart (api: the RPCs and the outbox relay; delivery: the delivery consumer; \`BENCH_CHAT_ROLES=all\`: one process doing both; its calls" : "one child process (role all: RPCs, outbox relay, delivery consumer; its calls"} to the user service over ${meta.internalTransport ?? "connect"}, BENCH_INTERNAL_TRANSPORT; its own database, consumer group, events topic and realtime prefix; \`CHAT_SEND_RATE=1000000/1s\` so the per-user limit never refuses a bench send), PostgreSQL and Redis shared, a Kafka started for the run and ${kafkaWarmupNote}. Sends come from a worker process (bench/chat-sender.ts) to the chat service's ${meta.sendsTo === "grpc-js listener" ? "internal grpc-js listener, the one the edge sends client calls to" : "connect-node port"} (\`BENCH_CHAT_SEND_TO\`) as gRPC calls made with node:http2 alone (no client framework: the generator shares the machine), open loop at a fixed rate (the offered rate; in brackets the rate achieved), at most 256 requests in flight on its one HTTP/2 connection (more trips the server's session memory limit, NGHTTP2_ENHANCE_YOUR_CALM), ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured; a delivery is timed from when the send was due (a send held back by the cap counts its wait) until the message is on the recipient's stream, read through the user-stream port's Redis adapter (\`listen\`) in the bench process. Only the other members' deliveries count (the sender's own stream also gets the message). The reference is raw Redis PUBLISH (from the same worker) → SUBSCRIBE (in the bench process) at the same deliveries per second. Goal: p50 ≤ ${GOALS.p50Ms} ms, p99 ≤ ${GOALS.p99Ms} ms; when the goal rate misses, lower rates are tried, and when it meets the goal, higher ones (\`BENCH_CHAT_HIGHER\`, multiples of the goal rate) until one misses p99. CPU per message is each process's CPU (from /proc) over the measured seconds per message sent; "idle taken out" first subtracts what the process spends per second with nothing sent (measured for ${IDLE_MS / 1000} s after the first reference row): the lower the rate, the larger its share of the plain figure.
 
-What a send costs on this path (issue 11): the common send (to a conversation the sender is in, not a reply) is one statement and no transaction once the chat instance has sent into the conversation before, two the first time. The one autocommitted statement takes the next number only while the conversation's \`last_seq\` and current members are still the ones expected (so nothing changed it in between: every message and membership change takes a number, and the members are compared besides), inserts the message under the number it took, raises the sender's watermarks and writes the outbox row with its NOTIFY; when the conversation moved on it writes nothing and answers the conversation as it is, and the send tries again on that. What it expects comes from the instance's own last send into the conversation (sends into one conversation take turns there); the first time, from one read that also answers the idempotency check and the sender's membership (for a direct conversation, the other member, whom the block check asks the user service about), and if that read went stale the send runs in a transaction under the row lock: BEGIN, the sequence update that also answers the members (trusted only when nothing committed while it waited for the lock, else read again), the message with the watermarks and the outbox row in one statement, COMMIT. The lookup and the one statement are prepared (built once, parsed and planned by PostgreSQL once per connection). Before, every send was that transaction with the members and the outbox insert as statements of their own: seven statements, eight for 1:1 (the other member read again for the block check). Besides: the per-user rate limit (one Redis call) and, for 1:1, the block check (one call to the user service). The relay publishes outbox rows to Kafka in batches; the delivery consumer takes each Kafka batch (up to 256 events of a partition) at once: every event is decoded once and its realtime event encoded once for all recipients (each copy only prefixed with its own id), and each member's items of the whole batch go to Redis in one script call, all calls in one pipeline (one round trip per batch; a member's items stay in order, and a failed batch is redelivered event by event, deduplicated by item id); while the relay is busy its passes start at least \`CHAT_RELAY_LINGER_MS\` (20 ms) apart, so the events committed meanwhile share one transaction, one Kafka request and one delivery batch; the delivery consumer's Redis calls made in one turn of the event loop (the batches of the partitions one fetch brought, handled concurrently) share one pipeline. Before these changes (the run of 2026-12-01T13:38Z, commit b4a648e, same bench) the highest rate tried that held p99 ≤ 100 ms was 50 messages/s for groups and for 1:1, at 4.3 ms chat CPU and 2.2 ms PostgreSQL CPU per group message (at 500/s offered). The two-statement send (2026-12-01, commit 87d581a plus that change) could not be measured with this bench: the machine was saturated (load average 16 to 32 on 2 CPUs, other work using 1.5 of its 2 cores), no rate held, not even 30 messages/s, and the CPU figures of identical runs differed by up to 40 %. So it was measured with a closed loop of 50 sends, one at a time, through the chat test harness (chat, user and auth in one process), on the tree with and without the change, three times each, alternating. The send's own PostgreSQL statements went from 7 to 2 for a group and from 8 to 2 for 1:1 (the outbox relay's statements come on top, the same in both). CPU of that whole process per send went from 19.6 to 20.5 ms down to 14.9 to 16.6 ms for a group, and from 25.3 to 31.9 ms down to 18.9 to 22.0 ms for 1:1. The tables are from the run named at the top of this section.
+What a send costs on this path (issue 11): the common send (to a conversation the sender is in, not a reply) is one statement and no transaction once the chat instance has sent into the conversation before, two the first time. The one autocommitted statement takes the next number only while the conversation's \`last_seq\` and current members are still the ones expected (so nothing changed it in between: every message and membership change takes a number, and the members are compared besides), inserts the message under the number it took, raises the sender's watermarks and writes the outbox row with its NOTIFY; when the conversation moved on it writes nothing and answers the conversation as it is, and the send tries again on that. What it expects comes from the instance's own last send into the conversation (sends into one conversation take turns there); the first time, from one read that also answers the idempotency check and the sender's membership (for a direct conversation, the other member, whom the block check asks the user service about), and if that read went stale the send runs in a transaction under the row lock: BEGIN, the sequence update that also answers the members (trusted only when nothing committed while it waited for the lock, else read again), the message with the watermarks and the outbox row in one statement, COMMIT. The lookup and the one statement are prepared (built once, parsed and planned by PostgreSQL once per connection). Before, every send was that transaction with the members and the outbox insert as statements of their own: seven statements, eight for 1:1 (the other member read again for the block check). Besides: the per-user rate limit (one Redis call) and, for 1:1, the block check (one call to the user service). A message sent into an existing conversation is published to its members' streams right after it commits (the fast path, \`CHAT_FAST_DELIVERY\`, ${meta.fastDelivery === true ? "on" : "off"} in this run: an item goes out only when it is its member's next seq of the conversation, else the consumer delivers it in order), and again by the durable path below, whose repeat the stream drops (in one process the consumer skips the members the fast path already published to). The relay publishes outbox rows to Kafka in batches; the delivery consumer takes each Kafka batch (up to 256 events of a partition) at once: every event is decoded once and its realtime event encoded once for all recipients (each copy only prefixed with its own id), and each member's items of the whole batch go to Redis in one script call, all calls in one pipeline (one round trip per batch; a member's items stay in order, and a failed batch is redelivered event by event, deduplicated by item id); while the relay is busy its passes start at least \`CHAT_RELAY_LINGER_MS\` (50 ms; 20 before the fast path) apart, so the events committed meanwhile share one transaction, one Kafka request and one delivery batch; the delivery consumer's Redis calls made in one turn of the event loop (the batches of the partitions one fetch brought, handled concurrently) share one pipeline. Before these changes (the run of 2026-12-01T13:38Z, commit b4a648e, same bench) the highest rate tried that held p99 ≤ 100 ms was 50 messages/s for groups and for 1:1, at 4.3 ms chat CPU and 2.2 ms PostgreSQL CPU per group message (at 500/s offered). The two-statement send (2026-12-01, commit 87d581a plus that change) could not be measured with this bench: the machine was saturated (load average 16 to 32 on 2 CPUs, other work using 1.5 of its 2 cores), no rate held, not even 30 messages/s, and the CPU figures of identical runs differed by up to 40 %. So it was measured with a closed loop of 50 sends, one at a time, through the chat test harness (chat, user and auth in one process), on the tree with and without the change, three times each, alternating. The send's own PostgreSQL statements went from 7 to 2 for a group and from 8 to 2 for 1:1 (the outbox relay's statements come on top, the same in both). CPU of that whole process per send went from 19.6 to 20.5 ms down to 14.9 to 16.6 ms for a group, and from 25.3 to 31.9 ms down to 18.9 to 22.0 ms for 1:1. The tables are from the run named at the top of this section.
 
 ### Send → delivered, groups of ${GROUP_SIZE} (${GROUPS} groups of ${USERS} users)
 
@@ -614,7 +633,7 @@ ${flatness(listRows.slice(1))}
 
 /** The first error of every row that had send errors (an overloaded service answers INTERNAL when its database pool times out). */
 function errorsText(d: DeliveryResult): string {
-  const rows = [d.service, ...d.lower].filter((r) => r.sendErrors > 0);
+  const rows = [d.service, ...d.lower, ...(d.higher ?? [])].filter((r) => r.sendErrors > 0);
   return rows.length === 0 ? "" : `\n\nSend errors: ${rows.map((r) => `${r.rate}/s: ${r.sendErrors}, first "${r.firstError ?? "?"}"`).join("; ")}.`;
 }
 
@@ -627,6 +646,11 @@ function flatness(rows: ReadRow[]): string {
 
 
 function meets(r: PathResult): boolean {
-  return r.p50Ms <= GOALS.p50Ms && r.p99Ms <= GOALS.p99Ms && r.missing === 0 && r.sendErrors === 0 && r.notSent === 0;
+  return r.p50Ms <= GOALS.p50Ms && holdsP99(r);
+}
+
+/** p99 within the goal with every message sent and every delivery seen. */
+function holdsP99(r: PathResult): boolean {
+  return r.p99Ms <= GOALS.p99Ms && r.missing === 0 && r.sendErrors === 0 && r.notSent === 0;
 }
 

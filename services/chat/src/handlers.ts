@@ -21,6 +21,7 @@ import { deleteMessage, editMessage } from "./write/edit.ts";
 import { addMembers, leaveConversation, removeMember, setMemberRole, updateConversation } from "./write/members.ts";
 import { addReaction, removeReaction } from "./write/reactions.ts";
 import { markRead } from "./write/receipts.ts";
+import type { FastDelivery } from "./events/fast-path.ts";
 import { sendMessage } from "./write/send.ts";
 import type { SendSnapshots } from "./write/send-snapshots.ts";
 
@@ -38,6 +39,8 @@ export interface ChatDeps {
   editWindowMs: number;
   pageTokens: PageTokens;
   logger?: LogSink;
+  /** The post-commit fast path of sends (CHAT_FAST_DELIVERY). */
+  fast?: FastDelivery;
 }
 
 /** Ids are compared as lower-case strings everywhere (Postgres prints UUIDs lower-case). */
@@ -48,7 +51,10 @@ function callerId(ctx: HasContextValues): string {
 export function createChatHandlers(deps: ChatDeps): ServiceImpl<typeof ChatService> {
   const db = deps.database.db;
   return {
-    sendMessage: (request, ctx) => sendMessage(deps, ctx, callerId(ctx), request),
+    async sendMessage(request, ctx) {
+      const { message, created } = await sendMessage(deps, ctx, callerId(ctx), request);
+      return { message, created };
+    },
 
     async createGroup(request, ctx) {
       return { conversation: await createGroup(deps, ctx, callerId(ctx), request) };

@@ -6,7 +6,7 @@ import { ChatService } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import { ChatInternalService } from "@aviary/gen/aviary/chat/v1/chat_internal_pb";
 import { MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
 import { UserService } from "@aviary/gen/aviary/user/v1/user_pb";
-import { duration, int, loadConfig, oneOf, port, string, url, type ConfigOf } from "@aviary/runtime/config";
+import { bool, duration, int, loadConfig, oneOf, port, string, url, type ConfigOf } from "@aviary/runtime/config";
 import type { Logger } from "@aviary/runtime/log";
 import { startServer, type RunningServer } from "@aviary/runtime/server";
 import { createServiceClient } from "@aviary/runtime/interceptors/client";
@@ -23,6 +23,7 @@ import { sendRatePattern, type SendRate } from "./domain/send-rate.ts";
 import { windowRateSetting } from "@aviary/runtime/window-limit";
 import { typingCoalescer } from "./domain/typing.ts";
 import { chatGroup, consumeChatEvents } from "./events/deliver.ts";
+import { fastDelivery } from "./events/fast-path.ts";
 import { purgeUserChat } from "./write/purge.ts";
 import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
 import { chatEvents, chatEventsTopic } from "./events/publish.ts";
@@ -64,8 +65,14 @@ export const chatConfigSpec = {
   /** How long after sending the sender may edit a message (EditMessage). */
   editWindowMs: duration("CHAT_EDIT_WINDOW", { default: "15m", min: "1s", max: "7d" }),
   deliveryConcurrency: int("CHAT_DELIVERY_CONCURRENCY", { default: 6, min: 1, max: 64 }),
-  /** While the outbox relay is busy, its passes start at least this many ms apart (events committed meanwhile share a pass). */
-  relayLingerMs: int("CHAT_RELAY_LINGER_MS", { default: 20, min: 0, max: 1_000 }),
+  /**
+   * Publish a sent message to its members' streams right after it commits
+   * (events/fast-path.ts), ahead of the outbox → Kafka → consumer path that
+   * stays the durable one. Needs the members' streams in the API process.
+   */
+  fastDelivery: bool("CHAT_FAST_DELIVERY", { default: true }),
+  /** While the outbox relay is busy, its passes start at least this many ms apart (events committed meanwhile share a pass; messages mostly go by the fast path, so 50, not 20: docs/decisions.md). */
+  relayLingerMs: int("CHAT_RELAY_LINGER_MS", { default: 50, min: 0, max: 1_000 }),
   /**
    * TEST-ONLY failpoint, never set in production. `exit-after-send-commit`:
    * the process SIGKILLs itself right after a SendMessage transaction commits,
@@ -129,9 +136,13 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
 
   // The API writes the outbox, so it relays it (one relay at a time publishes, under the relay's lock).
   const relay: OutboxRelay | undefined = serves ? await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry, lingerMs: config.relayLingerMs }) : undefined;
+  // Only an API process sends; what it published is remembered only where this process's consumer can take it.
+  const fast = serves && config.fastDelivery ? fastDelivery({ streams: userStreams, remember: delivers, logger }) : undefined;
   const subscriptions: Subscription[] = [];
   if (delivers) {
-    subscriptions.push(await consumeChatEvents({ bus, topic: config.eventsTopic, groupId: config.group, streams: userStreams, partitionsConcurrently: config.deliveryConcurrency, telemetry }));
+    subscriptions.push(
+      await consumeChatEvents({ bus, topic: config.eventsTopic, groupId: config.group, streams: userStreams, partitionsConcurrently: config.deliveryConcurrency, telemetry, ...(fast === undefined ? {} : { fast }) }),
+    );
     // The consumer role also purges deleted accounts (nothing of it needs the API).
     subscriptions.push(
       await consumeAccountDeletions({
@@ -158,6 +169,7 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
     editWindowMs: config.editWindowMs,
     pageTokens: pageTokensFor(ChatService.typeName, config, logger)("ListConversations"),
     logger,
+    ...(fast === undefined ? {} : { fast }),
     // TEST-ONLY (CHAT_FAILPOINT): die as if SIGKILLed between the commit and the answer.
     ...(config.failpoint === "exit-after-send-commit" ? { afterCommit: () => void process.kill(process.pid, "SIGKILL") } : {}),
   };

@@ -71,6 +71,32 @@ export interface TestChatOptions {
   media?: boolean;
 }
 
+/**
+ * A chat instance's environment on the shared infrastructure: its own
+ * database, consumer group (`group`, made unique) and topic, the realtime
+ * prefix whose streams it delivers to, and `user`'s auth and user services.
+ * Instances given the same result share all of it (ordering, fast-path tests).
+ */
+export async function chatTestEnv(options: { databaseUrl: string; user: TestUser; prefix: string; group: string; eventsTopic?: string }): Promise<Record<string, string>> {
+  const urls = await infra();
+  return {
+    CHAT_PORT: "0",
+    CHAT_INTERNAL_PORT: "0",
+    DATABASE_URL: options.databaseUrl,
+    REDIS_URL: urls.redisUrl,
+    KAFKA_BROKERS: urls.kafkaBrokers.join(","),
+    AUTH_JWKS_URL: `${options.user.auth.service.url}/.well-known/jwks.json`,
+    USER_URL: options.user.service.peerUrl,
+    CHAT_GROUP: uniqueName(options.group),
+    // Its own topic: a fresh group on the shared one would first work through every other suite's events.
+    CHAT_EVENTS_TOPIC: options.eventsTopic ?? uniqueName(`${options.group}_events`),
+    REALTIME_REDIS_PREFIX: options.prefix,
+    PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
+    // CHAT_TEST_LOG=warn shows the service's log while debugging a test.
+    LOG_LEVEL: process.env["CHAT_TEST_LOG"] ?? "silent",
+  };
+}
+
 export async function startTestChat(env: Record<string, string> = {}, options: TestChatOptions = {}): Promise<TestChat> {
   const urls = await infra();
   const user = options.user ?? (await startTestUser());
@@ -81,20 +107,8 @@ export async function startTestChat(env: Record<string, string> = {}, options: T
   const eventsTopic = env["CHAT_EVENTS_TOPIC"] ?? uniqueName("chat_events_test");
   const service = await startChatService(
     chatConfigFromEnv({
-      CHAT_PORT: "0",
-      CHAT_INTERNAL_PORT: "0",
-      DATABASE_URL: database.url,
-      REDIS_URL: urls.redisUrl,
-      KAFKA_BROKERS: urls.kafkaBrokers.join(","),
-      AUTH_JWKS_URL: `${user.auth.service.url}/.well-known/jwks.json`,
-      USER_URL: user.service.peerUrl,
+      ...(await chatTestEnv({ databaseUrl: database.url, user, prefix, group: "chat_test", eventsTopic })),
       MEDIA_URL: media?.service.peerUrl ?? NO_MEDIA_URL,
-      CHAT_GROUP: uniqueName("chat_test"),
-      CHAT_EVENTS_TOPIC: eventsTopic,
-      REALTIME_REDIS_PREFIX: prefix,
-      PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
-      // CHAT_TEST_LOG=warn shows the service's log while debugging a test.
-      LOG_LEVEL: process.env["CHAT_TEST_LOG"] ?? "silent",
       ...env,
     }),
   );

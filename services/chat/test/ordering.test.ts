@@ -17,7 +17,7 @@ import { startTestUser, type TestUser } from "../../user/test/harness.ts";
 import { openStream, startTestRealtime, type Device, type StreamReader, type TestRealtime } from "../../realtime/test/harness.ts";
 import type { RunningRealtimeService } from "../../realtime/src/index.ts";
 import { chatConfigFromEnv, startChatService, type RunningChatService } from "../src/index.ts";
-import { DELIVERY_WAIT_MS } from "./harness.ts";
+import { chatTestEnv, DELIVERY_WAIT_MS } from "./harness.ts";
 
 const SENDERS = 5;
 const PER_SENDER = 20;
@@ -37,21 +37,9 @@ test.before(async () => {
   rt2 = await rt.startInstance();
   database = await freshDatabase(urls.databaseUrl, "chat_order");
   const env = {
-    CHAT_PORT: "0",
-    CHAT_INTERNAL_PORT: "0",
-    DATABASE_URL: database.url,
-    REDIS_URL: urls.redisUrl,
-    KAFKA_BROKERS: urls.kafkaBrokers.join(","),
-    AUTH_JWKS_URL: `${user.auth.service.url}/.well-known/jwks.json`,
-    USER_URL: user.service.peerUrl,
-    CHAT_GROUP: uniqueName("chat_order"),
-    CHAT_EVENTS_TOPIC: uniqueName("chat_events_order"),
-    // The realtime instances' streams.
-    REALTIME_REDIS_PREFIX: rt.prefix,
-    PAGE_TOKEN_SECRET: "test-page-token-secret-0123456789",
+    ...(await chatTestEnv({ databaseUrl: database.url, user, prefix: rt.prefix, group: "chat_order" })),
     // 20 sends per sender in a burst: well inside the limit.
     CHAT_SEND_RATE: "1000/10s",
-    LOG_LEVEL: process.env["CHAT_TEST_LOG"] ?? "silent",
   };
   // One after the other: both run migrations on the same database.
   for (let i = 0; i < 2; i++) chats.push(await startChatService(chatConfigFromEnv(env)));

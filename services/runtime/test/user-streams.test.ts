@@ -48,7 +48,7 @@ function suite(name: string, open: (history: { maxItems: number; ttlSeconds: num
       t.false(first.duplicate);
       t.is((await hub.publish(u, { id: "e2", payload: bytes("two") })).offset, 2);
       const again = await hub.publish(u, { id: "e1", payload: bytes("one, again") });
-      t.deepEqual(again, { epoch: first.epoch, offset: 1, duplicate: true });
+      t.deepEqual(again, { epoch: first.epoch, offset: 1, duplicate: true, deferred: false });
       t.is((await hub.publish(u, { id: "e3", payload: new Uint8Array([0, 10, 255, 10]) })).offset, 3);
       await eventually("three live items", () => live.items.length >= 3, 5_000);
       t.deepEqual(
@@ -117,6 +117,44 @@ function suite(name: string, open: (history: { maxItems: number; ttlSeconds: num
     })();
   });
 
+  test(`${name}: an only-next item is published only right after its sequence's mark, which every other publish of the sequence raises`, async (t) => {
+    await withHub(100, async (adapter) => {
+      const { hub } = adapter;
+      const [u, v] = [user(), user()];
+      const live = await collect(hub, u);
+      const item = (userId: string, id: string, key: string, seq: number, onlyNext = false) => ({ userId, id, payload: bytes(id), sequence: { key, seq, onlyNext } });
+      const states = (results: readonly { offset: number; duplicate: boolean; deferred: boolean }[]) =>
+        results.map((r) => (r.deferred ? "deferred" : r.duplicate ? `duplicate ${r.offset}` : `published ${r.offset}`));
+
+      // No mark yet (a member the in-order path has not reached): deferred, even as seq 1.
+      t.deepEqual(states(await hub.publishMany([item(u, "c1", "conv", 1, true), item(u, "c2", "conv", 2, true)])), ["deferred", "deferred"]);
+      t.is((await hub.position(u)).offset, 0, "a deferred item stores nothing");
+      // The in-order path publishes 1 and raises the mark; the fast path's 2 follows, its 4 (3 not yet delivered) waits.
+      t.deepEqual(
+        states(await hub.publishMany([item(u, "c1", "conv", 1), item(u, "c2", "conv", 2, true), item(u, "c4", "conv", 4, true), item(u, "x1", "other", 1, true)])),
+        ["published 1", "published 2", "deferred", "deferred"],
+      );
+      // The in-order path then delivers 2 (already there: a duplicate, no second copy), 3 and 4.
+      t.deepEqual(states(await hub.publishMany([item(u, "c2", "conv", 2), item(u, "c3", "conv", 3), item(u, "c4", "conv", 4)])), ["duplicate 2", "published 3", "published 4"]);
+      // A stale only-next (its seq already passed) is deferred, not published out of order; a repeated id is still a duplicate.
+      t.deepEqual(states(await hub.publishMany([item(u, "late", "conv", 3, true), item(u, "c4", "conv", 4, true), item(u, "c5", "conv", 5, true)])), ["deferred", "duplicate 4", "published 5"]);
+      // Items without a sequence are untouched by marks and leave them as they are.
+      t.deepEqual(states(await hub.publishMany([{ userId: u, id: "plain", payload: bytes("plain") }, item(u, "c6", "conv", 6, true)])), ["published 6", "published 7"]);
+      // Marks are per user and per key.
+      t.deepEqual(states(await hub.publishMany([item(v, "c7", "conv", 7, true)])), ["deferred"]);
+      await eventually("seven live items", () => live.items.length >= 7, 5_000);
+      t.deepEqual(live.items.map((i) => i.id), ["c1", "c2", "c3", "c4", "c5", "plain", "c6"], "each id once, in seq order");
+      // A lost history loses the marks with it: the fast path waits for the in-order path again.
+      await adapter.lose(u);
+      t.deepEqual(states(await hub.publishMany([item(u, "c7", "conv", 7, true)])), ["deferred"]);
+      // Malformed sequences are refused before anything is published.
+      await t.throwsAsync(hub.publishMany([item(u, "ok", "conv", 7), item(u, "bad", "conv", 0)]));
+      await t.throwsAsync(hub.publishMany([item(u, "bad", "", 8)]));
+      t.is((await hub.position(u)).offset, 0);
+      await live.stop();
+    })();
+  });
+
   test(`${name}: replay gives exactly what came after a position, or says it cannot`, async (t) => {
     await withHub(100, async ({ hub }) => {
       const u = user();
@@ -167,7 +205,7 @@ function suite(name: string, open: (history: { maxItems: number; ttlSeconds: num
       t.not(replay.position.epoch, epoch);
       t.is(replay.position.offset, 0);
       const next = await hub.publish(u, { id: "e2", payload: bytes("2") });
-      t.deepEqual(next, { epoch: replay.position.epoch, offset: 1, duplicate: false });
+      t.deepEqual(next, { epoch: replay.position.epoch, offset: 1, duplicate: false, deferred: false });
     })();
   });
 
@@ -345,7 +383,7 @@ suite("redis", async (history) => {
     hub,
     async lose(userId) {
       const k = userStreamKeys(prefix, userId);
-      await admin.del(k.epoch, k.newest, k.history, k.ids, k.connections, k.hints, k.seen, k.announced);
+      await admin.del(k.epoch, k.newest, k.history, k.ids, k.marks, k.connections, k.hints, k.seen, k.announced);
     },
     async close() {
       await hub.close();

@@ -3,7 +3,11 @@
 // stream: the item id is derived from the event id and the member
 // (domain/ids.ts deliveryId), and a stream ignores an id it already holds.
 // A stream outage fails the handler, so the bus retries with backoff and
-// finally parks the event on `<topic>.dlq`.
+// finally parks the event on `<topic>.dlq`. Messages and membership changes
+// carry their conversation seq (the stream's mark, ItemSequence), which lets
+// the post-commit fast path (fast-path.ts) publish ahead of this path
+// without overtaking it; what this instance's fast path already published
+// is not published again.
 import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import type { EventTelemetry } from "@aviary/runtime/bus/tracing";
 import { EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
@@ -18,7 +22,9 @@ import {
   ChatReactionChangedSchema,
   ChatReceiptUpdatedSchema,
 } from "@aviary/gen/aviary/events/v1/chat_events_pb";
+import { ConversationKind } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import { deliveryId } from "../domain/ids.ts";
+import type { FastDelivery } from "./fast-path.ts";
 
 /** The default consumer group (CHAT_GROUP). */
 export const chatGroup = "chat-delivery";
@@ -31,6 +37,8 @@ export interface DeliverOptions {
   partitionsConcurrently?: number;
   /** The chat service's tracer: each delivery is a CONSUMER span in the event's trace. */
   telemetry?: EventTelemetry;
+  /** This process's fast path, whose publishes need not be repeated. */
+  fast?: FastDelivery;
 }
 
 export function consumeChatEvents(options: DeliverOptions): Promise<Subscription> {
@@ -43,9 +51,9 @@ export function consumeChatEvents(options: DeliverOptions): Promise<Subscription
     // are parked at once (bus/failures.ts).
     ...(options.partitionsConcurrently === undefined ? {} : { partitionsConcurrently: options.partitionsConcurrently }),
     ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
-    handle: (event) => deliverChatEvents(options.streams, [event]),
+    handle: (event) => deliverChatEvents(options.streams, [event], options.fast),
     // A batch's items in one round trip: every member's items of every event, in order per member.
-    handleBatch: (events) => deliverChatEvents(options.streams, events),
+    handleBatch: (events) => deliverChatEvents(options.streams, events, options.fast),
   });
 }
 
@@ -55,25 +63,35 @@ export function consumeChatEvents(options: DeliverOptions): Promise<Subscription
  * them if it fails), so a conversation's events reach each device in seq
  * order. An undecodable event throws before anything is published.
  */
-export async function deliverChatEvents(streams: UserStreamPublisher, events: readonly DeliveredEvent[]): Promise<void> {
+export async function deliverChatEvents(streams: UserStreamPublisher, events: readonly DeliveredEvent[], fast?: FastDelivery): Promise<void> {
   const items: UserItem[] = [];
   for (const event of events) {
     const delivery = recipientsAndPayload(event);
     if (delivery === undefined) continue;
-    const { id, recipients, payload } = delivery;
-    const userIds = [...new Set(recipients)];
+    const { id, recipients, payload, sequence } = delivery;
+    const published = fast?.takePublished(id);
+    const userIds = [...new Set(recipients)].filter((userId) => published?.has(userId) !== true);
+    if (userIds.length === 0) continue;
     const ids = userIds.map((userId) => deliveryId(id, userId));
     const copies = encodeEventCopies(ids, payload);
-    userIds.forEach((userId, i) => items.push({ userId, id: ids[i]!, payload: copies[i]! }));
+    userIds.forEach((userId, i) => items.push({ userId, id: ids[i]!, payload: copies[i]!, ...(sequence === undefined ? {} : { sequence }) }));
   }
   await streams.publishMany(items);
 }
 
-function recipientsAndPayload(event: DeliveredEvent): { id: string; recipients: string[]; payload: EventPayload } | undefined {
+type Delivery = { id: string; recipients: string[]; payload: EventPayload; sequence?: { key: string; seq: number } };
+
+/** An event's place in its conversation's sequence, for the streams' marks (none for a seq of 0, which no entry has). */
+function inSequence(conversationId: string, seq: bigint): { sequence?: { key: string; seq: number } } {
+  return seq > 0n ? { sequence: { key: conversationId, seq: Number(seq) } } : {};
+}
+
+function recipientsAndPayload(event: DeliveredEvent): Delivery | undefined {
   if (isEventOf(ChatMessageSentSchema, event)) {
     const { id, message } = decodedEvent(ChatMessageSentSchema, event);
+    const sent = required(message.message, "message", id);
     // The sender's own devices included: their other devices learn of the send.
-    return { id, recipients: recipientsOf(message.memberIds, id), payload: { case: "chatMessage", value: required(message.message, "message", id) } };
+    return { id, recipients: recipientsOf(message.memberIds, id), payload: { case: "chatMessage", value: sent }, ...inSequence(sent.conversationId, sent.seq) };
   }
   if (isEventOf(ChatConversationChangedSchema, event)) {
     const { id, message } = decodedEvent(ChatConversationChangedSchema, event);
@@ -81,7 +99,11 @@ function recipientsAndPayload(event: DeliveredEvent): { id: string; recipients: 
     const current = conversation.members.map((m, i) => eventUuid(m.userId, `conversation.members[${i}].user_id`, id));
     // Removed members hear of their removal once, then nothing more.
     const removed = message.removedMemberIds.map((m, i) => eventUuid(m, `removed_member_ids[${i}]`, id));
-    return { id, recipients: [...current, ...removed], payload: { case: "chatConversation", value: conversation } };
+    // A group's changes are entries of its sequence. A direct conversation's
+    // only change is its creation, which shares seq 1 with its first message:
+    // marking it would let the fast path publish seq 2 before that message.
+    const ordered = conversation.kind === ConversationKind.GROUP ? inSequence(conversation.conversationId, message.seq) : {};
+    return { id, recipients: [...current, ...removed], payload: { case: "chatConversation", value: conversation }, ...ordered };
   }
   if (isEventOf(ChatReceiptUpdatedSchema, event)) {
     const { id, message } = decodedEvent(ChatReceiptUpdatedSchema, event);

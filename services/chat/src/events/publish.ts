@@ -1,5 +1,6 @@
 // The chat service's events, written to the outbox in the transaction (or the
 // one statement) of the change they describe (the relay publishes them; nothing is dual-written).
+import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import type { Queryable, Tx } from "@aviary/runtime/db/database";
 import type { SQL, SQLWrapper } from "drizzle-orm";
@@ -20,6 +21,8 @@ export const chatEventsTopic = "aviary.chat.events";
 
 /** An event's outbox row, for a statement of the caller's: as an insert with the relay's wake-up, or as the values of a prepared one. */
 export interface OutboxWrite {
+  /** The event's id, fixed when the write is made (the fast path derives its item ids from it, as the consumer does). */
+  eventId: string;
   /** The row's insert (outboxInsert). */
   insert(): SQLWrapper;
   wakeUp: SQL;
@@ -44,8 +47,9 @@ export function chatEvents(topic: string): ChatEvents {
   const tables = { outboxEvents };
   return {
     messageSent: (db, event) => {
-      const input = () => ({ topic, key: event.message.conversationId, schema: ChatMessageSentSchema, message: create(ChatMessageSentSchema, event) });
-      return { insert: () => outboxInsert(db, tables, input()), wakeUp: relayWakeUp(tables), placeholderValues: () => outboxPlaceholderValues(input()) };
+      const id = randomUUID();
+      const input = () => ({ id, topic, key: event.message.conversationId, schema: ChatMessageSentSchema, message: create(ChatMessageSentSchema, event) });
+      return { eventId: id, insert: () => outboxInsert(db, tables, input()), wakeUp: relayWakeUp(tables), placeholderValues: () => outboxPlaceholderValues(input()) };
     },
     conversationChanged: (tx, event) =>
       enqueueEvent(tx, tables, {

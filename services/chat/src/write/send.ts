@@ -15,6 +15,7 @@ import { noSuchConversation } from "../domain/not-found.ts";
 import { presentConversation, presentEntry } from "../domain/present.ts";
 import { textViolation } from "../domain/text.ts";
 import { visibleFrom } from "../domain/visibility.ts";
+import type { CommittedMessage, FastDelivery } from "../events/fast-path.ts";
 import type { ChatEvents } from "../events/publish.ts";
 import type { ChatMedia, ChatUsers } from "../peers.ts";
 import type { AttachmentRecord } from "../store/schema.ts";
@@ -33,6 +34,8 @@ export interface SendDeps {
   limiter: SendLimiter;
   /** This instance's snapshots of the conversations it sent to (send-snapshots.ts). */
   snapshots: SendSnapshots;
+  /** The post-commit fast path (events/fast-path.ts), when enabled (CHAT_FAST_DELIVERY). */
+  fast?: FastDelivery;
   /** TEST-ONLY failpoint (CHAT_FAILPOINT, see server.ts): runs right after a send's transaction commits, before it answers. */
   afterCommit?: () => void;
 }
@@ -76,17 +79,21 @@ export async function sendMessage(deps: SendDeps, ctx: HandlerContext, senderId:
     }
     const written = await deps.database.db.transaction((tx) => write(deps, tx, senderId, clientMessageId, request, target, attachments));
     deps.snapshots.remember(written.message.conversationId, written.snapshot);
-    return { message: written.message, created: written.created };
+    return { message: written.message, created: written.created, ...(written.toDeliver === undefined ? {} : { toDeliver: written.toDeliver }) };
   });
 }
 
-type Sent = { message: Message; created: boolean };
+/** `toDeliver`: a message this call created in a conversation that existed before it (what the fast path may publish). */
+type Sent = { message: Message; created: boolean; toDeliver?: CommittedMessage };
 
 /** Runs a send's write (undefined: it wrote nothing); a DuplicateSend (a concurrent retry won) answers with the original. */
 async function committed<S extends Sent | undefined>(deps: SendDeps, senderId: string, clientMessageId: string, send: () => Promise<S>): Promise<S | Sent> {
   try {
     const sent = await send();
-    if (sent !== undefined) deps.afterCommit?.(); // TEST-ONLY failpoint hook (unset in production): committed, not yet answered.
+    if (sent !== undefined) {
+      deps.afterCommit?.(); // TEST-ONLY failpoint hook (unset in production): committed, not yet answered.
+      if (sent.toDeliver !== undefined) deps.fast?.messageSent(sent.toDeliver);
+    }
     return sent;
   } catch (error) {
     if (!(error instanceof DuplicateSend)) throw error;
@@ -201,11 +208,12 @@ async function sendAtOnce(
   const row = messageRow({ conversationId, seq, id: crypto.randomUUID(), senderId, clientMessageId, text: request.text, replyToSeq: null, attachments: attachments.length > 0 ? attachments : null, at: new Date() });
   const message = presentEntry(row);
   const event = { message, memberIds: seen.memberIds, kind: seen.kind === "direct" ? ConversationKind.DIRECT : ConversationKind.GROUP, title: seen.title ?? "" };
-  const sent = await sendInOneStatement(deps.database.db, row, seen, deps.events.messageSent(deps.database.db, event));
+  const outbox = deps.events.messageSent(deps.database.db, event);
+  const sent = await sendInOneStatement(deps.database.db, row, seen, outbox);
   if (sent.outcome === "duplicate") throw new DuplicateSend();
   if (sent.outcome === "moved on") return { movedOn: sent.current };
   deps.snapshots.remember(conversationId, { ...seen, lastSeq: seq });
-  return { message, created: true };
+  return { message, created: true, toDeliver: { eventId: outbox.eventId, message, memberIds: seen.memberIds } };
 }
 
 /**
@@ -280,5 +288,7 @@ async function write(
   if (!(await insertMessage(tx, row, sent))) throw new DuplicateSend();
   // What the next send into this conversation may expect, once this one committed.
   const snapshot = { kind: conversation.kind, title: conversation.title, lastSeq: seq, memberIds: raised.map((m) => m.userId) };
-  return { message, created: true, snapshot };
+  // A new conversation's first message waits for the durable path, which delivers the conversation before it.
+  const toDeliver = createdConversation ? undefined : { eventId: sent.eventId, message, memberIds: snapshot.memberIds };
+  return { message, created: true, snapshot, ...(toDeliver === undefined ? {} : { toDeliver }) };
 }

@@ -3,11 +3,13 @@
 // epochs, dedup by id, presence with expiring connections), in one process.
 // `clear()` plays "Redis was flushed" for tests.
 import {
+  checkItem,
   checkItemId,
   defaultHistory,
   newEpoch,
   type Connection,
   type HistoryOptions,
+  type ItemSequence,
   type LiveItem,
   type PresenceState,
   type PresenceStatus,
@@ -22,6 +24,8 @@ interface UserHistory {
   newest: number;
   items: StoredItem[];
   ids: Map<string, number>;
+  /** Sequence key → mark (ItemSequence); lost with the history, as the Redis key expires with it. */
+  marks: Map<string, number>;
   expiresAt: number;
 }
 
@@ -31,6 +35,10 @@ interface UserPresence {
   awaySessions: Set<string>;
   lastSeenMs: number | undefined;
   announced: PresenceState;
+}
+
+function raiseMark(user: UserHistory, sequence: ItemSequence): void {
+  if ((user.marks.get(sequence.key) ?? 0) < sequence.seq) user.marks.set(sequence.key, sequence.seq);
 }
 
 export class MemoryUserStreams implements UserStreamHub {
@@ -58,7 +66,7 @@ export class MemoryUserStreams implements UserStreamHub {
     const now = Date.now();
     let user = this.#users.get(userId);
     if (user === undefined || user.expiresAt <= now) {
-      user = { epoch: newEpoch(), newest: 0, items: [], ids: new Map(), expiresAt: now + this.#history.ttlSeconds * 1000 };
+      user = { epoch: newEpoch(), newest: 0, items: [], ids: new Map(), marks: new Map(), expiresAt: now + this.#history.ttlSeconds * 1000 };
       this.#users.set(userId, user);
     }
     return user;
@@ -78,10 +86,16 @@ export class MemoryUserStreams implements UserStreamHub {
     return this.#publishNow(userId, item);
   }
 
-  #publishNow(userId: string, item: { id: string; payload: Uint8Array }): PublishResult {
+  #publishNow(userId: string, item: { id: string; payload: Uint8Array; sequence?: ItemSequence }): PublishResult {
     const user = this.#user(userId);
+    const sequence = item.sequence;
     const seen = user.ids.get(item.id);
-    if (seen !== undefined) return { epoch: user.epoch, offset: seen, duplicate: true };
+    if (seen !== undefined) {
+      if (sequence !== undefined) raiseMark(user, sequence);
+      return { epoch: user.epoch, offset: seen, duplicate: true, deferred: false };
+    }
+    if (sequence?.onlyNext === true && user.marks.get(sequence.key) !== sequence.seq - 1) return { epoch: user.epoch, offset: 0, duplicate: false, deferred: true };
+    if (sequence !== undefined) raiseMark(user, sequence);
     const offset = ++user.newest;
     const payload = new Uint8Array(item.payload);
     user.items.push({ offset, id: item.id, payload });
@@ -92,12 +106,12 @@ export class MemoryUserStreams implements UserStreamHub {
     }
     user.expiresAt = Date.now() + this.#history.ttlSeconds * 1000;
     this.#emit(userId, { epoch: user.epoch, offset, id: item.id, payload });
-    return { epoch: user.epoch, offset, duplicate: false };
+    return { epoch: user.epoch, offset, duplicate: false, deferred: false };
   }
 
   /** All at once, as the Redis adapter's pipeline: concurrent calls are applied whole, in call order; an invalid id refuses the call before anything is published. */
   async publishMany(items: readonly UserItem[]) {
-    for (const item of items) checkItemId(item.id);
+    for (const item of items) checkItem(item);
     return items.map(({ userId, ...item }) => this.#publishNow(userId, item));
   }
 

@@ -7,6 +7,7 @@
 // Per user:
 //   e   epoch            n   newest offset       h   history (stream, ids `<offset>-1`)
 //   d   item ids → offset (dedup window = history window)
+//   q   sequence marks (hash sequence key → highest seq published; ItemSequence)
 //   c   live connections (zset "<session> <connection>" → expiry ms)
 //   a   away hints (hash session → "1")   s   last seen ms   p   last announced presence
 // Channels: `rt:{<user>}:live` (items), `rt:{<user>}:presence` (presence changes).
@@ -17,6 +18,7 @@ import { redisChannels } from "../cache/redis-channels.ts";
 import { closeConnection, connectionOptions, packIds, reportOutages } from "../cache/redis-connection.ts";
 import { decodeLiveItem, decodePresence, encodeLiveItem } from "./wire.ts";
 import {
+  checkItem,
   checkItemId,
   defaultHistory,
   newEpoch,
@@ -62,28 +64,45 @@ local function ensure_epoch(e, n, h, d, fresh, ttl)
 end
 `;
 
-// KEYS e n h d; ARGV fresh-epoch, max-items, ttl-ms, channel, then an
-// (id, payload) pair per item. The items of one user, in order: one call
-// for all the events a consumer batch has for them. An error stops the loop,
-// so what was published is always a prefix of the items (a user's items
-// never overtake each other). Replies epoch, then (offset, duplicate) per item.
+// KEYS e n h d q; ARGV fresh-epoch, max-items, ttl-ms, channel, then five
+// per item: id, payload, sequence key ('' for none), seq, only-next ('1').
+// The items of one user, in order: one call for all the events a consumer
+// batch has for them. An error stops the loop, so what was published is
+// always a prefix of the items (a user's items never overtake each other).
+// Replies epoch, then (offset, state) per item: state 0 published, 1
+// duplicate, 2 deferred (an only-next item whose mark was not seq - 1:
+// nothing stored, the mark unmoved; user-streams.ts ItemSequence). The marks
+// (q) are not part of the epoch: they say which seq was delivered, which
+// stays true when the history is lost, and they expire with it.
 const PUBLISH = `${ENSURE_EPOCH}
 local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[3])
 local max = tonumber(ARGV[2])
 local out = {epoch}
 local newest = 0
-for i = 5, #ARGV, 2 do
+local marked = false
+for i = 5, #ARGV, 5 do
+  local key, seq = ARGV[i + 2], tonumber(ARGV[i + 3])
+  local mark = nil
+  if key ~= '' then mark = tonumber(redis.call('HGET', KEYS[5], key) or '0') end
   local seen = redis.call('ZSCORE', KEYS[4], ARGV[i])
+  local state = 0
   if seen then
     out[#out + 1] = tonumber(seen)
-    out[#out + 1] = 1
+    state = 1
+  elseif ARGV[i + 4] == '1' and (mark == nil or mark == 0 or mark ~= seq - 1) then
+    out[#out + 1] = 0
+    state = 2
   else
     newest = redis.call('INCR', KEYS[2])
     redis.call('XADD', KEYS[3], 'MAXLEN', max, newest .. '-1', 'i', ARGV[i], 'p', ARGV[i + 1])
     redis.call('ZADD', KEYS[4], newest, ARGV[i])
     redis.call('PUBLISH', ARGV[4], epoch .. '\\n' .. newest .. '\\n' .. ARGV[i] .. '\\n' .. ARGV[i + 1])
     out[#out + 1] = newest
-    out[#out + 1] = 0
+  end
+  out[#out + 1] = state
+  if state ~= 2 and mark ~= nil and seq > mark then
+    redis.call('HSET', KEYS[5], key, seq)
+    marked = true
   end
 end
 if newest > 0 then
@@ -91,6 +110,7 @@ if newest > 0 then
   if floor > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', floor) end
   for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 end
+if marked or newest > 0 then redis.call('PEXPIRE', KEYS[5], ARGV[3]) end
 return out
 `;
 
@@ -259,7 +279,7 @@ return announce(KEYS[4], KEYS[3], ARGV[3], state, ARGV[4])
 type Reply = Buffer | number | null | Reply[];
 
 interface StreamCommands {
-  rtPublishBuffer(e: string, n: string, h: string, d: string, fresh: string, max: number, ttl: number, channel: string, ...items: Array<string | Buffer>): Promise<Reply>;
+  rtPublishBuffer(e: string, n: string, h: string, d: string, q: string, fresh: string, max: number, ttl: number, channel: string, ...items: Array<string | Buffer>): Promise<Reply>;
   rtPositionBuffer(e: string, n: string, h: string, d: string, fresh: string, ttl: number): Promise<Reply>;
   rtReplayBuffer(e: string, n: string, h: string, d: string, fresh: string, ttl: number, sinceEpoch: string, sinceOffset: number): Promise<Reply>;
   rtRangeBuffer(e: string, h: string, epoch: string, from: number, to: number): Promise<Reply>;
@@ -270,7 +290,7 @@ interface StreamCommands {
 }
 
 const SCRIPTS: Record<string, { numberOfKeys: number; lua: string }> = {
-  rtPublish: { numberOfKeys: 4, lua: PUBLISH },
+  rtPublish: { numberOfKeys: 5, lua: PUBLISH },
   rtPosition: { numberOfKeys: 4, lua: POSITION },
   rtReplay: { numberOfKeys: 4, lua: REPLAY },
   rtRange: { numberOfKeys: 2, lua: RANGE },
@@ -303,6 +323,7 @@ export function userStreamKeys(prefix: string, userId: string) {
     newest: `${base}n`,
     history: `${base}h`,
     ids: `${base}d`,
+    marks: `${base}q`,
     connections: `${base}c`,
     hints: `${base}a`,
     seen: `${base}s`,
@@ -350,7 +371,8 @@ function publishResults(count: number, users: readonly number[][], replies: Read
     const reply = value as Reply[];
     const epoch = text(reply[0]);
     indexes.forEach((index, n) => {
-      results[index] = { epoch, offset: Number(reply[1 + 2 * n]), duplicate: reply[2 + 2 * n] === 1 };
+      const state = reply[2 + 2 * n];
+      results[index] = { epoch, offset: Number(reply[1 + 2 * n]), duplicate: state === 1, deferred: state === 2 };
     });
   });
   return results;
@@ -383,7 +405,7 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
   function publishMany(items: readonly UserItem[]): Promise<PublishResult[]> {
     if (items.length === 0) return Promise.resolve([]);
     try {
-      for (const item of items) checkItemId(item.id);
+      for (const item of items) checkItem(item);
     } catch (error) {
       return Promise.reject(error as Error);
     }
@@ -407,12 +429,12 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
       });
       for (const [userId, indexes] of byUser) {
         const k = keys(userId);
-        const pairs: Array<string | Buffer> = [];
+        const itemArgs: Array<string | Buffer> = [];
         for (const index of indexes) {
-          const { id, payload } = items[index]!;
-          pairs.push(id, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+          const { id, payload, sequence } = items[index]!;
+          itemArgs.push(id, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), sequence?.key ?? "", String(sequence?.seq ?? 0), sequence?.onlyNext === true ? "1" : "0");
         }
-        void pipeline.rtPublishBuffer(k.epoch, k.newest, k.history, k.ids, newEpoch(), history.maxItems, historyTtlMs, k.live, ...pairs);
+        void pipeline.rtPublishBuffer(k.epoch, k.newest, k.history, k.ids, k.marks, newEpoch(), history.maxItems, historyTtlMs, k.live, ...itemArgs);
       }
       return [...byUser.values()];
     });

@@ -8,7 +8,10 @@
 //   bounded history under an epoch, and published live, in one atomic step;
 //   idempotent by item id (a second publish with the same id returns the first
 //   offset and delivers nothing), so an outbox consumer and a post-commit fast
-//   path may both publish the same event;
+//   path may both publish the same event; an item may also carry its place
+//   in one of the user's ordered sequences (a conversation's seq), so a fast
+//   path can publish only the next one and leave the rest to the path that
+//   delivers in order (ItemSequence);
 // - ephemeral (presence, typing, feed hints): published live only, no offset,
 //   never replayed; optionally only to users who hold a live stream.
 //
@@ -38,11 +41,33 @@ export interface StoredItem {
   readonly payload: Uint8Array;
 }
 
+/**
+ * An item's place in one of its user's ordered sequences (a conversation's
+ * seq numbers). The port keeps, per user and sequence, a mark: the highest
+ * `seq` published (or found already published) so far. Publishing raises it;
+ * with `onlyNext`, the item is published only when the mark is exactly
+ * `seq - 1`, and is otherwise deferred: nothing stored or sent, and the mark
+ * unmoved. So a post-commit fast path that publishes with `onlyNext` can never
+ * put an item ahead of an earlier one (from another instance, or one the
+ * fast path missed): those wait for the path that delivers in order (an
+ * outbox consumer, publishing without `onlyNext`), which also raises the mark
+ * the fast path continues from. With no mark yet (a new member, a history
+ * that expired) `onlyNext` always defers.
+ */
+export interface ItemSequence {
+  /** Names the sequence within the user's stream (e.g. the conversation id). */
+  readonly key: string;
+  /** ≥ 1. */
+  readonly seq: number;
+  readonly onlyNext?: boolean;
+}
+
 /** A durable item for one user (publishMany). */
 export interface UserItem {
   readonly userId: string;
   readonly id: string;
   readonly payload: Uint8Array;
+  readonly sequence?: ItemSequence;
 }
 
 /** What arrives on a user's live channel. */
@@ -60,6 +85,8 @@ export interface PublishResult {
   readonly offset: number;
   /** True when the id was already published: nothing was stored or sent again. */
   readonly duplicate: boolean;
+  /** True when an `onlyNext` item was not its sequence's next: nothing was stored or sent (offset 0). */
+  readonly deferred: boolean;
 }
 
 /** What the history can replay after a position. */
@@ -95,7 +122,9 @@ export interface UserStreamPublisher {
    * Results in the order of `items`. Throws when any item could not be
    * published; what was published is then, per user, a prefix of that
    * user's items, so retrying the whole list (ids make it idempotent)
-   * publishes the rest in order.
+   * publishes the rest in order (a deferred item is not a failure: items
+   * after it are still published, and an `onlyNext` item after a deferred one
+   * of the same sequence is deferred too, since the mark did not move).
    */
   publishMany(items: readonly UserItem[]): Promise<PublishResult[]>;
   /**
@@ -177,4 +206,13 @@ export function newEpoch(): string {
 /** Item ids travel in a newline-framed wire format and as Redis members. */
 export function checkItemId(id: string): void {
   if (id === "" || id.length > 128 || /[\n\r]/.test(id)) throw new Error(`invalid stream item id ${JSON.stringify(id)}`);
+}
+
+/** An item as publishMany takes it: a valid id, and a sequence with a key and a whole seq ≥ 1. */
+export function checkItem(item: UserItem): void {
+  checkItemId(item.id);
+  const sequence = item.sequence;
+  if (sequence === undefined) return;
+  if (sequence.key === "" || sequence.key.length > 128) throw new Error(`invalid stream item sequence key ${JSON.stringify(sequence.key)}`);
+  if (!Number.isSafeInteger(sequence.seq) || sequence.seq < 1) throw new Error(`invalid stream item seq ${sequence.seq}`);
 }
