@@ -419,6 +419,12 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
     const calls = queued;
     queued = [];
     const pipeline = client.pipeline() as unknown as StreamCommands;
+    // The epoch a user without one starts (ensure_epoch): one for the whole
+    // pipeline, not one per user. An epoch only has to differ from that
+    // user's earlier ones, which 128 random bits per flush do as well; users
+    // sharing the value never meet (positions are per user). Per user it
+    // was 1.4 % of the chat process at 900 direct messages/s.
+    const fresh = newEpoch();
     // Per call, its users' item indexes in call order: the pipeline's replies come in the same order.
     const plans = calls.map(({ items }) => {
       const byUser = new Map<string, number[]>();
@@ -434,7 +440,7 @@ export function openRedisUserStreams(options: RedisUserStreamsOptions): UserStre
           const { id, payload, sequence } = items[index]!;
           itemArgs.push(id, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), sequence?.key ?? "", String(sequence?.seq ?? 0), sequence?.onlyNext === true ? "1" : "0");
         }
-        void pipeline.rtPublishBuffer(k.epoch, k.newest, k.history, k.ids, k.marks, newEpoch(), history.maxItems, historyTtlMs, k.live, ...itemArgs);
+        void pipeline.rtPublishBuffer(k.epoch, k.newest, k.history, k.ids, k.marks, fresh, history.maxItems, historyTtlMs, k.live, ...itemArgs);
       }
       return [...byUser.values()];
     });
