@@ -5,7 +5,7 @@
  * for admin /ready, stops it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -66,7 +66,45 @@ export interface EnvoyOptions {
   readyTimeoutMs?: number;
 }
 
+/**
+ * A loopback port nothing listens on, for a process that binds it later
+ * (Envoy, a service restarted on the same port). Picked below the kernel's
+ * ephemeral range: a port the kernel hands out (listen(0)) is also what it
+ * hands out as the source port of outgoing connections, and between this
+ * check and the later bind one of those took such a port in a CI run (the
+ * chaos stack's notification service: EADDRINUSE). Below the range only
+ * another caller of this function can take it, and callers pick at random.
+ * Where the range is unknown (not Linux), the kernel's pick.
+ */
 export async function freePort(): Promise<number> {
+  const below = unusedRangeBelowEphemeral();
+  for (let attempt = 0; below !== undefined && attempt < 50; attempt++) {
+    const port = below.from + Math.floor(Math.random() * (below.to - below.from + 1));
+    if (await bindsAndReleases(port)) return port;
+  }
+  return kernelPickedPort();
+}
+
+/** Ports from 10000 up to just below /proc's ip_local_port_range; undefined when unreadable or too narrow. */
+function unusedRangeBelowEphemeral(): { from: number; to: number } | undefined {
+  try {
+    const [low] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (low === undefined || !Number.isInteger(low) || low - 1 < 11_000) return undefined;
+    return { from: 10_000, to: low - 1 };
+  } catch {
+    return undefined;
+  }
+}
+
+function bindsAndReleases(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+function kernelPickedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
