@@ -176,12 +176,22 @@ export async function startChaosStack(options: { name: string; log?: (line: stri
     cleanups.push(async () => {
       for (const name of processNames) await kill(name);
     });
+    /**
+     * Starts these at once and waits for every one before throwing the first
+     * failure: with Promise.all, a process still starting when another failed
+     * joined `children` after the cleanup had run, and lived on (a fresh-clone
+     * CI run hung on it after the notification service's EADDRINUSE).
+     */
+    const startAll = async (names: readonly ProcessName[]) => {
+      const failed = (await Promise.allSettled(names.map(start))).find((result): result is PromiseRejectedResult => result.status === "rejected");
+      if (failed !== undefined) throw failed.reason;
+    };
     say("starting the services");
     // The API roles migrate their schemas; a consumer of the same service starts after them.
     await start("auth");
-    await Promise.all((["user", "post"] as const).map(start));
-    await Promise.all((["feed-api", "notification-api", "chat-api"] as const).map(start));
-    await Promise.all((["feed-consumer", "notification-consumer", "chat-delivery"] as const).map(start));
+    await startAll(["user", "post"]);
+    await startAll(["feed-api", "notification-api", "chat-api"]);
+    await startAll(["feed-consumer", "notification-consumer", "chat-delivery"]);
     say("stack up");
 
     const redisClients: Redis[] = [];

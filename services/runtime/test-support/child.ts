@@ -29,7 +29,11 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
     child.stderr!.pipe(log);
   }
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${options.entry} did not start:\n${output.slice(-2000)}`)), options.timeoutMs ?? 60_000);
+    const timer = setTimeout(() => {
+      // Not returned, so nobody else could stop it: a child left running keeps the test worker alive.
+      child.kill("SIGKILL");
+      reject(new Error(`${options.entry} did not start:\n${output.slice(-2000)}`));
+    }, options.timeoutMs ?? 60_000);
     const onExit = (code: number | null) => {
       clearTimeout(timer);
       reject(new Error(`${options.entry} exited (${code}):\n${output.slice(-2000)}`));
