@@ -12,8 +12,8 @@ import type { DeliveredEvent, EventBus, Subscription } from "@aviary/runtime/bus
 import type { EventTelemetry } from "@aviary/runtime/bus/tracing";
 import { EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
 import { decodedEvent, eventUuid } from "@aviary/runtime/outbox/fields";
-import { encodeEventCopies, type EventPayload } from "@aviary/runtime/realtime/events";
-import type { UserItem, UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
+import type { EventPayload } from "@aviary/runtime/realtime/events";
+import type { ItemSequence, UserItem, UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
 import {
   ChatConversationChangedSchema,
   ChatMessageDeletedSchema,
@@ -23,8 +23,8 @@ import {
   ChatReceiptUpdatedSchema,
 } from "@aviary/gen/aviary/events/v1/chat_events_pb";
 import { ConversationKind } from "@aviary/gen/aviary/chat/v1/chat_pb";
-import { deliveryId } from "../domain/ids.ts";
 import type { FastDelivery } from "./fast-path.ts";
+import { memberItems } from "./member-items.ts";
 
 /** The default consumer group (CHAT_GROUP). */
 export const chatGroup = "chat-delivery";
@@ -72,17 +72,15 @@ export async function deliverChatEvents(streams: UserStreamPublisher, events: re
     const published = fast?.takePublished(id);
     const userIds = [...new Set(recipients)].filter((userId) => published?.has(userId) !== true);
     if (userIds.length === 0) continue;
-    const ids = userIds.map((userId) => deliveryId(id, userId));
-    const copies = encodeEventCopies(ids, payload);
-    userIds.forEach((userId, i) => items.push({ userId, id: ids[i]!, payload: copies[i]!, ...(sequence === undefined ? {} : { sequence }) }));
+    items.push(...memberItems(id, userIds, payload, sequence));
   }
   await streams.publishMany(items);
 }
 
-type Delivery = { id: string; recipients: string[]; payload: EventPayload; sequence?: { key: string; seq: number } };
+type Delivery = { id: string; recipients: string[]; payload: EventPayload; sequence?: ItemSequence };
 
 /** An event's place in its conversation's sequence, for the streams' marks (none for a seq of 0, which no entry has). */
-function inSequence(conversationId: string, seq: bigint): { sequence?: { key: string; seq: number } } {
+function inSequence(conversationId: string, seq: bigint): { sequence?: ItemSequence } {
   return seq > 0n ? { sequence: { key: conversationId, seq: Number(seq) } } : {};
 }
 

@@ -3,7 +3,7 @@
 // of the outbox relay's linger, Kafka and the delivery consumer. That path
 // stays the durable one: the fast path is best effort (a crash between the
 // commit and its publish, or a Redis error, loses nothing; the consumer
-// delivers), and both publish the same item ids (domain/ids.ts deliveryId),
+// delivers), and both publish the same item ids (member-items.ts),
 // so a device gets each message once.
 //
 // Order: each item goes out `onlyNext` on the conversation's seq
@@ -16,9 +16,8 @@
 // path only, so they may arrive after a later message that took this one.
 import type { Message } from "@aviary/gen/aviary/chat/v1/chat_pb";
 import type { LogSink } from "@aviary/runtime/bus/log-sink";
-import { encodeEventCopies } from "@aviary/runtime/realtime/events";
 import type { UserStreamPublisher } from "@aviary/runtime/realtime/user-streams";
-import { deliveryId } from "../domain/ids.ts";
+import { memberItems } from "./member-items.ts";
 
 /** A committed message's event, as the send knows it. */
 export interface CommittedMessage {
@@ -69,10 +68,8 @@ export function fastDelivery(options: FastDeliveryOptions): FastDelivery {
   return {
     messageSent({ eventId, message, memberIds }) {
       const userIds = [...new Set(memberIds)];
-      const ids = userIds.map((userId) => deliveryId(eventId, userId));
-      const copies = encodeEventCopies(ids, { case: "chatMessage", value: message });
       const sequence = { key: message.conversationId, seq: Number(message.seq), onlyNext: true };
-      options.streams.publishMany(userIds.map((userId, i) => ({ userId, id: ids[i]!, payload: copies[i]!, sequence }))).then(
+      options.streams.publishMany(memberItems(eventId, userIds, { case: "chatMessage", value: message }, sequence)).then(
         (results) => remember(eventId, new Set(userIds.filter((_, i) => !results[i]!.deferred))),
         (error: unknown) => {
           // The consumer delivers these; one line now and then, not one per message of an outage.
