@@ -12,7 +12,7 @@
 // was, minus what Ben did to it.
 import test from "ava";
 import { fromBinary } from "@bufbuild/protobuf";
-import { createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
 import { ChatService, MemberRole } from "@aviary/gen/aviary/chat/v1/chat_pb";
@@ -25,6 +25,7 @@ import { Platform } from "@aviary/gen/aviary/user/v1/user_pb";
 import { AccountDeletedSchema } from "@aviary/gen/aviary/events/v1/auth_events_pb";
 import { authEventsTopic } from "@aviary/runtime/bus/account-deletions";
 import { rowsOf } from "@aviary/runtime/db/rows";
+import { reachVersionKey } from "@aviary/runtime/cache/reach-versions";
 import { startTestMesh, type TestMesh } from "../../services/runtime/test-support/mesh.ts";
 import { findLeftovers } from "../../services/runtime/test-support/leftovers.ts";
 import { eventually } from "../../services/runtime/test-support/infra.ts";
@@ -162,12 +163,22 @@ test.serial("deleting an account leaves nothing of it in any service; followers'
   // The scan finds Ben in every service that holds user data (so an empty scan later means something).
   t.deepEqual(places(await leftoversOf(ben.userId)), ["audit", "auth", "chat", "feed", "media", "moderation", "notification", "posts", "s3:exports", "s3:media", "users"]);
 
+  // Set by chat when Ana wrote to Ben (a kept answer is never under a missing version).
+  const versionBefore = await mesh.user.service.cache.get(reachVersionKey(ben.userId));
+  t.not(versionBefore, null);
   await mesh.auth.client.deleteAccount({ proof: { case: "password", value: password } }, ben.call);
   t.is(await mesh.auth.service.purgeDueDeletions(), 1);
 
   let left: string[] = [];
   await eventually("nothing of Ben anywhere", async () => (left = await leftoversOf(ben.userId)).length === 0, 90_000).catch(() => undefined);
   t.deepEqual(left, [], "nothing of the deleted account in any schema or bucket");
+  // Ana wrote to Ben, so chat kept "Ana may write to Ben"; the purge bumps Ben's reach version and ends it.
+  await eventually("Ben's reach version bumped", async () => (await mesh.user.service.cache.get(reachVersionKey(ben.userId))) !== versionBefore, 30_000);
+  const toGhost = await chat.sendMessage({ clientMessageId: crypto.randomUUID(), text: "still there?", target: { case: "directUserId", value: ben.userId } }, ana.call).then(
+    () => "sent",
+    (error: unknown) => (error instanceof ConnectError ? Code[error.code] : String(error)),
+  );
+  t.is(toGhost, "NotFound", "no direct message to a deleted account");
   t.true((await leftoversOf(ana.userId)).length > 0, "the scan still finds the user who stays");
   t.true((await leftoversOf(ana.userId)).some((where) => where.startsWith("moderation.reports.reporter_id")), "Ana's report about Ben stays hers");
   const chain = await verifyAuditChain();

@@ -13,11 +13,11 @@ export type CallerOptions = ReturnType<typeof asCaller>;
 
 export interface ChatUsers {
   /**
-   * Which of `userIds` the caller may talk to: users that exist and where
-   * neither blocked the other (the user service leaves both out with
-   * omit_blocked). Lower-case ids.
+   * Which of `userIds` the caller (`callerId`, whose token `call` carries)
+   * may talk to: users that exist and where neither blocked the other (the
+   * user service leaves both out with omit_blocked). Lower-case ids.
    */
-  reachable(userIds: readonly string[], call: CallerOptions): Promise<Set<string>>;
+  reachable(callerId: string, userIds: readonly string[], call: CallerOptions): Promise<Set<string>>;
 }
 
 export interface ChatMedia {
@@ -30,7 +30,7 @@ const BATCH_LIMIT = 100;
 
 export function chatUsersOver(users: Client<typeof UserService>): ChatUsers {
   return {
-    async reachable(userIds, call) {
+    async reachable(_callerId, userIds, call) {
       const ids = [...new Set(userIds)];
       const batches: string[][] = [];
       for (let start = 0; start < ids.length; start += BATCH_LIMIT) batches.push(ids.slice(start, start + BATCH_LIMIT));

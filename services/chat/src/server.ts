@@ -14,6 +14,7 @@ import { startOutboxRelay, type OutboxRelay } from "@aviary/runtime/outbox/relay
 import type { Database } from "@aviary/runtime/db/database";
 import type { EventBus, Subscription } from "@aviary/runtime/bus/bus";
 import type { Cache } from "@aviary/runtime/cache/cache";
+import { MAX_ANSWER_SECONDS } from "@aviary/runtime/cache/reach-versions";
 import type { ReadinessCheck } from "@aviary/runtime/health";
 import { openUserStreams, userStreamsConfigSpec } from "@aviary/runtime/realtime/open";
 import { tracedUserStreams } from "@aviary/runtime/realtime/traced";
@@ -30,6 +31,7 @@ import { chatEvents, chatEventsTopic } from "./events/publish.ts";
 import { createChatHandlers, type ChatDeps } from "./handlers.ts";
 import { createChatInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { chatMediaOver, chatUsersOver, type ChatMedia, type ChatUsers } from "./peers.ts";
+import { keptReachAnswers } from "./reach-answers.ts";
 import { sendLimiter } from "./write/limit.ts";
 import type { SendDeps } from "./write/send.ts";
 import { sendSnapshots } from "./write/send-snapshots.ts";
@@ -64,6 +66,13 @@ export const chatConfigSpec = {
   typingSeconds: int("CHAT_TYPING_SECONDS", { default: 5, min: 1, max: 60 }),
   /** How long after sending the sender may edit a message (EditMessage). */
   editWindowMs: duration("CHAT_EDIT_WINDOW", { default: "15m", min: "1s", max: "7d" }),
+  /**
+   * How long the user service's "may write" answer for a pair is kept while
+   * neither user's reach version changed (reach-answers.ts); 0 asks on every
+   * write. Needs the user service on the same cache (REDIS_URL), as the
+   * session denylist does.
+   */
+  reachKeepSeconds: int("CHAT_REACH_KEEP_SECONDS", { default: 60, min: 0, max: MAX_ANSWER_SECONDS }),
   deliveryConcurrency: int("CHAT_DELIVERY_CONCURRENCY", { default: 6, min: 1, max: 64 }),
   /**
    * Publish a sent message to its members' streams right after it commits
@@ -95,6 +104,16 @@ export function chatConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ChatCon
   sendRateOf(config);
   return config;
 }
+
+/** The user service as the caller, its allowing answers kept while the reach versions stand (CHAT_REACH_KEEP_SECONDS). */
+function usersOver(config: ChatConfig, cache: Cache): ChatUsers {
+  // `URL.href` ends in "/"; Connect base URLs join paths themselves.
+  const users = chatUsersOver(createServiceClient(UserService, peerBase(config.userUrl), { defaultTimeoutMs: 5_000 }));
+  return config.reachKeepSeconds === 0 ? users : keptReachAnswers(users, cache, { keepMs: config.reachKeepSeconds * 1000, capacity: REACH_ANSWERS_KEPT });
+}
+
+/** A pair's kept answer is a few dozen bytes: 100,000 of them is a few MB. */
+const REACH_ANSWERS_KEPT = 100_000;
 
 function sendRateOf(config: ChatConfig): SendRate {
   return windowRateSetting("CHAT_SEND_RATE", config.sendRate);
@@ -158,7 +177,7 @@ export async function startChatService(config: ChatConfig, adapters: ChatAdapter
   const handlerDeps: ChatDeps & Pick<SendDeps, "afterCommit"> = {
     database,
     // `URL.href` ends in "/"; Connect base URLs join paths themselves.
-    users: adapters.users ?? chatUsersOver(createServiceClient(UserService, peerBase(config.userUrl), { defaultTimeoutMs: 5_000 })),
+    users: adapters.users ?? usersOver(config, cache),
     media: adapters.media ?? chatMediaOver(createServiceClient(MediaService, peerBase(config.mediaUrl), { defaultTimeoutMs: 5_000 })),
     events: chatEvents(config.eventsTopic),
     limiter: sendLimiter(cache, sendRateOf(config), logger),

@@ -52,6 +52,8 @@ test.serial("a non-member cannot read, send, mark read or type, and gets NOT_FOU
 test.serial("blocked users cannot DM, in both directions, and cannot be added to a group", async (t) => {
   const [ana, ben, cat] = await Promise.all([c.signUp(), c.signUp(), c.signUp()]);
   const existing = await direct(ana, ben);
+  // Both have written, so chat keeps both "may write" answers (reach-answers.ts): the block must end them at once.
+  await c.client.sendMessage({ target: toConversation(existing), ...text("hi ana") }, ben.call);
   await c.user.client.block({ userId: ben.userId }, ana.call);
   const before = await c.counts();
   // A new direct message: the other user does not exist for either side.
@@ -60,13 +62,23 @@ test.serial("blocked users cannot DM, in both directions, and cannot be added to
   // The existing conversation stays readable, but not writable.
   t.is((await rejection(c.client.sendMessage({ target: toConversation(existing), ...text("hi") }, ana.call))).code, Code.FailedPrecondition);
   t.is((await rejection(c.client.sendMessage({ target: toConversation(existing), ...text("hi") }, ben.call))).code, Code.FailedPrecondition);
-  t.is((await c.client.listMessages({ conversationId: existing }, ben.call)).messages.length, 1);
+  t.is((await c.client.listMessages({ conversationId: existing }, ben.call)).messages.length, 2);
   // Groups: neither the blocker nor the blocked can add the other.
   t.deepEqual(violatedFields(await rejection(c.client.createGroup({ title: "g", memberIds: [cat.userId, ben.userId] }, ana.call))), ["member_ids[1]"]);
   t.deepEqual(violatedFields(await rejection(c.client.createGroup({ title: "g", memberIds: [ana.userId] }, ben.call))), ["member_ids[0]"]);
   t.deepEqual(await c.counts(), before);
   // A new direct message to a user who does not exist at all looks the same.
   t.is((await rejection(c.client.sendMessage({ target: toUser(crypto.randomUUID()), ...text("hi") }, ana.call))).code, Code.NotFound);
+
+  // Unblocked, both write again; blocked the other way round right after, neither can.
+  await c.user.client.unblock({ userId: ben.userId }, ana.call);
+  await c.client.sendMessage({ target: toConversation(existing), ...text("sorry") }, ana.call);
+  await c.client.sendMessage({ target: toConversation(existing), ...text("ok") }, ben.call);
+  await c.user.client.block({ userId: ana.userId }, ben.call);
+  t.is((await rejection(c.client.sendMessage({ target: toConversation(existing), ...text("hm") }, ana.call))).code, Code.FailedPrecondition);
+  t.is((await rejection(c.client.sendMessage({ target: toConversation(existing), ...text("bye") }, ben.call))).code, Code.FailedPrecondition);
+  t.is((await rejection(c.client.sendMessage({ target: toUser(ben.userId), ...text("hi") }, ana.call))).code, Code.NotFound);
+  t.is((await c.client.listMessages({ conversationId: existing }, ana.call)).messages.length, 4);
 });
 
 test.serial("a retry gets its original even when a new send would be refused: after a block, after a removal", async (t) => {

@@ -41,8 +41,9 @@ test("a group and its messages reach every member's stream on embedded adapters"
   const [ana, ben, cat] = [await signUp(), await signUp(), await signUp()];
   // Everyone exists for everyone, except that Cat blocked Ana.
   const users: ChatUsers = {
-    reachable: async (ids, call) => {
+    reachable: async (callerId, ids, call) => {
       const caller = [ana, ben, cat].find((u) => u.call.headers.authorization === call.headers["authorization"]);
+      if (caller?.userId !== callerId) throw new Error("the caller id is not the token's");
       return new Set(ids.filter((id) => [ana, ben, cat].some((u) => u.userId === id) && !(caller === ana && id === cat.userId)));
     },
   };

@@ -34,6 +34,21 @@ function cacheSuite(name: string, open: () => Promise<Cache>): void {
     }
   });
 
+  test(`${name}: getMany answers in the order asked, null where missing or expired`, async (t) => {
+    const cache = await open();
+    const k = uniqueName("k");
+    try {
+      t.deepEqual(await cache.getMany([]), []);
+      await cache.set(`${k}:a`, "1");
+      await cache.set(`${k}:b`, "2");
+      await cache.set(`${k}:gone`, "x", { ttlSeconds: 0.2 });
+      await eventually("the short key expired", async () => (await cache.get(`${k}:gone`)) === null, 5_000, 50);
+      t.deepEqual(await cache.getMany([`${k}:b`, `${k}:missing`, `${k}:a`, `${k}:gone`, `${k}:b`]), ["2", null, "1", null, "2"]);
+    } finally {
+      await cache.close();
+    }
+  });
+
   test(`${name}: ttl is -2 when missing, -1 without expiry, rounded seconds with one`, async (t) => {
     const cache = await open();
     const k = uniqueName("k");

@@ -4,6 +4,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Platform, UserService, type DeviceSchema, type ProfileSchema } from "@aviary/gen/aviary/user/v1/user_pb";
 import { MediaPurpose, type MediaService } from "@aviary/gen/aviary/media/v1/media_pb";
 import type { Database } from "@aviary/runtime/db/database";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import { bumpReachVersions } from "@aviary/runtime/cache/reach-versions";
 import { asCaller, requirePrincipal } from "@aviary/runtime/context";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "@aviary/runtime/errors";
 import { pageSize, type PageTokens } from "@aviary/runtime/pagination";
@@ -42,6 +44,8 @@ import { followCreated, followDeleted, profileUpdated, userBlocked, userUnblocke
 /** Everything the handlers need; assembled by server.ts, replaced in tests. */
 export interface UserDeps {
   database: Database;
+  /** Shared with the services that keep block answers (reach versions: runtime/cache/reach-versions.ts). */
+  cache: Cache;
   /** The media service, asked (as the caller) about avatars before they are set. */
   media: Pick<Client<typeof MediaService>, "getMedia">;
   pageTokens: {
@@ -97,6 +101,13 @@ function isUniqueViolation(error: unknown): boolean {
 export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserService> {
   const now = deps.now ?? (() => new Date());
   const { db } = deps.database;
+  const bumpReach = async (userIds: string[], failure: string) => {
+    try {
+      await bumpReachVersions(deps.cache, userIds);
+    } catch (error) {
+      throw new ConnectError(failure, Code.Unavailable, undefined, undefined, error);
+    }
+  };
 
   /**
    * The profile `userId` as `viewerId` may see it: NOT_FOUND when absent or
@@ -314,7 +325,16 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
           await followDeleted(tx, principal.userId, edge, "block", at);
         }
         await userBlocked(tx, principal.userId, blockedId, at);
+        // Reach versions (runtime/cache/reach-versions.ts), so that a service
+        // that kept "may write" for these two asks again. Once before the
+        // commit: without the cache nothing is written.
+        await bumpReach([principal.userId, blockedId], "the cache is unavailable, nothing was saved: retry");
       });
+      // And once after it: an answer asked for while the transaction was
+      // still open saw no block and may have been kept under the first
+      // bump. Also when the block stood already, so a retry completes a
+      // bump that failed here.
+      await bumpReach([principal.userId, blockedId], "the block is saved, but other services may not have seen it yet: retry");
       return {};
     },
 
@@ -323,6 +343,7 @@ export function createUserHandlers(deps: UserDeps): ServiceImpl<typeof UserServi
       const blockedId = request.userId.toLowerCase();
       await db.transaction(async (tx) => {
         // Only a block that existed is an event (unblocking twice is one unblock).
+        // No reach bump: kept answers only ever allow, and this one gives reach back.
         if (await deleteBlock(tx, principal.userId, blockedId)) await userUnblocked(tx, principal.userId, blockedId, now());
       });
       return {};

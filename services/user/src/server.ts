@@ -70,11 +70,12 @@ export async function startUserService(config: UserConfig, adapters: UserAdapter
   await database.migrate(migrationsFolder, { schema: "users" });
 
   const relay = await startOutboxRelay({ database, bus, tables: { outboxEvents }, logger, telemetry });
-  const profilesSubscription = await consumeAuthEvents({ database, bus, groupId: config.profilesGroup });
+  const profilesSubscription = await consumeAuthEvents({ database, cache, bus, groupId: config.profilesGroup });
   const tokens = pageTokensFor(UserService.typeName, config, logger);
 
   const handlers = createUserHandlers({
     database,
+    cache,
     // Calls carry the caller's deadline (asCaller); the default bounds those that have none.
     media: createServiceClient(MediaService, peerBase(config.mediaUrl), { defaultTimeoutMs: 5_000 }),
     pageTokens: { followers: tokens("ListFollowers"), following: tokens("ListFollowing"), devices: tokens("ListDevices"), search: tokens("SearchUsers") },

@@ -2,6 +2,7 @@
 import test from "ava";
 import { Code } from "@connectrpc/connect";
 import { BadRequestSchema } from "@aviary/gen/google/rpc/error_details_pb";
+import { reachVersionKey } from "@aviary/runtime/cache/reach-versions";
 import { rejection, startTestUser, type Account, type TestUser } from "./harness.ts";
 
 let users: TestUser;
@@ -46,6 +47,26 @@ test("self-follow is INVALID_ARGUMENT; following an unknown user is NOT_FOUND", 
   t.is(self.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field, "user_id");
   t.is((await rejection(users.client.follow({ userId: crypto.randomUUID() }, a.call))).code, Code.NotFound);
   t.deepEqual(await counts(a), [0n, 0n]);
+});
+
+test("Block gives both users a fresh reach version before it answers, again when repeated; Unblock gives none", async (t) => {
+  const [blocker, blocked, other] = await Promise.all([users.signUp({ label: "reach-a" }), users.signUp({ label: "reach-b" }), users.signUp({ label: "reach-c" })]);
+  const versions = () => users.service.cache.getMany([blocker, blocked, other].map((account) => reachVersionKey(account.userId)));
+  t.deepEqual(await versions(), [null, null, null], "never bumped");
+  await users.client.block({ userId: blocked.userId }, blocker.call);
+  const first = await versions();
+  t.true(first[0] !== null && first[1] !== null && first[0] !== first[1], "both bumped, each its own value");
+  t.is(first[2], null, "nobody else's");
+  // A repeat (e.g. a retry after a failed bump) bumps again.
+  await users.client.block({ userId: blocked.userId }, blocker.call);
+  const second = await versions();
+  t.true(second[0] !== first[0] && second[1] !== first[1]);
+  await users.client.unblock({ userId: blocked.userId }, blocker.call);
+  t.deepEqual(await versions(), second, "an unblock gives reach back: nothing kept elsewhere needs to change");
+  // Refused blocks bump nothing.
+  await rejection(users.client.block({ userId: blocker.userId }, blocker.call));
+  await rejection(users.client.block({ userId: crypto.randomUUID() }, other.call));
+  t.deepEqual(await versions(), second);
 });
 
 test("a block removes follows both ways; the blocked user can neither follow nor see the blocker", async (t) => {

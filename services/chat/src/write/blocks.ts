@@ -26,12 +26,13 @@ export async function requireWritable(deps: BlockDeps, ctx: HandlerContext, call
 /** The block half of requireWritable, for a direct conversation the caller is known to be a member of. */
 export async function requireUnblocked(deps: BlockDeps, ctx: HandlerContext, callerId: string, conversationId: string): Promise<void> {
   const members = (await currentMembers(deps.database.db, [conversationId])).get(conversationId) ?? [];
-  await requireReachable(deps, ctx, conversationId, members.map((m) => m.userId).filter((id) => id !== callerId));
+  await requireReachable(deps, ctx, conversationId, callerId, members.map((m) => m.userId));
 }
 
-/** requireUnblocked with the conversation's other members already known (SendMessage reads them in its first lookup). */
-export async function requireReachable(deps: Pick<BlockDeps, "users">, ctx: HandlerContext, conversationId: string, others: readonly string[]): Promise<void> {
-  const reachable = await deps.users.reachable(others, asCaller(ctx));
+/** requireUnblocked with the conversation's members already known (SendMessage reads them in its first lookup). */
+export async function requireReachable(deps: Pick<BlockDeps, "users">, ctx: HandlerContext, conversationId: string, callerId: string, memberIds: readonly string[]): Promise<void> {
+  const others = memberIds.filter((id) => id !== callerId);
+  const reachable = await deps.users.reachable(callerId, others, asCaller(ctx));
   if (others.some((id) => !reachable.has(id))) {
     throw failedPrecondition("you cannot write to this user", [{ type: "BLOCKED", subject: `conversations/${conversationId}`, description: "a block stands between the two members" }]);
   }

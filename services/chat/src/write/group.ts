@@ -59,7 +59,7 @@ export const visibilityViolation: FieldViolation = { field: "history_visibility"
 export async function checkNewMembers(deps: Pick<GroupDeps, "users">, ctx: HandlerContext, callerId: string, userIds: readonly string[], field: string, earlier: FieldViolation[] = []): Promise<void> {
   const violations = [...earlier, ...listViolations(callerId, userIds, field)];
   if (violations.length > 0) throw invalidArgument(violations);
-  const reachable = userIds.length === 0 ? new Set<string>() : await deps.users.reachable(userIds, asCaller(ctx));
+  const reachable = userIds.length === 0 ? new Set<string>() : await deps.users.reachable(callerId, userIds, asCaller(ctx));
   const unreachable = userIds.flatMap((id, index) => (reachable.has(id) ? [] : [{ field: `${field}[${index}]`, description: "is not a user you can add", reason: "UNKNOWN_USER" }]));
   if (unreachable.length > 0) throw invalidArgument(unreachable);
 }

@@ -7,6 +7,8 @@
 export interface Cache {
   readonly kind: "redis" | "memory";
   get(key: string): Promise<string | null>;
+  /** Several values in one round trip, in the order of `keys` (null where missing). */
+  getMany(keys: readonly string[]): Promise<(string | null)[]>;
   /** Sets a value; with `ttlSeconds`, it expires. */
   set(key: string, value: string, options?: { ttlSeconds?: number }): Promise<void>;
   /** Sets only when absent; true if it was set. */

@@ -33,6 +33,10 @@ export class MemoryCache implements Cache {
     return this.#live(key)?.value ?? null;
   }
 
+  async getMany(keys: readonly string[]): Promise<(string | null)[]> {
+    return keys.map((key) => this.#live(key)?.value ?? null);
+  }
+
   async set(key: string, value: string, options?: { ttlSeconds?: number }): Promise<void> {
     this.#entries.set(key, { value, expiresAt: expiry(options?.ttlSeconds) });
   }

@@ -33,6 +33,8 @@ export function openRedisCache(options: RedisCacheOptions): Cache {
 
     get: (key) => client.get(key),
 
+    getMany: (keys) => (keys.length === 0 ? Promise.resolve([]) : client.mget(...keys)),
+
     async set(key, value, setOptions) {
       const ttl = ttlMilliseconds(setOptions?.ttlSeconds);
       if (ttl === undefined) await client.set(key, value);

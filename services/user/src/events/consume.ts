@@ -1,4 +1,6 @@
 import type { Database } from "@aviary/runtime/db/database";
+import type { Cache } from "@aviary/runtime/cache/cache";
+import { bumpReachVersions } from "@aviary/runtime/cache/reach-versions";
 import { EventHeaders, type EventBus, type Subscription } from "@aviary/runtime/bus/bus";
 import { decodeEvent, EventDecodeError, isEventOf } from "@aviary/runtime/outbox/enqueue";
 import { handleOnce } from "@aviary/runtime/outbox/idempotent";
@@ -21,11 +23,12 @@ export const profilesConsumer = "user-profiles";
  * event id (handleOnce), and idempotently per user (insert-or-keep), so
  * redeliveries and replays change nothing; purges everything of the account
  * on `AccountDeleted` (store/purge.ts; its processed-event row keeps a replay
- * of the registration from making the profile again). Other auth event types
+ * of the registration from making the profile again) and bumps the account's
+ * reach version (runtime/cache/reach-versions.ts). Other auth event types
  * are skipped. An event that cannot be decoded throws EventDecodeError: the bus
  * parks it on the dead-letter topic with the reason at once.
  */
-export function consumeAuthEvents(options: { database: Database; bus: EventBus; groupId: string }): Promise<Subscription> {
+export function consumeAuthEvents(options: { database: Database; cache: Cache; bus: EventBus; groupId: string }): Promise<Subscription> {
   return options.bus.subscribe({
     groupId: options.groupId,
     topics: [authEventsTopic],
@@ -34,6 +37,10 @@ export function consumeAuthEvents(options: { database: Database; bus: EventBus; 
         const { id, message } = decodedEvent(AccountDeletedSchema, event);
         const userId = eventUuid(message.userId, "user_id", id);
         await handleOnce(options.database, { processedEvents }, profilesConsumer, id, (tx) => purgeUser(tx, userId));
+        // After the purge (a kept "may write" to the account stops holding). A
+        // failure throws, so the bus delivers the event again: handleOnce skips
+        // the purge done, and the bump is tried again.
+        await bumpReachVersions(options.cache, [userId]);
         return;
       }
       if (!isEventOf(UserRegisteredSchema, event)) return;
