@@ -199,3 +199,54 @@ test("gRPC health: unknown services are NOT_FOUND for Check and SERVICE_UNKNOWN 
   const stream = health.watch({ service: "aviary.nope.v1.Nope" }, { signal: abort.signal })[Symbol.asyncIterator]();
   t.is((await stream.next()).value?.status, ServingStatus.SERVICE_UNKNOWN);
 });
+
+/**
+ * A raw gRPC call of ServerReflectionInfo (one request, then the end of the
+ * stream) whose answer, a file descriptor, is well over connect's 1 KiB
+ * compression threshold.
+ */
+async function reflectionCall(headers: Record<string, string>, gzipRequest: boolean) {
+  const http2 = await import("node:http2");
+  const { gzipSync } = await import("node:zlib");
+  const { ServerReflectionRequestSchema } = await import("@aviary/gen/grpc/reflection/v1/reflection_pb");
+  const message = toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "aviary.auth.v1.AuthService" } }));
+  const payload = gzipRequest ? gzipSync(message) : Buffer.from(message);
+  const envelope = Buffer.alloc(5 + payload.length);
+  envelope.writeUInt8(gzipRequest ? 1 : 0, 0);
+  envelope.writeUInt32BE(payload.length, 1);
+  payload.copy(envelope, 5);
+  const session = http2.connect(fx.url);
+  try {
+    return await new Promise<{ headers: Record<string, unknown>; body: Buffer; status: string | undefined }>((done, fail) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "content-type": "application/grpc",
+        te: "trailers",
+        ...(gzipRequest ? { "grpc-encoding": "gzip" } : {}),
+        ...headers,
+      });
+      let responseHeaders: Record<string, unknown> = {};
+      let status: string | undefined;
+      const chunks: Buffer[] = [];
+      stream.on("response", (h) => (responseHeaders = { ...h }));
+      stream.on("trailers", (trailers) => (status = String(trailers["grpc-status"])));
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => done({ headers: responseHeaders, body: Buffer.concat(chunks), status: status ?? (responseHeaders["grpc-status"] as string | undefined) }));
+      stream.on("error", fail);
+      stream.end(envelope);
+    });
+  } finally {
+    session.close();
+  }
+}
+
+test("answers are never compressed, even to a client that accepts gzip; a gzipped request is still accepted", async (t) => {
+  for (const gzipRequest of [false, true]) {
+    const answer = await reflectionCall({ "grpc-accept-encoding": "gzip" }, gzipRequest);
+    t.is(answer.status, "0", `request ${gzipRequest ? "gzipped" : "plain"}`);
+    // The header may still name gzip (what the server could use); each message's flag says whether it is.
+    t.is(answer.body.readUInt8(0), 0, "the answer's message is not compressed");
+    t.true(answer.body.readUInt32BE(1) > 1024, "and is above connect's default threshold, so it would have been");
+  }
+});
