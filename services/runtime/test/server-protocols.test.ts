@@ -1,6 +1,8 @@
 // One port, every protocol: Connect JSON over HTTP/1.1, gRPC over h2c,
 // gRPC-web, Connect over HTTP/2, and a non-Connect gRPC client (grpc-js).
 import test from "ava";
+import http2 from "node:http2";
+import { gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport as createNodeGrpcWebTransport } from "@connectrpc/connect-node";
@@ -15,6 +17,7 @@ import {
 } from "@aviary/gen/grpc/health/v1/health_pb";
 import type { HealthCheckRequest, HealthCheckResponse } from "@aviary/gen/grpc/health/v1/health_pb";
 import { BadRequestSchema } from "@aviary/gen/google/rpc/error_details_pb";
+import { ServerReflectionRequestSchema } from "@aviary/gen/grpc/reflection/v1/reflection_pb";
 import { Code, ConnectError, connectJson, http1, startFixture } from "./server-fixture.ts";
 import type { Fixture } from "./server-fixture.ts";
 
@@ -206,9 +209,6 @@ test("gRPC health: unknown services are NOT_FOUND for Check and SERVICE_UNKNOWN 
  * compression threshold.
  */
 async function reflectionCall(headers: Record<string, string>, gzipRequest: boolean) {
-  const http2 = await import("node:http2");
-  const { gzipSync } = await import("node:zlib");
-  const { ServerReflectionRequestSchema } = await import("@aviary/gen/grpc/reflection/v1/reflection_pb");
   const message = toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "aviary.auth.v1.AuthService" } }));
   const payload = gzipRequest ? gzipSync(message) : Buffer.from(message);
   const envelope = Buffer.alloc(5 + payload.length);
