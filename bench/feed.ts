@@ -37,9 +37,13 @@
 // BENCH_FEED_NODE_ARGS adds node flags to feed, post, user and bff (e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/feed-prof"; figures taken with them are not
 // the measured ones).
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { cpus, loadavg } from "node:os";
-import { resolve } from "node:path";
+// BENCH_FEED_ALLOC=1 loads bench/alloc-sampler.ts into the cached feed and
+// samples what it allocates per call during each ghz row it serves (the
+// rows' latencies then carry the sampler's cost); the figures go to stdout
+// and, with BENCH_FEED_ONLY=read, into bench/results/feed-read.json.
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -57,6 +61,7 @@ import { openRedisTimelineStore } from "../services/feed/src/store/timelines-red
 import { cpuMeter, idleCpu, inParallel, lessIdle, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { countTimelinesHolding, createTimelines, seedFollowers, type SeededAuthor } from "./feed-seed.ts";
 import { findGhz, ghzRow, ghzTable, type GhzRow } from "./ghz.ts";
+import type { AllocationSummary } from "./alloc-summary.ts";
 
 const env = process.env;
 const realStack = Boolean(env["DATABASE_URL"] && env["REDIS_URL"] && env["KAFKA_BROKERS"]);
@@ -86,6 +91,7 @@ const KNEE_P99_MS = 100;
 /** BENCH_FEED_KNEE_EVERY_RATE=1: offer every rate even after one did not hold (CPU per post across rates on a slow machine). */
 const KNEE_EVERY_RATE = env["BENCH_FEED_KNEE_EVERY_RATE"] === "1";
 const NODE_ARGS = (env["BENCH_FEED_NODE_ARGS"] ?? "").split(" ").filter((arg) => arg !== "");
+const ALLOC = env["BENCH_FEED_ALLOC"] === "1";
 const docsPath = resolve(repo, "docs/benchmarks.md");
 const resultsPath = resolve(repo, READ_ONLY ? "bench/results/feed-read.json" : WRITE_ONLY ? "bench/results/feed-write.json" : "bench/results/feed.json");
 const START = "<!-- feed:start -->";
@@ -163,7 +169,13 @@ async function run(): Promise<void> {
     FEED_REDIS_PREFIX: prefix,
     FEED_TIMELINE_CAP: String(TIMELINE_CAP),
   };
-  let feedServer = await start("feed-hybrid", "services/feed/src/main.ts", feedEnv, NODE_ARGS);
+  const allocDir = ALLOC ? await mkdtemp(join(tmpdir(), "aviary-alloc-")) : undefined;
+  let feedServer = await start(
+    "feed-hybrid",
+    "services/feed/src/main.ts",
+    allocDir === undefined ? feedEnv : { ...feedEnv, ALLOC_SAMPLER_DIR: allocDir },
+    allocDir === undefined ? NODE_ARGS : [...NODE_ARGS, `--import=${resolve(repo, "bench/alloc-sampler.ts")}`],
+  );
   // The uncached row's own process: same database and timelines, no view cache, no consumers.
   const uncachedFeedServer = await start("feed-uncached", "services/feed/src/main.ts", { ...feedEnv, FEED_ROLE: "api", FEED_VIEW_CACHE_SECONDS: "0" }, NODE_ARGS);
   // GetHome's unread section: the notification and chat services' api roles (nothing unread: the counts are read, not made).
@@ -374,7 +386,8 @@ async function run(): Promise<void> {
   paths.push(await measured(`BatchGetProfiles, the ${followedIds.length} authors the reader follows`, () => users.batchGetProfiles({ userIds: followedIds }, reader.call)));
   paths.push(await measured("ListFollowers, page of 20", () => users.listFollowers({ userId: readAuthors[0]!.userId, pageSize: 20 }, reader.call)));
   const pathRows = paths.map((r) => ({ ...r, throughputVsNoop: round(r.throughput / paths[0]!.throughput, 3), p50VsNoop: round(r.p50Ms / paths[0]!.p50Ms, 2) }));
-  const ghzRows = await ghzReadRows(processes, [
+  const sampled = allocDir === undefined ? undefined : { pid: feedServer.process.pid, url: feedServer.url, peerUrl: feedServer.peerUrl, dir: allocDir };
+  const ghzRows = await ghzReadRows(processes, sampled, [
     { name: "no-op (bare connect-node, Health/Check)", url: noop.url, method: "grpc.health.v1.Health.Check" },
     { name: GHZ_CACHED_ROW, url: feedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers },
     { name: "GetHomeFeed page of 20, uncached", url: uncachedFeedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers },
@@ -389,6 +402,7 @@ async function run(): Promise<void> {
     await writeFile(resultsPath, `${JSON.stringify({ at: new Date().toISOString(), ...machine, seconds: durationMs / 1000, readRows, halfLoad, pathRows, ghzRows }, null, 2)}\n`);
     console.log(`GetHomeFeed at half its peak: ${JSON.stringify(halfLoad)}`);
     console.log(ghzTableOf(ghzRows));
+    if (ALLOC) console.log(allocationTable(ghzRows));
     for (const row of [...readRows, ...pathRows]) console.log(`${row.name}: ${row.throughput}/s (${row.throughputVsNoop} of no-op), p50 ${row.p50Ms} p99 ${row.p99Ms}, errors ${row.errors}; CPU ms/call ${JSON.stringify(row.cpuMsPerCall)}, busy ${row.machineBusy}`);
     return;
   }
@@ -416,6 +430,31 @@ async function run(): Promise<void> {
 
 // --- unary rows driven by ghz ---------------------------------------------------
 
+type ReadGhzRow = GhzRow & { allocation?: AllocationSummary };
+
+/** The summary bench/alloc-sampler.ts writes once a sampled row's window closed (it is not in `before`). */
+async function newSummary(dir: string, before: readonly string[]): Promise<AllocationSummary> {
+  let file: string | undefined;
+  await waitFor("the allocation sampler's summary", async () => (file = (await readdir(dir)).find((name) => name.endsWith(".json") && !before.includes(name))) !== undefined, 30_000, 100);
+  return JSON.parse(await readFile(join(dir, file!), "utf8")) as AllocationSummary;
+}
+
+/** Bytes allocated per call in the sampled rows, and the origins that allocated most. */
+function allocationTable(rows: readonly ReadGhzRow[]): string {
+  const sampled = rows.filter((row) => row.allocation !== undefined);
+  if (sampled.length === 0) return "No row was sampled.";
+  const top = (summary: AllocationSummary) =>
+    summary.byOrigin
+      .slice(0, 8)
+      .map((o) => `${o.origin} ${o.bytesPerCall}`)
+      .join(", ");
+  return [
+    "| row (ghz) | calls sampled | bytes allocated per call | largest origins, bytes per call |",
+    "|---|---|---|---|",
+    ...sampled.map((row) => `| ${row.name} | ${row.allocation!.calls} | ${row.allocation!.bytesPerCall} | ${top(row.allocation!)} |`),
+  ].join("\n");
+}
+
 /**
  * The same calls as the Node generator's rows, from ghz (bench/ghz.ts): 4
  * connections × 32 calls in flight on one core. Skipped (empty) when ghz
@@ -423,6 +462,8 @@ async function run(): Promise<void> {
  */
 async function ghzReadRows(
   processes: () => Record<string, number | undefined>,
+  /** BENCH_FEED_ALLOC: the feed process running bench/alloc-sampler.ts, sampled during the rows sent to it. */
+  sampled: { pid: number | undefined; url: string; peerUrl: string; dir: string } | undefined,
   rows: ReadonlyArray<{ name: string; url: string; method: string; data?: Record<string, unknown>; metadata?: Record<string, string>; /** Offered open loop at half this earlier row's throughput. */ halfOf?: string }>,
 ): Promise<GhzRow[]> {
   const found = findGhz();
@@ -431,12 +472,16 @@ async function ghzReadRows(
     return [];
   }
   step("measuring the read rows again with ghz");
-  const out: GhzRow[] = [];
+  const out: ReadGhzRow[] = [];
   for (const { name, halfOf, ...call } of rows) {
     const { "load generator": _self, ...servers } = processes();
     const peak = halfOf === undefined ? undefined : out.find((row) => row.name === halfOf)?.throughput;
     const rps = peak === undefined ? {} : { rps: Math.max(1, Math.round(peak / 2)) };
-    const row = await ghzRow(found.path, name, { ...call, ...rps, connections: 4, concurrency: 128 }, durationMs / 1000, servers, IDLE_MS);
+    const sampling = sampled !== undefined && sampled.pid !== undefined && (call.url === sampled.url || call.url === sampled.peerUrl) ? { pid: sampled.pid, dir: sampled.dir } : undefined;
+    const before = sampling === undefined ? [] : await readdir(sampling.dir);
+    const toggle = sampling === undefined ? undefined : () => process.kill(sampling.pid, "SIGUSR2");
+    const row: ReadGhzRow = await ghzRow(found.path, name, { ...call, ...rps, connections: 4, concurrency: 128 }, durationMs / 1000, servers, IDLE_MS, toggle);
+    if (sampling !== undefined) row.allocation = await newSummary(sampling.dir, before);
     out.push(row);
     step(`ghz ${name}: ${row.throughput}/s (${round(row.throughput / Math.max(1, out[0]!.throughput), 3)} of the first row), p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, ${row.errors} errors`);
   }

@@ -173,11 +173,24 @@ export interface GhzRow extends CallFigures {
  * the Node generator's rows do): an open-loop row at a low rate would
  * otherwise count the processes' idle polling as the calls' cost.
  */
-export async function ghzRow(path: string, name: string, call: GhzCall, seconds: number, processes: Record<string, number | undefined>, idleMs = 0): Promise<GhzRow> {
+export async function ghzRow(
+  path: string,
+  name: string,
+  call: GhzCall,
+  seconds: number,
+  processes: Record<string, number | undefined>,
+  idleMs = 0,
+  /** Also told when the measured calls start and end (after the warm-up). */
+  window?: (phase: "start" | "end") => void,
+): Promise<GhzRow> {
   const idle = idleMs > 0 ? await idleCpu(processes, idleMs) : {};
   const meter = cpuMeter(processes);
   let cpu: ReturnType<typeof meter.stop> | undefined;
-  const run = await ghzFixed(path, call, seconds, (phase) => (phase === "start" ? meter.start() : (cpu = meter.stop())));
+  const run = await ghzFixed(path, call, seconds, (phase) => {
+    if (phase === "start") meter.start();
+    else cpu = meter.stop();
+    window?.(phase);
+  });
   const net = lessIdle(cpu?.msByProcess ?? {}, cpu?.wallMs ?? 0, idle);
   const perCall = (ms: number) => round(ms / Math.max(1, run.calls), 3);
   return {

@@ -139,6 +139,16 @@ test("merge keeps the newest distinct entries", (t) => {
   t.deepEqual(mergeNewestFirst([[entry(3), entry(1)], [entry(3), entry(2)]], 2), [entry(3), entry(2)]);
 });
 
+test("merge of one list: an ordered list is cut to the limit, one out of order or with repeats is still merged", (t) => {
+  const ordered = [entry(4), entry(3), entry(2, 1_003), entry(1)];
+  t.deepEqual(mergeNewestFirst([ordered, []], 3), [entry(4), entry(3), entry(2, 1_003)]);
+  t.deepEqual(mergeNewestFirst([[], ordered], 9), ordered);
+  t.not(mergeNewestFirst([ordered, []], 9), ordered, "a copy: the caller may keep the list");
+  t.deepEqual(mergeNewestFirst([[entry(1), entry(3), entry(2)], []], 3), [entry(3), entry(2), entry(1)]);
+  t.deepEqual(mergeNewestFirst([[entry(3), entry(3), entry(1)], []], 3), [entry(3), entry(1)]);
+  t.deepEqual(mergeNewestFirst([[], []], 3), []);
+});
+
 test("page-token cursors are checked for shape", (t) => {
   t.deepEqual(parseCursor({ s: 5, p: id(1) }), { score: 5, postId: id(1) });
   for (const bad of [null, {}, { s: "5", p: id(1) }, { s: 5, p: "x" }, { s: -1, p: id(1) }]) t.throws(() => parseCursor(bad));

@@ -68,7 +68,7 @@ test("a page another process wrote is kept only until that write's TTL runs out"
 test("the copies are bounded: past the limit the oldest write goes", async (t) => {
   const shared = countingCache();
   const views = createViewCache({ cache: shared.cache, ttlSeconds: TTL_SECONDS, prefix: "t:", logger, localEntries: 2 });
-  const keys = [1, 2, 3].map((n) => views.key("reader", 20, undefined, [{ postId: `00000000-0000-7000-8000-00000000000${n}`, score: n }]));
+  const keys = [1, 2, 3].map((n) => views.key(`reader${n}`, 20, undefined, [{ postId: `00000000-0000-7000-8000-00000000000${n}`, score: n }]));
   for (const [i, key] of keys.entries()) await views.set(key, page(`00000000-0000-7000-8000-00000000000${i + 1}`, i + 1));
 
   await views.get(keys[2]!);
@@ -123,4 +123,24 @@ test("concurrent misses on one key share one hydration; a waiter whose leader fa
   await t.throwsAsync(leader, { message: "the leader's deadline" });
   t.deepEqual(ids(await waiter), [postId], "the waiter hydrated itself");
   t.is(ownHydrations, 1);
+});
+
+test("a copy answers a later read with the same first round, entry by entry; a new round replaces it", async (t) => {
+  const shared = countingCache();
+  const views = createViewCache({ cache: shared.cache, ttlSeconds: TTL_SECONDS, prefix: "t:", logger });
+  const first = "00000000-0000-7000-8000-000000000001";
+  const newer = "00000000-0000-7000-8000-000000000002";
+  await views.set(views.key("reader", 20, undefined, [{ postId: first, score: 1 }]), page(first, 1));
+
+  // What the next read's skeleton gives: equal entries in a new array.
+  t.deepEqual(ids(await views.get(views.key("reader", 20, undefined, [{ postId: first, score: 1 }]))), [first]);
+  t.is(shared.reads(), 0, "answered by the copy");
+  t.is(await views.get(views.key("reader", 20, undefined, [{ postId: first, score: 2 }])), undefined, "same post, another score: not that page");
+  t.is(await views.get(views.key("reader", 21, undefined, [{ postId: first, score: 1 }])), undefined, "another size: not that page");
+  t.is(await views.get(views.key("other", 20, undefined, [{ postId: first, score: 1 }])), undefined, "another reader: not that page");
+  t.is(shared.reads(), 3);
+
+  await views.set(views.key("reader", 20, undefined, [{ postId: newer, score: 2 }, { postId: first, score: 1 }]), page(newer, 2));
+  t.deepEqual(ids(await views.get(views.key("reader", 20, undefined, [{ postId: first, score: 1 }]))), [first], "the older page is still in the shared cache");
+  t.is(shared.reads(), 4, "its copy was replaced by the newer round's");
 });

@@ -12,11 +12,15 @@
 // the first round. Failures of the cache never fail a read.
 //
 // Each process also keeps the pages it wrote or read most recently, decoded,
-// under the same keys and for no longer than the shared copy lives (see
-// LOCAL_ENTRIES): a reader refreshing an unchanged feed then costs no Redis
-// round trip, JSON parse or protobuf decode for the page. The key carries
-// what the page holds, so a local copy is exactly as fresh as the shared one.
-import { createHash } from "node:crypto";
+// for no longer than the shared copy lives (see LOCAL_ENTRIES): a reader
+// refreshing an unchanged feed then costs no Redis round trip, JSON parse or
+// protobuf decode for the page. A copy is kept per reader, size and start,
+// with the first round it was built from, and answers only a read whose first
+// round is the same, entry by entry: exactly as fresh as the shared copy, and
+// found without hashing anything (the digest of the shared key was most of
+// what a cached read allocated in the feed's own code). The shared key is
+// computed only when the copy does not answer.
+import { hash } from "node:crypto";
 import { fromBinary, toBinary, create } from "@bufbuild/protobuf";
 import { GetHomeFeedResponseSchema } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import type { Cache } from "@aviary/runtime/cache/cache";
@@ -29,10 +33,23 @@ export interface CachedPage {
   next?: TimelineCursor;
 }
 
+/**
+ * What names one cached page: the reader, the page's size and start, and the
+ * entries of its first skeleton round. `shared` is the key in the shared
+ * cache (a digest of all of it), computed on first use.
+ */
+export interface PageKey {
+  readonly readerId: string;
+  readonly size: number;
+  readonly start: TimelineCursor | undefined;
+  readonly firstRound: readonly TimelineEntry[];
+  readonly shared: string;
+}
+
 export interface ViewCache {
-  key(readerId: string, size: number, start: TimelineCursor | undefined, firstRound: readonly TimelineEntry[]): string;
-  get(key: string): Promise<CachedPage | undefined>;
-  set(key: string, page: CachedPage): Promise<void>;
+  key(readerId: string, size: number, start: TimelineCursor | undefined, firstRound: readonly TimelineEntry[]): PageKey;
+  get(key: PageKey): Promise<CachedPage | undefined>;
+  set(key: PageKey, page: CachedPage): Promise<void>;
   /**
    * The page under `key`, else `hydrate()`'s, stored. Concurrent misses on
    * one key in this process share one hydration: when a page expires under
@@ -40,7 +57,7 @@ export interface ViewCache {
    * hydrate it again (and the herd made the tail of a busy feed). A waiter
    * whose leader failed (its deadline, its cancellation) hydrates itself.
    */
-  getOrHydrate(key: string, hydrate: () => Promise<CachedPage>): Promise<CachedPage>;
+  getOrHydrate(key: PageKey, hydrate: () => Promise<CachedPage>): Promise<CachedPage>;
 }
 
 interface Stored {
@@ -61,8 +78,49 @@ export const LOCAL_ENTRIES = 2_000;
 
 interface LocalPage {
   page: CachedPage;
+  /** The first round the page was built from: the copy answers only the same one. */
+  firstRound: readonly TimelineEntry[];
   /** Clock ms after which the copy is not used (when the shared one expires). */
   until: number;
+}
+
+function sameEntries(a: readonly TimelineEntry[], b: readonly TimelineEntry[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.postId !== b[i]!.postId || a[i]!.score !== b[i]!.score) return false;
+  return true;
+}
+
+/** Where a reader's copy of one page (size and start) is kept in this process. */
+function slotOf(key: PageKey): string {
+  return key.start === undefined ? `${key.readerId}|${key.size}|` : `${key.readerId}|${key.size}|${key.start.score}:${key.start.postId}`;
+}
+
+class Key implements PageKey {
+  readonly #prefix: string;
+  #shared: string | undefined;
+  readonly readerId: string;
+  readonly size: number;
+  readonly start: TimelineCursor | undefined;
+  readonly firstRound: readonly TimelineEntry[];
+  constructor(prefix: string, readerId: string, size: number, start: TimelineCursor | undefined, firstRound: readonly TimelineEntry[]) {
+    this.#prefix = prefix;
+    this.readerId = readerId;
+    this.size = size;
+    this.start = start;
+    this.firstRound = firstRound;
+  }
+  get shared(): string {
+    return (this.#shared ??= sharedKey(this.#prefix, this.readerId, this.size, this.start, this.firstRound));
+  }
+}
+
+/** The key in the shared cache: a digest of the size, the start and the first round. */
+function sharedKey(prefix: string, readerId: string, size: number, start: TimelineCursor | undefined, firstRound: readonly TimelineEntry[]): string {
+  // One string, hashed in one call: the same digest as hashing the parts in
+  // turn, so the keys are the ones earlier versions wrote.
+  let text = `${size}|${start ? `${start.score}:${start.postId}` : ""}|`;
+  for (const entry of firstRound) text += `${entry.score}:${entry.postId},`;
+  return `${prefix}feed:view:{${readerId}}:${hash("sha256", text, "base64url")}`;
 }
 
 export function createViewCache(options: { cache: Cache; ttlSeconds: number; prefix: string; logger: Logger; now?: () => number; localEntries?: number }): ViewCache {
@@ -70,27 +128,24 @@ export function createViewCache(options: { cache: Cache; ttlSeconds: number; pre
   const now = options.now ?? Date.now;
   const localEntries = options.localEntries ?? LOCAL_ENTRIES;
   const local = new Map<string, LocalPage>();
-  const keep = (key: string, page: CachedPage, until: number) => {
-    local.delete(key);
-    local.set(key, { page, until });
+  const keep = (key: PageKey, page: CachedPage, until: number) => {
+    const slot = slotOf(key);
+    local.delete(slot);
+    local.set(slot, { page, firstRound: key.firstRound, until });
     if (local.size > localEntries) local.delete(local.keys().next().value!);
   };
   const hydrating = new Map<string, Promise<CachedPage>>();
   const views: ViewCache = {
-    key(readerId, size, start, firstRound) {
-      const digest = createHash("sha256");
-      digest.update(`${size}|${start ? `${start.score}:${start.postId}` : ""}|`);
-      for (const entry of firstRound) digest.update(`${entry.score}:${entry.postId},`);
-      return `${prefix}feed:view:{${readerId}}:${digest.digest("base64url")}`;
-    },
+    key: (readerId, size, start, firstRound) => new Key(prefix, readerId, size, start, firstRound),
     async get(key) {
-      const kept = local.get(key);
+      const slot = slotOf(key);
+      const kept = local.get(slot);
       if (kept !== undefined) {
-        if (kept.until > now()) return kept.page;
-        local.delete(key);
+        if (kept.until > now() && sameEntries(kept.firstRound, key.firstRound)) return kept.page;
+        local.delete(slot);
       }
       try {
-        const raw = await cache.get(key);
+        const raw = await cache.get(key.shared);
         if (raw === null) return undefined;
         const stored = JSON.parse(raw) as Stored;
         const { items } = fromBinary(GetHomeFeedResponseSchema, Buffer.from(stored.items, "base64"));
@@ -115,7 +170,7 @@ export function createViewCache(options: { cache: Cache; ttlSeconds: number; pre
         const at = now();
         const stored: Stored = { entries: page.items.map((item) => item.entry), ...(page.next ? { next: page.next } : {}), items: Buffer.from(items).toString("base64"), at };
         keep(key, page, at + ttlSeconds * 1000);
-        await cache.set(key, JSON.stringify(stored), { ttlSeconds });
+        await cache.set(key.shared, JSON.stringify(stored), { ttlSeconds });
       } catch (error) {
         logger.warn({ err: error }, "feed view cache write failed");
       }
@@ -123,17 +178,18 @@ export function createViewCache(options: { cache: Cache; ttlSeconds: number; pre
     async getOrHydrate(key, hydrate) {
       const cached = await views.get(key);
       if (cached !== undefined) return cached;
-      const running = hydrating.get(key);
+      const shared = key.shared;
+      const running = hydrating.get(shared);
       if (running !== undefined) return running.catch(hydrate);
       const leader = hydrate().then(async (page) => {
         await views.set(key, page);
         return page;
       });
-      hydrating.set(key, leader);
+      hydrating.set(shared, leader);
       try {
         return await leader;
       } finally {
-        if (hydrating.get(key) === leader) hydrating.delete(key);
+        if (hydrating.get(shared) === leader) hydrating.delete(shared);
       }
     },
   };

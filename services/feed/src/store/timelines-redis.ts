@@ -157,14 +157,14 @@ export function openRedisTimelineStore(options: RedisTimelineStoreOptions): Time
       // empty reply is a missing timeline.
       if (!before) {
         const reply = await client.zrevrangebyscore(key, "+inf", 0, "WITHSCORES", "LIMIT", 0, limit);
-        return reply.length === 0 ? null : withScores(reply).filter((e) => e.postId !== MARKER);
+        return reply.length === 0 ? null : withScores(reply);
       }
       // With a cursor, the ties at its score too, in one transaction.
       const replies = throwFirstError(await client.multi().zrangebyscore(key, before.score, before.score).zrevrangebyscore(key, `(${before.score}`, 0, "WITHSCORES", "LIMIT", 0, limit).exec());
       const rest = replies[1] as string[];
       if (rest.length === 0) return null;
       const ties = tiesBefore(replies[0] as string[], before);
-      return [...ties, ...withScores(rest).filter((e) => e.postId !== MARKER)].slice(0, limit);
+      return [...ties, ...withScores(rest)].slice(0, limit);
     },
 
     async members(userId) {
@@ -215,9 +215,10 @@ function tiesBefore(members: string[], before: TimelineCursor): TimelineEntry[] 
     .map((postId) => ({ postId, score: before.score }));
 }
 
+/** A WITHSCORES reply as entries, the marker left out. */
 function withScores(reply: string[]): TimelineEntry[] {
   const entries: TimelineEntry[] = [];
-  for (let i = 0; i + 1 < reply.length; i += 2) entries.push({ postId: reply[i]!, score: Number(reply[i + 1]) });
+  for (let i = 0; i + 1 < reply.length; i += 2) if (reply[i] !== MARKER) entries.push({ postId: reply[i]!, score: Number(reply[i + 1]) });
   return entries;
 }
 
