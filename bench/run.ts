@@ -99,6 +99,15 @@ if (envoy !== undefined) {
     // The edge sends gRPC to the internal listener: straight to that listener is Envoy's own cost.
     await viaGhz(`GetMe direct to the grpc-js listener, gRPC, ${rate}/s`, authServer.peerUrl, "aviary.auth.v1.AuthService.GetMe", pids, { metadata: headers, rps: rate });
     await viaGhz(`GetMe through Envoy, gRPC, ${rate}/s`, envoy.url, "aviary.auth.v1.AuthService.GetMe", pids, { metadata: headers, rps: rate });
+    // The reference for Envoy's share: the same hop with only the router
+    // (no JWT check, transcoder, CORS, role rules or access log), so what the
+    // edge's filters add is told apart from what any proxy in between costs.
+    const bare = await startEnvoy({ ...edgeUpstreams({ auth: authServer }), discardOutput: true, routerOnly: true });
+    try {
+      await viaGhz(`GetMe through Envoy with only its router (the hop alone), gRPC, ${rate}/s`, bare.url, "aviary.auth.v1.AuthService.GetMe", { auth: authServer.process.pid, envoy: bare.pid }, { metadata: headers, rps: rate });
+    } finally {
+      await bare.stop();
+    }
   }
   await envoy.stop();
 }
@@ -271,7 +280,8 @@ await writeSection(
     `## Unary rows driven by ghz\n\nThe rows above again from ghz (bench/ghz.ts): a fixed number of calls sized from a 1 s warm-up to last about ${durationMs / 1000} s,\n` +
     `CPU per call from /proc for the servers (less what each used in the idle second before the row) and ghz's own rusage. The GetMe rows at a fixed rate compare gRPC at the same load straight to the service's main port (connect-node),\n` +
     `straight to its internal grpc-js listener, and through Envoy, which sends gRPC, gRPC-web and REST to that listener (Connect to the main port; docs/decisions.md, "The edge on the internal listeners"):\n` +
-    `through Envoy vs the grpc-js row is Envoy's own cost, through Envoy vs the main-port row what a client of the edge gains or pays against calling the service's main port.\n\n${ghzTable}\n`,
+    `through Envoy vs the grpc-js row is Envoy's own cost, through Envoy vs the main-port row what a client of the edge gains or pays against calling the service's main port;\n` +
+    `the last row is the same hop through an Envoy with only its router (no filters, no access log), so the full row less it is what the edge's filters add.\n\n${ghzTable}\n`,
 );
 console.log(table);
 console.log(edgeTable);

@@ -64,6 +64,27 @@ export interface EnvoyOptions {
    */
   discardOutput?: boolean;
   readyTimeoutMs?: number;
+  /**
+   * Every HTTP filter left out but the router, and no access log: the proxy
+   * hop alone, which benchmarks measure beside the full edge (no JWT check,
+   * transcoding, CORS or role rules: never an edge to serve clients with).
+   */
+  routerOnly?: boolean;
+}
+
+/** The parts of a rendered edge config `routerOnly` changes. */
+interface RenderedEdge {
+  static_resources: { listeners: Array<{ name: string; filter_chains: Array<{ filters: Array<{ typed_config: { http_filters?: Array<{ name: string }>; access_log?: unknown } }> }> }> };
+}
+
+/** `config` with the edge listener reduced to its router (EnvoyOptions.routerOnly). */
+function routerOnly(config: object): object {
+  const edge = (config as RenderedEdge).static_resources.listeners.find((listener) => listener.name === "edge");
+  const hcm = edge?.filter_chains[0]?.filters[0]?.typed_config;
+  if (hcm?.http_filters === undefined) throw new Error("the rendered edge has no HTTP connection manager");
+  hcm.http_filters = hcm.http_filters.filter((filter) => filter.name === "envoy.filters.http.router");
+  delete hcm.access_log;
+  return config;
 }
 
 /**
@@ -144,7 +165,7 @@ export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {
       .filter(([, url]) => url.startsWith("grpc://"))
       .map(([cluster, url]) => [cluster, hostPort(url)]),
   );
-  const config = renderLoopbackConfig({
+  const rendered = renderLoopbackConfig({
     listenPort,
     adminPort,
     upstreams,
@@ -157,6 +178,7 @@ export async function startEnvoy(options: EnvoyOptions): Promise<RunningEnvoy> {
     ...(options.otlpCollector ? { otlpCollector: hostPort(options.otlpCollector) } : {}),
     ...(options.appDir ? { appDir: options.appDir } : {}),
   });
+  const config = options.routerOnly ? routerOnly(rendered) : rendered;
   const dir = await mkdtemp(path.join(tmpdir(), "aviary-envoy-"));
   const configPath = path.join(dir, "envoy.yaml");
   await writeFile(configPath, toEnvoyFile(config, "Loopback edge for a test."));
