@@ -5,7 +5,8 @@
 // allocation, also those a scavenge or a mark-compact collected since (a
 // request's objects die young, so a plain heap profile would show none of
 // them), and counts the HTTP/2 streams the server starts; the next SIGUSR2
-// stops both and writes `<ALLOC_SAMPLER_DIR>/alloc-<pid>-<n>.json`: bytes
+// stops both and writes `<ALLOC_SAMPLER_DIR>/alloc-<pid>-<n>.json` (and,
+// with ALLOC_SAMPLER_RAW=1, the profile as `.heapprofile`): bytes
 // allocated per started stream (per call, when nothing else calls the
 // service meanwhile), in total and by origin (the npm package, or the repo
 // file, that allocated; Node's own internals count for the nearest frame of
@@ -54,6 +55,8 @@ async function toggle(): Promise<void> {
   unsubscribe("http2.server.stream.start", countCall);
   sampling = false;
   const file = join(dir, `alloc-${process.pid}-${written++}.json`);
+  // ALLOC_SAMPLER_RAW=1 keeps the profile itself too (for DevTools' Memory tab or a script), before the summary announces the window.
+  if (process.env["ALLOC_SAMPLER_RAW"] === "1") writeFileSync(file.replace(/\.json$/, ".heapprofile"), JSON.stringify(profile));
   writeFileSync(`${file}.tmp`, JSON.stringify(summarize(profile.head as ProfileNode, calls)));
   renameSync(`${file}.tmp`, file);
 }

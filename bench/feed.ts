@@ -37,10 +37,12 @@
 // BENCH_FEED_NODE_ARGS adds node flags to feed, post, user and bff (e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/feed-prof"; figures taken with them are not
 // the measured ones).
-// BENCH_FEED_ALLOC=1 loads bench/alloc-sampler.ts into the cached feed and
-// samples what it allocates per call during each ghz row it serves (the
-// rows' latencies then carry the sampler's cost); the figures go to stdout
-// and, with BENCH_FEED_ONLY=read, into bench/results/feed-read.json.
+// BENCH_FEED_ALLOC=1 loads bench/alloc-sampler.ts into both feeds, the post
+// and the user service, and samples what each allocates per call it serves
+// during the ghz rows of the read path: the cached feed in the cached rows,
+// the uncached feed, post and user in the uncached row (the rows' latencies
+// then carry the sampler's cost); the figures go to stdout and, with
+// BENCH_FEED_ONLY=read, into bench/results/feed-read.json.
 import { mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -158,8 +160,12 @@ async function run(): Promise<void> {
     AUTH_LOGIN_FAILURES_PER_IP: "1000000",
   });
   const jwks = `${authServer.url}/.well-known/jwks.json`;
-  const userServer = await start("user", "services/user/src/main.ts", { USER_PORT: "0", AUTH_JWKS_URL: jwks, MEDIA_URL: noMedia }, NODE_ARGS);
-  const postServer = await start("post", "services/post/src/main.ts", { POST_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: userServer.peerUrl, MEDIA_URL: noMedia }, NODE_ARGS);
+  // BENCH_FEED_ALLOC: the processes of the read path carry the allocation sampler.
+  const allocDir = ALLOC ? (env["ALLOC_SAMPLER_DIR"] ?? (await mkdtemp(join(tmpdir(), "aviary-alloc-")))) : undefined;
+  const sampledEnv: Record<string, string> = allocDir === undefined ? {} : { ALLOC_SAMPLER_DIR: allocDir };
+  const sampledArgs = allocDir === undefined ? NODE_ARGS : [...NODE_ARGS, `--import=${resolve(repo, "bench/alloc-sampler.ts")}`];
+  const userServer = await start("user", "services/user/src/main.ts", { USER_PORT: "0", AUTH_JWKS_URL: jwks, MEDIA_URL: noMedia, ...sampledEnv }, sampledArgs);
+  const postServer = await start("post", "services/post/src/main.ts", { POST_PORT: "0", AUTH_JWKS_URL: jwks, USER_URL: userServer.peerUrl, MEDIA_URL: noMedia, ...sampledEnv }, sampledArgs);
   const feedEnv = {
     FEED_PORT: "0",
     AUTH_JWKS_URL: jwks,
@@ -169,15 +175,9 @@ async function run(): Promise<void> {
     FEED_REDIS_PREFIX: prefix,
     FEED_TIMELINE_CAP: String(TIMELINE_CAP),
   };
-  const allocDir = ALLOC ? await mkdtemp(join(tmpdir(), "aviary-alloc-")) : undefined;
-  let feedServer = await start(
-    "feed-hybrid",
-    "services/feed/src/main.ts",
-    allocDir === undefined ? feedEnv : { ...feedEnv, ALLOC_SAMPLER_DIR: allocDir },
-    allocDir === undefined ? NODE_ARGS : [...NODE_ARGS, `--import=${resolve(repo, "bench/alloc-sampler.ts")}`],
-  );
+  let feedServer = await start("feed-hybrid", "services/feed/src/main.ts", { ...feedEnv, ...sampledEnv }, sampledArgs);
   // The uncached row's own process: same database and timelines, no view cache, no consumers.
-  const uncachedFeedServer = await start("feed-uncached", "services/feed/src/main.ts", { ...feedEnv, FEED_ROLE: "api", FEED_VIEW_CACHE_SECONDS: "0" }, NODE_ARGS);
+  const uncachedFeedServer = await start("feed-uncached", "services/feed/src/main.ts", { ...feedEnv, FEED_ROLE: "api", FEED_VIEW_CACHE_SECONDS: "0", ...sampledEnv }, sampledArgs);
   // GetHome's unread section: the notification and chat services' api roles (nothing unread: the counts are read, not made).
   const notificationServer = await start("notification-api", "services/notification/src/main.ts", {
     NOTIFICATION_PORT: "0",
@@ -386,16 +386,17 @@ async function run(): Promise<void> {
   paths.push(await measured(`BatchGetProfiles, the ${followedIds.length} authors the reader follows`, () => users.batchGetProfiles({ userIds: followedIds }, reader.call)));
   paths.push(await measured("ListFollowers, page of 20", () => users.listFollowers({ userId: readAuthors[0]!.userId, pageSize: 20 }, reader.call)));
   const pathRows = paths.map((r) => ({ ...r, throughputVsNoop: round(r.throughput / paths[0]!.throughput, 3), p50VsNoop: round(r.p50Ms / paths[0]!.p50Ms, 2) }));
-  const sampled = allocDir === undefined ? undefined : { pid: feedServer.process.pid, url: feedServer.url, peerUrl: feedServer.peerUrl, dir: allocDir };
-  const ghzRows = await ghzReadRows(processes, sampled, [
+  const cached = { feed: feedServer.process.pid };
+  const uncached = { "feed (uncached)": uncachedFeedServer.process.pid, post: postServer.process.pid, user: userServer.process.pid };
+  const ghzRows = await ghzReadRows(processes, allocDir, [
     { name: "no-op (bare connect-node, Health/Check)", url: noop.url, method: "grpc.health.v1.Health.Check" },
-    { name: GHZ_CACHED_ROW, url: feedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers },
-    { name: "GetHomeFeed page of 20, uncached", url: uncachedFeedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers },
+    { name: GHZ_CACHED_ROW, url: feedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers, sample: cached },
+    { name: "GetHomeFeed page of 20, uncached", url: uncachedFeedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers, sample: uncached },
     // The same cached call on the feed's grpc-js listener (FEED_INTERNAL_PORT: same handlers and interceptors), where the framework costs least.
-    { name: GRPC_JS_CACHED_ROW, url: feedServer.peerUrl, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers },
+    { name: GRPC_JS_CACHED_ROW, url: feedServer.peerUrl, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers, sample: cached },
     // The latency goal's load (half the peak), offered open loop by ghz, whose own pauses are far shorter than the Node generator's.
-    { name: `${GHZ_CACHED_ROW}, at half its peak (open loop)`, url: feedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers, halfOf: GHZ_CACHED_ROW },
-    { name: `${GRPC_JS_CACHED_ROW}, at half its peak (open loop)`, url: feedServer.peerUrl, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers, halfOf: GRPC_JS_CACHED_ROW },
+    { name: `${GHZ_CACHED_ROW}, at half its peak (open loop)`, url: feedServer.url, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers, halfOf: GHZ_CACHED_ROW, sample: cached },
+    { name: `${GRPC_JS_CACHED_ROW}, at half its peak (open loop)`, url: feedServer.peerUrl, method: "aviary.feed.v1.FeedService.GetHomeFeed", data: { pageSize: 20 }, metadata: reader.call.headers, halfOf: GRPC_JS_CACHED_ROW, sample: cached },
   ]);
   if (READ_ONLY) {
     await mkdir(resolve(repo, "bench/results"), { recursive: true });
@@ -430,12 +431,14 @@ async function run(): Promise<void> {
 
 // --- unary rows driven by ghz ---------------------------------------------------
 
-type ReadGhzRow = GhzRow & { allocation?: AllocationSummary };
+/** A ghz row, with what each sampled process allocated during it (BENCH_FEED_ALLOC), by process label. */
+type ReadGhzRow = GhzRow & { allocation?: Record<string, AllocationSummary> };
 
-/** The summary bench/alloc-sampler.ts writes once a sampled row's window closed (it is not in `before`). */
-async function newSummary(dir: string, before: readonly string[]): Promise<AllocationSummary> {
+/** The summary bench/alloc-sampler.ts in process `pid` writes once a sampled row's window closed (it is not in `before`). */
+async function newSummary(dir: string, pid: number, before: readonly string[]): Promise<AllocationSummary> {
   let file: string | undefined;
-  await waitFor("the allocation sampler's summary", async () => (file = (await readdir(dir)).find((name) => name.endsWith(".json") && !before.includes(name))) !== undefined, 30_000, 100);
+  const ours = (name: string) => name.startsWith(`alloc-${pid}-`) && name.endsWith(".json") && !before.includes(name);
+  await waitFor(`the allocation sampler's summary of process ${pid}`, async () => (file = (await readdir(dir)).find(ours)) !== undefined, 30_000, 100);
   return JSON.parse(await readFile(join(dir, file!), "utf8")) as AllocationSummary;
 }
 
@@ -449,9 +452,9 @@ function allocationTable(rows: readonly ReadGhzRow[]): string {
       .map((o) => `${o.origin} ${o.bytesPerCall}`)
       .join(", ");
   return [
-    "| row (ghz) | calls sampled | bytes allocated per call | largest origins, bytes per call |",
-    "|---|---|---|---|",
-    ...sampled.map((row) => `| ${row.name} | ${row.allocation!.calls} | ${row.allocation!.bytesPerCall} | ${top(row.allocation!)} |`),
+    "| row (ghz) | process | calls it served | bytes allocated per call it served | largest origins, bytes per call |",
+    "|---|---|---|---|---|",
+    ...sampled.flatMap((row) => Object.entries(row.allocation!).map(([label, a]) => `| ${row.name} | ${label} | ${a.calls} | ${a.bytesPerCall} | ${top(a)} |`)),
   ].join("\n");
 }
 
@@ -462,9 +465,19 @@ function allocationTable(rows: readonly ReadGhzRow[]): string {
  */
 async function ghzReadRows(
   processes: () => Record<string, number | undefined>,
-  /** BENCH_FEED_ALLOC: the feed process running bench/alloc-sampler.ts, sampled during the rows sent to it. */
-  sampled: { pid: number | undefined; url: string; peerUrl: string; dir: string } | undefined,
-  rows: ReadonlyArray<{ name: string; url: string; method: string; data?: Record<string, unknown>; metadata?: Record<string, string>; /** Offered open loop at half this earlier row's throughput. */ halfOf?: string }>,
+  /** BENCH_FEED_ALLOC: where the processes running bench/alloc-sampler.ts write (undefined: nothing is sampled). */
+  allocDir: string | undefined,
+  rows: ReadonlyArray<{
+    name: string;
+    url: string;
+    method: string;
+    data?: Record<string, unknown>;
+    metadata?: Record<string, string>;
+    /** Offered open loop at half this earlier row's throughput. */
+    halfOf?: string;
+    /** The processes (label → pid) whose allocations the row samples when allocDir is set. */
+    sample?: Record<string, number | undefined>;
+  }>,
 ): Promise<GhzRow[]> {
   const found = findGhz();
   if (!("path" in found)) {
@@ -473,15 +486,17 @@ async function ghzReadRows(
   }
   step("measuring the read rows again with ghz");
   const out: ReadGhzRow[] = [];
-  for (const { name, halfOf, ...call } of rows) {
+  for (const { name, halfOf, sample, ...call } of rows) {
     const { "load generator": _self, ...servers } = processes();
     const peak = halfOf === undefined ? undefined : out.find((row) => row.name === halfOf)?.throughput;
     const rps = peak === undefined ? {} : { rps: Math.max(1, Math.round(peak / 2)) };
-    const sampling = sampled !== undefined && sampled.pid !== undefined && (call.url === sampled.url || call.url === sampled.peerUrl) ? { pid: sampled.pid, dir: sampled.dir } : undefined;
-    const before = sampling === undefined ? [] : await readdir(sampling.dir);
-    const toggle = sampling === undefined ? undefined : () => process.kill(sampling.pid, "SIGUSR2");
+    const sampled = allocDir === undefined ? [] : Object.entries(sample ?? {}).flatMap(([label, pid]) => (pid === undefined ? [] : [{ label, pid }]));
+    const before = allocDir === undefined ? [] : await readdir(allocDir);
+    const toggle = sampled.length === 0 ? undefined : () => sampled.forEach(({ pid }) => process.kill(pid, "SIGUSR2"));
     const row: ReadGhzRow = await ghzRow(found.path, name, { ...call, ...rps, connections: 4, concurrency: 128 }, durationMs / 1000, servers, IDLE_MS, toggle);
-    if (sampling !== undefined) row.allocation = await newSummary(sampling.dir, before);
+    if (allocDir !== undefined && sampled.length > 0) {
+      row.allocation = Object.fromEntries(await Promise.all(sampled.map(async ({ label, pid }) => [label, await newSummary(allocDir, pid, before)] as const)));
+    }
     out.push(row);
     step(`ghz ${name}: ${row.throughput}/s (${round(row.throughput / Math.max(1, out[0]!.throughput), 3)} of the first row), p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, ${row.errors} errors`);
   }

@@ -15,7 +15,7 @@ import { createPostHandlers } from "./handlers.ts";
 import { createPostInternalHandlers, internalProcedures } from "./internal-handlers.ts";
 import { connectPeers, withSuspensions, type Peers } from "./peers.ts";
 import { consumeModerationEvents, moderationEventsTopic } from "./events/moderation.ts";
-import { suspendedAmong } from "./store/moderation.ts";
+import { postReadStatements } from "./store/read-statements.ts";
 import { outboxEvents } from "./store/schema.ts";
 import { purgeUserPosts } from "./store/purge.ts";
 import { accountsGroupOf, consumeAccountDeletions } from "@aviary/runtime/bus/account-deletions";
@@ -99,7 +99,7 @@ export async function startPostService(config: PostConfig, adapters: PostAdapter
     database,
     peers: withSuspensions(
       adapters.peers ?? connectPeers({ userUrl: peerBase(config.userUrl), mediaUrl: peerBase(config.mediaUrl) }),
-      (ids) => suspendedAmong(database.db, ids),
+      (ids) => postReadStatements(database.db).suspendedAmong(ids),
     ),
     pageTokens: { byAuthor: tokens("ListPostsByAuthor"), comments: tokens("ListComments"), search: tokens("SearchPosts") },
   });

@@ -1,6 +1,6 @@
 // The moderation decisions the post service applies in its reads (see
 // schema.ts moderatedUsers / moderatedContent and events/moderation.ts).
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { Queryable } from "@aviary/runtime/db/database";
 import { moderatedContent, moderatedUsers } from "./schema.ts";
 
@@ -9,16 +9,6 @@ export type ContentKind = "post" | "comment";
 export interface RemovalFact {
   reason: string;
   removedAt: Date;
-}
-
-/** The suspended users among `userIds`. */
-export async function suspendedAmong(db: Queryable, userIds: readonly string[]): Promise<Set<string>> {
-  if (userIds.length === 0) return new Set();
-  const rows = await db
-    .select({ userId: moderatedUsers.userId })
-    .from(moderatedUsers)
-    .where(and(inArray(moderatedUsers.userId, [...userIds]), eq(moderatedUsers.suspended, true)));
-  return new Set(rows.map((row) => row.userId));
 }
 
 /** Records a suspension change unless a newer one is stored. */

@@ -4,7 +4,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { Db } from "@aviary/runtime/db/database";
 import { idArray, perDatabase } from "@aviary/runtime/db/prepared";
-import { likes, moderatedContent, postItems } from "./schema.ts";
+import { likes, moderatedContent, moderatedUsers, postItems } from "./schema.ts";
 import type { PostRow } from "./posts.ts";
 import type { ContentKind, RemovalFact } from "./moderation.ts";
 
@@ -15,6 +15,8 @@ export interface PostReadStatements {
   likedAmong(userId: string, postIds: readonly string[]): Promise<Set<string>>;
   /** The items among `ids` of `kind` a moderator removed, with the reason. */
   removedAmong(kind: ContentKind, ids: readonly string[]): Promise<Map<string, RemovalFact>>;
+  /** The suspended users among `userIds` (every read's author check, beside the user service's block answer). */
+  suspendedAmong(userIds: readonly string[]): Promise<Set<string>>;
 }
 
 export const postReadStatements = perDatabase((db: Db): PostReadStatements => {
@@ -34,6 +36,11 @@ export const postReadStatements = perDatabase((db: Db): PostReadStatements => {
     .from(moderatedContent)
     .where(and(eq(moderatedContent.targetKind, sql.placeholder("kind")), sql`${moderatedContent.targetId} = any(${ids}::uuid[])`, eq(moderatedContent.removed, true)))
     .prepare("post_removed_among");
+  const suspended = db
+    .select({ userId: moderatedUsers.userId })
+    .from(moderatedUsers)
+    .where(and(sql`${moderatedUsers.userId} = any(${ids}::uuid[])`, eq(moderatedUsers.suspended, true)))
+    .prepare("post_suspended_among");
   return {
     findPosts: (postIds) => (postIds.length === 0 ? Promise.resolve([]) : posts.execute({ ids: idArray(postIds) })),
     async likedAmong(userId, postIds) {
@@ -44,6 +51,10 @@ export const postReadStatements = perDatabase((db: Db): PostReadStatements => {
       if (targetIds.length === 0) return new Map();
       const rows = await removed.execute({ kind, ids: idArray(targetIds) });
       return new Map(rows.map((row) => [row.targetId, { reason: row.reason, removedAt: row.changedAt }]));
+    },
+    async suspendedAmong(userIds) {
+      if (userIds.length === 0) return new Set();
+      return new Set((await suspended.execute({ ids: idArray(userIds) })).map((row) => row.userId));
     },
   };
 });
