@@ -16,6 +16,9 @@ export interface AllocationSummary {
   byOrigin: Array<{ origin: string; bytesPerCall: number; share: number }>;
 }
 
+/** How long a reader of the summaries waits for one after a window closes (it is written within milliseconds; this is for a busy machine). */
+export const SUMMARY_WAIT_MS = 30_000;
+
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 
 /** The npm package or the repo file a frame's script belongs to; undefined for Node's internals and native code. */

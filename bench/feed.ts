@@ -63,7 +63,7 @@ import { openRedisTimelineStore } from "../services/feed/src/store/timelines-red
 import { cpuMeter, idleCpu, inParallel, lessIdle, internalListenerEnv, internalTransport, measure, quantile, repo, type Result, round, type ServerProcess, spawnServer, teardown, waitFor } from "./support.ts";
 import { countTimelinesHolding, createTimelines, seedFollowers, type SeededAuthor } from "./feed-seed.ts";
 import { findGhz, ghzRow, ghzTable, type GhzRow } from "./ghz.ts";
-import type { AllocationSummary } from "./alloc-summary.ts";
+import { SUMMARY_WAIT_MS, type AllocationSummary } from "./alloc-summary.ts";
 
 const env = process.env;
 const realStack = Boolean(env["DATABASE_URL"] && env["REDIS_URL"] && env["KAFKA_BROKERS"]);
@@ -438,7 +438,7 @@ type ReadGhzRow = GhzRow & { allocation?: Record<string, AllocationSummary> };
 async function newSummary(dir: string, pid: number, before: readonly string[]): Promise<AllocationSummary> {
   let file: string | undefined;
   const ours = (name: string) => name.startsWith(`alloc-${pid}-`) && name.endsWith(".json") && !before.includes(name);
-  await waitFor(`the allocation sampler's summary of process ${pid}`, async () => (file = (await readdir(dir)).find(ours)) !== undefined, 30_000, 100);
+  await waitFor(`the allocation sampler's summary of process ${pid}`, async () => (file = (await readdir(dir)).find(ours)) !== undefined, SUMMARY_WAIT_MS, 100);
   return JSON.parse(await readFile(join(dir, file!), "utf8")) as AllocationSummary;
 }
 

@@ -8,7 +8,7 @@ import { connect } from "node:http2";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { summarize, type AllocationSummary, type ProfileNode } from "../../bench/alloc-summary.ts";
+import { SUMMARY_WAIT_MS, summarize, type AllocationSummary, type ProfileNode } from "../../bench/alloc-summary.ts";
 
 const repo = resolve(import.meta.dirname, "../..");
 const node = (url: string, selfSize: number, children: ProfileNode[] = []): ProfileNode => ({ callFrame: { url }, selfSize, children });
@@ -53,11 +53,18 @@ test("loaded into a server, it counts the calls between two signals and reports 
   const [portLine] = (await once(child.stdout, "data")) as [Buffer];
   const port = Number(portLine.toString("utf8").trim());
 
+  /** Polls `condition` while the server lives, for at most SUMMARY_WAIT_MS (what bench/feed.ts allows too). */
+  const until = async (what: string, condition: () => Promise<boolean> | boolean) => {
+    const deadline = performance.now() + SUMMARY_WAIT_MS;
+    while (!(await condition())) {
+      if (child.exitCode !== null) throw new Error(`the server exited while waiting for ${what}: ${stderr}`);
+      if (performance.now() > deadline) throw new Error(`timed out after ${SUMMARY_WAIT_MS} ms waiting for ${what}`);
+      await new Promise((done) => setTimeout(done, 20));
+    }
+  };
+
   child.kill("SIGUSR2");
-  while (!stderr.includes("alloc-sampler: sampling")) {
-    if (child.exitCode !== null) t.fail(`the server exited: ${stderr}`);
-    await new Promise((done) => setTimeout(done, 20));
-  }
+  await until("the sampler to start", () => stderr.includes("alloc-sampler: sampling"));
   const session = connect(`http://127.0.0.1:${port}`);
   t.teardown(() => session.close());
   const CALLS = 25;
@@ -69,10 +76,7 @@ test("loaded into a server, it counts the calls between two signals and reports 
   }
   child.kill("SIGUSR2");
   let files: string[] = [];
-  while ((files = (await readdir(dir)).filter((name) => name.endsWith(".json"))).length === 0) {
-    if (child.exitCode !== null) t.fail(`the server exited: ${stderr}`);
-    await new Promise((done) => setTimeout(done, 20));
-  }
+  await until("the summary", async () => (files = (await readdir(dir)).filter((name) => name.endsWith(".json"))).length > 0);
   t.deepEqual(files, [`alloc-${child.pid}-0.json`]);
   const summary = JSON.parse(await readFile(join(dir, files[0]!), "utf8")) as AllocationSummary;
   t.is(summary.calls, CALLS, "one call per HTTP/2 stream the server started while sampling");
