@@ -25,7 +25,7 @@ import { fromBinary, toBinary, create } from "@bufbuild/protobuf";
 import { GetHomeFeedResponseSchema } from "@aviary/gen/aviary/feed/v1/feed_pb";
 import type { Cache } from "@aviary/runtime/cache/cache";
 import type { Logger } from "@aviary/runtime/log";
-import type { TimelineCursor, TimelineEntry } from "../store/timelines.ts";
+import { compareNewestFirst, type TimelineCursor, type TimelineEntry } from "../store/timelines.ts";
 import type { VisibleItem } from "./rules.ts";
 
 export interface CachedPage {
@@ -86,13 +86,18 @@ interface LocalPage {
 
 function sameEntries(a: readonly TimelineEntry[], b: readonly TimelineEntry[]): boolean {
   if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i]!.postId !== b[i]!.postId || a[i]!.score !== b[i]!.score) return false;
+  for (let i = 0; i < a.length; i++) if (compareNewestFirst(a[i]!, b[i]!) !== 0) return false;
   return true;
+}
+
+/** A page's start as both keys write it ("" for the first page). */
+function startText(start: TimelineCursor | undefined): string {
+  return start ? `${start.score}:${start.postId}` : "";
 }
 
 /** Where a reader's copy of one page (size and start) is kept in this process. */
 function slotOf(key: PageKey): string {
-  return key.start === undefined ? `${key.readerId}|${key.size}|` : `${key.readerId}|${key.size}|${key.start.score}:${key.start.postId}`;
+  return `${key.readerId}|${key.size}|${startText(key.start)}`;
 }
 
 class Key implements PageKey {
@@ -118,7 +123,7 @@ class Key implements PageKey {
 function sharedKey(prefix: string, readerId: string, size: number, start: TimelineCursor | undefined, firstRound: readonly TimelineEntry[]): string {
   // One string, hashed in one call: the same digest as hashing the parts in
   // turn, so the keys are the ones earlier versions wrote.
-  let text = `${size}|${start ? `${start.score}:${start.postId}` : ""}|`;
+  let text = `${size}|${startText(start)}|`;
   for (const entry of firstRound) text += `${entry.score}:${entry.postId},`;
   return `${prefix}feed:view:{${readerId}}:${hash("sha256", text, "base64url")}`;
 }
