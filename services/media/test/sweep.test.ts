@@ -2,12 +2,23 @@
 // from S3 and from the table; ready items are left alone.
 import test from "ava";
 import { Code } from "@connectrpc/connect";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { MediaPurpose } from "@aviary/gen/aviary/media/v1/media_pb";
 import { as, postUpload, rejection, samples, startTestMedia, type TestMedia } from "./harness.ts";
 
+/**
+ * How long an upload form and a pending item live here: long enough for the
+ * uploads before the expiry on a busy machine (2 s lost that race in a CI
+ * run), short enough to wait out. The wait itself is derived from the
+ * forms' own expires_at, not guessed.
+ */
+const WINDOW_SECONDS = 10;
+/** Past expires_at before S3 and the service count a form as expired (second-granular policy times). */
+const EXPIRY_MARGIN_MS = 1_000;
+
 let media: TestMedia;
 test.before(async () => {
-  media = await startTestMedia({ MEDIA_UPLOAD_URL_TTL: "2s", MEDIA_PENDING_TTL: "2s", MEDIA_SWEEP_INTERVAL: "1h" });
+  media = await startTestMedia({ MEDIA_UPLOAD_URL_TTL: `${WINDOW_SECONDS}s`, MEDIA_PENDING_TTL: `${WINDOW_SECONDS}s`, MEDIA_SWEEP_INTERVAL: "1h" });
 });
 test.after.always(async () => {
   await media?.close();
@@ -22,7 +33,8 @@ test("the sweeper deletes expired pending uploads and their objects, not ready o
   await media.client.confirmUpload({ mediaId: kept.mediaId }, as({ token: user.token }));
   t.is(await media.service.sweepNow(), 0, "nothing has expired yet");
 
-  await new Promise((resolve) => setTimeout(resolve, 2500));
+  const expired = Math.max(...[orphan, never, kept].map((upload) => timestampMs(upload.expiresAt!))) + EXPIRY_MARGIN_MS;
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, expired - Date.now())));
   const late = await rejection(media.client.confirmUpload({ mediaId: orphan.mediaId }, as({ token: user.token })));
   t.is(late.code, Code.FailedPrecondition, "an expired upload cannot be confirmed");
   // The form has expired too: S3 refuses it.
