@@ -52,6 +52,13 @@ export interface ServicePrincipal {
 export type CallerPrincipal = Principal | ServicePrincipal;
 
 export const peerKey = createContextKey<Peer>({ ip: "", userAgent: "" }, { description: "aviary.peer" });
+/**
+ * The AbortController that ends a call's `signal`, when the transport lends
+ * it (the grpc-js listener): the deadline interceptor aborts it at the
+ * deadline instead of making a second controller that follows the first.
+ * Only valid while `signal` is that controller's signal.
+ */
+export const callControllerKey = createContextKey<AbortController | undefined>(undefined, { description: "aviary.call-controller" });
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "aviary.principal" });
 /**
  * A verified service principal. Kept apart from principalKey on purpose: code

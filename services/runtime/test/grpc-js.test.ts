@@ -235,6 +235,37 @@ test("timeoutMs() in the handler context is what is left of the client's deadlin
   t.is(seen[1], undefined, "no client deadline: none reported");
 });
 
+test("the handler's signal ends with DeadlineExceeded at the server's default deadline (the listener's own controller, aborted by the deadline interceptor)", async (t) => {
+  const reasons: unknown[] = [];
+  const probe = await startFixture({
+    grpcJsPort: 0,
+    auth: undefined,
+    routes: (router) =>
+      router.service(AuthService, {
+        async listSessions(_req, ctx) {
+          await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+          reasons.push(ctx.signal.reason);
+          return { sessions: [], nextPageToken: "" };
+        },
+      }),
+  });
+  const probeTransport = createGrpcJsTransport({ baseUrl: probe.server.grpcJsUrl ?? "" });
+  t.teardown(async () => {
+    probeTransport.close();
+    await probe.close();
+  });
+  const error = await failure(createClient(AuthService, probeTransport).listSessions({}));
+  t.is(error.code, Code.DeadlineExceeded);
+  await eventually("the handler to see its signal abort", () => reasons.length > 0);
+  t.is(ConnectError.from(reasons[0]).code, Code.DeadlineExceeded);
+});
+
+test("a client deadline above the server's cap is shortened to it", async (t) => {
+  // The fixture's cap is 600 ms; the handler ignores its signal and sleeps 3 s.
+  const error = await failure(auth().listSessions({ pageToken: "sleep-3000" }, { timeoutMs: 30_000 }));
+  t.is(error.code, Code.DeadlineExceeded);
+});
+
 test("a call within its deadline is unaffected", async (t) => {
   const res = await auth().listSessions({ pageToken: "sleep-10" }, { timeoutMs: 5_000 });
   t.is(res.nextPageToken, "slept 10");

@@ -25,7 +25,7 @@ import { Code, ConnectError, createContextKey, createContextValues, createMethod
 import type { ConnectRouter, ContextValues, HandlerContext, Interceptor, MethodImplSpec, StreamRequest, StreamResponse, UnaryRequest, UnaryResponse } from "@connectrpc/connect";
 import type { Readable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
-import { peerKey, type Peer } from "../context.ts";
+import { callControllerKey, peerKey, type Peer } from "../context.ts";
 import { encodeMessage } from "../encoding-memo.ts";
 import { headersFromMetadata, metadataFromHeaders, statusFromError } from "./metadata.ts";
 
@@ -172,7 +172,9 @@ export function createGrpcJsServer(specs: MethodSpecs, options: GrpcJsServerOpti
         call.off("cancelled", onCancelled);
       },
     };
-    values.set(callStateKey, state);
+    // The deadline interceptor aborts this controller at the deadline rather
+    // than linking a second one to it.
+    values.set(callStateKey, state).set(callControllerKey, controller);
     return state;
   };
 
