@@ -1,7 +1,7 @@
 import { compareNewestFirst, type TimelineEntry } from "../store/timelines.ts";
 
 /** The newest `limit` distinct entries of several newest-first lists (the timeline and the read-time merge). */
-export function mergeNewestFirst(lists: readonly (readonly TimelineEntry[])[], limit: number): TimelineEntry[] {
+export function mergeNewestFirst(lists: readonly (readonly TimelineEntry[])[], limit: number): readonly TimelineEntry[] {
   // Most reads have one list with entries (a reader who follows no author
   // merged at read time): when it is already strictly newest first, it is
   // its own merge. Every source holds a post once (a Redis sorted set, the
@@ -15,7 +15,9 @@ export function mergeNewestFirst(lists: readonly (readonly TimelineEntry[])[], l
     nonEmpty++;
   }
   if (only === undefined) return [];
-  if (nonEmpty === 1 && strictlyNewestFirst(only)) return only.slice(0, limit);
+  // Not copied when it fits: the list may be one the timeline store hands out
+  // again for an unchanged timeline, and the view cache finds that by identity.
+  if (nonEmpty === 1 && strictlyNewestFirst(only)) return only.length <= limit ? only : only.slice(0, limit);
   const byId = new Map<string, TimelineEntry>();
   for (const list of lists) for (const entry of list) byId.set(entry.postId, entry);
   return [...byId.values()].sort(compareNewestFirst).slice(0, limit);

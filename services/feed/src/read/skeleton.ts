@@ -18,8 +18,8 @@ export interface SkeletonDeps {
 }
 
 export interface Skeleton {
-  /** Newest first, at most the limit asked for. */
-  entries: TimelineEntry[];
+  /** Newest first, at most the limit asked for (shared: the timeline store may hand the same array out again). */
+  entries: readonly TimelineEntry[];
   /** Nothing exists past these entries. */
   exhausted: boolean;
 }
@@ -43,7 +43,7 @@ async function mergedPosts(deps: SkeletonDeps, readerId: string, limit: number, 
   return readStatements(deps.database.db).notFannedOutFolloweePosts(readerId, limit, before);
 }
 
-async function timelinePage(deps: SkeletonDeps, readerId: string, limit: number, before?: TimelineCursor): Promise<TimelineEntry[]> {
+async function timelinePage(deps: SkeletonDeps, readerId: string, limit: number, before?: TimelineCursor): Promise<readonly TimelineEntry[]> {
   try {
     let page = await deps.timelines.page(readerId, limit, before);
     if (page === null && (await ensureTimeline(deps, readerId))) page = await deps.timelines.page(readerId, limit, before);

@@ -85,6 +85,8 @@ interface LocalPage {
 }
 
 function sameEntries(a: readonly TimelineEntry[], b: readonly TimelineEntry[]): boolean {
+  // The same array when the timeline store handed out its kept page again.
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (compareNewestFirst(a[i]!, b[i]!) !== 0) return false;
   return true;

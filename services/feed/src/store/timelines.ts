@@ -43,7 +43,7 @@ export interface TimelineStore {
   /** Removes `postIds` from the timelines of `userIds` (and their rebuilds); creates nothing. */
   remove(userIds: readonly string[], postIds: readonly string[]): Promise<void>;
   /** Up to `limit` entries strictly before `before`, newest first; null when the timeline does not exist. */
-  page(userId: string, limit: number, before?: TimelineCursor): Promise<TimelineEntry[] | null>;
+  page(userId: string, limit: number, before?: TimelineCursor): Promise<readonly TimelineEntry[] | null>;
   /** Every post id in the timeline (at most the cap); null when it does not exist. */
   members(userId: string): Promise<string[] | null>;
   exists(userId: string): Promise<boolean>;
