@@ -5,6 +5,7 @@ import type { Database, Db, MigrateOptions } from "./database.ts";
 import { createPgListener } from "./pg-listener.ts";
 import { consoleSink, type LogSink } from "../bus/log-sink.ts";
 import { journalLocation } from "./journal.ts";
+import { useFastTextArrays } from "./text-array.ts";
 
 export interface PostgresOptions {
   url: string;
@@ -21,6 +22,7 @@ const MIGRATION_LOCK_NAMESPACE = 0x61766961;
 /** Real PostgreSQL through a node-postgres pool. */
 export function openPostgres(options: PostgresOptions): Database {
   const log = options.logger ?? consoleSink;
+  useFastTextArrays();
   const config: pg.ClientConfig = {
     connectionString: options.url,
     // A dead server must fail requests (and /readyz) quickly, not hang them.
