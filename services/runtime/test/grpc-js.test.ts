@@ -271,6 +271,40 @@ test("a call within its deadline is unaffected", async (t) => {
   t.is(res.nextPageToken, "slept 10");
 });
 
+// ---------------------------------------------------------------- response metadata
+
+test("a handler's response header and trailer reach the caller; a call that sets none sends none", async (t) => {
+  const probe = await startFixture({
+    grpcJsPort: 0,
+    auth: undefined,
+    routes: (router) =>
+      router.service(AuthService, {
+        getJwks(_req, ctx) {
+          if (ctx.requestHeader.get("x-want-metadata") === "yes") {
+            ctx.responseHeader.set("x-served-by", "probe");
+            ctx.responseTrailer.append("x-cost", "3");
+            ctx.responseTrailer.append("x-cost", "4");
+          }
+          return { keys: [] };
+        },
+      }),
+  });
+  const probeTransport = createGrpcJsTransport({ baseUrl: probe.server.grpcJsUrl ?? "" });
+  t.teardown(async () => {
+    probeTransport.close();
+    await probe.close();
+  });
+  const client = createClient(AuthService, probeTransport);
+  const seen: { header?: Headers; trailer?: Headers } = {};
+  await client.getJwks({}, { headers: { "x-want-metadata": "yes" }, onHeader: (h) => (seen.header = h), onTrailer: (h) => (seen.trailer = h) });
+  t.is(seen.header?.get("x-served-by"), "probe");
+  t.is(seen.trailer?.get("x-cost"), "3, 4");
+  const plain: { header?: Headers; trailer?: Headers } = {};
+  await client.getJwks({}, { onHeader: (h) => (plain.header = h), onTrailer: (h) => (plain.trailer = h) });
+  t.is(plain.header?.get("x-served-by") ?? null, null);
+  t.is(plain.trailer?.get("x-cost") ?? null, null);
+});
+
 // ---------------------------------------------------------------- cancellation
 
 test("the caller's abort cancels the call, and the handler's signal says Canceled", async (t) => {
