@@ -134,6 +134,8 @@ test("a copy answers a later read with the same first round, entry by entry; a n
 
   // What the next read's skeleton gives: equal entries in a new array.
   t.deepEqual(ids(await views.get(views.key("reader", 20, undefined, [{ postId: first, score: 1 }]))), [first]);
+  t.deepEqual(ids(views.local(views.key("reader", 20, undefined, [{ postId: first, score: 1 }]))), [first], "and without waiting");
+  t.is(views.local(views.key("reader", 20, undefined, [{ postId: first, score: 2 }])), undefined, "a changed round: no copy, and the shared cache is not asked");
   t.is(shared.reads(), 0, "answered by the copy");
   t.is(await views.get(views.key("reader", 20, undefined, [{ postId: first, score: 2 }])), undefined, "same post, another score: not that page");
   t.is(await views.get(views.key("reader", 21, undefined, [{ postId: first, score: 1 }])), undefined, "another size: not that page");

@@ -29,7 +29,7 @@ export async function homeFeedPage(deps: HomeFeedDeps, ctx: HandlerContext, read
   const views = deps.views;
   if (views === undefined) return hydratedPage(deps, ctx, readerId, size, start, first);
   const key = views.key(readerId, size, start, first.entries);
-  return views.getOrHydrate(key, () => hydratedPage(deps, ctx, readerId, size, start, first));
+  return views.local(key) ?? views.getOrHydrate(key, () => hydratedPage(deps, ctx, readerId, size, start, first));
 }
 
 /**

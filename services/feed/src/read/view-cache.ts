@@ -48,6 +48,11 @@ export interface PageKey {
 
 export interface ViewCache {
   key(readerId: string, size: number, start: TimelineCursor | undefined, firstRound: readonly TimelineEntry[]): PageKey;
+  /**
+   * This process's own copy under `key`, if it still holds, without waiting:
+   * an unchanged feed's read is answered without the async steps of `get`.
+   */
+  local(key: PageKey): CachedPage | undefined;
   get(key: PageKey): Promise<CachedPage | undefined>;
   set(key: PageKey, page: CachedPage): Promise<void>;
   /**
@@ -144,13 +149,17 @@ export function createViewCache(options: { cache: Cache; ttlSeconds: number; pre
   const hydrating = new Map<string, Promise<CachedPage>>();
   const views: ViewCache = {
     key: (readerId, size, start, firstRound) => new Key(prefix, readerId, size, start, firstRound),
-    async get(key) {
+    local(key) {
       const slot = slotOf(key);
       const kept = local.get(slot);
-      if (kept !== undefined) {
-        if (kept.until > now() && sameEntries(kept.firstRound, key.firstRound)) return kept.page;
-        local.delete(slot);
-      }
+      if (kept === undefined) return undefined;
+      if (kept.until > now() && sameEntries(kept.firstRound, key.firstRound)) return kept.page;
+      local.delete(slot);
+      return undefined;
+    },
+    async get(key) {
+      const own = views.local(key);
+      if (own !== undefined) return own;
       try {
         const raw = await cache.get(key.shared);
         if (raw === null) return undefined;
