@@ -72,13 +72,39 @@ show_tail() {
 }
 
 # N distinct free loopback ports, one per line.  All sockets are held until
-# every port is chosen, so the kernel cannot hand out the same port twice.
+# every port is chosen, so the same port is never handed out twice.
+#
+# The ports are kept: a server stopped and started again (a test's outage, a
+# second `up`) binds the same one. So they are picked below the kernel's
+# ephemeral range when there is room: any outbound connection may take an
+# ephemeral port as its local port, and a kept port taken that way made a
+# restart fail with "Address already in use" while nothing listened on it.
+# A candidate that cannot be bound (a listener, a connection in TIME-WAIT)
+# is skipped; with no room below the range the kernel picks, as before.
 free_ports() {
   local n=$1
   if command -v python3 >/dev/null 2>&1 && python3 - "$n" <<'PY'
-import socket, sys
+import random, socket, sys
+n = int(sys.argv[1])
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+except (OSError, ValueError, IndexError):
+    ephemeral_low = 0
 socks = []
-for _ in range(int(sys.argv[1])):
+low = 10000
+if ephemeral_low - low >= 1000:
+    for port in random.sample(range(low, ephemeral_low), min(500, ephemeral_low - low)):
+        if len(socks) == n:
+            break
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            continue
+        socks.append(s)
+while len(socks) < n:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
